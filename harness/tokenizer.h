@@ -1,0 +1,80 @@
+/* tokenizer.h: the llama2.c tokenizer: loading a `tokenizer.bin` (int32
+ * max_token_length, then per token: float32 score, int32 length, that many
+ * bytes, no NUL), encoding text exactly as llama2.c run.c encode() does (dummy
+ * prefix, UTF-8 codepoint lookup with <0xXX> byte fallback, greedy
+ * highest-score BPE merges), and decoding one token as run.c decode() does.
+ * Two encoders with the same contract: tokenizer_encode (linked list + heap,
+ * O(n log n), for whole corpora) and tokenizer_encode_ref (run.c's O(n^2)
+ * merge loop, kept as an executable specification for the tests).
+ * Not here: SentencePiece .model files, normalization, sampling, or any
+ * knowledge of datasets and how their lines are joined (SPEC section 7). */
+#ifndef QH_TOKENIZER_H
+#define QH_TOKENIZER_H
+
+#include <stddef.h>
+
+#define TOKENIZER_UNK 0
+#define TOKENIZER_BOS 1
+#define TOKENIZER_EOS 2
+#define TOKENIZER_BYTE0 3 /* <0x00> .. <0xFF> are ids 3 .. 258 */
+
+typedef struct Tokenizer {
+    char **vocab;         /* vocab[i]: piece i, NUL-terminated (pieces never contain NUL) */
+    float *scores;        /* merge priority of piece i (higher merges first) */
+    int vocab_size;
+    int max_token_length; /* as in the file header; every piece is at most this long */
+    /* private: */
+    int *piece_len;       /* byte length of each piece */
+    int max_piece_len;    /* longest piece actually present (<= max_token_length) */
+    char *arena;          /* storage behind vocab[] */
+    int *table;           /* open-addressing hash piece -> id (-1 empty), lowest id wins */
+    size_t table_mask;    /* table size - 1 (a power of two) */
+    unsigned char byte_pieces[512]; /* byte b followed by NUL at 2*b */
+    int space_prefix_only; /* every mergeable piece has spaces only in a leading run */
+} Tokenizer;
+
+/* Load a llama2.c tokenizer.bin. vocab_size <= 0: read tokens until the end of
+ * the file; > 0: exactly that many, and the file must end right after them.
+ * Rejected with a message naming the file (and token index, offset and the
+ * bytes expected where that applies): short files, trailing bytes, lengths
+ * outside 0..max_token_length, pieces containing a NUL byte, NaN scores, and
+ * vocabularies of fewer than 259 tokens (3 specials + 256 byte tokens).
+ * Returns 0, or -1 with *t left empty (tokenizer_free on it is harmless). */
+int tokenizer_load(Tokenizer *t, const char *path, int vocab_size);
+void tokenizer_free(Tokenizer *t);
+
+/* Piece -> id, or -1 if the exact byte string is not in the vocabulary. */
+int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len);
+
+/* Encode text[0..len) like llama2.c run.c encode(): optional BOS (id 1); the
+ * piece " " as a dummy prefix when len > 0; each UTF-8 codepoint (a lead byte
+ * plus following continuation bytes, at most 4 bytes, grouped exactly as
+ * run.c groups them, invalid sequences included) looked up as a piece, else
+ * one <0xXX> token (id byte + 3) per byte; then, while any adjacent pair's
+ * concatenated pieces form a piece whose score is > -1e10, merge the pair with
+ * the highest score, the leftmost one on ties; BOS takes part in the merges
+ * exactly as in run.c. Optional EOS (id 2) at the end. Unlike run.c (which
+ * reads a C string), a NUL byte in the text is an ordinary byte (<0x00>).
+ * *ids is allocated with qh_malloc (the caller frees it), *n is its count.
+ * Returns 0, or -1 with a message (NULL text with len > 0, a vocabulary
+ * without a " " piece for the dummy prefix, text longer than INT_MAX/4). */
+int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos,
+                     int **ids, size_t *n);
+/* The same contract computed with run.c's naive algorithm: after every merge
+ * rescan all adjacent pairs for the first strictly highest score, merge it,
+ * shift the tail left. String lookups by binary search in a sorted copy of
+ * the vocabulary built per call; each pair's lookup result is remembered
+ * until one of its two tokens changes (the only departure from run.c, which
+ * repeats every lookup each round; the chosen merges are the same). O(n^2):
+ * for tests on texts up to tens of KB. */
+int tokenizer_encode_ref(const Tokenizer *t, const char *text, size_t len, int bos, int eos,
+                         int **ids, size_t *n);
+
+/* Decode one token as run.c decode(): after BOS (prev_token == 1) a leading
+ * space of the piece is dropped; a piece of exactly the form "<0xXX>" (two
+ * hex digits) gives that raw byte as a one-byte string (byte 0 gives "").
+ * Returns a pointer valid while t lives, or NULL with a message if token is
+ * not in 0..vocab_size-1. */
+const char *tokenizer_decode(const Tokenizer *t, int prev_token, int token);
+
+#endif
