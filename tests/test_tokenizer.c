@@ -244,8 +244,7 @@ static void test_known_ids(const Tokenizer *t512, const Tokenizer *tl2) {
      * run.c encode() (read tokenizer.bin with struct; dict piece -> first id;
      * dummy " "; codepoint grouping on the next byte being 10xxxxxx with < 4
      * held; byte fallback b + 3; loop: scan all pairs, first strictly best
-     * score > -1e10, merge, repeat), run on the two tokenizer files. The LLaMA
-     * ids for "Once upon a time" also match the published SentencePiece ones.
+     * score > -1e10, merge, repeat), run on the two tokenizer files.
      * Piece strings are shown for reading. */
     const char *hello = "Hello, world! \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n";
     if (t512) {
