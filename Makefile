@@ -1,0 +1,130 @@
+# qharness build. The CPU path always builds; kernels/*.cu are compiled and
+# linked whenever nvcc is found. Whether a GPU is present is decided at run time.
+#
+#   make            build build/qharness and the test binaries
+#   make run        deps + data + build, then the main job on stories260K
+#   make test       deps + data + build, then every test
+#   make bench      benchmarks (ratios against sgemm measured in the same run)
+#   make deps       install the Debian packages (as root) or print the command
+#   make data       fill data/ from DATA_MIRROR or the upstream URLs, sha256-checked
+#   make debug | asan | valgrind
+
+BUILD    ?= build
+CC       ?= gcc
+OPT      ?= -O3 -march=native
+CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP \
+            -I. -Iharness -Iquant -Ikernels
+PKGS      = hdf5-serial gsl jansson inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# OpenBLAS built on OpenMP (Debian's openblas-openmp flavour) shares libgomp's
+# thread pool with our own parallel loops; the pthread flavour would spin
+# against it (20x slower on 2 cores). Fall back to pkg-config's flavour.
+BLAS_ARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+BLAS_OMP   := /usr/lib/$(BLAS_ARCH)/openblas-openmp
+ifneq ($(wildcard $(BLAS_OMP)/libopenblas.so),)
+  BLAS_CFLAGS = -I/usr/include/$(BLAS_ARCH)/openblas-openmp
+  BLAS_LIBS   = -L$(BLAS_OMP) -Wl,-rpath,$(BLAS_OMP) -lopenblas
+else
+  BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
+  BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null)
+endif
+CFLAGS   += $(PKG_CFLAGS) $(BLAS_CFLAGS) -DQH_GIT_COMMIT=\"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)\"
+# GSL's CBLAS comes from OpenBLAS (pkg-config gsl would add the slow -lgslcblas).
+LDLIBS   += $(filter-out -lgslcblas,$(PKG_LIBS)) $(BLAS_LIBS) -lhdf5_hl -lz -lm -fopenmp
+
+# ---- CUDA detection -------------------------------------------------------
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+CUDA_ARCHS ?= 80 90
+ifneq ($(strip $(NVCC)),)
+  CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CU_SRCS     = $(wildcard kernels/*.cu)
+  CU_OBJS     = $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRCS))
+  NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+                -I. -Iharness -Iquant -Ikernels -Xcompiler -fopenmp
+  CFLAGS     += -DQH_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcudart -lstdc++
+  CUDA_MSG    = nvcc found at $(NVCC): building kernels for sm_$(subst $() $(),/sm_,$(CUDA_ARCHS))
+else
+  CU_OBJS     =
+  CUDA_MSG    = nvcc not found: CPU-only build (kernels/*.cu skipped)
+endif
+
+LIB_SRCS  = $(filter-out harness/main.c,$(wildcard harness/*.c quant/*.c))
+LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB       = $(BUILD)/libqh.a
+TEST_SRCS = $(wildcard tests/test_*.c tests/gpu/test_*.c)
+TEST_BINS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+BENCH_SRCS = $(wildcard kernels/bench/bench_*.c)
+BENCH_BINS = $(patsubst kernels/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+QH        = $(BUILD)/qharness
+
+DATA_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.tsv),../shared/data,)
+
+.PHONY: all run test bench deps data debug asan valgrind clean check-deps cuda-info
+all: cuda-info $(QH) $(TEST_BINS) $(BENCH_BINS)
+
+cuda-info:
+	@echo "qharness: $(CUDA_MSG)"
+
+$(QH): $(BUILD)/harness/main.o $(LIB) $(CU_OBJS)
+	$(CC) $(CFLAGS) -o $@ $(BUILD)/harness/main.o $(LIB) $(CU_OBJS) $(LDLIBS)
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(CU_OBJS) $(LDLIBS)
+
+$(BUILD)/bench/%: kernels/bench/%.c $(LIB) $(CU_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(CU_OBJS) $(LDLIBS)
+
+# ---- dependencies and data --------------------------------------------------
+check-deps:
+	@.ci/deps.sh --check >/dev/null 2>&1 || .ci/deps.sh
+
+deps:
+	@.ci/deps.sh
+
+data:
+	@DATA_MIRROR="$(DATA_MIRROR)" datasets/fetch.sh datasets/manifest.tsv data
+
+# ---- the README's two commands ------------------------------------------------
+run: check-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory data
+	@tests/run_main.sh $(QH)
+
+test: check-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory data
+	@tests/run_tests.sh $(BUILD)
+
+bench: check-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory data
+	@kernels/bench/run_bench.sh $(BUILD)
+
+debug:
+	$(MAKE) BUILD=build-debug OPT="-O0" all
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	        LDFLAGS="-fsanitize=address,undefined" all
+valgrind: debug
+	valgrind --error-exitcode=1 --leak-check=full build-debug/tests/test_model
+
+clean:
+	rm -rf $(BUILD) build-debug build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

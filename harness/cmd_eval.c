@@ -1,0 +1,81 @@
+/* cmd_eval.c: `qharness eval`: perplexity of a llama2.c model on one or more
+ * datasets by the SPEC 7 protocol, printed as a table or as JSON, stored in
+ * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "datasets.h"
+#include "eval_run.h"
+#include "forward.h"
+#include "provenance.h"
+#include "quant_io.h"
+#include "results.h"
+#include "util.h"
+
+int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
+    char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
+         *quantized = NULL;
+    long seqlen = 0, max_windows = 0;
+    int json = 0;
+    const OptSpec specs[] = {
+        {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
+        {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
+        {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
+        {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
+        {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},
+        {"out", OPT_STR, &out, "F.h5", "write the results to this HDF5 file"},
+        {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
+        {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
+        {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    int rc = opts_parse("eval", "Perplexity by the GPTQ/SpQR protocol (non-overlapping windows, BOS once).", specs,
+                        argc, argv);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (max_windows < 0) return qh_error("eval: --max-windows must be >= 0, got %ld", max_windows);
+    if (seqlen < 0 || seqlen == 1) return qh_error("eval: --seqlen must be 0 or >= 2, got %ld", seqlen);
+    QhDevice dev;
+    if (qh_device_parse(device, &dev) != 0) return -1;
+
+    Model m;
+    Tokenizer t;
+    QuantModelInfo qinfo = {0};
+    if (quantized) {
+        if (quant_model_load(quantized, model, tok, &m, &t, &qinfo) != 0) return -1;
+    } else if (cli_open_model(model, tok, &m, &t) != 0) {
+        return -1;
+    }
+    Provenance prov;
+    provenance_collect(&prov, full_argc, full_argv);
+    EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
+                   .data_root = cli_data_root(data), .quiet = json};
+    EvalOutcome eo;
+    rc = eval_run(&m, &t, &es, &eo);
+    if (rc == 0 && out) {
+        H5File *f;
+        rc = h5_create(out, &f);
+        if (rc == 0) {
+            rc = results_write_header(f, "/", &prov, &m, "{}");
+            if (quantized) rc |= h5_attr_str(f, "/", "quantized_model", quantized);
+            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            if (rc == 0) rc = h5_commit(&f);
+            else h5_abort(&f);
+        }
+    }
+    if (rc == 0 && json) {
+        json_t *o = eval_outcome_json(&eo);
+        if (quantized) json_object_set_new(o, "quantized_model", json_string(quantized));
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    eval_outcome_free(&eo);
+    tokenizer_free(&t);
+    model_free(&m);
+    return rc;
+}

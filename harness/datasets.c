@@ -1,0 +1,378 @@
+/* datasets.c: SPEC section 7 text construction and window sampling (see
+ * datasets.h). The only file that knows where each dataset lives under the
+ * data root and how the references join and sample it. */
+#define _GNU_SOURCE
+#include "datasets.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pyrandom.h"
+#include "sha256.h"
+#include "util.h"
+
+const char *const dataset_names[] = {"wikitext2", "ptb", "ptb-new", "c4", "c4-new", "tinystories", "file:PATH", NULL};
+
+#define F_WIKI_TEST "text/wikitext-2-raw/wiki.test.raw"
+#define F_WIKI_TRAIN "text/wikitext-2-raw/wiki.train.raw"
+#define F_PTB_VALID "text/ptb/ptb.valid.txt"
+#define F_PTB_TEST "text/ptb/ptb.test.txt"
+#define F_PTB_TRAIN "text/ptb/ptb.train.txt"
+#define F_C4 "text/c4/c4_train_00000_first1000.jsonl"
+#define F_TINY "text/tinystories/tinystories_sample.txt"
+
+void token_stream_free(TokenStream *s) {
+    if (s) QH_FREE(s->ids);
+}
+
+/* ---- text joining rules ----------------------------------------------------- */
+
+/* Growing string buffer. */
+typedef struct { char *p; size_t n, cap; } Buf;
+static void buf_put(Buf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = qh_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+char *join_wikitext2(const char *raw, size_t len) {
+    /* HF wikitext rows: every line with its '\n' kept; a whitespace-only line is "". */
+    Buf b = {0};
+    buf_put(&b, "", 0);
+    size_t i = 0;
+    int first = 1;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && raw[j] != '\n') j++;
+        size_t end = j < len ? j + 1 : j; /* include the newline */
+        int blank = 1;
+        for (size_t k = i; k < end; k++)
+            if (!isspace((unsigned char)raw[k])) blank = 0;
+        if (!first) buf_put(&b, "\n\n", 2);
+        if (!blank) buf_put(&b, raw + i, end - i);
+        first = 0;
+        i = end;
+    }
+    return b.p;
+}
+
+char *join_lines_stripped(const char *raw, size_t len, const char *sep) {
+    Buf b = {0};
+    buf_put(&b, "", 0);
+    size_t i = 0, seplen = strlen(sep);
+    int first = 1;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && raw[j] != '\n') j++;
+        size_t s = i, e = j;
+        while (s < e && isspace((unsigned char)raw[s])) s++;
+        while (e > s && isspace((unsigned char)raw[e - 1])) e--;
+        if (!first) buf_put(&b, sep, seplen);
+        buf_put(&b, raw + s, e - s);
+        first = 0;
+        i = j < len ? j + 1 : j;
+    }
+    return b.p;
+}
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static char *data_path(const char *root, const char *rel) {
+    size_t n = strlen(root) + strlen(rel) + 2;
+    char *p = qh_malloc(n);
+    snprintf(p, n, "%s/%s", root, rel);
+    return p;
+}
+
+/* Read a dataset file; fills source and sha256 of the stream. */
+static int read_source(const char *path, const char *dsname, TokenStream *s, char **text, size_t *len) {
+    if (access(path, R_OK) != 0)
+        return qh_error("dataset '%s': file '%s' is missing (run `make data`, or see datasets/manifest.tsv)", dsname,
+                        path);
+    if (qh_read_file(path, text, len) != 0) return -1;
+    snprintf(s->source, sizeof s->source, "%s", path);
+    sha256_buf(*text, *len, s->sha256);
+    return 0;
+}
+
+static int encode_all(const Tokenizer *tok, const char *text, size_t len, TokenStream *s) {
+    int *ids;
+    size_t n;
+    if (tokenizer_encode(tok, text, len, 1, 0, &ids, &n) != 0) return -1;
+    s->ids = ids;
+    s->n = n;
+    return 0;
+}
+
+/* The C4 JSONL documents: texts (ndocs) allocated. */
+static int c4_load_docs(const char *path, const char *text, size_t len, char ***docs, size_t **doclen, int *ndocs) {
+    int cap = 1024, n = 0;
+    char **d = qh_malloc(sizeof(char *) * cap);
+    size_t *dl = qh_malloc(sizeof(size_t) * cap);
+    size_t i = 0;
+    int line = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '\n') j++;
+        line++;
+        if (j > i) {
+            json_error_t err;
+            json_t *o = json_loadb(text + i, j - i, 0, &err);
+            json_t *t = o ? json_object_get(o, "text") : NULL;
+            if (!t || !json_is_string(t)) {
+                qh_error("%s:%d: expected a JSON object with a string \"text\"%s%s", path, line, o ? "" : ": ",
+                         o ? "" : err.text);
+                json_decref(o);
+                for (int k = 0; k < n; k++) free(d[k]);
+                free(d);
+                free(dl);
+                return -1;
+            }
+            if (n == cap) {
+                cap *= 2;
+                d = qh_realloc(d, sizeof(char *) * cap);
+                dl = qh_realloc(dl, sizeof(size_t) * cap);
+            }
+            dl[n] = json_string_length(t);
+            d[n] = qh_malloc(dl[n] + 1);
+            memcpy(d[n], json_string_value(t), dl[n] + 1);
+            n++;
+            json_decref(o);
+        }
+        i = j + 1;
+    }
+    *docs = d;
+    *doclen = dl;
+    *ndocs = n;
+    return 0;
+}
+
+/* Sample `count` windows of seqlen tokens from C4 documents (SPEC 7): pick a
+ * random document until one is long enough (>= seqlen for eval, > seqlen for
+ * calibration), then a random offset; a document of exactly seqlen is whole. */
+static int c4_sample(const Tokenizer *tok, char **docs, size_t *doclen, int ndocs, int count, int seqlen,
+                     uint64_t seed, int strictly_longer, int *out, long *ntokenized) {
+    PyRandom r;
+    pyrandom_seed(&r, seed);
+    int **cache = qh_calloc((size_t)ndocs, sizeof(int *));
+    size_t *clen = qh_calloc((size_t)ndocs, sizeof(size_t));
+    int rc = 0;
+    long tokenized = 0;
+    for (int s = 0; s < count && rc == 0; s++) {
+        int doc = -1;
+        for (long tries = 0;; tries++) {
+            if (tries > 100000L) {
+                rc = qh_error("c4: no document of %s %d tokens found after 100000 draws", strictly_longer ? "more than" : "at least",
+                              seqlen);
+                break;
+            }
+            int i = (int)pyrandom_randint(&r, 0, ndocs - 1);
+            if (!cache[i]) {
+                if (tokenizer_encode(tok, docs[i], doclen[i], 1, 0, &cache[i], &clen[i]) != 0) {
+                    rc = -1;
+                    break;
+                }
+                tokenized++;
+            }
+            if (strictly_longer ? clen[i] > (size_t)seqlen : clen[i] >= (size_t)seqlen) {
+                doc = i;
+                break;
+            }
+        }
+        if (rc) break;
+        size_t off = 0;
+        if (clen[doc] > (size_t)seqlen) off = (size_t)pyrandom_randint(&r, 0, (int64_t)clen[doc] - seqlen - 1);
+        memcpy(out + (size_t)s * seqlen, cache[doc] + off, sizeof(int) * (size_t)seqlen);
+    }
+    for (int i = 0; i < ndocs; i++) free(cache[i]);
+    free(cache);
+    free(clen);
+    *ntokenized = tokenized;
+    return rc;
+}
+
+static void free_docs(char **docs, size_t *doclen, int ndocs) {
+    for (int k = 0; k < ndocs; k++) free(docs[k]);
+    free(docs);
+    free(doclen);
+}
+
+/* ---- evaluation streams ---------------------------------------------------------- */
+
+int dataset_eval(const char *name, const char *root, const Tokenizer *tok, int seqlen, TokenStream *s) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    char *path = NULL, *raw = NULL, *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    if (!strcmp(name, "wikitext2")) {
+        path = data_path(root, F_WIKI_TEST);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        text = join_wikitext2(raw, len);
+        snprintf(s->split, sizeof s->split, "test");
+        snprintf(s->rule, sizeof s->rule, "rows = lines (blank -> \"\"), joined with \"\\n\\n\", BOS + encode");
+        rc = encode_all(tok, text, strlen(text), s);
+    } else if (!strcmp(name, "ptb") || !strcmp(name, "ptb-new")) {
+        int isnew = !strcmp(name, "ptb-new");
+        path = data_path(root, isnew ? F_PTB_TEST : F_PTB_VALID);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        text = join_lines_stripped(raw, len, isnew ? " " : "\n\n");
+        snprintf(s->split, sizeof s->split, isnew ? "test" : "validation");
+        snprintf(s->rule, sizeof s->rule, "lines stripped, joined with \"%s\", BOS + encode", isnew ? " " : "\\n\\n");
+        rc = encode_all(tok, text, strlen(text), s);
+    } else if (!strcmp(name, "c4") || !strcmp(name, "c4-new")) {
+        path = data_path(root, F_C4);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        char **docs;
+        size_t *doclen;
+        int ndocs;
+        if (c4_load_docs(path, raw, len, &docs, &doclen, &ndocs) != 0) goto done;
+        s->is_train_data = 1;
+        snprintf(s->split, sizeof s->split, "train-slice (C4 validation not available offline)");
+        if (!strcmp(name, "c4")) {
+            snprintf(s->rule, sizeof s->rule, "random.seed(0); 256 windows: documents of >= seqlen tokens, randint offset");
+            s->n = (size_t)256 * seqlen;
+            s->ids = qh_malloc(sizeof(int) * s->n);
+            rc = c4_sample(tok, docs, doclen, ndocs, 256, seqlen, 0, 0, s->ids, &s->ndocs_tokenized);
+        } else {
+            int take = ndocs < 1100 ? ndocs : 1100;
+            snprintf(s->rule, sizeof s->rule, "first %d documents joined with \" \", BOS + encode, cut to 256*seqlen", take);
+            Buf b = {0};
+            buf_put(&b, "", 0);
+            for (int i = 0; i < take; i++) {
+                if (i) buf_put(&b, " ", 1);
+                buf_put(&b, docs[i], doclen[i]);
+            }
+            rc = encode_all(tok, b.p, b.n, s);
+            free(b.p);
+            if (rc == 0 && s->n > (size_t)256 * seqlen) s->n = (size_t)256 * seqlen;
+        }
+        free_docs(docs, doclen, ndocs);
+    } else if (!strcmp(name, "tinystories")) {
+        path = data_path(root, F_TINY);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        snprintf(s->split, sizeof s->split, "sample");
+        snprintf(s->rule, sizeof s->rule, "split on <|endoftext|>, each story stripped, BOS + encode each, concatenated");
+        const char *sepstr = "<|endoftext|>";
+        size_t seplen = strlen(sepstr), cap = 0;
+        const char *p = raw, *end = raw + len;
+        rc = 0;
+        while (p <= end && rc == 0) {
+            const char *q = memmem(p, (size_t)(end - p), sepstr, seplen);
+            const char *stop = q ? q : end;
+            const char *a = p, *z = stop;
+            while (a < z && isspace((unsigned char)*a)) a++;
+            while (z > a && isspace((unsigned char)z[-1])) z--;
+            if (z > a) {
+                int *ids;
+                size_t n;
+                if (tokenizer_encode(tok, a, (size_t)(z - a), 1, 0, &ids, &n) != 0) {
+                    rc = -1;
+                    break;
+                }
+                if (s->n + n > cap) {
+                    cap = (s->n + n) * 2;
+                    s->ids = qh_realloc(s->ids, cap * sizeof(int));
+                }
+                memcpy(s->ids + s->n, ids, n * sizeof(int));
+                s->n += n;
+                free(ids);
+            }
+            if (!q) break;
+            p = q + seplen;
+        }
+    } else if (!strncmp(name, "file:", 5)) {
+        path = qh_strdup(name + 5);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        snprintf(s->split, sizeof s->split, "file");
+        snprintf(s->rule, sizeof s->rule, "whole file, BOS + encode");
+        rc = encode_all(tok, raw, len, s);
+    } else {
+        qh_error("unknown dataset '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, tinystories or file:PATH)", name);
+    }
+done:
+    free(path);
+    free(raw);
+    free(text);
+    if (rc != 0) token_stream_free(s);
+    return rc;
+}
+
+/* ---- calibration windows ----------------------------------------------------------- */
+
+int dataset_calib(const char *name, const char *root, const Tokenizer *tok, int nsamples, int seqlen, uint64_t seed,
+                  int **windows, TokenStream *s) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    if (nsamples <= 0 || seqlen < 2) return qh_error("calibration: need nsamples >= 1 and seqlen >= 2 (got %d, %d)", nsamples, seqlen);
+    char *path = NULL, *raw = NULL, *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    int *w = qh_malloc(sizeof(int) * (size_t)nsamples * seqlen);
+    s->is_train_data = 1;
+    if (!strcmp(name, "c4")) {
+        path = data_path(root, F_C4);
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        char **docs;
+        size_t *doclen;
+        int ndocs;
+        if (c4_load_docs(path, raw, len, &docs, &doclen, &ndocs) != 0) goto done;
+        snprintf(s->split, sizeof s->split, "train-slice");
+        snprintf(s->rule, sizeof s->rule, "random.seed(%llu); documents of > seqlen tokens, randint offset",
+                 (unsigned long long)seed);
+        rc = c4_sample(tok, docs, doclen, ndocs, nsamples, seqlen, seed, 1, w, &s->ndocs_tokenized);
+        free_docs(docs, doclen, ndocs);
+    } else {
+        /* one token stream of a train split (or a file) */
+        if (!strcmp(name, "wikitext2")) path = data_path(root, F_WIKI_TRAIN);
+        else if (!strcmp(name, "ptb")) path = data_path(root, F_PTB_TRAIN);
+        else if (!strncmp(name, "file:", 5)) path = qh_strdup(name + 5);
+        else {
+            qh_error("unknown calibration dataset '%s' (expected c4, wikitext2, ptb or file:PATH)", name);
+            goto done;
+        }
+        if (access(path, R_OK) != 0 && strncmp(name, "file:", 5) != 0) {
+            qh_error("calibration on '%s' needs its train split '%s', which is not part of datasets/manifest.tsv "
+                     "(use --calib c4 or --calib file:PATH)", name, path);
+            goto done;
+        }
+        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+        if (!strcmp(name, "wikitext2")) text = join_wikitext2(raw, len);
+        else if (!strcmp(name, "ptb")) text = join_lines_stripped(raw, len, "\n\n");
+        snprintf(s->split, sizeof s->split, strncmp(name, "file:", 5) ? "train" : "file");
+        snprintf(s->rule, sizeof s->rule, "random.seed(%llu); i = randint(0, ntokens - seqlen - 1), window [i, i+seqlen)",
+                 (unsigned long long)seed);
+        if (encode_all(tok, text ? text : raw, text ? strlen(text) : len, s) != 0) goto done;
+        if (s->n < (size_t)seqlen + 1) {
+            qh_error("calibration text '%s' has %zu tokens, fewer than seqlen + 1 = %d", path, s->n, seqlen + 1);
+            goto done;
+        }
+        PyRandom r;
+        pyrandom_seed(&r, seed);
+        for (int i = 0; i < nsamples; i++) {
+            int64_t off = pyrandom_randint(&r, 0, (int64_t)s->n - seqlen - 1);
+            memcpy(w + (size_t)i * seqlen, s->ids + off, sizeof(int) * (size_t)seqlen);
+        }
+        rc = 0;
+    }
+done:
+    free(path);
+    free(raw);
+    free(text);
+    token_stream_free(s);
+    if (rc != 0) {
+        free(w);
+        return -1;
+    }
+    s->n = (size_t)nsamples * seqlen;
+    *windows = w;
+    return 0;
+}

@@ -1,0 +1,85 @@
+/* eval_run.c: the dataset loop shared by the subcommands (see eval_run.h). */
+#include "eval_run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
+
+void eval_outcome_free(EvalOutcome *o) {
+    for (int i = 0; i < o->n; i++) {
+        token_stream_free(&o->streams[i]);
+        ppl_result_free(&o->ppl[i]);
+    }
+    QH_FREE(o->streams);
+    QH_FREE(o->ppl);
+    o->n = 0;
+}
+
+int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out) {
+    memset(out, 0, sizeof *out);
+    int seqlen = s->seqlen > 0 ? s->seqlen : eval_default_seqlen(m);
+    char *list = qh_strdup(s->datasets);
+    int cap = 1;
+    for (char *c = list; *c; c++) cap += *c == ',';
+    out->streams = qh_calloc((size_t)cap, sizeof(TokenStream));
+    out->ppl = qh_calloc((size_t)cap, sizeof(PplResult));
+    /* build every stream first: a bad dataset name fails before any compute */
+    int rc = 0;
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
+        if (!*name) continue;
+        rc = dataset_eval(name, s->data_root, t, seqlen, &out->streams[out->n]);
+        if (rc == 0) out->n++;
+    }
+    free(list);
+    if (rc == 0 && out->n == 0) rc = qh_error("no dataset given");
+    Forward *f = NULL;
+    if (rc == 0) rc = forward_create(s->device, m, seqlen, &f);
+    if (rc == 0) {
+        out->device = f->ops->name;
+        if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
+    }
+    for (int i = 0; rc == 0 && i < out->n; i++) {
+        qh_progress("eval %s (%zu tokens, seqlen %d)", out->streams[i].name, out->streams[i].n, seqlen);
+        rc = perplexity_eval(f, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows, &out->ppl[i]);
+        if (rc == 0 && !s->quiet) {
+            const PplResult *r = &out->ppl[i];
+            printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
+                   r->nwindows, r->seqlen, out->streams[i].is_train_data ? "train data" : "");
+            fflush(stdout);
+        }
+    }
+    forward_destroy(&f);
+    if (rc != 0) eval_outcome_free(out);
+    return rc;
+}
+
+json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device) {
+    json_t *o = json_object();
+    json_object_set_new(o, "dataset", json_string(ts->name));
+    json_object_set_new(o, "ppl", json_real(r->ppl));
+    json_object_set_new(o, "ppl_stderr", json_real(r->ppl_stderr));
+    json_object_set_new(o, "mean_nll", json_real(r->mean_nll));
+    json_object_set_new(o, "ntokens", json_integer(r->ntokens));
+    json_object_set_new(o, "nwindows", json_integer(r->nwindows));
+    json_object_set_new(o, "seqlen", json_integer(r->seqlen));
+    json_object_set_new(o, "seconds", json_real(r->seconds));
+    json_object_set_new(o, "device", json_string(device ? device : ""));
+    json_object_set_new(o, "dataset_sha256", json_string(ts->sha256));
+    json_object_set_new(o, "split", json_string(ts->split));
+    json_object_set_new(o, "is_train_data", json_boolean(ts->is_train_data));
+    return o;
+}
+
+json_t *eval_outcome_json(const EvalOutcome *o) {
+    if (o->n == 1) return eval_one_json(&o->streams[0], &o->ppl[0], o->device);
+    json_t *arr = json_array();
+    for (int i = 0; i < o->n; i++) json_array_append_new(arr, eval_one_json(&o->streams[i], &o->ppl[i], o->device));
+    json_t *root = json_object();
+    json_object_set_new(root, "results", arr);
+    return root;
+}

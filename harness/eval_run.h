@@ -1,0 +1,36 @@
+/* eval_run.h: evaluate a model on a comma-separated list of datasets with one
+ * forward backend: used by `eval`, `quantize --eval` and sweeps. */
+#ifndef QH_EVAL_RUN_H
+#define QH_EVAL_RUN_H
+
+#include <jansson.h>
+
+#include "datasets.h"
+#include "forward.h"
+#include "perplexity.h"
+
+typedef struct EvalSpec {
+    const char *datasets;  /* "wikitext2,ptb,..." */
+    int seqlen;            /* 0: the model's seq_len, at most 2048 */
+    long max_windows;      /* 0: all */
+    QhDevice device;
+    const char *data_root;
+    int quiet;             /* 1: no table on stdout */
+} EvalSpec;
+
+typedef struct EvalOutcome {
+    int n;
+    TokenStream *streams; /* (n) */
+    PplResult *ppl;       /* (n) */
+    const char *device;   /* backend name that ran */
+} EvalOutcome;
+
+int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out);
+void eval_outcome_free(EvalOutcome *o);
+/* One dataset: {"dataset", "ppl", ...}; several: {"results": [...]} */
+json_t *eval_outcome_json(const EvalOutcome *o);
+json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device);
+/* The default window: the model's seq_len capped at 2048. */
+int eval_default_seqlen(const Model *m);
+
+#endif

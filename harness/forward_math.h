@@ -1,0 +1,27 @@
+/* forward_math.h: the plain C reference of every operation of the LLaMA forward
+ * pass over a window of T positions (the `_ref` twins the CUDA kernels are
+ * tested against). Shapes: D = dim, KV = kv dim, hs = head size, H = heads,
+ * Hkv = kv heads, F = hidden, V = vocab. All tensors row-major, one row per
+ * position. These follow llama2.c's run.c numerics (fp32, same formulas). */
+#ifndef QH_FORWARD_MATH_H
+#define QH_FORWARD_MATH_H
+
+/* out (T, D) = x * w / sqrt(mean(x^2) + eps), per row */
+void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float eps);
+/* Rotary embeddings, llama2.c convention: consecutive pairs (2i, 2i+1) of each
+ * head rotated by pos * theta^(-(2i mod hs)/hs); q (T, D), k (T, KV); positions pos0.. */
+void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta);
+/* Causal grouped-query attention: out (T, D) from q (T, D), k (T, KV), v (T, KV);
+ * head h uses kv head h / (H / Hkv); scores scaled by 1/sqrt(hs). */
+void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
+/* hb (T, F) <- silu(hb) * hb2 */
+void swiglu_ref(float *hb, const float *hb2, int T, int F);
+/* nll (T) <- logsumexp(logits[t]) - logits[t][target[t]], in double */
+void nll_ref(double *nll, const float *logits, const int *target, int T, int V);
+/* Row softmax of a causal score row in place: s (n) */
+void softmax_inplace(float *s, int n);
+/* The same softmax with a vectorizable polynomial exp (within 2 ulp of expf):
+ * the CPU backend's version, tested against softmax_inplace. */
+void softmax_simd(float *s, int n);
+
+#endif

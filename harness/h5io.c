@@ -1,0 +1,326 @@
+/* h5io.c: HDF5 access for the whole harness (see h5io.h). The one file that
+ * includes hdf5.h. Every HDF5 call goes through H5_CHECK, which prints the call,
+ * file and line and makes the function return -1. */
+#define _GNU_SOURCE
+#include "h5io.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define H5_CHECK(call)                                                                    \
+    do {                                                                                  \
+        if ((call) < 0) {                                                                 \
+            return qh_error("HDF5 call failed: %s (%s:%d)", #call, __FILE__, __LINE__);  \
+        }                                                                                 \
+    } while (0)
+
+struct H5File {
+    hid_t id;
+    char *path;    /* final path */
+    char *tmp;     /* temp path being written, NULL when read-only */
+};
+
+static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static char *tmp_path(const char *path) {
+    size_t n = strlen(path) + 32;
+    char *t = qh_malloc(n);
+    snprintf(t, n, "%s.tmp.%ld", path, (long)getpid());
+    return t;
+}
+
+int h5_create(const char *path, H5File **out) {
+    quiet();
+    H5File *f = qh_calloc(1, sizeof *f);
+    f->path = qh_strdup(path);
+    f->tmp = tmp_path(path);
+    f->id = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f->id < 0) {
+        qh_error("cannot create HDF5 file '%s'", f->tmp);
+        free(f->path);
+        free(f->tmp);
+        free(f);
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+int h5_open_read(const char *path, H5File **out) {
+    quiet();
+    if (access(path, R_OK) != 0) return qh_error("cannot open '%s': %s", path, strerror(errno));
+    hid_t id = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (id < 0) return qh_error("'%s' is not a readable HDF5 file", path);
+    H5File *f = qh_calloc(1, sizeof *f);
+    f->id = id;
+    f->path = qh_strdup(path);
+    *out = f;
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to) {
+    char *data;
+    size_t len;
+    if (qh_read_file(from, &data, &len) != 0) return -1;
+    FILE *o = fopen(to, "wb");
+    int ok = o && fwrite(data, 1, len, o) == len;
+    if (o) ok = (fclose(o) == 0) && ok;
+    free(data);
+    return ok ? 0 : qh_error("cannot write '%s'", to);
+}
+
+int h5_open_rw(const char *path, H5File **out) {
+    quiet();
+    H5File *f = qh_calloc(1, sizeof *f);
+    f->path = qh_strdup(path);
+    f->tmp = tmp_path(path);
+    if (copy_file(path, f->tmp) != 0 || (f->id = H5Fopen(f->tmp, H5F_ACC_RDWR, H5P_DEFAULT)) < 0) {
+        unlink(f->tmp);
+        qh_error("cannot open '%s' for update", path);
+        free(f->path);
+        free(f->tmp);
+        free(f);
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+int h5_commit(H5File **pf) {
+    H5File *f = *pf;
+    *pf = NULL;
+    int rc = 0;
+    if (H5Fclose(f->id) < 0) rc = qh_error("closing HDF5 file '%s' failed", f->tmp ? f->tmp : f->path);
+    if (f->tmp) {
+        if (rc == 0 && rename(f->tmp, f->path) != 0) rc = qh_error("cannot rename to '%s': %s", f->path, strerror(errno));
+        if (rc != 0) unlink(f->tmp);
+    }
+    free(f->path);
+    free(f->tmp);
+    free(f);
+    return rc;
+}
+
+void h5_abort(H5File **pf) {
+    H5File *f = *pf;
+    if (!f) return;
+    *pf = NULL;
+    H5Fclose(f->id);
+    if (f->tmp) unlink(f->tmp);
+    free(f->path);
+    free(f->tmp);
+    free(f);
+}
+
+const char *h5_path(const H5File *f) { return f->path; }
+
+int h5_exists(H5File *f, const char *path) {
+    if (!strcmp(path, "/")) return 1;
+    /* check each prefix so that missing parents are not an error */
+    char *p = qh_strdup(path);
+    int ok = 1;
+    for (char *s = p + 1; ok; s++) {
+        char c = *s;
+        if (c == '/' || c == '\0') {
+            *s = '\0';
+            ok = H5Lexists(f->id, p, H5P_DEFAULT) > 0;
+            *s = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    return ok;
+}
+
+int h5_group(H5File *f, const char *path) {
+    char *p = qh_strdup(path);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == '\0') {
+            *s = '\0';
+            if (H5Lexists(f->id, p, H5P_DEFAULT) <= 0) {
+                hid_t g = H5Gcreate2(f->id, p, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                if (g < 0) {
+                    qh_error("cannot create HDF5 group '%s' in '%s'", p, f->path);
+                    free(p);
+                    return -1;
+                }
+                H5Gclose(g);
+            }
+            *s = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    return 0;
+}
+
+int h5_delete(H5File *f, const char *path) {
+    if (!h5_exists(f, path)) return 0;
+    H5_CHECK(H5Ldelete(f->id, path, H5P_DEFAULT));
+    return 0;
+}
+
+static hid_t mem_type(H5QhType t) {
+    switch (t) {
+    case H5T_QH_F32: return H5T_NATIVE_FLOAT;
+    case H5T_QH_F64: return H5T_NATIVE_DOUBLE;
+    case H5T_QH_I32: return H5T_NATIVE_INT32;
+    case H5T_QH_I64: return H5T_NATIVE_INT64;
+    case H5T_QH_U8: return H5T_NATIVE_UINT8;
+    default: return H5T_NATIVE_UINT16;
+    }
+}
+static hid_t file_type(H5QhType t) {
+    switch (t) {
+    case H5T_QH_F32: return H5T_IEEE_F32LE;
+    case H5T_QH_F64: return H5T_IEEE_F64LE;
+    case H5T_QH_I32: return H5T_STD_I32LE;
+    case H5T_QH_I64: return H5T_STD_I64LE;
+    case H5T_QH_U8: return H5T_STD_U8LE;
+    default: return H5T_STD_U16LE;
+    }
+}
+
+/* Create the parent groups of a dataset/attribute path. */
+static int parents(H5File *f, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0;
+    char *g = qh_strdup(path);
+    g[slash - path] = '\0';
+    int rc = h5_group(f, g);
+    free(g);
+    return rc;
+}
+
+int h5_write(H5File *f, const char *path, H5QhType t, const void *data, int64_t d0, int64_t d1) {
+    if (parents(f, path) != 0) return -1;
+    int rank = d1 > 0 ? 2 : 1;
+    hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1};
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    H5_CHECK(space);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    int64_t n = d0 * (d1 > 0 ? d1 : 1);
+    if (n >= 4096 && d0 > 0) {
+        hsize_t chunk[2] = {(hsize_t)d0, (hsize_t)(d1 > 0 ? d1 : 0)};
+        /* chunks of at most ~1M elements */
+        if (rank == 1 && chunk[0] > (1u << 20)) chunk[0] = 1u << 20;
+        if (rank == 2) {
+            hsize_t rows = (1u << 20) / (hsize_t)d1;
+            if (rows < 1) rows = 1;
+            if (chunk[0] > rows) chunk[0] = rows;
+        }
+        H5Pset_chunk(dcpl, rank, chunk);
+        H5Pset_deflate(dcpl, 4);
+    }
+    hid_t ds = H5Dcreate2(f->id, path, file_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (ds < 0) return qh_error("cannot create dataset '%s' in '%s'", path, f->path);
+    herr_t st = n > 0 ? H5Dwrite(ds, mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
+    H5Dclose(ds);
+    if (st < 0) return qh_error("cannot write dataset '%s' in '%s'", path, f->path);
+    return 0;
+}
+
+static size_t type_size(H5QhType t) {
+    switch (t) {
+    case H5T_QH_F32: case H5T_QH_I32: return 4;
+    case H5T_QH_F64: case H5T_QH_I64: return 8;
+    case H5T_QH_U8: return 1;
+    default: return 2;
+    }
+}
+
+int h5_read(H5File *f, const char *path, H5QhType t, void **data, int64_t *d0, int64_t *d1) {
+    if (!h5_exists(f, path)) return qh_error("'%s': dataset '%s' is missing", f->path, path);
+    hid_t ds = H5Dopen2(f->id, path, H5P_DEFAULT);
+    if (ds < 0) return qh_error("'%s': cannot open dataset '%s'", f->path, path);
+    hid_t space = H5Dget_space(ds);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[2] = {0, 0};
+    if (rank < 1 || rank > 2) {
+        H5Sclose(space);
+        H5Dclose(ds);
+        return qh_error("'%s': dataset '%s' has rank %d, expected 1 or 2", f->path, path, rank);
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    int64_t n = (int64_t)dims[0] * (rank == 2 ? (int64_t)dims[1] : 1);
+    void *buf = qh_malloc((size_t)n * type_size(t));
+    herr_t st = n > 0 ? H5Dread(ds, mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
+    H5Dclose(ds);
+    if (st < 0) {
+        free(buf);
+        return qh_error("'%s': cannot read dataset '%s'", f->path, path);
+    }
+    *data = buf;
+    *d0 = (int64_t)dims[0];
+    *d1 = rank == 2 ? (int64_t)dims[1] : 0;
+    return 0;
+}
+
+static int attr_prepare(H5File *f, const char *obj, const char *name) {
+    if (strcmp(obj, "/") != 0 && !h5_exists(f, obj) && h5_group(f, obj) != 0) return -1;
+    if (H5Aexists_by_name(f->id, obj, name, H5P_DEFAULT) > 0) H5_CHECK(H5Adelete_by_name(f->id, obj, name, H5P_DEFAULT));
+    return 0;
+}
+
+int h5_attr_str(H5File *f, const char *obj, const char *name, const char *value) {
+    if (attr_prepare(f, obj, name) != 0) return -1;
+    H5_CHECK(H5LTset_attribute_string(f->id, obj, name, value));
+    return 0;
+}
+int h5_attr_f64(H5File *f, const char *obj, const char *name, double value) {
+    if (attr_prepare(f, obj, name) != 0) return -1;
+    H5_CHECK(H5LTset_attribute_double(f->id, obj, name, &value, 1));
+    return 0;
+}
+int h5_attr_i64(H5File *f, const char *obj, const char *name, int64_t value) {
+    if (attr_prepare(f, obj, name) != 0) return -1;
+    long long v = value;
+    H5_CHECK(H5LTset_attribute_long_long(f->id, obj, name, &v, 1));
+    return 0;
+}
+
+static int attr_check(H5File *f, const char *obj, const char *name) {
+    if (!h5_exists(f, obj) || H5Aexists_by_name(f->id, obj, name, H5P_DEFAULT) <= 0)
+        return qh_error("'%s': attribute '%s' of '%s' is missing", f->path, name, obj);
+    return 0;
+}
+
+int h5_get_attr_str(H5File *f, const char *obj, const char *name, char **value) {
+    if (attr_check(f, obj, name) != 0) return -1;
+    hsize_t dims;
+    H5T_class_t cls;
+    size_t sz;
+    H5_CHECK(H5LTget_attribute_info(f->id, obj, name, &dims, &cls, &sz));
+    if (cls != H5T_STRING) return qh_error("'%s': attribute '%s' of '%s' is not a string", f->path, name, obj);
+    char *buf = qh_malloc(sz + 1);
+    if (H5LTget_attribute_string(f->id, obj, name, buf) < 0) {
+        free(buf);
+        return qh_error("'%s': cannot read attribute '%s'", f->path, name);
+    }
+    buf[sz] = '\0';
+    *value = buf;
+    return 0;
+}
+int h5_get_attr_f64(H5File *f, const char *obj, const char *name, double *value) {
+    if (attr_check(f, obj, name) != 0) return -1;
+    H5_CHECK(H5LTget_attribute_double(f->id, obj, name, value));
+    return 0;
+}
+int h5_get_attr_i64(H5File *f, const char *obj, const char *name, int64_t *value) {
+    if (attr_check(f, obj, name) != 0) return -1;
+    long long v;
+    H5_CHECK(H5LTget_attribute_long_long(f->id, obj, name, &v));
+    *value = v;
+    return 0;
+}

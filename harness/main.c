@@ -1,0 +1,38 @@
+/* main.c: the qharness command-line entry point: dispatches to the
+ * subcommands of cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **, int, char **);
+    const char *help;
+} Command;
+
+static const Command commands[] = {
+    {"eval", cmd_eval, "perplexity of a model on datasets (SPEC 7 protocol), results to HDF5"},
+    {"quantize", cmd_quantize, "quantize a model with rtn, gptq or spqr, layer by layer"},
+    {"generate", cmd_generate, "greedy decoding from BOS"},
+    {"tokenize", cmd_tokenize, "encode a text file into token ids"},
+    {"synth", cmd_synth, "write a random-weight model of any LLaMA shape"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(void) {
+    printf("usage: qharness <command> [options]   (qharness <command> --help)\n\ncommands:\n");
+    for (const Command *c = commands; c->name; c++) printf("  %-10s %s\n", c->name, c->help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    for (const Command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->fn(argc - 2, argv + 2, argc, argv) == 0 ? 0 : 1;
+    fprintf(stderr, "qharness: error: unknown command '%s'\n", argv[1]);
+    usage();
+    return 2;
+}

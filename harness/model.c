@@ -1,0 +1,288 @@
+/* model.c: llama2.c legacy (v0) checkpoint reading and writing, shape checks,
+ * and synthetic random-weight models. The v0 layout is: 7 int32 (dim, hidden_dim,
+ * n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size
+ * means an unshared classifier), then fp32 tensors in this order:
+ * tok_emb (V,D), rms_att (L,D), wq (L,D,D), wk (L,KV,D), wv (L,KV,D),
+ * wo (L,D,D), rms_ffn (L,D), w1 (L,F,D), w2 (L,D,F), w3 (L,F,D), rms_final (D),
+ * freq_cis_real (S,hs/2), freq_cis_imag (S,hs/2) (unused), [wcls (V,D)]. */
+#define _GNU_SOURCE
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+const char *const linear_names[LIN_COUNT] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+
+void model_linear_shape(const ModelConfig *c, LinearKind k, int *out, int *in) {
+    int kv = model_kv_dim(c);
+    switch (k) {
+    case LIN_Q: *out = c->dim; *in = c->dim; break;
+    case LIN_K:
+    case LIN_V: *out = kv; *in = c->dim; break;
+    case LIN_O: *out = c->dim; *in = c->dim; break;
+    case LIN_GATE:
+    case LIN_UP: *out = c->hidden_dim; *in = c->dim; break;
+    default: *out = c->dim; *in = c->hidden_dim; break; /* LIN_DOWN */
+    }
+}
+
+int64_t model_linear_params(const ModelConfig *c) {
+    int64_t total = 0;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        total += (int64_t)o * i;
+    }
+    return total * c->n_layers;
+}
+
+int model_config_validate(const ModelConfig *c, const char *what) {
+    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+        c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0)
+        return qh_error("%s: header has a non-positive size (dim %d, hidden_dim %d, n_layers %d, "
+                        "n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d)",
+                        what, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                        c->vocab_size, c->seq_len);
+    if (c->dim % c->n_heads != 0)
+        return qh_error("%s: dim %d is not a multiple of n_heads %d", what, c->dim, c->n_heads);
+    if ((c->dim / c->n_heads) % 2 != 0)
+        return qh_error("%s: head size %d must be even for rotary embeddings", what, c->dim / c->n_heads);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return qh_error("%s: n_heads %d is not a multiple of n_kv_heads %d", what, c->n_heads,
+                        c->n_kv_heads);
+    if (c->dim > (1 << 20) || c->hidden_dim > (1 << 22) || c->n_layers > 4096 || c->vocab_size > (1 << 24) ||
+        c->seq_len > (1 << 22))
+        return qh_error("%s: implausible sizes in header (dim %d, hidden %d, layers %d, vocab %d, seq_len %d)",
+                        what, c->dim, c->hidden_dim, c->n_layers, c->vocab_size, c->seq_len);
+    return 0;
+}
+
+/* Number of floats in a v0 checkpoint body for config c. */
+static int64_t v0_floats(const ModelConfig *c) {
+    int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
+    int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
+    int64_t n = V * D + L * D * 2 + L * (D * D * 2 + KV * D * 2) + L * F * D * 3 + D + S * hs;
+    if (!c->shared_classifier) n += V * D;
+    return n;
+}
+
+/* Point m->w into the float array `p` laid out as v0. */
+static void v0_assign(Model *m, const float *p) {
+    const ModelConfig *c = &m->cfg;
+    int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
+    int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
+    m->w.blocks = qh_calloc((size_t)L, sizeof(BlockWeights));
+    m->w.tok_emb = p;
+    p += V * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].rms_att = p + l * D;
+    p += L * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_Q] = p + l * D * D;
+    p += L * D * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_K] = p + l * KV * D;
+    p += L * KV * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_V] = p + l * KV * D;
+    p += L * KV * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_O] = p + l * D * D;
+    p += L * D * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].rms_ffn = p + l * D;
+    p += L * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_GATE] = p + l * F * D;
+    p += L * F * D;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_DOWN] = p + l * D * F;
+    p += L * D * F;
+    for (int64_t l = 0; l < L; l++) m->w.blocks[l].lin[LIN_UP] = p + l * F * D;
+    p += L * F * D;
+    m->w.rms_final = p;
+    p += D;
+    p += S * hs; /* freq_cis_real and freq_cis_imag: S * hs/2 each, recomputed at run time */
+    m->w.wcls = c->shared_classifier ? m->w.tok_emb : p;
+}
+
+int model_load_llama2c(Model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return qh_error("cannot open model '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return qh_error("cannot stat model '%s': %s", path, strerror(errno));
+    }
+    size_t size = (size_t)st.st_size;
+    int32_t hdr[7];
+    if (size < sizeof hdr || pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
+        close(fd);
+        return qh_error("model '%s': file is %zu bytes, shorter than the 28-byte llama2.c header", path, size);
+    }
+    ModelConfig *c = &m->cfg;
+    c->dim = hdr[0];
+    c->hidden_dim = hdr[1];
+    c->n_layers = hdr[2];
+    c->n_heads = hdr[3];
+    c->n_kv_heads = hdr[4];
+    c->shared_classifier = hdr[5] > 0;
+    c->vocab_size = hdr[5] < 0 ? -hdr[5] : hdr[5];
+    c->seq_len = hdr[6];
+    c->rope_theta = 10000.0f;
+    c->norm_eps = 1e-5f;
+    if (model_config_validate(c, path) != 0) {
+        close(fd);
+        return -1;
+    }
+    int64_t expect = (int64_t)sizeof hdr + 4 * v0_floats(c);
+    if ((int64_t)size != expect) {
+        close(fd);
+        return qh_error("model '%s': the header (dim %d, hidden %d, layers %d, heads %d, kv heads %d, "
+                        "vocab %d%s, seq_len %d) implies %lld bytes but the file has %zu (%s)",
+                        path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                        c->vocab_size, c->shared_classifier ? " shared" : " unshared", c->seq_len,
+                        (long long)expect, size, (int64_t)size < expect ? "truncated" : "trailing bytes");
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return qh_error("cannot mmap model '%s': %s", path, strerror(errno));
+    m->map = map;
+    m->map_size = size;
+    m->path = qh_strdup(path);
+    v0_assign(m, (const float *)((const char *)map + sizeof hdr));
+    return 0;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    if (m->owned) {
+        for (int i = 0; i < m->cfg.n_layers * LIN_COUNT; i++) free(m->owned[i]);
+        QH_FREE(m->owned);
+    }
+    if (m->map) munmap(m->map, m->map_size);
+    free(m->heap);
+    free(m->w.blocks);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+void model_set_linear(Model *m, int layer, LinearKind k, const float *W) {
+    int o, i;
+    model_linear_shape(&m->cfg, k, &o, &i);
+    if (!m->owned) m->owned = qh_calloc((size_t)m->cfg.n_layers * LIN_COUNT, sizeof(float *));
+    float **slot = &m->owned[layer * LIN_COUNT + k];
+    if (!*slot) *slot = qh_malloc((size_t)o * i * sizeof(float));
+    if (*slot != W) memcpy(*slot, W, (size_t)o * i * sizeof(float));
+    m->w.blocks[layer].lin[k] = *slot;
+}
+
+static int write_floats(FILE *f, const float *p, int64_t n) {
+    return fwrite(p, sizeof(float), (size_t)n, f) == (size_t)n ? 0 : -1;
+}
+
+int model_save_llama2c(const Model *m, const char *path) {
+    const ModelConfig *c = &m->cfg;
+    int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
+    int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
+    size_t plen = strlen(path) + 32;
+    char *tmp = qh_malloc(plen);
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        qh_error("cannot create '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                      c->shared_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    int bad = fwrite(hdr, sizeof hdr, 1, f) != 1;
+    bad |= write_floats(f, m->w.tok_emb, V * D);
+    for (int64_t l = 0; l < L; l++) bad |= write_floats(f, m->w.blocks[l].rms_att, D);
+    static const LinearKind order1[] = {LIN_Q, LIN_K, LIN_V, LIN_O};
+    for (int k = 0; k < 4; k++)
+        for (int64_t l = 0; l < L; l++)
+            bad |= write_floats(f, m->w.blocks[l].lin[order1[k]], (order1[k] == LIN_K || order1[k] == LIN_V) ? KV * D : D * D);
+    for (int64_t l = 0; l < L; l++) bad |= write_floats(f, m->w.blocks[l].rms_ffn, D);
+    static const LinearKind order2[] = {LIN_GATE, LIN_DOWN, LIN_UP};
+    for (int k = 0; k < 3; k++)
+        for (int64_t l = 0; l < L; l++) bad |= write_floats(f, m->w.blocks[l].lin[order2[k]], F * D);
+    bad |= write_floats(f, m->w.rms_final, D);
+    /* freq_cis tables, as llama2.c export writes them (cos, then sin) */
+    float *fc = qh_malloc((size_t)(S * hs) * sizeof(float));
+    for (int64_t t = 0; t < S; t++)
+        for (int64_t j = 0; j < hs / 2; j++) {
+            double freq = 1.0 / pow(c->rope_theta, (double)(2 * j) / (double)hs);
+            fc[t * (hs / 2) + j] = (float)cos(t * freq);
+            fc[S * (hs / 2) + t * (hs / 2) + j] = (float)sin(t * freq);
+        }
+    bad |= write_floats(f, fc, S * hs);
+    free(fc);
+    if (!c->shared_classifier) bad |= write_floats(f, m->w.wcls, V * D);
+    bad |= fflush(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        qh_error("cannot write model '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+/* splitmix64 + Box-Muller: a small self-contained generator for synthetic weights */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double unif01(uint64_t *s) { return ((splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static void fill_normal(float *p, int64_t n, double sd, uint64_t *s) {
+    for (int64_t i = 0; i < n; i += 2) {
+        double u1 = unif01(s), u2 = unif01(s);
+        double r = sqrt(-2.0 * log(u1));
+        p[i] = (float)(sd * r * cos(2 * M_PI * u2));
+        if (i + 1 < n) p[i + 1] = (float)(sd * r * sin(2 * M_PI * u2));
+    }
+}
+
+int model_synth(Model *m, const ModelConfig *cin, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cin;
+    if (m->cfg.rope_theta == 0) m->cfg.rope_theta = 10000.0f;
+    if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
+    if (model_config_validate(&m->cfg, "synth") != 0) return -1;
+    int64_t n = v0_floats(&m->cfg);
+    m->heap = qh_malloc((size_t)n * sizeof(float));
+    v0_assign(m, m->heap);
+    const ModelConfig *c = &m->cfg;
+    uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
+    int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
+    fill_normal((float *)m->w.tok_emb, V * D, 1.0 / sqrt((double)D), &s);
+    for (int64_t l = 0; l < L; l++) {
+        BlockWeights *b = &m->w.blocks[l];
+        for (int k = 0; k < LIN_COUNT; k++) {
+            int o, i;
+            model_linear_shape(c, (LinearKind)k, &o, &i);
+            fill_normal((float *)b->lin[k], (int64_t)o * i, 1.0 / sqrt((double)i), &s);
+        }
+        float *ra = (float *)b->rms_att, *rf = (float *)b->rms_ffn;
+        for (int64_t j = 0; j < D; j++) {
+            ra[j] = (float)(1.0 + 0.1 * (unif01(&s) - 0.5));
+            rf[j] = (float)(1.0 + 0.1 * (unif01(&s) - 0.5));
+        }
+    }
+    float *rn = (float *)m->w.rms_final;
+    for (int64_t j = 0; j < D; j++) rn[j] = 1.0f;
+    /* freq tables: zeroed (unused at run time) */
+    float *fc = (float *)m->w.rms_final + D;
+    memset(fc, 0, (size_t)(c->seq_len * (D / c->n_heads)) * sizeof(float));
+    if (!c->shared_classifier) fill_normal((float *)m->w.wcls, V * D, 1.0 / sqrt((double)D), &s);
+    (void)F;
+    m->path = qh_strdup("synth");
+    return 0;
+}

@@ -1,0 +1,82 @@
+/* model.h: the LLaMA-architecture model as the harness holds it: its shape
+ * (ModelConfig), its weights (ModelWeights, pointers into one read-only mmap of
+ * a llama2.c checkpoint or into owned memory once layers are replaced), and the
+ * reader/writer of the llama2.c legacy (v0) checkpoint format. This is the one
+ * file that knows that layout. It does not run the model (forward.h) nor
+ * quantize it (quant/). */
+#ifndef QH_MODEL_H
+#define QH_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ModelConfig {
+    int dim;        /* D: residual width */
+    int hidden_dim; /* F: SwiGLU inner width */
+    int n_layers;   /* L */
+    int n_heads;    /* H: query heads; head size hs = D / H */
+    int n_kv_heads; /* Hkv: key/value heads (grouped-query attention) */
+    int vocab_size; /* V */
+    int seq_len;    /* maximum context the model was trained for */
+    int shared_classifier; /* 1: the output head is the token embedding */
+    float rope_theta;      /* 10000 for llama2.c checkpoints */
+    float norm_eps;        /* 1e-5 */
+} ModelConfig;
+
+/* The seven linear sub-layers of one block, in the order of the reference code. */
+typedef enum { LIN_Q = 0, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT } LinearKind;
+extern const char *const linear_names[LIN_COUNT]; /* "wq","wk","wv","wo","w1","w3","w2" */
+
+/* Weights of one block. Every matrix is (out, in) row-major, y = W x. */
+typedef struct BlockWeights {
+    const float *rms_att; /* (D) */
+    const float *rms_ffn; /* (D) */
+    const float *lin[LIN_COUNT];
+    /* shapes: wq (D, D), wk (Hkv*hs, D), wv (Hkv*hs, D), wo (D, D),
+     *         w1 = gate (F, D), w3 = up (F, D), w2 = down (D, F) */
+} BlockWeights;
+
+typedef struct ModelWeights {
+    const float *tok_emb;   /* (V, D) */
+    BlockWeights *blocks;   /* (L) owned array of pointer sets */
+    const float *rms_final; /* (D) */
+    const float *wcls;      /* (V, D); == tok_emb when shared */
+} ModelWeights;
+
+typedef struct Model {
+    ModelConfig cfg;
+    ModelWeights w;
+    /* storage */
+    void *map;          /* read-only mmap of the checkpoint, or NULL */
+    size_t map_size;
+    float *heap;        /* owned weight buffer of a synthetic model, or NULL */
+    float **owned;      /* (L * LIN_COUNT) replaced matrices owned by the model, NULL if not replaced */
+    char *path;         /* where it was loaded from (owned) */
+} Model;
+
+static inline int model_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
+static inline int model_kv_dim(const ModelConfig *c) { return c->n_kv_heads * (c->dim / c->n_heads); }
+/* Output and input width of one linear sub-layer. */
+void model_linear_shape(const ModelConfig *c, LinearKind k, int *out, int *in);
+/* Parameters in the linear layers of the blocks (what the paper quantizes). */
+int64_t model_linear_params(const ModelConfig *c);
+
+/* Check a configuration for consistency; -1 with a message naming `what`. */
+int model_config_validate(const ModelConfig *c, const char *what);
+
+/* Load a llama2.c checkpoint through one read-only mmap; the header and the
+ * file size are validated against each other. */
+int model_load_llama2c(Model *m, const char *path);
+void model_free(Model *m);
+
+/* Replace sub-layer (layer, kind) by `W` (copied into model-owned memory). */
+void model_set_linear(Model *m, int layer, LinearKind k, const float *W);
+
+/* Write the model in llama2.c v0 format, atomically (temp file + rename). */
+int model_save_llama2c(const Model *m, const char *path);
+
+/* A random-weight model of any LLaMA shape (for tests and benchmarks):
+ * weights ~ N(0, 1/in) from a seeded generator, norms 1 (+ small noise). */
+int model_synth(Model *m, const ModelConfig *c, uint64_t seed);
+
+#endif

@@ -1,0 +1,35 @@
+/* provenance.c: collect the provenance strings of provenance.h. The git commit
+ * is compiled in by the Makefile (QH_GIT_COMMIT). */
+#include "provenance.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forward.h"
+
+#ifndef QH_GIT_COMMIT
+#define QH_GIT_COMMIT "unknown"
+#endif
+
+char *openblas_get_config(void);
+
+void provenance_collect(Provenance *p, int argc, char **argv) {
+    memset(p, 0, sizeof *p);
+    size_t off = 0;
+    for (int i = 0; i < argc && off < sizeof p->cmdline - 2; i++)
+        off += (size_t)snprintf(p->cmdline + off, sizeof p->cmdline - off, "%s%s", i ? " " : "", argv[i]);
+    snprintf(p->git_commit, sizeof p->git_commit, "%s", QH_GIT_COMMIT);
+    snprintf(p->compiler, sizeof p->compiler, "gcc %s", __VERSION__);
+    snprintf(p->blas, sizeof p->blas, "OpenBLAS %s", openblas_get_config());
+#ifdef QH_HAVE_CUDA
+    snprintf(p->cuda, sizeof p->cuda, "built with CUDA; GPU %s", qh_cuda_available() ? "present" : "absent");
+#else
+    snprintf(p->cuda, sizeof p->cuda, "not built");
+#endif
+    gethostname(p->host, sizeof p->host - 1);
+    time_t now = time(NULL);
+    strftime(p->time_utc, sizeof p->time_utc, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(p->version, sizeof p->version, "qharness 0.1");
+}

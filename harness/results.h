@@ -1,0 +1,20 @@
+/* results.h: the schema of qharness result files (documented in
+ * results/README.md): provenance and model attributes at the root, one group
+ * per evaluated dataset. Written through h5io.h. */
+#ifndef QH_RESULTS_H
+#define QH_RESULTS_H
+
+#include "datasets.h"
+#include "h5io.h"
+#include "model.h"
+#include "perplexity.h"
+#include "provenance.h"
+
+#define QH_SCHEMA_VERSION 1
+
+/* Root attributes: schema_version, provenance, model path/config, settings (JSON text). */
+int results_write_header(H5File *f, const char *group, const Provenance *p, const Model *m, const char *settings_json);
+/* <group>/eval/<dataset>: attributes ppl, ppl_stderr, ..., datasets window_nll, nll. */
+int results_write_eval(H5File *f, const char *group, const TokenStream *ts, const PplResult *r, const char *device);
+
+#endif

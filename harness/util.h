@@ -1,0 +1,48 @@
+/* util.h: small helpers shared by the whole harness: error reporting, checked
+ * allocation, strict number parsing, monotonic time and terminal progress.
+ * Nothing here knows about models, tokenizers or quantization. */
+#ifndef QH_UTIL_H
+#define QH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Print "qharness: error: <message>\n" to stderr. Returns -1 so that callers can
+ * write `return qh_error("...")`. */
+int qh_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "qharness: warning: <message>\n" to stderr. */
+void qh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation that aborts with a message on failure (out of memory is not an
+ * input error we can recover from). Zero-sized requests return a valid pointer. */
+void *qh_malloc(size_t n);
+void *qh_calloc(size_t count, size_t size);
+void *qh_realloc(void *p, size_t n);
+char *qh_strdup(const char *s);
+/* Free and null the pointer. */
+#define QH_FREE(p) do { free(p); (p) = NULL; } while (0)
+
+/* Strict parsing: the whole string must be a number in range, else -1 (no message). */
+int qh_parse_long(const char *s, long *out);
+int qh_parse_double(const char *s, double *out);
+
+/* Seconds from a monotonic clock. */
+double qh_now(void);
+
+/* Progress lines: shown on a terminal (stderr is a tty and CI is unset),
+ * otherwise silent unless QH_VERBOSE=1. */
+int qh_progress_enabled(void);
+void qh_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file into memory (NUL-terminated; *len excludes the NUL). */
+int qh_read_file(const char *path, char **data, size_t *len);
+
+/* Write `len` bytes to `path` atomically: a temporary file in the same folder,
+ * then rename. On failure nothing at `path` is changed. */
+int qh_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* float <-> IEEE half, round-to-nearest-even. */
+uint16_t qh_f32_to_f16(float f);
+float qh_f16_to_f32(uint16_t h);
+
+#endif
