@@ -1,5 +1,6 @@
-/* cuda_common.cu: CUDA runtime helpers shared by the kernels: device count.
- * (The CUDA forward backend is built on these.) */
+/* cuda_common.cu: CUDA runtime helpers shared by the kernels: the device count
+ * behind qh_cuda_available() (forward.h). The CUDA forward backend itself is in
+ * forward_cuda.cu, its kernels in forward_kernels.cu. */
 #include <cuda_runtime.h>
 
 #include "cuda_check.h"
@@ -11,9 +12,4 @@ extern "C" int cuda_device_count(void) {
         return 0;
     }
     return n;
-}
-
-extern "C" int forward_cuda_create(const void *m, int max_T, void **out) {
-    (void)m; (void)max_T; (void)out;
-    return -1;
 }

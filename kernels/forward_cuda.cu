@@ -1,0 +1,391 @@
+/* forward_cuda.cu: the CUDA backend of forward.h ("cuda"). One window at a
+ * time, batched over positions, everything on one stream:
+ *   - all weights of the model are uploaded once, fp32, into one device
+ *     allocation (weights_changed(layer) re-uploads one layer's tensors);
+ *   - the activations for max_T positions are one device allocation carved
+ *     into named tensors (sizes computed first, as llm.c does);
+ *   - linear layers are cuBLAS GEMMs (linear_forward, kernels/forward_kernels.cu),
+ *     attention is strided-batched GEMMs around a fused causal scaled softmax
+ *     kernel, the element-wise steps are the kernels of forward_kernels.cu.
+ * GEMM arithmetic is chosen at creation by the environment variable
+ * QH_CUDA_MATH: "fp32" (the default: CUBLAS_COMPUTE_32F, exact fp32, matches
+ * the CPU backend to ~1e-6 relative) or "tf32" (CUBLAS_COMPUTE_32F_FAST_TF32:
+ * tensor cores, 10-bit mantissa inputs, fp32 accumulation; faster, ~1e-3).
+ * The ForwardOps entries take HOST pointers: embed/block/head_nll copy in and
+ * out around the device work (the hook, when given, receives host copies of
+ * each linear input (T, in), called exactly as the CPU backend calls it);
+ * window_nll and last_logits run entirely on the device and copy back only the
+ * result. Not here: the kernels themselves (forward_kernels.cu), quantized
+ * weight formats, KV caches or multi-GPU. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.h"
+#include "forward_kernels.h"
+
+extern "C" {
+#include "forward.h"
+#include "util.h"
+}
+
+/* Budgets of the two scratch tensors whose size grows with T^2 or T*V. */
+#define ATTENTION_SCORES_BUDGET ((size_t)1 << 30) /* bytes of (head_batch, T, T) scores */
+#define LOGITS_BUDGET ((size_t)512 << 20)         /* bytes of (logit_chunk, V) logits */
+
+typedef struct DevBlock {
+    float *rms_att;        /* (D) */
+    float *rms_ffn;        /* (D) */
+    float *lin[LIN_COUNT]; /* wq (D, D), wk (KV, D), wv (KV, D), wo (D, D), w1 (F, D), w3 (F, D), w2 (D, F) */
+} DevBlock;
+
+typedef struct CudaForward {
+    Forward base;
+    QhCudaMath math;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    /* weights, one device allocation (owned) */
+    char *wmem;
+    size_t wbytes;
+    float *tok_emb;   /* (V, D) */
+    float *rms_final; /* (D) */
+    float *wcls;      /* (V, D); aliases tok_emb when the classifier is shared */
+    DevBlock *blocks; /* (L) host array of device pointers into wmem (owned array) */
+    /* activations for max_T positions, one device allocation (owned) */
+    char *amem;
+    size_t abytes;
+    int *tokens;     /* (T) */
+    float *x;        /* (T, D) residual stream */
+    float *xb;       /* (T, D) normed input, then a linear output */
+    float *q;        /* (T, D) */
+    float *k, *v;    /* (T, KV) */
+    float *att;      /* (T, D) attention output */
+    float *hb, *hb2; /* (T, F) */
+    float *scores;   /* (head_batch, T, T) */
+    float *logits;   /* (logit_chunk, V) */
+    double *nll;     /* (T) */
+    int head_batch, logit_chunk;
+    float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
+} CudaForward;
+
+/* ---- carving one allocation into named tensors ----------------------------
+ * Each function below is run twice: with base NULL it only adds up the
+ * (256-byte aligned) sizes; with the allocation it assigns the pointers. */
+
+static void *carve(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+static size_t carve_weights(CudaForward *s, char *base) {
+    const ModelConfig *c = &s->base.model->cfg;
+    size_t D = c->dim, V = c->vocab_size, off = 0;
+    int shared = c->shared_classifier || s->base.model->w.wcls == s->base.model->w.tok_emb;
+    s->tok_emb = (float *)carve(base, &off, V * D * sizeof(float));
+    s->wcls = shared ? s->tok_emb : (float *)carve(base, &off, V * D * sizeof(float));
+    s->rms_final = (float *)carve(base, &off, D * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        DevBlock *b = &s->blocks[l];
+        b->rms_att = (float *)carve(base, &off, D * sizeof(float));
+        b->rms_ffn = (float *)carve(base, &off, D * sizeof(float));
+        for (int k = 0; k < LIN_COUNT; k++) {
+            int o, i;
+            model_linear_shape(c, (LinearKind)k, &o, &i);
+            b->lin[k] = (float *)carve(base, &off, (size_t)o * i * sizeof(float));
+        }
+    }
+    return off;
+}
+
+static size_t carve_activations(CudaForward *s, char *base) {
+    const ModelConfig *c = &s->base.model->cfg;
+    size_t T = s->base.max_T, D = c->dim, KV = model_kv_dim(c), F = c->hidden_dim, V = c->vocab_size, off = 0;
+    s->tokens = (int *)carve(base, &off, T * sizeof(int));
+    s->x = (float *)carve(base, &off, T * D * sizeof(float));
+    s->xb = (float *)carve(base, &off, T * D * sizeof(float));
+    s->q = (float *)carve(base, &off, T * D * sizeof(float));
+    s->k = (float *)carve(base, &off, T * KV * sizeof(float));
+    s->v = (float *)carve(base, &off, T * KV * sizeof(float));
+    s->att = (float *)carve(base, &off, T * D * sizeof(float));
+    s->hb = (float *)carve(base, &off, T * F * sizeof(float));
+    s->hb2 = (float *)carve(base, &off, T * F * sizeof(float));
+    s->scores = (float *)carve(base, &off, (size_t)s->head_batch * T * T * sizeof(float));
+    s->logits = (float *)carve(base, &off, (size_t)s->logit_chunk * V * sizeof(float));
+    s->nll = (double *)carve(base, &off, T * sizeof(double));
+    return off;
+}
+
+/* ---- uploads ---------------------------------------------------------------- */
+
+/* On the backend's stream, so that the kernels after it see the data (a plain
+ * cudaMemcpy from pageable memory may return before its DMA lands, and runs on
+ * the legacy stream, which a non-blocking stream does not wait for). */
+static int upload(CudaForward *s, float *dst, const float *src, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, s->stream));
+    return 0;
+}
+
+static int upload_layer(CudaForward *s, int layer) {
+    const Model *m = s->base.model;
+    const ModelConfig *c = &m->cfg;
+    const BlockWeights *w = &m->w.blocks[layer];
+    DevBlock *b = &s->blocks[layer];
+    if (upload(s, b->rms_att, w->rms_att, c->dim) || upload(s, b->rms_ffn, w->rms_ffn, c->dim)) return -1;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        if (upload(s, b->lin[k], w->lin[k], (size_t)o * i) != 0)
+            return qh_error("cuda backend: uploading layer %d %s (%d x %d) failed", layer, linear_names[k], o, i);
+    }
+    return 0;
+}
+
+static int upload_all(CudaForward *s) {
+    const Model *m = s->base.model;
+    const ModelConfig *c = &m->cfg;
+    size_t D = c->dim, V = c->vocab_size;
+    if (upload(s, s->tok_emb, m->w.tok_emb, V * D) != 0) return -1;
+    if (s->wcls != s->tok_emb && upload(s, s->wcls, m->w.wcls, V * D) != 0) return -1;
+    if (upload(s, s->rms_final, m->w.rms_final, D) != 0) return -1;
+    for (int l = 0; l < c->n_layers; l++)
+        if (upload_layer(s, l) != 0) return -1;
+    return 0;
+}
+
+/* ---- device-side pieces of the forward pass ------------------------------- */
+
+static int check_window(const Forward *f, int T, int min_T) {
+    if (T < min_T || T > f->max_T)
+        return qh_error("cuda backend: window of %d tokens is outside %d..%d", T, min_T, f->max_T);
+    return 0;
+}
+
+static int check_tokens(const Forward *f, const int *tokens, int T) {
+    int V = f->model->cfg.vocab_size;
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return qh_error("token id %d at position %d is outside the vocabulary (0..%d)", tokens[t], t, V - 1);
+    return 0;
+}
+
+/* Host tokens (T) -> s->tokens, after checking every id. */
+static int upload_tokens(CudaForward *s, const int *tokens, int T) {
+    if (check_tokens(&s->base, tokens, T) != 0) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(s->tokens, tokens, (size_t)T * sizeof(int), cudaMemcpyHostToDevice, s->stream));
+    return 0;
+}
+
+/* Give the hook a host copy of dev (T, cols), once per sub-layer in `kinds`. */
+static int hook_inputs(CudaForward *s, const float *dev, int T, int cols, LinearInputHook hook, void *user,
+                       int layer, const LinearKind *kinds, int nk) {
+    if (!s->hook_buf) {
+        const ModelConfig *c = &s->base.model->cfg;
+        size_t w = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        CUDA_CHECK(cudaMallocHost((void **)&s->hook_buf, (size_t)s->base.max_T * w * sizeof(float)));
+    }
+    CUDA_CHECK(cudaMemcpyAsync(s->hook_buf, dev, (size_t)T * cols * sizeof(float), cudaMemcpyDeviceToHost,
+                               s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    for (int i = 0; i < nk; i++) hook(user, layer, kinds[i], s->hook_buf, T);
+    return 0;
+}
+
+/* s->x (T, D) <- block `layer` applied to s->x (the same steps as cpu_block). */
+static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, void *user) {
+    static const LinearKind qkv[] = {LIN_Q, LIN_K, LIN_V}, o[] = {LIN_O}, gu[] = {LIN_GATE, LIN_UP},
+                            down[] = {LIN_DOWN};
+    const ModelConfig *c = &s->base.model->cfg;
+    const DevBlock *b = &s->blocks[layer];
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    cudaStream_t st = s->stream;
+    cublasHandle_t h = s->blas;
+    long n = (long)T * D;
+
+    /* attention */
+    if (launch_rmsnorm(s->xb, s->x, b->rms_att, T, D, c->norm_eps, st)) return -1;
+    if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, qkv, 3)) return -1;
+    if (linear_forward(h, s->math, s->q, s->xb, b->lin[LIN_Q], T, D, D) ||
+        linear_forward(h, s->math, s->k, s->xb, b->lin[LIN_K], T, D, KV) ||
+        linear_forward(h, s->math, s->v, s->xb, b->lin[LIN_V], T, D, KV))
+        return -1;
+    if (launch_rope(s->q, s->k, T, D, KV, hs, 0, c->rope_theta, st)) return -1;
+    if (attention_forward(h, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
+                          s->head_batch, st))
+        return -1;
+    if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, o, 1)) return -1;
+    if (linear_forward(h, s->math, s->xb, s->att, b->lin[LIN_O], T, D, D)) return -1;
+    if (launch_residual_add(s->x, s->xb, n, st)) return -1;
+
+    /* SwiGLU feed-forward */
+    if (launch_rmsnorm(s->xb, s->x, b->rms_ffn, T, D, c->norm_eps, st)) return -1;
+    if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, gu, 2)) return -1;
+    if (linear_forward(h, s->math, s->hb, s->xb, b->lin[LIN_GATE], T, D, F) ||
+        linear_forward(h, s->math, s->hb2, s->xb, b->lin[LIN_UP], T, D, F))
+        return -1;
+    if (launch_swiglu(s->hb, s->hb2, (long)T * F, st)) return -1;
+    if (hook && hook_inputs(s, s->hb, T, F, hook, user, layer, down, 1)) return -1;
+    if (linear_forward(h, s->math, s->xb, s->hb, b->lin[LIN_DOWN], T, F, D)) return -1;
+    if (launch_residual_add(s->x, s->xb, n, st)) return -1;
+    return 0;
+}
+
+/* s->nll (T-1) <- NLL of s->tokens[t+1] after the final norm and head of s->x[t]. */
+static int head_device(CudaForward *s, int T) {
+    const ModelConfig *c = &s->base.model->cfg;
+    int D = c->dim, V = c->vocab_size;
+    if (launch_rmsnorm(s->xb, s->x, s->rms_final, T - 1, D, c->norm_eps, s->stream)) return -1;
+    for (int t0 = 0; t0 < T - 1; t0 += s->logit_chunk) {
+        int tc = T - 1 - t0 < s->logit_chunk ? T - 1 - t0 : s->logit_chunk;
+        if (linear_forward(s->blas, s->math, s->logits, s->xb + (long)t0 * D, s->wcls, tc, D, V)) return -1;
+        if (launch_nll(s->nll + t0, s->logits, s->tokens + t0 + 1, tc, V, s->stream)) return -1;
+    }
+    return 0;
+}
+
+/* s->x <- embeddings of s->tokens (T) and every block. */
+static int body_device(CudaForward *s, int T) {
+    const ModelConfig *c = &s->base.model->cfg;
+    if (launch_embed(s->x, s->tok_emb, s->tokens, T, c->dim, s->stream)) return -1;
+    for (int l = 0; l < c->n_layers; l++)
+        if (block_device(s, l, T, NULL, NULL)) return -1;
+    return 0;
+}
+
+/* ---- ForwardOps over host pointers ----------------------------------------- */
+
+static int cuda_embed(Forward *f, const int *tokens, int T, float *x) {
+    CudaForward *s = (CudaForward *)f;
+    int D = f->model->cfg.dim;
+    if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
+    if (launch_embed(s->x, s->tok_emb, s->tokens, T, D, s->stream)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(x, s->x, (size_t)T * D * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+static int cuda_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+    CudaForward *s = (CudaForward *)f;
+    int D = f->model->cfg.dim;
+    if (layer < 0 || layer >= f->model->cfg.n_layers)
+        return qh_error("cuda backend: layer %d is outside 0..%d", layer, f->model->cfg.n_layers - 1);
+    if (check_window(f, T, 1)) return -1;
+    size_t bytes = (size_t)T * D * sizeof(float);
+    CUDA_CHECK(cudaMemcpyAsync(s->x, x, bytes, cudaMemcpyHostToDevice, s->stream));
+    if (block_device(s, layer, T, hook, user)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(x, s->x, bytes, cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+static int cuda_head_nll(Forward *f, const float *x, const int *tokens, int T, double *nll) {
+    CudaForward *s = (CudaForward *)f;
+    int D = f->model->cfg.dim;
+    if (check_window(f, T, 2) || upload_tokens(s, tokens, T)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(s->x, x, (size_t)(T - 1) * D * sizeof(float), cudaMemcpyHostToDevice, s->stream));
+    if (head_device(s, T)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(nll, s->nll, (size_t)(T - 1) * sizeof(double), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+static int cuda_window_nll(Forward *f, const int *tokens, int T, double *nll) {
+    CudaForward *s = (CudaForward *)f;
+    if (check_window(f, T, 2) || upload_tokens(s, tokens, T)) return -1;
+    if (body_device(s, T) || head_device(s, T)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(nll, s->nll, (size_t)(T - 1) * sizeof(double), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits) {
+    CudaForward *s = (CudaForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    int D = c->dim, V = c->vocab_size;
+    if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
+    if (body_device(s, T)) return -1;
+    if (launch_rmsnorm(s->xb, s->x + (long)(T - 1) * D, s->rms_final, 1, D, c->norm_eps, s->stream)) return -1;
+    if (linear_forward(s->blas, s->math, s->logits, s->xb, s->wcls, 1, D, V)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+static int cuda_weights_changed(Forward *f, int layer) {
+    CudaForward *s = (CudaForward *)f;
+    if (layer < 0 || layer >= f->model->cfg.n_layers)
+        return qh_error("cuda backend: weights_changed: layer %d is outside 0..%d", layer,
+                        f->model->cfg.n_layers - 1);
+    /* stream order: work already queued reads the old weights, later work the new */
+    if (upload_layer(s, layer) != 0) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(s->stream)); /* the model's buffers may be freed once we return */
+    return 0;
+}
+
+static void cuda_destroy(Forward *f) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s) return;
+    if (s->stream) cudaStreamSynchronize(s->stream);
+    if (s->blas) cublasDestroy(s->blas);
+    if (s->stream) cudaStreamDestroy(s->stream);
+    if (s->wmem) cudaFree(s->wmem);
+    if (s->amem) cudaFree(s->amem);
+    if (s->hook_buf) cudaFreeHost(s->hook_buf);
+    free(s->blocks);
+    free(s);
+}
+
+static const ForwardOps cuda_ops = {
+    "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
+    cuda_weights_changed,
+};
+
+/* ---- creation ---------------------------------------------------------------- */
+
+static int cuda_setup(CudaForward *s) {
+    const ModelConfig *c = &s->base.model->cfg;
+    if (qh_cuda_math_parse(getenv("QH_CUDA_MATH"), &s->math) != 0) return -1;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&s->blas));
+    CUBLAS_CHECK(cublasSetStream(s->blas, s->stream));
+
+    s->head_batch = attention_head_batch(s->base.max_T, c->n_kv_heads, ATTENTION_SCORES_BUDGET);
+    size_t chunk = LOGITS_BUDGET / ((size_t)c->vocab_size * sizeof(float));
+    if (chunk < 1) chunk = 1;
+    if (chunk > (size_t)s->base.max_T) chunk = (size_t)s->base.max_T;
+    s->logit_chunk = (int)chunk;
+
+    s->blocks = (DevBlock *)qh_calloc((size_t)c->n_layers, sizeof(DevBlock));
+    s->wbytes = carve_weights(s, NULL);
+    s->abytes = carve_activations(s, NULL);
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    if (s->wbytes + s->abytes > free_b)
+        return qh_error("cuda backend: the model needs %.2f GiB of weights and %.2f GiB of activations "
+                        "(window %d), but the GPU has %.2f GiB free",
+                        s->wbytes / 1073741824.0, s->abytes / 1073741824.0, s->base.max_T, free_b / 1073741824.0);
+    CUDA_CHECK(cudaMalloc((void **)&s->wmem, s->wbytes));
+    CUDA_CHECK(cudaMalloc((void **)&s->amem, s->abytes));
+    carve_weights(s, s->wmem);
+    carve_activations(s, s->amem);
+    if (upload_all(s) != 0) return qh_error("cuda backend: uploading the weights of %s failed",
+                                              s->base.model->path ? s->base.model->path : "the model");
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
+    *out = NULL;
+    if (max_T < 2) return qh_error("window length %d is too short (at least 2 tokens)", max_T);
+    CudaForward *s = (CudaForward *)qh_calloc(1, sizeof *s);
+    s->base.ops = &cuda_ops;
+    s->base.model = m;
+    s->base.max_T = max_T;
+    if (cuda_setup(s) != 0) {
+        cuda_destroy(&s->base);
+        return -1;
+    }
+    *out = &s->base;
+    return 0;
+}

@@ -1,0 +1,333 @@
+/* test_gpu_forward.c: the CUDA backend (kernels/forward_cuda.cu) against the
+ * CPU backend (forward_cpu_create) through forward.h only: window NLL and
+ * perplexity over several windows (within 1e-4 relative in fp32 mode, loosely
+ * in tf32 mode), embed, block with the linear-input hook (same calls, same
+ * order, same inputs), head_nll, last_logits, weights_changed after a layer is
+ * replaced, and the error paths (window too long, bad token, bad layer, bad
+ * QH_CUDA_MATH). On synthetic models of odd sizes (model_synth) and on
+ * stories260K ($QH_DATA/models/stories260K/stories260K.bin, QH_DATA defaults
+ * to "data"; skipped when missing). Without a GPU (or in a build without nvcc)
+ * everything is reported skipped and the exit status is 0. Not here: the
+ * kernels one by one (test_gpu_kernels.c). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "forward.h"
+#include "model.h"
+
+#ifdef QH_HAVE_CUDA
+int forward_cuda_create(const Model *m, int max_T, Forward **out);
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static void rand_tokens(int *tok, int T, int V, uint64_t seed) {
+    for (int t = 0; t < T; t++) tok[t] = (int)(splitmix(&seed) % (uint64_t)V);
+}
+
+/* One CHECK per array: |got - want| <= atol + rtol |want| everywhere. */
+static void expect_close_f(const char *what, const float *got, const float *want, long n, double rtol, double atol) {
+    long bad = 0, first = -1;
+    double maxerr = 0;
+    for (long i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (!(e <= atol + rtol * fabs((double)want[i]))) {
+            if (first < 0) first = i;
+            bad++;
+        }
+        if (e > maxerr || e != e) maxerr = e;
+    }
+    CHECK(bad == 0, "%s: %ld of %ld elements off, first [%ld] got %.9g want %.9g; max abs err %.3g", what, bad, n,
+          first, first >= 0 ? got[first] : 0.0, first >= 0 ? want[first] : 0.0, maxerr);
+}
+static void expect_close_d(const char *what, const double *got, const double *want, long n, double rtol,
+                           double atol) {
+    long bad = 0, first = -1;
+    double maxerr = 0;
+    for (long i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]);
+        if (!(e <= atol + rtol * fabs(want[i]))) {
+            if (first < 0) first = i;
+            bad++;
+        }
+        if (e > maxerr || e != e) maxerr = e;
+    }
+    CHECK(bad == 0, "%s: %ld of %ld elements off, first [%ld] got %.12g want %.12g; max abs err %.3g", what, bad,
+          n, first, first >= 0 ? got[first] : 0.0, first >= 0 ? want[first] : 0.0, maxerr);
+}
+
+/* Perplexity of `nw` windows of T tokens (the harness's definition: exp of the
+ * mean NLL over all predicted positions), from one backend. */
+static int window_ppl(Forward *f, const int *tokens, int nw, int T, double *nll_all, double *ppl) {
+    double sum = 0;
+    for (int w = 0; w < nw; w++) {
+        double *nll = nll_all + (long)w * (T - 1);
+        if (f->ops->window_nll(f, tokens + (long)w * T, T, nll) != 0) return -1;
+        for (int t = 0; t < T - 1; t++) sum += nll[t];
+    }
+    *ppl = exp(sum / ((double)nw * (T - 1)));
+    return 0;
+}
+
+/* Window NLL and perplexity of the CUDA backend against the CPU backend. */
+static void compare_windows(const char *what, Forward *cpu, Forward *gpu, int nw, int T, uint64_t seed,
+                            double ppl_rtol, double nll_tol) {
+    int V = cpu->model->cfg.vocab_size;
+    int *tok = malloc(sizeof(int) * (size_t)nw * T);
+    for (int w = 0; w < nw; w++) rand_tokens(tok + (long)w * T, T, V, seed + (uint64_t)w);
+    double *nc = malloc(sizeof(double) * (size_t)nw * (T - 1)), *ng = malloc(sizeof(double) * (size_t)nw * (T - 1));
+    double pc = 0, pg = 0;
+    int rc_c = window_ppl(cpu, tok, nw, T, nc, &pc), rc_g = window_ppl(gpu, tok, nw, T, ng, &pg);
+    CHECK(rc_c == 0 && rc_g == 0, "%s: window_nll failed (cpu %d, cuda %d)", what, rc_c, rc_g);
+    if (rc_c == 0 && rc_g == 0) {
+        char w2[160];
+        snprintf(w2, sizeof w2, "%s: per-position nll (%d windows of %d)", what, nw, T);
+        expect_close_d(w2, ng, nc, (long)nw * (T - 1), nll_tol, nll_tol);
+        CHECK(fabs(pg - pc) <= ppl_rtol * pc, "%s: perplexity cuda %.9g vs cpu %.9g (rel %.3g > %.3g)", what, pg, pc,
+              fabs(pg - pc) / pc, ppl_rtol);
+        printf("  %-44s ppl cpu %.6f cuda %.6f rel diff %.2e\n", what, pc, pg, fabs(pg - pc) / pc);
+    }
+    free(tok), free(nc), free(ng);
+}
+
+/* The hook's calls, recorded: (layer, kind, T) and a copy of X (T, in). */
+typedef struct HookCall {
+    int layer, kind, T, in;
+    float *X;
+} HookCall;
+typedef struct HookLog {
+    const ModelConfig *cfg;
+    HookCall calls[512];
+    int n;
+} HookLog;
+
+static void record_hook(void *user, int layer, LinearKind k, const float *X, int T) {
+    HookLog *h = user;
+    if (h->n >= (int)(sizeof h->calls / sizeof h->calls[0])) return;
+    int out, in;
+    model_linear_shape(h->cfg, k, &out, &in);
+    HookCall *c = &h->calls[h->n++];
+    c->layer = layer, c->kind = (int)k, c->T = T, c->in = in;
+    c->X = malloc(sizeof(float) * (size_t)T * in);
+    memcpy(c->X, X, sizeof(float) * (size_t)T * in);
+}
+static void hook_log_free(HookLog *h) {
+    for (int i = 0; i < h->n; i++) free(h->calls[i].X);
+    h->n = 0;
+}
+
+/* embed + every block with the hook, on one backend: x (T, D) at the end. */
+static int run_blocks_hooked(Forward *f, const int *tok, int T, float *x, HookLog *log) {
+    if (f->ops->embed(f, tok, T, x) != 0) return -1;
+    for (int l = 0; l < f->model->cfg.n_layers; l++)
+        if (f->ops->block(f, l, x, T, record_hook, log) != 0) return -1;
+    return 0;
+}
+
+/* embed, block (with the hook), head_nll and last_logits, one by one. */
+static void compare_pieces(const char *what, Forward *cpu, Forward *gpu, int T, uint64_t seed) {
+    const ModelConfig *c = &cpu->model->cfg;
+    int D = c->dim, V = c->vocab_size;
+    char w2[160];
+    int *tok = malloc(sizeof(int) * T);
+    rand_tokens(tok, T, V, seed);
+    float *xc = malloc(sizeof(float) * (size_t)T * D), *xg = malloc(sizeof(float) * (size_t)T * D);
+
+    /* embed: a copy, so exact */
+    CHECK(cpu->ops->embed(cpu, tok, T, xc) == 0 && gpu->ops->embed(gpu, tok, T, xg) == 0, "%s: embed", what);
+    snprintf(w2, sizeof w2, "%s: embed (exact)", what);
+    expect_close_f(w2, xg, xc, (long)T * D, 0, 0);
+
+    /* the blocks with the hook */
+    HookLog *hc = calloc(1, sizeof *hc), *hg = calloc(1, sizeof *hg);
+    hc->cfg = hg->cfg = c;
+    CHECK(run_blocks_hooked(cpu, tok, T, xc, hc) == 0, "%s: cpu blocks", what);
+    CHECK(run_blocks_hooked(gpu, tok, T, xg, hg) == 0, "%s: cuda blocks", what);
+    CHECK(hc->n == LIN_COUNT * c->n_layers && hg->n == hc->n, "%s: hook calls cpu %d, cuda %d, expected %d", what,
+          hc->n, hg->n, LIN_COUNT * c->n_layers);
+    int same_order = 1;
+    for (int i = 0; i < hc->n && i < hg->n; i++) {
+        HookCall *a = &hc->calls[i], *b = &hg->calls[i];
+        if (a->layer != b->layer || a->kind != b->kind || a->T != b->T) {
+            same_order = 0;
+            continue;
+        }
+        snprintf(w2, sizeof w2, "%s: hook input layer %d %s", what, a->layer, linear_names[a->kind]);
+        expect_close_f(w2, b->X, a->X, (long)a->T * a->in, 1e-4, 1e-5);
+    }
+    CHECK(same_order, "%s: the hook calls come in the same (layer, kind, T) order", what);
+    snprintf(w2, sizeof w2, "%s: x after all blocks", what);
+    expect_close_f(w2, xg, xc, (long)T * D, 1e-4, 1e-5);
+    hook_log_free(hc), hook_log_free(hg);
+    free(hc), free(hg);
+
+    /* head_nll on the same (CPU) residual stream */
+    double *nc = malloc(sizeof(double) * T), *ng = malloc(sizeof(double) * T);
+    CHECK(cpu->ops->head_nll(cpu, xc, tok, T, nc) == 0 && gpu->ops->head_nll(gpu, xc, tok, T, ng) == 0,
+          "%s: head_nll", what);
+    snprintf(w2, sizeof w2, "%s: head_nll", what);
+    expect_close_d(w2, ng, nc, T - 1, 1e-5, 1e-5);
+
+    /* last_logits */
+    float *lc = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+    CHECK(cpu->ops->last_logits(cpu, tok, T, lc) == 0 && gpu->ops->last_logits(gpu, tok, T, lg) == 0,
+          "%s: last_logits", what);
+    snprintf(w2, sizeof w2, "%s: last_logits", what);
+    expect_close_f(w2, lg, lc, V, 1e-4, 1e-4);
+    CHECK(cpu->ops->last_logits(cpu, tok, 1, lc) == 0 && gpu->ops->last_logits(gpu, tok, 1, lg) == 0,
+          "%s: last_logits of one token", what);
+    snprintf(w2, sizeof w2, "%s: last_logits T=1", what);
+    expect_close_f(w2, lg, lc, V, 1e-4, 1e-4);
+    free(nc), free(ng), free(lc), free(lg), free(xc), free(xg), free(tok);
+}
+
+/* Replace one matrix of `layer`: only after weights_changed does the CUDA
+ * backend see it; then it matches the CPU backend again. */
+static void check_weights_changed(const char *what, Model *m, Forward *cpu, Forward *gpu, int layer, LinearKind k,
+                                  int T) {
+    int V = m->cfg.vocab_size, out, in;
+    model_linear_shape(&m->cfg, k, &out, &in);
+    int *tok = malloc(sizeof(int) * T);
+    rand_tokens(tok, T, V, 77);
+    double *before = malloc(sizeof(double) * T), *stale = malloc(sizeof(double) * T),
+           *nc = malloc(sizeof(double) * T), *ng = malloc(sizeof(double) * T);
+    CHECK(gpu->ops->window_nll(gpu, tok, T, before) == 0, "%s: window before", what);
+    float *W = malloc(sizeof(float) * (size_t)out * in);
+    const float *old = m->w.blocks[layer].lin[k];
+    for (long i = 0; i < (long)out * in; i++) W[i] = -0.7f * old[i] + 0.01f * (float)((i * 7919) % 13 - 6);
+    model_set_linear(m, layer, k, W);
+    free(W);
+    CHECK(gpu->ops->window_nll(gpu, tok, T, stale) == 0, "%s: window with stale weights", what);
+    int same = 1; /* the same device computation twice: equal up to rounding noise, if any */
+    for (int t = 0; t < T - 1; t++) same &= fabs(stale[t] - before[t]) <= 1e-9 * (1 + fabs(before[t]));
+    CHECK(same, "%s: without weights_changed the device keeps its copy", what);
+    CHECK(gpu->ops->weights_changed(gpu, layer) == 0 && cpu->ops->weights_changed(cpu, layer) == 0,
+          "%s: weights_changed", what);
+    CHECK(cpu->ops->window_nll(cpu, tok, T, nc) == 0 && gpu->ops->window_nll(gpu, tok, T, ng) == 0,
+          "%s: window after", what);
+    char w2[160];
+    snprintf(w2, sizeof w2, "%s: nll after replacing layer %d %s", what, layer, linear_names[k]);
+    expect_close_d(w2, ng, nc, T - 1, 1e-4, 1e-4);
+    int moved = 0;
+    for (int t = 0; t < T - 1; t++) moved |= fabs(ng[t] - before[t]) > 1e-3;
+    CHECK(moved, "%s: the replaced layer changes the nll", what);
+    free(tok), free(before), free(stale), free(nc), free(ng);
+}
+
+static void check_errors(Forward *gpu) {
+    int T = gpu->max_T + 1, V = gpu->model->cfg.vocab_size;
+    int *tok = calloc((size_t)T, sizeof(int));
+    double *nll = malloc(sizeof(double) * T);
+    float *x = calloc((size_t)T * gpu->model->cfg.dim, sizeof(float));
+    fprintf(stderr, "(the errors below are expected)\n");
+    CHECK(gpu->ops->window_nll(gpu, tok, T, nll) == -1, "a window longer than max_T is refused");
+    CHECK(gpu->ops->window_nll(gpu, tok, 1, nll) == -1, "a window of one token has no nll");
+    tok[3] = V;
+    CHECK(gpu->ops->window_nll(gpu, tok, 8, nll) == -1, "token id V is refused");
+    tok[3] = -1;
+    CHECK(gpu->ops->embed(gpu, tok, 8, x) == -1, "token id -1 is refused");
+    tok[3] = 0;
+    CHECK(gpu->ops->block(gpu, gpu->model->cfg.n_layers, x, 8, NULL, NULL) == -1, "layer L is refused");
+    CHECK(gpu->ops->weights_changed(gpu, -1) == -1, "weights_changed(-1) is refused");
+    CHECK(gpu->ops->window_nll(gpu, tok, 8, nll) == 0, "the backend still works after refusals");
+    free(tok), free(nll), free(x);
+}
+
+/* ---- the models ------------------------------------------------------------------ */
+
+static void test_synth(const char *what, int H, int Hkv, int shared) {
+    ModelConfig c = {.dim = 72, .hidden_dim = 173, .n_layers = 2, .n_heads = H, .n_kv_heads = Hkv,
+                     .vocab_size = 517, .seq_len = 64, .shared_classifier = shared};
+    Model m;
+    if (model_synth(&m, &c, 1234 + (uint64_t)Hkv) != 0) {
+        CHECK(0, "%s: model_synth", what);
+        return;
+    }
+    printf("%s: dim %d hidden %d layers %d heads %d kv heads %d vocab %d%s\n", what, c.dim, c.hidden_dim,
+           c.n_layers, H, Hkv, c.vocab_size, shared ? " shared classifier" : "");
+    Forward *cpu = NULL, *gpu = NULL;
+    unsetenv("QH_CUDA_MATH");
+    CHECK(forward_cpu_create(&m, 64, &cpu) == 0, "cpu backend");
+    CHECK(forward_create(QH_DEVICE_CUDA, &m, 64, &gpu) == 0, "cuda backend through forward_create");
+    if (cpu && gpu) {
+        CHECK(!strcmp(gpu->ops->name, "cuda"), "backend name '%s'", gpu->ops->name);
+        compare_windows(what, cpu, gpu, 3, 37, 11, 1e-4, 1e-4);
+        compare_windows(what, cpu, gpu, 1, 64, 12, 1e-4, 1e-4);
+        compare_windows(what, cpu, gpu, 2, 2, 13, 1e-4, 1e-4);
+        compare_pieces(what, cpu, gpu, 37, 21);
+        check_weights_changed(what, &m, cpu, gpu, 1, LIN_UP, 37);
+        check_weights_changed(what, &m, cpu, gpu, 0, LIN_K, 37);
+        check_errors(gpu);
+    }
+    forward_destroy(&gpu);
+
+    /* tf32: same results to about 1e-3 */
+    setenv("QH_CUDA_MATH", "tf32", 1);
+    CHECK(forward_cuda_create(&m, 64, &gpu) == 0, "cuda backend in tf32 mode");
+    if (cpu && gpu) {
+        char w2[96];
+        snprintf(w2, sizeof w2, "%s tf32", what);
+        compare_windows(w2, cpu, gpu, 3, 37, 11, 1e-2, 2e-2);
+    }
+    forward_destroy(&gpu);
+    setenv("QH_CUDA_MATH", "fp16", 1);
+    fprintf(stderr, "(the error below is expected)\n");
+    CHECK(forward_cuda_create(&m, 64, &gpu) == -1 && gpu == NULL, "QH_CUDA_MATH=fp16 is refused");
+    unsetenv("QH_CUDA_MATH");
+    CHECK(forward_cuda_create(&m, 1, &gpu) == -1, "max_T 1 is refused");
+    forward_destroy(&cpu);
+    model_free(&m);
+}
+
+static void test_stories260k(void) {
+    const char *root = getenv("QH_DATA");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root && *root ? root : "data");
+    if (access(path, R_OK) != 0) {
+        SKIP("stories260K.bin not found (set QH_DATA): real-model comparison not run");
+        return;
+    }
+    Model m;
+    if (model_load_llama2c(&m, path) != 0) {
+        CHECK(0, "loading %s", path);
+        return;
+    }
+    Forward *cpu = NULL, *gpu = NULL;
+    unsetenv("QH_CUDA_MATH");
+    int T = 256;
+    CHECK(forward_cpu_create(&m, T, &cpu) == 0, "cpu backend");
+    CHECK(forward_cuda_create(&m, T, &gpu) == 0, "cuda backend");
+    if (cpu && gpu) {
+        compare_windows("stories260K", cpu, gpu, 4, T, 101, 1e-4, 1e-4);
+        compare_windows("stories260K", cpu, gpu, 2, 131, 105, 1e-4, 1e-4);
+        compare_pieces("stories260K", cpu, gpu, 67, 107);
+    }
+    forward_destroy(&gpu);
+    forward_destroy(&cpu);
+    model_free(&m);
+}
+#endif /* QH_HAVE_CUDA */
+
+int main(void) {
+    if (!qh_cuda_available()) {
+        SKIP("no CUDA GPU visible (or a build without nvcc): CUDA backend tests not run");
+        return test_summary();
+    }
+#ifdef QH_HAVE_CUDA
+    test_synth("synth GQA 6/2", 6, 2, 0);
+    test_synth("synth GQA 6/3 shared", 6, 3, 1);
+    test_synth("synth MHA 6/6", 6, 6, 0);
+    test_stories260k();
+#endif
+    return test_summary();
+}
