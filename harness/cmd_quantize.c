@@ -1,5 +1,164 @@
-/* cmd_quantize.c: `qharness quantize` (in progress). */
+/* cmd_quantize.c: `qharness quantize`: quantize a model with rtn, gptq or
+ * spqr by sequential calibration (calibrate.h), report per-layer proxy loss,
+ * outliers and bits, optionally evaluate the result, save the compressed model
+ * (--save) and the run's results (--out). Method defaults come from
+ * quant_params_default(); only the options given override them. */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calibrate.h"
 #include "cli.h"
+#include "eval_run.h"
+#include "provenance.h"
+#include "quant_io.h"
+#include "results.h"
 #include "util.h"
 
-int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) { return qh_error("quantize: not implemented yet"); }
+#define UNSET LONG_MIN
+
+/* Copy an option into an int parameter when it was given, checking the int range. */
+static int set_int(int *dst, long v, const char *name) {
+    if (v == UNSET) return 0;
+    if (v < INT_MIN || v > INT_MAX) return qh_error("quantize: --%s %ld is out of range", name, v);
+    *dst = (int)v;
+    return 0;
+}
+
+int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
+    char *model = NULL, *tok = NULL, *method = NULL, *perm = NULL, *calib = "c4", *evals = NULL, *save = NULL,
+         *out = NULL, *device = "auto", *data = NULL;
+    long wbits = UNSET, groupsize = UNSET, qsb = UNSET, qzb = UNSET, qgs = UNSET, blocksize = UNSET, nsamples = 128,
+         seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0;
+    double tau = NAN, percdamp = NAN;
+    int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0;
+    const OptSpec specs[] = {
+        {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
+        {"method", OPT_STR, &method, "rtn|gptq|spqr", "quantization method"},
+        {"wbits", OPT_INT, &wbits, "B", "bits per weight, 1..8 (default 4)"},
+        {"groupsize", OPT_INT, &groupsize, "G", "columns per group, 0 = per row (spqr default 16)"},
+        {"qq-scale-bits", OPT_INT, &qsb, "B", "bits of quantized scales, 0 = fp16 (spqr default 3)"},
+        {"qq-zero-bits", OPT_INT, &qzb, "B", "bits of quantized zeros, 0 = fp16 (spqr default 3)"},
+        {"qq-groupsize", OPT_INT, &qgs, "G", "rows per second-level group (spqr default 16)"},
+        {"outlier-threshold", OPT_DOUBLE, &tau, "T", "SpQR tau, inf = no outliers (spqr default 0.2)"},
+        {"simplified-outliers", OPT_FLAG, &simplified, NULL, "skip the leave-one-out criterion"},
+        {"percdamp", OPT_DOUBLE, &percdamp, "P", "damping, fraction of mean(diag H) (default 0.01; spqr 1.0)"},
+        {"perm", OPT_STR, &perm, "identity|act_order", "column order"},
+        {"true-sequential", OPT_FLAG, &true_seq, NULL, "Hessians of [q,k,v] -> [o] -> [gate,up] -> [down] in turn"},
+        {"sym", OPT_FLAG, &sym, NULL, "symmetric grid"},
+        {"round-zero", OPT_FLAG, &round_zero, NULL, "round the zero point to an integer"},
+        {"gptq-zero-rule", OPT_FLAG, &gptq_rule, NULL, "GPTQ's original rule (rounded zero, range contains 0)"},
+        {"blocksize", OPT_INT, &blocksize, "N", "GPTQ lazy-batch block (default 128)"},
+        {"calib", OPT_STR, &calib, "D", "calibration data: c4 | wikitext2 | ptb | file:PATH"},
+        {"nsamples", OPT_INT, &nsamples, "N", "calibration windows"},
+        {"seed", OPT_INT, &seed, "S", "calibration sampling seed (CPython random.seed)"},
+        {"seqlen", OPT_INT, &seqlen, "N", "calibration window length (0: the model's, at most 2048)"},
+        {"eval", OPT_STR, &evals, "D1,D2", "evaluate the quantized model on these datasets"},
+        {"eval-seqlen", OPT_INT, &eval_seqlen, "N", "evaluation window (0: the model's, at most 2048)"},
+        {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows per dataset (0: all)"},
+        {"save", OPT_STR, &save, "F.h5", "save the compressed model"},
+        {"out", OPT_STR, &out, "F.h5", "write settings, per-layer report and evaluations"},
+        {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
+        {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run forward passes"},
+        {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    int rc = opts_parse("quantize", "Quantize a model layer by layer (SPEC 1-6) and report bits and proxy losses.",
+                        specs, argc, argv);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (!method) return qh_error("quantize: --method is required (rtn, gptq or spqr)");
+    if (strcmp(method, "rtn") && strcmp(method, "gptq") && strcmp(method, "spqr"))
+        return qh_error("quantize: unknown method '%s' (expected rtn, gptq or spqr)", method);
+    QuantRunSpec spec = {.method = method, .true_sequential = true_seq, .calib = calib, .seed = (uint64_t)seed,
+                         .data_root = cli_data_root(data)};
+    QuantParams *p = &spec.params;
+    quant_params_default(p, method);
+    if (set_int(&p->wbits, wbits, "wbits") || set_int(&p->groupsize, groupsize, "groupsize") ||
+        set_int(&p->qq_scale_bits, qsb, "qq-scale-bits") || set_int(&p->qq_zero_bits, qzb, "qq-zero-bits") ||
+        set_int(&p->qq_groupsize, qgs, "qq-groupsize") || set_int(&p->blocksize, blocksize, "blocksize"))
+        return -1;
+    if (!isnan(tau)) p->outlier_threshold = tau;
+    if (!isnan(percdamp)) p->percdamp = percdamp;
+    if (simplified) p->simplified_outliers = 1;
+    if (sym) p->sym = 1;
+    if (round_zero) p->round_zero = 1;
+    if (gptq_rule) p->gptq_zero_rule = 1;
+    if (perm) {
+        if (!strcmp(perm, "identity")) p->perm = QH_PERM_IDENTITY;
+        else if (!strcmp(perm, "act_order")) p->perm = QH_PERM_ACT_ORDER;
+        else return qh_error("quantize: --perm expects identity or act_order, got '%s'", perm);
+    }
+    if (nsamples < 1 || nsamples > 1000000) return qh_error("quantize: --nsamples must be in 1..1000000, got %ld", nsamples);
+    if (seed < 0) return qh_error("quantize: --seed must be >= 0, got %ld", seed);
+    if (seqlen < 0 || seqlen == 1 || eval_seqlen < 0 || eval_seqlen == 1 || max_windows < 0)
+        return qh_error("quantize: --seqlen / --eval-seqlen must be 0 or >= 2 and --max-windows >= 0");
+    if (qh_device_parse(device, &spec.device) != 0) return -1;
+    spec.nsamples = (int)nsamples;
+    if (quant_params_validate(p, method, INT_MAX / 2, 65536) != 0) return -1; /* shape-free checks first */
+
+    Model m;
+    Tokenizer t;
+    if (cli_open_model(model, tok, &m, &t) != 0) return -1;
+    spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m);
+    Provenance prov;
+    provenance_collect(&prov, full_argc, full_argv);
+    json_t *settings = quant_spec_json(&spec);
+    char *settings_text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    QuantRun run;
+    EvalOutcome eo = {0};
+    rc = quantize_model(&m, &t, &spec, &run);
+    if (rc == 0 && !json) {
+        printf("%s %d-bit: avg bits %.4f (formula), %.4f stored, outliers %.4f%%, total proxy loss %.6g, %.2f s\n",
+               method, p->wbits, run.avg_bits, run.stored_bits, 100.0 * run.outlier_fraction, run.total_proxy_loss,
+               run.t_total);
+        printf("%-5s %-4s %6s %6s %13s %9s %8s\n", "layer", "name", "rows", "cols", "proxy_loss", "outliers", "bits");
+        for (int i = 0; i < run.n_layers * LIN_COUNT; i++) {
+            const SubLayerReport *r = &run.reports[i];
+            printf("%-5d %-4s %6d %6d %13.6g %9lld %8.4f\n", r->layer, linear_names[r->kind], r->m, r->n, r->proxy_loss,
+                   (long long)r->n_outliers, r->formula_bits);
+        }
+        fflush(stdout);
+    }
+    if (rc == 0 && save) rc = quant_model_save(save, &m, &spec, &run, &prov, settings_text);
+    if (rc == 0 && evals) {
+        EvalSpec es = {.datasets = evals, .seqlen = (int)eval_seqlen, .max_windows = max_windows,
+                       .device = spec.device, .data_root = spec.data_root, .quiet = json};
+        rc = eval_run(&m, &t, &es, &eo);
+    }
+    if (rc == 0 && out) {
+        H5File *f;
+        rc = h5_create(out, &f);
+        if (rc == 0) {
+            rc = results_write_header(f, "/", &prov, &m, settings_text);
+            if (rc == 0) rc = quant_io_write_report(f, "/", &run);
+            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            if (rc == 0) rc = h5_commit(&f);
+            else h5_abort(&f);
+        }
+    }
+    if (rc == 0 && json) {
+        json_t *o = quant_run_json(&run);
+        json_object_set_new(o, "method", json_string(method));
+        json_object_set(o, "settings", settings);
+        json_t *ev = json_object();
+        for (int i = 0; i < eo.n; i++)
+            json_object_set_new(ev, eo.streams[i].name, eval_one_json(&eo.streams[i], &eo.ppl[i], eo.device));
+        json_object_set_new(o, "eval", ev);
+        if (save) json_object_set_new(o, "saved", json_string(save));
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    if (rc == 0) quant_run_free(&run);
+    eval_outcome_free(&eo);
+    json_decref(settings);
+    free(settings_text);
+    tokenizer_free(&t);
+    model_free(&m);
+    return rc;
+}

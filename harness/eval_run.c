@@ -1,6 +1,7 @@
 /* eval_run.c: the dataset loop shared by the subcommands (see eval_run.h). */
 #include "eval_run.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
     json_t *o = json_object();
     json_object_set_new(o, "dataset", json_string(ts->name));
     json_object_set_new(o, "ppl", json_real(r->ppl));
-    json_object_set_new(o, "ppl_stderr", json_real(r->ppl_stderr));
+    json_object_set_new(o, "ppl_stderr", isfinite(r->ppl_stderr) ? json_real(r->ppl_stderr) : json_null()); /* NaN for 1 window */
     json_object_set_new(o, "mean_nll", json_real(r->mean_nll));
     json_object_set_new(o, "ntokens", json_integer(r->ntokens));
     json_object_set_new(o, "nwindows", json_integer(r->nwindows));

@@ -1,7 +1,7 @@
 /* forward_cpu.c: the CPU backend of forward.h. One window at a time, batched
  * over positions: linear layers are (T, in) x (in, out) products through
- * OpenBLAS sgemm; attention is, per head, S = Q K^T (sgemm), a causal scaled
- * softmax, O = P V (sgemm); the element-wise operations are the references of
+ * OpenBLAS sgemm; attention is computed row by row over the causal part only
+ * (attention_simd, OpenMP over heads x positions); the element-wise operations are the references of
  * forward_math.c, parallelised with OpenMP. Also holds the backend-independent
  * pieces of forward.h (device selection, generic window loop, FLOP count). */
 #include <cblas.h>
@@ -20,7 +20,6 @@ typedef struct CpuForward {
     float *q;      /* (T, D) */
     float *k, *v;  /* (T, KV) */
     float *att;    /* (T, D) attention output */
-    float *scores; /* (T, T) one head */
     float *hb;     /* (T, F) */
     float *hb2;    /* (T, F) */
     float *logits; /* (Tc, V) a chunk of positions */
@@ -44,25 +43,6 @@ static int cpu_embed(Forward *f, const int *tokens, int T, float *x) {
     return 0;
 }
 
-static void attention_blas(CpuForward *s, int T, const ModelConfig *c) {
-    int D = c->dim, hs = model_head_size(c), KV = model_kv_dim(c), rep = c->n_heads / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int h = 0; h < c->n_heads; h++) {
-        int kh = h / rep;
-        float *S = s->scores; /* (T, T) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, s->q + h * hs, D, s->k + kh * hs, KV,
-                    0.0f, S, T);
-#pragma omp parallel for schedule(static) if (T > 32)
-        for (int t = 0; t < T; t++) {
-            float *row = S + (long)t * T;
-            softmax_simd(row, t + 1);
-            memset(row + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, S, T, s->v + kh * hs, KV, 0.0f,
-                    s->att + h * hs, D);
-    }
-}
-
 static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
@@ -81,7 +61,7 @@ static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hoo
     linear(s->k, s->xb, b->lin[LIN_K], T, D, KV);
     linear(s->v, s->xb, b->lin[LIN_V], T, D, KV);
     rope_ref(s->q, s->k, T, D, KV, hs, 0, c->rope_theta);
-    attention_blas(s, T, c);
+    attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
     if (hook) hook(user, layer, LIN_O, s->att, T);
     linear(s->xb, s->att, b->lin[LIN_O], T, D, D);
     long n = (long)T * D;
@@ -106,6 +86,7 @@ static int cpu_head_nll(Forward *f, const float *x, const int *tokens, int T, do
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
     int D = c->dim, V = c->vocab_size;
+    if (T - 1 > f->max_T) return qh_error("window of %d tokens exceeds the backend's %d", T, f->max_T);
     rmsnorm_ref(s->xb, x, f->model->w.rms_final, T - 1, D, c->norm_eps);
     for (int t0 = 0; t0 < T - 1; t0 += s->logit_chunk) {
         int tc = T - 1 - t0 < s->logit_chunk ? T - 1 - t0 : s->logit_chunk;
@@ -118,6 +99,7 @@ static int cpu_head_nll(Forward *f, const float *x, const int *tokens, int T, do
 static int cpu_last_logits(Forward *f, const int *tokens, int T, float *logits) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
+    if (T < 1 || T > f->max_T) return qh_error("window of %d tokens is outside the backend's 1..%d", T, f->max_T);
     if (f->ops->embed(f, tokens, T, s->xtmp) != 0) return -1;
     for (int l = 0; l < c->n_layers; l++)
         if (f->ops->block(f, l, s->xtmp, T, NULL, NULL) != 0) return -1;
@@ -135,7 +117,6 @@ static void cpu_destroy(Forward *f) {
     free(s->k);
     free(s->v);
     free(s->att);
-    free(s->scores);
     free(s->hb);
     free(s->hb2);
     free(s->logits);
@@ -167,7 +148,6 @@ int forward_cpu_create(const Model *m, int max_T, Forward **out) {
     s->k = qh_malloc(T * KV * sizeof(float));
     s->v = qh_malloc(T * KV * sizeof(float));
     s->att = qh_malloc(T * D * sizeof(float));
-    s->scores = qh_malloc(T * T * sizeof(float));
     s->hb = qh_malloc(T * F * sizeof(float));
     s->hb2 = qh_malloc(T * F * sizeof(float));
     /* logits in chunks of at most ~64 MB */

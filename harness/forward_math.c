@@ -2,9 +2,11 @@
  * forward_math.h). The CPU backend uses these directly for everything but the
  * matrix products, which go through BLAS. */
 #include "forward_math.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float eps) {
@@ -43,42 +45,61 @@ void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float 
     }
 }
 
-/* exp for x <= 88 in a form the compiler vectorizes: x = k ln2 + r with
- * |r| <= ln2/2 (Cody-Waite split of ln2), exp(r) by a degree-6 Taylor
- * polynomial (truncation < 2e-8 relative), 2^k by exponent bits. Within
- * 2 ulp of expf; inputs below -87 give 2^-126-scale values instead of
- * denormals (harmless in a softmax, whose inputs are <= 0). */
-static inline float expf_poly(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float k = rintf(x * 1.44269504088896341f);
-    float r = x - k * 0.693145751953125f; /* ln2 high part (exact product) */
-    r = r - k * 1.42860682030941723212e-6f;  /* ln2 low part */
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
+/* exp of 8 floats at once (GCC vector extensions, so it vectorizes on any
+ * SIMD target): x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2),
+ * exp(r) by a degree-6 Taylor polynomial (truncation < 2e-8 relative), 2^k by
+ * exponent bits (a vector cast between same-size vector types is a bit cast).
+ * Within 2 ulp of expf for x in [-87, 88]; inputs below -87 give e^-87
+ * (harmless in a softmax, whose inputs are <= 0). */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f exp8(v8f x) {
+    const v8f lo = {-87, -87, -87, -87, -87, -87, -87, -87};
+    v8i below = x < lo; /* lanes of all ones where x < -87 */
+    x = (v8f)((below & (v8i)lo) | (~below & (v8i)x));
+    v8f kf = x * 1.44269504088896341f;
+    for (int i = 0; i < 8; i++) kf[i] = __builtin_rintf(kf[i]);
+    v8f r = x - kf * 0.693145751953125f; /* ln2 high part: the product is exact */
+    r = r - kf * 1.42860682030941723212e-6f;
+    v8f p = r * (1.0f / 720.0f) + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
+    v8i k = __builtin_convertvector(kf, v8i);
+    v8i bits = (k + 127) << 23;
+    return p * (v8f)bits;
 }
 
 void softmax_simd(float *s, int n) {
     float mx = s[0];
 #pragma omp simd reduction(max : mx)
     for (int i = 1; i < n; i++) mx = s[i] > mx ? s[i] : mx;
+    v8f vsum = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f x;
+        memcpy(&x, s + i, sizeof x);
+        v8f e = exp8(x - mx);
+        memcpy(s + i, &e, sizeof e);
+        vsum += e;
+    }
     float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        s[i] = expf_poly(s[i] - mx);
-        sum += s[i];
+    for (int j = 0; j < 8; j++) sum += vsum[j];
+    if (i < n) { /* tail: pad with -inf-like values that exp8 maps to ~0, not added */
+        v8f x = {0};
+        for (int j = 0; j < n - i; j++) x[j] = s[i + j] - mx;
+        v8f e = exp8(x);
+        for (int j = 0; j < n - i; j++) {
+            s[i + j] = e[j];
+            sum += e[j];
+        }
     }
     float inv = 1.0f / sum;
 #pragma omp simd
-    for (int i = 0; i < n; i++) s[i] *= inv;
+    for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
 void softmax_inplace(float *s, int n) {
@@ -92,32 +113,60 @@ void softmax_inplace(float *s, int n) {
     for (int i = 0; i < n; i++) s[i] /= sum;
 }
 
-void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs) {
+/* Causal GQA attention with a given row softmax: one (head, position) row
+ * at a time, only the causal part of the row computed. K and V are first
+ * transposed per kv head to (hs, T) so that both products run along the
+ * positions s (long, contiguous, vectorizable) rather than along the head
+ * dimension (as short as 8 in stories260K). */
+static void attention_rows(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs,
+                           void (*softmax)(float *, int)) {
     int D = H * hs, KV = Hkv * hs, rep = H / Hkv;
     float scale = 1.0f / sqrtf((float)hs);
+    float *kt = qh_malloc(sizeof(float) * (size_t)T * KV * 2); /* (Hkv, hs, T) */
+    float *vt = kt + (size_t)T * KV;                         /* (Hkv, hs, T) */
 #pragma omp parallel
     {
+#pragma omp for schedule(static)
+        for (int c = 0; c < KV; c++)
+            for (int s = 0; s < T; s++) {
+                kt[(size_t)c * T + s] = k[(size_t)s * KV + c];
+                vt[(size_t)c * T + s] = v[(size_t)s * KV + c];
+            }
         float att[T > 0 ? T : 1];
-#pragma omp for collapse(2) schedule(dynamic)
+#pragma omp for collapse(2) schedule(dynamic, 8)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
-                const float *qh = q + (long)t * D + h * hs;
-                int kh = h / rep;
-                for (int s = 0; s <= t; s++) {
-                    const float *kr = k + (long)s * KV + kh * hs;
-                    float dot = 0.0f;
-                    for (int i = 0; i < hs; i++) dot += qh[i] * kr[i];
-                    att[s] = dot * scale;
+                const float *qh = q + (size_t)t * D + h * hs;
+                const float *kh = kt + (size_t)(h / rep) * hs * T, *vh = vt + (size_t)(h / rep) * hs * T;
+                int n = t + 1;
+                for (int s = 0; s < n; s++) att[s] = 0.0f;
+                for (int i = 0; i < hs; i++) {
+                    float qi = qh[i];
+                    const float *kr = kh + (size_t)i * T;
+#pragma omp simd
+                    for (int s = 0; s < n; s++) att[s] += qi * kr[s];
                 }
-                softmax_inplace(att, t + 1);
-                float *o = out + (long)t * D + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    const float *vr = v + (long)s * KV + kh * hs;
-                    for (int i = 0; i < hs; i++) o[i] += att[s] * vr[i];
+                for (int s = 0; s < n; s++) att[s] *= scale;
+                softmax(att, n);
+                float *o = out + (size_t)t * D + h * hs;
+                for (int i = 0; i < hs; i++) {
+                    const float *vr = vh + (size_t)i * T;
+                    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                    for (int s = 0; s < n; s++) acc += att[s] * vr[s];
+                    o[i] = acc;
                 }
             }
     }
+    free(kt);
+}
+
+void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs) {
+    attention_rows(out, q, k, v, T, H, Hkv, hs, softmax_inplace);
+}
+
+void attention_simd(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs) {
+    attention_rows(out, q, k, v, T, H, Hkv, hs, softmax_simd);
 }
 
 void swiglu_ref(float *hb, const float *hb2, int T, int F) {

@@ -14,6 +14,8 @@ void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float 
 /* Causal grouped-query attention: out (T, D) from q (T, D), k (T, KV), v (T, KV);
  * head h uses kv head h / (H / Hkv); scores scaled by 1/sqrt(hs). */
 void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
+/* The same with softmax_simd: the CPU backend's attention. */
+void attention_simd(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
 /* hb (T, F) <- silu(hb) * hb2 */
 void swiglu_ref(float *hb, const float *hb2, int T, int F);
 /* nll (T) <- logsumexp(logits[t]) - logits[t][target[t]], in double */

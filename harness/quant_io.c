@@ -1,9 +1,352 @@
-/* quant_io.c: quantized-model files (see quant_io.h). */
+/* quant_io.c: quantized-model files (see quant_io.h). Each sub-layer is a
+ * group /layers/<l>/<name> holding exactly the tensors of the stored format
+ * (quant_layer_stored_tensors): bit-packed codes as uint8 byte streams, fp16
+ * values as uint16, outlier row pointers as int32; plus attributes for the
+ * shape and the diagnostics. */
 #include "quant_io.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "results.h"
 #include "util.h"
+
+static void layer_group(char *buf, size_t n, const char *g, int l, LinearKind k) {
+    snprintf(buf, n, "%s/layers/%d/%s", strcmp(g, "/") ? g : "", l, linear_names[k]);
+}
+
+/* Write `count` codes of `bits` bits, packed; adds the bytes to *bytes. */
+static int put_packed(H5File *f, const char *grp, const char *name, const uint8_t *codes, int64_t count, int bits,
+                      int64_t *bytes) {
+    size_t nb = quant_packed_bytes((size_t)count, bits);
+    uint8_t *buf = qh_malloc(nb);
+    quant_pack_codes(codes, (size_t)count, bits, buf);
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    int rc = h5_write(f, p, H5T_QH_U8, buf, (int64_t)nb, 0);
+    rc |= h5_attr_i64(f, p, "bits", bits);
+    rc |= h5_attr_i64(f, p, "count", count);
+    free(buf);
+    *bytes += (int64_t)nb;
+    return rc;
+}
+
+static int put_u16(H5File *f, const char *grp, const char *name, const uint16_t *v, int64_t d0, int64_t d1,
+                   int64_t *bytes) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    *bytes += 2 * d0 * (d1 > 0 ? d1 : 1);
+    return h5_write(f, p, H5T_QH_U16, v, d0, d1);
+}
+
+int quant_io_write(H5File *f, const char *g, const QuantRun *run, int64_t *total) {
+    *total = 0;
+    for (int l = 0; l < run->n_layers; l++)
+        for (int k = 0; k < LIN_COUNT; k++) {
+            const QuantLayer *q = &run->layers[l * LIN_COUNT + k];
+            const SubLayerReport *r = &run->reports[l * LIN_COUNT + k];
+            char grp[256];
+            layer_group(grp, sizeof grp, g, l, (LinearKind)k);
+            if (h5_group(f, grp) != 0) return -1;
+            int64_t bytes = 0;
+            int rc = 0;
+            int64_t stats = (int64_t)q->m * q->ngroups;
+            rc |= put_packed(f, grp, "codes", q->codes, (int64_t)q->m * q->n, q->wbits, &bytes);
+            if (q->scale_f16) rc |= put_u16(f, grp, "scale_f16", q->scale_f16, q->m, q->ngroups, &bytes);
+            if (q->scale_codes) rc |= put_packed(f, grp, "scale_codes", q->scale_codes, stats, q->scale_code_bits, &bytes);
+            if (q->qq_scale_scale) rc |= put_u16(f, grp, "qq_scale_scale", q->qq_scale_scale, q->qq_groups, q->ngroups, &bytes);
+            if (q->qq_scale_zero) rc |= put_u16(f, grp, "qq_scale_zero", q->qq_scale_zero, q->qq_groups, q->ngroups, &bytes);
+            if (q->zero_f16) rc |= put_u16(f, grp, "zero_f16", q->zero_f16, q->m, q->ngroups, &bytes);
+            if (q->zero_codes) rc |= put_packed(f, grp, "zero_codes", q->zero_codes, stats, q->zero_code_bits, &bytes);
+            if (q->qq_zero_scale) rc |= put_u16(f, grp, "qq_zero_scale", q->qq_zero_scale, q->qq_groups, q->ngroups, &bytes);
+            if (q->qq_zero_zero) rc |= put_u16(f, grp, "qq_zero_zero", q->qq_zero_zero, q->qq_groups, q->ngroups, &bytes);
+            if (q->outlier_rowptr) {
+                int32_t *rp = qh_malloc(sizeof(int32_t) * (size_t)(q->m + 1));
+                for (int i = 0; i <= q->m; i++) rp[i] = (int32_t)q->outlier_rowptr[i];
+                char p[512];
+                snprintf(p, sizeof p, "%s/outlier_rowptr", grp);
+                rc |= h5_write(f, p, H5T_QH_I32, rp, q->m + 1, 0);
+                bytes += 4 * (int64_t)(q->m + 1);
+                free(rp);
+                rc |= put_u16(f, grp, "outlier_col", q->outlier_col, q->n_outliers, 0, &bytes);
+                rc |= put_u16(f, grp, "outlier_val", q->outlier_val, q->n_outliers, 0, &bytes);
+            }
+            if (q->params.perm == QH_PERM_ACT_ORDER) {
+                uint16_t *pm = qh_malloc(sizeof(uint16_t) * (size_t)q->n);
+                for (int i = 0; i < q->n; i++) pm[i] = (uint16_t)q->perm[i];
+                rc |= put_u16(f, grp, "perm", pm, q->n, 0, &bytes);
+                free(pm);
+            }
+            rc |= h5_attr_str(f, grp, "method", q->method);
+            rc |= h5_attr_i64(f, grp, "m", q->m);
+            rc |= h5_attr_i64(f, grp, "n", q->n);
+            rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
+            rc |= h5_attr_i64(f, grp, "groupsize", q->groupsize);
+            rc |= h5_attr_i64(f, grp, "wbits", q->wbits);
+            rc |= h5_attr_i64(f, grp, "scale_code_bits", q->scale_code_bits);
+            rc |= h5_attr_i64(f, grp, "zero_code_bits", q->zero_code_bits);
+            rc |= h5_attr_i64(f, grp, "qq_groupsize", q->qq_groupsize);
+            rc |= h5_attr_i64(f, grp, "qq_groups", q->qq_groups);
+            rc |= h5_attr_i64(f, grp, "n_outliers", q->n_outliers);
+            rc |= h5_attr_i64(f, grp, "stored_bytes", bytes);
+            rc |= h5_attr_f64(f, grp, "proxy_loss", q->proxy_loss);
+            rc |= h5_attr_f64(f, grp, "outlier_scale", q->outlier_scale);
+            rc |= h5_attr_f64(f, grp, "tau_abs", q->tau_abs);
+            rc |= h5_attr_f64(f, grp, "damp_used", q->damp_used);
+            rc |= h5_attr_i64(f, grp, "damp_retries", q->damp_retries);
+            rc |= h5_attr_i64(f, grp, "n_dead", q->n_dead);
+            rc |= h5_attr_f64(f, grp, "formula_bits", r->formula_bits);
+            rc |= h5_attr_f64(f, grp, "seconds", r->seconds);
+            if (rc) return -1;
+            if (bytes * 8 != quant_layer_stored_bits(q))
+                return qh_error("internal: layer %d %s wrote %lld bytes, the format says %lld bits", l,
+                                linear_names[k], (long long)bytes, (long long)quant_layer_stored_bits(q));
+            *total += bytes;
+        }
+    return 0;
+}
+
+int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
+    int L = run->n_layers, n = L * LIN_COUNT;
+    const char *base = strcmp(g, "/") ? g : "";
+    double *v = qh_malloc(sizeof(double) * (size_t)n);
+    char p[512];
+    int rc = 0;
+    static const char *names[6] = {"proxy_loss", "n_outliers", "outlier_fraction", "formula_bits", "stored_bits", "seconds"};
+    for (int which = 0; which < 6 && rc == 0; which++) {
+        for (int i = 0; i < n; i++) {
+            const SubLayerReport *r = &run->reports[i];
+            double x[6] = {r->proxy_loss, (double)r->n_outliers, r->outlier_fraction, r->formula_bits,
+                           (double)r->stored_bits, r->seconds};
+            v[i] = x[which];
+        }
+        snprintf(p, sizeof p, "%s/quant/layer_%s", base, names[which]);
+        rc = h5_write(f, p, H5T_QH_F64, v, L, LIN_COUNT);
+        if (rc == 0) rc = h5_attr_str(f, p, "columns", "wq,wk,wv,wo,w1,w3,w2");
+    }
+    free(v);
+    snprintf(p, sizeof p, "%s/quant/block_rel_err", base);
+    if (rc == 0) rc = h5_write(f, p, H5T_QH_F64, run->block_rel_err, L, 0);
+    snprintf(p, sizeof p, "%s/quant", base);
+    if (rc == 0) {
+        rc |= h5_attr_f64(f, p, "avg_bits", run->avg_bits);
+        rc |= h5_attr_f64(f, p, "stored_bits", run->stored_bits);
+        rc |= h5_attr_f64(f, p, "outlier_fraction", run->outlier_fraction);
+        rc |= h5_attr_f64(f, p, "total_proxy_loss", run->total_proxy_loss);
+        rc |= h5_attr_i64(f, p, "quantized_params", run->params);
+        rc |= h5_attr_f64(f, p, "seconds_total", run->t_total);
+        rc |= h5_attr_f64(f, p, "seconds_calib_forward", run->t_calib_forward);
+        rc |= h5_attr_f64(f, p, "seconds_hessian", run->t_hessian);
+        rc |= h5_attr_f64(f, p, "seconds_factor", run->t_factor);
+        rc |= h5_attr_f64(f, p, "seconds_sweep", run->t_sweep);
+        rc |= h5_attr_f64(f, p, "seconds_loo", run->t_loo);
+        rc |= h5_attr_f64(f, p, "seconds_pack", run->t_pack);
+        rc |= h5_attr_str(f, p, "device", run->device ? run->device : "");
+        rc |= h5_attr_str(f, p, "calib_source", run->calib_info.source);
+        rc |= h5_attr_str(f, p, "calib_sha256", run->calib_info.sha256);
+        rc |= h5_attr_str(f, p, "calib_rule", run->calib_info.rule);
+        rc |= h5_attr_i64(f, p, "calib_tokens", (int64_t)run->calib_info.n);
+    }
+    return rc ? -1 : 0;
+}
+
+int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
+                     const Provenance *prov, const char *settings_json) {
+    H5File *f;
+    if (h5_create(path, &f) != 0) return -1;
+    int64_t bytes = 0;
+    int rc = results_write_header(f, "/", prov, m, settings_json);
+    rc |= h5_attr_str(f, "/", "kind", "quantized_model");
+    rc |= h5_attr_str(f, "/", "method", spec->method);
+    rc |= h5_attr_f64(f, "/", "avg_bits", run->avg_bits);
+    rc |= h5_attr_f64(f, "/", "stored_bits", run->stored_bits);
+    rc |= h5_attr_f64(f, "/", "outlier_fraction", run->outlier_fraction);
+    rc |= h5_attr_i64(f, "/", "quantized_params", run->params);
+    if (rc == 0) rc = quant_io_write(f, "/", run, &bytes);
+    if (rc == 0) rc = quant_io_write_report(f, "/", run);
+    if (rc == 0) rc = h5_attr_i64(f, "/", "stored_bytes", bytes);
+    if (rc != 0) {
+        h5_abort(&f);
+        return qh_error("'%s' was not written", path);
+    }
+    return h5_commit(&f);
+}
+
+static int get_u16(H5File *f, const char *grp, const char *name, uint16_t **out, int64_t want) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    int64_t d0, d1;
+    void *data;
+    if (h5_read(f, p, H5T_QH_U16, &data, &d0, &d1) != 0) return -1;
+    if (d0 * (d1 > 0 ? d1 : 1) != want) {
+        free(data);
+        return qh_error("'%s': %s has %lld elements, expected %lld", h5_path(f), p, (long long)(d0 * (d1 > 0 ? d1 : 1)),
+                        (long long)want);
+    }
+    *out = data;
+    return 0;
+}
+
+static int get_packed(H5File *f, const char *grp, const char *name, uint8_t **out, int64_t count, int bits) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    int64_t d0, d1;
+    void *data;
+    if (bits < 1 || bits > 8) return qh_error("'%s': %s has %d bits per code, expected 1..8", h5_path(f), p, bits);
+    if (h5_read(f, p, H5T_QH_U8, &data, &d0, &d1) != 0) return -1;
+    if ((size_t)d0 != quant_packed_bytes((size_t)count, bits) || d1 != 0) {
+        free(data);
+        return qh_error("'%s': %s has %lld bytes, expected %zu", h5_path(f), p, (long long)d0,
+                        quant_packed_bytes((size_t)count, bits));
+    }
+    *out = qh_malloc((size_t)count);
+    quant_unpack_codes(data, (size_t)count, bits, *out);
+    free(data);
+    return 0;
+}
+
+int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q) {
+    memset(q, 0, sizeof *q);
+    char grp[256];
+    layer_group(grp, sizeof grp, g, l, k);
+    if (!h5_exists(f, grp)) return qh_error("'%s': layer group %s is missing", h5_path(f), grp);
+    int64_t v[10];
+    static const char *names[10] = {"m", "n", "ngroups", "groupsize", "wbits", "scale_code_bits", "zero_code_bits",
+                                    "qq_groupsize", "qq_groups", "n_outliers"};
+    for (int i = 0; i < 10; i++)
+        if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
+    q->m = (int)v[0];
+    q->n = (int)v[1];
+    q->ngroups = (int)v[2];
+    q->groupsize = (int)v[3];
+    q->wbits = (int)v[4];
+    q->scale_code_bits = (int)v[5];
+    q->zero_code_bits = (int)v[6];
+    q->qq_groupsize = (int)v[7];
+    q->qq_groups = (int)v[8];
+    q->n_outliers = v[9];
+    if (q->m <= 0 || q->n <= 0 || q->groupsize <= 0 || q->ngroups != (q->n + q->groupsize - 1) / q->groupsize ||
+        (q->qq_groupsize > 0 && q->qq_groups != (q->m + q->qq_groupsize - 1) / q->qq_groupsize) || q->n_outliers < 0)
+        return qh_error("'%s': inconsistent shape attributes in %s", h5_path(f), grp);
+    char *method = NULL;
+    if (h5_get_attr_str(f, grp, "method", &method) != 0) return -1;
+    snprintf(q->method, sizeof q->method, "%s", method);
+    free(method);
+    int64_t stats = (int64_t)q->m * q->ngroups, second = (int64_t)q->qq_groups * q->ngroups;
+    int rc = get_packed(f, grp, "codes", &q->codes, (int64_t)q->m * q->n, q->wbits);
+    char p[512];
+#define HAS(name) (snprintf(p, sizeof p, "%s/%s", grp, name), h5_exists(f, p))
+    if (rc == 0 && HAS("scale_f16")) rc = get_u16(f, grp, "scale_f16", &q->scale_f16, stats);
+    if (rc == 0 && HAS("scale_codes")) rc = get_packed(f, grp, "scale_codes", &q->scale_codes, stats, q->scale_code_bits);
+    if (rc == 0 && HAS("qq_scale_scale")) rc = get_u16(f, grp, "qq_scale_scale", &q->qq_scale_scale, second);
+    if (rc == 0 && HAS("qq_scale_zero")) rc = get_u16(f, grp, "qq_scale_zero", &q->qq_scale_zero, second);
+    if (rc == 0 && HAS("zero_f16")) rc = get_u16(f, grp, "zero_f16", &q->zero_f16, stats);
+    if (rc == 0 && HAS("zero_codes")) rc = get_packed(f, grp, "zero_codes", &q->zero_codes, stats, q->zero_code_bits);
+    if (rc == 0 && HAS("qq_zero_scale")) rc = get_u16(f, grp, "qq_zero_scale", &q->qq_zero_scale, second);
+    if (rc == 0 && HAS("qq_zero_zero")) rc = get_u16(f, grp, "qq_zero_zero", &q->qq_zero_zero, second);
+    if (rc == 0 && !(q->scale_f16 || (q->scale_codes && q->qq_scale_scale && q->qq_scale_zero)))
+        rc = qh_error("'%s': %s has no usable scale statistics", h5_path(f), grp);
+    if (rc == 0 && !(q->zero_f16 || q->zero_codes))
+        rc = qh_error("'%s': %s has no zero statistics", h5_path(f), grp);
+    if (rc == 0 && HAS("outlier_rowptr")) {
+        void *rp = NULL;
+        int64_t d0 = 0, d1 = 0;
+        snprintf(p, sizeof p, "%s/outlier_rowptr", grp);
+        rc = h5_read(f, p, H5T_QH_I32, &rp, &d0, &d1);
+        if (rc == 0 && d0 != q->m + 1) rc = qh_error("'%s': %s has %lld entries, expected %d", h5_path(f), p, (long long)d0, q->m + 1);
+        if (rc == 0) {
+            q->outlier_rowptr = qh_malloc(sizeof(int64_t) * (size_t)(q->m + 1));
+            const int32_t *r32 = rp;
+            for (int i = 0; i <= q->m; i++) q->outlier_rowptr[i] = r32[i];
+            for (int i = 0; i < q->m && rc == 0; i++)
+                if (r32[i] > r32[i + 1] || r32[0] != 0 || r32[q->m] != q->n_outliers)
+                    rc = qh_error("'%s': %s is not a valid CSR row pointer", h5_path(f), p);
+        }
+        free(rp);
+        if (rc == 0) rc = get_u16(f, grp, "outlier_col", &q->outlier_col, q->n_outliers);
+        if (rc == 0) rc = get_u16(f, grp, "outlier_val", &q->outlier_val, q->n_outliers);
+        for (int64_t i = 0; rc == 0 && i < q->n_outliers; i++)
+            if (q->outlier_col[i] >= q->n) rc = qh_error("'%s': %s/outlier_col has column %d >= %d", h5_path(f), grp, q->outlier_col[i], q->n);
+    }
+    q->perm = qh_malloc(sizeof(int) * (size_t)q->n);
+    if (rc == 0 && HAS("perm")) {
+        uint16_t *pm;
+        rc = get_u16(f, grp, "perm", &pm, q->n);
+        if (rc == 0) {
+            char *seen = qh_calloc((size_t)q->n, 1);
+            for (int i = 0; i < q->n && rc == 0; i++) {
+                if (pm[i] >= q->n || seen[pm[i]]) rc = qh_error("'%s': %s/perm is not a permutation", h5_path(f), grp);
+                else seen[pm[i]] = 1;
+                q->perm[i] = pm[i];
+            }
+            free(seen);
+            free(pm);
+            q->params.perm = QH_PERM_ACT_ORDER;
+        }
+    } else {
+        for (int i = 0; i < q->n; i++) q->perm[i] = i;
+    }
+#undef HAS
+    if (rc == 0) {
+        double d;
+        if (h5_get_attr_f64(f, grp, "proxy_loss", &d) == 0) q->proxy_loss = d;
+    }
+    if (rc != 0) quant_layer_free(q);
+    return rc;
+}
 
 int quant_model_load(const char *path, const char *model_path, const char *tok_path, Model *m, Tokenizer *t,
                      QuantModelInfo *info) {
-    return qh_error("--quantized: not implemented yet");
+    memset(info, 0, sizeof *info);
+    H5File *f;
+    if (h5_open_read(path, &f) != 0) return -1;
+    char *kind = NULL, *base = NULL, *method = NULL;
+    int rc = h5_get_attr_str(f, "/", "kind", &kind);
+    if (rc == 0 && strcmp(kind, "quantized_model") != 0) rc = qh_error("'%s' is a '%s' file, not a quantized model", path, kind);
+    if (rc == 0) rc = h5_get_attr_str(f, "/", "model_path", &base);
+    if (rc == 0) rc = h5_get_attr_str(f, "/", "method", &method);
+    if (rc == 0) {
+        snprintf(info->method, sizeof info->method, "%s", method);
+        h5_get_attr_f64(f, "/", "avg_bits", &info->avg_bits);
+        h5_get_attr_f64(f, "/", "stored_bits", &info->stored_bits);
+        h5_get_attr_f64(f, "/", "outlier_fraction", &info->outlier_fraction);
+        h5_get_attr_i64(f, "/", "stored_bytes", &info->bytes_written);
+    }
+    if (rc == 0) rc = cli_open_model(model_path ? model_path : base, tok_path, m, t);
+    if (rc == 0) {
+        int64_t L;
+        rc = h5_get_attr_i64(f, "/", "model_n_layers", &L);
+        if (rc == 0 && L != m->cfg.n_layers)
+            rc = qh_error("'%s' quantizes a %lld-layer model, but '%s' has %d layers", path, (long long)L, m->path,
+                          m->cfg.n_layers);
+        for (int l = 0; l < m->cfg.n_layers && rc == 0; l++)
+            for (int k = 0; k < LIN_COUNT && rc == 0; k++) {
+                QuantLayer q;
+                int rows, cols;
+                model_linear_shape(&m->cfg, (LinearKind)k, &rows, &cols);
+                rc = quant_io_read_layer(f, "/", l, (LinearKind)k, &q);
+                if (rc == 0 && (q.m != rows || q.n != cols))
+                    rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", path, l, linear_names[k], q.m,
+                                  q.n, rows, cols);
+                if (rc == 0) {
+                    float *W = qh_malloc(sizeof(float) * (size_t)rows * cols);
+                    quant_layer_dequantize(&q, W);
+                    model_set_linear(m, l, (LinearKind)k, W);
+                    free(W);
+                }
+                quant_layer_free(&q);
+            }
+        if (rc != 0) {
+            if (t) tokenizer_free(t);
+            model_free(m);
+        }
+    }
+    free(kind);
+    free(base);
+    free(method);
+    h5_commit(&f);
+    return rc;
 }

@@ -1,22 +1,37 @@
 /* quant_io.h: the quantized-model file: every quantized linear layer of a
  * model in its compressed form (quant/quant.h QuantLayer) in HDF5, with the
- * settings that made it; and loading it back as a Model whose linear layers
- * are the decoded weights. Schema in results/README.md. */
+ * settings and provenance that made it; and loading it back as a Model whose
+ * linear layers are the decoded weights. Schema in results/README.md. Not
+ * here: how layers are quantized (calibrate.c) or evaluated (eval_run.c). */
 #ifndef QH_QUANT_IO_H
 #define QH_QUANT_IO_H
 
+#include "calibrate.h"
+#include "h5io.h"
 #include "model.h"
+#include "provenance.h"
 #include "tokenizer.h"
 
 typedef struct QuantModelInfo {
     char method[16];
-    double avg_bits;      /* SPEC 6 formula over the whole model */
-    double stored_bits;   /* bits per parameter actually stored */
+    double avg_bits;         /* SPEC 6 formula over the whole model */
+    double stored_bits;      /* bits per parameter actually stored */
     double outlier_fraction;
+    int64_t bytes_written;   /* bytes of the compressed tensors (the stored format) */
 } QuantModelInfo;
 
+/* Write the compressed layers of `run` under group `g` of f ("/" for a model
+ * file); returns the bytes of compressed tensors written in *bytes. */
+int quant_io_write(H5File *f, const char *g, const QuantRun *run, int64_t *bytes);
+/* Per-layer diagnostics of `run` as (L, 7) tables under <g>/quant, phase times as attributes. */
+int quant_io_write_report(H5File *f, const char *g, const QuantRun *run);
+/* Save a quantized model file (atomic). */
+int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
+                     const Provenance *prov, const char *settings_json);
+/* Read the layer (l, k) under g into q (owned arrays). */
+int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q);
 /* Load the base model named in the file (or model_path when given), then
- * replace its linear layers by the decoded quantized weights. */
+ * replace its linear layers by the decoded quantized weights. t may be NULL. */
 int quant_model_load(const char *path, const char *model_path, const char *tok_path, Model *m, Tokenizer *t,
                      QuantModelInfo *info);
 

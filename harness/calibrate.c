@@ -1,0 +1,288 @@
+/* calibrate.c: sequential layer-by-layer quantization of a model (SPEC 1; see
+ * calibrate.h). Hessians are shared between sub-layers that read the same
+ * input (q/k/v, gate/up), as the references do. */
+#include "calibrate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Which Hessian a sub-layer reads: q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3. */
+static const int hslot[LIN_COUNT] = {0, 0, 0, 1, 2, 2, 3};
+#define NSLOTS 4
+
+typedef struct HookState {
+    HessianAcc acc[NSLOTS];
+    int want[NSLOTS];   /* collect this slot in the current pass */
+    double seconds;     /* time spent accumulating */
+} HookState;
+
+static void hessian_hook(void *user, int layer, LinearKind k, const float *X, int T) {
+    HookState *h = user;
+    int s = hslot[k];
+    /* one call per distinct input: the first sub-layer of each slot */
+    if (!h->want[s] || (k != LIN_Q && k != LIN_O && k != LIN_GATE && k != LIN_DOWN)) return;
+    double t0 = qh_now();
+    hessian_add_window(&h->acc[s], X, T);
+    h->seconds += qh_now() - t0;
+}
+
+void quant_run_free(QuantRun *r) {
+    if (!r) return;
+    if (r->layers)
+        for (int i = 0; i < r->n_layers * LIN_COUNT; i++) quant_layer_free(&r->layers[i]);
+    QH_FREE(r->layers);
+    QH_FREE(r->reports);
+    QH_FREE(r->block_rel_err);
+}
+
+/* Quantize sub-layer (l, k) with Hessian H (may be NULL for rtn) and put the decoded weights into the model. */
+static int quantize_sublayer(Model *m, Forward *f, const QuantRunSpec *spec, int l, LinearKind k, const double *H,
+                             QuantRun *run) {
+    int rows, cols;
+    model_linear_shape(&m->cfg, k, &rows, &cols);
+    QuantLayer *q = &run->layers[l * LIN_COUNT + k];
+    SubLayerReport *rep = &run->reports[l * LIN_COUNT + k];
+    float *Wdeq = qh_malloc(sizeof(float) * (size_t)rows * cols); /* (rows, cols) */
+    double t0 = qh_now();
+    if (quantize_layer_ref(spec->method, m->w.blocks[l].lin[k], rows, cols, H, &spec->params, q, Wdeq) != 0) {
+        free(Wdeq);
+        return qh_error("quantizing layer %d %s (%d x %d) failed", l, linear_names[k], rows, cols);
+    }
+    double secs = qh_now() - t0;
+    model_set_linear(m, l, k, Wdeq);
+    free(Wdeq);
+    if (f->ops->weights_changed(f, l) != 0) return -1;
+    rep->layer = l;
+    rep->kind = k;
+    rep->m = rows;
+    rep->n = cols;
+    rep->proxy_loss = q->proxy_loss;
+    rep->n_outliers = q->n_outliers;
+    rep->outlier_fraction = (double)q->n_outliers / ((double)rows * cols);
+    rep->formula_bits = quant_bits_formula_n(&spec->params, cols, rep->outlier_fraction);
+    rep->stored_bits = quant_layer_stored_bits(q);
+    rep->damp_used = q->damp_used;
+    rep->damp_retries = q->damp_retries;
+    rep->n_dead = q->n_dead;
+    rep->seconds = secs;
+    run->t_factor += q->seconds_factor;
+    run->t_sweep += q->seconds_sweep - q->seconds_loo;
+    run->t_loo += q->seconds_loo;
+    run->t_pack += q->seconds_pack;
+    qh_progress("  layer %d %-3s %5d x %-5d  proxy loss %-11.5g outliers %-7lld %.2fs%s", l, linear_names[k], rows,
+                cols, q->proxy_loss, (long long)q->n_outliers, secs, q->damp_retries ? "  (damping raised)" : "");
+    return 0;
+}
+
+int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *run) {
+    memset(run, 0, sizeof *run);
+    const ModelConfig *c = &m->cfg;
+    int L = c->n_layers, D = c->dim, T = spec->seqlen, N = spec->nsamples;
+    /* validate every sub-layer shape before any work */
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int rows, cols;
+        model_linear_shape(c, (LinearKind)k, &rows, &cols);
+        if (quant_params_validate(&spec->params, spec->method, rows, cols) != 0)
+            return qh_error("parameters do not fit sub-layer %s (%d x %d)", linear_names[k], rows, cols);
+    }
+    if (T > c->seq_len) qh_warn("calibration seqlen %d exceeds the model's seq_len %d", T, c->seq_len);
+    double t_start = qh_now();
+    int is_rtn = !strcmp(spec->method, "rtn");
+    run->n_layers = L;
+    run->layers = qh_calloc((size_t)L * LIN_COUNT, sizeof(QuantLayer));
+    run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
+    run->block_rel_err = qh_calloc((size_t)L, sizeof(double));
+    for (int l = 0; l < L; l++) run->block_rel_err[l] = NAN;
+
+    Forward *f = NULL;
+    int *windows = NULL;
+    float *inps = NULL, *outs = NULL, *fpout = NULL;
+    HookState hs;
+    memset(&hs, 0, sizeof hs);
+    int rc = forward_create(spec->device, m, T, &f);
+    if (rc != 0) goto fail;
+    run->device = f->ops->name;
+
+    if (is_rtn) { /* RTN needs no data: quantize every layer from the original weights */
+        for (int l = 0; l < L && rc == 0; l++)
+            for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, spec, l, (LinearKind)k, NULL, run);
+        if (rc != 0) goto fail;
+        goto summary;
+    }
+
+    /* 1. calibration windows (SPEC 7), 2. their embeddings = inputs of block 0 */
+    rc = dataset_calib(spec->calib, spec->data_root, tok, N, T, spec->seed, &windows, &run->calib_info);
+    if (rc != 0) goto fail;
+    size_t act = (size_t)N * T * D;
+    inps = qh_malloc(sizeof(float) * act); /* (N, T, D) */
+    outs = qh_malloc(sizeof(float) * act); /* (N, T, D) */
+    fpout = qh_malloc(sizeof(float) * act); /* (N, T, D) block outputs with unquantized weights */
+    double t0 = qh_now();
+    for (int s = 0; s < N && rc == 0; s++) rc = f->ops->embed(f, windows + (size_t)s * T, T, inps + (size_t)s * T * D);
+    run->t_calib_forward += qh_now() - t0;
+    if (rc != 0) goto fail;
+
+    /* 3. block by block */
+    static const int seq_groups[4][LIN_COUNT + 1] = {
+        {LIN_Q, LIN_K, LIN_V, -1}, {LIN_O, -1}, {LIN_GATE, LIN_UP, -1}, {LIN_DOWN, -1}};
+    static const int one_group[1][LIN_COUNT + 1] = {{LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, -1}};
+    int ngroups = spec->true_sequential ? 4 : 1;
+    for (int l = 0; l < L && rc == 0; l++) {
+        qh_progress("block %d/%d", l + 1, L);
+        for (int g = 0; g < ngroups && rc == 0; g++) {
+            const int *grp = spec->true_sequential ? seq_groups[g] : one_group[0];
+            for (int s = 0; s < NSLOTS; s++) {
+                hs.want[s] = 0;
+                hessian_free(&hs.acc[s]);
+            }
+            for (int i = 0; grp[i] >= 0; i++) {
+                int rows, cols;
+                model_linear_shape(c, (LinearKind)grp[i], &rows, &cols);
+                int s = hslot[grp[i]];
+                if (!hs.want[s]) hessian_init(&hs.acc[s], cols);
+                hs.want[s] = 1;
+            }
+            /* one pass of the block (earlier groups already quantized) over every window */
+            double hs0 = hs.seconds;
+            t0 = qh_now();
+            for (int s = 0; s < N && rc == 0; s++) {
+                float *y = (g == 0 ? fpout : outs) + (size_t)s * T * D;
+                memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
+                rc = f->ops->block(f, l, y, T, hessian_hook, &hs);
+            }
+            double pass = qh_now() - t0;
+            run->t_hessian += hs.seconds - hs0;
+            run->t_calib_forward += pass - (hs.seconds - hs0);
+            for (int i = 0; grp[i] >= 0 && rc == 0; i++)
+                rc = quantize_sublayer(m, f, spec, l, (LinearKind)grp[i], hs.acc[hslot[grp[i]]].H, run);
+        }
+        if (rc != 0) break;
+        /* the quantized block's outputs feed the next block */
+        t0 = qh_now();
+        double num = 0.0, den = 0.0;
+        for (int s = 0; s < N && rc == 0; s++) {
+            float *y = outs + (size_t)s * T * D;
+            memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
+            rc = f->ops->block(f, l, y, T, NULL, NULL);
+            const float *yf = fpout + (size_t)s * T * D;
+            for (size_t i = 0; i < (size_t)T * D; i++) {
+                double d = (double)y[i] - yf[i];
+                num += d * d;
+                den += (double)yf[i] * yf[i];
+            }
+        }
+        run->t_calib_forward += qh_now() - t0;
+        run->block_rel_err[l] = den > 0 ? sqrt(num / den) : 0.0;
+        qh_progress("block %d: relative output error %.5f", l, run->block_rel_err[l]);
+        float *tmp = inps;
+        inps = outs;
+        outs = tmp;
+    }
+    if (rc != 0) goto fail;
+
+summary:;
+    double bits = 0.0, sbits = 0.0, nout = 0.0, loss = 0.0;
+    int64_t params = 0;
+    for (int i = 0; i < L * LIN_COUNT; i++) {
+        SubLayerReport *r = &run->reports[i];
+        double p = (double)r->m * r->n;
+        params += (int64_t)r->m * r->n;
+        bits += r->formula_bits * p;
+        sbits += (double)r->stored_bits;
+        nout += (double)r->n_outliers;
+        loss += r->proxy_loss;
+    }
+    run->params = params;
+    run->avg_bits = bits / (double)params;
+    run->stored_bits = sbits / (double)params;
+    run->outlier_fraction = nout / (double)params;
+    run->total_proxy_loss = loss;
+    run->t_total = qh_now() - t_start;
+    for (int s = 0; s < NSLOTS; s++) hessian_free(&hs.acc[s]);
+    free(windows);
+    free(inps);
+    free(outs);
+    free(fpout);
+    forward_destroy(&f);
+    return 0;
+fail:
+    for (int s = 0; s < NSLOTS; s++) hessian_free(&hs.acc[s]);
+    free(windows);
+    free(inps);
+    free(outs);
+    free(fpout);
+    forward_destroy(&f);
+    quant_run_free(run);
+    return -1;
+}
+
+json_t *quant_spec_json(const QuantRunSpec *s) {
+    const QuantParams *p = &s->params;
+    json_t *o = json_object();
+    json_object_set_new(o, "method", json_string(s->method));
+    json_object_set_new(o, "wbits", json_integer(p->wbits));
+    json_object_set_new(o, "groupsize", json_integer(p->groupsize));
+    json_object_set_new(o, "qq_scale_bits", json_integer(p->qq_scale_bits));
+    json_object_set_new(o, "qq_zero_bits", json_integer(p->qq_zero_bits));
+    json_object_set_new(o, "qq_groupsize", json_integer(p->qq_groupsize));
+    if (isinf(p->outlier_threshold)) json_object_set_new(o, "outlier_threshold", json_string("inf"));
+    else json_object_set_new(o, "outlier_threshold", json_real(p->outlier_threshold));
+    json_object_set_new(o, "simplified_outliers", json_boolean(p->simplified_outliers));
+    json_object_set_new(o, "percdamp", json_real(p->percdamp));
+    json_object_set_new(o, "perm", json_string(p->perm == QH_PERM_ACT_ORDER ? "act_order" : "identity"));
+    json_object_set_new(o, "sym", json_boolean(p->sym));
+    json_object_set_new(o, "round_zero", json_boolean(p->round_zero));
+    json_object_set_new(o, "gptq_zero_rule", json_boolean(p->gptq_zero_rule));
+    json_object_set_new(o, "blocksize", json_integer(p->blocksize));
+    json_object_set_new(o, "true_sequential", json_boolean(s->true_sequential));
+    json_object_set_new(o, "calib", json_string(s->calib ? s->calib : ""));
+    json_object_set_new(o, "nsamples", json_integer(s->nsamples));
+    json_object_set_new(o, "calib_seqlen", json_integer(s->seqlen));
+    json_object_set_new(o, "seed", json_integer((json_int_t)s->seed));
+    return o;
+}
+
+json_t *quant_run_json(const QuantRun *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "avg_bits", json_real(r->avg_bits));
+    json_object_set_new(o, "stored_bits", json_real(r->stored_bits));
+    json_object_set_new(o, "outlier_fraction", json_real(r->outlier_fraction));
+    json_object_set_new(o, "total_proxy_loss", json_real(r->total_proxy_loss));
+    json_object_set_new(o, "quantized_params", json_integer(r->params));
+    json_object_set_new(o, "device", json_string(r->device ? r->device : ""));
+    json_t *t = json_object();
+    json_object_set_new(t, "total", json_real(r->t_total));
+    json_object_set_new(t, "calib_forward", json_real(r->t_calib_forward));
+    json_object_set_new(t, "hessian", json_real(r->t_hessian));
+    json_object_set_new(t, "factor", json_real(r->t_factor));
+    json_object_set_new(t, "sweep", json_real(r->t_sweep));
+    json_object_set_new(t, "leave_one_out", json_real(r->t_loo));
+    json_object_set_new(t, "pack", json_real(r->t_pack));
+    json_object_set_new(o, "seconds", t);
+    json_t *layers = json_array();
+    for (int i = 0; i < r->n_layers * LIN_COUNT; i++) {
+        const SubLayerReport *s = &r->reports[i];
+        json_t *l = json_object();
+        json_object_set_new(l, "layer", json_integer(s->layer));
+        json_object_set_new(l, "name", json_string(linear_names[s->kind]));
+        json_object_set_new(l, "m", json_integer(s->m));
+        json_object_set_new(l, "n", json_integer(s->n));
+        json_object_set_new(l, "proxy_loss", isnan(s->proxy_loss) ? json_null() : json_real(s->proxy_loss));
+        json_object_set_new(l, "n_outliers", json_integer(s->n_outliers));
+        json_object_set_new(l, "formula_bits", json_real(s->formula_bits));
+        json_object_set_new(l, "stored_bits", json_integer(s->stored_bits));
+        json_object_set_new(l, "damp_retries", json_integer(s->damp_retries));
+        json_object_set_new(l, "seconds", json_real(s->seconds));
+        json_array_append_new(layers, l);
+    }
+    json_object_set_new(o, "layers", layers);
+    json_t *be = json_array();
+    for (int l = 0; l < r->n_layers; l++)
+        json_array_append_new(be, isnan(r->block_rel_err[l]) ? json_null() : json_real(r->block_rel_err[l]));
+    json_object_set_new(o, "block_rel_err", be);
+    return o;
+}

@@ -1,0 +1,69 @@
+/* calibrate.h: quantizing a whole model layer by layer with sequential
+ * calibration (SPEC 1): calibration windows, block-by-block Hessians from the
+ * already-quantized prefix of the model, each sub-layer replaced by its decoded
+ * quantized weights, each block's output recomputed before it feeds the next.
+ * The per-layer algorithms are quant/; the forward pass is any forward.h backend. */
+#ifndef QH_CALIBRATE_H
+#define QH_CALIBRATE_H
+
+#include <stdint.h>
+
+#include "datasets.h"
+#include "forward.h"
+#include "model.h"
+#include "quant.h"
+
+typedef struct QuantRunSpec {
+    const char *method;     /* rtn | gptq | spqr */
+    QuantParams params;
+    int true_sequential;    /* groups [q,k,v] -> [o] -> [gate,up] -> [down] */
+    const char *calib;      /* c4 | wikitext2 | ptb | file:PATH */
+    int nsamples, seqlen;
+    uint64_t seed;
+    const char *data_root;
+    QhDevice device;
+} QuantRunSpec;
+
+typedef struct SubLayerReport {
+    int layer;
+    LinearKind kind;
+    int m, n;
+    double proxy_loss;
+    int64_t n_outliers;
+    double outlier_fraction;
+    double formula_bits;      /* SPEC 6 formula with this layer's outlier fraction */
+    int64_t stored_bits;      /* bits of this layer in the stored format */
+    double damp_used;
+    int damp_retries;
+    int n_dead;
+    double seconds;
+} SubLayerReport;
+
+typedef struct QuantRun {
+    int n_layers;
+    QuantLayer *layers;       /* (L * LIN_COUNT), index layer * LIN_COUNT + kind */
+    SubLayerReport *reports;  /* (L * LIN_COUNT) */
+    double *block_rel_err;    /* (L) ||Y_q - Y_fp|| / ||Y_fp|| over the calibration windows */
+    TokenStream calib_info;   /* what the calibration windows came from (ids not kept) */
+    int64_t params;           /* quantized parameters */
+    double avg_bits;          /* SPEC 6 formula over the model (parameter-weighted) */
+    double stored_bits;       /* stored bits per quantized parameter */
+    double outlier_fraction;
+    double total_proxy_loss;
+    /* seconds per phase */
+    double t_calib_forward, t_hessian, t_factor, t_sweep, t_loo, t_pack, t_total;
+    const char *device;
+} QuantRun;
+
+/* Quantize m in place (its linear layers are replaced by the decoded weights). */
+int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *out);
+void quant_run_free(QuantRun *r);
+
+
+
+#include <jansson.h>
+/* The resolved settings of a run as a JSON object (for provenance and --json). */
+json_t *quant_spec_json(const QuantRunSpec *s);
+/* The run's summary and per-layer table as JSON. */
+json_t *quant_run_json(const QuantRun *r);
+#endif
