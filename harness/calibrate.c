@@ -91,7 +91,10 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     }
     if (T > c->seq_len) qh_warn("calibration seqlen %d exceeds the model's seq_len %d", T, c->seq_len);
     double t_start = qh_now();
-    int is_rtn = !strcmp(spec->method, "rtn");
+    /* RTN needs no data; with calibration data it is still run through the
+     * sequential pipeline so that its proxy losses (with the same Hessians as
+     * GPTQ/SpQR would see) can be compared. --calib none skips that. */
+    int is_rtn = !strcmp(spec->method, "rtn") && (!spec->calib || !strcmp(spec->calib, "none"));
     run->n_layers = L;
     run->layers = qh_calloc((size_t)L * LIN_COUNT, sizeof(QuantLayer));
     run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
@@ -107,7 +110,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     if (rc != 0) goto fail;
     run->device = f->ops->name;
 
-    if (is_rtn) { /* RTN needs no data: quantize every layer from the original weights */
+    if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
         for (int l = 0; l < L && rc == 0; l++)
             for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, spec, l, (LinearKind)k, NULL, run);
         if (rc != 0) goto fail;

@@ -53,7 +53,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"round-zero", OPT_FLAG, &round_zero, NULL, "round the zero point to an integer"},
         {"gptq-zero-rule", OPT_FLAG, &gptq_rule, NULL, "GPTQ's original rule (rounded zero, range contains 0)"},
         {"blocksize", OPT_INT, &blocksize, "N", "GPTQ lazy-batch block (default 128)"},
-        {"calib", OPT_STR, &calib, "D", "calibration data: c4 | wikitext2 | ptb | file:PATH"},
+        {"calib", OPT_STR, &calib, "D", "calibration data: c4 | wikitext2 | ptb | file:PATH | none (rtn only)"},
         {"nsamples", OPT_INT, &nsamples, "N", "calibration windows"},
         {"seed", OPT_INT, &seed, "S", "calibration sampling seed (CPython random.seed)"},
         {"seqlen", OPT_INT, &seqlen, "N", "calibration window length (0: the model's, at most 2048)"},
@@ -97,6 +97,8 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     if (seqlen < 0 || seqlen == 1 || eval_seqlen < 0 || eval_seqlen == 1 || max_windows < 0)
         return qh_error("quantize: --seqlen / --eval-seqlen must be 0 or >= 2 and --max-windows >= 0");
     if (qh_device_parse(device, &spec.device) != 0) return -1;
+    if (!strcmp(calib, "none") && strcmp(method, "rtn") != 0)
+        return qh_error("quantize: --calib none is only possible with --method rtn (%s needs Hessians)", method);
     spec.nsamples = (int)nsamples;
     if (quant_params_validate(p, method, INT_MAX / 2, 65536) != 0) return -1; /* shape-free checks first */
 
