@@ -1,0 +1,14 @@
+#!/bin/sh
+# run_bench.sh BUILD: every benchmark, each reporting its timings as ratios
+# against a baseline (sgemm / cuBLAS GEMM) measured in the same run.
+# GPU benchmarks print "skipped: no GPU" where there is none.
+set -eu
+build=${1:-build}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+for b in "$build"/bench/bench_*; do
+    [ -x "$b" ] || continue
+    case "$b" in *.d|*.o) continue ;; esac
+    echo "==== $(basename "$b") ===="
+    "$b" ${QH_BENCH_ARGS:-}
+    echo
+done
