@@ -9,7 +9,8 @@
  * which is extrapolated to the 32 layers of LLaMA-7B. Model FLOPs are
  * forward_flops() (forward.h). Prints a small table; without a GPU it prints
  * "skipped: no GPU" and exits 0.
- * Usage: bench_gpu_forward [--layers N] [--seqlen T] [--reps R] [--target-layers L]
+ * Usage: bench_gpu_forward [--quick] [--layers N] [--seqlen T] [--reps R] [--target-layers L]
+ *        (--quick: 2 layers, 3 windows)
  * Not here: correctness (tests/gpu/), CPU timings (kernels/bench/ others). */
 #include <math.h>
 #include <stdint.h>
@@ -190,12 +191,17 @@ static int parse_opts(int argc, char **argv, BenchOpts *o) {
     *o = (BenchOpts){.layers = 4, .seqlen = 2048, .reps = 5, .target_layers = 32};
     for (int i = 1; i < argc; i++) {
         long v;
+        if (!strcmp(argv[i], "--quick")) { /* run_bench.sh's QH_BENCH_ARGS=--quick */
+            o->layers = 2;
+            o->reps = 3;
+            continue;
+        }
         int *dst = !strcmp(argv[i], "--layers")          ? &o->layers
                    : !strcmp(argv[i], "--seqlen")        ? &o->seqlen
                    : !strcmp(argv[i], "--reps")          ? &o->reps
                    : !strcmp(argv[i], "--target-layers") ? &o->target_layers
                                                          : NULL;
-        if (!dst) return qh_error("bench_gpu_forward: unknown option '%s' (--layers --seqlen --reps --target-layers)", argv[i]);
+        if (!dst) return qh_error("bench_gpu_forward: unknown option '%s' (--quick --layers --seqlen --reps --target-layers)", argv[i]);
         if (i + 1 >= argc || qh_parse_long(argv[i + 1], &v) != 0 || v < 1 || v > 1000000)
             return qh_error("bench_gpu_forward: %s needs a positive integer", argv[i]);
         *dst = (int)v;

@@ -140,7 +140,7 @@ static void test_causal_softmax(int nb, int T) {
     dev_to_host(got, ds, sizeof(float) * n);
     char what[64];
     snprintf(what, sizeof what, "causal softmax nb=%d T=%d", nb, T);
-    expect_close_f(what, got, s, n, 1e-5, 1e-7);
+    expect_close_f(what, got, s, n, 1e-4, 1e-7);
     cudaFree(ds);
     free(s), free(got);
 }
@@ -158,8 +158,9 @@ static void test_attention(cublasHandle_t h, QhCudaMath math, int T, int H, int 
     char what[96];
     snprintf(what, sizeof what, "attention %s T=%d H=%d Hkv=%d hs=%d batch=%d", qh_cuda_math_name(math), T, H, Hkv,
              hs, head_batch);
-    if (math == QH_MATH_FP32) expect_close_f(what, got, want, (long)T * D, 1e-5, 2e-6);
-    else expect_close_f(what, got, want, (long)T * D, 2e-2, 5e-3);
+    /* a layout or indexing bug is off by O(0.1); rounding by ~1e-7 (fp32) or ~1e-3 (tf32) */
+    if (math == QH_MATH_FP32) expect_close_f(what, got, want, (long)T * D, 1e-4, 1e-5);
+    else expect_close_f(what, got, want, (long)T * D, 2e-2, 1e-2);
     cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dout), cudaFree(ds);
     free(q), free(k), free(v), free(want), free(got);
 }
@@ -171,7 +172,7 @@ static void test_swiglu(int T, int F) {
     swiglu_ref(a, b, T, F);
     CHECK(launch_swiglu(da, db, n, 0) == 0, "launch_swiglu");
     dev_to_host(got, da, sizeof(float) * n);
-    expect_close_f("swiglu", got, a, n, 1e-6, 1e-7);
+    expect_close_f("swiglu", got, a, n, 2e-6, 1e-7);
     cudaFree(da), cudaFree(db);
     free(a), free(b), free(got);
 }

@@ -1,0 +1,165 @@
+#!/bin/bash
+# device_check.sh: the GPU check of the CUDA forward backend, to run from the
+# repo root on a bare GPU machine (x86-64 Debian/Ubuntu-like, CUDA toolkit,
+# driver and a C compiler present, none of qharness's -dev packages, no
+# network). It
+#   1. unpacks the Debian packages that tests/gpu/fetch_devlibs.sh put in
+#      .devlibs/debs into a private root (dpkg -x; nothing outside it changes),
+#   2. builds the GPU tests, the GPU bench and qharness against that root
+#      (make variables PKG_CFLAGS / PKG_LIBS / BLAS_CFLAGS / BLAS_LIBS, rpath
+#      into the root; CUDA code for this GPU's architecture only),
+#   3. checks that every library the binaries load resolves (the root first),
+#   4. runs tests/gpu/test_gpu_kernels, tests/gpu/test_gpu_forward (stories260K
+#      from data/ or .devlibs/data) and bench/bench_gpu_forward,
+# writes the logs to $OUT (default .devlibs/out) and prints a short table last.
+# Exit status 0 when everything passed.
+# Environment: OUT (log folder), QH_DEVICE_WORK (where the root and the build
+# go; default .devlibs/work), QH_CUDA_ARCHS (default: read from nvidia-smi),
+# QH_GPU_BENCH_ARGS (extra bench options), JOBS (make -j).
+# Not here: fetching anything (fetch_devlibs.sh does that beforehand), the
+# CPU test suite, or installing into the system.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+REPO=$(pwd)
+OUT=${OUT:-$REPO/.devlibs/out}
+WORK=${QH_DEVICE_WORK:-$REPO/.devlibs/work}
+mkdir -p "$OUT" "$WORK" || exit 1
+OUT=$(cd "$OUT" && pwd)
+WORK=$(cd "$WORK" && pwd)
+R=$WORK/root
+B=$WORK/build
+MA=x86_64-linux-gnu
+LOG=$OUT/device_check.log
+: >"$LOG"
+exec > >(tee -a "$LOG") 2>&1
+
+STEPS=()
+status=0
+now() { date +%s.%N; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
+# record NAME STATUS SECONDS DETAIL
+record() {
+    STEPS+=("$(printf '%-20s %-8s %8.1f  %s' "$1" "$2" "$3" "$4")")
+    [ "$2" = ok ] || [ "$2" = skipped ] || status=1
+}
+
+echo "== device_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $REPO"
+echo "-- machine"
+uname -srm
+(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
+ldd --version 2>&1 | head -1
+nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader 2>&1 || echo "nvidia-smi failed"
+NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
+[ -n "$NVCC" ] && "$NVCC" --version | tail -2
+${CC:-cc} --version | head -1
+nproc
+
+# ---- 1. unpack ------------------------------------------------------------------
+t0=$(now)
+n=$(ls .devlibs/debs/*.deb 2>/dev/null | wc -l)
+if [ "$n" -eq 0 ]; then
+    echo "device_check: no .deb in .devlibs/debs: run tests/gpu/fetch_devlibs.sh where there is network, and carry .devlibs"
+    record unpack failed 0 "no debs"
+else
+    rm -rf "$R"
+    mkdir -p "$R"
+    ok=1
+    for deb in .devlibs/debs/*.deb; do
+        if command -v dpkg >/dev/null; then
+            dpkg -x "$deb" "$R" || ok=0
+        else # ar + tar, the same thing by hand
+            d=$(ar t "$deb" | grep '^data\.tar') && ar p "$deb" "$d" | tar -x -C "$R" -f - || ok=0
+        fi
+    done
+    # absolute symlinks (libz.so -> /lib/...) must point into the root
+    find "$R" -type l | while read -r l; do
+        t=$(readlink "$l")
+        case "$t" in /*) ln -sfn "$R$t" "$l" ;; esac
+    done
+    dt=$(since "$t0")
+    [ $ok = 1 ] && record unpack ok "$dt" "$n packages into $R" || record unpack failed "$dt" "dpkg -x failed"
+fi
+
+LIBDIRS="$R/usr/lib/$MA $R/lib/$MA $R/usr/lib/$MA/hdf5/serial $R/usr/lib/$MA/openblas-openmp"
+RUN_LD_PATH=$(echo $LIBDIRS | tr ' ' ':')
+
+# ---- 2. build -------------------------------------------------------------------
+if [ -z "${QH_CUDA_ARCHS:-}" ]; then
+    QH_CUDA_ARCHS=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+    [ -n "$QH_CUDA_ARCHS" ] || QH_CUDA_ARCHS="80 90"
+fi
+L=""
+for d in $LIBDIRS; do L="$L -L$d -Wl,-rpath,$d -Wl,-rpath-link,$d"; done
+PKG_CFLAGS="-I$R/usr/include/hdf5/serial -I$R/usr/include"
+PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
+BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
+BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
+TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/bench/bench_gpu_forward $B/qharness"
+MAKE_BIN=$(command -v make)
+[ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
+echo "-- build (CUDA archs $QH_CUDA_ARCHS) into $B with $MAKE_BIN"
+t0=$(now)
+"$MAKE_BIN" -j"${JOBS:-$(nproc)}" BUILD="$B" CUDA_ARCHS="$QH_CUDA_ARCHS" ${NVCC:+NVCC="$NVCC"} \
+    PKG_CFLAGS="$PKG_CFLAGS" PKG_LIBS="$PKG_LIBS" BLAS_CFLAGS="$BLAS_CFLAGS" BLAS_LIBS="$BLAS_LIBS" \
+    $TARGETS >"$OUT/build.log" 2>&1
+rc=$?
+dt=$(since "$t0")
+grep -E "warning|error|qharness:" "$OUT/build.log" | head -40
+if [ $rc = 0 ]; then record build ok "$dt" "make $(echo $TARGETS | wc -w) targets"; else
+    tail -30 "$OUT/build.log"
+    record build failed "$dt" "make exit $rc (build.log)"
+fi
+
+# ---- 3. libraries -----------------------------------------------------------------
+if [ $rc = 0 ]; then
+    # qharness links every library (the tests, with --as-needed, fewer)
+    t0=$(now)
+    LDD=$(for b in $TARGETS; do LD_LIBRARY_PATH=$RUN_LD_PATH ldd "$b"; done 2>&1 | sort -u)
+    bad=$(echo "$LDD" | grep -E "not found|not a dynamic" || true)
+    outside=$(echo "$LDD" | grep -E "libhdf5|libgsl|libjansson|libinih|libopenblas|libsz|libaec|libcurl|libgfortran" |
+        grep -v "$R" || true)
+    echo "$LDD" | grep "=>" | sed 's/^/   /'
+    dt=$(since "$t0")
+    if [ -n "$bad" ]; then record libraries failed "$dt" "not found: $(echo $bad | cut -c1-80)"
+    elif [ -n "$outside" ]; then record libraries failed "$dt" "resolved outside the root: $(echo $outside | cut -c1-80)"
+    else record libraries ok "$dt" "all resolve; packaged ones from the root"; fi
+fi
+
+# ---- 4. tests and bench -----------------------------------------------------------------
+# run NAME TIMEOUT PATTERN CMD...: output to $OUT/NAME.log, its last line
+# matching PATTERN as the detail
+run() {
+    local name=$1 limit=$2 pat=$3
+    shift 3
+    echo "-- $name: $*"
+    local t0=$(now)
+    LD_LIBRARY_PATH=$RUN_LD_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    local dt=$(since "$t0")
+    cat "$OUT/$name.log"
+    local last=$(grep -E "$pat" "$OUT/$name.log" | tail -1 | tr -s ' ' | cut -c1-90)
+    if [ $rc = 0 ] && echo "$last" | grep -q "skipped"; then record "$name" skipped "$dt" "$last"
+    elif [ $rc = 0 ]; then record "$name" ok "$dt" "$last"
+    elif [ $rc = 124 ]; then record "$name" timeout "$dt" "killed after $limit s"
+    else record "$name" failed "$dt" "exit $rc; ${last:-see $name.log}"; fi
+}
+if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
+    if [ -f data/models/stories260K/stories260K.bin ]; then DATA=data; else DATA=.devlibs/data; fi
+    run test_gpu_kernels 90 "passed|skipped" "$B/tests/gpu/test_gpu_kernels"
+    QH_DATA=$DATA run test_gpu_forward 150 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
+    run bench_gpu_forward 240 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
+    BENCH=$(grep -A3 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
+fi
+
+# ---- summary ---------------------------------------------------------------------------
+{
+    echo
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+    echo "== device_check summary (${GPU:-no GPU visible})"
+    printf '%-20s %-8s %8s  %s\n' step status seconds detail
+    for s in "${STEPS[@]}"; do echo "$s"; done
+    [ -n "${BENCH:-}" ] && echo && echo "$BENCH"
+    echo "logs: $OUT"
+    [ $status = 0 ] && echo "RESULT: ok" || echo "RESULT: FAILED"
+} | tee "$OUT/summary.txt"
+exit $status
