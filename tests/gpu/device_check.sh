@@ -80,6 +80,8 @@ else
     [ $ok = 1 ] && record unpack ok "$dt" "$n packages into $R" || record unpack failed "$dt" "dpkg -x failed"
 fi
 
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # as tests/run_tests.sh: the CPU backend beside the GPU
+
 LIBDIRS="$R/usr/lib/$MA $R/lib/$MA $R/usr/lib/$MA/hdf5/serial $R/usr/lib/$MA/openblas-openmp"
 RUN_LD_PATH=$(echo $LIBDIRS | tr ' ' ':')
 
