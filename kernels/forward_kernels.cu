@@ -71,22 +71,22 @@ extern "C" int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const
 
 /* ---- reductions ------------------------------------------------------------ */
 
-__device__ __forceinline__ float warp_sum(float v) {
+static __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
-__device__ __forceinline__ double warp_sum_d(double v) {
+static __device__ __forceinline__ double warp_sum_d(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
+static __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
 /* Block-wide reductions for blockDim.x a multiple of 32 (<= 1024); every
  * thread gets the result. `sh` holds 32 values. */
-__device__ float block_sum(float v, float *sh) {
+static __device__ float block_sum(float v, float *sh) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     v = warp_sum(v);
     __syncthreads(); /* sh may still be read from a previous call */
@@ -95,7 +95,7 @@ __device__ float block_sum(float v, float *sh) {
     v = lane < nw ? sh[lane] : 0.0f;
     return warp_sum(v);
 }
-__device__ double block_sum_d(double v, double *sh) {
+static __device__ double block_sum_d(double v, double *sh) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     v = warp_sum_d(v);
     __syncthreads();
@@ -104,7 +104,7 @@ __device__ double block_sum_d(double v, double *sh) {
     v = lane < nw ? sh[lane] : 0.0;
     return warp_sum_d(v);
 }
-__device__ float block_max(float v, float *sh) {
+static __device__ float block_max(float v, float *sh) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     v = warp_max(v);
     __syncthreads();
@@ -124,7 +124,7 @@ static unsigned elementwise_grid(long n, int threads) {
 /* ---- rmsnorm (rmsnorm_ref) ------------------------------------------------- */
 
 /* One block per row t. out (T, D), x (T, D), w (D). */
-__global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int D, float eps) {
+static __global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int D, float eps) {
     __shared__ float sh[32];
     long t = blockIdx.x;
     const float *xr = x + t * D;
@@ -156,7 +156,7 @@ typedef struct RopeFreqs {
 } RopeFreqs;
 
 /* One thread per pair (t, i = 2p). q (T, D), k (T, KV). */
-__global__ void rope_kernel(float *q, float *k, int T, int D, int KV, int hs, int pos0, const RopeFreqs fr) {
+static __global__ void rope_kernel(float *q, float *k, int T, int D, int KV, int hs, int pos0, const RopeFreqs fr) {
     long npairs = (long)T * (D / 2);
     for (long p = blockIdx.x * (long)blockDim.x + threadIdx.x; p < npairs; p += (long)gridDim.x * blockDim.x) {
         int t = (int)(p / (D / 2));
@@ -196,7 +196,7 @@ extern "C" int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int
 /* ---- causal softmax (softmax_inplace on the row prefix) -------------------- */
 
 /* One warp per row r of s (rows, T); the row's position is t = r % T. */
-__global__ void causal_softmax_kernel(float *s, int rows, int T) {
+static __global__ void causal_softmax_kernel(float *s, int rows, int T) {
     int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
     long r = (long)blockIdx.x * warps + (threadIdx.x >> 5);
     if (r >= rows) return;
@@ -270,7 +270,7 @@ extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, 
 
 /* ---- SwiGLU (swiglu_ref), residual, embedding ------------------------------ */
 
-__global__ void swiglu_kernel(float *hb, const float *hb2, long n) {
+static __global__ void swiglu_kernel(float *hb, const float *hb2, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float x = hb[i];
         hb[i] = x * (1.0f / (1.0f + expf(-x))) * hb2[i];
@@ -284,7 +284,7 @@ extern "C" int launch_swiglu(float *hb, const float *hb2, long n, cudaStream_t s
     return 0;
 }
 
-__global__ void residual_add_kernel(float *x, const float *y, long n) {
+static __global__ void residual_add_kernel(float *x, const float *y, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         x[i] += y[i];
 }
@@ -297,7 +297,7 @@ extern "C" int launch_residual_add(float *x, const float *y, long n, cudaStream_
 }
 
 /* x (T, D) <- emb (V, D)[tokens[t]] */
-__global__ void embed_kernel(float *x, const float *emb, const int *tokens, int T, int D) {
+static __global__ void embed_kernel(float *x, const float *emb, const int *tokens, int T, int D) {
     long n = (long)T * D;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         long t = i / D, j = i % D;
@@ -316,7 +316,7 @@ extern "C" int launch_embed(float *x, const float *emb, const int *tokens, int T
 /* ---- per-position NLL (nll_ref) -------------------------------------------- */
 
 /* One block per row t. nll (T), logits (T, V), target (T). */
-__global__ void nll_kernel(double *nll, const float *logits, const int *target, int V) {
+static __global__ void nll_kernel(double *nll, const float *logits, const int *target, int V) {
     __shared__ float shf[32];
     __shared__ double shd[32];
     long t = blockIdx.x;
