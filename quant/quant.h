@@ -149,11 +149,13 @@ void quant_unpack_codes(const uint8_t *in, size_t count, int bits, uint8_t *code
 /* ---- Hessian accumulator (SPEC 1.3) ----------------------------------------- */
 
 /* Running mean over windows: after N calls, H = (2/N) sum over the tokens of
- * all windows of x x^T, accumulated in double. */
+ * all windows of x x^T: each window's sum in fp32 (relative error ~1e-6 for
+ * 2048-token windows), the mean over windows in double. */
 typedef struct {
     int n;
     long nwindows;
     double *H; /* (n, n) row-major, full symmetric */
+    float *scratch; /* (n, n) one window's X^T X, owned */
 } HessianAcc;
 void hessian_init(HessianAcc *h, int n);
 void hessian_free(HessianAcc *h);

@@ -475,7 +475,8 @@ static void test_hessian(void) {
         maxerr = e > maxerr ? e : maxerr;
         sym &= h.H[i] == h.H[(i % n) * n + i / n];
     }
-    CHECK(maxerr < 1e-12, "H = 2/N sum x x^T: max relative error %g", maxerr);
+    /* each window is summed in fp32 (300 terms: a few ulp of float), the mean in double */
+    CHECK(maxerr < 2e-6, "H = 2/N sum x x^T: max relative error %g", maxerr);
     CHECK(sym, "H symmetric bit for bit");
     hessian_free(&h);
     CHECK(h.H == NULL, "freed");
