@@ -19,7 +19,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
          *quantized = NULL;
     long seqlen = 0, max_windows = 0;
-    int json = 0;
+    int json = 0, verify = 0;
+    double verify_rtol = 1e-4;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
         {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
@@ -30,6 +31,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
         {"out", OPT_STR, &out, "F.h5", "write the results to this HDF5 file"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
+        {"verify", OPT_FLAG, &verify, NULL, "run on the GPU and on the CPU and compare (fails beyond --verify-rtol)"},
+        {"verify-rtol", OPT_DOUBLE, &verify_rtol, "R", "relative perplexity tolerance of --verify"},
         {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
         {NULL, 0, NULL, NULL, NULL},
     };
@@ -52,7 +55,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
-                   .data_root = cli_data_root(data), .quiet = json};
+                   .data_root = cli_data_root(data), .quiet = json,
+                   .verify = verify, .verify_rtol = verify_rtol};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
     if (rc == 0 && out) {

@@ -2,6 +2,7 @@
 #include "eval_run.h"
 
 #include <math.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,16 @@ void eval_outcome_free(EvalOutcome *o) {
     }
     QH_FREE(o->streams);
     QH_FREE(o->ppl);
+    QH_FREE(o->verify_ppl);
     o->n = 0;
 }
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out) {
     memset(out, 0, sizeof *out);
     int seqlen = s->seqlen > 0 ? s->seqlen : eval_default_seqlen(m);
+    if (seqlen > m->cfg.seq_len)
+        qh_warn("seqlen %d exceeds the model's trained context %d: rotary positions beyond it are extrapolated",
+                seqlen, m->cfg.seq_len);
     char *list = qh_strdup(s->datasets);
     int cap = 1;
     for (char *c = list; *c; c++) cap += *c == ',';
@@ -39,7 +44,9 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     free(list);
     if (rc == 0 && out->n == 0) rc = qh_error("no dataset given");
     Forward *f = NULL;
-    if (rc == 0) rc = forward_create(s->device, m, seqlen, &f);
+    if (rc == 0 && s->verify && !qh_cuda_available())
+        rc = qh_error("--verify compares the CUDA backend with the CPU one, but no CUDA GPU is usable here");
+    if (rc == 0) rc = forward_create(s->verify ? QH_DEVICE_CUDA : s->device, m, seqlen, &f);
     if (rc == 0) {
         out->device = f->ops->name;
         if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
@@ -55,6 +62,26 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         }
     }
     forward_destroy(&f);
+    if (rc == 0 && s->verify) {
+        /* the same windows through the CPU backend */
+        out->verify_ppl = qh_calloc((size_t)out->n, sizeof(double));
+        rc = forward_create(QH_DEVICE_CPU, m, seqlen, &f);
+        for (int i = 0; rc == 0 && i < out->n; i++) {
+            PplResult r;
+            rc = perplexity_eval(f, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows, &r);
+            if (rc != 0) break;
+            out->verify_ppl[i] = r.ppl;
+            double rel = fabs(out->ppl[i].ppl - r.ppl) / r.ppl;
+            if (rel > out->verify_max_rel) out->verify_max_rel = rel;
+            if (!s->quiet) printf("verify %-12s cuda %.6f  cpu %.6f  relative difference %.3g\n", out->streams[i].name,
+                                  out->ppl[i].ppl, r.ppl, rel);
+            ppl_result_free(&r);
+        }
+        forward_destroy(&f);
+        if (rc == 0 && out->verify_max_rel > s->verify_rtol)
+            rc = qh_error("--verify: CUDA and CPU perplexities differ by %.3g relative (tolerance %.3g)",
+                          out->verify_max_rel, s->verify_rtol);
+    }
     if (rc != 0) eval_outcome_free(out);
     return rc;
 }
@@ -77,10 +104,18 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
 }
 
 json_t *eval_outcome_json(const EvalOutcome *o) {
-    if (o->n == 1) return eval_one_json(&o->streams[0], &o->ppl[0], o->device);
+    if (o->n == 1) {
+        json_t *one = eval_one_json(&o->streams[0], &o->ppl[0], o->device);
+        if (o->verify_ppl) {
+            json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[0]));
+            json_object_set_new(one, "verify_max_rel", json_real(o->verify_max_rel));
+        }
+        return one;
+    }
     json_t *arr = json_array();
     for (int i = 0; i < o->n; i++) json_array_append_new(arr, eval_one_json(&o->streams[i], &o->ppl[i], o->device));
     json_t *root = json_object();
     json_object_set_new(root, "results", arr);
+    if (o->verify_ppl) json_object_set_new(root, "verify_max_rel", json_real(o->verify_max_rel));
     return root;
 }

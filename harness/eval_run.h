@@ -16,6 +16,8 @@ typedef struct EvalSpec {
     QhDevice device;
     const char *data_root;
     int quiet;             /* 1: no table on stdout */
+    int verify;            /* 1: run on the GPU and on the CPU, compare per dataset */
+    double verify_rtol;    /* relative perplexity tolerance of the comparison (fp32: 1e-4) */
 } EvalSpec;
 
 typedef struct EvalOutcome {
@@ -23,6 +25,8 @@ typedef struct EvalOutcome {
     TokenStream *streams; /* (n) */
     PplResult *ppl;       /* (n) */
     const char *device;   /* backend name that ran */
+    double *verify_ppl;   /* (n) the CPU's perplexity when verifying, else NULL */
+    double verify_max_rel;/* max over datasets of |ppl_gpu - ppl_cpu| / ppl_cpu */
 } EvalOutcome;
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out);

@@ -22,7 +22,7 @@ void swiglu_ref(float *hb, const float *hb2, int T, int F);
 void nll_ref(double *nll, const float *logits, const int *target, int T, int V);
 /* Row softmax of a causal score row in place: s (n) */
 void softmax_inplace(float *s, int n);
-/* The same softmax with a vectorizable polynomial exp (within 2 ulp of expf):
+/* The same softmax with a vectorizable polynomial exp (within 3 ulp of expf):
  * the CPU backend's version, tested against softmax_inplace. */
 void softmax_simd(float *s, int n);
 

@@ -129,7 +129,7 @@ int model_load_llama2c(Model *m, const char *path) {
     c->n_heads = hdr[3];
     c->n_kv_heads = hdr[4];
     c->shared_classifier = hdr[5] > 0;
-    c->vocab_size = hdr[5] < 0 ? -hdr[5] : hdr[5];
+    c->vocab_size = hdr[5] == INT32_MIN ? 0 : hdr[5] < 0 ? -hdr[5] : hdr[5]; /* 0 is refused below */
     c->seq_len = hdr[6];
     c->rope_theta = 10000.0f;
     c->norm_eps = 1e-5f;
