@@ -34,13 +34,14 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     long wbits = UNSET, groupsize = UNSET, qsb = UNSET, qzb = UNSET, qgs = UNSET, blocksize = UNSET, nsamples = 128,
          seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0;
     double tau = NAN, percdamp = NAN;
-    int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0;
+    int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0, per_row = 0;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
         {"method", OPT_STR, &method, "rtn|gptq|spqr", "quantization method"},
         {"wbits", OPT_INT, &wbits, "B", "bits per weight, 1..8 (default 4)"},
-        {"groupsize", OPT_INT, &groupsize, "G", "columns per group, 0 = per row (spqr default 16)"},
+        {"groupsize", OPT_INT, &groupsize, "G", "columns per group, >= 1 (spqr default 16; rtn/gptq: per row)"},
+        {"per-row", OPT_FLAG, &per_row, NULL, "one group per row (the whole input dimension)"},
         {"qq-scale-bits", OPT_INT, &qsb, "B", "bits of quantized scales, 0 = fp16 (spqr default 3)"},
         {"qq-zero-bits", OPT_INT, &qzb, "B", "bits of quantized zeros, 0 = fp16 (spqr default 3)"},
         {"qq-groupsize", OPT_INT, &qgs, "G", "rows per second-level group (spqr default 16)"},
@@ -77,6 +78,10 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
                          .data_root = cli_data_root(data)};
     QuantParams *p = &spec.params;
     quant_params_default(p, method);
+    if (groupsize != UNSET && groupsize < 1)
+        return qh_error("quantize: --groupsize must be >= 1, got %ld (use --per-row for one group per row)", groupsize);
+    if (per_row && groupsize != UNSET) return qh_error("quantize: --per-row and --groupsize exclude each other");
+    if (per_row) groupsize = 0;
     if (set_int(&p->wbits, wbits, "wbits") || set_int(&p->groupsize, groupsize, "groupsize") ||
         set_int(&p->qq_scale_bits, qsb, "qq-scale-bits") || set_int(&p->qq_zero_bits, qzb, "qq-zero-bits") ||
         set_int(&p->qq_groupsize, qgs, "qq-groupsize") || set_int(&p->blocksize, blocksize, "blocksize"))

@@ -1,0 +1,56 @@
+#!/bin/sh
+# test_quantize_cli.sh: `qharness quantize` and `eval --quantized` end to end
+# on stories260K: bad parameters refused with a clear message and no file
+# written; --json carries avg_bits, stored_bits, outlier_fraction and a ppl
+# per evaluated dataset; the saved model evaluates to exactly the perplexity
+# measured right after quantization; the formula bits of the SpQR paper
+# setting are 4.625 + 32 x outlier fraction.
+. "$(dirname "$0")/lib.sh"
+M=$QH_DATA/models/stories260K/stories260K.bin
+if [ ! -f "$M" ]; then
+    skip "stories260K not found under $QH_DATA"
+    summary
+    exit $?
+fi
+S="--model $M --nsamples 4 --seqlen 64"
+
+expect_fail "wbits 0" "$T/a.h5" "wbits" $QH quantize $S --method gptq --wbits 0 --save "$T/a.h5"
+expect_fail "wbits 9" "$T/a.h5" "wbits" $QH quantize $S --method gptq --wbits 9 --save "$T/a.h5"
+expect_fail "groupsize 0" "$T/a.h5" "groupsize" $QH quantize $S --method gptq --groupsize 0 --save "$T/a.h5"
+expect_fail "groupsize > layer" "$T/a.h5" "groupsize" $QH quantize $S --method gptq --groupsize 100000 --save "$T/a.h5"
+expect_fail "negative threshold" "$T/a.h5" "threshold" $QH quantize $S --method spqr --outlier-threshold -1 --save "$T/a.h5"
+expect_fail "qq bits without group" "$T/a.h5" "qq" $QH quantize $S --method spqr --qq-groupsize 0 --save "$T/a.h5"
+expect_fail "unknown method" "$T/a.h5" "method" $QH quantize $S --method awq --save "$T/a.h5"
+expect_fail "unknown perm" "$T/a.h5" "perm" $QH quantize $S --method gptq --perm random --save "$T/a.h5"
+expect_fail "non-numeric" "$T/a.h5" "wbits" $QH quantize $S --method gptq --wbits four --save "$T/a.h5"
+expect_fail "calib none with gptq" "$T/a.h5" "calib" $QH quantize $S --method gptq --calib none --save "$T/a.h5"
+expect_fail "calib train split absent" "$T/a.h5" "train split" $QH quantize $S --method gptq --calib wikitext2 --save "$T/a.h5"
+check "quantize --help exits 0" sh -c "$QH quantize --help >/dev/null"
+
+# SpQR paper setting, saved, evaluated right after quantization and from the file
+$QH quantize $S --method spqr --eval tinystories --eval-seqlen 128 --save "$T/q.h5" --out "$T/r.h5" --json \
+    >"$T/q.json" 2>"$T/q.err"
+check "spqr quantize exit 0" test $? -eq 0
+for k in avg_bits stored_bits outlier_fraction ppl layers; do
+    check "json has $k" grep -q "\"$k\"" "$T/q.json"
+done
+check "saved model file exists" test -s "$T/q.h5"
+ppl1=$(sed -E 's/.*"tinystories": *\{[^}]*"ppl": *([0-9.eE+-]+).*/\1/' "$T/q.json")
+$QH eval --quantized "$T/q.h5" --dataset tinystories --seqlen 128 --json >"$T/e.json" 2>"$T/e.err"
+check "eval --quantized exit 0" test $? -eq 0
+ppl2=$(sed -E 's/.*"ppl": *([0-9.eE+-]+).*/\1/' "$T/e.json")
+if [ -n "$ppl1" ] && [ "$ppl1" = "$ppl2" ]; then pass; else fail "ppl after reload '$ppl2' != right after quantization '$ppl1'"; fi
+bits=$(sed -E 's/.*"avg_bits": *([0-9.eE+-]+).*/\1/' "$T/q.json")
+frac=$(sed -E 's/.*"outlier_fraction": *([0-9.eE+-]+).*/\1/' "$T/q.json")
+if awk -v b="$bits" -v f="$frac" 'BEGIN { d = b - (4.625 + 32 * f); exit !(d < 1e-9 && d > -1e-9) }'; then pass
+else fail "avg_bits $bits != 4.625 + 32 x $frac"; fi
+if command -v h5dump >/dev/null 2>&1; then
+    check "h5dump reads the saved model" sh -c "h5dump -H '$T/q.h5' >/dev/null"
+    check "h5dump reads the results" sh -c "h5dump -a /quant/avg_bits '$T/r.h5' >/dev/null"
+else
+    skip "h5dump not installed"
+fi
+# a damaged file is refused, not crashed on
+head -c 4000 "$T/q.h5" >"$T/bad.h5"
+expect_fail "truncated quantized model" - "bad.h5|HDF5" $QH eval --quantized "$T/bad.h5" --dataset tinystories
+summary
