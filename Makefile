@@ -41,7 +41,7 @@ ifneq ($(strip $(NVCC)),)
   CU_SRCS     = $(wildcard kernels/*.cu)
   CU_OBJS     = $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRCS))
   NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-                -I. -Iharness -Iquant -Ikernels -Xcompiler -fopenmp
+                -I. -Iharness -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
   CFLAGS     += -DQH_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcudart -lstdc++
   CUDA_MSG    = nvcc found at $(NVCC): building kernels for sm_$(subst $() $(),/sm_,$(CUDA_ARCHS))
@@ -68,7 +68,7 @@ cuda-info:
 	@echo "qharness: $(CUDA_MSG)"
 
 $(QH): $(BUILD)/harness/main.o $(LIB) $(CU_OBJS)
-	$(CC) $(CFLAGS) -o $@ $(BUILD)/harness/main.o $(LIB) $(CU_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BUILD)/harness/main.o $(CU_OBJS) $(LIB) $(LDLIBS)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -84,11 +84,11 @@ $(BUILD)/kernels/%.o: kernels/%.cu
 
 $(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(CU_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: kernels/bench/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(CU_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
 # ---- dependencies and data --------------------------------------------------
 check-deps:
