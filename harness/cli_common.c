@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "hf_model.h"
 #include "util.h"
 
 const char *cli_data_root(const char *opt) {
@@ -15,21 +17,32 @@ const char *cli_data_root(const char *opt) {
     return e && *e ? e : "data";
 }
 
+int cli_find_tokenizer(const char *model_path, int vocab_size, char *buf, size_t n) {
+    struct stat st;
+    int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
+    char *copy = qh_strdup(model_path);
+    const char *dir = is_dir ? copy : dirname(copy); /* beside a file, inside a directory */
+    snprintf(buf, n, "%s/tok%d.bin", dir, vocab_size);
+    if (access(buf, R_OK) != 0) snprintf(buf, n, "%s/tokenizer.bin", dir);
+    free(copy);
+    return access(buf, R_OK) == 0 ? 0 : -1;
+}
+
 int cli_open_model(const char *model_path, const char *tok_path, Model *m, Tokenizer *t) {
     if (!model_path) return qh_error("--model is required");
-    if (model_load_llama2c(m, model_path) != 0) return -1;
+    struct stat st;
+    int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (is_dir && !hf_is_model_dir(model_path))
+        return qh_error("model '%s' is a directory without a config.json (not a Hugging Face model)", model_path);
+    if ((is_dir ? hf_model_load(m, model_path) : model_load_llama2c(m, model_path)) != 0) return -1;
     if (!t) return 0;
     char buf[4096];
     if (!tok_path) {
-        char *copy = qh_strdup(model_path);
-        const char *dir = dirname(copy);
-        snprintf(buf, sizeof buf, "%s/tok%d.bin", dir, m->cfg.vocab_size);
-        if (access(buf, R_OK) != 0) snprintf(buf, sizeof buf, "%s/tokenizer.bin", dir);
-        free(copy);
-        if (access(buf, R_OK) != 0) {
+        if (cli_find_tokenizer(model_path, m->cfg.vocab_size, buf, sizeof buf) != 0) {
+            int V = m->cfg.vocab_size;
             model_free(m);
-            return qh_error("no tokenizer found beside '%s' (tried tok%d.bin and tokenizer.bin): pass --tokenizer",
-                            model_path, m->cfg.vocab_size);
+            return qh_error("no tokenizer found %s '%s' (tried tok%d.bin and tokenizer.bin): pass --tokenizer",
+                            is_dir ? "in" : "beside", model_path, V);
         }
         tok_path = buf;
     }

@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"generate", cmd_generate, "greedy decoding from BOS"},
     {"tokenize", cmd_tokenize, "encode a text file into token ids"},
     {"synth", cmd_synth, "write a random-weight model of any LLaMA shape"},
+    {"export", cmd_export, "write a loaded model as a Hugging Face directory (safetensors)"},
     {NULL, NULL, NULL},
 };
 

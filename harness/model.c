@@ -1,5 +1,6 @@
 /* model.c: llama2.c legacy (v0) checkpoint reading and writing, shape checks,
- * and synthetic random-weight models. The v0 layout is: 7 int32 (dim, hidden_dim,
+ * synthetic random-weight models, and empty owned models that readers of other
+ * formats fill (model_alloc; hf_model.c). The v0 layout is: 7 int32 (dim, hidden_dim,
  * n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size
  * means an unshared classifier), then fp32 tensors in this order:
  * tok_emb (V,D), rms_att (L,D), wq (L,D,D), wk (L,KV,D), wv (L,KV,D),
@@ -75,8 +76,9 @@ static int64_t v0_floats(const ModelConfig *c) {
     return n;
 }
 
-/* Point m->w into the float array `p` laid out as v0. */
-static void v0_assign(Model *m, const float *p) {
+/* Point m->w into the float array `p` laid out as v0 (with_freq 0: the same
+ * order without the unused freq_cis tables). */
+static void v0_assign(Model *m, const float *p, int with_freq) {
     const ModelConfig *c = &m->cfg;
     int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
     int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
@@ -103,7 +105,7 @@ static void v0_assign(Model *m, const float *p) {
     p += L * F * D;
     m->w.rms_final = p;
     p += D;
-    p += S * hs; /* freq_cis_real and freq_cis_imag: S * hs/2 each, recomputed at run time */
+    if (with_freq) p += S * hs; /* freq_cis_real and freq_cis_imag: S * hs/2 each, recomputed at run time */
     m->w.wcls = c->shared_classifier ? m->w.tok_emb : p;
 }
 
@@ -152,7 +154,18 @@ int model_load_llama2c(Model *m, const char *path) {
     m->map = map;
     m->map_size = size;
     m->path = qh_strdup(path);
-    v0_assign(m, (const float *)((const char *)map + sizeof hdr));
+    v0_assign(m, (const float *)((const char *)map + sizeof hdr), 1);
+    return 0;
+}
+
+int model_alloc(Model *m, const ModelConfig *c, const char *path) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    if (model_config_validate(&m->cfg, path) != 0) return -1;
+    int64_t n = v0_floats(&m->cfg) - (int64_t)c->seq_len * (c->dim / c->n_heads);
+    m->heap = qh_malloc((size_t)n * sizeof(float));
+    v0_assign(m, m->heap, 0);
+    m->path = qh_strdup(path);
     return 0;
 }
 
@@ -258,7 +271,7 @@ int model_synth(Model *m, const ModelConfig *cin, uint64_t seed) {
     if (model_config_validate(&m->cfg, "synth") != 0) return -1;
     int64_t n = v0_floats(&m->cfg);
     m->heap = qh_malloc((size_t)n * sizeof(float));
-    v0_assign(m, m->heap);
+    v0_assign(m, m->heap, 1);
     const ModelConfig *c = &m->cfg;
     uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
     int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;

@@ -1,8 +1,10 @@
 /* model.h: the LLaMA-architecture model as the harness holds it: its shape
  * (ModelConfig), its weights (ModelWeights, pointers into one read-only mmap of
- * a llama2.c checkpoint or into owned memory once layers are replaced), and the
- * reader/writer of the llama2.c legacy (v0) checkpoint format. This is the one
- * file that knows that layout. It does not run the model (forward.h) nor
+ * a llama2.c checkpoint, into an owned buffer (synthetic models, models
+ * converted from other formats) or into owned memory once layers are
+ * replaced), and the reader/writer of the llama2.c legacy (v0) checkpoint
+ * format. This is the one file that knows that layout (Hugging Face
+ * directories: hf_model.h). It does not run the model (forward.h) nor
  * quantize it (quant/). */
 #ifndef QH_MODEL_H
 #define QH_MODEL_H
@@ -49,7 +51,7 @@ typedef struct Model {
     /* storage */
     void *map;          /* read-only mmap of the checkpoint, or NULL */
     size_t map_size;
-    float *heap;        /* owned weight buffer of a synthetic model, or NULL */
+    float *heap;        /* owned weight buffer (synthetic or converted model, model_alloc), or NULL */
     float **owned;      /* (L * LIN_COUNT) replaced matrices owned by the model, NULL if not replaced */
     char *path;         /* where it was loaded from (owned) */
 } Model;
@@ -68,6 +70,12 @@ int model_config_validate(const ModelConfig *c, const char *what);
  * file size are validated against each other. */
 int model_load_llama2c(Model *m, const char *path);
 void model_free(Model *m);
+
+/* An empty model of config c for readers of other formats (hf_model.c): one
+ * owned, uninitialized fp32 buffer (m->heap) carved into every tensor, m->w
+ * pointing into it (wcls == tok_emb when shared), m->path = path. -1 with a
+ * message naming `path` when c is inconsistent. */
+int model_alloc(Model *m, const ModelConfig *c, const char *path);
 
 /* Replace sub-layer (layer, kind) by `W` (copied into model-owned memory). */
 void model_set_linear(Model *m, int layer, LinearKind k, const float *W);
