@@ -9,13 +9,23 @@
  *
  * All arithmetic is fp32, as in the reference engines. Rounding is rintf
  * (half-to-even under the default rounding mode; nothing in qharness changes
- * the mode). */
+ * the mode). The functions are QH_HD: `__host__ __device__` when compiled by
+ * nvcc, so that the CUDA kernels (kernels/quant_kernels.cu) call this very
+ * code (on the device rintf is also half-to-even, division IEEE unless
+ * -prec-div=false / --use_fast_math, which qharness does not use); plain C
+ * sees empty macros. */
 #ifndef QH_GRID_H
 #define QH_GRID_H
 
 #include <math.h>
 
 #include "quant.h"
+
+#ifdef __CUDACC__
+#define QH_HD __host__ __device__
+#else
+#define QH_HD
+#endif
 
 typedef struct QGrid {
     float maxq;     /* 2^bits - 1 */
@@ -26,7 +36,7 @@ typedef struct QGrid {
 
 /* The grid of the first level (the weights) for parameters p. gptq_zero_rule
  * implies a rounded zero (SPEC 2: "rounded zero, range widened to contain 0"). */
-static inline QGrid qgrid_weights(const QuantParams *p) {
+static inline QH_HD QGrid qgrid_weights(const QuantParams *p) {
     QGrid g;
     g.maxq = (float)((1 << p->wbits) - 1);
     g.sym = p->sym != 0;
@@ -36,7 +46,7 @@ static inline QGrid qgrid_weights(const QuantParams *p) {
 }
 
 /* The grid of the second level (SPEC 2): asymmetric min-max, fractional zero. */
-static inline QGrid qgrid_second_level(int bits) {
+static inline QH_HD QGrid qgrid_second_level(int bits) {
     QGrid g;
     g.maxq = (float)((1 << bits) - 1);
     g.sym = 0;
@@ -52,7 +62,7 @@ static inline QGrid qgrid_second_level(int bits) {
  * a constant group c inside its range [-|c|, |c|]. Unlike the references'
  * "xmin = -xmax only where xmin < 0", SPEC 2's symmetric range is always
  * [-xmax, xmax]. */
-static inline void qgrid_fit(const QGrid *g, float xmin, float xmax, float *scale, float *zero) {
+static inline QH_HD void qgrid_fit(const QGrid *g, float xmin, float xmax, float *scale, float *zero) {
     if (g->widen) {
         xmin = xmin < 0.0f ? xmin : 0.0f;
         xmax = xmax > 0.0f ? xmax : 0.0f;
@@ -80,7 +90,7 @@ static inline void qgrid_fit(const QGrid *g, float xmin, float xmax, float *scal
 
 /* SPEC 2: q = clamp(round(x / scale + zero), 0, maxq), returned as a float
  * holding an integer. A NaN (scale 0) lands on 0. */
-static inline float qgrid_code(float x, float scale, float zero, float maxq) {
+static inline QH_HD float qgrid_code(float x, float scale, float zero, float maxq) {
     float q = rintf(x / scale + zero);
     q = q > 0.0f ? q : 0.0f;
     q = q < maxq ? q : maxq;
@@ -88,6 +98,6 @@ static inline float qgrid_code(float x, float scale, float zero, float maxq) {
 }
 
 /* SPEC 2: x_hat = scale * (q - zero). */
-static inline float qgrid_decode(float q, float scale, float zero) { return scale * (q - zero); }
+static inline QH_HD float qgrid_decode(float q, float scale, float zero) { return scale * (q - zero); }
 
 #endif
