@@ -92,97 +92,6 @@ extern "C" int quant_cuda_create(QuantCuda **out) {
     return 0;
 }
 
-/* ---- packing (TEMPORARY: see the note) ------------------------------------------------ */
-
-/* NOTE: this section reproduces the packing block of quantize_layer_ref
- * (layer.c: transpose_codes, transpose_f16, build_outliers and the fill of q),
- * which is static there. The proposed change moves that block of layer.c
- * into one exported function with exactly this signature,
- *     void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, int m, int n,
- *                           int *order, const int *inv, const QuantEngine *e, const float *Wt);
- * declared in quant_internal.h and called by quantize_layer_ref; once it is
- * in, this section is deleted and the call below renamed. */
-
-/* (rows, cols) bytes -> (cols, rows) */
-static uint8_t *pack_transpose_codes(const uint8_t *a, int rows, int cols) {
-    uint8_t *out = (uint8_t *)qh_malloc((size_t)rows * cols);
-#pragma omp parallel for schedule(static)
-    for (int r0 = 0; r0 < rows; r0 += 64)
-        for (int c0 = 0; c0 < cols; c0 += 64)
-            for (int r = r0; r < r0 + 64 && r < rows; r++)
-                for (int c = c0; c < c0 + 64 && c < cols; c++) out[(size_t)c * rows + r] = a[(size_t)r * cols + c];
-    return out;
-}
-
-/* (rows, cols) fp32 -> (cols, rows) fp16 */
-static uint16_t *pack_transpose_f16(const float *a, int rows, int cols) {
-    uint16_t *out = (uint16_t *)qh_malloc((size_t)rows * cols * sizeof *out);
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = qh_f32_to_f16(a[(size_t)r * cols + c]);
-    return out;
-}
-
-/* CSR of the outliers, column index in original order, increasing per row;
- * values: the sweep's kept weight as fp16. outlier_t, Wt: (n, m). */
-static void pack_outliers(QuantLayer *q, const uint8_t *outlier_t, const float *Wt, const int *inv) {
-    int m = q->m, n = q->n;
-    q->outlier_rowptr = (int64_t *)qh_calloc((size_t)m + 1, sizeof(int64_t));
-    int64_t *cnt = q->outlier_rowptr + 1;
-    for (int c = 0; c < n; c++)
-        for (int r = 0; r < m; r++) cnt[r] += outlier_t[(size_t)c * m + r];
-    for (int r = 0; r < m; r++) q->outlier_rowptr[r + 1] += q->outlier_rowptr[r];
-    int64_t nnz = q->outlier_rowptr[m];
-    q->n_outliers = nnz;
-    q->outlier_col = (uint16_t *)qh_malloc((size_t)nnz * sizeof(uint16_t));
-    q->outlier_val = (uint16_t *)qh_malloc((size_t)nnz * sizeof(uint16_t));
-    int64_t *fill = (int64_t *)qh_malloc((size_t)m * sizeof(int64_t));
-    memcpy(fill, q->outlier_rowptr, (size_t)m * sizeof(int64_t));
-    for (int oc = 0; oc < n; oc++) {
-        int c = inv[oc];
-        const uint8_t *o = outlier_t + (size_t)c * m;
-        for (int r = 0; r < m; r++)
-            if (o[r]) {
-                q->outlier_col[fill[r]] = (uint16_t)oc;
-                q->outlier_val[fill[r]] = qh_f32_to_f16(Wt[(size_t)c * m + r]);
-                fill[r]++;
-            }
-    }
-    free(fill);
-}
-
-static void quant_layer_pack_interim(QuantLayer *q, const char *method, const QuantParams *p, int m, int n,
-                                     int *order, const int *inv, const QuantEngine *e, const float *Wt) {
-    const int g = quant_group_width(p, n), ngroups = (n + g - 1) / g;
-    const int scale_coded = p->qq_scale_bits > 0, zero_second = quant_zero_has_second_level(p);
-    const int zero_int = quant_zero_is_integer_code(p);
-    const int qq_groups = (scale_coded || zero_second) ? (m + p->qq_groupsize - 1) / p->qq_groupsize : 0;
-    snprintf(q->method, sizeof q->method, "%s", method);
-    q->m = m, q->n = n, q->ngroups = ngroups, q->wbits = p->wbits, q->groupsize = g;
-    q->perm = order;
-    q->codes = pack_transpose_codes(e->codes_t, n, m);
-    if (scale_coded) {
-        q->scale_codes = pack_transpose_codes(e->scale_codes, ngroups, m);
-        q->scale_code_bits = p->qq_scale_bits;
-        q->qq_scale_scale = pack_transpose_f16(e->qq_ss, ngroups, qq_groups);
-        q->qq_scale_zero = pack_transpose_f16(e->qq_sz, ngroups, qq_groups);
-    } else {
-        q->scale_f16 = pack_transpose_f16(e->scale, ngroups, m);
-    }
-    if (zero_second || zero_int) {
-        q->zero_codes = pack_transpose_codes(e->zero_codes, ngroups, m);
-        q->zero_code_bits = zero_second ? p->qq_zero_bits : p->wbits;
-        if (zero_second) {
-            q->qq_zero_scale = pack_transpose_f16(e->qq_zs, ngroups, qq_groups);
-            q->qq_zero_zero = pack_transpose_f16(e->qq_zz, ngroups, qq_groups);
-        }
-    } else {
-        q->zero_f16 = pack_transpose_f16(e->zero, ngroups, m);
-    }
-    q->qq_groups = qq_groups;
-    q->qq_groupsize = qq_groups ? p->qq_groupsize : 0;
-    if (e->outlier_t) pack_outliers(q, e->outlier_t, Wt, inv);
-}
-
 /* ---- one layer ------------------------------------------------------------------------ */
 
 /* SPEC 4.5 block end, engine.c's rule (static there): a block is cut where a
@@ -607,7 +516,7 @@ static int job_run(Job *j, QuantLayer *q, float *W_deq, QuantCudaTimes *t) {
     double td = qh_now();
     t->pack_download += td - t2;
     j->e.m = m, j->e.n = n, j->e.p = p;
-    quant_layer_pack_interim(q, j->method, p, m, n, j->order, j->inv, &j->e, j->Wt_host);
+    quant_layer_pack(q, j->method, p, m, n, j->order, j->inv, &j->e, j->Wt_host);
     j->order = NULL; /* owned by q now */
     q->proxy_loss = proxy;
     q->outlier_scale = oscale;

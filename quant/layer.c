@@ -114,6 +114,40 @@ static void build_outliers(QuantLayer *q, const uint8_t *outlier_t, const float 
     free(fill);
 }
 
+void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, int m, int n, int *order,
+                      const int *inv, const QuantEngine *e, const float *Wt) {
+    const int g = quant_group_width(p, n), ngroups = (n + g - 1) / g;
+    const int scale_coded = p->qq_scale_bits > 0, zero_second = quant_zero_has_second_level(p);
+    const int zero_int = quant_zero_is_integer_code(p);
+    const int qq_groups = (scale_coded || zero_second) ? (m + p->qq_groupsize - 1) / p->qq_groupsize : 0;
+    /* pack: (ngroups, m) / (n, m) engine layouts -> (m, ...) QuantLayer layouts */
+    snprintf(q->method, sizeof q->method, "%s", method);
+    q->m = m, q->n = n, q->ngroups = ngroups, q->wbits = p->wbits, q->groupsize = g;
+    q->perm = order;
+    q->codes = transpose_codes(e->codes_t, n, m);
+    if (scale_coded) {
+        q->scale_codes = transpose_codes(e->scale_codes, ngroups, m);
+        q->scale_code_bits = p->qq_scale_bits;
+        q->qq_scale_scale = transpose_f16(e->qq_ss, ngroups, qq_groups);
+        q->qq_scale_zero = transpose_f16(e->qq_sz, ngroups, qq_groups);
+    } else {
+        q->scale_f16 = transpose_f16(e->scale, ngroups, m);
+    }
+    if (zero_second || zero_int) {
+        q->zero_codes = transpose_codes(e->zero_codes, ngroups, m);
+        q->zero_code_bits = zero_second ? p->qq_zero_bits : p->wbits;
+        if (zero_second) {
+            q->qq_zero_scale = transpose_f16(e->qq_zs, ngroups, qq_groups);
+            q->qq_zero_zero = transpose_f16(e->qq_zz, ngroups, qq_groups);
+        }
+    } else {
+        q->zero_f16 = transpose_f16(e->zero, ngroups, m);
+    }
+    q->qq_groups = qq_groups;
+    q->qq_groupsize = qq_groups ? p->qq_groupsize : 0;
+    if (e->outlier_t) build_outliers(q, e->outlier_t, Wt, inv);
+}
+
 int quantize_layer_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
                        QuantLayer *q, float *W_deq) {
     memset(q, 0, sizeof *q);
@@ -208,32 +242,7 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
     }
     double t2 = qh_now();
 
-    /* pack: (ngroups, m) / (n, m) engine layouts -> (m, ...) QuantLayer layouts */
-    snprintf(q->method, sizeof q->method, "%s", method);
-    q->m = m, q->n = n, q->ngroups = ngroups, q->wbits = p->wbits, q->groupsize = g;
-    q->perm = order;
-    q->codes = transpose_codes(e.codes_t, n, m);
-    if (scale_coded) {
-        q->scale_codes = transpose_codes(e.scale_codes, ngroups, m);
-        q->scale_code_bits = p->qq_scale_bits;
-        q->qq_scale_scale = transpose_f16(e.qq_ss, ngroups, qq_groups);
-        q->qq_scale_zero = transpose_f16(e.qq_sz, ngroups, qq_groups);
-    } else {
-        q->scale_f16 = transpose_f16(e.scale, ngroups, m);
-    }
-    if (zero_second || zero_int) {
-        q->zero_codes = transpose_codes(e.zero_codes, ngroups, m);
-        q->zero_code_bits = zero_second ? p->qq_zero_bits : p->wbits;
-        if (zero_second) {
-            q->qq_zero_scale = transpose_f16(e.qq_zs, ngroups, qq_groups);
-            q->qq_zero_zero = transpose_f16(e.qq_zz, ngroups, qq_groups);
-        }
-    } else {
-        q->zero_f16 = transpose_f16(e.zero, ngroups, m);
-    }
-    q->qq_groups = qq_groups;
-    q->qq_groupsize = qq_groups ? p->qq_groupsize : 0;
-    if (has_out) build_outliers(q, e.outlier_t, Wt, inv);
+    quant_layer_pack(q, method, p, m, n, order, inv, &e, Wt);
     q->proxy_loss = proxy;
     q->outlier_scale = outlier_scale;
     q->tau_abs = tau_abs;

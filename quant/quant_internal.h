@@ -116,4 +116,15 @@ typedef struct QuantEngine {
 /* Run the column sweep. Returns 0 (no failure mode beyond allocation). */
 int quant_engine_ref(QuantEngine *e);
 
+/* ---- layer.c: the sweep's outputs -> QuantLayer ---------------------------------- */
+/* Fill the arrays of q (zeroed by the caller) from a finished sweep in the
+ * engine layouts: method, sizes, the permutation order (n; ownership passes
+ * to q), the codes and statistics of e ((n, m), (ngroups, m), (ngroups,
+ * qq_groups)) and, when e->outlier_t is not NULL, the outlier CSR with the
+ * values of Wt (n, m) (the sweep's weights) and original columns through inv
+ * (n). The diagnostics (proxy loss, damping, timings, params) are the
+ * caller's. Shared by quantize_layer_ref and kernels/quant_cuda.cu. */
+void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, int m, int n, int *order,
+                      const int *inv, const QuantEngine *e, const float *Wt);
+
 #endif
