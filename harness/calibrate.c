@@ -9,15 +9,23 @@
 #include <string.h>
 
 #include "util.h"
+#ifdef QH_HAVE_CUDA
+#include "quant_cuda.h"
+#endif
 
 /* Which Hessian a sub-layer reads: q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3. */
 static const int hslot[LIN_COUNT] = {0, 0, 0, 1, 2, 2, 3};
 #define NSLOTS 4
 
 typedef struct HookState {
-    HessianAcc acc[NSLOTS];
-    int want[NSLOTS];   /* collect this slot in the current pass */
-    double seconds;     /* time spent accumulating */
+    HessianAcc acc[NSLOTS]; /* host Hessians (accumulated here, or downloaded from the GPU) */
+    int want[NSLOTS];       /* collect this slot in the current pass */
+    double seconds;         /* time spent accumulating */
+    int failed;             /* a GPU accumulation failed */
+#ifdef QH_HAVE_CUDA
+    int on_gpu;             /* accumulate on the GPU (cublasSsyrk per window, double running mean) */
+    HessianAccCuda gacc[NSLOTS];
+#endif
 } HookState;
 
 static void hessian_hook(void *user, int layer, LinearKind k, const float *X, int T) {
@@ -26,8 +34,67 @@ static void hessian_hook(void *user, int layer, LinearKind k, const float *X, in
     /* one call per distinct input: the first sub-layer of each slot */
     if (!h->want[s] || (k != LIN_Q && k != LIN_O && k != LIN_GATE && k != LIN_DOWN)) return;
     double t0 = qh_now();
+#ifdef QH_HAVE_CUDA
+    if (h->on_gpu) {
+        if (hessian_add_window_cuda(&h->gacc[s], X, T) != 0) h->failed = 1;
+        h->seconds += qh_now() - t0;
+        return;
+    }
+#endif
     hessian_add_window(&h->acc[s], X, T);
     h->seconds += qh_now() - t0;
+}
+
+/* Start collecting slot s (input width n) in the next pass. */
+static int hook_slot_begin(HookState *h, int s, int n) {
+    hessian_init(&h->acc[s], n);
+    h->want[s] = 1;
+#ifdef QH_HAVE_CUDA
+    if (h->on_gpu) return hessian_cuda_init(&h->gacc[s], n);
+#endif
+    return 0;
+}
+
+/* After the pass: make every collected Hessian available on the host. */
+static int hook_slots_finish(HookState *h) {
+    if (h->failed) return qh_error("accumulating a Hessian on the GPU failed");
+#ifdef QH_HAVE_CUDA
+    for (int s = 0; s < NSLOTS && h->on_gpu; s++) {
+        if (!h->want[s]) continue;
+        double t0 = qh_now();
+        if (hessian_cuda_download(&h->gacc[s], h->acc[s].H) != 0) return -1;
+        h->acc[s].nwindows = h->gacc[s].nwindows;
+        h->seconds += qh_now() - t0;
+    }
+#endif
+    return 0;
+}
+
+static void hook_slots_free(HookState *h) {
+    for (int s = 0; s < NSLOTS; s++) {
+        h->want[s] = 0;
+        hessian_free(&h->acc[s]);
+#ifdef QH_HAVE_CUDA
+        if (h->on_gpu) hessian_cuda_free(&h->gacc[s]);
+#endif
+    }
+}
+
+/* The layer quantizer of the backend: quantize_layer_ref on the CPU, its
+ * CUDA twin (same signature, same results up to rounding ties) on the GPU. */
+typedef struct LayerQuantizer {
+    int on_gpu;
+#ifdef QH_HAVE_CUDA
+    QuantCuda *ctx;
+#endif
+} LayerQuantizer;
+
+static int layer_quantize(LayerQuantizer *lq, const char *method, const float *W, int m, int n, const double *H,
+                          const QuantParams *p, QuantLayer *q, float *W_deq) {
+#ifdef QH_HAVE_CUDA
+    if (lq->on_gpu) return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
+#endif
+    return quantize_layer_ref(method, W, m, n, H, p, q, W_deq);
 }
 
 void quant_run_free(QuantRun *r) {
@@ -40,15 +107,15 @@ void quant_run_free(QuantRun *r) {
 }
 
 /* Quantize sub-layer (l, k) with Hessian H (may be NULL for rtn) and put the decoded weights into the model. */
-static int quantize_sublayer(Model *m, Forward *f, const QuantRunSpec *spec, int l, LinearKind k, const double *H,
-                             QuantRun *run) {
+static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const QuantRunSpec *spec, int l, LinearKind k,
+                             const double *H, QuantRun *run) {
     int rows, cols;
     model_linear_shape(&m->cfg, k, &rows, &cols);
     QuantLayer *q = &run->layers[l * LIN_COUNT + k];
     SubLayerReport *rep = &run->reports[l * LIN_COUNT + k];
     float *Wdeq = qh_malloc(sizeof(float) * (size_t)rows * cols); /* (rows, cols) */
     double t0 = qh_now();
-    if (quantize_layer_ref(spec->method, m->w.blocks[l].lin[k], rows, cols, H, &spec->params, q, Wdeq) != 0) {
+    if (layer_quantize(lq, spec->method, m->w.blocks[l].lin[k], rows, cols, H, &spec->params, q, Wdeq) != 0) {
         free(Wdeq);
         return qh_error("quantizing layer %d %s (%d x %d) failed", l, linear_names[k], rows, cols);
     }
@@ -106,13 +173,20 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     float *inps = NULL, *outs = NULL, *fpout = NULL;
     HookState hs;
     memset(&hs, 0, sizeof hs);
+    LayerQuantizer lq = {0};
     int rc = forward_create(spec->device, m, T, &f);
     if (rc != 0) goto fail;
     run->device = f->ops->name;
+#ifdef QH_HAVE_CUDA
+    if (!strcmp(f->ops->name, "cuda")) { /* quantize and accumulate Hessians on the GPU too */
+        lq.on_gpu = hs.on_gpu = 1;
+        if ((rc = quant_cuda_create(&lq.ctx)) != 0) goto fail;
+    }
+#endif
 
     if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
         for (int l = 0; l < L && rc == 0; l++)
-            for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, spec, l, (LinearKind)k, NULL, run);
+            for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
         if (rc != 0) goto fail;
         goto summary;
     }
@@ -138,16 +212,12 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         qh_progress("block %d/%d", l + 1, L);
         for (int g = 0; g < ngroups && rc == 0; g++) {
             const int *grp = spec->true_sequential ? seq_groups[g] : one_group[0];
-            for (int s = 0; s < NSLOTS; s++) {
-                hs.want[s] = 0;
-                hessian_free(&hs.acc[s]);
-            }
-            for (int i = 0; grp[i] >= 0; i++) {
+            hook_slots_free(&hs);
+            for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
                 int rows, cols;
                 model_linear_shape(c, (LinearKind)grp[i], &rows, &cols);
                 int s = hslot[grp[i]];
-                if (!hs.want[s]) hessian_init(&hs.acc[s], cols);
-                hs.want[s] = 1;
+                if (!hs.want[s]) rc = hook_slot_begin(&hs, s, cols);
             }
             /* one pass of the block (earlier groups already quantized) over every window */
             double hs0 = hs.seconds;
@@ -157,11 +227,12 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
                 memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
                 rc = f->ops->block(f, l, y, T, hessian_hook, &hs);
             }
+            if (rc == 0) rc = hook_slots_finish(&hs);
             double pass = qh_now() - t0;
             run->t_hessian += hs.seconds - hs0;
             run->t_calib_forward += pass - (hs.seconds - hs0);
             for (int i = 0; grp[i] >= 0 && rc == 0; i++)
-                rc = quantize_sublayer(m, f, spec, l, (LinearKind)grp[i], hs.acc[hslot[grp[i]]].H, run);
+                rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], hs.acc[hslot[grp[i]]].H, run);
         }
         if (rc != 0) break;
         /* the quantized block's outputs feed the next block */
@@ -205,7 +276,10 @@ summary:;
     run->outlier_fraction = nout / (double)params;
     run->total_proxy_loss = loss;
     run->t_total = qh_now() - t_start;
-    for (int s = 0; s < NSLOTS; s++) hessian_free(&hs.acc[s]);
+    hook_slots_free(&hs);
+#ifdef QH_HAVE_CUDA
+    if (lq.ctx) quant_cuda_destroy(&lq.ctx);
+#endif
     free(windows);
     free(inps);
     free(outs);
@@ -213,7 +287,10 @@ summary:;
     forward_destroy(&f);
     return 0;
 fail:
-    for (int s = 0; s < NSLOTS; s++) hessian_free(&hs.acc[s]);
+    hook_slots_free(&hs);
+#ifdef QH_HAVE_CUDA
+    if (lq.ctx) quant_cuda_destroy(&lq.ctx);
+#endif
     free(windows);
     free(inps);
     free(outs);
