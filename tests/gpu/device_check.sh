@@ -96,7 +96,8 @@ PKG_CFLAGS="-I$R/usr/include/hdf5/serial -I$R/usr/include"
 PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
 BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
-TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/bench/bench_gpu_forward $B/qharness"
+TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_quant \
+$B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant $B/qharness"
 MAKE_BIN=$(command -v make)
 [ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
 echo "-- build (CUDA archs $QH_CUDA_ARCHS) into $B with $MAKE_BIN"
@@ -147,10 +148,24 @@ run() {
 }
 if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     if [ -f data/models/stories260K/stories260K.bin ]; then DATA=data; else DATA=.devlibs/data; fi
-    run test_gpu_kernels 90 "passed|skipped" "$B/tests/gpu/test_gpu_kernels"
-    QH_DATA=$DATA run test_gpu_forward 150 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
-    run bench_gpu_forward 240 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
+    run test_gpu_kernels 60 "passed|skipped" "$B/tests/gpu/test_gpu_kernels"
+    QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
+    QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
+    QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
+    run bench_gpu_forward 120 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
     BENCH=$(grep -A3 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
+    # one LLaMA-7B-shaped block (dim 4096, hidden 11008, 32 heads), 128 x 2048
+    # calibration tokens, quantized on the GPU; x 32 blocks = the 7B estimate
+    SYN=$WORK/llama7b_block.bin
+    LD_LIBRARY_PATH=$RUN_LD_PATH "$B/qharness" synth --dim 4096 --hidden 11008 --layers 1 --heads 32 --kv-heads 32 \
+        --vocab 512 --seq-len 2048 --out "$SYN" >/dev/null 2>&1
+    for meth in gptq spqr; do
+        extra=""; [ $meth = gptq ] && extra="--groupsize 128"
+        QH_DATA=$DATA run block7b_$meth 170 "seconds|error" "$B/qharness" quantize --model "$SYN" \
+            --tokenizer $DATA/models/stories260K/tok512.bin --method $meth $extra --nsamples 128 --seqlen 2048 \
+            --calib c4 --device cuda --json
+    done
+    QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
 fi
 
 # ---- summary ---------------------------------------------------------------------------
