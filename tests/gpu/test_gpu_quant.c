@@ -211,8 +211,12 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
            mask_diff, max_steps, max_steps_same, ploss, t1 - t0, t2 - t1);
     CHECK(few(code_diff, (double)mn), "%s: %ld of %zu codes differ (%.2e)", name, code_diff, mn, fcode);
     CHECK(few(mask_diff, (double)mn), "%s: %ld outlier positions differ (%.2e)", name, mask_diff, fmask);
-    CHECK(few(stat_diff, (double)m * G), "%s: %ld of %ld group statistics differ", name, stat_diff,
-          (long)m * G);
+    /* statistics are few (one per row and group) and each is fitted on weights that
+     * carry every earlier rounding difference, so one tie upstream can change a
+     * whole group's fit: measured on an H200, 5 of 3287 (0.15%) for the SpQR paper
+     * setting; bound 1% */
+    CHECK(stat_diff < 1e-2 * (double)m * G || stat_diff <= 2, "%s: %ld of %ld group statistics differ", name,
+          stat_diff, (long)m * G);
     CHECK(far == 0, "%s: %ld weights off by more than one step (fp16 rounding of the statistics with equal codes)",
           name, far);
     if (isnan(qr.proxy_loss))
