@@ -45,6 +45,27 @@ static void hessian_hook(void *user, int layer, LinearKind k, const float *X, in
     h->seconds += qh_now() - t0;
 }
 
+#ifdef QH_HAVE_CUDA
+/* The same hook when X is a device pointer of the CUDA forward backend. */
+static void hessian_hook_dev(void *user, int layer, LinearKind k, const float *dX, int T) {
+    HookState *h = user;
+    int s = hslot[k];
+    if (!h->want[s] || (k != LIN_Q && k != LIN_O && k != LIN_GATE && k != LIN_DOWN)) return;
+    double t0 = qh_now();
+    if (hessian_add_window_cuda_dev(&h->gacc[s], dX, T) != 0) h->failed = 1;
+    h->seconds += qh_now() - t0;
+}
+#endif
+
+/* Run block `layer` on x (T, D) in place, collecting the wanted Hessians:
+ * on the GPU straight from the backend's device activations when it can. */
+static int block_with_hessians(Forward *f, int layer, float *x, int T, HookState *hs) {
+#ifdef QH_HAVE_CUDA
+    if (hs->on_gpu && f->ops->block_dev_hook) return f->ops->block_dev_hook(f, layer, x, T, hessian_hook_dev, hs);
+#endif
+    return f->ops->block(f, layer, x, T, hessian_hook, hs);
+}
+
 /* Start collecting slot s (input width n) in the next pass. */
 static int hook_slot_begin(HookState *h, int s, int n) {
     hessian_init(&h->acc[s], n);
@@ -225,7 +246,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             for (int s = 0; s < N && rc == 0; s++) {
                 float *y = (g == 0 ? fpout : outs) + (size_t)s * T * D;
                 memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
-                rc = f->ops->block(f, l, y, T, hessian_hook, &hs);
+                rc = block_with_hessians(f, l, y, T, &hs);
             }
             if (rc == 0) rc = hook_slots_finish(&hs);
             double pass = qh_now() - t0;

@@ -30,6 +30,11 @@ typedef struct ForwardOps {
     int (*last_logits)(Forward *f, const int *tokens, int T, float *logits);
     /* the model's weights of `layer` changed (e.g. replaced by quantized ones) */
     int (*weights_changed)(Forward *f, int layer);
+    /* Optional (NULL on the CPU): like block, but the hook receives the
+     * backend's DEVICE pointers (valid during the call, the backend's work on
+     * them complete), so that a consumer on the same device (the GPU Hessian
+     * of calibrate.c) needs no host copies. */
+    int (*block_dev_hook)(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user);
 } ForwardOps;
 
 /* Every backend's state begins with this. */

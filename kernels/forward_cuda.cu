@@ -67,6 +67,7 @@ typedef struct CudaForward {
     double *nll;     /* (T) */
     int head_batch, logit_chunk;
     float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
+    int hook_on_device; /* set during block_dev_hook: the hook gets device pointers */
 } CudaForward;
 
 /* ---- carving one allocation into named tensors ----------------------------
@@ -177,9 +178,15 @@ static int upload_tokens(CudaForward *s, const int *tokens, int T) {
     return 0;
 }
 
-/* Give the hook a host copy of dev (T, cols), once per sub-layer in `kinds`. */
+/* Give the hook dev (T, cols), once per sub-layer in `kinds`: a host copy, or,
+ * with s->hook_on_device, the device pointer itself once the stream is idle. */
 static int hook_inputs(CudaForward *s, const float *dev, int T, int cols, LinearInputHook hook, void *user,
                        int layer, const LinearKind *kinds, int nk) {
+    if (s->hook_on_device) {
+        CUDA_CHECK(cudaStreamSynchronize(s->stream));
+        for (int i = 0; i < nk; i++) hook(user, layer, kinds[i], dev, T);
+        return 0;
+    }
     if (!s->hook_buf) {
         const ModelConfig *c = &s->base.model->cfg;
         size_t w = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
@@ -279,6 +286,14 @@ static int cuda_block(Forward *f, int layer, float *x, int T, LinearInputHook ho
     return 0;
 }
 
+static int cuda_block_dev_hook(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+    CudaForward *s = (CudaForward *)f;
+    s->hook_on_device = 1;
+    int rc = cuda_block(f, layer, x, T, hook, user);
+    s->hook_on_device = 0;
+    return rc;
+}
+
 static int cuda_head_nll(Forward *f, const float *x, const int *tokens, int T, double *nll) {
     CudaForward *s = (CudaForward *)f;
     int D = f->model->cfg.dim;
@@ -338,7 +353,7 @@ static void cuda_destroy(Forward *f) {
 
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
-    cuda_weights_changed,
+    cuda_weights_changed, cuda_block_dev_hook,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

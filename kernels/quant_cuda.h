@@ -91,6 +91,8 @@ int hessian_cuda_init(HessianAccCuda *h, int n);
 void hessian_cuda_free(HessianAccCuda *h);
 /* X (ntok, n) row-major host: the tokens of one window (ntok == 0 still counts). */
 int hessian_add_window_cuda(HessianAccCuda *h, const float *X, int ntok);
+/* The same with X (ntok, n) already on the device (e.g. a forward backend's activations). */
+int hessian_add_window_cuda_dev(HessianAccCuda *h, const float *dX, int ntok);
 /* H (n, n) host, full symmetric row-major. */
 int hessian_cuda_download(const HessianAccCuda *h, double *H);
 

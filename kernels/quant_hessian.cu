@@ -55,28 +55,33 @@ extern "C" void hessian_cuda_free(HessianAccCuda *h) {
     memset(h, 0, sizeof *h);
 }
 
-extern "C" int hessian_add_window_cuda(HessianAccCuda *h, const float *X, int ntok) {
+extern "C" int hessian_add_window_cuda_dev(HessianAccCuda *h, const float *dX, int ntok) {
     const int n = h->n;
     cublasHandle_t blas = (cublasHandle_t)h->blas;
     const double k = (double)h->nwindows;
     const double keep = k / (k + 1.0), alpha = 2.0 / (k + 1.0);
-    if (ntok > h->cap) { /* grow the staging buffer */
-        if (h->dX) CUDA_CHECK(cudaFree(h->dX));
-        h->dX = NULL, h->cap = 0;
-        CUDA_CHECK(cudaMalloc((void **)&h->dX, (size_t)ntok * n * sizeof(float)));
-        h->cap = ntok;
-    }
     if (ntok > 0) {
-        CUDA_CHECK(cudaMemcpy(h->dX, X, (size_t)ntok * n * sizeof(float), cudaMemcpyHostToDevice));
         /* row-major X (ntok, n) is column-major X^T (n, ntok), ld n: G = X^T X, lower column-major */
         const float one = 1.0f, zero = 0.0f;
-        CUBLAS_CHECK(cublasSsyrk(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, ntok, &one, h->dX, n, &zero, h->dG, n));
+        CUBLAS_CHECK(cublasSsyrk(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, ntok, &one, dX, n, &zero, h->dG, n));
     }
     /* the fold runs on the legacy default stream, as the handle does */
     if (qk_hessian_fold(h->dH, ntok > 0 ? h->dG : NULL, n, keep, alpha, 0) != 0) return -1;
     CUDA_CHECK(cudaDeviceSynchronize());
     h->nwindows++;
     return 0;
+}
+
+extern "C" int hessian_add_window_cuda(HessianAccCuda *h, const float *X, int ntok) {
+    const int n = h->n;
+    if (ntok > h->cap) { /* grow the staging buffer */
+        if (h->dX) CUDA_CHECK(cudaFree(h->dX));
+        h->dX = NULL, h->cap = 0;
+        CUDA_CHECK(cudaMalloc((void **)&h->dX, (size_t)ntok * n * sizeof(float)));
+        h->cap = ntok;
+    }
+    if (ntok > 0) CUDA_CHECK(cudaMemcpy(h->dX, X, (size_t)ntok * n * sizeof(float), cudaMemcpyHostToDevice));
+    return hessian_add_window_cuda_dev(h, h->dX, ntok);
 }
 
 extern "C" int hessian_cuda_download(const HessianAccCuda *h, double *H) {

@@ -152,20 +152,25 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
     QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
     QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
-    run bench_gpu_forward 120 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
-    BENCH=$(grep -A3 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
+    if [ -z "${QH_SKIP_BENCH:-}" ]; then
+        run bench_gpu_forward 120 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
+        BENCH=$(grep -A3 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
+    fi
     # one LLaMA-7B-shaped block (dim 4096, hidden 11008, 32 heads), 128 x 2048
     # calibration tokens, quantized on the GPU; x 32 blocks = the 7B estimate
     SYN=$WORK/llama7b_block.bin
     LD_LIBRARY_PATH=$RUN_LD_PATH "$B/qharness" synth --dim 4096 --hidden 11008 --layers 1 --heads 32 --kv-heads 32 \
         --vocab 512 --seq-len 2048 --out "$SYN" >/dev/null 2>&1
-    for meth in gptq spqr; do
-        extra=""; [ $meth = gptq ] && extra="--groupsize 128"
-        QH_DATA=$DATA run block7b_$meth 170 "seconds|error" "$B/qharness" quantize --model "$SYN" \
-            --tokenizer $DATA/models/stories260K/tok512.bin --method $meth $extra --nsamples 128 --seqlen 2048 \
-            --calib c4 --device cuda --json
+    for math in ${QH_BLOCK_MATH:-fp32}; do
+        for meth in gptq spqr; do
+            extra=""; [ $meth = gptq ] && extra="--groupsize 128"
+            QH_CUDA_MATH=$math QH_DATA=$DATA run block7b_${meth}_$math 170 "seconds|error" "$B/qharness" quantize \
+                --model "$SYN" --tokenizer $DATA/models/stories260K/tok512.bin --method $meth $extra --nsamples 128 \
+                --seqlen 2048 --calib c4 --device cuda --json
+        done
     done
-    QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
+    [ -z "${QH_SKIP_BENCH:-}" ] &&
+        QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
 fi
 
 # ---- summary ---------------------------------------------------------------------------
