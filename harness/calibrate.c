@@ -264,7 +264,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
             rc = f->ops->block(f, l, y, T, NULL, NULL);
             const float *yf = fpout + (size_t)s * T * D;
-            for (size_t i = 0; i < (size_t)T * D; i++) {
+            long nel = (long)T * D;
+#pragma omp parallel for reduction(+ : num, den) schedule(static)
+            for (long i = 0; i < nel; i++) {
                 double d = (double)y[i] - yf[i];
                 num += d * d;
                 den += (double)yf[i] * yf[i];
