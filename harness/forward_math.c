@@ -30,17 +30,8 @@ void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float 
             float freq = 1.0f / powf(theta, hd / (float)hs);
             float val = pos * freq;
             float fcr = cosf(val), fci = sinf(val);
-            float *qv = q + (long)t * D + i;
-            float a = qv[0], b = qv[1];
-            qv[0] = a * fcr - b * fci;
-            qv[1] = a * fci + b * fcr;
-            if (i < KV) {
-                float *kv = k + (long)t * KV + i;
-                a = kv[0];
-                b = kv[1];
-                kv[0] = a * fcr - b * fci;
-                kv[1] = a * fci + b * fcr;
-            }
+            rope_rotate_pair(q + (long)t * D + i, fcr, fci);
+            if (i < KV) rope_rotate_pair(k + (long)t * KV + i, fcr, fci);
         }
     }
 }

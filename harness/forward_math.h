@@ -6,6 +6,22 @@
 #ifndef QH_FORWARD_MATH_H
 #define QH_FORWARD_MATH_H
 
+#ifndef QH_HD
+#ifdef __CUDACC__
+#define QH_HD __host__ __device__
+#else
+#define QH_HD
+#endif
+#endif
+
+/* Rotate one pair (a, b) = (v[0], v[1]) by the angle whose cosine and sine are
+ * fcr, fci: the rotary step shared by rope_ref and the CUDA rope kernel. */
+static inline QH_HD void rope_rotate_pair(float *v, float fcr, float fci) {
+    float a = v[0], b = v[1];
+    v[0] = a * fcr - b * fci;
+    v[1] = a * fci + b * fcr;
+}
+
 /* out (T, D) = x * w / sqrt(mean(x^2) + eps), per row */
 void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float eps);
 /* Rotary embeddings, llama2.c convention: consecutive pairs (2i, 2i+1) of each

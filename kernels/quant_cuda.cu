@@ -434,18 +434,6 @@ static int download(Job *j, int has_out) {
     return 0;
 }
 
-static int check_finite_f(const float *x, size_t count, const char *what) {
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(x[i])) return qh_error("%s[%zu] = %g; expected finite values", what, i, (double)x[i]);
-    return 0;
-}
-
-static int check_finite_d(const double *x, size_t count, const char *what) {
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(x[i])) return qh_error("%s[%zu] = %g; expected finite values", what, i, x[i]);
-    return 0;
-}
-
 /* The body of quantize_layer_cuda_ctx; everything it allocates hangs off j. */
 static int job_run(Job *j, QuantLayer *q, float *W_deq, QuantCudaTimes *t) {
     const int m = j->m, n = j->n;
@@ -548,16 +536,9 @@ extern "C" int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const f
     memset(&tloc, 0, sizeof tloc);
     QuantCudaTimes *t = times ? times : &tloc;
     memset(t, 0, sizeof *t);
-    /* the checks of quantize_layer_ref, in its order */
-    if (!p) return qh_error("quantize_layer_cuda: parameters missing");
-    if (quant_params_validate(p, method, m, n) != 0) return -1;
+    /* the checks of quantize_layer_ref, shared */
+    if (quant_layer_check_inputs("quantize_layer_cuda", method, W, m, n, H, p) != 0) return -1;
     const QuantMethodInfo *mi = quant_method_info(method);
-    if (!W) return qh_error("%s: weights W missing", method);
-    if (mi->needs_H && !H) return qh_error("%s: Hessian H missing (required for %s)", method, method);
-    if (!H && p->perm == QH_PERM_ACT_ORDER)
-        return qh_error("%s: perm act_order needs the Hessian H; expected identity without H", method);
-    if (check_finite_f(W, (size_t)m * n, "W") != 0) return -1;
-    if (H && check_finite_d(H, (size_t)n * n, "H") != 0) return -1;
     if (!c) return qh_error("quantize_layer_cuda: no CUDA context");
 
     Job j;

@@ -262,27 +262,6 @@ __device__ static void range_loo(const float *Wt, int m, int n, const float *U, 
     *xmax = khi;
 }
 
-/* SPEC 2 second level of one group of rows [r0, r1) of x (stats.c
- * second_level): min-max asymmetric grid at `bits`, x replaced by the decoded
- * values, codes written, the second-level scale / zero returned. */
-__device__ static void second_level(float *x, int r0, int r1, int bits, uint8_t *codes, float *ss, float *sz) {
-    QGrid g2 = qgrid_second_level(bits);
-    float lo = x[r0], hi = x[r0];
-    for (int r = r0 + 1; r < r1; r++) {
-        lo = x[r] < lo ? x[r] : lo;
-        hi = x[r] > hi ? x[r] : hi;
-    }
-    float s2, z2;
-    qgrid_fit(&g2, lo, hi, &s2, &z2);
-    for (int r = r0; r < r1; r++) {
-        float c = qgrid_code(x[r], s2, z2, g2.maxq);
-        codes[r] = (uint8_t)c;
-        x[r] = qgrid_decode(c, s2, z2);
-    }
-    *ss = s2;
-    *sz = z2;
-}
-
 /* The statistics of group gi (columns [c0, ge)) for the rows [r0, r1) of this
  * thread block (engine.c group start: group_range + stats_fit_rows). Every
  * thread fits its rows; after a barrier each second-level group (aligned to
@@ -307,9 +286,9 @@ __device__ static void fit_group(const SweepDev &a, int gi, int c0, int ge, int 
             int q1 = q0 + b2 < m ? q0 + b2 : m; /* the last second-level group may be smaller */
             size_t k = (size_t)gi * a.qq_groups + q0 / b2;
             if (a.scale_bits2)
-                second_level(s, q0, q1, a.scale_bits2, a.scale_codes + (size_t)gi * m, &a.qq_ss[k], &a.qq_sz[k]);
+                qgrid_second_level_code(s, q0, q1, a.scale_bits2, a.scale_codes + (size_t)gi * m, &a.qq_ss[k], &a.qq_sz[k]);
             if (a.zero_bits2)
-                second_level(z, q0, q1, a.zero_bits2, a.zero_codes + (size_t)gi * m, &a.qq_zs[k], &a.qq_zz[k]);
+                qgrid_second_level_code(z, q0, q1, a.zero_bits2, a.zero_codes + (size_t)gi * m, &a.qq_zs[k], &a.qq_zz[k]);
         }
     }
     __syncthreads(); /* statistics visible to every thread before quantizing */

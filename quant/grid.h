@@ -17,6 +17,8 @@
 #ifndef QH_GRID_H
 #define QH_GRID_H
 
+#include <stdint.h>
+
 #include <math.h>
 
 #include "quant.h"
@@ -99,5 +101,29 @@ static inline QH_HD float qgrid_code(float x, float scale, float zero, float max
 
 /* SPEC 2: x_hat = scale * (q - zero). */
 static inline QH_HD float qgrid_decode(float q, float scale, float zero) { return scale * (q - zero); }
+
+
+/* SPEC 2 second level: code x[r0..r1) (one group of beta2 consecutive rows'
+ * statistics) with the asymmetric min-max grid at `bits`; x is replaced by the
+ * decoded values (fp32), the codes written, the second-level scale and zero
+ * returned (kept fp32 while quantizing). Shared by stats.c and the CUDA sweep. */
+static inline QH_HD void qgrid_second_level_code(float *x, int r0, int r1, int bits, uint8_t *codes, float *ss,
+                                                 float *sz) {
+    QGrid g2 = qgrid_second_level(bits);
+    float lo = x[r0], hi = x[r0];
+    for (int r = r0 + 1; r < r1; r++) {
+        lo = x[r] < lo ? x[r] : lo;
+        hi = x[r] > hi ? x[r] : hi;
+    }
+    float s2, z2;
+    qgrid_fit(&g2, lo, hi, &s2, &z2);
+    for (int r = r0; r < r1; r++) {
+        float c = qgrid_code(x[r], s2, z2, g2.maxq);
+        codes[r] = (uint8_t)c;
+        x[r] = qgrid_decode(c, s2, z2);
+    }
+    *ss = s2;
+    *sz = z2;
+}
 
 #endif

@@ -148,10 +148,9 @@ void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, i
     if (e->outlier_t) build_outliers(q, e->outlier_t, Wt, inv);
 }
 
-int quantize_layer_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
-                       QuantLayer *q, float *W_deq) {
-    memset(q, 0, sizeof *q);
-    if (!p) return qh_error("quantize_layer_ref: parameters missing");
+int quant_layer_check_inputs(const char *who, const char *method, const float *W, int m, int n, const double *H,
+                             const QuantParams *p) {
+    if (!p) return qh_error("%s: parameters missing", who);
     if (quant_params_validate(p, method, m, n) != 0) return -1;
     const QuantMethodInfo *mi = quant_method_info(method);
     if (!W) return qh_error("%s: weights W missing", method);
@@ -160,6 +159,14 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
         return qh_error("%s: perm act_order needs the Hessian H; expected identity without H", method);
     if (check_finite_f(W, (size_t)m * n, "W") != 0) return -1;
     if (H && check_finite_d(H, (size_t)n * n, "H") != 0) return -1;
+    return 0;
+}
+
+int quantize_layer_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
+                       QuantLayer *q, float *W_deq) {
+    memset(q, 0, sizeof *q);
+    if (quant_layer_check_inputs("quantize_layer_ref", method, W, m, n, H, p) != 0) return -1;
+    const QuantMethodInfo *mi = quant_method_info(method);
 
     const int g = quant_group_width(p, n), ngroups = (n + g - 1) / g;
     const int scale_coded = p->qq_scale_bits > 0, zero_second = quant_zero_has_second_level(p);

@@ -127,4 +127,9 @@ int quant_engine_ref(QuantEngine *e);
 void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, int m, int n, int *order,
                       const int *inv, const QuantEngine *e, const float *Wt);
 
+/* The input checks of quantize_layer_ref, shared with its CUDA twin (layer.c):
+ * parameters, presence of W and H, finite values; -1 after a message. */
+int quant_layer_check_inputs(const char *who, const char *method, const float *W, int m, int n, const double *H,
+                             const QuantParams *p);
+
 #endif

@@ -6,26 +6,6 @@
  * layer.c). Ranges (and the leave-one-out criterion) are in outliers.c. */
 #include "quant_internal.h"
 
-/* Code x[r0..r1) (one second-level group) at `bits`; replace x by the decoded
- * values (fp32), write the codes, the second-level scale and zero. */
-static void second_level(float *x, int r0, int r1, int bits, uint8_t *codes, float *ss, float *sz) {
-    QGrid g2 = qgrid_second_level(bits);
-    float lo = x[r0], hi = x[r0];
-    for (int r = r0 + 1; r < r1; r++) {
-        lo = x[r] < lo ? x[r] : lo;
-        hi = x[r] > hi ? x[r] : hi;
-    }
-    float s2, z2;
-    qgrid_fit(&g2, lo, hi, &s2, &z2);
-    for (int r = r0; r < r1; r++) {
-        float c = qgrid_code(x[r], s2, z2, g2.maxq);
-        codes[r] = (uint8_t)c;
-        x[r] = qgrid_decode(c, s2, z2);
-    }
-    *ss = s2;
-    *sz = z2;
-}
-
 void stats_fit_rows(const QuantParams *p, int m, int r0, int r1, const float *xmin, const float *xmax,
                     GroupStats *gs) {
     QGrid g = qgrid_weights(p);
@@ -36,12 +16,12 @@ void stats_fit_rows(const QuantParams *p, int m, int r0, int r1, const float *xm
     if (p->qq_scale_bits > 0)
         for (int a = r0; a < r1; a += b2) {
             int b = a + b2 < m ? a + b2 : m; /* the last second-level group may be smaller */
-            second_level(gs->scale, a, b, p->qq_scale_bits, gs->scale_codes, &gs->qq_ss[a / b2],
+            qgrid_second_level_code(gs->scale, a, b, p->qq_scale_bits, gs->scale_codes, &gs->qq_ss[a / b2],
                          &gs->qq_sz[a / b2]);
         }
     if (quant_zero_has_second_level(p))
         for (int a = r0; a < r1; a += b2) {
             int b = a + b2 < m ? a + b2 : m;
-            second_level(gs->zero, a, b, p->qq_zero_bits, gs->zero_codes, &gs->qq_zs[a / b2], &gs->qq_zz[a / b2]);
+            qgrid_second_level_code(gs->zero, a, b, p->qq_zero_bits, gs->zero_codes, &gs->qq_zs[a / b2], &gs->qq_zz[a / b2]);
         }
 }
