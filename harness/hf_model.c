@@ -52,18 +52,6 @@
 /* the default evaluation / calibration window of the harness (eval_default_seqlen) */
 #define HF_MAX_DEFAULT_WINDOW 2048
 
-static const char *json_kind(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
 
 /* An integer key in [lo, hi]; absent or null -> def when not required. */
 static int cfg_int(const json_t *root, const char *what, const char *key, int required, long def, long lo, long hi,
@@ -74,7 +62,7 @@ static int cfg_int(const json_t *root, const char *what, const char *key, int re
         *out = (int)def;
         return 0;
     }
-    if (!json_is_integer(v)) return qh_error("'%s': key '%s': expected an integer, got %s", what, key, json_kind(v));
+    if (!json_is_integer(v)) return qh_error("'%s': key '%s': expected an integer, got %s", what, key, st_json_kind(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return qh_error("'%s': key '%s' = %lld is out of range (expected %ld..%ld)", what, key, (long long)x, lo, hi);
@@ -91,7 +79,7 @@ static int cfg_num(const json_t *root, const char *what, const char *key, int re
         *out = def;
         return 0;
     }
-    if (!json_is_number(v)) return qh_error("'%s': key '%s': expected a number, got %s", what, key, json_kind(v));
+    if (!json_is_number(v)) return qh_error("'%s': key '%s': expected a number, got %s", what, key, st_json_kind(v));
     double x = json_number_value(v);
     if (!(x > lo && x <= hi)) return qh_error("'%s': key '%s' = %g is out of range (expected > %g and <= %g)", what, key, x, lo, hi);
     *out = x;
@@ -105,7 +93,7 @@ static int cfg_bool(const json_t *root, const char *what, const char *key, int d
         *out = def;
         return 0;
     }
-    if (!json_is_boolean(v)) return qh_error("'%s': key '%s': expected true or false, got %s", what, key, json_kind(v));
+    if (!json_is_boolean(v)) return qh_error("'%s': key '%s': expected true or false, got %s", what, key, st_json_kind(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -117,7 +105,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     if (!root) return qh_error("'%s': not valid JSON: %s (line %d, column %d)", what, je.text, je.line, je.column);
     int rc = -1;
     if (!json_is_object(root)) {
-        qh_error("'%s': expected a JSON object, got %s", what, json_kind(root));
+        qh_error("'%s': expected a JSON object, got %s", what, st_json_kind(root));
         goto done;
     }
     /* architecture first: a refusal by name beats a complaint about a key */
@@ -128,7 +116,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
         goto done;
     }
     if (!json_is_array(arch) || json_array_size(arch) != 1 || !json_is_string(json_array_get(arch, 0))) {
-        qh_error("'%s': key 'architectures': expected an array of one string, got %s%s", what, json_kind(arch),
+        qh_error("'%s': key 'architectures': expected an array of one string, got %s%s", what, st_json_kind(arch),
                  json_is_array(arch) ? " of another length or type" : "");
         goto done;
     }
@@ -145,7 +133,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     }
     json_t *mt = json_object_get(root, "model_type");
     if (mt && !json_is_string(mt)) {
-        qh_error("'%s': key 'model_type': expected a string, got %s", what, json_kind(mt));
+        qh_error("'%s': key 'model_type': expected a string, got %s", what, st_json_kind(mt));
         goto done;
     }
     /* sizes; limits as model_config_validate's, named by their HF keys here */
@@ -196,7 +184,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     json_t *act = json_object_get(root, "hidden_act");
     if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), "silu"))) {
         qh_error("'%s': key 'hidden_act': expected \"silu\" (SwiGLU), got %s%s%s", what,
-                 json_is_string(act) ? "\"" : json_kind(act), json_is_string(act) ? json_string_value(act) : "",
+                 json_is_string(act) ? "\"" : st_json_kind(act), json_is_string(act) ? json_string_value(act) : "",
                  json_is_string(act) ? "\"" : "");
         goto done;
     }
@@ -205,7 +193,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
         json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
         if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
         qh_error("'%s': key 'rope_scaling' (%s%s%s) is not supported: only null (plain RoPE with rope_theta)", what,
-                 ty && json_is_string(ty) ? "type '" : json_kind(rs), ty && json_is_string(ty) ? json_string_value(ty) : "",
+                 ty && json_is_string(ty) ? "type '" : st_json_kind(rs), ty && json_is_string(ty) ? json_string_value(ty) : "",
                  ty && json_is_string(ty) ? "'" : "");
         goto done;
     }
@@ -545,7 +533,7 @@ int hf_model_load(Model *m, const char *dir) {
     json_object_foreach(wm, k, v) {
         if (!json_is_string(v) || !shard_name_ok(json_string_value(v))) {
             qh_error("'%s': weight_map['%s']: expected a file name in '%s', got %s", index_path, k, dir,
-                     json_is_string(v) ? json_string_value(v) : json_kind(v));
+                     json_is_string(v) ? json_string_value(v) : st_json_kind(v));
             goto done;
         }
         int seen = 0;

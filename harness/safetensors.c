@@ -66,7 +66,7 @@ const StTensor *st_find(const StFile *f, const char *name) {
     return NULL;
 }
 
-static const char *json_kind(const json_t *v) {
+const char *st_json_kind(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -83,7 +83,7 @@ static const char *json_kind(const json_t *v) {
 static int parse_entry(StTensor *t, const char *name, json_t *v, uint64_t data_size, const char *what) {
     if (!json_is_object(v))
         return qh_error("'%s': tensor '%s': expected an object {dtype, shape, data_offsets}, got %s", what, name,
-                        json_kind(v));
+                        st_json_kind(v));
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x) {
@@ -96,13 +96,13 @@ static int parse_entry(StTensor *t, const char *name, json_t *v, uint64_t data_s
         return qh_error("'%s': tensor '%s': missing key '%s'", what, name,
                         !dt ? "dtype" : !sh ? "shape" : "data_offsets");
     if (!json_is_string(dt))
-        return qh_error("'%s': tensor '%s': dtype: expected a string, got %s", what, name, json_kind(dt));
+        return qh_error("'%s': tensor '%s': dtype: expected a string, got %s", what, name, st_json_kind(dt));
     if (st_dtype_parse(json_string_value(dt), &t->dtype) != 0)
         return qh_error("'%s': tensor '%s': dtype '%s' is not supported (expected F32, F16 or BF16)", what, name,
                         json_string_value(dt));
     if (!json_is_array(sh) || json_array_size(sh) > ST_MAX_DIMS)
         return qh_error("'%s': tensor '%s': shape: expected an array of at most %d integers, got %s", what, name,
-                        ST_MAX_DIMS, json_kind(sh));
+                        ST_MAX_DIMS, st_json_kind(sh));
     t->ndim = (int)json_array_size(sh);
     t->numel = 1;
     const int64_t limit = INT64_MAX / 8; /* numel * dtype size must fit in int64 */
@@ -117,7 +117,7 @@ static int parse_entry(StTensor *t, const char *name, json_t *v, uint64_t data_s
         t->numel *= n;
     }
     if (!json_is_array(off) || json_array_size(off) != 2)
-        return qh_error("'%s': tensor '%s': data_offsets: expected [begin, end], got %s", what, name, json_kind(off));
+        return qh_error("'%s': tensor '%s': data_offsets: expected [begin, end], got %s", what, name, st_json_kind(off));
     json_t *b = json_array_get(off, 0), *e = json_array_get(off, 1);
     if (!json_is_integer(b) || !json_is_integer(e) || json_integer_value(b) < 0 || json_integer_value(e) < 0)
         return qh_error("'%s': tensor '%s': data_offsets: expected two non-negative integers", what, name);
@@ -168,7 +168,7 @@ int st_parse(StFile *f, const void *buf, size_t size, const char *what) {
     int rc = 0;
     StTensor **order = NULL;
     if (!json_is_object(root)) {
-        rc = qh_error("'%s': the header is %s, expected a JSON object", what, json_kind(root));
+        rc = qh_error("'%s': the header is %s, expected a JSON object", what, st_json_kind(root));
         goto done;
     }
     uint64_t data_size = size - 8 - hlen;
@@ -178,14 +178,14 @@ int st_parse(StFile *f, const void *buf, size_t size, const char *what) {
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
             if (!json_is_object(val)) {
-                rc = qh_error("'%s': __metadata__: expected an object of strings, got %s", what, json_kind(val));
+                rc = qh_error("'%s': __metadata__: expected an object of strings, got %s", what, st_json_kind(val));
                 goto done;
             }
             const char *mk;
             json_t *mv;
             json_object_foreach(val, mk, mv) {
                 if (!json_is_string(mv)) {
-                    rc = qh_error("'%s': __metadata__ key '%s': expected a string, got %s", what, mk, json_kind(mv));
+                    rc = qh_error("'%s': __metadata__ key '%s': expected a string, got %s", what, mk, st_json_kind(mv));
                     goto done;
                 }
             }

@@ -75,4 +75,8 @@ int st_write(const char *path, const StOut *t, int n, StDtype dtype);
 /* Bytes st_write would produce for these tensors' data (excluding the header). */
 uint64_t st_data_bytes(const StOut *t, int n, StDtype dtype);
 
+/* "an object", "a string", ...: the JSON type of v, for error messages (also used by hf_model.c). */
+#include <jansson.h>
+const char *st_json_kind(const json_t *v);
+
 #endif

@@ -37,26 +37,8 @@ static const char *root;
 static char tmpdir[64];
 
 /* ---- stderr capture ----------------------------------------------------------- */
-static int saved_fd = -1;
-static char cap_path[512];
-static void cap_begin(void) {
-    fflush(stderr);
-    snprintf(cap_path, sizeof cap_path, "%s/stderr.txt", tmpdir);
-    int fd = open(cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    saved_fd = dup(2);
-    dup2(fd, 2);
-    close(fd);
-}
-static char *cap_end(void) {
-    fflush(stderr);
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    char *s;
-    size_t n;
-    if (qh_read_file(cap_path, &s, &n) != 0) return qh_strdup("");
-    unlink(cap_path);
-    return s;
-}
+#include "capture.h"
+#define cap_begin() cap_begin_in(tmpdir)
 
 static char *path_of(const char *rel) {
     size_t n = strlen(root) + strlen(rel) + 2;

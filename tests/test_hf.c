@@ -74,26 +74,8 @@ static int write_bytes(const char *path, const void *p, size_t n) {
 static int write_str(const char *path, const char *s) { return write_bytes(path, s, strlen(s)); }
 
 /* ---- stderr capture ------------------------------------------------------------ */
-static int saved_fd = -1;
-static char cap_path[512];
-static void cap_begin(void) {
-    fflush(stderr);
-    snprintf(cap_path, sizeof cap_path, "%s/stderr.txt", tmp);
-    int fd = open(cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    saved_fd = dup(2);
-    dup2(fd, 2);
-    close(fd);
-}
-static char *cap_end(void) {
-    fflush(stderr);
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    char *s;
-    size_t n;
-    if (qh_read_file(cap_path, &s, &n) != 0) return qh_strdup("");
-    unlink(cap_path);
-    return s;
-}
+#include "capture.h"
+#define cap_begin() cap_begin_in(tmp)
 
 /* ---- model helpers -------------------------------------------------------------- */
 
@@ -1087,7 +1069,7 @@ static void mutate(unsigned char *buf, size_t *n, size_t cap, size_t lo, size_t 
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "FAIL test_hf.c: fuzz did not finish within the watchdog limit (hang?)\n";
-    if (write(saved_fd >= 0 ? saved_fd : 2, msg, sizeof msg - 1) < 0) _exit(3);
+    if (write(cap_saved_fd >= 0 ? cap_saved_fd : 2, msg, sizeof msg - 1) < 0) _exit(3);
     _exit(2);
 }
 

@@ -35,26 +35,8 @@ static const char *data_root(void) {
 }
 
 /* ---- stderr capture ------------------------------------------------------------ */
-static int saved_fd = -1;
-static char cap_path[512];
-static void cap_begin(const char *dir) {
-    fflush(stderr);
-    snprintf(cap_path, sizeof cap_path, "%s/stderr.txt", dir);
-    int fd = open(cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    saved_fd = dup(2);
-    dup2(fd, 2);
-    close(fd);
-}
-static char *cap_end(void) {
-    fflush(stderr);
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    char *s;
-    size_t n;
-    if (qh_read_file(cap_path, &s, &n) != 0) return qh_strdup("");
-    unlink(cap_path);
-    return s;
-}
+#include "capture.h"
+#define cap_begin(d) cap_begin_in(d)
 
 static int write_bytes(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
