@@ -2,7 +2,11 @@
 # linked whenever nvcc is found. Whether a GPU is present is decided at run time.
 #
 #   make            build build/qharness and the test binaries
-#   make run        deps + data + build, then the main job on stories260K
+#   make run        deps + data + build, then the main job: the stories260K_methods
+#                   experiment end to end (sweep, table, plots under results/)
+#   make sweep EXP=NAME [JOBS=N]   run experiments/NAME.ini (resumable) into results/NAME
+#   make report EXP=NAME           results/NAME/table.md and table.csv
+#   make plots EXP=NAME            results/NAME/plots/*.png|svg|pdf (gnuplot)
 #   make test       deps + data + build, then every test
 #   make bench      benchmarks (ratios against sgemm measured in the same run)
 #   make deps       install the Debian packages (as root) or print the command
@@ -61,7 +65,7 @@ QH        = $(BUILD)/qharness
 
 DATA_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.tsv),../shared/data,)
 
-.PHONY: all run test bench deps data debug asan valgrind clean check-deps cuda-info
+.PHONY: all run test bench deps data debug asan valgrind clean check-deps cuda-info sweep report plots
 all: cuda-info $(QH) $(TEST_BINS) $(BENCH_BINS)
 
 cuda-info:
@@ -115,6 +119,18 @@ bench: check-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory data
 	@kernels/bench/run_bench.sh $(BUILD)
+
+# ---- experiments: experiments/$(EXP).ini -> results/$(EXP) ---------------------------
+EXP  ?= stories260K_methods
+JOBS ?= 1
+sweep: $(QH)
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} $(QH) sweep experiments/$(EXP).ini --jobs $(JOBS)
+
+report: $(QH)
+	$(QH) report results/$(EXP)
+
+plots: $(QH)
+	$(QH) plot results/$(EXP)
 
 debug:
 	$(MAKE) BUILD=build-debug OPT="-O0" all

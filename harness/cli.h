@@ -13,6 +13,9 @@ int cmd_tokenize(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_generate(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_synth(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv);
+int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv);
+int cmd_report(int argc, char **argv, int full_argc, char **full_argv);
+int cmd_plot(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_export(int argc, char **argv, int full_argc, char **full_argv);
 
 /* Load the model at model_path (a llama2.c checkpoint file, or a Hugging Face

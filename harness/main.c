@@ -17,6 +17,9 @@ static const Command commands[] = {
     {"generate", cmd_generate, "greedy decoding from BOS"},
     {"tokenize", cmd_tokenize, "encode a text file into token ids"},
     {"synth", cmd_synth, "write a random-weight model of any LLaMA shape"},
+    {"sweep", cmd_sweep, "run the points of an experiment file (experiments/NAME.ini), resumable"},
+    {"report", cmd_report, "the table of an experiment's results (table.md, table.csv)"},
+    {"plot", cmd_plot, "gnuplot images of an experiment's results (bits vs perplexity, outliers)"},
     {"export", cmd_export, "write a loaded model as a Hugging Face directory (safetensors)"},
     {NULL, NULL, NULL},
 };

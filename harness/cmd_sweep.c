@@ -1,0 +1,74 @@
+/* cmd_sweep.c: `qharness sweep FILE`: run the points of an experiment file
+ * (experiment.h, sweep.h); --dump prints the resolved settings and the point
+ * ids, --slurm writes a Slurm job-array script instead of running, --point ID
+ * runs one point (what each array task does), --jobs N runs N worker
+ * processes. `qharness sweep --help` lists the options and every key an
+ * experiment file may hold. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "experiment.h"
+#include "sweep.h"
+#include "util.h"
+
+static const char *summary =
+    "Run every point of an experiment file (experiments/NAME.ini): quantize, evaluate, one result file per\n"
+    "point under the output folder; finished points are skipped, interrupted ones redone.";
+
+int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
+    char *point = NULL, *slurm_out = NULL;
+    long jobs = 1;
+    int dump = 0, slurm = 0, check = 0;
+    const OptSpec specs[] = {
+        {"dump", OPT_FLAG, &dump, NULL, "print the resolved settings and the point ids, run nothing"},
+        {"check", OPT_FLAG, &check, NULL, "validate the file and the model path, run nothing"},
+        {"point", OPT_STR, &point, "ID", "run only this point (id or a unique prefix of >= 4 digits; fp = full precision)"},
+        {"jobs", OPT_INT, &jobs, "N", "worker processes sharing the points (locks keep them apart)"},
+        {"slurm", OPT_FLAG, &slurm, NULL, "write a Slurm job-array script (one task per point), run nothing"},
+        {"slurm-out", OPT_STR, &slurm_out, "F", "where --slurm writes (default <output dir>/slurm/sweep.sbatch)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    const char *file = NULL;
+    if (argc > 0 && strncmp(argv[0], "-", 1) != 0) {
+        file = argv[0];
+        argc--;
+        argv++;
+    }
+    int rc = opts_parse("sweep FILE.ini", summary, specs, argc, argv);
+    if (rc > 0) {
+        experiment_help(stdout);
+        return 0;
+    }
+    if (rc < 0) return -1;
+    if (!file) return qh_error("sweep: an experiment file is required: qharness sweep experiments/NAME.ini");
+    if (jobs < 1 || jobs > 256) return qh_error("sweep: --jobs must be in 1..256, got %ld", jobs);
+    Experiment x;
+    if (experiment_load(file, &x) != 0) {
+        experiment_free(&x);
+        return -1;
+    }
+    if (dump) {
+        experiment_dump(&x, stdout);
+        experiment_free(&x);
+        return 0;
+    }
+    rc = experiment_check_model(&x);
+    if (rc == 0 && check) printf("%s: valid, %d points, model found\n", file, x.npoints);
+    if (rc == 0 && !check && slurm) {
+        char written[4096];
+        rc = sweep_write_slurm(&x, slurm_out, full_argv[0], written, sizeof written);
+        if (rc == 0)
+            printf("wrote %s (%d array tasks: the full-precision evaluation and %d points)\n"
+                   "submit: sbatch %s\nthen:   qharness report %s\n",
+                   written, x.npoints + 1, x.npoints, written, x.out_dir);
+    } else if (rc == 0 && !check) {
+        SweepOptions o = {.only = point, .jobs = (int)jobs, .argc = full_argc, .argv = full_argv};
+        printf("sweep %s: %d points (%d excluded, %d duplicates), results in %s\n", x.name, x.npoints, x.nexcluded,
+               x.nduplicates, x.out_dir);
+        rc = sweep_run(&x, &o);
+        if (rc == 0 && !point) printf("next: qharness report %s\n", x.out_dir);
+    }
+    experiment_free(&x);
+    return rc;
+}

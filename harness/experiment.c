@@ -1,0 +1,1234 @@
+/* experiment.c: experiment files (see experiment.h): the table of keys, the
+ * libinih parse with line numbers, value parsing and validation, ${VAR}
+ * expansion, the per-method product of lists, [exclude] rules, canonical JSON
+ * and stable ids, the dump and the help text. Runs nothing. */
+#define _GNU_SOURCE
+#include "experiment.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "datasets.h"
+#include "sha256.h"
+#include "util.h"
+
+#define EXP_MAX_VALUES 256
+
+const char *const exp_section_names[ES_COUNT] = {"experiment", "model", "calibration", "methods", "rtn", "gptq",
+                                                  "spqr", "eval", "run", "output", "slurm", "exclude"};
+const char *const exp_methods[EXP_NMETHODS] = {"rtn", "gptq", "spqr"};
+
+/* ---- validators of single values ------------------------------------------------ */
+
+static int check_calib(const char *v, char *why, size_t n) {
+    if (!strcmp(v, "c4") || !strcmp(v, "wikitext2") || !strcmp(v, "ptb")) return 0;
+    if (!strncmp(v, "file:", 5) && v[5]) return 0;
+    snprintf(why, n, "unknown calibration dataset '%s' (expected c4, wikitext2, ptb or file:PATH)", v);
+    return -1;
+}
+
+static int check_eval_dataset(const char *v, char *why, size_t n) {
+    if (!strncmp(v, "file:", 5) && v[5]) return 0;
+    for (int i = 0; dataset_names[i]; i++)
+        if (strcmp(dataset_names[i], "file:PATH") && !strcmp(dataset_names[i], v)) return 0;
+    char list[256] = "";
+    for (int i = 0; dataset_names[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, dataset_names[i], sizeof list - strlen(list) - 1);
+    }
+    snprintf(why, n, "unknown dataset '%s' (expected one of %s)", v, list);
+    return -1;
+}
+
+static int check_seqlen(const char *v, char *why, size_t n) {
+    if (strcmp(v, "1") != 0) return 0;
+    snprintf(why, n, "a window of 1 token has no target (expected 0 = the model's, or >= 2)");
+    return -1;
+}
+
+static int check_nonempty(const char *v, char *why, size_t n) {
+    if (*v) return 0;
+    snprintf(why, n, "empty value");
+    return -1;
+}
+
+static int check_no_quote(const char *v, char *why, size_t n) {
+    if (!strchr(v, '\'') && !strchr(v, '\n')) return 0;
+    snprintf(why, n, "a quote or newline cannot be passed to Slurm safely");
+    return -1;
+}
+
+/* ---- the table -------------------------------------------------------------------- */
+
+#define R EXP_M_RTN
+#define G EXP_M_GPTQ
+#define S EXP_M_SPQR
+const ExpKey exp_keys[] = {
+    /* section, name, type, flags, default, min, max, choices, methods, check, help */
+    {ES_EXPERIMENT, "description", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "one line printed above the report's table"},
+    {ES_MODEL, "path", EK_STR, EXP_REQUIRED, NULL, 0, 0, NULL, 0, check_nonempty,
+     "the checkpoint (llama2.c .bin, or a Hugging Face directory); e.g. ${LLAMA7B_PATH}"},
+    {ES_MODEL, "format", EK_ENUM, 0, "auto", 0, 0, "auto|llama2c|hf", 0, NULL,
+     "checkpoint format: auto (a file is llama2.c, a directory Hugging Face)"},
+    {ES_MODEL, "tokenizer", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "tokenizer.bin (default: tok<V>.bin or tokenizer.bin beside the model)"},
+    {ES_CALIBRATION, "dataset", EK_STR, EXP_SWEEP, "c4", 0, 0, NULL, G | S, check_calib,
+     "calibration text: c4 | wikitext2 | ptb | file:PATH (rtn uses none)"},
+    {ES_CALIBRATION, "nsamples", EK_INT, EXP_SWEEP, "128", 1, 1000000, NULL, G | S, NULL, "calibration windows"},
+    {ES_CALIBRATION, "seqlen", EK_INT, EXP_SWEEP, "0", 0, 1 << 20, NULL, G | S, check_seqlen,
+     "calibration window length in tokens (0: the model's seq_len, at most 2048)"},
+    {ES_CALIBRATION, "seed", EK_INT, EXP_SWEEP, "0", 0, (double)INT32_MAX, NULL, G | S, NULL,
+     "sampling seed (CPython random.seed)"},
+    {ES_METHODS, "run", EK_ENUM, EXP_LIST | EXP_REQUIRED, NULL, 0, 0, "rtn|gptq|spqr", 0, NULL,
+     "the methods to run, in this order"},
+    {ES_METHODS, "wbits", EK_INT, EXP_SWEEP, NULL, 1, 8, NULL, R | G | S, NULL, "bits per weight"},
+    {ES_METHODS, "groupsize", EK_INT, EXP_SWEEP | EXP_ROW, NULL, 0, 65536, NULL, R | G | S, NULL,
+     "beta1: input columns per group of statistics (row or 0: one group per row)"},
+    {ES_METHODS, "qq_scale_bits", EK_INT, EXP_SWEEP, NULL, 0, 8, NULL, R | S, NULL,
+     "bits of the quantized scales (0 = fp16)"},
+    {ES_METHODS, "qq_zero_bits", EK_INT, EXP_SWEEP, NULL, 0, 8, NULL, R | S, NULL, "bits of the quantized zeros (0 = fp16)"},
+    {ES_METHODS, "qq_groupsize", EK_INT, EXP_SWEEP, NULL, 0, 65536, NULL, R | S, NULL,
+     "beta2: rows per second-level group of statistics"},
+    {ES_METHODS, "outlier_threshold", EK_DOUBLE, EXP_SWEEP | EXP_INF, NULL, 0, INFINITY, NULL, S, NULL,
+     "tau, relative to the layer's outlier scale (inf = no outliers)"},
+    {ES_METHODS, "simplified_outliers", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, S, NULL,
+     "skip the leave-one-out criterion when fitting statistics"},
+    {ES_METHODS, "percdamp", EK_DOUBLE, EXP_SWEEP, NULL, 0, 1e6, NULL, G | S, NULL,
+     "damping, a fraction of mean(diag H)"},
+    {ES_METHODS, "perm", EK_ENUM, EXP_SWEEP, NULL, 0, 0, "identity|act_order", G | S, NULL, "column order"},
+    {ES_METHODS, "true_sequential", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, G | S, NULL,
+     "Hessians of [q,k,v] -> [o] -> [gate,up] -> [down] in turn"},
+    {ES_METHODS, "sym", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL, "symmetric grid"},
+    {ES_METHODS, "round_zero", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL, "round the zero point to an integer"},
+    {ES_METHODS, "gptq_zero_rule", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL,
+     "GPTQ's original rule (rounded zero, range contains 0)"},
+    {ES_METHODS, "blocksize", EK_INT, EXP_SWEEP, NULL, 1, 65536, NULL, G | S, NULL, "GPTQ lazy-batch block of columns"},
+    {ES_EVAL, "datasets", EK_STR, EXP_LIST, "wikitext2, ptb, c4", 0, 0, NULL, 0, check_eval_dataset,
+     "evaluation datasets (SPEC 7): wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
+    {ES_EVAL, "seqlen", EK_INT, 0, "0", 0, 1 << 20, NULL, 0, check_seqlen,
+     "evaluation window (0: the model's seq_len, at most 2048)"},
+    {ES_EVAL, "max_windows", EK_INT, 0, "0", 0, 1e12, NULL, 0, NULL, "at most this many windows per dataset (0: all)"},
+    {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
+    {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
+    {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
+    {ES_OUTPUT, "save_models", EK_BOOL, 0, "false", 0, 0, NULL, 0, NULL,
+     "also save each quantized model (models/<id>.h5)"},
+    {ES_SLURM, "partition", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --partition (empty: the default)"},
+    {ES_SLURM, "account", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --account"},
+    {ES_SLURM, "time", EK_STR, 0, "12:00:00", 0, 0, NULL, 0, check_no_quote, "#SBATCH --time of one array task"},
+    {ES_SLURM, "cpus", EK_INT, 0, "8", 1, 4096, NULL, 0, NULL, "#SBATCH --cpus-per-task"},
+    {ES_SLURM, "gpus", EK_INT, 0, "0", 0, 64, NULL, 0, NULL, "#SBATCH --gres=gpu:N (0: none)"},
+    {ES_SLURM, "mem", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --mem (e.g. 64G)"},
+    {ES_SLURM, "extra", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "one more #SBATCH line, e.g. --qos=high"},
+    {0, NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL, NULL},
+};
+#undef R
+#undef G
+#undef S
+
+int exp_nkeys(void) {
+    int n = 0;
+    while (exp_keys[n].name) n++;
+    return n;
+}
+
+static int key_index(ExpSection s, const char *name) {
+    for (int i = 0; exp_keys[i].name; i++)
+        if (exp_keys[i].section == s && !strcmp(exp_keys[i].name, name)) return i;
+    return -1;
+}
+
+static int is_method_section(ExpSection s) { return s >= ES_RTN && s <= ES_SPQR; }
+static unsigned method_bit(int m) { return 1u << m; }
+static int method_index(const char *name) {
+    for (int i = 0; i < EXP_NMETHODS; i++)
+        if (!strcmp(exp_methods[i], name)) return i;
+    return -1;
+}
+/* Keys that a per-method section [m] accepts: sweepable method and calibration keys that m uses. */
+static int method_key_index(int m, const char *name) {
+    for (int i = 0; exp_keys[i].name; i++) {
+        const ExpKey *k = &exp_keys[i];
+        if ((k->section == ES_METHODS || k->section == ES_CALIBRATION) && (k->flags & EXP_SWEEP) &&
+            (k->methods & method_bit(m)) && !strcmp(k->name, name))
+            return i;
+    }
+    return -1;
+}
+
+static void methods_text(unsigned mask, char *buf, size_t n) {
+    buf[0] = 0;
+    for (int m = 0; m < EXP_NMETHODS; m++)
+        if (mask & method_bit(m)) {
+            if (buf[0]) strncat(buf, ", ", n - strlen(buf) - 1);
+            strncat(buf, exp_methods[m], n - strlen(buf) - 1);
+        }
+}
+
+/* What a key expects, for messages and help: "an integer in 1..8", "one of identity | act_order". */
+static void expected_text(const ExpKey *k, char *buf, size_t n) {
+    switch (k->type) {
+    case EK_INT:
+        snprintf(buf, n, "%san integer in %.0f..%.0f", (k->flags & EXP_ROW) ? "row or " : "", k->min, k->max);
+        break;
+    case EK_DOUBLE:
+        if (k->flags & EXP_INF) snprintf(buf, n, "a number >= %g, or inf", k->min);
+        else snprintf(buf, n, "a number in %g..%g", k->min, k->max);
+        break;
+    case EK_BOOL:
+        snprintf(buf, n, "true or false");
+        break;
+    case EK_ENUM: {
+        snprintf(buf, n, "one of ");
+        for (const char *c = k->choices; *c; c++) {
+            size_t l = strlen(buf);
+            if (l + 4 >= n) break;
+            if (*c == '|') strcat(buf, " | ");
+            else buf[l] = *c, buf[l + 1] = 0;
+        }
+        break;
+    }
+    default:
+        snprintf(buf, n, "text");
+    }
+}
+
+/* ---- parse state -------------------------------------------------------------------- */
+
+typedef struct ParseState {
+    Experiment *x;
+    const char *path;
+    const char *p;        /* next unread character of the text */
+    int line;             /* lines handed to inih so far = line of the current key */
+    int cont;             /* the current line starts with whitespace (a continuation) */
+    int long_line;        /* first line longer than inih's buffer, 0 if none */
+    int nerr;
+    char bad_section[64]; /* last unknown section reported */
+    int cap;
+    unsigned char bad[ES_COUNT][EXP_MAX_KEYS]; /* (section, key) had an error: no "missing" message too */
+} ParseState;
+
+static void perr(ParseState *st, int line, const char *sec, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void perr(ParseState *st, int line, const char *sec, const char *key, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char where[512];
+    if (line > 0) snprintf(where, sizeof where, "%s:%d", st->path, line);
+    else snprintf(where, sizeof where, "%s", st->path);
+    if (key) qh_error("%s: %s.%s: %s", where, sec, key, msg);
+    else qh_error("%s: %s", where, msg);
+    st->nerr++;
+}
+
+/* inih reader: one line at a time from memory, counting lines. */
+static char *reader(char *buf, int n, void *user) {
+    ParseState *st = user;
+    if (!*st->p) return NULL;
+    const char *e = strchr(st->p, '\n');
+    size_t len = e ? (size_t)(e - st->p) + 1 : strlen(st->p);
+    st->line++;
+    st->cont = (*st->p == ' ' || *st->p == '\t');
+    if (len > (size_t)n - 1) {
+        if (!st->long_line) st->long_line = st->line;
+        len = (size_t)n - 1;
+        memcpy(buf, st->p, len);
+        buf[len] = 0;
+        st->p = e ? e + 1 : st->p + strlen(st->p);
+        return buf;
+    }
+    memcpy(buf, st->p, len);
+    buf[len] = 0;
+    st->p += len;
+    return buf;
+}
+
+/* Is the line after the current one an indented continuation (not blank, not a comment)? */
+static int next_line_continues(const ParseState *st) {
+    const char *c = st->p;
+    if (*c != ' ' && *c != '\t') return 0;
+    while (*c == ' ' || *c == '\t') c++;
+    return *c && *c != '\n' && *c != '\r' && *c != ';' && *c != '#';
+}
+
+/* ${VAR} and ${VAR:-default}. 0, or -1 with `why`. *out owned. */
+static int expand_env(const char *in, char **out, char *why, size_t wn) {
+    size_t cap = strlen(in) + 64, n = 0;
+    char *o = qh_malloc(cap);
+    for (const char *c = in; *c;) {
+        if (c[0] == '$' && c[1] == '{') {
+            const char *end = strchr(c + 2, '}');
+            if (!end) {
+                snprintf(why, wn, "'${' without a closing '}' in '%s'", in);
+                free(o);
+                return -1;
+            }
+            char var[256];
+            size_t vl = (size_t)(end - c - 2);
+            if (vl >= sizeof var) vl = sizeof var - 1;
+            memcpy(var, c + 2, vl);
+            var[vl] = 0;
+            const char *def = NULL;
+            char *colon = strstr(var, ":-");
+            if (colon) {
+                *colon = 0;
+                def = colon + 2;
+            }
+            const char *val = getenv(var);
+            if (!val || !*val) val = def;
+            if (!val) {
+                snprintf(why, wn, "environment variable %s is not set (export %s=..., or write ${%s:-default})", var,
+                         var, var);
+                free(o);
+                return -1;
+            }
+            size_t l = strlen(val);
+            if (n + l + 1 > cap) o = qh_realloc(o, cap = 2 * (n + l + 1));
+            memcpy(o + n, val, l);
+            n += l;
+            c = end + 1;
+        } else {
+            if (n + 2 > cap) o = qh_realloc(o, cap *= 2);
+            o[n++] = *c++;
+        }
+    }
+    o[n] = 0;
+    *out = o;
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\r')) s[--l] = 0;
+    return s;
+}
+
+static int parse_bool(const char *v, double *out) {
+    static const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(v, t[i])) return *out = 1, 0;
+        if (!strcasecmp(v, f[i])) return *out = 0, 0;
+    }
+    return -1;
+}
+
+static int parse_enum(const char *choices, const char *v, double *out) {
+    int idx = 0;
+    size_t vl = strlen(v);
+    for (const char *c = choices; *c; idx++) {
+        const char *e = strchr(c, '|');
+        size_t l = e ? (size_t)(e - c) : strlen(c);
+        if (l == vl && !strncmp(c, v, l)) return *out = idx, 0;
+        c += l + (e ? 1 : 0);
+    }
+    return -1;
+}
+
+/* Parse one value of key k: 0, or -1 with `why`. */
+static int parse_value(const ExpKey *k, const char *v, double *num, char *why, size_t wn) {
+    char exp[160];
+    expected_text(k, exp, sizeof exp);
+    *num = NAN;
+    switch (k->type) {
+    case EK_INT: {
+        long l;
+        if ((k->flags & EXP_ROW) && !strcmp(v, "row")) {
+            *num = 0;
+            break;
+        }
+        if (qh_parse_long(v, &l) != 0) {
+            snprintf(why, wn, "'%s' is not a number (expected %s)", v, exp);
+            return -1;
+        }
+        if ((double)l < k->min || (double)l > k->max) {
+            snprintf(why, wn, "%ld is out of range (expected %s)", l, exp);
+            return -1;
+        }
+        *num = (double)l;
+        break;
+    }
+    case EK_DOUBLE: {
+        double d;
+        if (qh_parse_double(v, &d) != 0) {
+            snprintf(why, wn, "'%s' is not a number (expected %s)", v, exp);
+            return -1;
+        }
+        if (isinf(d) && !(k->flags & EXP_INF)) {
+            snprintf(why, wn, "'%s' is not finite (expected %s)", v, exp);
+            return -1;
+        }
+        if (d < k->min || d > k->max) {
+            snprintf(why, wn, "%g is out of range (expected %s)", d, exp);
+            return -1;
+        }
+        *num = d;
+        break;
+    }
+    case EK_BOOL:
+        if (parse_bool(v, num) != 0) {
+            snprintf(why, wn, "'%s' is not a boolean (expected %s)", v, exp);
+            return -1;
+        }
+        break;
+    case EK_ENUM:
+        if (parse_enum(k->choices, v, num) != 0) {
+            if (k->section == ES_METHODS && !strcmp(k->name, "run"))
+                snprintf(why, wn, "unknown method '%s' (expected %s)", v, exp);
+            else snprintf(why, wn, "'%s' is not valid (expected %s)", v, exp);
+            return -1;
+        }
+        break;
+    case EK_STR:
+        break;
+    }
+    if (k->check && k->check(v, why, wn) != 0) return -1;
+    return 0;
+}
+
+/* Split a value into items: on commas for list keys, else one item. Returns the
+ * count, or -1 with `why` (empty list, empty item). items[] point into buf. */
+static int split_items(char *buf, int is_list, char **items, int max, char *why, size_t wn) {
+    char *v = trim(buf);
+    if (!is_list) {
+        items[0] = v;
+        return 1;
+    }
+    if (!*v) {
+        snprintf(why, wn, "empty list (expected one value or several separated by commas)");
+        return -1;
+    }
+    int n = 0;
+    for (char *s = v;;) {
+        char *c = strchr(s, ',');
+        if (c) *c = 0;
+        char *it = trim(s);
+        if (!*it) {
+            snprintf(why, wn, "empty item in the list (two commas, or a comma at an end)");
+            return -1;
+        }
+        if (n == max) {
+            snprintf(why, wn, "more than %d values", max);
+            return -1;
+        }
+        items[n++] = it;
+        if (!c) break;
+        s = c + 1;
+    }
+    return n;
+}
+
+static ExpEntry *find_entry(Experiment *x, ExpSection s, int key, const char *rule) {
+    for (int i = 0; i < x->nentries; i++) {
+        ExpEntry *e = &x->entries[i];
+        if (e->section != s) continue;
+        if (rule ? (e->rule_name && !strcmp(e->rule_name, rule)) : e->key == key) return e;
+    }
+    return NULL;
+}
+
+static ExpEntry *new_entry(ParseState *st, ExpSection s, int key, int line) {
+    Experiment *x = st->x;
+    if (x->nentries == st->cap) x->entries = qh_realloc(x->entries, sizeof(ExpEntry) * (size_t)(st->cap = st->cap * 2 + 16));
+    ExpEntry *e = &x->entries[x->nentries++];
+    memset(e, 0, sizeof *e);
+    e->section = s;
+    e->key = key;
+    e->line = line;
+    return e;
+}
+
+static void entry_add(ExpEntry *e, const char *text, double num) {
+    e->text = qh_realloc(e->text, sizeof(char *) * (size_t)(e->n + 1));
+    e->num = qh_realloc(e->num, sizeof(double) * (size_t)(e->n + 1));
+    e->text[e->n] = qh_strdup(text);
+    e->num[e->n] = num;
+    e->n++;
+}
+
+/* An [exclude] rule: "key=value, key=value". Conditions stored as entries'
+ * text "key=value" with num = the parsed value; ckey in rule_keys. */
+static void parse_exclude(ParseState *st, const char *name, const char *value) {
+    int line = st->line;
+    if (find_entry(st->x, ES_EXCLUDE, -1, name)) {
+        perr(st, line, "exclude", name, "rule defined twice");
+        return;
+    }
+    char *buf = qh_strdup(value), *items[EXP_MAX_VALUES], why[512];
+    int n = split_items(buf, 1, items, EXP_MAX_VALUES, why, sizeof why);
+    if (n < 0) {
+        perr(st, line, "exclude", name, "%s", why);
+        free(buf);
+        return;
+    }
+    ExpEntry *e = new_entry(st, ES_EXCLUDE, -1, line);
+    e->rule_name = qh_strdup(name);
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(items[i], '=');
+        if (!eq) {
+            perr(st, line, "exclude", name, "'%s' is not a condition (expected key=value, e.g. method=rtn)", items[i]);
+            continue;
+        }
+        *eq = 0;
+        char *k = trim(items[i]), *v = trim(eq + 1);
+        double num = NAN;
+        if (!strcmp(k, "method")) {
+            int m = method_index(v);
+            if (m < 0) {
+                perr(st, line, "exclude", name, "unknown method '%s' (expected rtn | gptq | spqr)", v);
+                continue;
+            }
+            num = m;
+        } else {
+            int ki = key_index(ES_METHODS, k);
+            if (ki < 0) ki = key_index(ES_CALIBRATION, k);
+            if (ki < 0 || !(exp_keys[ki].flags & EXP_SWEEP)) {
+                perr(st, line, "exclude", name, "'%s' is not a swept key (expected method or a method / calibration key)", k);
+                continue;
+            }
+            if (parse_value(&exp_keys[ki], v, &num, why, sizeof why) != 0) {
+                perr(st, line, "exclude", name, "%s: %s", k, why);
+                continue;
+            }
+        }
+        char cond[512];
+        snprintf(cond, sizeof cond, "%s=%s", k, v);
+        entry_add(e, cond, num);
+    }
+    free(buf);
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value) {
+    ParseState *st = user;
+    int line = st->line;
+    int s = -1;
+    for (int i = 0; i < ES_COUNT; i++)
+        if (!strcmp(section, exp_section_names[i])) s = i;
+    if (s < 0) {
+        if (strcmp(st->bad_section, section) != 0) {
+            snprintf(st->bad_section, sizeof st->bad_section, "%s", section);
+            perr(st, line, section, name,
+                 "[%s] is not a known section (expected experiment, model, calibration, methods, rtn, gptq, spqr, "
+                 "eval, run, output, slurm, exclude)",
+                 section);
+        }
+        return 1;
+    }
+    if (s == ES_EXCLUDE) {
+        parse_exclude(st, name, value);
+        return 1;
+    }
+    int ki;
+    if (is_method_section((ExpSection)s)) {
+        int m = s - ES_RTN;
+        ki = method_key_index(m, name);
+        if (ki < 0) {
+            int other = key_index(ES_METHODS, name);
+            if (other < 0) other = key_index(ES_CALIBRATION, name);
+            if (other >= 0 && exp_keys[other].methods) {
+                char ms[64];
+                methods_text(exp_keys[other].methods, ms, sizeof ms);
+                perr(st, line, section, name, "%s does not use %s (it applies to: %s)", exp_methods[m], name, ms);
+            } else {
+                perr(st, line, section, name, "unknown key (see qharness sweep --help for the keys of [%s])", section);
+            }
+            return 1;
+        }
+    } else {
+        ki = key_index((ExpSection)s, name);
+        if (ki < 0) {
+            char known[512] = "";
+            for (int i = 0; exp_keys[i].name; i++)
+                if (exp_keys[i].section == (ExpSection)s) {
+                    if (known[0]) strncat(known, ", ", sizeof known - strlen(known) - 1);
+                    strncat(known, exp_keys[i].name, sizeof known - strlen(known) - 1);
+                }
+            perr(st, line, section, name, "unknown key (known in [%s]: %s)", section, known);
+            return 1;
+        }
+    }
+    const ExpKey *k = &exp_keys[ki];
+    ExpEntry *e = find_entry(st->x, (ExpSection)s, ki, NULL);
+    int append = 0;
+    if (e) {
+        if (st->cont && (k->flags & (EXP_SWEEP | EXP_LIST))) {
+            append = 1; /* an indented line continues the list */
+        } else {
+            perr(st, line, section, name, "set twice (first at line %d)", e->line);
+            return 1;
+        }
+    }
+    char why[1024], *expanded;
+    st->bad[s][ki] = 1; /* until the value is stored */
+    if (expand_env(value, &expanded, why, sizeof why) != 0) {
+        perr(st, line, section, name, "%s; %s.%s is %s", why, section, name, k->help);
+        return 1;
+    }
+    char *items[EXP_MAX_VALUES];
+    int is_list = (k->flags & (EXP_SWEEP | EXP_LIST)) != 0;
+    if (is_list && next_line_continues(st)) { /* "wbits = 2, 3," then an indented "4": the comma joins them */
+        char *v = trim(expanded);
+        size_t l = strlen(v);
+        if (l && v[l - 1] == ',') v[l - 1] = 0;
+        memmove(expanded, v, strlen(v) + 1);
+    }
+    int n = split_items(expanded, is_list, items, EXP_MAX_VALUES, why, sizeof why);
+    if (n < 0) {
+        perr(st, line, section, name, "%s", why);
+        free(expanded);
+        return 1;
+    }
+    double nums[EXP_MAX_VALUES];
+    for (int i = 0; i < n; i++) {
+        if (parse_value(k, items[i], &nums[i], why, sizeof why) != 0) {
+            perr(st, line, section, name, "%s", why);
+            free(expanded);
+            return 1;
+        }
+    }
+    if (!append) e = new_entry(st, (ExpSection)s, ki, line);
+    for (int i = 0; i < n; i++) entry_add(e, items[i], nums[i]);
+    free(expanded);
+    st->bad[s][ki] = 0;
+    return 1;
+}
+
+/* ---- resolving -------------------------------------------------------------------- */
+
+const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *key) {
+    int ki = key_index(s, key);
+    if (ki < 0 && is_method_section(s)) ki = method_key_index(s - ES_RTN, key);
+    if (ki < 0) return NULL;
+    for (int i = 0; i < x->nentries; i++)
+        if (x->entries[i].section == s && x->entries[i].key == ki) return &x->entries[i];
+    return NULL;
+}
+
+const char *experiment_value(const Experiment *x, ExpSection s, const char *key, int *line) {
+    const ExpEntry *e = experiment_entry(x, s, key);
+    if (line) *line = e ? e->line : 0;
+    if (e) return e->text[0];
+    int ki = key_index(s, key);
+    return ki >= 0 && exp_keys[ki].def ? exp_keys[ki].def : "";
+}
+
+/* Set key ki of a point's spec from value (text, num). */
+static void spec_set(QuantRunSpec *sp, const ExpKey *k, const char *text, double num) {
+    QuantParams *p = &sp->params;
+    const char *n = k->name;
+    if (k->section == ES_CALIBRATION) {
+        if (!strcmp(n, "dataset")) sp->calib = text;
+        else if (!strcmp(n, "nsamples")) sp->nsamples = (int)num;
+        else if (!strcmp(n, "seqlen")) sp->seqlen = (int)num;
+        else if (!strcmp(n, "seed")) sp->seed = (uint64_t)num;
+        return;
+    }
+    if (!strcmp(n, "wbits")) p->wbits = (int)num;
+    else if (!strcmp(n, "groupsize")) p->groupsize = (int)num;
+    else if (!strcmp(n, "qq_scale_bits")) p->qq_scale_bits = (int)num;
+    else if (!strcmp(n, "qq_zero_bits")) p->qq_zero_bits = (int)num;
+    else if (!strcmp(n, "qq_groupsize")) p->qq_groupsize = (int)num;
+    else if (!strcmp(n, "outlier_threshold")) p->outlier_threshold = num;
+    else if (!strcmp(n, "simplified_outliers")) p->simplified_outliers = (int)num;
+    else if (!strcmp(n, "percdamp")) p->percdamp = num;
+    else if (!strcmp(n, "perm")) p->perm = num == 1 ? QH_PERM_ACT_ORDER : QH_PERM_IDENTITY;
+    else if (!strcmp(n, "true_sequential")) sp->true_sequential = (int)num;
+    else if (!strcmp(n, "sym")) p->sym = (int)num;
+    else if (!strcmp(n, "round_zero")) p->round_zero = (int)num;
+    else if (!strcmp(n, "gptq_zero_rule")) p->gptq_zero_rule = (int)num;
+    else if (!strcmp(n, "blocksize")) p->blocksize = (int)num;
+}
+
+/* The value of key k in a spec, as a number (strings: NAN) and as text. */
+static double spec_get(const QuantRunSpec *sp, const ExpKey *k, char *text, size_t tn) {
+    const QuantParams *p = &sp->params;
+    const char *n = k->name;
+    double v = NAN;
+    if (k->section == ES_CALIBRATION) {
+        if (!strcmp(n, "dataset")) {
+            snprintf(text, tn, "%s", sp->calib ? sp->calib : "");
+            return NAN;
+        }
+        if (!strcmp(n, "nsamples")) v = sp->nsamples;
+        else if (!strcmp(n, "seqlen")) v = sp->seqlen;
+        else if (!strcmp(n, "seed")) v = (double)sp->seed;
+    } else if (!strcmp(n, "wbits")) v = p->wbits;
+    else if (!strcmp(n, "groupsize")) v = p->groupsize;
+    else if (!strcmp(n, "qq_scale_bits")) v = p->qq_scale_bits;
+    else if (!strcmp(n, "qq_zero_bits")) v = p->qq_zero_bits;
+    else if (!strcmp(n, "qq_groupsize")) v = p->qq_groupsize;
+    else if (!strcmp(n, "outlier_threshold")) v = p->outlier_threshold;
+    else if (!strcmp(n, "simplified_outliers")) v = p->simplified_outliers;
+    else if (!strcmp(n, "percdamp")) v = p->percdamp;
+    else if (!strcmp(n, "perm")) v = p->perm == QH_PERM_ACT_ORDER;
+    else if (!strcmp(n, "true_sequential")) v = sp->true_sequential;
+    else if (!strcmp(n, "sym")) v = p->sym;
+    else if (!strcmp(n, "round_zero")) v = p->round_zero;
+    else if (!strcmp(n, "gptq_zero_rule")) v = p->gptq_zero_rule;
+    else if (!strcmp(n, "blocksize")) v = p->blocksize;
+    switch (k->type) {
+    case EK_BOOL:
+        snprintf(text, tn, "%s", v ? "true" : "false");
+        break;
+    case EK_ENUM:
+        snprintf(text, tn, "%s", v == 1 ? "act_order" : "identity"); /* perm is the only swept enum */
+        break;
+    case EK_DOUBLE:
+        if (isinf(v)) snprintf(text, tn, "inf");
+        else snprintf(text, tn, "%g", v);
+        break;
+    default:
+        snprintf(text, tn, "%.0f", v);
+    }
+    return v;
+}
+
+/* The entry giving the values of key ki for method m: [m], then the key's own section. */
+static const ExpEntry *method_entry(const Experiment *x, int m, int ki) {
+    for (int i = 0; i < x->nentries; i++)
+        if (x->entries[i].section == (ExpSection)(ES_RTN + m) && x->entries[i].key == ki) return &x->entries[i];
+    for (int i = 0; i < x->nentries; i++)
+        if (x->entries[i].section == exp_keys[ki].section && x->entries[i].key == ki) return &x->entries[i];
+    return NULL;
+}
+
+static int key_applies(const ExpKey *k, int m) {
+    return (k->section == ES_METHODS || k->section == ES_CALIBRATION) && (k->flags & EXP_SWEEP) &&
+           (k->methods & method_bit(m));
+}
+
+void experiment_id_of(const char *s, char id[13]) {
+    char hex[65];
+    sha256_buf(s, strlen(s), hex);
+    memcpy(id, hex, 12);
+    id[12] = 0;
+}
+
+static json_t *model_json(const Experiment *x) {
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(x->model_path));
+    json_object_set_new(o, "format", json_string(x->model_format));
+    json_object_set_new(o, "tokenizer", json_string(x->tokenizer));
+    return o;
+}
+
+static json_t *eval_json(const Experiment *x) {
+    json_t *o = json_object(), *a = json_array();
+    const ExpEntry *e = experiment_entry(x, ES_EVAL, "datasets");
+    if (e) {
+        for (int i = 0; i < e->n; i++) json_array_append_new(a, json_string(e->text[i]));
+    } else {
+        char *d = qh_strdup(x->eval_datasets), *save = NULL;
+        for (char *t = strtok_r(d, ",", &save); t; t = strtok_r(NULL, ",", &save)) json_array_append_new(a, json_string(t));
+        free(d);
+    }
+    json_object_set_new(o, "datasets", a);
+    json_object_set_new(o, "seqlen", json_integer(x->eval_seqlen));
+    json_object_set_new(o, "max_windows", json_integer(x->max_windows));
+    return o;
+}
+
+static char *dumps(json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
+static int rule_matches(const ExpEntry *r, int m, const QuantRunSpec *sp) {
+    for (int i = 0; i < r->n; i++) {
+        const char *cond = r->text[i];
+        const char *eq = strchr(cond, '=');
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - cond), cond);
+        if (!strcmp(key, "method")) {
+            if ((int)r->num[i] != m) return 0;
+            continue;
+        }
+        int ki = key_index(ES_METHODS, key);
+        if (ki < 0) ki = key_index(ES_CALIBRATION, key);
+        if (ki < 0 || !key_applies(&exp_keys[ki], m)) return 0; /* the point has no such setting */
+        char text[512];
+        double v = spec_get(sp, &exp_keys[ki], text, sizeof text);
+        if (exp_keys[ki].type == EK_STR) {
+            if (strcmp(text, eq + 1) != 0) return 0;
+        } else if (!(v == r->num[i])) {
+            return 0;
+        }
+    }
+    return r->n > 0;
+}
+
+/* The product of the lists for every method, minus exclusions and duplicates. */
+static int expand_points(Experiment *x, ParseState *st) {
+    const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
+    int nk = exp_nkeys(), cap = 0, rc = 0;
+    for (int r = 0; run && r < run->n; r++) {
+        int m = (int)run->num[r];
+        int axes[EXP_MAX_KEYS], na = 0;
+        const ExpEntry *ae[EXP_MAX_KEYS];
+        for (int ki = 0; ki < nk; ki++) {
+            if (!key_applies(&exp_keys[ki], m)) continue;
+            const ExpEntry *e = method_entry(x, m, ki);
+            if (!e && exp_keys[ki].section == ES_METHODS) continue; /* method default */
+            axes[na] = ki;
+            ae[na] = e; /* NULL: a calibration default */
+            na++;
+        }
+        int idx[EXP_MAX_KEYS] = {0};
+        for (;;) {
+            ExpPoint pt;
+            memset(&pt, 0, sizeof pt);
+            QuantRunSpec *sp = &pt.spec;
+            sp->method = exp_methods[m];
+            quant_params_default(&sp->params, sp->method);
+            sp->data_root = x->data_root;
+            sp->device = x->device;
+            if (m == 0) { /* RTN needs no calibration (SPEC 3) */
+                sp->calib = "none";
+            } else { /* calibration defaults, then the axes */
+                for (int ki = 0; ki < nk; ki++)
+                    if (exp_keys[ki].section == ES_CALIBRATION) {
+                        double num;
+                        char why[256];
+                        parse_value(&exp_keys[ki], exp_keys[ki].def, &num, why, sizeof why);
+                        spec_set(sp, &exp_keys[ki], exp_keys[ki].def, num);
+                    }
+            }
+            for (int a = 0; a < na; a++) {
+                if (!ae[a]) continue;
+                spec_set(sp, &exp_keys[axes[a]], ae[a]->text[idx[a]], ae[a]->num[idx[a]]);
+                pt.from[axes[a]] = 1 + (int)(ae[a] - x->entries);
+            }
+            /* exclusions */
+            int excluded = 0;
+            for (int i = 0; i < x->nentries && !excluded; i++)
+                if (x->entries[i].section == ES_EXCLUDE && rule_matches(&x->entries[i], m, sp)) excluded = 1;
+            if (excluded) {
+                x->nexcluded++;
+            } else if (quant_params_validate(&sp->params, sp->method, INT_MAX / 2, 65536) != 0) {
+                char where[256] = "";
+                for (int a = 0; a < na; a++)
+                    if (ae[a]) {
+                        char t[48];
+                        snprintf(t, sizeof t, " %s.%s (line %d)", exp_section_names[ae[a]->section],
+                                 exp_keys[axes[a]].name, ae[a]->line);
+                        if (strlen(where) + strlen(t) < sizeof where) strcat(where, t);
+                    }
+                perr(st, 0, NULL, NULL, "a %s point is not valid with the values of%s%s", sp->method,
+                     where[0] ? where : " the method defaults", " (see the message above)");
+                rc = -1;
+            } else {
+                json_t *o = json_object();
+                json_object_set_new(o, "model", model_json(x));
+                json_object_set_new(o, "eval", eval_json(x));
+                json_object_set_new(o, "quant", quant_spec_json(sp));
+                pt.json = dumps(o);
+                experiment_id_of(pt.json, pt.id);
+                int dup = 0;
+                for (int i = 0; i < x->npoints; i++)
+                    if (!strcmp(x->points[i].id, pt.id)) dup = 1;
+                if (dup) {
+                    x->nduplicates++;
+                    free(pt.json);
+                } else {
+                    if (x->npoints == cap) x->points = qh_realloc(x->points, sizeof(ExpPoint) * (size_t)(cap = cap * 2 + 8));
+                    x->points[x->npoints++] = pt;
+                }
+            }
+            /* odometer: the last axis turns fastest */
+            int a = na - 1;
+            for (; a >= 0; a--) {
+                int n = ae[a] ? ae[a]->n : 1;
+                if (++idx[a] < n) break;
+                idx[a] = 0;
+            }
+            if (a < 0) break;
+        }
+    }
+    /* labels: method, bits, group, then every swept key whose value varies between points */
+    int varies[EXP_MAX_KEYS] = {0};
+    for (int ki = 0; ki < nk; ki++) {
+        if (!(exp_keys[ki].flags & EXP_SWEEP)) continue;
+        /* varies when two points of the same method differ */
+        char first[EXP_NMETHODS][256], t[256];
+        int have[EXP_NMETHODS] = {0};
+        for (int i = 0; i < x->npoints; i++) {
+            int m = method_index(x->points[i].spec.method);
+            if (!key_applies(&exp_keys[ki], m)) continue;
+            spec_get(&x->points[i].spec, &exp_keys[ki], t, sizeof t);
+            if (!have[m]) snprintf(first[m], sizeof first[m], "%s", t), have[m] = 1;
+            else if (strcmp(first[m], t)) varies[ki] = 1;
+        }
+    }
+    for (int i = 0; i < x->npoints; i++) {
+        ExpPoint *p = &x->points[i];
+        char lab[512];
+        const QuantParams *q = &p->spec.params;
+        int m = method_index(p->spec.method);
+        if (q->groupsize) snprintf(lab, sizeof lab, "%s w%d g%d", p->spec.method, q->wbits, q->groupsize);
+        else snprintf(lab, sizeof lab, "%s w%d row", p->spec.method, q->wbits);
+        for (int ki = 0; ki < nk; ki++) {
+            if (!varies[ki] || !key_applies(&exp_keys[ki], m) || !strcmp(exp_keys[ki].name, "wbits") ||
+                !strcmp(exp_keys[ki].name, "groupsize"))
+                continue;
+            char t[256];
+            spec_get(&p->spec, &exp_keys[ki], t, sizeof t);
+            size_t l = strlen(lab);
+            snprintf(lab + l, sizeof lab - l, " %s=%s", exp_keys[ki].name, t);
+        }
+        p->label = qh_strdup(lab);
+    }
+    return rc;
+}
+
+int experiment_parse(const char *path, const char *text, Experiment *x) {
+    memset(x, 0, sizeof *x);
+    if (exp_nkeys() > EXP_MAX_KEYS) return qh_error("experiment: %d keys exceed EXP_MAX_KEYS", exp_nkeys());
+    x->path = qh_strdup(path);
+    x->text = qh_strdup(text);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    x->name = qh_strdup(base);
+    char *dot = strrchr(x->name, '.');
+    if (dot && dot != x->name) *dot = 0;
+    ParseState st = {.x = x, .path = path, .p = x->text};
+    int rc = ini_parse_stream(reader, &st, on_key, &st);
+    if (rc > 0) perr(&st, rc, NULL, NULL, "syntax error (expected '[section]', 'key = value' or a comment)");
+    else if (rc < 0) perr(&st, 0, NULL, NULL, "cannot parse (inih error %d)", rc);
+    if (st.long_line) perr(&st, st.long_line, NULL, NULL, "line longer than %d characters", INI_MAX_LINE - 2);
+    /* required keys */
+    for (int i = 0; exp_keys[i].name; i++)
+        if ((exp_keys[i].flags & EXP_REQUIRED) && !find_entry(x, exp_keys[i].section, i, NULL) &&
+            !st.bad[exp_keys[i].section][i])
+            perr(&st, 0, exp_section_names[exp_keys[i].section], exp_keys[i].name, "missing (%s)", exp_keys[i].help);
+    /* per-method sections of methods not run */
+    const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
+    for (int i = 0; run && i < x->nentries; i++) {
+        const ExpEntry *e = &x->entries[i];
+        if (!is_method_section(e->section)) continue;
+        int used = 0;
+        for (int r = 0; r < run->n; r++) used |= (int)run->num[r] == (int)e->section - (int)ES_RTN;
+        if (!used)
+            qh_warn("%s:%d: %s.%s: %s is not in methods.run: ignored", path, e->line, exp_section_names[e->section],
+                    exp_keys[e->key].name, exp_section_names[e->section]);
+    }
+    if (st.nerr) return -1;
+    /* resolved non-swept settings */
+    x->model_path = experiment_value(x, ES_MODEL, "path", NULL);
+    x->model_format = experiment_value(x, ES_MODEL, "format", NULL);
+    x->tokenizer = experiment_value(x, ES_MODEL, "tokenizer", NULL);
+    const ExpEntry *ds = experiment_entry(x, ES_EVAL, "datasets");
+    if (ds) {
+        size_t len = 1;
+        for (int i = 0; i < ds->n; i++) len += strlen(ds->text[i]) + 1;
+        char *j = qh_calloc(len, 1);
+        for (int i = 0; i < ds->n; i++) {
+            if (i) strcat(j, ",");
+            strcat(j, ds->text[i]);
+        }
+        x->eval_datasets = j;
+    } else {
+        x->eval_datasets = qh_strdup("wikitext2,ptb,c4");
+    }
+    long v;
+    qh_parse_long(experiment_value(x, ES_EVAL, "seqlen", NULL), &v);
+    x->eval_seqlen = (int)v;
+    qh_parse_long(experiment_value(x, ES_EVAL, "max_windows", NULL), &x->max_windows);
+    x->device_name = experiment_value(x, ES_RUN, "device", NULL);
+    qh_device_parse(x->device_name, &x->device);
+    const char *data = experiment_value(x, ES_RUN, "data", NULL);
+    const char *env = getenv("QH_DATA");
+    x->data_root = *data ? data : (env && *env ? env : "data");
+    const char *dir = experiment_value(x, ES_OUTPUT, "dir", NULL);
+    if (*dir) {
+        x->out_dir = qh_strdup(dir);
+    } else {
+        size_t n = strlen(x->name) + 16;
+        x->out_dir = qh_malloc(n);
+        snprintf(x->out_dir, n, "results/%s", x->name);
+    }
+    double b = 0;
+    parse_bool(experiment_value(x, ES_OUTPUT, "save_models", NULL), &b);
+    x->save_models = (int)b;
+    json_t *o = json_object();
+    json_object_set_new(o, "model", model_json(x));
+    json_object_set_new(o, "eval", eval_json(x));
+    x->fp_json = dumps(o);
+    experiment_id_of(x->fp_json, x->fp_id);
+    if (expand_points(x, &st) != 0) return -1;
+    if (x->npoints == 0) {
+        perr(&st, run ? run->line : 0, "methods", "run", "no point left to run (%d excluded by [exclude])", x->nexcluded);
+        return -1;
+    }
+    return 0;
+}
+
+int experiment_load(const char *path, Experiment *x) {
+    memset(x, 0, sizeof *x);
+    char *text;
+    size_t len;
+    if (qh_read_file(path, &text, &len) != 0) return qh_error("experiment file '%s' cannot be read", path);
+    if (strlen(text) != len) {
+        free(text);
+        return qh_error("%s: contains a NUL byte (not a text file)", path);
+    }
+    int rc = experiment_parse(path, text, x);
+    free(text);
+    return rc;
+}
+
+void experiment_free(Experiment *x) {
+    for (int i = 0; i < x->nentries; i++) {
+        ExpEntry *e = &x->entries[i];
+        for (int j = 0; j < e->n; j++) free(e->text[j]);
+        free(e->text);
+        free(e->num);
+        free(e->rule_name);
+    }
+    free(x->entries);
+    for (int i = 0; i < x->npoints; i++) {
+        free(x->points[i].label);
+        free(x->points[i].json);
+    }
+    free(x->points);
+    free((char *)x->eval_datasets);
+    free(x->out_dir);
+    free(x->fp_json);
+    free(x->path);
+    free(x->name);
+    free(x->text);
+    memset(x, 0, sizeof *x);
+}
+
+int experiment_check_model(const Experiment *x) {
+    const ExpEntry *e = experiment_entry(x, ES_MODEL, "path");
+    int line = e ? e->line : 0;
+    struct stat sb;
+    char hint[512] = "";
+    /* name the variable when the path came from the environment */
+    const char *raw = NULL;
+    if (e) {
+        /* find the raw text on that line of the file */
+        const char *p = x->text;
+        for (int l = 1; p && l < line; l++) {
+            p = strchr(p, '\n');
+            if (p) p++;
+        }
+        raw = p;
+    }
+    if (raw) {
+        const char *d = strstr(raw, "${");
+        const char *nl = strchr(raw, '\n');
+        if (d && (!nl || d < nl)) {
+            const char *end = strpbrk(d, ":}");
+            if (end) snprintf(hint, sizeof hint, " (from $%.*s: point it at the checkpoint)", (int)(end - d - 2), d + 2);
+        }
+    }
+    if (stat(x->model_path, &sb) != 0)
+        return qh_error("%s:%d: model.path: checkpoint '%s' not found: %s%s", x->path, line, x->model_path,
+                        strerror(errno), hint);
+    int is_dir = S_ISDIR(sb.st_mode);
+    if (!strcmp(x->model_format, "llama2c") && is_dir)
+        return qh_error("%s:%d: model.path: '%s' is a directory, but model.format is llama2c (expected a .bin file)",
+                        x->path, line, x->model_path);
+    if (!strcmp(x->model_format, "hf") && !is_dir)
+        return qh_error("%s:%d: model.path: '%s' is a file, but model.format is hf (expected a directory with "
+                        "config.json)",
+                        x->path, line, x->model_path);
+    if (*x->tokenizer && access(x->tokenizer, R_OK) != 0) {
+        int tl = 0;
+        experiment_value(x, ES_MODEL, "tokenizer", &tl);
+        return qh_error("%s:%d: model.tokenizer: '%s' cannot be read: %s", x->path, tl, x->tokenizer, strerror(errno));
+    }
+    return 0;
+}
+
+int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
+    int minr = INT_MAX, minc = INT_MAX, kr = 0, kc = 0, bad = 0;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int r, cols;
+        model_linear_shape(c, (LinearKind)k, &r, &cols);
+        if (r < minr) minr = r, kr = k;
+        if (cols < minc) minc = cols, kc = k;
+    }
+    int kg = key_index(ES_METHODS, "groupsize"), kq = key_index(ES_METHODS, "qq_groupsize");
+    char reported[EXP_MAX_VALUES][64];
+    int nrep = 0;
+    for (int i = 0; i < x->npoints; i++) {
+        const ExpPoint *p = &x->points[i];
+        const QuantParams *q = &p->spec.params;
+        int which[2] = {kg, kq}, val[2] = {q->groupsize, q->qq_groupsize};
+        int lim[2] = {minc, minr}, lk[2] = {kc, kr};
+        int on[2] = {1, q->qq_scale_bits > 0 || q->qq_zero_bits > 0};
+        for (int j = 0; j < 2; j++) {
+            if (!on[j] || val[j] <= lim[j]) continue;
+            char tag[64];
+            snprintf(tag, sizeof tag, "%d/%d/%d", j, p->from[which[j]], val[j]);
+            int seen = 0;
+            for (int r = 0; r < nrep; r++) seen |= !strcmp(reported[r], tag);
+            bad = 1;
+            if (seen) continue;
+            if (nrep < EXP_MAX_VALUES) snprintf(reported[nrep++], sizeof reported[0], "%s", tag);
+            const ExpEntry *e = p->from[which[j]] ? &x->entries[p->from[which[j]] - 1] : NULL;
+            int rows, cols;
+            model_linear_shape(c, (LinearKind)lk[j], &rows, &cols);
+            if (e)
+                qh_error("%s:%d: %s.%s: %d does not fit the model: sub-layer %s is %d x %d (expected at most %d)", x->path,
+                         e->line, exp_section_names[e->section], exp_keys[which[j]].name, val[j], linear_names[lk[j]],
+                         rows, cols, lim[j]);
+            else
+                qh_error("%s: %s default %s = %d does not fit the model: sub-layer %s is %d x %d (set it in [%s])",
+                         x->path, p->spec.method, exp_keys[which[j]].name, val[j], linear_names[lk[j]], rows, cols,
+                         p->spec.method);
+        }
+    }
+    return bad ? -1 : 0;
+}
+
+void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, size_t n) {
+    buf[0] = 0;
+    for (int ki = 0; exp_keys[ki].name; ki++) {
+        if (!p->from[ki]) continue;
+        const ExpEntry *e = &x->entries[p->from[ki] - 1];
+        char t[256];
+        spec_get(&p->spec, &exp_keys[ki], t, sizeof t);
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s%s:%d: %s.%s = %s", l ? "; " : "", x->path, e->line, exp_section_names[e->section],
+                 exp_keys[ki].name, t);
+    }
+    if (!buf[0]) snprintf(buf, n, "%s defaults only", p->spec.method);
+}
+
+int experiment_find_point(const Experiment *x, const char *id) {
+    size_t l = strlen(id);
+    int found = -1;
+    if (l < 4 || l > 12) return -1;
+    for (int i = 0; i < x->npoints; i++)
+        if (!strncmp(x->points[i].id, id, l)) {
+            if (found >= 0) return -1;
+            found = i;
+        }
+    return found;
+}
+
+/* ---- dump and help ------------------------------------------------------------------- */
+
+static void dump_entry_values(FILE *out, const ExpEntry *e) {
+    for (int i = 0; i < e->n; i++) fprintf(out, "%s%s", i ? ", " : "", e->text[i]);
+}
+
+void experiment_dump(const Experiment *x, FILE *out) {
+    fprintf(out, "; %s: resolved settings (after each value: where it came from)\n", x->path);
+    fprintf(out, "; experiment %s, results in %s\n", x->name, x->out_dir);
+    for (int s = 0; s < ES_COUNT; s++) {
+        if (s == ES_EXCLUDE || is_method_section((ExpSection)s)) continue;
+        fprintf(out, "\n[%s]\n", exp_section_names[s]);
+        for (int ki = 0; exp_keys[ki].name; ki++) {
+            const ExpKey *k = &exp_keys[ki];
+            if (k->section != (ExpSection)s) continue;
+            const ExpEntry *e = NULL;
+            for (int i = 0; i < x->nentries; i++)
+                if (x->entries[i].section == (ExpSection)s && x->entries[i].key == ki) e = &x->entries[i];
+            if (s == ES_METHODS && !e && k->def == NULL && ki != key_index(ES_METHODS, "run")) continue;
+            fprintf(out, "%-20s = ", k->name);
+            if (e) {
+                dump_entry_values(out, e);
+                fprintf(out, "    ; %s:%d\n", x->path, e->line);
+            } else if (s == ES_OUTPUT && !strcmp(k->name, "dir")) {
+                fprintf(out, "%s    ; default\n", x->out_dir);
+            } else if (s == ES_RUN && !strcmp(k->name, "data")) {
+                fprintf(out, "%s    ; default ($QH_DATA or data)\n", x->data_root);
+            } else {
+                fprintf(out, "%s    ; default\n", k->def ? k->def : "");
+            }
+        }
+    }
+    /* per method: every key it uses, with its values and source */
+    const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
+    for (int r = 0; run && r < run->n; r++) {
+        int m = (int)run->num[r];
+        fprintf(out, "\n[%s]    ; the values swept for %s\n", exp_methods[m], exp_methods[m]);
+        QuantRunSpec def;
+        memset(&def, 0, sizeof def);
+        quant_params_default(&def.params, exp_methods[m]);
+        for (int ki = 0; exp_keys[ki].name; ki++) {
+            if (!key_applies(&exp_keys[ki], m)) continue;
+            const ExpEntry *e = method_entry(x, m, ki);
+            fprintf(out, "%-20s = ", exp_keys[ki].name);
+            if (e) {
+                dump_entry_values(out, e);
+                fprintf(out, "    ; %s:%d [%s]\n", x->path, e->line, exp_section_names[e->section]);
+            } else if (exp_keys[ki].section == ES_CALIBRATION) {
+                fprintf(out, "%s    ; default\n", exp_keys[ki].def);
+            } else {
+                char t[256];
+                spec_get(&def, &exp_keys[ki], t, sizeof t);
+                fprintf(out, "%s    ; %s default\n", t, exp_methods[m]);
+            }
+        }
+    }
+    int nrules = 0;
+    for (int i = 0; i < x->nentries; i++) {
+        const ExpEntry *e = &x->entries[i];
+        if (e->section != ES_EXCLUDE) continue;
+        if (nrules++ == 0) fprintf(out, "\n[exclude]\n");
+        fprintf(out, "%-20s = ", e->rule_name);
+        dump_entry_values(out, e);
+        fprintf(out, "    ; %s:%d\n", x->path, e->line);
+    }
+    fprintf(out, "\n; %d points (%d excluded, %d duplicates dropped); full-precision evaluation %s\n", x->npoints,
+            x->nexcluded, x->nduplicates, x->fp_id);
+    for (int i = 0; i < x->npoints; i++) fprintf(out, "; %s  %s\n", x->points[i].id, x->points[i].label);
+}
+
+void experiment_help(FILE *out) {
+    fprintf(out, "\nexperiment file keys (INI; ${VAR} and ${VAR:-default} expand from the environment;\n"
+                 "a key marked 'list' may hold several values separated by commas, and the points are\n"
+                 "the product of those lists; method keys go in [methods] for every method or in\n"
+                 "[rtn] [gptq] [spqr] for one; [exclude] NAME = key=value, key=value drops matching points):\n");
+    int last = -1;
+    for (int ki = 0; exp_keys[ki].name; ki++) {
+        const ExpKey *k = &exp_keys[ki];
+        if ((int)k->section != last) {
+            fprintf(out, "\n  [%s]\n", exp_section_names[k->section]);
+            last = (int)k->section;
+        }
+        char exp[160], def[160], ms[64] = "";
+        expected_text(k, exp, sizeof exp);
+        if (k->flags & EXP_REQUIRED) snprintf(def, sizeof def, "required");
+        else if (k->def) snprintf(def, sizeof def, "default %s", *k->def ? k->def : "(empty)");
+        else {
+            QuantRunSpec d[EXP_NMETHODS];
+            char t[EXP_NMETHODS][64];
+            for (int m = 0; m < EXP_NMETHODS; m++) {
+                memset(&d[m], 0, sizeof d[m]);
+                quant_params_default(&d[m].params, exp_methods[m]);
+                spec_get(&d[m], k, t[m], sizeof t[m]);
+            }
+            def[0] = 0;
+            for (int m = 0; m < EXP_NMETHODS; m++)
+                if (k->methods & method_bit(m)) {
+                    size_t l = strlen(def);
+                    snprintf(def + l, sizeof def - l, "%s%s %s", l ? ", " : "default ", exp_methods[m], t[m]);
+                }
+        }
+        if (k->methods && k->methods != EXP_M_ALL) {
+            char m[48];
+            methods_text(k->methods, m, sizeof m);
+            snprintf(ms, sizeof ms, "; for %s", m);
+        }
+        const char *kind = (k->flags & EXP_SWEEP) ? ", list" : (k->flags & EXP_LIST) ? ", list" : "";
+        fprintf(out, "    %-20s %s\n    %-20s (%s%s; %s%s)\n", k->name, k->help, "", exp, kind, def, ms);
+    }
+}

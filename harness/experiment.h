@@ -1,0 +1,155 @@
+/* experiment.h: experiment files (experiments/NAME.ini): one table of known
+ * keys (exp_keys[]) drives parsing (libinih), validation, defaults, the help
+ * text of `qharness sweep --help` and the dump of the resolved settings
+ * (`qharness sweep FILE --dump`). A key of a sweepable kind may hold a list
+ * (`wbits = 3, 4`); an experiment's points are the product of its lists, taken
+ * per method so that a method is never swept over a key it does not use, minus
+ * the points that an [exclude] rule matches. Each point has a stable id: a
+ * prefix of the sha256 of its canonical settings JSON.
+ *
+ * Not here: running the points (sweep.h), reading results back (report.h).
+ *
+ * File format (see experiments/README.md):
+ *   [experiment] description        [model] path format tokenizer
+ *   [calibration] dataset nsamples seqlen seed
+ *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
+ *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
+ *   [eval] datasets seqlen max_windows    [run] device data
+ *   [output] dir save_models              [slurm] partition time cpus gpus mem account
+ *   [exclude] NAME = key=value, key=value (drop the points matching all of them)
+ * String values expand ${VAR} and ${VAR:-default} from the environment. */
+#ifndef QH_EXPERIMENT_H
+#define QH_EXPERIMENT_H
+
+#include <stddef.h>
+
+#include "calibrate.h"
+
+/* ---- the table of keys ------------------------------------------------------- */
+
+typedef enum { EK_STR, EK_INT, EK_DOUBLE, EK_BOOL, EK_ENUM } ExpKeyType;
+
+/* Sections. The method sections [rtn] [gptq] [spqr] follow ES_METHODS in the
+ * order of exp_methods[]. */
+typedef enum {
+    ES_EXPERIMENT = 0, ES_MODEL, ES_CALIBRATION, ES_METHODS, ES_RTN, ES_GPTQ, ES_SPQR, ES_EVAL, ES_RUN, ES_OUTPUT,
+    ES_SLURM, ES_EXCLUDE, ES_COUNT
+} ExpSection;
+extern const char *const exp_section_names[ES_COUNT];
+
+#define EXP_NMETHODS 3
+extern const char *const exp_methods[EXP_NMETHODS]; /* "rtn", "gptq", "spqr" */
+#define EXP_M_RTN (1u << 0)
+#define EXP_M_GPTQ (1u << 1)
+#define EXP_M_SPQR (1u << 2)
+#define EXP_M_ALL (EXP_M_RTN | EXP_M_GPTQ | EXP_M_SPQR)
+
+/* flags of a key */
+#define EXP_SWEEP 1u    /* may hold a list, swept as an axis of the product */
+#define EXP_LIST 2u     /* holds a list that is one value (eval datasets, methods) */
+#define EXP_INF 4u      /* EK_DOUBLE: "inf" accepted */
+#define EXP_REQUIRED 8u /* no default: the file must set it */
+#define EXP_ROW 16u     /* EK_INT: the word "row" stands for 0 (one group per row) */
+
+typedef struct ExpKey {
+    ExpSection section;  /* ES_METHODS for method keys (also accepted in [rtn] [gptq] [spqr]) */
+    const char *name;
+    ExpKeyType type;
+    unsigned flags;      /* EXP_* */
+    const char *def;     /* default as text; "" for a string means unset; NULL for method keys = method default */
+    double min, max;     /* numeric range (EK_INT, EK_DOUBLE) */
+    const char *choices; /* EK_ENUM: "a|b|c" */
+    unsigned methods;    /* method and calibration keys: the methods that use the key (EXP_M_*) */
+    /* extra check of one value (after type and range): 0, or -1 with `why` filled */
+    int (*check)(const char *value, char *why, size_t whylen);
+    const char *help;
+} ExpKey;
+
+extern const ExpKey exp_keys[];  /* terminated by a NULL name */
+int exp_nkeys(void);
+
+/* ---- a parsed experiment ------------------------------------------------------ */
+
+/* One key = value line (or a list continued on indented lines) of the file. */
+typedef struct ExpEntry {
+    int key;          /* index into exp_keys (-1 for [exclude] rules) */
+    ExpSection section;
+    int line;         /* line of the key in the file */
+    int n;            /* number of values */
+    char **text;      /* (n) values as written, ${VAR} expanded; owned */
+    double *num;      /* (n) numeric value: int, double, bool 0/1, enum index; NAN for strings */
+    char *rule_name;  /* [exclude] entries: the rule's name; owned */
+} ExpEntry;
+
+#define EXP_MAX_KEYS 64  /* at least the number of rows of exp_keys (checked) */
+
+typedef struct ExpPoint {
+    char id[13];          /* 12 hex digits of sha256(json) */
+    QuantRunSpec spec;    /* method: static string; calib, data_root: borrowed from the Experiment */
+    char *label;          /* "spqr w3 g16 outlier_threshold=0.1": method, bits, group, varying keys; owned */
+    char *json;           /* canonical settings JSON (sorted keys, compact); owned */
+    int from[EXP_MAX_KEYS]; /* per key index: 1 + the index of the entry its value came from (0: default) */
+} ExpPoint;
+
+typedef struct Experiment {
+    char *path;           /* the .ini file as given (owned) */
+    char *name;           /* its stem: experiments/foo.ini -> foo (owned) */
+    char *text;           /* the raw file (owned), kept as provenance */
+    ExpEntry *entries;    /* (nentries) owned */
+    int nentries;
+    /* resolved settings that are not swept (borrowed from entries or defaults) */
+    const char *model_path, *model_format, *tokenizer;  /* tokenizer "" = beside the model */
+    const char *eval_datasets;  /* "wikitext2,ptb" (owned copy, joined with commas) */
+    int eval_seqlen;            /* 0: the model's seq_len, at most 2048 */
+    long max_windows;           /* 0: all */
+    const char *device_name;    /* auto | cpu | cuda */
+    QhDevice device;
+    const char *data_root;      /* [run] data, else $QH_DATA, else "data" */
+    char *out_dir;              /* [output] dir, default results/<name> (owned) */
+    int save_models;
+    char fp_id[13];             /* id of the full-precision evaluation (model + eval settings) */
+    char *fp_json;              /* its canonical JSON (owned) */
+    /* the points, after the product, the exclusions and de-duplication */
+    ExpPoint *points;           /* (npoints) owned */
+    int npoints;
+    int nexcluded, nduplicates;
+} Experiment;
+
+/* Parse and validate `path`, expand the points. Every error is printed as
+ * "FILE:LINE: SECTION.KEY: what is wrong (what was expected)"; returns -1 when
+ * there was at least one. Does not look at the model file. */
+int experiment_load(const char *path, Experiment *x);
+/* Same from text in memory; `path` is only used in messages and for the name. */
+int experiment_parse(const char *path, const char *text, Experiment *x);
+void experiment_free(Experiment *x);
+
+/* Check that the model checkpoint and tokenizer exist: -1 with a message naming
+ * the file, line and key (and the environment variable, when the path used one). */
+int experiment_check_model(const Experiment *x);
+
+/* The resolved value of a non-method key as text (default when unset), and
+ * the line it came from (0 = default). */
+const char *experiment_value(const Experiment *x, ExpSection s, const char *key, int *line);
+/* The entry of (section, key) or NULL. */
+const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *key);
+
+/* Check the shape-dependent settings of every point against the model's
+ * sub-layers (groupsize <= the fewest input columns, qq_groupsize <= the fewest
+ * rows): -1 after a message naming FILE:LINE: SECTION.KEY for each misfit. */
+int experiment_check_shapes(const Experiment *x, const ModelConfig *c);
+
+/* Where a point's settings came from: "FILE:LINE: SECTION.KEY = VALUE; ..." (or "method defaults"). */
+void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, size_t n);
+
+/* The index of a point by id (or a unique prefix of at least 4 digits), -1 if none. */
+int experiment_find_point(const Experiment *x, const char *id);
+
+/* Print every section with its resolved values and where each came from, then the points. */
+void experiment_dump(const Experiment *x, FILE *out);
+/* Print the table of keys (for --help). */
+void experiment_help(FILE *out);
+
+/* sha256 of s as 12 hex digits (the id format). */
+void experiment_id_of(const char *s, char id[13]);
+
+#endif

@@ -1,0 +1,59 @@
+/* report.h: reading an experiment's results folder (written by sweep.h:
+ * sweep.json, fp.h5, points/<id>.h5) back into memory, the paper-shaped table
+ * (table.md, table.csv) and the data files of the plots (plots/NAME.dat), drawn
+ * by the gnuplot scripts in plots/NAME.gp (gnuplot is run as a child process; its
+ * exit status and the images it writes are checked).
+ *
+ * Not here: running points (sweep.h), HDF5 itself (h5io.h). */
+#ifndef QH_REPORT_H
+#define QH_REPORT_H
+
+#include <jansson.h>
+
+typedef struct ReportPoint {
+    char id[13];
+    char method[8];
+    char *label;              /* owned */
+    json_t *settings;         /* the point's canonical settings (owned reference) */
+    double avg_bits;          /* SPEC 6 formula */
+    double stored_bits;       /* bits per parameter of the stored format */
+    double outlier_fraction;  /* outliers / quantized parameters */
+    double *ppl;              /* (ndatasets) NAN when the dataset is missing */
+    int n_layers;             /* L */
+    double *layer_outliers;   /* (L, 7) outlier fraction per sub-layer, columns wq wk wv wo w1 w3 w2 */
+    double seconds;           /* quantize + evaluate */
+} ReportPoint;
+
+typedef struct Report {
+    char *dir;                /* the results folder (owned) */
+    char *name;               /* experiment name (owned) */
+    char *description;        /* (owned) */
+    int ndatasets;
+    char **datasets;          /* (ndatasets) owned */
+    double *fp_ppl;           /* (ndatasets) NAN when fp.h5 is missing */
+    int have_fp;
+    ReportPoint *points;      /* (npoints) owned, in the experiment's order */
+    int npoints;
+    int nexpected;            /* points listed in sweep.json (0 when it is missing) */
+    int nmissing;             /* listed but without a file */
+    char *missing;            /* "id label; ..." (owned) */
+    int nstale;               /* files of points that are not in sweep.json (ignored) */
+    json_t *manifest;         /* sweep.json, or NULL */
+} Report;
+
+int report_load(const char *dir, Report *r);
+void report_free(Report *r);
+
+/* Write <dir>/table.md and <dir>/table.csv (atomically); print the Markdown
+ * table on stdout when `print`. */
+int report_write_tables(const Report *r, int print);
+
+/* Write <dir>/plots/NAME.dat and draw each plot with gnuplot, once per format
+ * ("png,svg,pdf"; NULL: png and svg, plus pdf when gnuplot has pdfcairo),
+ * using the scripts in scripts_dir (NULL: $QH_PLOTS, else plots/ in the
+ * working folder, else beside the binary). Every image is checked: gnuplot's
+ * exit status 0, and a file of a plausible size that starts like its format.
+ * Fills `made` with the count of images written. */
+int report_plot(const Report *r, const char *scripts_dir, const char *formats, int *made);
+
+#endif

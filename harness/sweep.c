@@ -1,0 +1,546 @@
+/* sweep.c: runs an experiment's points (see sweep.h): locks, skipping finished
+ * points, one atomic HDF5 file per point and one for the full-precision
+ * evaluation, progress lines, worker processes, the manifest and the Slurm
+ * script. The numbers themselves come from calibrate.h and eval_run.h. */
+#define _GNU_SOURCE
+#include "sweep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <jansson.h>
+#include <limits.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "eval_run.h"
+#include "provenance.h"
+#include "quant_io.h"
+#include "results.h"
+#include "util.h"
+
+/* ---- small file helpers ------------------------------------------------------------ */
+
+static int mkdir_p(const char *path) {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *c = buf + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return qh_error("cannot create folder '%s': %s", buf, strerror(errno));
+        *c = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return qh_error("cannot create folder '%s': %s", buf, strerror(errno));
+    return 0;
+}
+
+/* snprintf for paths (an over-long path is cut, and then simply not found). */
+static void pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+}
+static void path_join(char *out, size_t n, const char *a, const char *b) { pathf(out, n, "%s/%s", a, b); }
+
+/* ---- locks ----------------------------------------------------------------------------- */
+
+/* Start time of a process in clock ticks since boot (/proc/PID/stat field 22), 0 if unknown. */
+static unsigned long long proc_start_time(long pid) {
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *c = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!c) return 0;
+    c++;
+    unsigned long long v = 0;
+    for (int field = 3; field <= 22 && c; field++) {
+        while (*c == ' ') c++;
+        if (field == 22) v = strtoull(c, NULL, 10);
+        c = strchr(c, ' ');
+    }
+    return v;
+}
+
+static void host_name(char *h, size_t n) {
+    if (gethostname(h, n - 1) != 0) snprintf(h, n, "unknown");
+    h[n - 1] = 0;
+}
+
+static int read_small(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t r = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[r] = 0;
+    return 0;
+}
+
+int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
+    char me[512], host[256];
+    host_name(host, sizeof host);
+    snprintf(me, sizeof me, "pid %ld host %s start %llu\n", (long)getpid(), host,
+             proc_start_time((long)getpid()));
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0) {
+            ssize_t w = write(fd, me, strlen(me));
+            close(fd);
+            if (w != (ssize_t)strlen(me)) {
+                unlink(path);
+                return qh_error("cannot write lock '%s'", path);
+            }
+            return 0;
+        }
+        if (errno != EEXIST) return qh_error("cannot create lock '%s': %s", path, strerror(errno));
+        char content[512];
+        struct stat sb;
+        if (read_small(path, content, sizeof content) != 0 || stat(path, &sb) != 0) continue; /* released meanwhile */
+        long pid = 0;
+        char lhost[256] = "";
+        unsigned long long start = 0;
+        int parsed = sscanf(content, "pid %ld host %255s start %llu", &pid, lhost, &start) == 3;
+        int stale;
+        if (!parsed) {
+            stale = difftime(time(NULL), sb.st_mtime) > 30; /* a run between create and write, or debris */
+        } else if (strcmp(lhost, host) != 0) {
+            stale = 0; /* another machine's run: cannot be checked from here */
+        } else if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            stale = 1;
+        } else {
+            unsigned long long now = proc_start_time(pid);
+            stale = start && now && now != start; /* the pid was reused by another process */
+        }
+        if (!stale) {
+            if (parsed) snprintf(holder, hn, "pid %ld on %s", pid, lhost);
+            else snprintf(holder, hn, "a run starting now");
+            return 1;
+        }
+        /* move the stale lock aside, and make sure it was the one judged stale */
+        char aside[PATH_MAX], again[512];
+        pathf(aside, sizeof aside, "%s.stale.%ld", path, (long)getpid());
+        if (rename(path, aside) != 0) continue;
+        if (read_small(aside, again, sizeof again) == 0 && !strcmp(again, content)) {
+            unlink(aside);
+            qh_warn("removed the stale lock '%s' (%s)", path, parsed ? "its process is gone" : "empty and old");
+            continue;
+        }
+        /* another run took the lock in between: put its lock back */
+        if (link(aside, path) != 0) qh_warn("lock '%s' changed hands while being checked", path);
+        unlink(aside);
+        snprintf(holder, hn, "another run");
+        return 1;
+    }
+    snprintf(holder, hn, "contended");
+    return 1;
+}
+
+void sweep_lock_release(const char *path) {
+    char content[512], host[256], me[512];
+    host_name(host, sizeof host);
+    snprintf(me, sizeof me, "pid %ld host %s ", (long)getpid(), host);
+    /* only remove our own lock */
+    if (read_small(path, content, sizeof content) == 0 && !strncmp(content, me, strlen(me))) unlink(path);
+}
+
+/* Remove the temporary files of an output whose lock we hold (debris of a killed run). */
+static void remove_debris(const char *file) {
+    char pat[PATH_MAX];
+    pathf(pat, sizeof pat, "%s.tmp.*", file);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            if (unlink(g.gl_pathv[i]) == 0) qh_warn("removed '%s', left by an interrupted run", g.gl_pathv[i]);
+        }
+    }
+    globfree(&g);
+}
+
+/* ---- finished? --------------------------------------------------------------------------- */
+
+/* 1 when `file` exists, is readable HDF5 and its attribute `attr` equals id. */
+static int is_done(const char *file, const char *attr, const char *id) {
+    if (access(file, F_OK) != 0) return 0;
+    H5File *f;
+    if (h5_open_read(file, &f) != 0) {
+        qh_warn("'%s' cannot be read: it will be recomputed", file);
+        return 0;
+    }
+    char *v = NULL;
+    int ok = h5_get_attr_str(f, "/", attr, &v) == 0 && v && !strcmp(v, id);
+    free(v);
+    h5_abort(&f);
+    if (!ok) qh_warn("'%s' belongs to other settings (%s differs): it will be recomputed", file, attr);
+    return ok;
+}
+
+/* ---- manifest ------------------------------------------------------------------------------ */
+
+int sweep_write_manifest(const Experiment *x) {
+    if (mkdir_p(x->out_dir) != 0) return -1;
+    json_t *o = json_object(), *pts = json_array();
+    json_object_set_new(o, "experiment", json_string(x->name));
+    json_object_set_new(o, "experiment_file", json_string(x->path));
+    json_object_set_new(o, "experiment_ini", json_string(x->text));
+    json_object_set_new(o, "description", json_string(experiment_value(x, ES_EXPERIMENT, "description", NULL)));
+    json_object_set_new(o, "fp_id", json_string(x->fp_id));
+    json_object_set_new(o, "fp_settings", json_loads(x->fp_json, 0, NULL));
+    for (int i = 0; i < x->npoints; i++) {
+        json_t *p = json_object();
+        json_object_set_new(p, "id", json_string(x->points[i].id));
+        json_object_set_new(p, "label", json_string(x->points[i].label));
+        json_object_set_new(p, "settings", json_loads(x->points[i].json, 0, NULL));
+        json_array_append_new(pts, p);
+    }
+    json_object_set_new(o, "points", pts);
+    char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    char path[PATH_MAX];
+    path_join(path, sizeof path, x->out_dir, "sweep.json");
+    char *old = NULL;
+    size_t len;
+    int same = 0;
+    if (access(path, R_OK) == 0 && qh_read_file(path, &old, &len) == 0) same = !strcmp(old, s);
+    free(old);
+    int rc = same ? 0 : qh_write_file_atomic(path, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* ---- running ---------------------------------------------------------------------------------- */
+
+typedef struct Counters {
+    int computed, done, elsewhere, failed;
+} Counters;
+
+typedef struct Worker {
+    const Experiment *x;
+    const SweepOptions *o;
+    Tokenizer tok;
+    int tok_loaded;
+    int fatal;            /* the settings do not fit the model: run nothing more */
+    char points_dir[PATH_MAX / 2];
+} Worker;
+
+/* Load the model (and the tokenizer the first time); the first load also
+ * checks every point's shape-dependent settings against it. */
+static int open_model(Worker *w, Model *m) {
+    const char *tp = *w->x->tokenizer ? w->x->tokenizer : NULL;
+    if (w->tok_loaded) return cli_open_model(w->x->model_path, tp, m, NULL);
+    if (cli_open_model(w->x->model_path, tp, m, &w->tok) != 0) return -1;
+    w->tok_loaded = 1;
+    if (experiment_check_shapes(w->x, &m->cfg) != 0) {
+        w->fatal = 1;
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Root attributes shared by fp.h5 and the point files. */
+static int write_common(H5File *f, const Experiment *x, const char *kind) {
+    int rc = 0;
+    rc |= h5_attr_str(f, "/", "kind", kind);
+    rc |= h5_attr_str(f, "/", "experiment", x->name);
+    rc |= h5_attr_str(f, "/", "experiment_file", x->path);
+    rc |= h5_attr_str(f, "/", "experiment_ini", x->text);
+    rc |= h5_attr_str(f, "/", "fp_id", x->fp_id);
+    rc |= h5_attr_i64(f, "/", "created_ns", now_ns());
+    return rc ? -1 : 0;
+}
+
+static void ppl_summary(const EvalOutcome *eo, char *buf, size_t n) {
+    buf[0] = 0;
+    for (int i = 0; i < eo->n; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s%s %.4g", i ? "  " : "", eo->streams[i].name, eo->ppl[i].ppl);
+    }
+}
+
+static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
+    const Experiment *x = w->x;
+    Model m;
+    if (open_model(w, &m) != 0) return -1;
+    double t0 = qh_now();
+    EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
+                   .device = x->device, .data_root = x->data_root, .quiet = 1};
+    EvalOutcome eo;
+    int rc = eval_run(&m, &w->tok, &es, &eo);
+    if (rc == 0) {
+        Provenance prov;
+        provenance_collect(&prov, w->o->argc, w->o->argv);
+        H5File *f;
+        rc = h5_create(file, &f);
+        if (rc == 0) {
+            rc = results_write_header(f, "/", &prov, &m, x->fp_json);
+            if (rc == 0) rc = write_common(f, x, "full_precision");
+            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            if (rc == 0) rc = h5_commit(&f);
+            else h5_abort(&f);
+        }
+        char s[512];
+        ppl_summary(&eo, s, sizeof s);
+        snprintf(line, ln, "%s  (%.1f s)", s, qh_now() - t0);
+        eval_outcome_free(&eo);
+    }
+    model_free(&m);
+    return rc;
+}
+
+static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line, size_t ln) {
+    const Experiment *x = w->x;
+    Model m;
+    if (open_model(w, &m) != 0) return -1;
+    double t0 = qh_now();
+    QuantRunSpec spec = p->spec;
+    if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(&m); /* rtn: only sizes the forward pass */
+    QuantRun run;
+    int rc = quantize_model(&m, &w->tok, &spec, &run);
+    if (rc != 0) {
+        char origin[2048];
+        experiment_point_origin(x, p, origin, sizeof origin);
+        qh_error("point %s (%s) failed; its settings: %s", p->id, p->label, origin);
+        model_free(&m);
+        return -1;
+    }
+    double tq = qh_now() - t0;
+    Provenance prov;
+    provenance_collect(&prov, w->o->argc, w->o->argv);
+    if (x->save_models) {
+        char dir[PATH_MAX], mp[PATH_MAX];
+        path_join(dir, sizeof dir, x->out_dir, "models");
+        pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
+        rc = mkdir_p(dir);
+        if (rc == 0) rc = quant_model_save(mp, &m, &spec, &run, &prov, p->json);
+    }
+    EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
+                   .device = x->device, .data_root = x->data_root, .quiet = 1};
+    EvalOutcome eo = {0};
+    if (rc == 0) rc = eval_run(&m, &w->tok, &es, &eo);
+    double te = qh_now() - t0 - tq;
+    if (rc == 0) {
+        H5File *f;
+        rc = h5_create(file, &f);
+        if (rc == 0) {
+            rc = results_write_header(f, "/", &prov, &m, p->json);
+            if (rc == 0) rc = write_common(f, x, "sweep_point");
+            if (rc == 0) {
+                rc |= h5_attr_str(f, "/", "point_id", p->id);
+                rc |= h5_attr_str(f, "/", "label", p->label);
+                rc |= h5_attr_str(f, "/", "method", spec.method);
+                rc |= h5_attr_i64(f, "/", "calib_seqlen", spec.seqlen);
+                rc |= h5_attr_f64(f, "/", "seconds_quantize", tq);
+                rc |= h5_attr_f64(f, "/", "seconds_eval", te);
+            }
+            if (rc == 0) rc = quant_io_write_report(f, "/", &run);
+            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            if (rc == 0) rc = h5_commit(&f);
+            else h5_abort(&f);
+        }
+        char s[512];
+        ppl_summary(&eo, s, sizeof s);
+        snprintf(line, ln, "%.3f bits  %s  (%.1f s)", run.avg_bits, s, qh_now() - t0);
+    }
+    eval_outcome_free(&eo);
+    quant_run_free(&run);
+    model_free(&m);
+    return rc;
+}
+
+/* One job: j = 0 is the full-precision evaluation, j >= 1 point j - 1. */
+static void run_job(Worker *w, int j, Counters *c) {
+    const Experiment *x = w->x;
+    const ExpPoint *p = j > 0 ? &x->points[j - 1] : NULL;
+    char tag[64], file[PATH_MAX], lock[PATH_MAX], holder[256], line[1024] = "";
+    const char *label = p ? p->label : "full precision";
+    const char *id = p ? p->id : x->fp_id;
+    if (p) {
+        snprintf(tag, sizeof tag, "[%d/%d]", j, x->npoints);
+        pathf(file, sizeof file, "%s/%s.h5", w->points_dir, p->id);
+        pathf(lock, sizeof lock, "%s/%s.lock", w->points_dir, p->id);
+    } else {
+        snprintf(tag, sizeof tag, "[fp]");
+        path_join(file, sizeof file, x->out_dir, "fp.h5");
+        path_join(lock, sizeof lock, x->out_dir, "fp.lock");
+    }
+    const char *attr = p ? "point_id" : "fp_id";
+    if (is_done(file, attr, id)) {
+        c->done++;
+        printf("%-7s %-40s done earlier  %s\n", tag, label, id);
+        fflush(stdout);
+        return;
+    }
+    int r = sweep_lock_acquire(lock, holder, sizeof holder);
+    if (r < 0) {
+        c->failed++;
+        return;
+    }
+    if (r > 0) {
+        c->elsewhere++;
+        printf("%-7s %-40s in progress elsewhere (%s)  %s\n", tag, label, holder, id);
+        fflush(stdout);
+        return;
+    }
+    if (is_done(file, attr, id)) { /* finished by another run between the check and the lock */
+        sweep_lock_release(lock);
+        c->done++;
+        printf("%-7s %-40s done earlier  %s\n", tag, label, id);
+        fflush(stdout);
+        return;
+    }
+    remove_debris(file);
+    qh_progress("%s %s: running (%s)", tag, label, id);
+    int rc = p ? run_point(w, p, file, line, sizeof line) : run_fp(w, file, line, sizeof line);
+    sweep_lock_release(lock);
+    if (rc != 0) {
+        c->failed++;
+        if (!w->fatal) printf("%-7s %-40s FAILED (see the error above)  %s\n", tag, label, id);
+    } else {
+        c->computed++;
+        printf("%-7s %-40s %s  %s\n", tag, label, line, id);
+    }
+    fflush(stdout);
+}
+
+static int worker_main(const Experiment *x, const SweepOptions *o) {
+    Worker w;
+    memset(&w, 0, sizeof w);
+    w.x = x;
+    w.o = o;
+    path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
+    Counters c = {0};
+    double t0 = qh_now();
+    int only = -2; /* -2: all jobs; else the one job index */
+    if (o->only) {
+        if (!strcmp(o->only, "fp")) only = 0;
+        else {
+            int i = experiment_find_point(x, o->only);
+            if (i < 0)
+                return qh_error("%s: no point '%s' (qharness sweep %s --dump lists the ids)", x->path, o->only, x->path);
+            only = i + 1;
+        }
+    }
+    for (int j = 0; j <= x->npoints && !w.fatal; j++)
+        if (only == -2 || only == j) run_job(&w, j, &c);
+    if (w.fatal) qh_error("%s: settings that do not fit the model (above): sweep stopped", x->path);
+    if (w.tok_loaded) tokenizer_free(&w.tok);
+    int total = only == -2 ? x->npoints + 1 : 1;
+    printf("sweep %s: %d of %d jobs computed, %d done earlier, %d in progress elsewhere, %d failed (%.1f s)\n",
+           x->name, c.computed, total, c.done, c.elsewhere, c.failed, qh_now() - t0);
+    fflush(stdout);
+    return c.failed ? -1 : 0;
+}
+
+int sweep_run(const Experiment *x, const SweepOptions *o) {
+    char pd[PATH_MAX];
+    path_join(pd, sizeof pd, x->out_dir, "points");
+    if (mkdir_p(pd) != 0) return -1;
+    if (sweep_write_manifest(x) != 0) return -1;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int jobs = o->jobs < 1 ? 1 : o->jobs;
+    if (jobs == 1) return worker_main(x, o);
+    /* workers: the locks divide the points between them; fork before any OpenMP use */
+    fflush(stdout);
+    fflush(stderr);
+    int nproc = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = nproc / jobs > 0 ? nproc / jobs : 1;
+    pid_t *pids = qh_calloc((size_t)jobs, sizeof(pid_t));
+    for (int i = 0; i < jobs; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            qh_error("fork failed: %s", strerror(errno));
+            jobs = i;
+            break;
+        }
+        if (pid == 0) {
+            if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(threads);
+            _exit(worker_main(x, o) == 0 ? 0 : 1);
+        }
+        pids[i] = pid;
+    }
+    int bad = 0;
+    for (int i = 0; i < jobs; i++) {
+        int st;
+        if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+    }
+    free(pids);
+    if (bad) return qh_error("%d of %d workers failed", bad, o->jobs);
+    return 0;
+}
+
+/* ---- Slurm --------------------------------------------------------------------------------- */
+
+int sweep_write_slurm(const Experiment *x, const char *path, const char *qh, char *written, size_t wn) {
+    char def[PATH_MAX], dir[PATH_MAX], cwd[PATH_MAX], ini[PATH_MAX], exe[PATH_MAX];
+    path_join(dir, sizeof dir, x->out_dir, "slurm");
+    if (!path) {
+        path_join(def, sizeof def, dir, "sweep.sbatch");
+        path = def;
+    }
+    if (mkdir_p(dir) != 0 || sweep_write_manifest(x) != 0) return -1;
+    char pd[PATH_MAX];
+    path_join(pd, sizeof pd, x->out_dir, "points");
+    if (mkdir_p(pd) != 0) return -1;
+    if (!getcwd(cwd, sizeof cwd)) return qh_error("getcwd failed: %s", strerror(errno));
+    if (!realpath(x->path, ini)) return qh_error("'%s': %s", x->path, strerror(errno));
+    if (!realpath(qh, exe)) snprintf(exe, sizeof exe, "%s", qh);
+    for (const char *s = cwd; *s; s++)
+        if (*s == '\'') return qh_error("the working folder '%s' holds a quote: cannot write a safe script", cwd);
+    size_t cap = 4096 + (size_t)x->npoints * 16, n = 0;
+    char *t = qh_malloc(cap);
+#define OUT(...) (n += (size_t)snprintf(t + n, cap - n, __VA_ARGS__))
+    OUT("#!/bin/bash\n");
+    OUT("# Generated by `qharness sweep %s --slurm`: one array task per point of experiment %s,\n", x->path, x->name);
+    OUT("# task 0 the full-precision evaluation. Each task writes its own file under %s/\n", x->out_dir);
+    OUT("# (points/<id>.h5, atomically; finished points are skipped), then merge with\n");
+    OUT("#   qharness report %s\n", x->out_dir);
+    OUT("#SBATCH --job-name=qh-%s\n", x->name);
+    OUT("#SBATCH --array=0-%d\n", x->npoints);
+    if (dir[0] == '/') OUT("#SBATCH --output=%s/%%A_%%a.log\n", dir);
+    else OUT("#SBATCH --output=%s/%s/%%A_%%a.log\n", cwd, dir);
+    OUT("#SBATCH --cpus-per-task=%s\n", experiment_value(x, ES_SLURM, "cpus", NULL));
+    OUT("#SBATCH --time=%s\n", experiment_value(x, ES_SLURM, "time", NULL));
+    const char *v;
+    if (*(v = experiment_value(x, ES_SLURM, "partition", NULL))) OUT("#SBATCH --partition=%s\n", v);
+    if (*(v = experiment_value(x, ES_SLURM, "account", NULL))) OUT("#SBATCH --account=%s\n", v);
+    if (*(v = experiment_value(x, ES_SLURM, "mem", NULL))) OUT("#SBATCH --mem=%s\n", v);
+    if (strcmp((v = experiment_value(x, ES_SLURM, "gpus", NULL)), "0") != 0) OUT("#SBATCH --gres=gpu:%s\n", v);
+    if (*(v = experiment_value(x, ES_SLURM, "extra", NULL))) OUT("#SBATCH %s\n", v);
+    OUT("set -euo pipefail\n");
+    OUT("points=(fp");
+    for (int i = 0; i < x->npoints; i++) {
+        if (n + 64 > cap) t = qh_realloc(t, cap *= 2);
+        OUT(" %s", x->points[i].id);
+    }
+    OUT(")\n");
+    OUT("cd '%s'\n", cwd);
+    OUT("export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n");
+    OUT("exec '%s' sweep '%s' --point \"${points[$SLURM_ARRAY_TASK_ID]}\"\n", exe, ini);
+#undef OUT
+    int rc = qh_write_file_atomic(path, t, n);
+    free(t);
+    if (rc == 0) {
+        chmod(path, 0755);
+        snprintf(written, wn, "%s", path);
+    }
+    return rc;
+}

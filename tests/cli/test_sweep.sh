@@ -1,0 +1,251 @@
+#!/bin/sh
+# test_sweep.sh: `qharness sweep`, `report` and `plot` end to end on a tiny
+# experiment written here (stories260K from $QH_DATA, 4 calibration windows of
+# 64 tokens, 2 evaluation windows of 64 tokens; each point takes about a
+# second).
+#
+# - Config errors through the CLI name FILE:LINE: SECTION.KEY and exit non-zero
+#   without creating the results folder: unknown key, bad number, empty list,
+#   unknown method, unknown dataset; a group size larger than the model's
+#   layers stops the sweep before any point; a missing model names the file, line, key
+#   and the environment variable (shipped llama7b_*.ini with LLAMA7B_PATH unset
+#   and set to a missing file). --help lists the keys; --dump lists the points.
+# - Kill and resume: a sweep is SIGKILLed as soon as its first point file
+#   appears; the rerun computes only the missing points: each point file exists
+#   exactly once, files finished before the kill keep their inode and mtime
+#   (not recomputed, reported "done earlier"), no temporary or lock file is left,
+#   and every final file passes `h5dump -H`.
+# - Progress: not on a terminal (QH_VERBOSE=0) stdout has one line per point and
+#   stderr no layer lines; QH_VERBOSE=1 (what a terminal gets) adds a line per
+#   point start and per layer.
+# - Concurrency: `sweep --jobs 2` and a second sweep of the same file at once:
+#   every point computed by exactly one worker, all present afterwards.
+# - Slurm: --slurm writes a bash-valid job-array script with one task per point
+#   (task 0 = full precision); running one task by hand writes that point only.
+# - report: table.md has one row per point plus full precision, table.csv one
+#   line per point plus header and full precision.
+# - plot: gnuplot exits 0 and every image is a real PNG / SVG / PDF of a
+#   plausible size (skipped without gnuplot).
+# Not here: parsing details, ids, locks in isolation (tests/test_experiment.c).
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+M=$QH_DATA/models/stories260K/stories260K.bin
+if [ ! -x "$QH" ]; then
+    fail "$QH not built"
+    summary
+    exit 1
+fi
+if [ ! -f "$M" ]; then
+    skip "stories260K missing under $QH_DATA (run make data)"
+    summary
+    exit $?
+fi
+case "$M" in /*) ;; *) M="$(pwd)/$M" ;; esac
+
+# tiny NAME OUTDIR [EXTRA]: write $T/NAME.ini (6 points: rtn/gptq/spqr x 3, 4 bits)
+tiny() {
+    cat >"$T/$1.ini" <<EOF
+[experiment]
+description = tiny experiment of test_sweep.sh
+[model]
+path = $M
+[calibration]
+dataset = c4
+nsamples = 4
+seqlen = 64
+[methods]
+run = rtn, gptq, spqr
+wbits = 3, 4
+[spqr]
+groupsize = 16
+[eval]
+datasets = tinystories, ptb
+seqlen = 64
+max_windows = 2
+[output]
+dir = $2
+$3
+EOF
+}
+
+# ---- config errors through the CLI ---------------------------------------------------
+err_case() { # NAME BODY PATTERN
+    printf '[model]\npath = %s\n[methods]\nrun = rtn\n%b' "$M" "$2" >"$T/bad.ini"
+    printf '[output]\ndir = %s\n' "$T/bad_out" >>"$T/bad.ini"
+    expect_fail "$1" "$T/bad_out" "$3" "$QH" sweep "$T/bad.ini"
+}
+err_case "unknown key" 'wbitz = 3\n' 'bad\.ini:5: methods\.wbitz: unknown key'
+err_case "bad number" 'wbits = 3, x4\n' "bad\.ini:5: methods\.wbits: 'x4' is not a number"
+err_case "empty list" 'wbits =\n' 'bad\.ini:5: methods\.wbits: empty list'
+printf '[model]\npath = %s\n[methods]\nrun = rtn, rtm\n[output]\ndir = %s\n' "$M" "$T/bad_out" >"$T/bad.ini"
+expect_fail "unknown method" "$T/bad_out" "bad\.ini:4: methods\.run: unknown method 'rtm'" "$QH" sweep "$T/bad.ini"
+printf '[model]\npath = %s\n[methods]\nrun = rtn\n[eval]\ndatasets = ptb, wiki\n[output]\ndir = %s\n' "$M" \
+    "$T/bad_out" >"$T/bad.ini"
+expect_fail "unknown dataset" "$T/bad_out" "bad\.ini:6: eval\.datasets: unknown dataset 'wiki'" "$QH" sweep "$T/bad.ini"
+printf '[model]\npath = %s/no_such_model.bin\n[methods]\nrun = rtn\n[output]\ndir = %s\n' "$T" "$T/bad_out" >"$T/bad.ini"
+expect_fail "missing model" "$T/bad_out" "bad\.ini:2: model\.path: checkpoint .*no_such_model\.bin' not found" \
+    "$QH" sweep "$T/bad.ini"
+printf '[model]\npath = %s\n[methods]\nrun = spqr\n[spqr]\ngroupsize = 16, 128\n[output]\ndir = %s\n' "$M" \
+    "$T/bad_out" >"$T/bad.ini"
+expect_fail "groupsize larger than the model's layers" - "bad\.ini:6: spqr\.groupsize: 128 does not fit the model" \
+    "$QH" sweep "$T/bad.ini"
+check "no point computed when a setting does not fit" [ -z "$(ls "$T"/bad_out/points/ 2>/dev/null)" ]
+rm -rf "$T/bad_out"
+for e in llama7b_table1 llama7b_groupsize; do
+    (unset LLAMA7B_PATH; "$QH" sweep "experiments/$e.ini" >"$T/l.out" 2>"$T/l.err")
+    check "$e without LLAMA7B_PATH fails" [ $? -ne 0 ]
+    check "$e names file:line:key and the variable ($(head -c 300 "$T/l.err"))" \
+        grep -Eq "experiments/$e\.ini:[0-9]+: model\.path: environment variable LLAMA7B_PATH is not set" "$T/l.err"
+    LLAMA7B_PATH=$T/absent/llama-7b.bin "$QH" sweep "experiments/$e.ini" >"$T/l.out" 2>"$T/l.err"
+    check "$e with a missing checkpoint fails" [ $? -ne 0 ]
+    check "$e missing checkpoint message ($(head -c 300 "$T/l.err"))" \
+        grep -Eq "experiments/$e\.ini:[0-9]+: model\.path: checkpoint '.*absent/llama-7b\.bin' not found.*LLAMA7B_PATH" "$T/l.err"
+done
+check "no results folder for a bad file" [ ! -e "$T/bad_out" ]
+
+"$QH" sweep --help >"$T/help.out" 2>&1
+check "sweep --help exit status" [ $? -eq 0 ]
+for k in outlier_threshold qq_groupsize max_windows nsamples true_sequential '\[exclude\]'; do
+    check "sweep --help lists $k" grep -q "$k" "$T/help.out"
+done
+
+# ---- dump ---------------------------------------------------------------------------------
+tiny k "$T/k"
+"$QH" sweep "$T/k.ini" --dump >"$T/dump.out" 2>"$T/dump.err"
+check "dump exit status ($(head -c 200 "$T/dump.err"))" [ $? -eq 0 ]
+sed -n 's/^; \([0-9a-f]\{12\}\)  .*/\1/p' "$T/dump.out" >"$T/ids"
+check "dump lists 6 points" [ "$(wc -l <"$T/ids")" -eq 6 ]
+check "dump says where values came from" grep -q 'k.ini:11 \[methods\]' "$T/dump.out"
+check "dump shows method defaults" grep -q 'spqr default' "$T/dump.out"
+check "dump does not create results" [ ! -e "$T/k" ]
+"$QH" sweep "$T/k.ini" --check >"$T/chk.out" 2>&1
+check "--check accepts the file and finds the model ($(head -c 200 "$T/chk.out"))" grep -q 'valid, 6 points, model found' "$T/chk.out"
+check "--check does not create results" [ ! -e "$T/k" ]
+
+# ---- kill part-way, resume ---------------------------------------------------------------
+"$QH" sweep "$T/k.ini" >"$T/k1.out" 2>"$T/k1.err" &
+pid=$!
+i=0
+while [ $i -lt 1200 ]; do
+    ls "$T"/k/points/*.h5 >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+    i=$((i + 1))
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+stat -c '%n %i %y' "$T"/k/points/*.h5 >"$T/before" 2>/dev/null
+nbefore=$(wc -l <"$T/before")
+check "the kill came part-way ($nbefore of 6 points finished)" [ "$nbefore" -ge 1 ] && [ "$nbefore" -lt 6 ]
+check "finished files readable after the kill" sh -c "for f in $T/k/points/*.h5; do h5dump -H \"\$f\" >/dev/null || exit 1; done"
+"$QH" sweep "$T/k.ini" >"$T/k2.out" 2>"$T/k2.err"
+check "resume exit status ($(tail -c 300 "$T/k2.err"))" [ $? -eq 0 ]
+for id in $(cat "$T/ids"); do
+    n=$(ls "$T"/k/points/ | grep -c "^$id\.h5$")
+    check "point $id present once" [ "$n" -eq 1 ]
+    check "point $id on one line of the resume output" [ "$(grep -c " $id\$" "$T/k2.out")" -eq 1 ]
+done
+check "exactly 6 point files" [ "$(ls "$T"/k/points/*.h5 | wc -l)" -eq 6 ]
+check "no temporary file left" [ -z "$(find "$T/k" -name '*.tmp.*')" ]
+check "no lock left" [ -z "$(find "$T/k" -name '*.lock*')" ]
+while read -r f ino mt1 mt2 mt3; do
+    check "$(basename "$f") not recomputed (inode, mtime)" [ "$(stat -c '%n %i %y' "$f")" = "$f $ino $mt1 $mt2 $mt3" ]
+    id=$(basename "$f" .h5)
+    check "$id reported done earlier" grep -q "done earlier  $id\$" "$T/k2.out"
+done <"$T/before"
+ncomp=$(grep -c ' bits .* [0-9a-f]\{12\}$' "$T/k2.out")
+check "resume computed only the missing points ($ncomp vs $nbefore before)" [ "$ncomp" -eq $((6 - nbefore)) ]
+check "resume summary line" grep -q "^sweep k: .* 0 failed" "$T/k2.out"
+for f in "$T"/k/fp.h5 "$T"/k/points/*.h5; do
+    check "h5dump -H $(basename "$f")" h5dump -H "$f" >/dev/null 2>&1
+done
+"$QH" sweep "$T/k.ini" >"$T/k3.out" 2>&1
+n3=$(grep -c "done earlier  [0-9a-f]" "$T/k3.out")
+check "third run: all 7 jobs done earlier ($n3: $(head -c 300 "$T/k3.out"))" [ "$n3" -eq 7 ]
+
+# ---- progress lines -------------------------------------------------------------------------
+check "not a terminal: no layer lines on stderr" [ -z "$(grep -E 'layer [0-9]+ w' "$T/k2.err")" ]
+check "not a terminal: one stdout line per point" [ "$(grep -cE '^\[[0-9]+/6\]' "$T/k2.out")" -eq 6 ]
+tiny v "$T/v"
+sed -i 's/^wbits = 3, 4$/wbits = 4/; s/^run = rtn, gptq, spqr$/run = gptq/' "$T/v.ini"
+QH_VERBOSE=1 "$QH" sweep "$T/v.ini" >"$T/v.out" 2>"$T/v.err"
+check "terminal progress: per-layer lines" grep -qE 'layer 0 wq' "$T/v.err"
+check "terminal progress: a line when a point starts" grep -qE '^\[1/1\] gptq w4 row: running' "$T/v.err"
+
+# ---- two sweeps at once (one with two workers) ---------------------------------------------
+tiny c "$T/c"
+"$QH" sweep "$T/c.ini" --jobs 2 >"$T/c1.out" 2>"$T/c1.err" &
+p1=$!
+"$QH" sweep "$T/c.ini" >"$T/c2.out" 2>"$T/c2.err" &
+p2=$!
+wait $p1
+r1=$?
+wait $p2
+r2=$?
+check "concurrent sweeps exit 0 ($r1 $r2: $(tail -c 200 "$T/c1.err") $(tail -c 200 "$T/c2.err"))" [ $r1 -eq 0 ] && [ $r2 -eq 0 ]
+for id in $(cat "$T/ids"); do
+    n=$(cat "$T/c1.out" "$T/c2.out" | grep -c " bits .*  $id\$")
+    check "point $id computed by exactly one worker ($n)" [ "$n" -eq 1 ]
+done
+check "concurrent: full precision computed once" [ "$(cat "$T/c1.out" "$T/c2.out" | grep -c '^\[fp\] .*(.*s)  ')" -eq 1 ]
+check "concurrent: 6 point files" [ "$(ls "$T"/c/points/*.h5 | wc -l)" -eq 6 ]
+check "concurrent: no lock or temp left" [ -z "$(find "$T/c" -name '*.lock*' -o -name '*.tmp.*')" ]
+
+# ---- Slurm ------------------------------------------------------------------------------------
+tiny s "$T/s"
+"$QH" sweep "$T/s.ini" --slurm >"$T/s.out" 2>"$T/s.err"
+check "slurm exit status ($(head -c 200 "$T/s.err"))" [ $? -eq 0 ]
+S=$T/s/slurm/sweep.sbatch
+check "slurm script written" [ -f "$S" ]
+check "slurm script is valid bash" bash -n "$S"
+check "slurm array of 7 tasks" grep -q '^#SBATCH --array=0-6$' "$S"
+check "slurm task list: fp + 6 ids" [ "$(sed -n 's/^points=(\(.*\))$/\1/p' "$S" | wc -w)" -eq 7 ]
+check "slurm ran nothing" [ -z "$(ls "$T"/s/points/ 2>/dev/null)" ]
+second=$(sed -n 2p "$T/ids")
+SLURM_ARRAY_TASK_ID=2 bash "$S" >"$T/s2.out" 2>&1
+check "slurm task 2 runs ($(tail -c 200 "$T/s2.out"))" [ $? -eq 0 ]
+check "slurm task 2 wrote point 2 only" [ "$(ls "$T"/s/points/)" = "$second.h5" ]
+
+# ---- report ------------------------------------------------------------------------------------
+"$QH" report "$T/k" >"$T/r.out" 2>"$T/r.err"
+check "report exit status ($(head -c 200 "$T/r.err"))" [ $? -eq 0 ]
+check "table.md written" [ -s "$T/k/table.md" ]
+check "table.md: one row per point" [ "$(grep -cE '^\| (RTN|GPTQ|SpQR) ' "$T/k/table.md")" -eq 6 ]
+check "table.md: full precision row" [ "$(grep -c '^| full precision ' "$T/k/table.md")" -eq 1 ]
+check "table.md: every point once" sh -c "for id in $(tr '\n' ' ' <"$T/ids"); do [ \$(grep -c \"| \$id |\" $T/k/table.md) -eq 1 ] || exit 1; done"
+check "table.md: ppl with delta" grep -qE '\| [0-9.]+ \([+-][0-9.]+\) ' "$T/k/table.md"
+check "report prints the table" grep -q '^| method | wbits | groupsize' "$T/r.out"
+check "table.csv: header + fp + 6 rows" [ "$(wc -l <"$T/k/table.csv")" -eq 8 ]
+check "table.csv columns" grep -q '^experiment,id,method,label,.*avg_bits,stored_bits,outlier_fraction,ppl_tinystories,delta_tinystories,ppl_ptb,delta_ptb' "$T/k/table.csv"
+"$QH" report "$T/s" >"$T/r2.out" 2>&1
+check "partial results: report names the missing points" grep -q '1 point of 6.*missing' "$T/s/table.md"
+expect_fail "report of a missing folder" - "not a results folder" "$QH" report "$T/nothing"
+
+# ---- plots ------------------------------------------------------------------------------------
+if command -v gnuplot >/dev/null 2>&1; then
+    "$QH" plot "$T/k" >"$T/p.out" 2>"$T/p.err"
+    check "plot exit status ($(head -c 300 "$T/p.err"))" [ $? -eq 0 ]
+    fmts="png svg"
+    gnuplot -e 'set terminal' 2>&1 | grep -q pdfcairo && fmts="png svg pdf"
+    for stem in bits_tinystories bits_ptb outliers_threshold outliers_layers; do
+        for x in $fmts; do
+            f=$T/k/plots/$stem.$x
+            sz=$(stat -c %s "$f" 2>/dev/null || echo 0)
+            check "$stem.$x is a non-trivial file ($sz bytes)" [ "$sz" -gt 2000 ]
+            case $x in
+            png) check "$stem.png is a PNG" sh -c "head -c 8 '$f' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'" ;;
+            svg) check "$stem.svg is SVG" grep -q '<svg' "$f" ;;
+            pdf) check "$stem.pdf is PDF" sh -c "head -c 5 '$f' | grep -q '%PDF-'" ;;
+            esac
+        done
+    done
+    check "plot data: Pareto front file" [ -s "$T/k/plots/pareto_ptb.dat" ]
+    check "plot data: one block per method" [ "$(grep -c '^"' "$T/k/plots/bits_ptb.dat")" -eq 3 ]
+    "$QH" plot "$T/k" --formats png --scripts "$T/none" >/dev/null 2>"$T/p2.err"
+    check "plot with a missing scripts folder fails" [ $? -ne 0 ]
+else
+    skip "gnuplot not installed: plots not checked"
+fi
+
+summary

@@ -1,0 +1,399 @@
+/* test_experiment.c: experiment files (experiment.c) and the sweep's locks
+ * (sweep.c), without running any model.
+ *
+ * - The product of lists, taken per method: RTN is not multiplied by keys it
+ *   does not use (outlier_threshold, percdamp, calibration keys), whether they
+ *   are set in [methods] or in [spqr]; per-method sections override [methods];
+ *   [exclude] rules drop exactly the matching points; repeated values are
+ *   de-duplicated; an indented line continues a list.
+ * - Stable ids: 12 hex digits; the same settings give the same ids whatever
+ *   the file name, key order, spacing, comments or the [output] / [run] /
+ *   [slurm] sections; any change of a setting that shapes a result (wbits,
+ *   group size, threshold, calibration, evaluation, model path) changes it;
+ *   an RTN point's id ignores the calibration (RTN uses none); the
+ *   full-precision id depends on the model and evaluation only.
+ * - ${VAR} and ${VAR:-default} expansion.
+ * - Every class of error names FILE:LINE: SECTION.KEY (stderr captured): an
+ *   unknown key, a bad number, an out-of-range number, an empty list, an empty
+ *   list item, an unknown method, an unknown dataset, a key set twice, a key
+ *   of another method, an unset environment variable, an unknown section, a
+ *   syntax error, a missing required key, and a missing model checkpoint.
+ * - Locks: acquire / held / release; a lock of a dead process on this host is
+ *   stale and taken over; a lock of another host is respected.
+ * Not here: running sweeps, kill and resume, reports, plots (tests/cli/test_sweep.sh). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "experiment.h"
+#include "sweep.h"
+#include "util.h"
+
+static char errbuf[8192];
+
+/* Parse text as file `name`; returns the status, stderr captured in errbuf. */
+static int parse_capture(const char *name, const char *text, Experiment *x) {
+    fflush(stderr);
+    char tmp[] = "/tmp/qh_test_exp_err_XXXXXX";
+    int fd = mkstemp(tmp);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int rc = experiment_parse(name, text, x);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, errbuf, sizeof errbuf - 1);
+    errbuf[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+static const char *BASE = "[model]\n"
+                          "path = data/models/stories260K/stories260K.bin\n"
+                          "[calibration]\n"
+                          "nsamples = 4\n"
+                          "seqlen = 64\n"
+                          "[eval]\n"
+                          "datasets = tinystories\n"
+                          "max_windows = 2\n";
+
+static int count_method(const Experiment *x, const char *m) {
+    int n = 0;
+    for (int i = 0; i < x->npoints; i++) n += !strcmp(x->points[i].spec.method, m);
+    return n;
+}
+
+static char *cat(const char *a, const char *b) {
+    char *s = qh_malloc(strlen(a) + strlen(b) + 1);
+    strcpy(s, a);
+    strcat(s, b);
+    return s;
+}
+
+/* Parse BASE + extra; returns the experiment (caller frees) and asserts success. */
+static int parse_ok(const char *extra, Experiment *x) {
+    char *t = cat(BASE, extra);
+    int rc = parse_capture("t.ini", t, x);
+    free(t);
+    CHECK(rc == 0, "parse failed: %s", errbuf);
+    return rc;
+}
+
+static void test_product(void) {
+    Experiment x;
+    /* outlier_threshold in [spqr], percdamp in [methods]: neither multiplies rtn */
+    if (parse_ok("[methods]\nrun = rtn, gptq, spqr\nwbits = 2, 3, 4\npercdamp = 0.01, 0.1\n"
+                 "[spqr]\noutlier_threshold = 0.1, 0.2\n",
+                 &x) == 0) {
+        CHECK(count_method(&x, "rtn") == 3, "rtn points %d, expected 3", count_method(&x, "rtn"));
+        CHECK(count_method(&x, "gptq") == 6, "gptq points %d, expected 3 x 2", count_method(&x, "gptq"));
+        CHECK(count_method(&x, "spqr") == 12, "spqr points %d, expected 3 x 2 x 2", count_method(&x, "spqr"));
+        CHECK(x.npoints == 21 && x.nexcluded == 0 && x.nduplicates == 0, "npoints %d", x.npoints);
+        /* every (wbits, tau) pair of spqr once per percdamp value */
+        int seen[5][3] = {{0}};
+        for (int i = 0; i < x.npoints; i++) {
+            const ExpPoint *p = &x.points[i];
+            if (strcmp(p->spec.method, "spqr")) continue;
+            int t = p->spec.params.outlier_threshold == 0.1 ? 1 : p->spec.params.outlier_threshold == 0.2 ? 2 : 0;
+            seen[p->spec.params.wbits][t]++;
+            CHECK(p->spec.nsamples == 4 && p->spec.seqlen == 64 && !strcmp(p->spec.calib, "c4"), "calibration settings");
+        }
+        for (int b = 2; b <= 4; b++)
+            for (int t = 1; t <= 2; t++) CHECK(seen[b][t] == 2, "spqr w%d tau index %d seen %d times", b, t, seen[b][t]);
+        for (int i = 0; i < x.npoints; i++)
+            if (!strcmp(x.points[i].spec.method, "rtn")) {
+                CHECK(!strcmp(x.points[i].spec.calib, "none") && x.points[i].spec.nsamples == 0, "rtn uses no calibration");
+                CHECK(x.points[i].spec.params.percdamp == 0.01, "rtn keeps the default percdamp");
+            }
+        /* labels name what varies within a method */
+        int lab = 0;
+        for (int i = 0; i < x.npoints; i++) lab += strstr(x.points[i].label, "outlier_threshold=0.1") != NULL;
+        CHECK(lab == 6, "labels with outlier_threshold=0.1: %d", lab);
+        experiment_free(&x);
+    }
+    /* the same key in [methods] for everyone, overridden in [spqr]; defaults otherwise */
+    if (parse_ok("[methods]\nrun = gptq, spqr\nwbits = 3\ngroupsize = 32\n[spqr]\ngroupsize = 8, 16\n", &x) == 0) {
+        CHECK(x.npoints == 3, "npoints %d, expected 1 + 2", x.npoints);
+        for (int i = 0; i < x.npoints; i++) {
+            const ExpPoint *p = &x.points[i];
+            if (!strcmp(p->spec.method, "gptq")) CHECK(p->spec.params.groupsize == 32, "gptq groupsize from [methods]");
+            else {
+                CHECK(p->spec.params.groupsize == 8 || p->spec.params.groupsize == 16, "spqr groupsize from [spqr]");
+                CHECK(p->spec.params.qq_scale_bits == 3 && p->spec.params.percdamp == 1.0, "spqr defaults kept");
+            }
+        }
+        experiment_free(&x);
+    }
+    /* exclusions */
+    if (parse_ok("[methods]\nrun = rtn, gptq, spqr\nwbits = 2, 3, 4\n[spqr]\noutlier_threshold = 0.1, 0.2\n"
+                 "[exclude]\nno_spqr2 = method=spqr, wbits=2\nno_low_tau4 = wbits = 4, outlier_threshold=0.1\n",
+                 &x) == 0) {
+        /* 3 + 3 + 6 = 12, minus spqr w2 (2 points) and spqr w4 tau 0.1 (1 point) */
+        CHECK(x.npoints == 9 && x.nexcluded == 3, "npoints %d excluded %d, expected 9 and 3", x.npoints, x.nexcluded);
+        for (int i = 0; i < x.npoints; i++) {
+            const ExpPoint *p = &x.points[i];
+            CHECK(!(!strcmp(p->spec.method, "spqr") && p->spec.params.wbits == 2), "spqr w2 excluded");
+            CHECK(!(p->spec.params.wbits == 4 && p->spec.params.outlier_threshold == 0.1), "w4 tau 0.1 excluded");
+        }
+        CHECK(count_method(&x, "rtn") == 3 && count_method(&x, "gptq") == 3, "rtn / gptq untouched by the rules");
+        experiment_free(&x);
+    }
+    /* duplicates, a list continued on an indented line, inf */
+    if (parse_ok("[methods]\nrun = spqr, spqr\nwbits = 3,\n    4, 3\n[spqr]\noutlier_threshold = inf\n", &x) == 0) {
+        CHECK(x.npoints == 2 && x.nduplicates == 4, "npoints %d duplicates %d, expected 2 and 4", x.npoints,
+              x.nduplicates);
+        CHECK(x.npoints > 0 && isinf(x.points[0].spec.params.outlier_threshold), "inf threshold");
+        experiment_free(&x);
+    }
+}
+
+/* The set of ids of a parse, sorted into one string. */
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static void id_set(const Experiment *x, char *out, size_t n) {
+    const char *ids[256];
+    int k = x->npoints < 256 ? x->npoints : 256;
+    for (int i = 0; i < k; i++) ids[i] = x->points[i].id;
+    qsort(ids, (size_t)k, sizeof ids[0], cmp_str);
+    out[0] = 0;
+    for (int i = 0; i < k; i++) {
+        strncat(out, ids[i], n - strlen(out) - 1);
+        strncat(out, " ", n - strlen(out) - 1);
+    }
+}
+
+static int ids_of(const char *name, const char *text, char *out, size_t n, char *fp) {
+    Experiment x;
+    int rc = parse_capture(name, text, &x);
+    CHECK(rc == 0, "parse of a variant failed: %s", errbuf);
+    if (rc == 0) {
+        id_set(&x, out, n);
+        if (fp) strcpy(fp, x.fp_id);
+    }
+    experiment_free(&x);
+    return rc;
+}
+
+static void test_ids(void) {
+    const char *ref = "[model]\npath = data/models/stories260K/stories260K.bin\n"
+                      "[calibration]\nnsamples = 4\nseqlen = 64\n"
+                      "[methods]\nrun = rtn, spqr\nwbits = 3, 4\n[spqr]\noutlier_threshold = 0.2\n"
+                      "[eval]\ndatasets = tinystories, ptb\nmax_windows = 2\n";
+    char a[4096], b[4096], fa[16], fb[16];
+    if (ids_of("a.ini", ref, a, sizeof a, fa) != 0) return;
+    CHECK(strlen(a) == 4 * 13, "four ids of 12 digits: '%s'", a);
+    for (const char *c = a; *c; c++) CHECK((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || *c == ' ', "hex id");
+    /* same settings, different file name, order, spacing, comments, output / run / slurm sections */
+    const char *same = "; the same experiment written differently\n"
+                       "[eval]\nmax_windows=2\ndatasets=tinystories,ptb\n"
+                       "[spqr]\noutlier_threshold = 0.20\n"
+                       "[methods]\nwbits = 3 , 4\nrun = rtn,spqr\n"
+                       "[calibration]\nseqlen = 64\nnsamples = 4\nseed = 0\n"
+                       "[output]\ndir = /tmp/elsewhere\n[run]\ndevice = cpu\n[slurm]\ncpus = 2\n"
+                       "# last\n[model]\npath = data/models/stories260K/stories260K.bin\n";
+    if (ids_of("other_name.ini", same, b, sizeof b, fb) == 0) {
+        CHECK(!strcmp(a, b), "same settings, different ids:\n  %s\n  %s", a, b);
+        CHECK(!strcmp(fa, fb), "same fp id expected");
+    }
+    /* each change gives new ids (for the points it touches) */
+    struct {
+        const char *from, *to;
+        int changed; /* how many of the 4 ids must change */
+        int fp_changes;
+    } edits[] = {
+        {"wbits = 3, 4", "wbits = 3, 5", 2, 0},                 /* rtn w4, spqr w4 -> w5 */
+        {"outlier_threshold = 0.2", "outlier_threshold = 0.25", 2, 0},
+        {"nsamples = 4", "nsamples = 8", 2, 0},                  /* spqr only: rtn uses no calibration */
+        {"seqlen = 64", "seqlen = 32", 2, 0},
+        {"max_windows = 2", "max_windows = 3", 4, 1},
+        {"datasets = tinystories, ptb", "datasets = tinystories", 4, 1},
+        {"stories260K.bin", "stories260K_copy.bin", 4, 1},
+        {"[spqr]\n", "[spqr]\ngroupsize = 8\n", 2, 0},
+        {"[spqr]\n", "[spqr]\nperm = act_order\n", 2, 0},
+        {"[spqr]\n", "[spqr]\nsimplified_outliers = true\n", 2, 0},
+        {"[spqr]\n", "[methods]\nblocksize = 64\n[spqr]\n", 2, 0}, /* rtn has no blocksize */
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        const char *at = strstr(ref, edits[e].from);
+        CHECK(at != NULL, "edit %zu: '%s' not in the reference", e, edits[e].from);
+        if (!at) continue;
+        char text[4096];
+        snprintf(text, sizeof text, "%.*s%s%s", (int)(at - ref), ref, edits[e].to, at + strlen(edits[e].from));
+        if (ids_of("a.ini", text, b, sizeof b, fb) != 0) continue;
+        int kept = 0; /* ids of b present in a */
+        for (char *s = b; *s; s += 13) {
+            char id[13];
+            memcpy(id, s, 12);
+            id[12] = 0;
+            kept += strstr(a, id) != NULL;
+        }
+        int nb = (int)(strlen(b) / 13);
+        CHECK(nb - kept == edits[e].changed, "edit '%s' -> '%s': %d of %d ids changed, expected %d", edits[e].from,
+              edits[e].to, nb - kept, nb, edits[e].changed);
+        CHECK((strcmp(fa, fb) != 0) == edits[e].fp_changes, "edit '%s': fp id %s", edits[e].from,
+              edits[e].fp_changes ? "should change" : "should not change");
+    }
+    /* the id is the sha256 prefix of the point's canonical JSON */
+    Experiment x;
+    if (parse_capture("a.ini", ref, &x) == 0) {
+        char id[13];
+        experiment_id_of(x.points[0].json, id);
+        CHECK(!strcmp(id, x.points[0].id), "id = sha256(json)[:12]");
+        CHECK(strstr(x.points[0].json, "\"max_windows\":2") != NULL, "json holds the eval settings: %s", x.points[0].json);
+        CHECK(experiment_find_point(&x, x.points[1].id) == 1, "find by id");
+        char pre[8];
+        memcpy(pre, x.points[1].id, 7);
+        pre[7] = 0;
+        CHECK(experiment_find_point(&x, pre) == 1, "find by prefix");
+        CHECK(experiment_find_point(&x, "zz") == -1, "short prefix refused");
+    }
+    experiment_free(&x);
+}
+
+static void test_env(void) {
+    Experiment x;
+    setenv("QH_TEST_EXP_MODEL", "/some/where/model.bin", 1);
+    unsetenv("QH_TEST_EXP_UNSET");
+    const char *t = "[model]\npath = ${QH_TEST_EXP_MODEL}\ntokenizer = ${QH_TEST_EXP_UNSET:-/tok/default.bin}\n"
+                    "[methods]\nrun = rtn\n";
+    int rc = parse_capture("env.ini", t, &x);
+    CHECK(rc == 0, "env parse: %s", errbuf);
+    if (rc == 0) {
+        CHECK(!strcmp(x.model_path, "/some/where/model.bin"), "expanded path '%s'", x.model_path);
+        CHECK(!strcmp(x.tokenizer, "/tok/default.bin"), "default of an unset variable '%s'", x.tokenizer);
+        CHECK(!strcmp(x.out_dir, "results/env"), "default output dir '%s'", x.out_dir);
+    }
+    experiment_free(&x);
+}
+
+/* The text must fail, and stderr must contain every one of the patterns. */
+static void expect_error(const char *what, const char *text, const char *p1, const char *p2) {
+    Experiment x;
+    int rc = parse_capture("bad.ini", text, &x);
+    CHECK(rc != 0, "%s: accepted", what);
+    CHECK(strstr(errbuf, p1) != NULL, "%s: stderr lacks '%s': %s", what, p1, errbuf);
+    if (p2) CHECK(strstr(errbuf, p2) != NULL, "%s: stderr lacks '%s': %s", what, p2, errbuf);
+    experiment_free(&x);
+}
+
+static void test_errors(void) {
+    const char *M = "[model]\npath = m.bin\n"; /* lines 1-2 */
+    char t[2048];
+#define E(what, body, p1, p2)                          \
+    do {                                               \
+        snprintf(t, sizeof t, "%s%s", M, body);        \
+        expect_error(what, t, p1, p2);                 \
+    } while (0)
+    E("unknown key", "[methods]\nrun = rtn\nwbitz = 3\n", "bad.ini:5: methods.wbitz: unknown key", NULL);
+    E("bad number", "[methods]\nrun = rtn\nwbits = 3, four\n", "bad.ini:5: methods.wbits: 'four' is not a number",
+      "integer in 1..8");
+    E("bad double", "[methods]\nrun = spqr\n[spqr]\noutlier_threshold = 0.2x\n",
+      "bad.ini:6: spqr.outlier_threshold: '0.2x' is not a number", NULL);
+    E("out of range", "[methods]\nrun = rtn\nwbits = 9\n", "bad.ini:5: methods.wbits: 9 is out of range", NULL);
+    E("empty list", "[methods]\nrun = rtn\nwbits =\n", "bad.ini:5: methods.wbits: empty list", NULL);
+    E("empty item", "[methods]\nrun = rtn\nwbits = 3,,4\n", "bad.ini:5: methods.wbits: empty item", NULL);
+    E("unknown method", "[methods]\nrun = rtn, awq\n", "bad.ini:4: methods.run: unknown method 'awq'", NULL);
+    E("unknown dataset", "[methods]\nrun = rtn\n[eval]\ndatasets = wikitext2, wikitext3\n",
+      "bad.ini:6: eval.datasets: unknown dataset 'wikitext3'", NULL);
+    E("unknown calibration dataset", "[methods]\nrun = gptq\n[calibration]\ndataset = pile\n",
+      "bad.ini:6: calibration.dataset: unknown calibration dataset 'pile'", NULL);
+    E("set twice", "[methods]\nrun = rtn\nwbits = 3\nwbits = 4\n", "bad.ini:6: methods.wbits: set twice (first at line 5)",
+      NULL);
+    E("key of another method", "[methods]\nrun = rtn\n[rtn]\noutlier_threshold = 0.2\n",
+      "bad.ini:6: rtn.outlier_threshold: rtn does not use outlier_threshold", "spqr");
+    E("unset variable", "[methods]\nrun = rtn\n[output]\ndir = ${QH_TEST_EXP_NOT_SET}/x\n",
+      "bad.ini:6: output.dir: environment variable QH_TEST_EXP_NOT_SET is not set", NULL);
+    E("unknown section", "[method]\nrun = rtn\n", "bad.ini:4: method.run: [method] is not a known section", NULL);
+    E("syntax", "[methods]\nrun = rtn\nthis line has no equals sign\n", "bad.ini:5: syntax error", NULL);
+    E("missing run", "[eval]\nseqlen = 64\n", "bad.ini: methods.run: missing", NULL);
+    E("bad exclude", "[methods]\nrun = rtn\n[exclude]\nr = method=rtn, colour=blue\n",
+      "bad.ini:6: exclude.r: 'colour' is not a swept key", NULL);
+    E("seqlen 1", "[methods]\nrun = rtn\n[eval]\nseqlen = 1\n", "bad.ini:6: eval.seqlen:", NULL);
+    E("invalid combination", "[methods]\nrun = spqr\n[spqr]\nsym = true\n", "qq_zero_bits", "spqr.sym (line 6)");
+    expect_error("missing model path", "[methods]\nrun = rtn\n", "bad.ini: model.path: missing", NULL);
+#undef E
+    /* a missing checkpoint: the file and line of model.path, and the variable it came from */
+    setenv("QH_TEST_EXP_CKPT", "/nonexistent/llama-7b.bin", 1);
+    Experiment x;
+    int rc = parse_capture("m.ini", "[methods]\nrun = rtn\n[model]\npath = ${QH_TEST_EXP_CKPT}\n", &x);
+    CHECK(rc == 0, "parse: %s", errbuf);
+    if (rc == 0) {
+        fflush(stderr);
+        char tmp[] = "/tmp/qh_test_exp_err_XXXXXX";
+        int fd = mkstemp(tmp), saved = dup(2);
+        dup2(fd, 2);
+        rc = experiment_check_model(&x);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        lseek(fd, 0, SEEK_SET);
+        ssize_t n = read(fd, errbuf, sizeof errbuf - 1);
+        errbuf[n > 0 ? n : 0] = 0;
+        close(fd);
+        unlink(tmp);
+        CHECK(rc != 0, "a missing checkpoint was accepted");
+        CHECK(strstr(errbuf, "m.ini:4: model.path: checkpoint '/nonexistent/llama-7b.bin' not found") != NULL,
+              "missing model message: %s", errbuf);
+        CHECK(strstr(errbuf, "QH_TEST_EXP_CKPT") != NULL, "the variable is named: %s", errbuf);
+    }
+    experiment_free(&x);
+}
+
+static void test_locks(void) {
+    char dir[] = "/tmp/qh_test_lock_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    char lock[256], holder[256];
+    snprintf(lock, sizeof lock, "%s/p.lock", dir);
+    CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 0, "fresh lock acquired");
+    CHECK(access(lock, F_OK) == 0, "lock file exists");
+    CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 1, "a held lock is refused");
+    CHECK(strstr(holder, "pid") != NULL, "holder named: '%s'", holder);
+    sweep_lock_release(lock);
+    CHECK(access(lock, F_OK) != 0, "released");
+    /* a dead process's lock on this host is stale */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char host[256];
+    gethostname(host, sizeof host);
+    FILE *f = fopen(lock, "w");
+    fprintf(f, "pid %ld host %s start 12345\n", (long)child, host);
+    fclose(f);
+    fflush(stderr);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    int r = sweep_lock_acquire(lock, holder, sizeof holder);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    CHECK(r == 0, "stale lock of dead pid %ld taken over (got %d)", (long)child, r);
+    sweep_lock_release(lock);
+    /* a live process with another start time (pid reused) is stale too; another host's lock is kept */
+    f = fopen(lock, "w");
+    fprintf(f, "pid %ld host some-other-host start 1\n", (long)getppid());
+    fclose(f);
+    CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 1, "another host's lock respected");
+    CHECK(strstr(holder, "some-other-host") != NULL, "holder '%s'", holder);
+    sweep_lock_release(lock); /* not ours: must stay */
+    CHECK(access(lock, F_OK) == 0, "release leaves another run's lock");
+    unlink(lock);
+    rmdir(dir);
+}
+
+int main(void) {
+    test_product();
+    test_ids();
+    test_env();
+    test_errors();
+    test_locks();
+    return test_summary();
+}
