@@ -565,6 +565,7 @@ static int plot_bits(PlotCtx *c) {
         const char *ds = r->datasets[d];
         Buf data = {0}, pf = {0};
         int blocks = 0;
+        char series[64] = ""; /* per block: 1 + the method's rank, so a method keeps its colour in every plot */
         XY *all = qh_malloc(sizeof(XY) * (size_t)(r->npoints + 1));
         int nall = 0;
         bprintf(&data, "# %s: avg bits (SPEC 6) vs %s perplexity; one block per method\n", r->name, ds);
@@ -580,6 +581,7 @@ static int plot_bits(PlotCtx *c) {
             if (n) {
                 qsort(xy, (size_t)n, sizeof(XY), cmp_x);
                 if (blocks++) bprintf(&data, "\n\n");
+                snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "", m + 1);
                 bprintf(&data, "\"%s\" \"ppl\" \"stored_bits\" \"id\"\n", m < NMETHODS ? method_title[m] : "other");
                 for (int i = 0; i < n; i++) bprintf(&data, "%.6f %.6f %.6f %s\n", xy[i].x, xy[i].y, xy[i].z, xy[i].p->id);
             }
@@ -622,8 +624,10 @@ static int plot_bits(PlotCtx *c) {
                 if (r->points[i].ppl[d] > hi) hi = r->points[i].ppl[d];
             }
         Buf v = {0};
-        bprintf(&v, "datafile='%s'; paretofile='%s'; nblocks=%d; dataset='%s'; experiment='%s'; hasfp=%d; fp=%.9g; logy=%d",
-                df, pfile, blocks, ds, r->name, hasfp, hasfp ? r->fp_ppl[d] : 0.0, lo > 0 && hi > 3 * lo);
+        bprintf(&v,
+                "datafile='%s'; paretofile='%s'; nblocks=%d; series='%s'; dataset='%s'; experiment='%s'; hasfp=%d; "
+                "fp=%.9g; logy=%d",
+                df, pfile, blocks, series, ds, r->name, hasfp, hasfp ? r->fp_ppl[d] : 0.0, lo > 0 && hi > 3 * lo);
         char stem[300];
         const char *b = strrchr(df, '/');
         snprintf(stem, sizeof stem, "%.*s", (int)(strlen(b + 1) - 4), b + 1);

@@ -3,6 +3,8 @@
 # by a dashed line), the full-precision perplexity as a horizontal line.
 # Variables (gnuplot -e, set by `qharness plot`): scriptdir, term, outfile, datafile (one
 # block per method, first row of each block its title), paretofile, nblocks,
+# series (per block the method's number: RTN 1, GPTQ 2, SpQR 3, so that a
+# method has the same colour in every plot),
 # dataset, experiment, hasfp, fp, logy (1: perplexities span more than 3x).
 # Data are written by the harness, not here.
 load scriptdir.'/common.gp'
@@ -22,11 +24,11 @@ set autoscale yfix
 set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06
 if (hasfp) {
     plot for [i=1:nblocks] datafile index (i-1) using 1:2 with linespoints lw 2 ps 1.4 \
-            lc rgb colors[(i-1)%8+1] pt points[(i-1)%8+1] title columnheader(1), \
+            lc rgb color(int(word(series,i))) pt point(int(word(series,i))) title columnheader(1), \
          paretofile using 1:2 with linespoints dt 2 lw 1.5 lc rgb '#000000' pt 6 ps 2.6 title 'Pareto front', \
          fp with lines dt 4 lw 2 lc rgb '#777777' title sprintf('full precision (%.3f)', fp)
 } else {
     plot for [i=1:nblocks] datafile index (i-1) using 1:2 with linespoints lw 2 ps 1.4 \
-            lc rgb colors[(i-1)%8+1] pt points[(i-1)%8+1] title columnheader(1), \
+            lc rgb color(int(word(series,i))) pt point(int(word(series,i))) title columnheader(1), \
          paretofile using 1:2 with linespoints dt 2 lw 1.5 lc rgb '#000000' pt 6 ps 2.6 title 'Pareto front'
 }

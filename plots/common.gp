@@ -19,6 +19,12 @@ set output outfile
 set grid lc rgb '#dddddd'
 set border lc rgb '#444444'
 set key outside right top box opaque samplen 2 spacing 1.2
-# one colour and point type per series, the same in every plot
-array colors[8] = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf']
-array points[8] = [7, 5, 9, 13, 11, 15, 4, 6]
+# one colour and point type per series, the same in every plot; after 12
+# series the cycle repeats with another dash type (dashes(i))
+ncolors = 12
+array colors[12] = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', \
+                    '#bcbd22', '#7f7f7f', '#000080', '#008080']
+array points[12] = [7, 5, 9, 13, 11, 15, 4, 6, 8, 10, 12, 14]
+color(i) = colors[(i-1)%ncolors+1]
+point(i) = points[(i-1)%ncolors+1]
+dashes(i) = (i-1)/ncolors + 1

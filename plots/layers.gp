@@ -14,4 +14,4 @@ set xtics 0, step, nlayers
 set mxtics (nlayers > 16 ? 4 : 7)
 set grid xtics mxtics lc rgb '#dddddd'
 plot for [i=1:nblocks] datafile index (i-1) using 1:2 with linespoints lw 1.5 ps 0.9 \
-        lc rgb colors[(i-1)%8+1] pt points[(i-1)%8+1] title columnheader(1) noenhanced
+        lc rgb color(i) pt point(i) dt dashes(i) title columnheader(1) noenhanced

@@ -13,4 +13,4 @@ do for [e=-3:3] { set xtics add (10.0**e, 2*10.0**e, 5*10.0**e) }
 set yrange [0:*]
 set offsets 0, 0, graph 0.06, 0
 plot for [i=1:nblocks] datafile index (i-1) using 1:2 with linespoints lw 2 ps 1.4 \
-        lc rgb colors[(i-1)%8+1] pt points[(i-1)%8+1] title columnheader(1) noenhanced
+        lc rgb color(i) pt point(i) dt dashes(i) title columnheader(1) noenhanced
