@@ -4,7 +4,7 @@
 # everything is present (exit 0) or not (exit 1).
 set -eu
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libgsl-dev libopenblas-openmp-dev \
-libinih-dev libjansson-dev zlib1g-dev gnuplot-nox ca-certificates curl"
+libinih-dev libjansson-dev zlib1g-dev gnuplot-nox ca-certificates curl unzip"
 
 missing=""
 for p in $PKGS; do
