@@ -11,6 +11,8 @@
 #include "util.h"
 #ifdef QH_HAVE_CUDA
 #include "quant_cuda.h"
+int cuda_host_register(void *p, size_t bytes);
+void cuda_host_unregister(void *p);
 #endif
 
 /* Which Hessian a sub-layer reads: q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3. */
@@ -166,6 +168,17 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     return 0;
 }
 
+/* Undo cuda_host_register on whichever activation buffers exist (no-op otherwise). */
+static void unpin_acts(float *a, float *b, float *c) {
+#ifdef QH_HAVE_CUDA
+    float *bufs[3] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) cuda_host_unregister(bufs[i]);
+#else
+    (void)a, (void)b, (void)c;
+#endif
+}
+
 int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *run) {
     memset(run, 0, sizeof *run);
     const ModelConfig *c = &m->cfg;
@@ -194,6 +207,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     float *inps = NULL, *outs = NULL, *fpout = NULL;
     HookState hs;
     memset(&hs, 0, sizeof hs);
+    int pinned = 0; /* inps / outs / fpout are page-locked (CUDA) */
     LayerQuantizer lq = {0};
     int rc = forward_create(spec->device, m, T, &f);
     if (rc != 0) goto fail;
@@ -219,6 +233,14 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     inps = qh_malloc(sizeof(float) * act); /* (N, T, D) */
     outs = qh_malloc(sizeof(float) * act); /* (N, T, D) */
     fpout = qh_malloc(sizeof(float) * act); /* (N, T, D) block outputs with unquantized weights */
+#ifdef QH_HAVE_CUDA
+    if (lq.on_gpu) { /* page-locked for the GPU's copies (a failure only warns: copies stay pageable) */
+        pinned = 1;
+        cuda_host_register(inps, sizeof(float) * act);
+        cuda_host_register(outs, sizeof(float) * act);
+        cuda_host_register(fpout, sizeof(float) * act);
+    }
+#endif
     double t0 = qh_now();
     for (int s = 0; s < N && rc == 0; s++) rc = f->ops->embed(f, windows + (size_t)s * T, T, inps + (size_t)s * T * D);
     run->t_calib_forward += qh_now() - t0;
@@ -303,6 +325,7 @@ summary:;
 #ifdef QH_HAVE_CUDA
     if (lq.ctx) quant_cuda_destroy(&lq.ctx);
 #endif
+    if (pinned) unpin_acts(inps, outs, fpout);
     free(windows);
     free(inps);
     free(outs);
@@ -314,6 +337,7 @@ fail:
 #ifdef QH_HAVE_CUDA
     if (lq.ctx) quant_cuda_destroy(&lq.ctx);
 #endif
+    if (pinned) unpin_acts(inps, outs, fpout);
     free(windows);
     free(inps);
     free(outs);

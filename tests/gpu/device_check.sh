@@ -148,9 +148,11 @@ run() {
 }
 if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     if [ -f data/models/stories260K/stories260K.bin ]; then DATA=data; else DATA=.devlibs/data; fi
-    run test_gpu_kernels 60 "passed|skipped" "$B/tests/gpu/test_gpu_kernels"
-    QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
-    QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
+    if [ -z "${QH_SKIP_UNIT:-}" ]; then
+        run test_gpu_kernels 60 "passed|skipped" "$B/tests/gpu/test_gpu_kernels"
+        QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
+        QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
+    fi
     QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
     if [ -z "${QH_SKIP_BENCH:-}" ]; then
         run bench_gpu_forward 120 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
