@@ -168,6 +168,13 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     return 0;
 }
 
+/* dst (n) <- src (n), in parallel chunks (a window's activations are tens of MB on large models). */
+static void copy_floats(float *dst, const float *src, size_t n) {
+    const size_t chunk = 1 << 18;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += chunk) memcpy(dst + i, src + i, sizeof(float) * (n - i < chunk ? n - i : chunk));
+}
+
 /* Undo cuda_host_register on whichever activation buffers exist (no-op otherwise). */
 static void unpin_acts(float *a, float *b, float *c) {
 #ifdef QH_HAVE_CUDA
@@ -267,7 +274,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             t0 = qh_now();
             for (int s = 0; s < N && rc == 0; s++) {
                 float *y = (g == 0 ? fpout : outs) + (size_t)s * T * D;
-                memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
+                copy_floats(y, inps + (size_t)s * T * D, (size_t)T * D);
                 rc = block_with_hessians(f, l, y, T, &hs);
             }
             if (rc == 0) rc = hook_slots_finish(&hs);
@@ -283,7 +290,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         double num = 0.0, den = 0.0;
         for (int s = 0; s < N && rc == 0; s++) {
             float *y = outs + (size_t)s * T * D;
-            memcpy(y, inps + (size_t)s * T * D, sizeof(float) * (size_t)T * D);
+            copy_floats(y, inps + (size_t)s * T * D, (size_t)T * D);
             rc = f->ops->block(f, l, y, T, NULL, NULL);
             const float *yf = fpout + (size_t)s * T * D;
             long nel = (long)T * D;
