@@ -1,7 +1,8 @@
 #!/bin/sh
 # run_bench.sh BUILD: every benchmark, each reporting its timings as ratios
 # against a baseline (sgemm / cuBLAS GEMM) measured in the same run.
-# GPU benchmarks print "skipped: no GPU" where there is none.
+# GPU benchmarks print "skipped: no GPU" where there is none. Each benchmark
+# runs with its defaults.
 set -eu
 build=${1:-build}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
@@ -9,6 +10,8 @@ for b in "$build"/bench/bench_*; do
     [ -x "$b" ] || continue
     case "$b" in *.d|*.o) continue ;; esac
     echo "==== $(basename "$b") ===="
-    "$b" ${QH_BENCH_ARGS:-}
+    "$b"
     echo
 done
+echo "==== gpu_block_quant (LLaMA-7B-shaped block on the GPU) ===="
+"$(dirname "$0")/gpu_block_quant.sh" "$build"
