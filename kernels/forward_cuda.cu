@@ -9,8 +9,10 @@
  *     kernel, the element-wise steps are the kernels of forward_kernels.cu.
  * GEMM arithmetic is chosen at creation by the environment variable
  * QH_CUDA_MATH: "fp32" (the default: CUBLAS_COMPUTE_32F, exact fp32, matches
- * the CPU backend to ~1e-6 relative) or "tf32" (CUBLAS_COMPUTE_32F_FAST_TF32:
- * tensor cores, 10-bit mantissa inputs, fp32 accumulation; faster, ~1e-3).
+ * the CPU backend to ~1e-6 relative), "tf32" (CUBLAS_COMPUTE_32F_FAST_TF32:
+ * tensor cores, 10-bit mantissa inputs, fp32 accumulation; faster, ~1e-3), or
+ * "fp16" / "bf16" (CUBLAS_COMPUTE_32F_FAST_16F / _16BF: the GEMM inputs
+ * rounded to fp16 / bf16 inside cuBLAS, fp32 accumulation; tensors stay fp32).
  * The ForwardOps entries take HOST pointers: embed/block/head_nll copy in and
  * out around the device work (the hook, when given, receives host copies of
  * each linear input (T, in), called exactly as the CPU backend calls it);

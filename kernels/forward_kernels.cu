@@ -27,11 +27,16 @@ extern "C" {
 extern "C" int qh_cuda_math_parse(const char *s, QhCudaMath *out) {
     if (!s || !*s || !strcmp(s, "fp32")) *out = QH_MATH_FP32;
     else if (!strcmp(s, "tf32")) *out = QH_MATH_TF32;
-    else return qh_error("QH_CUDA_MATH: expected fp32 or tf32, got '%s'", s);
+    else if (!strcmp(s, "fp16")) *out = QH_MATH_FP16;
+    else if (!strcmp(s, "bf16")) *out = QH_MATH_BF16;
+    else return qh_error("QH_CUDA_MATH: expected fp32, tf32, fp16 or bf16, got '%s'", s);
     return 0;
 }
 
-extern "C" const char *qh_cuda_math_name(QhCudaMath m) { return m == QH_MATH_TF32 ? "tf32" : "fp32"; }
+extern "C" const char *qh_cuda_math_name(QhCudaMath m) {
+    static const char *names[] = {"fp32", "tf32", "fp16", "bf16"};
+    return names[m];
+}
 
 /* ---- the GEMM wrapper ------------------------------------------------------
  * cuBLAS is column-major; every tensor here is row-major. A row-major matrix
@@ -50,7 +55,11 @@ extern "C" int gemm_rm(cublasHandle_t h, QhCudaMath math, int transA, int transB
                        float beta, float *C, int ldc, long long strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return 0;
     if (K <= 0) return qh_error("gemm_rm: inner dimension K = %d must be positive", K);
-    cublasComputeType_t ct = math == QH_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    /* fp32 storage and accumulation in every mode; the tensor-core modes round
+     * the GEMM inputs to tf32 / fp16 / bf16 inside cuBLAS */
+    static const cublasComputeType_t cts[] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                              CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
+    cublasComputeType_t ct = cts[math];
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1) {

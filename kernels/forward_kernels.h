@@ -30,9 +30,11 @@ extern "C" {
 /* Arithmetic of the GEMMs: plain fp32 (CUBLAS_COMPUTE_32F, the exact mode and
  * the default) or TF32 tensor cores with fp32 accumulation
  * (CUBLAS_COMPUTE_32F_FAST_TF32). */
-typedef enum { QH_MATH_FP32 = 0, QH_MATH_TF32 = 1 } QhCudaMath;
+typedef enum { QH_MATH_FP32 = 0, QH_MATH_TF32 = 1, QH_MATH_FP16 = 2, QH_MATH_BF16 = 3 } QhCudaMath;
+/* QH_MATH_FP16 / QH_MATH_BF16: CUBLAS_COMPUTE_32F_FAST_16F / _16BF, tensor
+ * cores with fp16 / bf16 inputs and fp32 accumulation (tensors stay fp32). */
 
-/* "fp32" | "tf32" -> QhCudaMath; NULL or "" gives fp32; -1 with a message otherwise. */
+/* "fp32" | "tf32" | "fp16" | "bf16" -> QhCudaMath; NULL or "" gives fp32; -1 with a message otherwise. */
 int qh_cuda_math_parse(const char *s, QhCudaMath *out);
 const char *qh_cuda_math_name(QhCudaMath m);
 

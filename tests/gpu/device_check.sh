@@ -163,6 +163,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     SYN=$WORK/llama7b_block.bin
     LD_LIBRARY_PATH=$RUN_LD_PATH "$B/qharness" synth --dim 4096 --hidden 11008 --layers 1 --heads 32 --kv-heads 32 \
         --vocab 512 --seq-len 2048 --out "$SYN" >/dev/null 2>&1
+    [ "${QH_BLOCK_MATH:-}" = none ] && QH_BLOCK_MATH=" "
     for math in ${QH_BLOCK_MATH:-fp32}; do
         for meth in gptq spqr; do
             extra=""; [ $meth = gptq ] && extra="--groupsize 128"

@@ -251,9 +251,22 @@ static void test_synth(const char *what, int H, int Hkv, int shared) {
         compare_windows(w2, cpu, gpu, 3, 37, 11, 1e-2, 2e-2);
     }
     forward_destroy(&gpu);
-    setenv("QH_CUDA_MATH", "fp16", 1);
+    /* fp16 / bf16 tensor-core GEMMs (inputs rounded to 11 / 8 significant bits) */
+    static const char *half[2] = {"fp16", "bf16"};
+    static const double half_tol[2] = {2e-2, 5e-2};
+    for (int i = 0; i < 2; i++) {
+        setenv("QH_CUDA_MATH", half[i], 1);
+        CHECK(forward_cuda_create(&m, 64, &gpu) == 0, "cuda backend in %s mode", half[i]);
+        if (cpu && gpu) {
+            char w2[96];
+            snprintf(w2, sizeof w2, "%s %s", what, half[i]);
+            compare_windows(w2, cpu, gpu, 3, 37, 11, half_tol[i], 2 * half_tol[i]);
+        }
+        forward_destroy(&gpu);
+    }
+    setenv("QH_CUDA_MATH", "fp8", 1);
     fprintf(stderr, "(the error below is expected)\n");
-    CHECK(forward_cuda_create(&m, 64, &gpu) == -1 && gpu == NULL, "QH_CUDA_MATH=fp16 is refused");
+    CHECK(forward_cuda_create(&m, 64, &gpu) == -1 && gpu == NULL, "QH_CUDA_MATH=fp8 is refused");
     unsetenv("QH_CUDA_MATH");
     CHECK(forward_cuda_create(&m, 1, &gpu) == -1, "max_T 1 is refused");
     forward_destroy(&cpu);

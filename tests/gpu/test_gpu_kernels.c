@@ -243,7 +243,9 @@ static void test_math_parse(void) {
     CHECK(qh_cuda_math_parse(NULL, &m) == 0 && m == QH_MATH_FP32, "unset -> fp32");
     CHECK(qh_cuda_math_parse("tf32", &m) == 0 && m == QH_MATH_TF32, "tf32");
     CHECK(qh_cuda_math_parse("fp32", &m) == 0 && m == QH_MATH_FP32, "fp32");
-    CHECK(qh_cuda_math_parse("fp16", &m) == -1, "fp16 is rejected");
+    CHECK(qh_cuda_math_parse("fp16", &m) == 0 && m == QH_MATH_FP16, "fp16");
+    CHECK(qh_cuda_math_parse("bf16", &m) == 0 && m == QH_MATH_BF16, "bf16");
+    CHECK(qh_cuda_math_parse("fp8", &m) == -1, "fp8 is rejected");
     CHECK(attention_head_batch(2048, 32, (size_t)1 << 30) == 32, "head batch fits");
     CHECK(attention_head_batch(4096, 32, (size_t)1 << 30) == 16, "head batch halves");
     CHECK(attention_head_batch(65536, 8, 1) == 1, "head batch at least 1");

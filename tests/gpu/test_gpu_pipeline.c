@@ -1,6 +1,7 @@
 /* test_gpu_pipeline.c: the whole pipeline on the GPU against the CPU on
  * stories260K (issue 5's agreement criteria): full-precision perplexity on
- * each dataset within 1e-4 relative; GPTQ and SpQR at 4 and 3 bits quantized by
+ * each dataset within 1e-4 relative (fp32 GEMMs; fp16 / bf16 tensor-core
+ * GEMMs within 5e-3 / 2e-2); GPTQ and SpQR at 4 and 3 bits quantized by
  * sequential calibration on each backend: codes identical except at rounding
  * ties (mismatch fraction reported, required < 1e-2 since a tie early in the
  * sequence changes later blocks' inputs), outlier masks likewise, perplexity
@@ -60,6 +61,19 @@ int main(void) {
         printf("%-28s %14.6f %14.6f %10.2e\n", sets[i], pc, pg, fabs(pg - pc) / pc);
         CHECK(fabs(pg - pc) <= 1e-4 * pc, "%s: cuda ppl %.8f vs cpu %.8f", sets[i], pg, pc);
     }
+    /* the same with fp16 / bf16 tensor-core GEMMs (QH_CUDA_MATH): inputs rounded
+     * to 11 / 8 significant bits, fp32 accumulation */
+    static const char *half[2] = {"fp16", "bf16"};
+    static const double half_tol[2] = {5e-3, 2e-2};
+    for (int h = 0; h < 2; h++) {
+        setenv("QH_CUDA_MATH", half[h], 1);
+        for (int i = 0; i < 4; i++) {
+            double pc = ppl_on(QH_DEVICE_CPU, &m, &ts[i], 512, 0), pg = ppl_on(QH_DEVICE_CUDA, &m, &ts[i], 512, 0);
+            printf("%-12s %-15s %14.6f %14.6f %10.2e\n", sets[i], half[h], pc, pg, fabs(pg - pc) / pc);
+            CHECK(fabs(pg - pc) <= half_tol[h] * pc, "%s %s: cuda ppl %.8f vs cpu %.8f", sets[i], half[h], pg, pc);
+        }
+    }
+    unsetenv("QH_CUDA_MATH");
     const char *methods[] = {"gptq", "spqr"};
     int bits[] = {4, 3};
     printf("\n%-10s %12s %12s %12s %12s %10s\n", "method", "code mism.", "outl. mism.", "cpu ppl", "cuda ppl", "rel diff");
