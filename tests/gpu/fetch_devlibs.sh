@@ -10,7 +10,7 @@
 #                         time, found by closure: unpack, ldd every .so, map
 #                         each library resolved outside the unpacked tree to
 #                         its Debian package (dpkg -S), download it, repeat;
-#   .devlibs/data/models/stories260K/stories260K.bin
+#   .devlibs/data/{models,text}/...   stories260K, tok512 and the evaluation texts
 #                         the real model of test_gpu_forward (data/ is ignored
 #                         and does not travel).
 # Libraries every glibc + gcc + CUDA machine has (libc, libm, libdl, libpthread,
@@ -93,12 +93,17 @@ while :; do
     pkgs="$pkgs$need"
 done
 
-mkdir -p .devlibs/data/models/stories260K
-if [ -f "$DATA_ROOT/models/stories260K/stories260K.bin" ]; then
-    cp "$DATA_ROOT/models/stories260K/stories260K.bin" .devlibs/data/models/stories260K/
-else
-    echo "fetch_devlibs: $DATA_ROOT/models/stories260K/stories260K.bin not found: the GPU test will skip that model" >&2
-fi
+# the data the GPU tests and the 7B-block runs read (data/ is ignored and does not travel)
+for f in models/stories260K/stories260K.bin models/stories260K/tok512.bin text/c4/c4_train_00000_first1000.jsonl \
+    text/wikitext-2-raw/wiki.test.raw text/ptb/ptb.valid.txt text/ptb/ptb.test.txt \
+    text/tinystories/tinystories_sample.txt; do
+    if [ -f "$DATA_ROOT/$f" ]; then
+        mkdir -p ".devlibs/data/$(dirname "$f")"
+        cp "$DATA_ROOT/$f" ".devlibs/data/$f"
+    else
+        echo "fetch_devlibs: $DATA_ROOT/$f not found (make data): the GPU tests that read it will skip" >&2
+    fi
+done
 
 # what device_check.sh leaves here when run on this machine must not travel
 rm -rf .devlibs/work .devlibs/out
