@@ -10,9 +10,9 @@
 #                         time, found by closure: unpack, ldd every .so, map
 #                         each library resolved outside the unpacked tree to
 #                         its Debian package (dpkg -S), download it, repeat;
-#   .devlibs/data/{models,text}/...   stories260K, tok512 and the evaluation texts
-#                         the real model of test_gpu_forward (data/ is ignored
-#                         and does not travel).
+#   .devlibs/data/{models,text}/...   stories260K, tok512 and the texts the
+#                         GPU tests and the 7B-block runs read (data/ is
+#                         ignored and does not travel).
 # Libraries every glibc + gcc + CUDA machine has (libc, libm, libdl, libpthread,
 # librt, libresolv, libgcc_s, libstdc++, libgomp, the loader) are not fetched.
 # It does not build anything and changes nothing outside .devlibs/.
