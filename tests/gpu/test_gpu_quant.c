@@ -30,18 +30,7 @@
 #ifdef QH_HAVE_CUDA
 #include "quant_cuda.h"
 
-/* ---- random data (as tests/test_quant_methods.c) ------------------------------------ */
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 0x2545f4914f6cdd1dull) >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void) { /* standard normal, Box-Muller */
-    double u = urand(), v = urand();
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
+#include "quant_fixtures.h"
 
 /* W (m, n) normal(0, sd), 1% of the weights x 8 (heavy tails: outliers to find) */
 static float *random_W(int m, int n, double sd) {
@@ -53,29 +42,6 @@ static float *random_W(int m, int n, double sd) {
     return W;
 }
 
-/* H (n, n) from nwin windows of ntok tokens, AR(1) correlated columns (rho)
- * with per-column scales in [0.5, 3]; the columns in dead (ndead) are 0. */
-static double *correlated_H(int n, int nwin, int ntok, double rho, const int *dead, int ndead) {
-    HessianAcc h;
-    hessian_init(&h, n);
-    double *colscale = qh_malloc(sizeof(double) * n);
-    for (int j = 0; j < n; j++) colscale[j] = 0.5 + 2.5 * urand();
-    float *X = qh_malloc(sizeof(float) * ntok * n); /* (ntok, n) */
-    for (int w = 0; w < nwin; w++) {
-        for (int t = 0; t < ntok; t++) {
-            double prev = nrand();
-            for (int j = 0; j < n; j++) {
-                prev = rho * prev + sqrt(1 - rho * rho) * nrand();
-                X[t * n + j] = (float)(prev * colscale[j]);
-            }
-            for (int k = 0; k < ndead; k++) X[t * n + dead[k]] = 0;
-        }
-        hessian_add_window(&h, X, ntok);
-    }
-    free(X);
-    free(colscale);
-    return h.H;
-}
 
 /* ---- comparison ---------------------------------------------------------------------- */
 
