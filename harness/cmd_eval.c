@@ -18,7 +18,7 @@
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
          *quantized = NULL;
-    long seqlen = 0, max_windows = 0;
+    long seqlen = 0, max_windows = 0, max_memory_mb = 0;
     int json = 0, verify = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
@@ -28,6 +28,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
         {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},
+        {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this budget (CPU, llama2.c files)"},
         {"out", OPT_STR, &out, "F.h5", "write the results to this HDF5 file"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
@@ -40,6 +41,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
                         argc, argv);
     if (rc) return rc > 0 ? 0 : -1;
     if (max_windows < 0) return qh_error("eval: --max-windows must be >= 0, got %ld", max_windows);
+    if (max_memory_mb < 0 || max_memory_mb > (1L << 30))
+        return qh_error("eval: --max-memory must be a size in MB >= 0, got %ld", max_memory_mb);
     if (seqlen < 0 || seqlen == 1) return qh_error("eval: --seqlen must be 0 or >= 2, got %ld", seqlen);
     QhDevice dev;
     if (qh_device_parse(device, &dev) != 0) return -1;
@@ -56,7 +59,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     provenance_collect(&prov, full_argc, full_argv);
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
                    .data_root = cli_data_root(data), .quiet = json,
-                   .verify = verify, .verify_rtol = verify_rtol};
+                   .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
     if (rc == 0 && out) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stream_eval.h"
 #include "util.h"
 
 int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
@@ -22,8 +23,27 @@ void eval_outcome_free(EvalOutcome *o) {
     o->n = 0;
 }
 
+/* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
+static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
+    if (s->device == QH_DEVICE_CUDA || s->verify)
+        return qh_error("--max-memory evaluates block by block on the CPU backend only (got --device cuda/--verify)");
+    out->device = "cpu";
+    if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
+    for (int i = 0; i < out->n; i++) {
+        if (perplexity_eval_streamed((Model *)m, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows,
+                                     s->max_memory, &out->ppl[i]) != 0)
+            return -1;
+        const PplResult *r = &out->ppl[i];
+        if (!s->quiet)
+            printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
+                   r->nwindows, r->seqlen, out->streams[i].is_train_data ? "train data" : "");
+    }
+    return 0;
+}
+
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out) {
     memset(out, 0, sizeof *out);
+    out->base_rss = qh_current_rss_bytes();
     int seqlen = s->seqlen > 0 ? s->seqlen : eval_default_seqlen(m);
     if (seqlen > m->cfg.seq_len)
         qh_warn("seqlen %d exceeds the model's trained context %d: rotary positions beyond it are extrapolated",
@@ -43,6 +63,12 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     }
     free(list);
     if (rc == 0 && out->n == 0) rc = qh_error("no dataset given");
+    if (rc == 0 && s->max_memory > 0) {
+        rc = eval_run_streamed(m, s, seqlen, out);
+        out->peak_rss = qh_peak_rss_bytes();
+        if (rc != 0) eval_outcome_free(out);
+        return rc;
+    }
     Forward *f = NULL;
     if (rc == 0 && s->verify && !qh_cuda_available())
         rc = qh_error("--verify compares the CUDA backend with the CPU one, but no CUDA GPU is usable here");
@@ -62,6 +88,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         }
     }
     forward_destroy(&f);
+    out->peak_rss = qh_peak_rss_bytes();
     if (rc == 0 && s->verify) {
         /* the same windows through the CPU backend */
         out->verify_ppl = qh_calloc((size_t)out->n, sizeof(double));
@@ -106,6 +133,8 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
 json_t *eval_outcome_json(const EvalOutcome *o) {
     if (o->n == 1) {
         json_t *one = eval_one_json(&o->streams[0], &o->ppl[0], o->device);
+        json_object_set_new(one, "peak_rss_mb", json_real((double)o->peak_rss / (1 << 20)));
+        json_object_set_new(one, "base_rss_mb", json_real((double)o->base_rss / (1 << 20)));
         if (o->verify_ppl) {
             json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[0]));
             json_object_set_new(one, "verify_max_rel", json_real(o->verify_max_rel));
@@ -116,6 +145,8 @@ json_t *eval_outcome_json(const EvalOutcome *o) {
     for (int i = 0; i < o->n; i++) json_array_append_new(arr, eval_one_json(&o->streams[i], &o->ppl[i], o->device));
     json_t *root = json_object();
     json_object_set_new(root, "results", arr);
+    json_object_set_new(root, "peak_rss_mb", json_real((double)o->peak_rss / (1 << 20)));
+    json_object_set_new(root, "base_rss_mb", json_real((double)o->base_rss / (1 << 20)));
     if (o->verify_ppl) json_object_set_new(root, "verify_max_rel", json_real(o->verify_max_rel));
     return root;
 }

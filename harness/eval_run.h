@@ -18,6 +18,7 @@ typedef struct EvalSpec {
     int quiet;             /* 1: no table on stdout */
     int verify;            /* 1: run on the GPU and on the CPU, compare per dataset */
     double verify_rtol;    /* relative perplexity tolerance of the comparison (fp32: 1e-4) */
+    size_t max_memory;     /* > 0: evaluate block by block within this many bytes (CPU, llama2.c mmap) */
 } EvalSpec;
 
 typedef struct EvalOutcome {
@@ -27,6 +28,8 @@ typedef struct EvalOutcome {
     const char *device;   /* backend name that ran */
     double *verify_ppl;   /* (n) the CPU's perplexity when verifying, else NULL */
     double verify_max_rel;/* max over datasets of |ppl_gpu - ppl_cpu| / ppl_cpu */
+    size_t peak_rss;      /* peak resident set size of the process after the evaluation (bytes) */
+    size_t base_rss;      /* resident set size when the evaluation started (libraries, model header...) */
 } EvalOutcome;
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out);

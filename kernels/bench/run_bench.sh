@@ -13,5 +13,8 @@ for b in "$build"/bench/bench_*; do
     "$b"
     echo
 done
+echo "==== stream_eval_rss (evaluation under --max-memory) ===="
+"$(dirname "$0")/stream_eval_rss.sh" "$build"
+echo
 echo "==== gpu_block_quant (LLaMA-7B-shaped block on the GPU) ===="
 "$(dirname "$0")/gpu_block_quant.sh" "$build"

@@ -1,0 +1,117 @@
+/* stream_eval.c: block-by-block perplexity under a memory budget (see
+ * stream_eval.h). The per-window arithmetic is the CPU backend's own
+ * (embed / block / head_nll), applied in the order block-major instead of
+ * window-major, so every NLL is bit-identical to perplexity_eval's. */
+#define _GNU_SOURCE
+#include "stream_eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "util.h"
+
+size_t qh_peak_rss_bytes(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+size_t qh_current_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
+    size_t D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), V = c->vocab_size, T = seqlen;
+    size_t block = 4 * (2 * D * D + 2 * KV * D + 3 * F * D + 2 * D);
+    size_t head = 4 * V * D * (c->shared_classifier ? 1 : 2);
+    size_t chunk = (64u << 20) / (V * 4);
+    if (chunk < 1) chunk = 1;
+    if (chunk > T) chunk = T;
+    size_t scratch = 4 * (T * D * 4 + 2 * T * KV + 2 * T * F + chunk * V); /* forward_cpu.c's buffers */
+    return block + head + scratch;
+}
+
+/* Drop the resident pages of [p, p + bytes) of the mapping (whole pages inside it). */
+static void release_range(const void *p, size_t bytes) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + bytes) & ~(uintptr_t)(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Release block l's weights (they are re-read from the file when touched again). */
+static void release_block(const Model *m, int l) {
+    const ModelConfig *c = &m->cfg;
+    const BlockWeights *b = &m->w.blocks[l];
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        release_range(b->lin[k], sizeof(float) * (size_t)o * i);
+    }
+}
+
+int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
+                             PplResult *r) {
+    memset(r, 0, sizeof *r);
+    const ModelConfig *c = &m->cfg;
+    if (!m->map || m->owned)
+        return qh_error("--max-memory: block-by-block evaluation needs a llama2.c checkpoint read through mmap "
+                        "with its original weights (got %s)", m->owned ? "replaced weights" : "an in-memory model");
+    if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
+    long nwin = (long)(n / (size_t)seqlen);
+    if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
+    if (nwin < 1) return qh_error("the dataset has %zu tokens, fewer than one window of %d", n, seqlen);
+    size_t fixed = stream_eval_fixed_bytes(c, seqlen), per_window = sizeof(float) * (size_t)seqlen * c->dim;
+    if (max_memory < fixed + per_window)
+        return qh_error("--max-memory %zu MB is below what block-by-block evaluation needs: %zu MB (one block, the "
+                        "embedding and head, the forward scratch and one window of activations)",
+                        max_memory >> 20, (fixed + per_window + (1u << 20) - 1) >> 20);
+    long chunk = (long)((max_memory - fixed) / per_window);
+    if (chunk > nwin) chunk = nwin;
+    Forward *f;
+    if (forward_cpu_create(m, seqlen, &f) != 0) return -1;
+    r->ntokens = (long)n;
+    r->nwindows = nwin;
+    r->seqlen = seqlen;
+    r->window_nll = qh_malloc(sizeof(double) * nwin);
+    r->nll = qh_malloc(sizeof(double) * nwin * (seqlen - 1));
+    float *acts = qh_malloc(per_window * (size_t)chunk); /* (chunk, seqlen, D) */
+    double t0 = qh_now();
+    int rc = 0;
+    for (long w0 = 0; w0 < nwin && rc == 0; w0 += chunk) {
+        long nw = nwin - w0 < chunk ? nwin - w0 : chunk;
+        for (long w = 0; w < nw && rc == 0; w++)
+            rc = f->ops->embed(f, ids + (size_t)(w0 + w) * seqlen, seqlen, acts + (size_t)w * seqlen * c->dim);
+        for (int l = 0; l < c->n_layers && rc == 0; l++) {
+            for (long w = 0; w < nw && rc == 0; w++)
+                rc = f->ops->block(f, l, acts + (size_t)w * seqlen * c->dim, seqlen, NULL, NULL);
+            release_block(m, l);
+            qh_progress("  windows %ld-%ld: block %d/%d", w0 + 1, w0 + nw, l + 1, c->n_layers);
+        }
+        for (long w = 0; w < nw && rc == 0; w++) {
+            double *nll = r->nll + (size_t)(w0 + w) * (seqlen - 1);
+            rc = f->ops->head_nll(f, acts + (size_t)w * seqlen * c->dim, ids + (size_t)(w0 + w) * seqlen, seqlen, nll);
+            double s = 0.0;
+            for (int t = 0; t < seqlen - 1; t++) s += nll[t];
+            r->window_nll[w0 + w] = s / (seqlen - 1);
+        }
+    }
+    r->seconds = qh_now() - t0;
+    free(acts);
+    forward_destroy(&f);
+    if (rc != 0) {
+        ppl_result_free(r);
+        return -1;
+    }
+    perplexity_from_windows(r->window_nll, nwin, r);
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* stream_eval.h: perplexity (SPEC 7) evaluated block by block under a memory
+ * budget: the windows' activations are kept (in chunks that fit the budget)
+ * and the model is walked one transformer block at a time, each block's
+ * weight pages released from the read-only mmap after use, so that the
+ * resident model is about one block, not all of it. CPU backend, llama2.c
+ * checkpoints (mmapped). Results equal perplexity_eval's bit for bit. Not here:
+ * quantization under a budget (not implemented yet). */
+#ifndef QH_STREAM_EVAL_H
+#define QH_STREAM_EVAL_H
+
+#include <stddef.h>
+
+#include "forward.h"
+#include "perplexity.h"
+
+/* Bytes that must stay resident besides the activations: one block's weights,
+ * the embedding and head, the CPU backend's scratch for windows of seqlen. */
+size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
+
+/* Evaluate like perplexity_eval, walking blocks one at a time. max_memory
+ * (bytes) bounds fixed + activations; -1 with a message when even one window
+ * does not fit. m must be a llama2.c mmapped model (weights not replaced). */
+int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
+                             PplResult *r);
+
+/* Peak resident set size of this process so far, and the current one (bytes;
+ * the current one from /proc/self/statm, 0 where it is unavailable). */
+size_t qh_peak_rss_bytes(void);
+size_t qh_current_rss_bytes(void);
+
+#endif
