@@ -16,13 +16,7 @@
 #include "quant_internal.h"
 #include "util.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static double urand(void) { /* xorshift64*, uniform in [0, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 0x2545f4914f6cdd1dull) >> 11) * (1.0 / 9007199254740992.0);
-}
+#include "quant_fixtures.h" /* urand (its own seed is set in main) */
 
 /* ---- stderr capture, for the validation messages ------------------------------ */
 static char captured[4096];
@@ -483,6 +477,7 @@ static void test_hessian(void) {
 }
 
 int main(void) {
+    rng_state = 0x9e3779b97f4a7c15ull;
     test_grid();
     test_second_level();
     test_leave_one_out();
