@@ -328,18 +328,11 @@ summary:;
     run->outlier_fraction = nout / (double)params;
     run->total_proxy_loss = loss;
     run->t_total = qh_now() - t_start;
-    hook_slots_free(&hs);
-#ifdef QH_HAVE_CUDA
-    if (lq.ctx) quant_cuda_destroy(&lq.ctx);
-#endif
-    if (pinned) unpin_acts(inps, outs, fpout);
-    free(windows);
-    free(inps);
-    free(outs);
-    free(fpout);
-    forward_destroy(&f);
-    return 0;
+    rc = 0;
+    goto done;
 fail:
+    rc = -1;
+done:
     hook_slots_free(&hs);
 #ifdef QH_HAVE_CUDA
     if (lq.ctx) quant_cuda_destroy(&lq.ctx);
@@ -350,8 +343,8 @@ fail:
     free(outs);
     free(fpout);
     forward_destroy(&f);
-    quant_run_free(run);
-    return -1;
+    if (rc != 0) quant_run_free(run);
+    return rc;
 }
 
 json_t *quant_spec_json(const QuantRunSpec *s) {
