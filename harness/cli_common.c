@@ -24,6 +24,7 @@ int cli_find_tokenizer(const char *model_path, int vocab_size, char *buf, size_t
     const char *dir = is_dir ? copy : dirname(copy); /* beside a file, inside a directory */
     snprintf(buf, n, "%s/tok%d.bin", dir, vocab_size);
     if (access(buf, R_OK) != 0) snprintf(buf, n, "%s/tokenizer.bin", dir);
+    if (access(buf, R_OK) != 0) snprintf(buf, n, "%s/tokenizer.model", dir); /* SentencePiece (HF directories) */
     free(copy);
     return access(buf, R_OK) == 0 ? 0 : -1;
 }
@@ -41,7 +42,7 @@ int cli_open_model(const char *model_path, const char *tok_path, Model *m, Token
         if (cli_find_tokenizer(model_path, m->cfg.vocab_size, buf, sizeof buf) != 0) {
             int V = m->cfg.vocab_size;
             model_free(m);
-            return qh_error("no tokenizer found %s '%s' (tried tok%d.bin and tokenizer.bin): pass --tokenizer",
+            return qh_error("no tokenizer found %s '%s' (tried tok%d.bin, tokenizer.bin and tokenizer.model): pass --tokenizer",
                             is_dir ? "in" : "beside", model_path, V);
         }
         tok_path = buf;

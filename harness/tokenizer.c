@@ -105,10 +105,19 @@ void tokenizer_free(Tokenizer *t) {
 
 int tokenizer_load(Tokenizer *t, const char *path, int vocab_size) {
     memset(t, 0, sizeof *t);
+    size_t plen = strlen(path);
+    if (plen > 6 && !strcmp(path + plen - 6, ".model")) return tokenizer_load_spm(t, path, vocab_size);
     char *buf;
     size_t size;
     if (qh_read_file(path, &buf, &size) != 0)
         return qh_error("%s: cannot read tokenizer file", path);
+    int rc = tokenizer_load_buffer(t, buf, size, vocab_size, path);
+    free(buf);
+    return rc;
+}
+
+int tokenizer_load_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_size, const char *path) {
+    memset(t, 0, sizeof *t);
     const unsigned char *p = (const unsigned char *)buf;
     int rc = -1;
     if (size < 4) {
@@ -209,7 +218,6 @@ int tokenizer_load(Tokenizer *t, const char *path, int vocab_size) {
     }
     rc = 0;
 out:
-    free(buf);
     if (rc != 0) tokenizer_free(t);
     return rc;
 }

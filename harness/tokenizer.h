@@ -42,6 +42,13 @@ typedef struct Tokenizer {
  * Returns 0, or -1 with *t left empty (tokenizer_free on it is harmless). */
 int tokenizer_load(Tokenizer *t, const char *path, int vocab_size);
 void tokenizer_free(Tokenizer *t);
+/* The same from a tokenizer.bin image in memory (`path` names it in messages). */
+int tokenizer_load_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_size, const char *path);
+/* A SentencePiece BPE model file (tokenizer.model of LLaMA-1/2, Mistral),
+ * converted to the llama2.c vocabulary exactly as llama2.c's export does
+ * (U+2581 -> space, <s> / </s> -> "\n<s>\n" / "\n</s>\n"); spm_model.c.
+ * tokenizer_load dispatches here for paths ending in ".model". */
+int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size);
 
 /* Piece -> id, or -1 if the exact byte string is not in the vocabulary. */
 int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len);
