@@ -186,6 +186,15 @@ static void unpin_acts(float *a, float *b, float *c) {
 #endif
 }
 
+/* Hand block l to spec->block_done, then drop it from memory (see calibrate.h). */
+static int finish_block(Model *m, const QuantRunSpec *spec, QuantRun *run, int l) {
+    if (!spec->block_done) return 0;
+    if (spec->block_done(spec->block_user, run, l) != 0) return -1;
+    for (int k = 0; k < LIN_COUNT; k++) quant_layer_free(&run->layers[l * LIN_COUNT + k]);
+    model_release_block(m, l);
+    return 0;
+}
+
 int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *run) {
     memset(run, 0, sizeof *run);
     const ModelConfig *c = &m->cfg;
@@ -227,8 +236,10 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
 #endif
 
     if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
-        for (int l = 0; l < L && rc == 0; l++)
+        for (int l = 0; l < L && rc == 0; l++) {
             for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
+            if (rc == 0) rc = finish_block(m, spec, run, l);
+        }
         if (rc != 0) goto fail;
         goto summary;
     }
@@ -303,6 +314,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         }
         run->t_calib_forward += qh_now() - t0;
         run->block_rel_err[l] = den > 0 ? sqrt(num / den) : 0.0;
+        if (rc == 0) rc = finish_block(m, spec, run, l);
         qh_progress("block %d: relative output error %.5f", l, run->block_rel_err[l]);
         float *tmp = inps;
         inps = outs;

@@ -13,6 +13,8 @@
 #include "model.h"
 #include "quant.h"
 
+struct QuantRun;
+
 typedef struct QuantRunSpec {
     const char *method;     /* rtn | gptq | spqr */
     QuantParams params;
@@ -22,6 +24,13 @@ typedef struct QuantRunSpec {
     uint64_t seed;
     const char *data_root;
     QhDevice device;
+    /* Optional, for work under a memory budget: called once block l is
+     * quantized and its outputs computed (e.g. to write its layers to the
+     * output file); afterwards the block's compressed layers are freed and its
+     * weights released (model_release_block): the model no longer holds the
+     * quantized block, the file does. */
+    int (*block_done)(void *user, const struct QuantRun *run, int layer);
+    void *block_user;
 } QuantRunSpec;
 
 typedef struct SubLayerReport {

@@ -16,9 +16,55 @@
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
+#include "stream_eval.h"
 #include "util.h"
 
 #define UNSET LONG_MIN
+
+/* --max-memory: each finished block goes to the open quantized-model file. */
+typedef struct BlockWriter {
+    H5File *f;
+    int64_t bytes;
+} BlockWriter;
+
+static int write_block(void *user, const struct QuantRun *run, int layer) {
+    BlockWriter *w = user;
+    return quant_io_write_block(w->f, "/", run, layer, &w->bytes);
+}
+
+static int load_block(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
+
+/* What quantizing block by block keeps resident (bytes): the calibration
+ * activations (inputs, outputs, full-precision outputs), one block's weights
+ * as loaded and as quantized, the Hessians of its four distinct inputs
+ * (double + one fp32 window), the engine's working copies of its largest
+ * layer, the forward scratch, embedding and head. Refused above the budget. */
+static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
+    const ModelConfig *c = &m->cfg;
+    if (!m->map) return qh_error("quantize: --max-memory needs a llama2.c checkpoint (read through mmap)");
+    int calib = strcmp(s->method, "rtn") != 0 || (s->calib && strcmp(s->calib, "none") != 0);
+    size_t D = c->dim, F = c->hidden_dim;
+    size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
+    size_t block = 0, largest = 0;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        block += sizeof(float) * (size_t)o * i;
+        if ((size_t)o * i > largest) largest = (size_t)o * i;
+    }
+    size_t hess = calib ? 12 * (3 * D * D + F * F) : 0;
+    size_t engine = 4 * sizeof(float) * largest;
+    size_t fixed = stream_eval_fixed_bytes(c, s->seqlen);
+    size_t overhead = 32u << 20; /* calibration text, HDF5 and BLAS working memory (measured ~15-20 MB) */
+    size_t need = acts + 2 * block + hess + engine + fixed + overhead;
+    if (need > budget)
+        return qh_error("quantize: --max-memory %zu MB is below what block-by-block quantization needs, about %zu MB "
+                        "(calibration activations %zu, one block loaded and quantized %zu, Hessians %zu, working "
+                        "copies %zu, forward scratch / embedding / head %zu, libraries and calibration text %zu MB)",
+                        budget >> 20, need >> 20, acts >> 20, (2 * block) >> 20, hess >> 20, engine >> 20, fixed >> 20,
+                        overhead >> 20);
+    return 0;
+}
 
 /* Copy an option into an int parameter when it was given, checking the int range. */
 static int set_int(int *dst, long v, const char *name) {
@@ -32,7 +78,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *method = NULL, *perm = NULL, *calib = "c4", *evals = NULL, *save = NULL,
          *out = NULL, *device = "auto", *data = NULL;
     long wbits = UNSET, groupsize = UNSET, qsb = UNSET, qzb = UNSET, qgs = UNSET, blocksize = UNSET, nsamples = 128,
-         seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0;
+         seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0, max_memory_mb = 0;
     double tau = NAN, percdamp = NAN;
     int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0, per_row = 0;
     const OptSpec specs[] = {
@@ -62,6 +108,8 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"eval-seqlen", OPT_INT, &eval_seqlen, "N", "evaluation window (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows per dataset (0: all)"},
         {"save", OPT_STR, &save, "F.h5", "save the compressed model"},
+        {"max-memory", OPT_INT, &max_memory_mb, "MB",
+         "work block by block within this budget (CPU, llama2.c files; needs --save: blocks go to the file)"},
         {"out", OPT_STR, &out, "F.h5", "write settings, per-layer report and evaluations"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run forward passes"},
@@ -106,18 +154,46 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         return qh_error("quantize: --calib none is only possible with --method rtn (%s needs Hessians)", method);
     spec.nsamples = (int)nsamples;
     if (quant_params_validate(p, method, INT_MAX / 2, 65536) != 0) return -1; /* shape-free checks first */
+    if (max_memory_mb < 0 || max_memory_mb > (1L << 30))
+        return qh_error("quantize: --max-memory must be a size in MB >= 0, got %ld", max_memory_mb);
+    size_t budget = (size_t)max_memory_mb << 20;
+    if (budget) {
+        if (!save) return qh_error("quantize: --max-memory needs --save F.h5 (each block goes to the file when done)");
+        if (spec.device == QH_DEVICE_CUDA)
+            return qh_error("quantize: --max-memory works block by block on the CPU backend only");
+        spec.device = QH_DEVICE_CPU;
+    }
 
     Model m;
     Tokenizer t;
     if (cli_open_model(model, tok, &m, &t) != 0) return -1;
     spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m);
+    size_t base_rss = qh_current_rss_bytes(); /* for the memory report: libraries loaded, model mapped */
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);
     json_t *settings = quant_spec_json(&spec);
     char *settings_text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
     QuantRun run;
     EvalOutcome eo = {0};
+    BlockWriter bw = {0};
+    if (budget) {
+        rc = budget_check(&m, &spec, budget);
+        if (rc == 0) rc = quant_model_file_begin(save, &m, &spec, &prov, settings_text, &bw.f);
+        if (rc != 0) {
+            json_decref(settings);
+            free(settings_text);
+            tokenizer_free(&t);
+            model_free(&m);
+            return -1;
+        }
+        spec.block_done = write_block;
+        spec.block_user = &bw;
+    }
     rc = quantize_model(&m, &t, &spec, &run);
+    if (budget) { /* the blocks are in the file; finish it (or drop it) */
+        if (rc == 0) rc = quant_model_file_end(&bw.f, &run, bw.bytes);
+        else h5_abort(&bw.f);
+    }
     if (rc == 0 && !json) {
         printf("%s %d-bit: avg bits %.4f (formula), %.4f stored, outliers %.4f%%, total proxy loss %.6g, %.2f s\n",
                method, p->wbits, run.avg_bits, run.stored_bits, 100.0 * run.outlier_fraction, run.total_proxy_loss,
@@ -130,11 +206,17 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         }
         fflush(stdout);
     }
-    if (rc == 0 && save) rc = quant_model_save(save, &m, &spec, &run, &prov, settings_text);
+    if (rc == 0 && save && !budget) rc = quant_model_save(save, &m, &spec, &run, &prov, settings_text);
     if (rc == 0 && evals) {
+        /* under a budget the quantized blocks are read back from the file one at a time */
+        H5File *qf = NULL;
+        StreamLoader loader = {load_block, NULL};
+        if (budget && (rc = h5_open_read(save, &qf)) == 0) loader.user = qf;
         EvalSpec es = {.datasets = evals, .seqlen = (int)eval_seqlen, .max_windows = max_windows,
-                       .device = spec.device, .data_root = spec.data_root, .quiet = json};
-        rc = eval_run(&m, &t, &es, &eo);
+                       .device = spec.device, .data_root = spec.data_root, .quiet = json,
+                       .max_memory = budget, .loader = budget ? &loader : NULL};
+        if (rc == 0) rc = eval_run(&m, &t, &es, &eo);
+        if (qf) h5_commit(&qf);
     }
     if (rc == 0 && out) {
         H5File *f;
@@ -156,6 +238,9 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
             json_object_set_new(ev, eo.streams[i].name, eval_one_json(&eo.streams[i], &eo.ppl[i], eo.device));
         json_object_set_new(o, "eval", ev);
         if (save) json_object_set_new(o, "saved", json_string(save));
+        json_object_set_new(o, "base_rss_mb", json_real((double)base_rss / (1 << 20)));
+        json_object_set_new(o, "peak_rss_mb", json_real((double)qh_peak_rss_bytes() / (1 << 20)));
+        if (budget) json_object_set_new(o, "max_memory_mb", json_integer((json_int_t)(budget >> 20)));
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s);
         free(s);

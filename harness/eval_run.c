@@ -31,7 +31,7 @@ static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, Eval
     if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
     for (int i = 0; i < out->n; i++) {
         if (perplexity_eval_streamed((Model *)m, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows,
-                                     s->max_memory, &out->ppl[i]) != 0)
+                                     s->max_memory, s->loader, &out->ppl[i]) != 0)
             return -1;
         const PplResult *r = &out->ppl[i];
         if (!s->quiet)

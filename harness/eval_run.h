@@ -19,6 +19,7 @@ typedef struct EvalSpec {
     int verify;            /* 1: run on the GPU and on the CPU, compare per dataset */
     double verify_rtol;    /* relative perplexity tolerance of the comparison (fp32: 1e-4) */
     size_t max_memory;     /* > 0: evaluate block by block within this many bytes (CPU, llama2.c mmap) */
+    const struct StreamLoader *loader; /* with max_memory: where blocks come from (NULL: the file as loaded) */
 } EvalSpec;
 
 typedef struct EvalOutcome {

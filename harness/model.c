@@ -174,6 +174,7 @@ void model_free(Model *m) {
     if (m->owned) {
         for (int i = 0; i < m->cfg.n_layers * LIN_COUNT; i++) free(m->owned[i]);
         QH_FREE(m->owned);
+        free(m->orig);
     }
     if (m->map) munmap(m->map, m->map_size);
     free(m->heap);
@@ -182,10 +183,41 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* Drop the resident pages of [p, p + bytes) of a read-only mapping (whole pages inside it). */
+static void release_pages(const void *p, size_t bytes) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + bytes) & ~(uintptr_t)(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void model_release_block(Model *m, int layer) {
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(&m->cfg, (LinearKind)k, &o, &i);
+        if (m->owned && m->owned[layer * LIN_COUNT + k]) {
+            QH_FREE(m->owned[layer * LIN_COUNT + k]);
+            m->w.blocks[layer].lin[k] = m->orig[layer * LIN_COUNT + k];
+        }
+        if (m->map) release_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
+    }
+}
+
+int model_has_replaced(const Model *m) {
+    if (!m->owned) return 0;
+    for (int i = 0; i < m->cfg.n_layers * LIN_COUNT; i++)
+        if (m->owned[i]) return 1;
+    return 0;
+}
+
 void model_set_linear(Model *m, int layer, LinearKind k, const float *W) {
     int o, i;
     model_linear_shape(&m->cfg, k, &o, &i);
-    if (!m->owned) m->owned = qh_calloc((size_t)m->cfg.n_layers * LIN_COUNT, sizeof(float *));
+    if (!m->owned) {
+        m->owned = qh_calloc((size_t)m->cfg.n_layers * LIN_COUNT, sizeof(float *));
+        m->orig = qh_calloc((size_t)m->cfg.n_layers * LIN_COUNT, sizeof(float *));
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int j = 0; j < LIN_COUNT; j++) m->orig[l * LIN_COUNT + j] = m->w.blocks[l].lin[j];
+    }
     float **slot = &m->owned[layer * LIN_COUNT + k];
     if (!*slot) *slot = qh_malloc((size_t)o * i * sizeof(float));
     if (*slot != W) memcpy(*slot, W, (size_t)o * i * sizeof(float));

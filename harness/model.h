@@ -53,6 +53,7 @@ typedef struct Model {
     size_t map_size;
     float *heap;        /* owned weight buffer (synthetic or converted model, model_alloc), or NULL */
     float **owned;      /* (L * LIN_COUNT) replaced matrices owned by the model, NULL if not replaced */
+    const float **orig; /* (L * LIN_COUNT) the linear layers as loaded (set with owned) */
     char *path;         /* where it was loaded from (owned) */
 } Model;
 
@@ -76,6 +77,14 @@ void model_free(Model *m);
  * pointing into it (wcls == tok_emb when shared), m->path = path. -1 with a
  * message naming `path` when c is inconsistent. */
 int model_alloc(Model *m, const ModelConfig *c, const char *path);
+
+/* Block-by-block work under a memory budget: free block `layer`'s replaced
+ * matrices (its linears point back to the loaded ones) and drop the resident
+ * pages of its loaded weights from a read-only mmap (re-read from the file if
+ * touched again). */
+void model_release_block(Model *m, int layer);
+/* Does any block hold replaced (owned) matrices? */
+int model_has_replaced(const Model *m);
 
 /* Replace sub-layer (layer, kind) by `W` (copied into model-owned memory). */
 void model_set_linear(Model *m, int layer, LinearKind k, const float *W);

@@ -42,70 +42,80 @@ static int put_u16(H5File *f, const char *grp, const char *name, const uint16_t 
     return h5_write(f, p, H5T_QH_U16, v, d0, d1);
 }
 
+/* Write sub-layer (l, k) of run under g; adds its bytes to *total. */
+static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int k, int64_t *total) {
+    const QuantLayer *q = &run->layers[l * LIN_COUNT + k];
+    const SubLayerReport *r = &run->reports[l * LIN_COUNT + k];
+    char grp[256];
+    layer_group(grp, sizeof grp, g, l, (LinearKind)k);
+    if (h5_group(f, grp) != 0) return -1;
+    int64_t bytes = 0;
+    int rc = 0;
+    int64_t stats = (int64_t)q->m * q->ngroups;
+    rc |= put_packed(f, grp, "codes", q->codes, (int64_t)q->m * q->n, q->wbits, &bytes);
+    if (q->scale_f16) rc |= put_u16(f, grp, "scale_f16", q->scale_f16, q->m, q->ngroups, &bytes);
+    if (q->scale_codes) rc |= put_packed(f, grp, "scale_codes", q->scale_codes, stats, q->scale_code_bits, &bytes);
+    if (q->qq_scale_scale) rc |= put_u16(f, grp, "qq_scale_scale", q->qq_scale_scale, q->qq_groups, q->ngroups, &bytes);
+    if (q->qq_scale_zero) rc |= put_u16(f, grp, "qq_scale_zero", q->qq_scale_zero, q->qq_groups, q->ngroups, &bytes);
+    if (q->zero_f16) rc |= put_u16(f, grp, "zero_f16", q->zero_f16, q->m, q->ngroups, &bytes);
+    if (q->zero_codes) rc |= put_packed(f, grp, "zero_codes", q->zero_codes, stats, q->zero_code_bits, &bytes);
+    if (q->qq_zero_scale) rc |= put_u16(f, grp, "qq_zero_scale", q->qq_zero_scale, q->qq_groups, q->ngroups, &bytes);
+    if (q->qq_zero_zero) rc |= put_u16(f, grp, "qq_zero_zero", q->qq_zero_zero, q->qq_groups, q->ngroups, &bytes);
+    if (q->outlier_rowptr) {
+        int32_t *rp = qh_malloc(sizeof(int32_t) * (size_t)(q->m + 1));
+        for (int i = 0; i <= q->m; i++) rp[i] = (int32_t)q->outlier_rowptr[i];
+        char p[512];
+        snprintf(p, sizeof p, "%s/outlier_rowptr", grp);
+        rc |= h5_write(f, p, H5T_QH_I32, rp, q->m + 1, 0);
+        bytes += 4 * (int64_t)(q->m + 1);
+        free(rp);
+        rc |= put_u16(f, grp, "outlier_col", q->outlier_col, q->n_outliers, 0, &bytes);
+        rc |= put_u16(f, grp, "outlier_val", q->outlier_val, q->n_outliers, 0, &bytes);
+    }
+    if (q->params.perm == QH_PERM_ACT_ORDER) {
+        uint16_t *pm = qh_malloc(sizeof(uint16_t) * (size_t)q->n);
+        for (int i = 0; i < q->n; i++) pm[i] = (uint16_t)q->perm[i];
+        rc |= put_u16(f, grp, "perm", pm, q->n, 0, &bytes);
+        free(pm);
+    }
+    rc |= h5_attr_str(f, grp, "method", q->method);
+    rc |= h5_attr_i64(f, grp, "m", q->m);
+    rc |= h5_attr_i64(f, grp, "n", q->n);
+    rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
+    rc |= h5_attr_i64(f, grp, "groupsize", q->groupsize);
+    rc |= h5_attr_i64(f, grp, "wbits", q->wbits);
+    rc |= h5_attr_i64(f, grp, "scale_code_bits", q->scale_code_bits);
+    rc |= h5_attr_i64(f, grp, "zero_code_bits", q->zero_code_bits);
+    rc |= h5_attr_i64(f, grp, "qq_groupsize", q->qq_groupsize);
+    rc |= h5_attr_i64(f, grp, "qq_groups", q->qq_groups);
+    rc |= h5_attr_i64(f, grp, "n_outliers", q->n_outliers);
+    rc |= h5_attr_i64(f, grp, "stored_bytes", bytes);
+    rc |= h5_attr_f64(f, grp, "proxy_loss", q->proxy_loss);
+    rc |= h5_attr_f64(f, grp, "outlier_scale", q->outlier_scale);
+    rc |= h5_attr_f64(f, grp, "tau_abs", q->tau_abs);
+    rc |= h5_attr_f64(f, grp, "damp_used", q->damp_used);
+    rc |= h5_attr_i64(f, grp, "damp_retries", q->damp_retries);
+    rc |= h5_attr_i64(f, grp, "n_dead", q->n_dead);
+    rc |= h5_attr_f64(f, grp, "formula_bits", r->formula_bits);
+    rc |= h5_attr_f64(f, grp, "seconds", r->seconds);
+    if (rc) return -1;
+    if (bytes * 8 != quant_layer_stored_bits(q))
+        return qh_error("internal: layer %d %s wrote %lld bytes, the format says %lld bits", l,
+                        linear_names[k], (long long)bytes, (long long)quant_layer_stored_bits(q));
+    *total += bytes;
+    return 0;
+}
+
+int quant_io_write_block(H5File *f, const char *g, const QuantRun *run, int l, int64_t *total) {
+    for (int k = 0; k < LIN_COUNT; k++)
+        if (write_layer(f, g, run, l, k, total) != 0) return -1;
+    return 0;
+}
+
 int quant_io_write(H5File *f, const char *g, const QuantRun *run, int64_t *total) {
     *total = 0;
     for (int l = 0; l < run->n_layers; l++)
-        for (int k = 0; k < LIN_COUNT; k++) {
-            const QuantLayer *q = &run->layers[l * LIN_COUNT + k];
-            const SubLayerReport *r = &run->reports[l * LIN_COUNT + k];
-            char grp[256];
-            layer_group(grp, sizeof grp, g, l, (LinearKind)k);
-            if (h5_group(f, grp) != 0) return -1;
-            int64_t bytes = 0;
-            int rc = 0;
-            int64_t stats = (int64_t)q->m * q->ngroups;
-            rc |= put_packed(f, grp, "codes", q->codes, (int64_t)q->m * q->n, q->wbits, &bytes);
-            if (q->scale_f16) rc |= put_u16(f, grp, "scale_f16", q->scale_f16, q->m, q->ngroups, &bytes);
-            if (q->scale_codes) rc |= put_packed(f, grp, "scale_codes", q->scale_codes, stats, q->scale_code_bits, &bytes);
-            if (q->qq_scale_scale) rc |= put_u16(f, grp, "qq_scale_scale", q->qq_scale_scale, q->qq_groups, q->ngroups, &bytes);
-            if (q->qq_scale_zero) rc |= put_u16(f, grp, "qq_scale_zero", q->qq_scale_zero, q->qq_groups, q->ngroups, &bytes);
-            if (q->zero_f16) rc |= put_u16(f, grp, "zero_f16", q->zero_f16, q->m, q->ngroups, &bytes);
-            if (q->zero_codes) rc |= put_packed(f, grp, "zero_codes", q->zero_codes, stats, q->zero_code_bits, &bytes);
-            if (q->qq_zero_scale) rc |= put_u16(f, grp, "qq_zero_scale", q->qq_zero_scale, q->qq_groups, q->ngroups, &bytes);
-            if (q->qq_zero_zero) rc |= put_u16(f, grp, "qq_zero_zero", q->qq_zero_zero, q->qq_groups, q->ngroups, &bytes);
-            if (q->outlier_rowptr) {
-                int32_t *rp = qh_malloc(sizeof(int32_t) * (size_t)(q->m + 1));
-                for (int i = 0; i <= q->m; i++) rp[i] = (int32_t)q->outlier_rowptr[i];
-                char p[512];
-                snprintf(p, sizeof p, "%s/outlier_rowptr", grp);
-                rc |= h5_write(f, p, H5T_QH_I32, rp, q->m + 1, 0);
-                bytes += 4 * (int64_t)(q->m + 1);
-                free(rp);
-                rc |= put_u16(f, grp, "outlier_col", q->outlier_col, q->n_outliers, 0, &bytes);
-                rc |= put_u16(f, grp, "outlier_val", q->outlier_val, q->n_outliers, 0, &bytes);
-            }
-            if (q->params.perm == QH_PERM_ACT_ORDER) {
-                uint16_t *pm = qh_malloc(sizeof(uint16_t) * (size_t)q->n);
-                for (int i = 0; i < q->n; i++) pm[i] = (uint16_t)q->perm[i];
-                rc |= put_u16(f, grp, "perm", pm, q->n, 0, &bytes);
-                free(pm);
-            }
-            rc |= h5_attr_str(f, grp, "method", q->method);
-            rc |= h5_attr_i64(f, grp, "m", q->m);
-            rc |= h5_attr_i64(f, grp, "n", q->n);
-            rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
-            rc |= h5_attr_i64(f, grp, "groupsize", q->groupsize);
-            rc |= h5_attr_i64(f, grp, "wbits", q->wbits);
-            rc |= h5_attr_i64(f, grp, "scale_code_bits", q->scale_code_bits);
-            rc |= h5_attr_i64(f, grp, "zero_code_bits", q->zero_code_bits);
-            rc |= h5_attr_i64(f, grp, "qq_groupsize", q->qq_groupsize);
-            rc |= h5_attr_i64(f, grp, "qq_groups", q->qq_groups);
-            rc |= h5_attr_i64(f, grp, "n_outliers", q->n_outliers);
-            rc |= h5_attr_i64(f, grp, "stored_bytes", bytes);
-            rc |= h5_attr_f64(f, grp, "proxy_loss", q->proxy_loss);
-            rc |= h5_attr_f64(f, grp, "outlier_scale", q->outlier_scale);
-            rc |= h5_attr_f64(f, grp, "tau_abs", q->tau_abs);
-            rc |= h5_attr_f64(f, grp, "damp_used", q->damp_used);
-            rc |= h5_attr_i64(f, grp, "damp_retries", q->damp_retries);
-            rc |= h5_attr_i64(f, grp, "n_dead", q->n_dead);
-            rc |= h5_attr_f64(f, grp, "formula_bits", r->formula_bits);
-            rc |= h5_attr_f64(f, grp, "seconds", r->seconds);
-            if (rc) return -1;
-            if (bytes * 8 != quant_layer_stored_bits(q))
-                return qh_error("internal: layer %d %s wrote %lld bytes, the format says %lld bits", l,
-                                linear_names[k], (long long)bytes, (long long)quant_layer_stored_bits(q));
-            *total += bytes;
-        }
+        if (quant_io_write_block(f, g, run, l, total) != 0) return -1;
     return 0;
 }
 
@@ -153,26 +163,50 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
     return rc ? -1 : 0;
 }
 
-int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
-                     const Provenance *prov, const char *settings_json) {
+int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec *spec, const Provenance *prov,
+                           const char *settings_json, H5File **out) {
     H5File *f;
     if (h5_create(path, &f) != 0) return -1;
-    int64_t bytes = 0;
     int rc = results_write_header(f, "/", prov, m, settings_json);
     rc |= h5_attr_str(f, "/", "kind", "quantized_model");
     rc |= h5_attr_str(f, "/", "method", spec->method);
-    rc |= h5_attr_f64(f, "/", "avg_bits", run->avg_bits);
-    rc |= h5_attr_f64(f, "/", "stored_bits", run->stored_bits);
-    rc |= h5_attr_f64(f, "/", "outlier_fraction", run->outlier_fraction);
-    rc |= h5_attr_i64(f, "/", "quantized_params", run->params);
-    if (rc == 0) rc = quant_io_write(f, "/", run, &bytes);
-    if (rc == 0) rc = quant_io_write_report(f, "/", run);
-    if (rc == 0) rc = h5_attr_i64(f, "/", "stored_bytes", bytes);
     if (rc != 0) {
         h5_abort(&f);
         return qh_error("'%s' was not written", path);
     }
-    return h5_commit(&f);
+    *out = f;
+    return 0;
+}
+
+int quant_model_file_end(H5File **pf, const QuantRun *run, int64_t bytes) {
+    H5File *f = *pf;
+    int rc = 0;
+    rc |= h5_attr_f64(f, "/", "avg_bits", run->avg_bits);
+    rc |= h5_attr_f64(f, "/", "stored_bits", run->stored_bits);
+    rc |= h5_attr_f64(f, "/", "outlier_fraction", run->outlier_fraction);
+    rc |= h5_attr_i64(f, "/", "quantized_params", run->params);
+    if (rc == 0) rc = quant_io_write_report(f, "/", run);
+    if (rc == 0) rc = h5_attr_i64(f, "/", "stored_bytes", bytes);
+    if (rc != 0) {
+        char *path = qh_strdup(h5_path(f));
+        h5_abort(pf);
+        qh_error("'%s' was not written", path);
+        free(path);
+        return -1;
+    }
+    return h5_commit(pf);
+}
+
+int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
+                     const Provenance *prov, const char *settings_json) {
+    H5File *f;
+    int64_t bytes = 0;
+    if (quant_model_file_begin(path, m, spec, prov, settings_json, &f) != 0) return -1;
+    if (quant_io_write(f, "/", run, &bytes) != 0) {
+        h5_abort(&f);
+        return qh_error("'%s' was not written", path);
+    }
+    return quant_model_file_end(&f, run, bytes);
 }
 
 static int get_u16(H5File *f, const char *grp, const char *name, uint16_t **out, int64_t want) {
@@ -298,6 +332,27 @@ int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLaye
     return rc;
 }
 
+int quant_io_load_block(H5File *f, Model *m, int l) {
+    int rc = 0;
+    for (int k = 0; k < LIN_COUNT && rc == 0; k++) {
+        QuantLayer q;
+        int rows, cols;
+        model_linear_shape(&m->cfg, (LinearKind)k, &rows, &cols);
+        rc = quant_io_read_layer(f, "/", l, (LinearKind)k, &q);
+        if (rc == 0 && (q.m != rows || q.n != cols))
+            rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", h5_path(f), l, linear_names[k], q.m,
+                          q.n, rows, cols);
+        if (rc == 0) {
+            float *W = qh_malloc(sizeof(float) * (size_t)rows * cols);
+            quant_layer_dequantize(&q, W);
+            model_set_linear(m, l, (LinearKind)k, W);
+            free(W);
+        }
+        quant_layer_free(&q);
+    }
+    return rc;
+}
+
 int quant_model_load(const char *path, const char *model_path, const char *tok_path, Model *m, Tokenizer *t,
                      QuantModelInfo *info) {
     memset(info, 0, sizeof *info);
@@ -322,23 +377,7 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         if (rc == 0 && L != m->cfg.n_layers)
             rc = qh_error("'%s' quantizes a %lld-layer model, but '%s' has %d layers", path, (long long)L, m->path,
                           m->cfg.n_layers);
-        for (int l = 0; l < m->cfg.n_layers && rc == 0; l++)
-            for (int k = 0; k < LIN_COUNT && rc == 0; k++) {
-                QuantLayer q;
-                int rows, cols;
-                model_linear_shape(&m->cfg, (LinearKind)k, &rows, &cols);
-                rc = quant_io_read_layer(f, "/", l, (LinearKind)k, &q);
-                if (rc == 0 && (q.m != rows || q.n != cols))
-                    rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", path, l, linear_names[k], q.m,
-                                  q.n, rows, cols);
-                if (rc == 0) {
-                    float *W = qh_malloc(sizeof(float) * (size_t)rows * cols);
-                    quant_layer_dequantize(&q, W);
-                    model_set_linear(m, l, (LinearKind)k, W);
-                    free(W);
-                }
-                quant_layer_free(&q);
-            }
+        for (int l = 0; l < m->cfg.n_layers && rc == 0; l++) rc = quant_io_load_block(f, m, l);
         if (rc != 0) {
             if (t) tokenizer_free(t);
             model_free(m);

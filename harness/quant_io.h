@@ -23,8 +23,17 @@ typedef struct QuantModelInfo {
 /* Write the compressed layers of `run` under group `g` of f ("/" for a model
  * file); returns the bytes of compressed tensors written in *bytes. */
 int quant_io_write(H5File *f, const char *g, const QuantRun *run, int64_t *bytes);
+/* The same for block l only (the block's layers must still be in run). */
+int quant_io_write_block(H5File *f, const char *g, const QuantRun *run, int l, int64_t *bytes);
 /* Per-layer diagnostics of `run` as (L, 7) tables under <g>/quant, phase times as attributes. */
 int quant_io_write_report(H5File *f, const char *g, const QuantRun *run);
+/* A quantized model file written block by block: begin (header), then
+ * quant_io_write_block per block, then end (summary, report, commit). */
+int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec *spec, const Provenance *prov,
+                           const char *settings_json, H5File **f);
+int quant_model_file_end(H5File **f, const QuantRun *run, int64_t bytes);
+/* Decode block l of an open quantized-model file into m (model_set_linear). */
+int quant_io_load_block(H5File *f, Model *m, int l);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
                      const Provenance *prov, const char *settings_json);

@@ -41,31 +41,13 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
     return block + head + scratch;
 }
 
-/* Drop the resident pages of [p, p + bytes) of the mapping (whole pages inside it). */
-static void release_range(const void *p, size_t bytes) {
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + bytes) & ~(uintptr_t)(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
-/* Release block l's weights (they are re-read from the file when touched again). */
-static void release_block(const Model *m, int l) {
-    const ModelConfig *c = &m->cfg;
-    const BlockWeights *b = &m->w.blocks[l];
-    for (int k = 0; k < LIN_COUNT; k++) {
-        int o, i;
-        model_linear_shape(c, (LinearKind)k, &o, &i);
-        release_range(b->lin[k], sizeof(float) * (size_t)o * i);
-    }
-}
-
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
-                             PplResult *r) {
+                             const StreamLoader *loader, PplResult *r) {
     memset(r, 0, sizeof *r);
     const ModelConfig *c = &m->cfg;
-    if (!m->map || m->owned)
+    if (!m->map || model_has_replaced(m))
         return qh_error("--max-memory: block-by-block evaluation needs a llama2.c checkpoint read through mmap "
-                        "with its original weights (got %s)", m->owned ? "replaced weights" : "an in-memory model");
+                        "with its original weights (got %s)", m->map ? "replaced weights" : "an in-memory model");
     if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
     long nwin = (long)(n / (size_t)seqlen);
     if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
@@ -92,9 +74,10 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
         for (long w = 0; w < nw && rc == 0; w++)
             rc = f->ops->embed(f, ids + (size_t)(w0 + w) * seqlen, seqlen, acts + (size_t)w * seqlen * c->dim);
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
+            if (loader && (rc = loader->load(loader->user, m, l)) != 0) break;
             for (long w = 0; w < nw && rc == 0; w++)
                 rc = f->ops->block(f, l, acts + (size_t)w * seqlen * c->dim, seqlen, NULL, NULL);
-            release_block(m, l);
+            model_release_block(m, l);
             qh_progress("  windows %ld-%ld: block %d/%d", w0 + 1, w0 + nw, l + 1, c->n_layers);
         }
         for (long w = 0; w < nw && rc == 0; w++) {

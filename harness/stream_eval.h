@@ -17,11 +17,20 @@
  * the embedding and head, the CPU backend's scratch for windows of seqlen. */
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
 
+/* Where block l's weights come from, when not from the file as loaded (e.g.
+ * decoded from a saved quantized model): load() replaces them (model_set_linear);
+ * the walk releases them again with model_release_block. */
+typedef struct StreamLoader {
+    int (*load)(void *user, Model *m, int layer);
+    void *user;
+} StreamLoader;
+
 /* Evaluate like perplexity_eval, walking blocks one at a time. max_memory
  * (bytes) bounds fixed + activations; -1 with a message when even one window
- * does not fit. m must be a llama2.c mmapped model (weights not replaced). */
+ * does not fit. m must be a llama2.c mmapped model with no replaced weights;
+ * loader may be NULL. */
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
-                             PplResult *r);
+                             const StreamLoader *loader, PplResult *r);
 
 /* Peak resident set size of this process so far, and the current one (bytes;
  * the current one from /proc/self/statm, 0 where it is unavailable). */
