@@ -52,7 +52,7 @@ int main(void) {
     size_t budget = 48 * (size_t)MB;
     size_t base = qh_current_rss_bytes();
     PplResult rs, rn;
-    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, &rs) == 0, "streamed evaluation");
+    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, NULL, &rs) == 0, "streamed evaluation");
     size_t grown = qh_peak_rss_bytes() - base;
     printf("streamed: ppl %.10f, resident growth %.1f MB for a %.1f MB model, budget %.1f MB\n", rs.ppl,
            (double)grown / MB, (double)model_bytes / MB, (double)budget / MB);
@@ -74,14 +74,14 @@ int main(void) {
 
     /* one window of activations + one block do not fit in 4 MB */
     fprintf(stderr, "(the errors below are expected)\n");
-    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, 4 * (size_t)MB, &rs) == -1, "4 MB is refused");
+    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, 4 * (size_t)MB, NULL, &rs) == -1, "4 MB is refused");
     /* replaced weights are not in the file: refused */
     int o, i;
     model_linear_shape(&m.cfg, LIN_Q, &o, &i);
     float *W = qh_calloc((size_t)o * i, sizeof(float));
     model_set_linear(&m, 0, LIN_Q, W);
     free(W);
-    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, &rs) == -1, "replaced weights refused");
+    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, NULL, &rs) == -1, "replaced weights refused");
     model_free(&m);
     free(ids);
     unlink(path);
