@@ -30,11 +30,16 @@ typedef struct HookState {
 #endif
 } HookState;
 
+/* Does the hook collect this call? One call per distinct input (the first
+ * sub-layer of each slot), and only for slots of the current pass. */
+static int hook_wants(const HookState *h, LinearKind k) {
+    return h->want[hslot[k]] && (k == LIN_Q || k == LIN_O || k == LIN_GATE || k == LIN_DOWN);
+}
+
 static void hessian_hook(void *user, int layer, LinearKind k, const float *X, int T) {
     HookState *h = user;
     int s = hslot[k];
-    /* one call per distinct input: the first sub-layer of each slot */
-    if (!h->want[s] || (k != LIN_Q && k != LIN_O && k != LIN_GATE && k != LIN_DOWN)) return;
+    if (!hook_wants(h, k)) return;
     double t0 = qh_now();
 #ifdef QH_HAVE_CUDA
     if (h->on_gpu) {
@@ -52,7 +57,7 @@ static void hessian_hook(void *user, int layer, LinearKind k, const float *X, in
 static void hessian_hook_dev(void *user, int layer, LinearKind k, const float *dX, int T) {
     HookState *h = user;
     int s = hslot[k];
-    if (!h->want[s] || (k != LIN_Q && k != LIN_O && k != LIN_GATE && k != LIN_DOWN)) return;
+    if (!hook_wants(h, k)) return;
     double t0 = qh_now();
     if (hessian_add_window_cuda_dev(&h->gacc[s], dX, T) != 0) h->failed = 1;
     h->seconds += qh_now() - t0;

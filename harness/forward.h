@@ -6,6 +6,8 @@
 #ifndef QH_FORWARD_H
 #define QH_FORWARD_H
 
+#include <stddef.h>
+
 #include "model.h"
 
 /* Called during a block with the input of each linear sub-layer: X (T, in)
@@ -57,6 +59,8 @@ void forward_destroy(Forward **f);
 
 /* The CPU backend (BLAS + OpenMP). */
 int forward_cpu_create(const Model *m, int max_T, Forward **out);
+/* Bytes of scratch forward_cpu_create allocates for windows of max_T. */
+size_t forward_cpu_scratch_bytes(const ModelConfig *c, int max_T);
 
 /* Generic implementations in terms of embed/block/head_nll, usable by any backend. */
 int forward_generic_window_nll(Forward *f, const int *tokens, int T, double *nll);

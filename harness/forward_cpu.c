@@ -135,6 +135,19 @@ static const ForwardOps cpu_ops = {
     .weights_changed = cpu_weights_changed,
 };
 
+/* Positions whose logits are computed at once: at most ~64 MB of logits. */
+static size_t logit_chunk(size_t V, size_t T) {
+    size_t chunk = (64u << 20) / (V * sizeof(float));
+    if (chunk < 1) chunk = 1;
+    return chunk > T ? T : chunk;
+}
+
+size_t forward_cpu_scratch_bytes(const ModelConfig *c, int max_T) {
+    size_t T = (size_t)max_T, D = c->dim, KV = model_kv_dim(c), F = c->hidden_dim, V = c->vocab_size;
+    /* xb q att xtmp (T, D); k v (T, KV); hb hb2 (T, F); logits (chunk, V) */
+    return sizeof(float) * (4 * T * D + 2 * T * KV + 2 * T * F + logit_chunk(V, T) * V);
+}
+
 int forward_cpu_create(const Model *m, int max_T, Forward **out) {
     const ModelConfig *c = &m->cfg;
     if (max_T < 2) return qh_error("window length %d is too short (at least 2 tokens)", max_T);
@@ -150,10 +163,7 @@ int forward_cpu_create(const Model *m, int max_T, Forward **out) {
     s->att = qh_malloc(T * D * sizeof(float));
     s->hb = qh_malloc(T * F * sizeof(float));
     s->hb2 = qh_malloc(T * F * sizeof(float));
-    /* logits in chunks of at most ~64 MB */
-    size_t chunk = (64u << 20) / (V * sizeof(float));
-    if (chunk < 1) chunk = 1;
-    if (chunk > T) chunk = T;
+    size_t chunk = logit_chunk(V, T);
     s->logit_chunk = (int)chunk;
     s->logits = qh_malloc(chunk * V * sizeof(float));
     s->xtmp = qh_malloc(T * D * sizeof(float));

@@ -41,9 +41,7 @@ int perplexity_eval(Forward *f, const int *ids, size_t n, int seqlen, long max_w
             ppl_result_free(r);
             return -1;
         }
-        double s = 0.0;
-        for (int t = 0; t < seqlen - 1; t++) s += nll[t];
-        r->window_nll[w] = s / (seqlen - 1);
+        r->window_nll[w] = window_mean_nll(nll, seqlen - 1);
         if (qh_progress_enabled()) {
             PplResult tmp;
             perplexity_from_windows(r->window_nll, w + 1, &tmp);
@@ -54,6 +52,12 @@ int perplexity_eval(Forward *f, const int *ids, size_t n, int seqlen, long max_w
     r->seconds = qh_now() - t0;
     perplexity_from_windows(r->window_nll, nwin, r);
     return 0;
+}
+
+double window_mean_nll(const double *nll, int n) {
+    double s = 0.0;
+    for (int t = 0; t < n; t++) s += nll[t];
+    return s / n;
 }
 
 void ppl_result_free(PplResult *r) {

@@ -25,5 +25,7 @@ int perplexity_eval(Forward *f, const int *ids, size_t n, int seqlen, long max_w
 /* The closed form used by perplexity_eval, exposed for tests: window_nll (nwin) -> r->ppl, ppl_stderr, mean_nll */
 void perplexity_from_windows(const double *window_nll, long nwin, PplResult *r);
 void ppl_result_free(PplResult *r);
+/* Mean of one window's per-token NLL: nll (n) in double. */
+double window_mean_nll(const double *nll, int n);
 
 #endif

@@ -31,14 +31,10 @@ size_t qh_current_rss_bytes(void) {
 }
 
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
-    size_t D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), V = c->vocab_size, T = seqlen;
+    size_t D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), V = c->vocab_size;
     size_t block = 4 * (2 * D * D + 2 * KV * D + 3 * F * D + 2 * D);
     size_t head = 4 * V * D * (c->shared_classifier ? 1 : 2);
-    size_t chunk = (64u << 20) / (V * 4);
-    if (chunk < 1) chunk = 1;
-    if (chunk > T) chunk = T;
-    size_t scratch = 4 * (T * D * 4 + 2 * T * KV + 2 * T * F + chunk * V); /* forward_cpu.c's buffers */
-    return block + head + scratch;
+    return block + head + forward_cpu_scratch_bytes(c, seqlen);
 }
 
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
@@ -83,9 +79,7 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
         for (long w = 0; w < nw && rc == 0; w++) {
             double *nll = r->nll + (size_t)(w0 + w) * (seqlen - 1);
             rc = f->ops->head_nll(f, acts + (size_t)w * seqlen * c->dim, ids + (size_t)(w0 + w) * seqlen, seqlen, nll);
-            double s = 0.0;
-            for (int t = 0; t < seqlen - 1; t++) s += nll[t];
-            r->window_nll[w0 + w] = s / (seqlen - 1);
+            r->window_nll[w0 + w] = window_mean_nll(nll, seqlen - 1);
         }
     }
     r->seconds = qh_now() - t0;

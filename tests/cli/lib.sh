@@ -73,3 +73,20 @@ summary() {
     fi
     [ "$nfail" -eq 0 ]
 }
+
+# The built-in model and its tokenizer: $M, $TOK. require_stories260k stops the
+# test (a failure when qharness is not built, a skip when the data is missing).
+M=$QH_DATA/models/stories260K/stories260K.bin
+TOK=$QH_DATA/models/stories260K/tok512.bin
+require_stories260k() {
+    if [ ! -x "$QH" ]; then
+        fail "$QH not built"
+        summary
+        exit 1
+    fi
+    if [ ! -f "$M" ] || [ ! -f "$TOK" ]; then
+        skip "stories260K / tok512 missing under $QH_DATA (run make data)"
+        summary
+        exit $?
+    fi
+}

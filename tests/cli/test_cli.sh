@@ -21,20 +21,9 @@
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
-M=$QH_DATA/models/stories260K/stories260K.bin
-TOK=$QH_DATA/models/stories260K/tok512.bin
 STORY=$QH_DATA/text/tinystories/tinystories_sample.txt
 
-if [ ! -x "$QH" ]; then
-    fail "$QH not built"
-    summary
-    exit 1
-fi
-if [ ! -f "$M" ] || [ ! -f "$TOK" ]; then
-    skip "stories260K / tok512 missing under $QH_DATA (run make data)"
-    summary
-    exit $?
-fi
+require_stories260k
 
 # ---- generate: the llama2.c greedy fixture ------------------------------------
 FIX=$QH_DATA/fixtures/stories260K_greedy200.txt

@@ -25,19 +25,8 @@
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
-M=$QH_DATA/models/stories260K/stories260K.bin
-TOK=$QH_DATA/models/stories260K/tok512.bin
 
-if [ ! -x "$QH" ]; then
-    fail "$QH not built"
-    summary
-    exit 1
-fi
-if [ ! -f "$M" ] || [ ! -f "$TOK" ]; then
-    skip "stories260K / tok512 missing under $QH_DATA (run make data)"
-    summary
-    exit $?
-fi
+require_stories260k
 
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" "$2"; }
 # header length of a safetensors file: the first 8 bytes, little-endian

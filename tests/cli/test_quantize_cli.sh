@@ -6,12 +6,7 @@
 # measured right after quantization; the formula bits of the SpQR paper
 # setting are 4.625 + 32 x outlier fraction.
 . "$(dirname "$0")/lib.sh"
-M=$QH_DATA/models/stories260K/stories260K.bin
-if [ ! -f "$M" ]; then
-    skip "stories260K not found under $QH_DATA"
-    summary
-    exit $?
-fi
+require_stories260k
 S="--model $M --nsamples 4 --seqlen 64"
 
 expect_fail "wbits 0" "$T/a.h5" "wbits" $QH quantize $S --method gptq --wbits 0 --save "$T/a.h5"
