@@ -60,6 +60,9 @@ static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hoo
     linear(s->q, s->xb, b->lin[LIN_Q], T, D, D);
     linear(s->k, s->xb, b->lin[LIN_K], T, D, KV);
     linear(s->v, s->xb, b->lin[LIN_V], T, D, KV);
+    if (b->bias[LIN_Q]) add_bias_ref(s->q, b->bias[LIN_Q], T, D); /* Qwen2: before the rotation */
+    if (b->bias[LIN_K]) add_bias_ref(s->k, b->bias[LIN_K], T, KV);
+    if (b->bias[LIN_V]) add_bias_ref(s->v, b->bias[LIN_V], T, KV);
     rope_ref(s->q, s->k, T, D, KV, hs, 0, c->rope_theta);
     attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
     if (hook) hook(user, layer, LIN_O, s->att, T);

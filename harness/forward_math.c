@@ -169,6 +169,12 @@ void swiglu_ref(float *hb, const float *hb2, int T, int F) {
     }
 }
 
+void add_bias_ref(float *y, const float *b, int T, int n) {
+#pragma omp parallel for schedule(static) if ((long)T * n > 65536)
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(long)t * n + i] += b[i];
+}
+
 void nll_ref(double *nll, const float *logits, const int *target, int T, int V) {
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) {

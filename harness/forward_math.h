@@ -34,6 +34,8 @@ void attention_ref(float *out, const float *q, const float *k, const float *v, i
 void attention_simd(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
 /* hb (T, F) <- silu(hb) * hb2 */
 void swiglu_ref(float *hb, const float *hb2, int T, int F);
+/* y (T, n) += b (n) on every row: a linear layer's bias (Qwen2's q/k/v). */
+void add_bias_ref(float *y, const float *b, int T, int n);
 /* nll (T) <- logsumexp(logits[t]) - logits[t][target[t]], in double */
 void nll_ref(double *nll, const float *logits, const int *target, int T, int V);
 /* Row softmax of a causal score row in place: s (n) */

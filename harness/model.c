@@ -109,6 +109,23 @@ static void v0_assign(Model *m, const float *p, int with_freq) {
     m->w.wcls = c->shared_classifier ? m->w.tok_emb : p;
 }
 
+/* Floats of the q/k/v biases (0 without them), kept after the v0 layout. */
+static int64_t bias_floats(const ModelConfig *c) {
+    return c->qkv_bias ? (int64_t)c->n_layers * (c->dim + 2 * (int64_t)model_kv_dim(c)) : 0;
+}
+
+/* Point the q/k/v biases of every block into p (bias_floats(c) floats): per block q (D), k (KV), v (KV). */
+static void bias_assign(Model *m, const float *p) {
+    const ModelConfig *c = &m->cfg;
+    if (!c->qkv_bias) return;
+    int64_t D = c->dim, KV = model_kv_dim(c);
+    for (int l = 0; l < c->n_layers; l++, p += D + 2 * KV) {
+        m->w.blocks[l].bias[LIN_Q] = p;
+        m->w.blocks[l].bias[LIN_K] = p + D;
+        m->w.blocks[l].bias[LIN_V] = p + D + KV;
+    }
+}
+
 int model_load_llama2c(Model *m, const char *path) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
@@ -163,8 +180,9 @@ int model_alloc(Model *m, const ModelConfig *c, const char *path) {
     m->cfg = *c;
     if (model_config_validate(&m->cfg, path) != 0) return -1;
     int64_t n = v0_floats(&m->cfg) - (int64_t)c->seq_len * (c->dim / c->n_heads);
-    m->heap = qh_malloc((size_t)n * sizeof(float));
+    m->heap = qh_malloc((size_t)(n + bias_floats(c)) * sizeof(float));
     v0_assign(m, m->heap, 0);
+    bias_assign(m, m->heap + n);
     m->path = qh_strdup(path);
     return 0;
 }
@@ -232,6 +250,9 @@ int model_save_llama2c(const Model *m, const char *path) {
     const ModelConfig *c = &m->cfg;
     int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
     int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
+    if (c->qkv_bias)
+        return qh_error("cannot write '%s': the llama2.c format has no q/k/v biases (this model has them: "
+                        "export it as a Hugging Face directory instead)", path);
     size_t plen = strlen(path) + 32;
     char *tmp = qh_malloc(plen);
     snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
@@ -302,8 +323,9 @@ int model_synth(Model *m, const ModelConfig *cin, uint64_t seed) {
     if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
     if (model_config_validate(&m->cfg, "synth") != 0) return -1;
     int64_t n = v0_floats(&m->cfg);
-    m->heap = qh_malloc((size_t)n * sizeof(float));
+    m->heap = qh_malloc((size_t)(n + bias_floats(&m->cfg)) * sizeof(float));
     v0_assign(m, m->heap, 1);
+    bias_assign(m, m->heap + n);
     const ModelConfig *c = &m->cfg;
     uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
     int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
@@ -315,6 +337,12 @@ int model_synth(Model *m, const ModelConfig *cin, uint64_t seed) {
             model_linear_shape(c, (LinearKind)k, &o, &i);
             fill_normal((float *)b->lin[k], (int64_t)o * i, 1.0 / sqrt((double)i), &s);
         }
+        for (int k = 0; k < LIN_COUNT; k++) /* biases large enough to matter (Qwen2's are O(1)) */
+            if (b->bias[k]) {
+                int o, i;
+                model_linear_shape(c, (LinearKind)k, &o, &i);
+                fill_normal((float *)b->bias[k], o, 0.5, &s);
+            }
         float *ra = (float *)b->rms_att, *rf = (float *)b->rms_ffn;
         for (int64_t j = 0; j < D; j++) {
             ra[j] = (float)(1.0 + 0.1 * (unif01(&s) - 0.5));

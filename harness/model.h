@@ -23,6 +23,7 @@ typedef struct ModelConfig {
     int shared_classifier; /* 1: the output head is the token embedding */
     float rope_theta;      /* 10000 for llama2.c checkpoints */
     float norm_eps;        /* 1e-5 */
+    int qkv_bias;          /* 1: q, k and v projections add a bias (Qwen2); 0 for llama2.c checkpoints */
 } ModelConfig;
 
 /* The seven linear sub-layers of one block, in the order of the reference code. */
@@ -36,6 +37,9 @@ typedef struct BlockWeights {
     const float *lin[LIN_COUNT];
     /* shapes: wq (D, D), wk (Hkv*hs, D), wv (Hkv*hs, D), wo (D, D),
      *         w1 = gate (F, D), w3 = up (F, D), w2 = down (D, F) */
+    const float *bias[LIN_COUNT]; /* (out) added after the product, y = W x + b; NULL where the layer has
+                                     none: only q (D), k (Hkv*hs), v (Hkv*hs) when cfg.qkv_bias. Biases
+                                     are kept in full precision (never quantized). */
 } BlockWeights;
 
 typedef struct ModelWeights {
@@ -73,9 +77,10 @@ int model_load_llama2c(Model *m, const char *path);
 void model_free(Model *m);
 
 /* An empty model of config c for readers of other formats (hf_model.c): one
- * owned, uninitialized fp32 buffer (m->heap) carved into every tensor, m->w
- * pointing into it (wcls == tok_emb when shared), m->path = path. -1 with a
- * message naming `path` when c is inconsistent. */
+ * owned, uninitialized fp32 buffer (m->heap) carved into every tensor (the
+ * q/k/v biases too when c->qkv_bias), m->w pointing into it (wcls == tok_emb
+ * when shared), m->path = path. -1 with a message naming `path` when c is
+ * inconsistent. */
 int model_alloc(Model *m, const ModelConfig *c, const char *path);
 
 /* Block-by-block work under a memory budget: free block `layer`'s replaced
