@@ -20,6 +20,10 @@
  *   model.norm.weight                         (D)     rms_final
  *   lm_head.weight                            (V, D)  wcls (absent when tied)
  *   model.layers.N.self_attn.rotary_emb.inv_freq (head_dim/2): old exports; checked, ignored.
+ * Qwen2ForCausalLM adds, and only it may hold (cfg.qkv_bias):
+ *   model.layers.N.self_attn.q_proj.bias      (D)     bias[LIN_Q]  permuted like wq's rows
+ *   model.layers.N.self_attn.k_proj.bias      (KV)    bias[LIN_K]  permuted like wk's rows
+ *   model.layers.N.self_attn.v_proj.bias      (KV)    bias[LIN_V]
  *
  * Rotary convention. HF LLaMA applies RoPE to a head x (hs) as
  *   out[i]        = x[i] cos(t w_i) - x[i + hs/2] sin(t w_i)
@@ -121,16 +125,13 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
         goto done;
     }
     const char *an = json_string_value(json_array_get(arch, 0));
-    int mistral = !strcmp(an, "MistralForCausalLM");
-    if (!strcmp(an, "Qwen2ForCausalLM")) {
-        qh_error("'%s': architecture Qwen2ForCausalLM is not supported yet: q/k/v biases (the forward pass has no "
-                 "attention biases)", what);
+    int qwen2 = !strcmp(an, "Qwen2ForCausalLM");
+    if (!qwen2 && strcmp(an, "MistralForCausalLM") && strcmp(an, "LlamaForCausalLM")) {
+        qh_error("'%s': architecture '%s' is not supported (expected LlamaForCausalLM, MistralForCausalLM or "
+                 "Qwen2ForCausalLM)", what, an);
         goto done;
     }
-    if (!mistral && strcmp(an, "LlamaForCausalLM")) {
-        qh_error("'%s': architecture '%s' is not supported (expected LlamaForCausalLM or MistralForCausalLM)", what, an);
-        goto done;
-    }
+    c->qkv_bias = qwen2; /* Qwen2's q/k/v projections always carry biases; its o_proj and MLP none */
     json_t *mt = json_object_get(root, "model_type");
     if (mt && !json_is_string(mt)) {
         qh_error("'%s': key 'model_type': expected a string, got %s", what, st_json_kind(mt));
@@ -175,9 +176,9 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     if (cfg_bool(root, what, "tie_word_embeddings", 0, &tied) || cfg_bool(root, what, "attention_bias", 0, &abias) ||
         cfg_bool(root, what, "mlp_bias", 0, &mbias))
         goto done;
-    if (abias || mbias) {
-        qh_error("'%s': key '%s' is true: linear-layer biases are not supported yet", what,
-                 abias ? "attention_bias" : "mlp_bias");
+    if (abias || mbias) { /* LLaMA's attention_bias also puts a bias on o_proj */
+        qh_error("'%s': key '%s' is true: biases on %s are not supported (only Qwen2's q/k/v biases)", what,
+                 abias ? "attention_bias" : "mlp_bias", abias ? "every attention projection" : "the MLP");
         goto done;
     }
     c->shared_classifier = tied;
@@ -199,7 +200,9 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     }
     /* Mistral's sliding-window attention equals full causal attention on windows no longer than it */
     json_t *sw = json_object_get(root, "sliding_window");
-    if (sw && !json_is_null(sw)) {
+    int use_sw = 1; /* Qwen2 states whether the window is used; Mistral's is used when given */
+    if (qwen2 && cfg_bool(root, what, "use_sliding_window", 0, &use_sw)) goto done;
+    if (use_sw && sw && !json_is_null(sw)) {
         int win = c->seq_len < HF_MAX_DEFAULT_WINDOW ? c->seq_len : HF_MAX_DEFAULT_WINDOW, w;
         if (cfg_int(root, what, "sliding_window", 1, 0, 1, INT32_MAX, &w)) goto done;
         if (w < win) {
@@ -229,9 +232,9 @@ static json_t *json_float_short(float f) {
 static char *config_json(const ModelConfig *c, StDtype dtype) {
     static const char *const torch_names[ST_DTYPE_COUNT] = {"float32", "float16", "bfloat16"};
     json_t *o = json_object(), *arch = json_array();
-    json_array_append_new(arch, json_string("LlamaForCausalLM"));
+    json_array_append_new(arch, json_string(c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
     json_object_set_new(o, "architectures", arch);
-    json_object_set_new(o, "model_type", json_string("llama"));
+    json_object_set_new(o, "model_type", json_string(c->qkv_bias ? "qwen2" : "llama"));
     json_object_set_new(o, "hidden_size", json_integer(c->dim));
     json_object_set_new(o, "intermediate_size", json_integer(c->hidden_dim));
     json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
@@ -245,8 +248,12 @@ static char *config_json(const ModelConfig *c, StDtype dtype) {
     json_object_set_new(o, "rope_scaling", json_null());
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->shared_classifier));
     json_object_set_new(o, "hidden_act", json_string("silu"));
-    json_object_set_new(o, "attention_bias", json_false());
-    json_object_set_new(o, "mlp_bias", json_false());
+    if (c->qkv_bias) {
+        json_object_set_new(o, "use_sliding_window", json_false());
+    } else {
+        json_object_set_new(o, "attention_bias", json_false());
+        json_object_set_new(o, "mlp_bias", json_false());
+    }
     json_object_set_new(o, "bos_token_id", json_integer(1)); /* llama2.c / LLaMA sentencepiece ids */
     json_object_set_new(o, "eos_token_id", json_integer(2));
     json_object_set_new(o, "torch_dtype", json_string(torch_names[dtype]));
@@ -257,23 +264,40 @@ static char *config_json(const ModelConfig *c, StDtype dtype) {
 
 /* ---- tensor names ------------------------------------------------------------------ */
 
-enum { SLOT_EMBED = 0, SLOT_NORM, SLOT_HEAD, SLOT_LAYER0, PER_LAYER = 9 };
+enum { SLOT_EMBED = 0, SLOT_NORM, SLOT_HEAD, SLOT_LAYER0, PER_LAYER = 12, FIRST_BIAS = 9 };
 enum { SLOT_UNKNOWN = -1, SLOT_IGNORE = -2 };
 
-/* per-layer tensors in slot order: 0 rms_att, 1 rms_ffn, 2.. the linear layers by LinearKind */
+/* per-layer tensors in slot order: 0 rms_att, 1 rms_ffn, 2..8 the linear layers by LinearKind,
+ * 9..11 the q/k/v biases (Qwen2 only: cfg.qkv_bias) */
 static const char *const layer_suffix[PER_LAYER] = {
     "input_layernorm.weight", "post_attention_layernorm.weight",
     "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
     "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",
 };
 /* LinearKind of per-layer slot j >= 2 (order of layer_suffix) */
-static const LinearKind layer_lin[PER_LAYER] = {0, 0, LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN};
+static const LinearKind layer_lin[PER_LAYER] = {0, 0, LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN,
+                                                LIN_Q, LIN_K, LIN_V};
+
+/* Per-layer index of a slot (-1 for the embedding, final norm and head). */
+static int slot_j(int slot) { return slot >= SLOT_LAYER0 ? (slot - SLOT_LAYER0) % PER_LAYER : -1; }
+/* Does the model of config c hold this slot (no head when tied, no biases without qkv_bias)? */
+static int slot_used(const ModelConfig *c, int slot) {
+    if (slot == SLOT_HEAD) return !c->shared_classifier;
+    return slot_j(slot) < FIRST_BIAS || c->qkv_bias;
+}
+/* Are the slot's rows (elements of a bias) in the rotary order (q_proj, k_proj)? */
+static int slot_rotary(int slot) {
+    int j = slot_j(slot);
+    return j == 2 || j == 3 || j == FIRST_BIAS || j == FIRST_BIAS + 1;
+}
 static const char *const fixed_names[SLOT_LAYER0] = {"model.embed_tokens.weight", "model.norm.weight",
                                                       "lm_head.weight"};
 #define INV_FREQ_SUFFIX "self_attn.rotary_emb.inv_freq"
 
-/* name -> slot (SLOT_UNKNOWN, SLOT_IGNORE for inv_freq); *layer set for layer tensors. */
-static int slot_of(const char *name, int L, int *layer) {
+/* name -> slot (SLOT_UNKNOWN, SLOT_IGNORE for inv_freq); *layer set for layer
+ * tensors. Bias names are known only with_bias. */
+static int slot_of(const char *name, int L, int with_bias, int *layer) {
     *layer = -1;
     for (int i = 0; i < SLOT_LAYER0; i++)
         if (!strcmp(name, fixed_names[i])) return i;
@@ -289,7 +313,7 @@ static int slot_of(const char *name, int L, int *layer) {
     }
     if (*p++ != '.') return SLOT_UNKNOWN;
     *layer = (int)l;
-    for (int j = 0; j < PER_LAYER; j++)
+    for (int j = 0; j < (with_bias ? PER_LAYER : FIRST_BIAS); j++)
         if (!strcmp(p, layer_suffix[j])) return SLOT_LAYER0 + (int)l * PER_LAYER + j;
     if (!strcmp(p, INV_FREQ_SUFFIX)) return SLOT_IGNORE;
     return SLOT_UNKNOWN;
@@ -319,6 +343,10 @@ static void slot_shape(const ModelConfig *c, int slot, int *ndim, int64_t shape[
     model_linear_shape(c, layer_lin[j], &o, &i);
     shape[0] = o;
     shape[1] = i;
+    if (j >= FIRST_BIAS) { /* a bias: (out) */
+        *ndim = 1;
+        shape[1] = 0;
+    }
 }
 
 /* Destination of a slot inside a model_alloc'ed Model (heap memory: writable). */
@@ -330,6 +358,7 @@ static float *slot_dst(Model *m, int slot) {
     BlockWeights *b = &m->w.blocks[l];
     if (j == 0) return (float *)b->rms_att;
     if (j == 1) return (float *)b->rms_ffn;
+    if (j >= FIRST_BIAS) return (float *)b->bias[layer_lin[j]];
     return (float *)b->lin[layer_lin[j]];
 }
 
@@ -363,10 +392,11 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         const StFile *f = &shards[s];
         for (int i = 0; i < f->n_tensors; i++) {
             const StTensor *t = &f->tensors[i];
-            int layer, slot = slot_of(t->name, L, &layer);
+            int layer, slot = slot_of(t->name, L, c->qkv_bias, &layer);
             if (slot == SLOT_UNKNOWN) {
                 qh_error("'%s': unknown tensor '%s' (expected model.embed_tokens.weight, model.norm.weight, "
-                         "lm_head.weight and model.layers.N.* of a LLaMA block, N < %d)", f->what, t->name, L);
+                         "lm_head.weight and model.layers.N.* of a %s block, N < %d)", f->what, t->name,
+                         c->qkv_bias ? "Qwen2" : "LLaMA", L);
                 goto done;
             }
             if (weight_map) {
@@ -405,7 +435,7 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         }
     }
     for (int slot = 0; slot < n_slots; slot++) {
-        if (src[slot].t || (slot == SLOT_HEAD && c->shared_classifier)) continue;
+        if (src[slot].t || !slot_used(c, slot)) continue;
         slot_name(slot, nm, sizeof nm);
         if (weight_map && json_object_get(weight_map, nm))
             qh_error("'%s': tensor '%s' is listed in '%s' for shard '%s', which does not hold it", what, nm, index_path,
@@ -419,7 +449,7 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)weight_map, k, v) {
-            int layer, slot = slot_of(k, L, &layer), found = 0;
+            int layer, slot = slot_of(k, L, c->qkv_bias, &layer), found = 0;
             for (int s = 0; s < n_shards && !found; s++)
                 if (!strcmp(json_string_value(v), shard_names[s])) found = st_find(&shards[s], k) != NULL;
             if (!found) {
@@ -436,13 +466,12 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
     int hs = model_head_size(c);
     float *scratch = NULL;
     for (int slot = 0; slot < n_slots; slot++) {
-        if (slot == SLOT_HEAD && c->shared_classifier) continue;
+        if (!slot_used(c, slot)) continue;
         const StTensor *t = src[slot].t;
         float *dst = slot_dst(m, slot);
-        int j = slot >= SLOT_LAYER0 ? (slot - SLOT_LAYER0) % PER_LAYER : -1;
-        if (j == 2 || j == 3) { /* q_proj, k_proj */
+        if (slot_rotary(slot)) { /* q_proj, k_proj (weights, biases) */
             /* rotate-half -> interleaved: harness row r is HF row hf_qk_hf_row(r) */
-            int64_t rows = t->shape[0], cols = t->shape[1];
+            int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
             scratch = qh_realloc(scratch, (size_t)t->numel * sizeof(float));
             st_to_f32(t, scratch);
             for (int64_t r = 0; r < rows; r++)
@@ -640,7 +669,8 @@ int hf_model_save(const Model *m, const char *dir_in, const HfSaveOptions *o) {
     /* file order: embedding, the blocks, final norm, head */
     int order_n = 0, *order = qh_malloc((size_t)n_slots * sizeof(int));
     order[order_n++] = SLOT_EMBED;
-    for (int s = SLOT_LAYER0; s < n_slots; s++) order[order_n++] = s;
+    for (int s = SLOT_LAYER0; s < n_slots; s++)
+        if (slot_used(c, s)) order[order_n++] = s;
     order[order_n++] = SLOT_NORM;
     if (!c->shared_classifier) order[order_n++] = SLOT_HEAD;
     for (int i = 0; i < order_n; i++) {
@@ -652,9 +682,8 @@ int hf_model_save(const Model *m, const char *dir_in, const HfSaveOptions *o) {
         t->name = names[n - 1];
         slot_shape(c, slot, &t->ndim, t->shape);
         t->data = slot_src(m, slot);
-        int j = slot >= SLOT_LAYER0 ? (slot - SLOT_LAYER0) % PER_LAYER : -1;
-        if (j == 2) t->row_perm = perm_q; /* q_proj */
-        if (j == 3) t->row_perm = perm_k; /* k_proj */
+        int j = slot_j(slot);
+        if (slot_rotary(slot)) t->row_perm = j == 2 || j == FIRST_BIAS ? perm_q : perm_k; /* q_proj, k_proj */
     }
     free(order);
     uint64_t total = st_data_bytes(outs, n, o->dtype);

@@ -1,6 +1,7 @@
 /* hf_model.h: Hugging Face LLaMA-family checkpoint directories, read into and
  * written from the harness's Model (model.h):
- *   DIR/config.json                       LlamaForCausalLM or MistralForCausalLM
+ *   DIR/config.json                       LlamaForCausalLM, MistralForCausalLM or
+ *                                         Qwen2ForCausalLM (q/k/v biases)
  *   DIR/model.safetensors                 one file, or
  *   DIR/model.safetensors.index.json      {"weight_map": {tensor: shard file}}
  *                                         with the shards beside it,
@@ -10,9 +11,8 @@
  * weight memory is allocated. HF checkpoints use the "rotate half" rotary
  * convention; the harness's forward pass the interleaved one of llama2.c: the
  * rows of wq and wk are permuted at load and back at save (hf_qk_hf_row).
- * Not here: the HF tokenizer files (tokenizer.json / tokenizer.model), models
- * larger than memory (everything is converted up front), attention biases
- * (Qwen2) and rope scaling (both refused). */
+ * Not here: the HF tokenizer files (tokenizer.json / tokenizer.model), rope
+ * scaling and biases other than Qwen2's q/k/v ones (refused by name). */
 #ifndef QH_HF_MODEL_H
 #define QH_HF_MODEL_H
 

@@ -305,7 +305,9 @@ int st_write(const char *path, const StOut *t, int n, StDtype dtype) {
     free(hdr);
     unsigned char *row = NULL;
     for (int i = 0; i < n && !bad; i++) {
-        int64_t rows = t[i].ndim == 1 ? 1 : t[i].shape[0], cols = t[i].ndim == 1 ? t[i].shape[0] : t[i].shape[1];
+        /* a 1-D tensor is one row, or, with row_perm, shape[0] rows of one element */
+        int one_d = t[i].ndim == 1, by_elem = one_d && t[i].row_perm;
+        int64_t rows = one_d && !by_elem ? 1 : t[i].shape[0], cols = by_elem ? 1 : one_d ? t[i].shape[0] : t[i].shape[1];
         row = qh_realloc(row, (size_t)cols * ds);
         for (int64_t r = 0; r < rows && !bad; r++) {
             const float *src = t[i].data + (int64_t)(t[i].row_perm ? t[i].row_perm[r] : r) * cols;

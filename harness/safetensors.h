@@ -59,7 +59,8 @@ float st_bf16_to_f32(uint16_t h);
 uint16_t st_f32_to_bf16(float f);
 
 /* One tensor to write: fp32 rows, shape (rows, cols) or (cols) when ndim is 1.
- * row_perm, when not NULL, reorders rows: output row r is input row row_perm[r]. */
+ * row_perm, when not NULL, reorders rows: output row r is input row row_perm[r]
+ * (of a 1-D tensor: its elements). */
 typedef struct StOut {
     const char *name;
     const float *data; /* borrowed */

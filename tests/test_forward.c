@@ -10,7 +10,8 @@
  *    cache like llama2.c run.c, every accumulation in double, compared with
  *    the batched BLAS backend (embed, block, head_nll, window_nll,
  *    last_logits) on random synthetic models of odd sizes: GQA with a shared
- *    classifier, and n_kv_heads == n_heads with an unshared classifier.
+ *    classifier, n_kv_heads == n_heads with an unshared classifier, and q/k/v
+ *    biases (Qwen2) with theta 1e6.
  * 4. The LinearInputHook: 7 calls per block in reference order, q/k/v inputs
  *    equal to rmsnorm of the block input, and the o/down inputs of the right
  *    width (checked through x_out = x_in + Wo X_o + W2 X_down).
@@ -383,6 +384,11 @@ static void naive_step(Naive *n, int token, int pos, double *logits) {
         d_matvec(q, b->lin[LIN_Q], xb, D, D);
         d_matvec(kr, b->lin[LIN_K], xb, KV, D);
         d_matvec(vr, b->lin[LIN_V], xb, KV, D);
+        if (c->qkv_bias) /* Qwen2: y = W x + b, before the rotation */
+            for (int i = 0; i < D; i++) {
+                q[i] += b->bias[LIN_Q][i];
+                if (i < KV) kr[i] += b->bias[LIN_K][i], vr[i] += b->bias[LIN_V][i];
+            }
         /* RoPE, run.c convention: pair (i, i+1), frequency theta^(-(i mod hs)/hs) */
         for (int i = 0; i < D; i += 2) {
             double fr = pow((double)c->rope_theta, -(double)(i % hs) / hs), ang = pos * fr;
@@ -743,6 +749,10 @@ int main(void) {
     ModelConfig b = {.dim = 40, .hidden_dim = 53, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4, .vocab_size = 67,
                      .seq_len = 33, .shared_classifier = 0};
     test_model_against_naive(&b, 11, "mha-unshared");
+    /* q/k/v biases (Qwen2), GQA, theta 1e6 as Qwen2 uses */
+    ModelConfig qb = {.dim = 30, .hidden_dim = 41, .n_layers = 2, .n_heads = 5, .n_kv_heads = 1, .vocab_size = 59,
+                      .seq_len = 36, .shared_classifier = 0, .rope_theta = 1e6f, .qkv_bias = 1};
+    test_model_against_naive(&qb, 13, "qkv-bias");
 
     /* forward_create: cpu, and max_T < 2 rejected */
     {

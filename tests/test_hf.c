@@ -1,7 +1,8 @@
 /* test_hf.c: Hugging Face directories (hf_model.c) and the safetensors
  * container (safetensors.c).
  *
- * - Rotary convention: a checkpoint written here directly in the HF layout
+ * - Rotary convention (LLaMA, and Qwen2 with its q/k/v biases added before
+ *   the rotation): a checkpoint written here directly in the HF layout
  *   (st_write, no permutation; config.json by hand) loads so that the
  *   harness's q and k after rope_ref equal HF's rotate-half RoPE applied to
  *   the HF projections (formula of transformers' apply_rotary_pos_emb, written
@@ -22,7 +23,8 @@
  *   dtype, shape not matching the config, unknown / out-of-range / duplicated
  *   names, a missing tensor, a missing shard, index and shard disagreeing,
  *   config.json with wrong types, missing keys, an unknown architecture,
- *   Qwen2 (biases), rope_scaling, a short Mistral sliding window.
+ *   Qwen2 without its biases, rope_scaling, a short Mistral (or Qwen2) sliding
+ *   window, a bias tensor in a LLaMA checkpoint.
  * - Export refuses an existing output folder and leaves nothing on failure.
  * - Fuzz (bounded, deterministic; QH_TEST_SEED changes the seed): bit flips,
  *   truncations, insertions, deletions and number changes of a valid
@@ -92,6 +94,7 @@ static int model_tensors(const Model *m, const float **p, int64_t *n, int cap) {
             int o, i;
             model_linear_shape(c, (LinearKind)j, &o, &i);
             p[k] = b->lin[j], n[k++] = (int64_t)o * i;
+            if (b->bias[j]) p[k] = b->bias[j], n[k++] = o;
         }
     }
     p[k] = m->w.rms_final, n[k++] = c->dim;
@@ -104,7 +107,7 @@ static int same_config(const ModelConfig *a, const ModelConfig *b) {
     return a->dim == b->dim && a->hidden_dim == b->hidden_dim && a->n_layers == b->n_layers &&
            a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads && a->vocab_size == b->vocab_size &&
            a->seq_len == b->seq_len && a->shared_classifier == b->shared_classifier && a->rope_theta == b->rope_theta &&
-           a->norm_eps == b->norm_eps;
+           a->norm_eps == b->norm_eps && a->qkv_bias == b->qkv_bias;
 }
 
 /* Number of tensors that differ bit for bit. */
@@ -191,6 +194,14 @@ static int write_raw_hf(const Model *src, const char *dir, float theta) {
             }
             n++;
         }
+    for (int l = 0; l < c->n_layers && c->qkv_bias; l++) /* Qwen2: q/k/v biases, HF order too */
+        for (int k = LIN_Q; k <= LIN_V; k++) {
+            int r, i;
+            model_linear_shape(c, (LinearKind)k, &r, &i);
+            snprintf(names[n], 96, "model.layers.%d.self_attn.%c_proj.bias", l, "qkv"[k]);
+            o[n] = (StOut){names[n], src->w.blocks[l].bias[k], 1, {r, 0}, NULL};
+            n++;
+        }
     snprintf(names[n], 96, "model.norm.weight");
     o[n] = (StOut){names[n], src->w.rms_final, 1, {c->dim, 0}, NULL};
     n++;
@@ -203,11 +214,11 @@ static int write_raw_hf(const Model *src, const char *dir, float theta) {
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     if (st_write(p, o, n, ST_F32) != 0) return -1;
     snprintf(cfg, sizeof cfg,
-             "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": %d, \"intermediate_size\": %d, "
+             "{\"architectures\": [\"%s\"], \"hidden_size\": %d, \"intermediate_size\": %d, "
              "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
              "\"vocab_size\": %d, \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-06, \"rope_theta\": %.1f, "
              "\"tie_word_embeddings\": %s}",
-             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, theta,
+             c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM", c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, theta,
              c->shared_classifier ? "true" : "false");
     snprintf(p, sizeof p, "%s/config.json", dir);
     return write_str(p, cfg);
@@ -218,8 +229,11 @@ static void test_rope_convention(void) {
         {{.dim = 32, .hidden_dim = 40, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 11, .seq_len = 24}, 10000.0f},
         {{.dim = 36, .hidden_dim = 20, .n_layers = 2, .n_heads = 3, .n_kv_heads = 1, .vocab_size = 7, .seq_len = 24}, 500000.0f},
         {{.dim = 16, .hidden_dim = 24, .n_layers = 1, .n_heads = 8, .n_kv_heads = 8, .vocab_size = 5, .seq_len = 24}, 10000.0f},
+        /* Qwen2: q/k/v biases (added before the rotation), GQA */
+        {{.dim = 24, .hidden_dim = 28, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2, .vocab_size = 9, .seq_len = 24,
+          .qkv_bias = 1}, 1000000.0f},
     };
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < 4; ci++) {
         const ModelConfig *c = &cases[ci].c;
         float theta = cases[ci].theta;
         Model src, m;
@@ -235,8 +249,13 @@ static void test_rope_convention(void) {
             model_free(&src);
             continue;
         }
-        CHECK(m.cfg.rope_theta == theta && m.cfg.norm_eps == 1e-6f && m.cfg.shared_classifier == 0,
-              "case %d: config theta %g eps %g", ci, m.cfg.rope_theta, m.cfg.norm_eps);
+        CHECK(m.cfg.rope_theta == theta && m.cfg.norm_eps == 1e-6f && m.cfg.shared_classifier == 0 &&
+                  m.cfg.qkv_bias == c->qkv_bias,
+              "case %d: config theta %g eps %g qkv_bias %d", ci, m.cfg.rope_theta, m.cfg.norm_eps, m.cfg.qkv_bias);
+        if (c->qkv_bias) /* v's bias is not rotary: bit-identical */
+            for (int l = 0; l < c->n_layers; l++)
+                CHECK(memcmp(m.w.blocks[l].bias[LIN_V], src.w.blocks[l].bias[LIN_V], (size_t)model_kv_dim(c) * 4) == 0,
+                      "case %d layer %d: v bias differs", ci, l);
         /* everything but q/k bit-identical */
         int diff = 0;
         for (int l = 0; l < c->n_layers; l++) {
@@ -266,10 +285,18 @@ static void test_rope_convention(void) {
         for (int l = 0; l < c->n_layers; l++) {
             matmul_rows(qh, src.w.blocks[l].lin[LIN_Q], x, T, D, D);
             matmul_rows(kh, src.w.blocks[l].lin[LIN_K], x, T, KV, D);
+            if (c->qkv_bias) { /* HF Qwen2: q_proj(x) = W x + b, then rotate half */
+                add_bias_ref(qh, src.w.blocks[l].bias[LIN_Q], T, D);
+                add_bias_ref(kh, src.w.blocks[l].bias[LIN_K], T, KV);
+            }
             hf_rope(qh, T, c->n_heads, hs, theta);
             hf_rope(kh, T, c->n_kv_heads, hs, theta);
             matmul_rows(qm, m.w.blocks[l].lin[LIN_Q], x, T, D, D);
             matmul_rows(km, m.w.blocks[l].lin[LIN_K], x, T, KV, D);
+            if (c->qkv_bias) { /* the loaded (permuted) biases */
+                add_bias_ref(qm, m.w.blocks[l].bias[LIN_Q], T, D);
+                add_bias_ref(km, m.w.blocks[l].bias[LIN_K], T, KV);
+            }
             rope_ref(qm, km, T, D, KV, hs, 0, m.cfg.rope_theta);
             for (int t = 0; t < T; t++)
                 for (int r = 0; r < D; r++) {
@@ -424,8 +451,11 @@ static void test_roundtrip_synth(void) {
         {.dim = 36, .hidden_dim = 97, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2, .vocab_size = 71, .seq_len = 40,
          .shared_classifier = 1},
         {.dim = 40, .hidden_dim = 53, .n_layers = 11, .n_heads = 4, .n_kv_heads = 1, .vocab_size = 9, .seq_len = 16},
+        /* Qwen2ForCausalLM: q/k/v biases, tied head, theta 1e6 */
+        {.dim = 24, .hidden_dim = 40, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2, .vocab_size = 13, .seq_len = 16,
+         .shared_classifier = 1, .rope_theta = 1e6f, .qkv_bias = 1},
     };
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < 4; ci++) {
         Model a, b;
         CHECK(model_synth(&a, &cs[ci], 5 + ci) == 0, "synth %d", ci);
         char dir[512], st[600];
@@ -436,8 +466,8 @@ static void test_roundtrip_synth(void) {
         if (st_open(&f, st) == 0) {
             CHECK((st_find(&f, "lm_head.weight") != NULL) == !cs[ci].shared_classifier,
                   "synth %d: lm_head.weight %s", ci, cs[ci].shared_classifier ? "written for a tied model" : "missing");
-            CHECK(f.n_tensors == 2 + 9 * cs[ci].n_layers + !cs[ci].shared_classifier, "synth %d: %d tensors", ci,
-                  f.n_tensors);
+            CHECK(f.n_tensors == 2 + (cs[ci].qkv_bias ? 12 : 9) * cs[ci].n_layers + !cs[ci].shared_classifier,
+                  "synth %d: %d tensors", ci, f.n_tensors);
             st_close(&f);
         }
         if (load_dir(&b, dir) == 0) {
@@ -788,7 +818,8 @@ static void test_malformed_config(void) {
         {"hidden_size huge", "\"hidden_size\": 8", "\"hidden_size\": 9223372036854775807", "'hidden_size'"},
         {"rms_norm_eps zero", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0", "'rms_norm_eps' = 0 is out of range"},
         {"unknown architecture", "LlamaForCausalLM", "GPT2LMHeadModel", "'GPT2LMHeadModel' is not supported"},
-        {"Qwen2 (q/k/v biases)", "LlamaForCausalLM", "Qwen2ForCausalLM", "not supported yet: q/k/v biases"},
+        {"Qwen2 without its q/k/v biases", "LlamaForCausalLM", "Qwen2ForCausalLM", "'model.layers.0.self_attn.q_proj.bias' is missing"},
+        {"Qwen2 with a short sliding window in use", "LlamaForCausalLM\"]", "Qwen2ForCausalLM\"], \"use_sliding_window\": true, \"sliding_window\": 8", "'sliding_window' = 8 is shorter"},
         {"rope_scaling llama3", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}", "'rope_scaling' (type 'llama3') is not supported"},
         {"rope_scaling linear", "\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}", "'rope_scaling' (type 'linear')"},
         {"rope_scaling a number", "\"rope_scaling\": null", "\"rope_scaling\": 2", "'rope_scaling'"},
@@ -824,7 +855,7 @@ static void test_malformed_config(void) {
             free(err);
             model_free(&m);
         } else {
-            expect_refused(cases[i][0], cfg, b, len, strstr(cases[i][3], "config implies") ? "model.safetensors" : "config.json",
+            expect_refused(cases[i][0], cfg, b, len, strstr(cases[i][3], "config implies") || strstr(cases[i][3], "bias' is missing") ? "model.safetensors" : "config.json",
                            cases[i][3]);
         }
         free(cfg);
