@@ -242,6 +242,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
 
     if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
         for (int l = 0; l < L && rc == 0; l++) {
+            rc = model_load_block(m, l); /* a no-op unless the checkpoint is streamed */
             for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
             if (rc == 0) rc = finish_block(m, spec, run, l);
         }
@@ -276,6 +277,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     int ngroups = spec->true_sequential ? 4 : 1;
     for (int l = 0; l < L && rc == 0; l++) {
         qh_progress("block %d/%d", l + 1, L);
+        if ((rc = model_load_block(m, l)) != 0) break; /* a no-op unless the checkpoint is streamed */
         for (int g = 0; g < ngroups && rc == 0; g++) {
             const int *grp = spec->true_sequential ? seq_groups[g] : one_group[0];
             hook_slots_free(&hs);

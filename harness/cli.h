@@ -23,6 +23,10 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv);
  * else tok<V>.bin / tokenizer.bin beside the file / inside the directory. t may
  * be NULL (no tokenizer wanted). */
 int cli_open_model(const char *model_path, const char *tok_path, Model *m, Tokenizer *t);
+/* The same; with block_by_block a Hugging Face directory is opened streamed
+ * (hf_model_open_streamed: one block's linears resident at a time) for work
+ * under --max-memory (a llama2.c file is mmapped either way). */
+int cli_open_model_for(const char *model_path, const char *tok_path, Model *m, Tokenizer *t, int block_by_block);
 /* The tokenizer cli_open_model would pick for a model of vocab_size: its path
  * in buf[0..n); -1 (no message) when there is none. */
 int cli_find_tokenizer(const char *model_path, int vocab_size, char *buf, size_t n);

@@ -30,12 +30,18 @@ int cli_find_tokenizer(const char *model_path, int vocab_size, char *buf, size_t
 }
 
 int cli_open_model(const char *model_path, const char *tok_path, Model *m, Tokenizer *t) {
+    return cli_open_model_for(model_path, tok_path, m, t, 0);
+}
+
+int cli_open_model_for(const char *model_path, const char *tok_path, Model *m, Tokenizer *t, int block_by_block) {
     if (!model_path) return qh_error("--model is required");
     struct stat st;
     int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
     if (is_dir && !hf_is_model_dir(model_path))
         return qh_error("model '%s' is a directory without a config.json (not a Hugging Face model)", model_path);
-    if ((is_dir ? hf_model_load(m, model_path) : model_load_llama2c(m, model_path)) != 0) return -1;
+    int rc = !is_dir ? model_load_llama2c(m, model_path)
+             : block_by_block ? hf_model_open_streamed(m, model_path) : hf_model_load(m, model_path);
+    if (rc != 0) return -1;
     if (!t) return 0;
     char buf[4096];
     if (!tok_path) {

@@ -52,7 +52,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     QuantModelInfo qinfo = {0};
     if (quantized) {
         if (quant_model_load(quantized, model, tok, &m, &t, &qinfo) != 0) return -1;
-    } else if (cli_open_model(model, tok, &m, &t) != 0) {
+    } else if (cli_open_model_for(model, tok, &m, &t, max_memory_mb > 0) != 0) {
         return -1;
     }
     Provenance prov;

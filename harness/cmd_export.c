@@ -19,7 +19,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
         {"model", OPT_STR, &model, "M", "model to export: llama2.c checkpoint or Hugging Face directory"},
         {"format", OPT_STR, &format, "hf", "output format (only hf: a Hugging Face directory)"},
         {"out", OPT_STR, &out, "DIR", "output directory (must not exist)"},
-        {"dtype", OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type in model.safetensors (default fp32, exact)"},
+        {"dtype", OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type in model.safetensors (fp32 is exact)"},
         {"max-shard-bytes", OPT_INT, &shard_bytes, "N",
          "split into shards of at most N data bytes plus model.safetensors.index.json (0: one file)"},
         {"tokenizer", OPT_STR, &tok, "T", "llama2.c tokenizer to copy as DIR/tokenizer.bin (default: beside the model)"},

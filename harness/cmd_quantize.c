@@ -41,7 +41,9 @@ static int load_block(void *user, Model *m, int layer) { return quant_io_load_bl
  * layer, the forward scratch, embedding and head. Refused above the budget. */
 static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     const ModelConfig *c = &m->cfg;
-    if (!m->map) return qh_error("quantize: --max-memory needs a llama2.c checkpoint (read through mmap)");
+    if (!model_is_streamable(m))
+        return qh_error("quantize: --max-memory needs a checkpoint read block by block (a llama2.c file or a "
+                        "Hugging Face directory)");
     int calib = strcmp(s->method, "rtn") != 0 || (s->calib && strcmp(s->calib, "none") != 0);
     size_t D = c->dim, F = c->hidden_dim;
     size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
@@ -166,7 +168,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
 
     Model m;
     Tokenizer t;
-    if (cli_open_model(model, tok, &m, &t) != 0) return -1;
+    if (cli_open_model_for(model, tok, &m, &t, budget > 0) != 0) return -1;
     spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m);
     size_t base_rss = qh_current_rss_bytes(); /* for the memory report: libraries loaded, model mapped */
     Provenance prov;

@@ -379,12 +379,58 @@ typedef struct Source {
     const char *file;
 } Source;
 
+/* Tensor t (validated) -> dst in fp32; q/k rows from rotate-half to interleaved
+ * order (harness row r is HF row hf_qk_hf_row(r)). *scratch: a reusable buffer. */
+static void convert_slot(const ModelConfig *c, int slot, const StTensor *t, float *dst, float **scratch) {
+    if (!slot_rotary(slot)) {
+        st_to_f32(t, dst);
+        return;
+    }
+    int hs = model_head_size(c);
+    int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+    *scratch = qh_realloc(*scratch, (size_t)t->numel * sizeof(float));
+    st_to_f32(t, *scratch);
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + r * cols, *scratch + (int64_t)hf_qk_hf_row((int)r, hs) * cols, (size_t)cols * sizeof(float));
+}
+
+/* ---- streamed: one block's linears at a time (BlockSource of model.h) ----------------- */
+
+typedef struct HfStream {
+    StFile *shards; /* (n_shards) owned, mmapped */
+    int n_shards;
+    Source *src;    /* (n_slots) owned; tensors borrowed from shards */
+    float *scratch; /* owned */
+} HfStream;
+
+static int hf_stream_load(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]) {
+    HfStream *h = user;
+    for (int j = 2; j < FIRST_BIAS; j++) {
+        const StTensor *t = h->src[SLOT_LAYER0 + layer * PER_LAYER + j].t;
+        convert_slot(c, SLOT_LAYER0 + layer * PER_LAYER + j, t, dst[layer_lin[j]], &h->scratch);
+        qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype)); /* the fp32 copy is what stays */
+    }
+    return 0;
+}
+
+static void hf_stream_close(void *user) {
+    HfStream *h = user;
+    for (int s = 0; s < h->n_shards; s++) st_close(&h->shards[s]);
+    free(h->shards);
+    free(h->src);
+    free(h->scratch);
+    free(h);
+}
+
 /* Check every tensor of the shards against the config (and against the index's
  * weight_map when sharded: shard_names[s] is shard s's name in it), then
  * allocate *m and convert. `what` names the checkpoint in messages (the one
- * safetensors file, or the directory when sharded); `path` becomes m->path. */
+ * safetensors file, or the directory when sharded); `path` becomes m->path.
+ * streamed: only the embedding, head, norms and biases are converted; the
+ * model takes over `shards` (on success) and reads the block linears from
+ * them on demand (model_load_block). */
 static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards, const json_t *weight_map,
-                    char **shard_names, const char *index_path, const char *what, const char *path) {
+                    char **shard_names, const char *index_path, const char *what, const char *path, int streamed) {
     int L = c->n_layers, n_slots = SLOT_LAYER0 + L * PER_LAYER, rc = -1;
     Source *src = qh_calloc((size_t)n_slots, sizeof *src);
     char nm[256], s1[96], s2[96];
@@ -462,25 +508,30 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
     if (c->shared_classifier && src[SLOT_HEAD].t)
         qh_warn("'%s': lm_head.weight is ignored: tie_word_embeddings is true (the head is the embedding)", what);
     /* all checked: allocate and convert */
-    if (model_alloc(m, c, path) != 0) goto done;
-    int hs = model_head_size(c);
+    if (streamed) {
+        HfStream *h = qh_calloc(1, sizeof *h);
+        h->shards = shards;
+        h->n_shards = n_shards;
+        h->src = src;
+        src = NULL;
+        if (model_alloc_streamed(m, c, path, (BlockSource){hf_stream_load, hf_stream_close, h}) != 0) {
+            src = h->src; /* the shards stay the caller's */
+            free(h);
+            goto done;
+        }
+        src = h->src; /* borrowed below */
+    } else if (model_alloc(m, c, path) != 0) {
+        goto done;
+    }
     float *scratch = NULL;
     for (int slot = 0; slot < n_slots; slot++) {
         if (!slot_used(c, slot)) continue;
-        const StTensor *t = src[slot].t;
-        float *dst = slot_dst(m, slot);
-        if (slot_rotary(slot)) { /* q_proj, k_proj (weights, biases) */
-            /* rotate-half -> interleaved: harness row r is HF row hf_qk_hf_row(r) */
-            int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-            scratch = qh_realloc(scratch, (size_t)t->numel * sizeof(float));
-            st_to_f32(t, scratch);
-            for (int64_t r = 0; r < rows; r++)
-                memcpy(dst + r * cols, scratch + (int64_t)hf_qk_hf_row((int)r, hs) * cols, (size_t)cols * sizeof(float));
-        } else {
-            st_to_f32(t, dst);
-        }
+        int j = slot_j(slot);
+        if (streamed && j >= 2 && j < FIRST_BIAS) continue; /* a block linear: on demand */
+        convert_slot(c, slot, src[slot].t, slot_dst(m, slot), &scratch);
     }
     free(scratch);
+    if (streamed) src = NULL;
     rc = 0;
 done:
     free(src);
@@ -494,7 +545,7 @@ int hf_model_load_mem(Model *m, const char *config, size_t config_len, const voi
     if (hf_config_parse(config, config_len, what, &c) != 0) return -1;
     StFile f;
     if (st_parse(&f, st, st_len, what) != 0) return -1;
-    int rc = hf_build(m, &c, &f, 1, NULL, NULL, NULL, what, what);
+    int rc = hf_build(m, &c, &f, 1, NULL, NULL, NULL, what, what, 0);
     st_close(&f);
     if (rc != 0) model_free(m);
     return rc;
@@ -521,7 +572,8 @@ static int shard_name_ok(const char *s) {
     return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
 }
 
-int hf_model_load(Model *m, const char *dir) {
+/* hf_model_load and hf_model_open_streamed. */
+static int hf_open(Model *m, const char *dir, int streamed) {
     memset(m, 0, sizeof *m);
     char *cfg_path = path_join(dir, "config.json"), *single = path_join(dir, "model.safetensors"),
          *index_path = path_join(dir, "model.safetensors.index.json");
@@ -537,7 +589,7 @@ int hf_model_load(Model *m, const char *dir) {
         shards = qh_calloc(1, sizeof *shards);
         if (st_open(&shards[0], single) != 0) goto done;
         n_shards = 1;
-        rc = hf_build(m, &c, shards, 1, NULL, NULL, NULL, single, dir);
+        rc = hf_build(m, &c, shards, 1, NULL, NULL, NULL, single, dir, streamed);
         goto done;
     }
     if (access(index_path, F_OK) != 0) {
@@ -585,8 +637,9 @@ int hf_model_load(Model *m, const char *dir) {
         free(p);
         if (bad) goto done;
     }
-    rc = hf_build(m, &c, shards, n_shards, wm, names, index_path, dir, dir);
+    rc = hf_build(m, &c, shards, n_shards, wm, names, index_path, dir, dir, streamed);
 done:
+    if (streamed && rc == 0) shards = NULL; /* the model's now */
     for (int s = 0; shards && s < n_shards; s++) st_close(&shards[s]);
     free(shards);
     for (int s = 0; names && s < n_shards; s++) free(names[s]);
@@ -599,6 +652,9 @@ done:
     if (rc != 0) model_free(m);
     return rc;
 }
+
+int hf_model_load(Model *m, const char *dir) { return hf_open(m, dir, 0); }
+int hf_model_open_streamed(Model *m, const char *dir) { return hf_open(m, dir, 1); }
 
 /* ---- saving --------------------------------------------------------------------------- */
 

@@ -11,7 +11,8 @@
  * weight memory is allocated. HF checkpoints use the "rotate half" rotary
  * convention; the harness's forward pass the interleaved one of llama2.c: the
  * rows of wq and wk are permuted at load and back at save (hf_qk_hf_row).
- * Not here: the HF tokenizer files (tokenizer.json / tokenizer.model), rope
+ * hf_model_open_streamed keeps the shards mapped and converts a block's
+ * linears only when asked (model_load_block). Not here: the HF tokenizer files (tokenizer.json / tokenizer.model), rope
  * scaling and biases other than Qwen2's q/k/v ones (refused by name). */
 #ifndef QH_HF_MODEL_H
 #define QH_HF_MODEL_H
@@ -33,6 +34,13 @@ int hf_is_model_dir(const char *path);
  * NULL, m->path = dir). -1 with a message naming the file and the key / tensor;
  * *m is then empty. */
 int hf_model_load(Model *m, const char *dir);
+
+/* The same, for block-by-block work within a memory budget: everything is
+ * validated as by hf_model_load, but only the embedding, head, norms and biases
+ * are converted now; each block's linears are converted from the mmapped
+ * shards when model_load_block asks for them (and those file pages dropped),
+ * so that about one block is resident. */
+int hf_model_open_streamed(Model *m, const char *dir);
 
 /* The same from memory: config.json text and the bytes of one safetensors
  * file; `what` names them in messages. For tests and the fuzz target. */

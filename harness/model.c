@@ -187,8 +187,69 @@ int model_alloc(Model *m, const ModelConfig *c, const char *path) {
     return 0;
 }
 
+int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path, BlockSource src) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    if (model_config_validate(&m->cfg, path) != 0) return -1;
+    int64_t D = c->dim, L = c->n_layers, V = c->vocab_size;
+    int64_t n = V * D * (c->shared_classifier ? 1 : 2) + D + L * 2 * D;
+    m->heap = qh_malloc((size_t)(n + bias_floats(c)) * sizeof(float));
+    float *p = m->heap;
+    m->w.blocks = qh_calloc((size_t)L, sizeof(BlockWeights));
+    m->w.tok_emb = p;
+    p += V * D;
+    m->w.wcls = c->shared_classifier ? m->w.tok_emb : p;
+    if (!c->shared_classifier) p += V * D;
+    m->w.rms_final = p;
+    p += D;
+    for (int64_t l = 0; l < L; l++, p += 2 * D) {
+        m->w.blocks[l].rms_att = p;
+        m->w.blocks[l].rms_ffn = p + D;
+    }
+    bias_assign(m, p);
+    m->src = src;
+    m->path = qh_strdup(path);
+    return 0;
+}
+
+int model_is_streamable(const Model *m) { return m->map != NULL || m->src.load != NULL; }
+
+int model_load_block(Model *m, int layer) {
+    if (!m->src.load) return 0;
+    const ModelConfig *c = &m->cfg;
+    if (!m->block_buf) {
+        int64_t n = model_linear_params(c) / c->n_layers;
+        m->block_buf = qh_malloc((size_t)n * sizeof(float));
+    }
+    float *dst[LIN_COUNT], *p = m->block_buf;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        dst[k] = p;
+        p += (size_t)o * i;
+    }
+    for (int l = 0; l < c->n_layers; l++) /* the buffer's previous block is gone */
+        for (int k = 0; k < LIN_COUNT && l != layer; k++)
+            if (m->w.blocks[l].lin[k] >= m->block_buf && m->w.blocks[l].lin[k] < p) {
+                m->w.blocks[l].lin[k] = NULL;
+                if (m->orig) m->orig[l * LIN_COUNT + k] = NULL;
+            }
+    if (m->src.load(m->src.user, c, layer, dst) != 0) return -1;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        if (m->owned && m->owned[layer * LIN_COUNT + k]) { /* replaced: keep the replacement, note the original */
+            m->orig[layer * LIN_COUNT + k] = dst[k];
+            continue;
+        }
+        m->w.blocks[layer].lin[k] = dst[k];
+        if (m->orig) m->orig[layer * LIN_COUNT + k] = dst[k];
+    }
+    return 0;
+}
+
 void model_free(Model *m) {
     if (!m) return;
+    if (m->src.close) m->src.close(m->src.user);
+    free(m->block_buf);
     if (m->owned) {
         for (int i = 0; i < m->cfg.n_layers * LIN_COUNT; i++) free(m->owned[i]);
         QH_FREE(m->owned);
@@ -201,13 +262,6 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* Drop the resident pages of [p, p + bytes) of a read-only mapping (whole pages inside it). */
-static void release_pages(const void *p, size_t bytes) {
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + bytes) & ~(uintptr_t)(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
 void model_release_block(Model *m, int layer) {
     for (int k = 0; k < LIN_COUNT; k++) {
         int o, i;
@@ -216,7 +270,11 @@ void model_release_block(Model *m, int layer) {
             QH_FREE(m->owned[layer * LIN_COUNT + k]);
             m->w.blocks[layer].lin[k] = m->orig[layer * LIN_COUNT + k];
         }
-        if (m->map) release_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
+        if (m->map) qh_drop_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
+        if (m->src.load) { /* streamed: the block buffer will be reused */
+            m->w.blocks[layer].lin[k] = NULL;
+            if (m->orig) m->orig[layer * LIN_COUNT + k] = NULL;
+        }
     }
 }
 

@@ -49,6 +49,16 @@ typedef struct ModelWeights {
     const float *wcls;      /* (V, D); == tok_emb when shared */
 } ModelWeights;
 
+/* Block-by-block reading of a checkpoint whose linear layers are not all held
+ * in memory (a Hugging Face checkpoint opened for --max-memory work, see
+ * hf_model_open_streamed): load() writes block `layer`'s seven matrices, in
+ * fp32, to dst[k] (shapes of model_linear_shape); -1 with a message. */
+typedef struct BlockSource {
+    int (*load)(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]);
+    void (*close)(void *user); /* at model_free */
+    void *user;
+} BlockSource;
+
 typedef struct Model {
     ModelConfig cfg;
     ModelWeights w;
@@ -59,6 +69,8 @@ typedef struct Model {
     float **owned;      /* (L * LIN_COUNT) replaced matrices owned by the model, NULL if not replaced */
     const float **orig; /* (L * LIN_COUNT) the linear layers as loaded (set with owned) */
     char *path;         /* where it was loaded from (owned) */
+    BlockSource src;    /* src.load != NULL: block linears come from here, one block at a time */
+    float *block_buf;   /* the one resident block's linears when streamed (owned), or NULL */
 } Model;
 
 static inline int model_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
@@ -83,10 +95,25 @@ void model_free(Model *m);
  * inconsistent. */
 int model_alloc(Model *m, const ModelConfig *c, const char *path);
 
+/* A model whose block linears are streamed from `src` (taken over: closed at
+ * model_free): the embedding, head, norms and biases in one owned buffer
+ * (uninitialized, to be filled by the caller), every lin[] NULL until
+ * model_load_block. -1 with a message naming `path` when c is inconsistent
+ * (src then stays the caller's). */
+int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path, BlockSource src);
+
+/* Make block `layer`'s linears resident: a no-op unless the model is streamed
+ * (then they are read into the one block buffer, replacing the block held
+ * there, whose lin[] must have been released). */
+int model_load_block(Model *m, int layer);
+/* Can the model be worked on block by block within a budget (a read-only mmap
+ * of a llama2.c checkpoint, or a streamed model)? */
+int model_is_streamable(const Model *m);
+
 /* Block-by-block work under a memory budget: free block `layer`'s replaced
  * matrices (its linears point back to the loaded ones) and drop the resident
  * pages of its loaded weights from a read-only mmap (re-read from the file if
- * touched again). */
+ * touched again); a streamed model's block is forgotten (lin[] NULL). */
 void model_release_block(Model *m, int layer);
 /* Does any block hold replaced (owned) matrices? */
 int model_has_replaced(const Model *m);

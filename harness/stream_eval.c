@@ -37,22 +37,29 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
     return block + head + forward_cpu_scratch_bytes(c, seqlen);
 }
 
+int stream_eval_check_budget(const ModelConfig *c, int seqlen, size_t max_memory) {
+    if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
+    size_t need = stream_eval_fixed_bytes(c, seqlen) + sizeof(float) * (size_t)seqlen * c->dim;
+    if (max_memory < need)
+        return qh_error("--max-memory %zu MB is below what block-by-block evaluation needs: %zu MB (one block, the "
+                        "embedding and head, the forward scratch and one window of activations)",
+                        max_memory >> 20, (need + (1u << 20) - 1) >> 20);
+    return 0;
+}
+
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
                              const StreamLoader *loader, PplResult *r) {
     memset(r, 0, sizeof *r);
     const ModelConfig *c = &m->cfg;
-    if (!m->map || model_has_replaced(m))
-        return qh_error("--max-memory: block-by-block evaluation needs a llama2.c checkpoint read through mmap "
-                        "with its original weights (got %s)", m->map ? "replaced weights" : "an in-memory model");
-    if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
+    if (!model_is_streamable(m) || model_has_replaced(m))
+        return qh_error("--max-memory: block-by-block evaluation needs a checkpoint read block by block (a llama2.c "
+                        "file or a Hugging Face directory) with its original weights (got %s)",
+                        model_is_streamable(m) ? "replaced weights" : "an in-memory model");
+    if (stream_eval_check_budget(c, seqlen, max_memory) != 0) return -1;
     long nwin = (long)(n / (size_t)seqlen);
     if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
     if (nwin < 1) return qh_error("the dataset has %zu tokens, fewer than one window of %d", n, seqlen);
     size_t fixed = stream_eval_fixed_bytes(c, seqlen), per_window = sizeof(float) * (size_t)seqlen * c->dim;
-    if (max_memory < fixed + per_window)
-        return qh_error("--max-memory %zu MB is below what block-by-block evaluation needs: %zu MB (one block, the "
-                        "embedding and head, the forward scratch and one window of activations)",
-                        max_memory >> 20, (fixed + per_window + (1u << 20) - 1) >> 20);
     long chunk = (long)((max_memory - fixed) / per_window);
     if (chunk > nwin) chunk = nwin;
     Forward *f;
@@ -70,7 +77,8 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
         for (long w = 0; w < nw && rc == 0; w++)
             rc = f->ops->embed(f, ids + (size_t)(w0 + w) * seqlen, seqlen, acts + (size_t)w * seqlen * c->dim);
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
-            if (loader && (rc = loader->load(loader->user, m, l)) != 0) break;
+            /* the quantized block decoded (all seven linears replaced), or the checkpoint's */
+            if ((rc = loader ? loader->load(loader->user, m, l) : model_load_block(m, l)) != 0) break;
             for (long w = 0; w < nw && rc == 0; w++)
                 rc = f->ops->block(f, l, acts + (size_t)w * seqlen * c->dim, seqlen, NULL, NULL);
             model_release_block(m, l);

@@ -2,9 +2,10 @@
  * budget: the windows' activations are kept (in chunks that fit the budget)
  * and the model is walked one transformer block at a time, each block's
  * weight pages released from the read-only mmap after use, so that the
- * resident model is about one block, not all of it. CPU backend, llama2.c
- * checkpoints (mmapped). Results equal perplexity_eval's bit for bit. Not here:
- * quantization under a budget (not implemented yet). */
+ * resident model is about one block, not all of it. CPU backend; llama2.c
+ * checkpoints (mmapped) or Hugging Face directories opened streamed
+ * (hf_model_open_streamed). Results equal perplexity_eval's bit for bit. Not
+ * here: quantization under a budget (calibrate.c, block_done). */
 #ifndef QH_STREAM_EVAL_H
 #define QH_STREAM_EVAL_H
 
@@ -17,6 +18,10 @@
  * the embedding and head, the CPU backend's scratch for windows of seqlen. */
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
 
+/* -1 with a message when max_memory (bytes) cannot hold the fixed part and one
+ * window of seqlen (or seqlen < 2). */
+int stream_eval_check_budget(const ModelConfig *c, int seqlen, size_t max_memory);
+
 /* Where block l's weights come from, when not from the file as loaded (e.g.
  * decoded from a saved quantized model): load() replaces them (model_set_linear);
  * the walk releases them again with model_release_block. */
@@ -27,8 +32,8 @@ typedef struct StreamLoader {
 
 /* Evaluate like perplexity_eval, walking blocks one at a time. max_memory
  * (bytes) bounds fixed + activations; -1 with a message when even one window
- * does not fit. m must be a llama2.c mmapped model with no replaced weights;
- * loader may be NULL. */
+ * does not fit. m must be streamable (model_is_streamable) with no replaced
+ * weights; loader may be NULL (then each block is model_load_block'ed). */
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
                              const StreamLoader *loader, PplResult *r);
 

@@ -1,10 +1,17 @@
 /* test_stream_quant.c: quantization and evaluation under a memory budget
- * (calibrate.h block_done, quant_io block files, stream_eval.h loader): a
- * 194 MB synthetic checkpoint is GPTQ-quantized block by block into a file and
+ * (calibrate.h block_done, quant_io block files, stream_eval.h loader), for
+ * two kinds of checkpoint, each in a child process of its own (peak resident
+ * memory is per process):
+ *  - a 194 MB llama2.c file (mmapped);
+ *  - a Qwen2 Hugging Face directory (q/k/v biases) in three bf16 shards,
+ *    97 MB on disk, 194 MB as fp32, opened streamed (hf_model_open_streamed:
+ *    each block's linears converted from the shards when needed).
+ * For each: the original model is evaluated block by block (bit-identical to
+ * the ordinary evaluation), then GPTQ-quantized block by block into a file and
  * evaluated block by block from that file, while the process's resident memory
  * grows by less than the 128 MB budget (the in-memory run grows by more than
- * the model); the file equals the one an ordinary
- * run writes (same codes, same bits) and gives the same perplexity. */
+ * the model); the file equals the one an ordinary run writes (same codes, same
+ * bits) and gives the same perplexity. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +22,7 @@
 
 #include "calibrate.h"
 #include "check.h"
+#include "hf_model.h"
 #include "perplexity.h"
 #include "provenance.h"
 #include "quant_io.h"
@@ -33,34 +41,43 @@ static int write_block(void *user, const struct QuantRun *run, int l) {
 }
 static int load_block(void *user, Model *m, int l) { return quant_io_load_block((H5File *)user, m, l); }
 
-int main(void) {
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
+/* Open the checkpoint: for block-by-block work (streamed) or in memory. */
+static int open_model(Model *m, const char *path, int hf, int streamed) {
+    if (!hf) return model_load_llama2c(m, path);
+    return streamed ? hf_model_open_streamed(m, path) : hf_model_load(m, path);
+}
+
+/* One kind of checkpoint, start to end (in a child process). */
+static void run_case(const char *root, int hf) {
     char tp[1024];
     snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root);
     Tokenizer t;
-    if (access(tp, R_OK) != 0 || tokenizer_load(&t, tp, 512) != 0) {
-        SKIP("tok512.bin not found (make data)");
-        return test_summary();
+    if (tokenizer_load(&t, tp, 512) != 0) {
+        CHECK(0, "tokenizer %s", tp);
+        return;
     }
     char dir[] = "/tmp/qh_test_squant_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char path[256], qpath[256], qpath2[256];
-    snprintf(path, sizeof path, "%s/big.bin", dir);
+    snprintf(path, sizeof path, hf ? "%s/big_hf" : "%s/big.bin", dir);
     snprintf(qpath, sizeof qpath, "%s/q_stream.h5", dir);
     snprintf(qpath2, sizeof qpath2, "%s/q_full.h5", dir);
     ModelConfig c = {.dim = 512, .hidden_dim = 1376, .n_layers = 16, .n_heads = 8, .n_kv_heads = 8,
-                     .vocab_size = 512, .seq_len = 128, .shared_classifier = 1};
+                     .vocab_size = 512, .seq_len = 128, .shared_classifier = 1, .qkv_bias = hf};
     pid_t pid = fork(); /* written by a child: this process's peak RSS never holds the whole model */
     if (pid == 0) {
         Model s;
-        _exit(model_synth(&s, &c, 5) == 0 && model_save_llama2c(&s, path) == 0 ? 0 : 1);
+        HfSaveOptions o = {.dtype = ST_BF16, .max_shard_bytes = 40u << 20};
+        _exit(model_synth(&s, &c, 5) == 0 && (hf ? hf_model_save(&s, path, &o) : model_save_llama2c(&s, path)) == 0
+                  ? 0 : 1);
     }
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "synthetic checkpoint written");
+    size_t model_bytes = sizeof(float) * (size_t)(model_linear_params(&c) + (int64_t)c.vocab_size * c.dim);
 
     Model m;
-    CHECK(model_load_llama2c(&m, path) == 0, "load");
+    CHECK(open_model(&m, path, hf, 1) == 0, "open %s", path);
     enum { T = 128, NWIN = 4 };
     int *ids = qh_malloc(sizeof(int) * T * NWIN);
     for (int i = 0; i < T * NWIN; i++) ids[i] = (int)((i * 40503u + 7) % 512u);
@@ -81,7 +98,14 @@ int main(void) {
         free(C);
     }
     size_t budget = 128 * (size_t)MB, base = qh_peak_rss_bytes();
-    printf("baseline %.1f MB (current %.1f MB)\n", (double)base / MB, (double)qh_current_rss_bytes() / MB);
+    const char *kind = hf ? "HF Qwen2 bf16 shards" : "llama2.c";
+    printf("%s: baseline %.1f MB (current %.1f MB)\n", kind, (double)base / MB, (double)qh_current_rss_bytes() / MB);
+
+    /* the original weights, block by block: the ordinary evaluation's NLLs exactly */
+    PplResult r0, r1;
+    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, NULL, &r0) == 0, "streamed eval (original)");
+    printf("%s: original model block by block: ppl %.10f, added %.1f MB\n", kind, r0.ppl,
+           (double)(qh_peak_rss_bytes() - base) / MB);
 
     Writer w = {0};
     CHECK(quant_model_file_begin(qpath, &m, &s, &prov, "{}", &w.f) == 0, "begin %s", qpath);
@@ -101,13 +125,21 @@ int main(void) {
     CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, &loader, &rs) == 0, "streamed eval");
     h5_commit(&qf);
     size_t grown = qh_peak_rss_bytes() - base;
-    printf("block by block: quantization added %.1f MB, with evaluation %.1f MB, for a %.1f MB model, budget %.1f MB; "
-           "ppl %.10f\n", (double)grown_q / MB, (double)grown / MB, (double)m.map_size / MB, (double)budget / MB, rs.ppl);
+    printf("%s: block by block: quantization added %.1f MB, with evaluation %.1f MB, for a %.1f MB model (fp32), "
+           "budget %.1f MB; ppl %.10f\n", kind, (double)grown_q / MB, (double)grown / MB, (double)model_bytes / MB,
+           (double)budget / MB, rs.ppl);
     CHECK(grown <= budget, "resident memory grew by %.1f MB, budget %.1f MB", (double)grown / MB, (double)budget / MB);
 
     /* the ordinary path: the same file and the same perplexity */
     Model m2;
-    CHECK(model_load_llama2c(&m2, path) == 0, "load again");
+    CHECK(open_model(&m2, path, hf, 0) == 0, "load again (in memory)");
+    Forward *f;
+    CHECK(forward_cpu_create(&m2, T, &f) == 0 && perplexity_eval(f, ids, (size_t)T * NWIN, T, 0, &r1) == 0, "eval");
+    forward_destroy(&f);
+    CHECK(r0.ppl == r1.ppl && !memcmp(r0.nll, r1.nll, sizeof(double) * NWIN * (T - 1)),
+          "original model: block by block ppl %.17g vs in memory %.17g (or per-token NLLs differ)", r0.ppl, r1.ppl);
+    ppl_result_free(&r0);
+    ppl_result_free(&r1);
     s.block_done = NULL;
     QuantRun run2;
     CHECK(quantize_model(&m2, &t, &s, &run2) == 0, "quantize in memory");
@@ -129,10 +161,9 @@ int main(void) {
     h5_commit(&b);
     CHECK(same, "the block-by-block file's codes differ from the in-memory run's");
     size_t grown_full = qh_peak_rss_bytes() - base;
-    printf("in memory: added %.1f MB\n", (double)grown_full / MB);
-    CHECK(grown_full > m2.map_size, "the in-memory run added only %.1f MB (the comparison is void)",
+    printf("%s: in memory: added %.1f MB\n", kind, (double)grown_full / MB);
+    CHECK(grown_full > model_bytes, "the in-memory run added only %.1f MB (the comparison is void)",
           (double)grown_full / MB);
-    Forward *f;
     PplResult rn;
     CHECK(forward_cpu_create(&m2, T, &f) == 0 && perplexity_eval(f, ids, (size_t)T * NWIN, T, 0, &rn) == 0, "eval");
     CHECK(rn.ppl == rs.ppl, "in-memory ppl %.17g vs block by block %.17g", rn.ppl, rs.ppl);
@@ -147,7 +178,41 @@ int main(void) {
     free(ids);
     unlink(qpath);
     unlink(qpath2);
-    unlink(path);
-    rmdir(dir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "removing %s", dir);
+}
+
+int main(void) {
+    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
+    char tp[1024];
+    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root);
+    if (access(tp, R_OK) != 0) {
+        SKIP("tok512.bin not found (make data)");
+        return test_summary();
+    }
+    for (int hf = 0; hf < 2; hf++) {
+        int fds[2];
+        CHECK(pipe(fds) == 0, "pipe");
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) { /* a fresh process: its own peak resident memory */
+            close(fds[0]);
+            run_case(root, hf);
+            fflush(stdout);
+            int counts[3] = {check_passed, check_failed, check_skipped};
+            _exit(write(fds[1], counts, sizeof counts) == (ssize_t)sizeof counts ? 0 : 1);
+        }
+        close(fds[1]);
+        int counts[3] = {0, 0, 0}, status = 0;
+        int got = read(fds[0], counts, sizeof counts) == (ssize_t)sizeof counts;
+        close(fds[0]);
+        waitpid(pid, &status, 0);
+        CHECK(got && WIFEXITED(status) && WEXITSTATUS(status) == 0, "case %s ended normally",
+              hf ? "HF" : "llama2.c");
+        check_passed += counts[0];
+        check_failed += counts[1];
+        check_skipped += counts[2];
+    }
     return test_summary();
 }
