@@ -70,6 +70,10 @@ P1=$(json_num ppl "$T/hf.json")
 check "ppl of DIR $P1 = ppl of .bin $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
 check "ppl_stderr identical" [ "$(json_num ppl_stderr "$T/bin.json")" = "$(json_num ppl_stderr "$T/hf.json")" ]
 check "ntokens identical" [ "$(json_num ntokens "$T/bin.json")" = "$(json_num ntokens "$T/hf.json")" ]
+# block by block from the directory (hf_model_open_streamed): the same perplexity
+"$QH" eval --model "$H" --dataset tinystories --seqlen 128 --max-memory 16 --json >"$T/hfmm.json" 2>"$T/hfmm.err"
+check "eval DIR --max-memory 16 exit status ($(head -c 200 "$T/hfmm.err"))" [ $? -eq 0 ]
+check "ppl of DIR block by block $(json_num ppl "$T/hfmm.json") = $P0" [ "$(json_num ppl "$T/hfmm.json")" = "$P0" ]
 FIX=$QH_DATA/fixtures/stories260K_greedy200.txt
 if [ -f "$FIX" ]; then
     "$QH" generate --model "$H" --steps 200 >"$T/gen.txt" 2>/dev/null
