@@ -1,18 +1,26 @@
 /* forward_cuda.cu: the CUDA backend of forward.h ("cuda"). One window at a
  * time, batched over positions, everything on one stream:
- *   - all weights of the model are uploaded once, fp32, into one device
- *     allocation (weights_changed(layer) re-uploads one layer's tensors);
+ *   - all weights of the model are uploaded once into one device allocation
+ *     (weights_changed(layer) re-uploads one layer's tensors);
  *   - the activations for max_T positions are one device allocation carved
  *     into named tensors (sizes computed first, as llm.c does);
  *   - linear layers are cuBLAS GEMMs (linear_forward, kernels/forward_kernels.cu),
- *     attention is strided-batched GEMMs around a fused causal scaled softmax
- *     kernel, the element-wise steps are the kernels of forward_kernels.cu.
+ *     the q/k/v biases (Qwen2) added after them (launch_add_bias); attention is
+ *     strided-batched GEMMs around a fused causal scaled softmax kernel, the
+ *     element-wise steps are the kernels of forward_kernels.cu.
  * GEMM arithmetic is chosen at creation by the environment variable
- * QH_CUDA_MATH: "fp32" (the default: CUBLAS_COMPUTE_32F, exact fp32, matches
- * the CPU backend to ~1e-6 relative), "tf32" (CUBLAS_COMPUTE_32F_FAST_TF32:
- * tensor cores, 10-bit mantissa inputs, fp32 accumulation; faster, ~1e-3), or
- * "fp16" / "bf16" (CUBLAS_COMPUTE_32F_FAST_16F / _16BF: the GEMM inputs
- * rounded to fp16 / bf16 inside cuBLAS, fp32 accumulation; tensors stay fp32).
+ * QH_CUDA_MATH (QhCudaMath, forward_kernels.h): "fp32" (the default:
+ * CUBLAS_COMPUTE_32F, exact fp32, matches the CPU backend to ~1e-6 relative),
+ * "tf32" (CUBLAS_COMPUTE_32F_FAST_TF32: tensor cores, 10-bit mantissa inputs,
+ * fp32 accumulation; faster, ~1e-3), or "fp16" / "bf16": the linear weights of
+ * every block and the output head are STORED on the device in that type (half
+ * the memory), converted once from the host's fp32 at upload (through an fp32
+ * staging buffer the size of the largest block matrix and launch_f32_to_16,
+ * round to nearest even), and each linear layer's fp32 input is converted into
+ * a 16-bit scratch (x16) before its GEMM (once for q/k/v, once for gate/up);
+ * cublasGemmEx on 16-bit A/B with fp32 output and accumulation. In those modes
+ * attention's GEMMs use TF32 on fp32 tensors; the embedding table, norms, the
+ * q/k/v biases, every activation and what the hooks see stay fp32.
  * The ForwardOps entries take HOST pointers: embed/block/head_nll copy in and
  * out around the device work (the hook, when given, receives host copies of
  * each linear input (T, in), called exactly as the CPU backend calls it);
@@ -37,23 +45,29 @@ extern "C" {
 #define LOGITS_BUDGET ((size_t)512 << 20)         /* bytes of (logit_chunk, V) logits */
 
 typedef struct DevBlock {
-    float *rms_att;        /* (D) */
-    float *rms_ffn;        /* (D) */
-    float *lin[LIN_COUNT]; /* wq (D, D), wk (KV, D), wv (KV, D), wo (D, D), w1 (F, D), w3 (F, D), w2 (D, F) */
+    float *rms_att;         /* (D) */
+    float *rms_ffn;         /* (D) */
+    void *lin[LIN_COUNT];   /* in the operand type of the math mode (fp32, fp16 or bf16):
+                               wq (D, D), wk (KV, D), wv (KV, D), wo (D, D), w1 (F, D), w3 (F, D), w2 (D, F) */
+    float *bias[LIN_COUNT]; /* (out) fp32, NULL where the model has none (only q, k, v when cfg.qkv_bias) */
 } DevBlock;
 
 typedef struct CudaForward {
     Forward base;
     QhCudaMath math;
+    cudaDataType_t wtype; /* qh_cuda_math_operand_type(math): the linear weights' and inputs' type */
+    size_t wsize;         /* its size in bytes: 4, or 2 in the 16-bit modes */
     cudaStream_t stream;
     cublasHandle_t blas;
     /* weights, one device allocation (owned) */
     char *wmem;
     size_t wbytes;
-    float *tok_emb;   /* (V, D) */
+    float *tok_emb;   /* (V, D) fp32 */
     float *rms_final; /* (D) */
-    float *wcls;      /* (V, D); aliases tok_emb when the classifier is shared */
+    void *wcls;       /* (V, D) in wtype; aliases tok_emb when the classifier is shared and wtype is fp32 */
     DevBlock *blocks; /* (L) host array of device pointers into wmem (owned array) */
+    float *stage;     /* (stage_n) fp32 staging of the 16-bit conversions; NULL in the fp32 / tf32 modes */
+    size_t stage_n;
     /* activations for max_T positions, one device allocation (owned) */
     char *amem;
     size_t abytes;
@@ -64,6 +78,7 @@ typedef struct CudaForward {
     float *k, *v;    /* (T, KV) */
     float *att;      /* (T, D) attention output */
     float *hb, *hb2; /* (T, F) */
+    void *x16;       /* (T, max(D, F)) 16-bit: the current linear input converted; NULL in the fp32 / tf32 modes */
     float *scores;   /* (head_batch, T, T) */
     float *logits;   /* (logit_chunk, V) */
     double *nll;     /* (T) */
@@ -82,12 +97,25 @@ static void *carve(char *base, size_t *off, size_t bytes) {
     return p;
 }
 
+/* The largest matrix of a block, in elements: the size of the staging buffer. */
+static size_t largest_linear(const ModelConfig *c) {
+    size_t n = 0;
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        if ((size_t)o * i > n) n = (size_t)o * i;
+    }
+    return n;
+}
+
 static size_t carve_weights(CudaForward *s, char *base) {
-    const ModelConfig *c = &s->base.model->cfg;
+    const Model *m = s->base.model;
+    const ModelConfig *c = &m->cfg;
     size_t D = c->dim, V = c->vocab_size, off = 0;
-    int shared = c->shared_classifier || s->base.model->w.wcls == s->base.model->w.tok_emb;
+    int shared = c->shared_classifier || m->w.wcls == m->w.tok_emb;
     s->tok_emb = (float *)carve(base, &off, V * D * sizeof(float));
-    s->wcls = shared ? s->tok_emb : (float *)carve(base, &off, V * D * sizeof(float));
+    /* a shared head needs its own copy when it is stored in 16 bits */
+    s->wcls = shared && s->wsize == sizeof(float) ? s->tok_emb : carve(base, &off, V * D * s->wsize);
     s->rms_final = (float *)carve(base, &off, D * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         DevBlock *b = &s->blocks[l];
@@ -96,9 +124,12 @@ static size_t carve_weights(CudaForward *s, char *base) {
         for (int k = 0; k < LIN_COUNT; k++) {
             int o, i;
             model_linear_shape(c, (LinearKind)k, &o, &i);
-            b->lin[k] = (float *)carve(base, &off, (size_t)o * i * sizeof(float));
+            b->lin[k] = carve(base, &off, (size_t)o * i * s->wsize);
+            b->bias[k] = m->w.blocks[l].bias[k] ? (float *)carve(base, &off, (size_t)o * sizeof(float)) : NULL;
         }
     }
+    s->stage_n = s->wsize == sizeof(float) ? 0 : largest_linear(c);
+    s->stage = s->stage_n ? (float *)carve(base, &off, s->stage_n * sizeof(float)) : NULL;
     return off;
 }
 
@@ -114,6 +145,7 @@ static size_t carve_activations(CudaForward *s, char *base) {
     s->att = (float *)carve(base, &off, T * D * sizeof(float));
     s->hb = (float *)carve(base, &off, T * F * sizeof(float));
     s->hb2 = (float *)carve(base, &off, T * F * sizeof(float));
+    s->x16 = s->wsize == sizeof(float) ? NULL : carve(base, &off, T * (D > F ? D : F) * s->wsize);
     s->scores = (float *)carve(base, &off, (size_t)s->head_batch * T * T * sizeof(float));
     s->logits = (float *)carve(base, &off, (size_t)s->logit_chunk * V * sizeof(float));
     s->nll = (double *)carve(base, &off, T * sizeof(double));
@@ -130,6 +162,21 @@ static int upload(CudaForward *s, float *dst, const float *src, size_t n) {
     return 0;
 }
 
+/* A linear weight (n) from the host's fp32: a plain copy in the fp32 / tf32
+ * modes; in the 16-bit modes through s->stage, at most stage_n elements at a
+ * time, each chunk converted into dst by launch_f32_to_16 (stream order keeps
+ * the next chunk's copy behind the previous chunk's conversion). */
+static int upload_linear(CudaForward *s, void *dst, const float *src, size_t n) {
+    if (s->wsize == sizeof(float)) return upload(s, (float *)dst, src, n);
+    for (size_t i = 0; i < n; i += s->stage_n) {
+        size_t c = n - i < s->stage_n ? n - i : s->stage_n;
+        if (upload(s, s->stage, src + i, c) ||
+            launch_f32_to_16((char *)dst + i * s->wsize, s->stage, (long)c, s->wtype, s->stream))
+            return -1;
+    }
+    return 0;
+}
+
 static int upload_layer(CudaForward *s, int layer) {
     const Model *m = s->base.model;
     const ModelConfig *c = &m->cfg;
@@ -139,8 +186,10 @@ static int upload_layer(CudaForward *s, int layer) {
     for (int k = 0; k < LIN_COUNT; k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
-        if (upload(s, b->lin[k], w->lin[k], (size_t)o * i) != 0)
+        if (upload_linear(s, b->lin[k], w->lin[k], (size_t)o * i) != 0)
             return qh_error("cuda backend: uploading layer %d %s (%d x %d) failed", layer, linear_names[k], o, i);
+        if (b->bias[k] && upload(s, b->bias[k], w->bias[k], (size_t)o) != 0)
+            return qh_error("cuda backend: uploading layer %d %s bias (%d) failed", layer, linear_names[k], o);
     }
     return 0;
 }
@@ -150,7 +199,7 @@ static int upload_all(CudaForward *s) {
     const ModelConfig *c = &m->cfg;
     size_t D = c->dim, V = c->vocab_size;
     if (upload(s, s->tok_emb, m->w.tok_emb, V * D) != 0) return -1;
-    if (s->wcls != s->tok_emb && upload(s, s->wcls, m->w.wcls, V * D) != 0) return -1;
+    if (s->wcls != s->tok_emb && upload_linear(s, s->wcls, m->w.wcls, V * D) != 0) return -1;
     if (upload(s, s->rms_final, m->w.rms_final, D) != 0) return -1;
     for (int l = 0; l < c->n_layers; l++)
         if (upload_layer(s, l) != 0) return -1;
@@ -201,6 +250,24 @@ static int hook_inputs(CudaForward *s, const float *dev, int T, int cols, Linear
     return 0;
 }
 
+/* The operand of the linear layers reading X (n fp32 values): X itself in the
+ * fp32 / tf32 modes; in the 16-bit modes X converted into s->x16, once for
+ * every linear that reads it. */
+static int linear_input(CudaForward *s, const float *X, long n, const void **op) {
+    if (!s->x16) {
+        *op = X;
+        return 0;
+    }
+    if (launch_f32_to_16(s->x16, X, n, s->wtype, s->stream)) return -1;
+    *op = s->x16;
+    return 0;
+}
+
+/* The operand `op` (from linear_input) advanced by `elems` elements. */
+static const void *operand_at(const CudaForward *s, const void *op, long elems) {
+    return (const char *)op + (size_t)elems * s->wsize;
+}
+
 /* s->x (T, D) <- block `layer` applied to s->x (the same steps as cpu_block). */
 static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, void *user) {
     static const LinearKind qkv[] = {LIN_Q, LIN_K, LIN_V}, o[] = {LIN_O}, gu[] = {LIN_GATE, LIN_UP},
@@ -211,31 +278,38 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
     cudaStream_t st = s->stream;
     cublasHandle_t h = s->blas;
     long n = (long)T * D;
+    const void *in; /* the current linear input, in the operand type */
 
     /* attention */
     if (launch_rmsnorm(s->xb, s->x, b->rms_att, T, D, c->norm_eps, st)) return -1;
     if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, qkv, 3)) return -1;
-    if (linear_forward(h, s->math, s->q, s->xb, b->lin[LIN_Q], T, D, D) ||
-        linear_forward(h, s->math, s->k, s->xb, b->lin[LIN_K], T, D, KV) ||
-        linear_forward(h, s->math, s->v, s->xb, b->lin[LIN_V], T, D, KV))
+    if (linear_input(s, s->xb, n, &in) || linear_forward(h, s->math, s->q, in, b->lin[LIN_Q], T, D, D) ||
+        linear_forward(h, s->math, s->k, in, b->lin[LIN_K], T, D, KV) ||
+        linear_forward(h, s->math, s->v, in, b->lin[LIN_V], T, D, KV))
+        return -1;
+    /* Qwen2's biases, before the rotation (as cpu_block) */
+    if ((b->bias[LIN_Q] && launch_add_bias(s->q, b->bias[LIN_Q], T, D, st)) ||
+        (b->bias[LIN_K] && launch_add_bias(s->k, b->bias[LIN_K], T, KV, st)) ||
+        (b->bias[LIN_V] && launch_add_bias(s->v, b->bias[LIN_V], T, KV, st)))
         return -1;
     if (launch_rope(s->q, s->k, T, D, KV, hs, 0, c->rope_theta, st)) return -1;
     if (attention_forward(h, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
                           s->head_batch, st))
         return -1;
     if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, o, 1)) return -1;
-    if (linear_forward(h, s->math, s->xb, s->att, b->lin[LIN_O], T, D, D)) return -1;
+    if (linear_input(s, s->att, n, &in) || linear_forward(h, s->math, s->xb, in, b->lin[LIN_O], T, D, D)) return -1;
     if (launch_residual_add(s->x, s->xb, n, st)) return -1;
 
     /* SwiGLU feed-forward */
     if (launch_rmsnorm(s->xb, s->x, b->rms_ffn, T, D, c->norm_eps, st)) return -1;
     if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, gu, 2)) return -1;
-    if (linear_forward(h, s->math, s->hb, s->xb, b->lin[LIN_GATE], T, D, F) ||
-        linear_forward(h, s->math, s->hb2, s->xb, b->lin[LIN_UP], T, D, F))
+    if (linear_input(s, s->xb, n, &in) || linear_forward(h, s->math, s->hb, in, b->lin[LIN_GATE], T, D, F) ||
+        linear_forward(h, s->math, s->hb2, in, b->lin[LIN_UP], T, D, F))
         return -1;
     if (launch_swiglu(s->hb, s->hb2, (long)T * F, st)) return -1;
     if (hook && hook_inputs(s, s->hb, T, F, hook, user, layer, down, 1)) return -1;
-    if (linear_forward(h, s->math, s->xb, s->hb, b->lin[LIN_DOWN], T, F, D)) return -1;
+    if (linear_input(s, s->hb, (long)T * F, &in) || linear_forward(h, s->math, s->xb, in, b->lin[LIN_DOWN], T, F, D))
+        return -1;
     if (launch_residual_add(s->x, s->xb, n, st)) return -1;
     return 0;
 }
@@ -244,10 +318,13 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
 static int head_device(CudaForward *s, int T) {
     const ModelConfig *c = &s->base.model->cfg;
     int D = c->dim, V = c->vocab_size;
+    const void *in;
     if (launch_rmsnorm(s->xb, s->x, s->rms_final, T - 1, D, c->norm_eps, s->stream)) return -1;
+    if (linear_input(s, s->xb, (long)(T - 1) * D, &in)) return -1;
     for (int t0 = 0; t0 < T - 1; t0 += s->logit_chunk) {
         int tc = T - 1 - t0 < s->logit_chunk ? T - 1 - t0 : s->logit_chunk;
-        if (linear_forward(s->blas, s->math, s->logits, s->xb + (long)t0 * D, s->wcls, tc, D, V)) return -1;
+        if (linear_forward(s->blas, s->math, s->logits, operand_at(s, in, (long)t0 * D), s->wcls, tc, D, V))
+            return -1;
         if (launch_nll(s->nll + t0, s->logits, s->tokens + t0 + 1, tc, V, s->stream)) return -1;
     }
     return 0;
@@ -322,8 +399,10 @@ static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits)
     int D = c->dim, V = c->vocab_size;
     if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
     if (body_device(s, T)) return -1;
+    const void *in;
     if (launch_rmsnorm(s->xb, s->x + (long)(T - 1) * D, s->rms_final, 1, D, c->norm_eps, s->stream)) return -1;
-    if (linear_forward(s->blas, s->math, s->logits, s->xb, s->wcls, 1, D, V)) return -1;
+    if (linear_input(s, s->xb, D, &in) || linear_forward(s->blas, s->math, s->logits, in, s->wcls, 1, D, V))
+        return -1;
     CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
     CUDA_CHECK(cudaStreamSynchronize(s->stream));
     return 0;
@@ -363,6 +442,8 @@ static const ForwardOps cuda_ops = {
 static int cuda_setup(CudaForward *s) {
     const ModelConfig *c = &s->base.model->cfg;
     if (qh_cuda_math_parse(getenv("QH_CUDA_MATH"), &s->math) != 0) return -1;
+    s->wtype = qh_cuda_math_operand_type(s->math);
+    s->wsize = qh_cuda_math_operand_size(s->math);
     CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&s->blas));
     CUBLAS_CHECK(cublasSetStream(s->blas, s->stream));
@@ -379,9 +460,10 @@ static int cuda_setup(CudaForward *s) {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     if (s->wbytes + s->abytes > free_b)
-        return qh_error("cuda backend: the model needs %.2f GiB of weights and %.2f GiB of activations "
+        return qh_error("cuda backend: the model needs %.2f GiB of weights (%s) and %.2f GiB of activations "
                         "(window %d), but the GPU has %.2f GiB free",
-                        s->wbytes / 1073741824.0, s->abytes / 1073741824.0, s->base.max_T, free_b / 1073741824.0);
+                        s->wbytes / 1073741824.0, qh_cuda_math_name(s->math), s->abytes / 1073741824.0,
+                        s->base.max_T, free_b / 1073741824.0);
     CUDA_CHECK(cudaMalloc((void **)&s->wmem, s->wbytes));
     CUDA_CHECK(cudaMalloc((void **)&s->amem, s->abytes));
     carve_weights(s, s->wmem);

@@ -1,17 +1,23 @@
 /* forward_kernels.cu: the CUDA kernels of the LLaMA forward pass and their
  * host launchers (declared, with shapes and contracts, in forward_kernels.h),
- * plus the one row-major GEMM wrapper over cuBLAS. Each kernel is a
+ * plus the row-major GEMM wrappers over cuBLAS (fp32 tensors for attention,
+ * fp32 or fp16 / bf16 operands for the linear layers). Each kernel is a
  * reimplementation of the plain C reference of the same name in
  * harness/forward_math.c (rmsnorm_ref, rope_ref, attention_ref, swiglu_ref,
- * nll_ref, softmax_inplace): same formulas, same fp32 intrinsics (no fast
- * math), double accumulation where the reference uses double; only the order
- * of the float reductions differs. tests/gpu/test_gpu_kernels.c holds the
+ * add_bias_ref, nll_ref, softmax_inplace): same formulas, same fp32
+ * intrinsics (no fast math), double accumulation where the reference uses
+ * double; only the order of the float reductions differs. The fp32 -> 16-bit
+ * conversion's reference, f32_to_16_ref, is here too (host code, integer
+ * arithmetic only, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
  * validators. Not here: the backend state, weights or any host copies
  * (kernels/forward_cuda.cu). */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cuda_check.h"
@@ -38,7 +44,15 @@ extern "C" const char *qh_cuda_math_name(QhCudaMath m) {
     return names[m];
 }
 
-/* ---- the GEMM wrapper ------------------------------------------------------
+extern "C" cudaDataType_t qh_cuda_math_operand_type(QhCudaMath m) {
+    return m == QH_MATH_FP16 ? CUDA_R_16F : m == QH_MATH_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+extern "C" size_t qh_cuda_math_operand_size(QhCudaMath m) {
+    return qh_cuda_math_operand_type(m) == CUDA_R_32F ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* ---- the GEMM wrappers -----------------------------------------------------
  * cuBLAS is column-major; every tensor here is row-major. A row-major matrix
  * X (r, c) with row stride ld occupies memory exactly as the column-major
  * matrix X^T (c, r) with leading dimension ld. So instead of the row-major
@@ -49,34 +63,45 @@ extern "C" const char *qh_cuda_math_name(QhCudaMath m) {
  * transpose flag: B's memory seen column-major is already B^T (transB = 0 ->
  * CUBLAS_OP_N), and a transposed row-major operand becomes CUBLAS_OP_T. The
  * result lands in C's memory as row-major C with row stride ldc. This is the
- * only place that reasons about the layout; every caller thinks row-major. */
-extern "C" int gemm_rm(cublasHandle_t h, QhCudaMath math, int transA, int transB, int M, int N, int K, float alpha,
-                       const float *A, int lda, long long strideA, const float *B, int ldb, long long strideB,
-                       float beta, float *C, int ldc, long long strideC, int batch) {
+ * only place that reasons about the layout; every caller thinks row-major.
+ * A and B are of type `ab` (fp32, fp16 or bf16), C is fp32, alpha and beta
+ * fp32 (every compute type used here is a 32F one). */
+static int gemm_rm_typed(cublasHandle_t h, cublasComputeType_t ct, cudaDataType_t ab, int transA, int transB, int M,
+                         int N, int K, float alpha, const void *A, int lda, long long strideA, const void *B, int ldb,
+                         long long strideB, float beta, float *C, int ldc, long long strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return 0;
     if (K <= 0) return qh_error("gemm_rm: inner dimension K = %d must be positive", K);
-    /* fp32 storage and accumulation in every mode; the tensor-core modes round
-     * the GEMM inputs to tf32 / fp16 / bf16 inside cuBLAS */
-    static const cublasComputeType_t cts[] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
-                                              CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
-    cublasComputeType_t ct = cts[math];
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1) {
-        CUBLAS_CHECK(cublasGemmEx(h, opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C,
-                                  CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT));
+        CUBLAS_CHECK(cublasGemmEx(h, opB, opA, N, M, K, &alpha, B, ab, ldb, A, ab, lda, &beta, C, CUDA_R_32F, ldc, ct,
+                                  CUBLAS_GEMM_DEFAULT));
     } else {
-        CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, strideB, A,
-                                                CUDA_R_32F, lda, strideA, &beta, C, CUDA_R_32F, ldc, strideC, batch,
-                                                ct, CUBLAS_GEMM_DEFAULT));
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, opB, opA, N, M, K, &alpha, B, ab, ldb, strideB, A, ab, lda,
+                                                strideA, &beta, C, CUDA_R_32F, ldc, strideC, batch, ct,
+                                                CUBLAS_GEMM_DEFAULT));
     }
     return 0;
 }
 
-extern "C" int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const float *X, const float *W, int T,
+extern "C" int gemm_rm(cublasHandle_t h, QhCudaMath math, int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, long long strideA, const float *B, int ldb, long long strideB,
+                       float beta, float *C, int ldc, long long strideC, int batch) {
+    /* fp32 tensors: exact fp32, or TF32 tensor cores in every other mode */
+    cublasComputeType_t ct = math == QH_MATH_FP32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    return gemm_rm_typed(h, ct, CUDA_R_32F, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
+                         ldc, strideC, batch);
+}
+
+extern "C" int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const void *X, const void *W, int T,
                               int in, int out) {
-    /* Y (T, out) = X (T, in) * W^T, W stored (out, in) */
-    return gemm_rm(h, math, 0, 1, T, out, in, 1.0f, X, in, 0, W, in, 0, 0.0f, Y, out, 0, 1);
+    /* Y (T, out) = X (T, in) * W^T, W stored (out, in); the operands' type
+     * follows the mode, fp32 accumulation always (the 16-bit products are
+     * exact in fp32) */
+    static const cublasComputeType_t cts[] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_32F,
+                                              CUBLAS_COMPUTE_32F};
+    return gemm_rm_typed(h, cts[math], qh_cuda_math_operand_type(math), 0, 1, T, out, in, 1.0f, X, in, 0, W, in, 0,
+                         0.0f, Y, out, 0, 1);
 }
 
 /* ---- reductions ------------------------------------------------------------ */
@@ -297,6 +322,20 @@ extern "C" int launch_residual_add(float *x, const float *y, long n, cudaStream_
     return 0;
 }
 
+/* y (T, n) += b (n): one fp32 add per element, as add_bias_ref */
+static __global__ void add_bias_kernel(float *y, const float *b, int n, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        y[i] += b[i % n];
+}
+
+extern "C" int launch_add_bias(float *y, const float *b, int T, int n, cudaStream_t stream) {
+    long total = (long)T * n;
+    if (T <= 0 || n <= 0) return 0;
+    add_bias_kernel<<<elementwise_grid(total, 256), 256, 0, stream>>>(y, b, n, total);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
 /* x (T, D) <- emb (V, D)[tokens[t]] */
 static __global__ void embed_kernel(float *x, const float *emb, const int *tokens, int T, int D) {
     long n = (long)T * D;
@@ -312,6 +351,78 @@ extern "C" int launch_embed(float *x, const float *emb, const int *tokens, int T
     embed_kernel<<<elementwise_grid(n, 256), 256, 0, stream>>>(x, emb, tokens, T, D);
     CUDA_CHECK_LAUNCH();
     return 0;
+}
+
+/* ---- fp32 -> fp16 / bf16 (f32_to_16_ref) -------------------------------------- */
+
+#define QH_NAN16 0x7fffu /* the canonical NaN of both types (CUDART_NAN_FP16 / _BF16) */
+
+/* dst (n) <- src (n) in the 16-bit type (BF16 = 0: fp16, 1: bf16), round to
+ * nearest even; NaN canonicalized here, so that the result does not depend on
+ * what the conversion instruction does with NaN payloads and signs. */
+template <int BF16>
+static __global__ void f32_to_16_kernel(uint16_t *dst, const float *src, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float f = src[i];
+        uint16_t u;
+        if (isnan(f)) u = QH_NAN16;
+        else if (BF16) u = __bfloat16_as_ushort(__float2bfloat16_rn(f));
+        else u = __half_as_ushort(__float2half_rn(f));
+        dst[i] = u;
+    }
+}
+
+extern "C" int launch_f32_to_16(void *dst, const float *src, long n, cudaDataType_t type, cudaStream_t stream) {
+    if (type != CUDA_R_16F && type != CUDA_R_16BF)
+        return qh_error("launch_f32_to_16: type %d is neither CUDA_R_16F nor CUDA_R_16BF", (int)type);
+    if (n <= 0) return 0;
+    if (type == CUDA_R_16BF)
+        f32_to_16_kernel<1><<<elementwise_grid(n, 256), 256, 0, stream>>>((uint16_t *)dst, src, n);
+    else
+        f32_to_16_kernel<0><<<elementwise_grid(n, 256), 256, 0, stream>>>((uint16_t *)dst, src, n);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+/* The reference, on the bits. x = |f| as an fp32 bit pattern.
+ * bf16: the top 16 bits of the fp32 pattern, rounded on the low 16 (adding
+ *   0x7fff + the kept lsb carries exactly when the dropped part is above half,
+ *   or half with an odd kept part; a carry into the exponent is the correct
+ *   next binade, up to inf). Same exponent range as fp32: subnormals stay.
+ * fp16 (1 + 5 + 10 bits, bias 15): from 65520 = 65504 + half an ulp (a tie
+ *   that rounds to the even 2^16) on, inf; from 2^-14 on a normal: rebias the
+ *   exponent by 127 - 15 and round on the 13 dropped bits as above; below, a
+ *   subnormal k * 2^-24: the 24-bit significand shifted right by 126 - e,
+ *   rounded to nearest even (k = 1024 is the smallest normal, as it should). */
+static uint16_t f32_to_bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return QH_NAN16;
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static uint16_t f32_to_f16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t x = u & 0x7fffffffu;
+    if (x > 0x7f800000u) return QH_NAN16;
+    if (x >= 0x477ff000u) return sign | 0x7c00u; /* >= 65520 (and inf) */
+    if (x >= 0x38800000u) {                      /* >= 2^-14: normal */
+        uint32_t r = x + 0x0fffu + ((x >> 13) & 1u);
+        return sign | (uint16_t)((r - 0x38000000u) >> 13);
+    }
+    if (x <= 0x33000000u) return sign; /* <= 2^-25, half the smallest subnormal (a tie to the even 0) */
+    int e = (int)(x >> 23);            /* 102 .. 112 */
+    uint32_t m = (x & 0x7fffffu) | 0x800000u;
+    int sh = 126 - e; /* 14 .. 24 */
+    uint32_t k = m >> sh, rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1);
+    if (rem > half || (rem == half && (k & 1u))) k++;
+    return sign | (uint16_t)k;
+}
+
+extern "C" void f32_to_16_ref(uint16_t *dst, const float *src, long n, cudaDataType_t type) {
+    for (long i = 0; i < n; i++) dst[i] = type == CUDA_R_16BF ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
 }
 
 /* ---- per-position NLL (nll_ref) -------------------------------------------- */

@@ -1,13 +1,14 @@
 /* forward_kernels.h: C-callable launchers of the CUDA kernels of the LLaMA
  * forward pass (kernels/forward_kernels.cu): rmsnorm, rotary embeddings,
- * causal grouped-query attention, SwiGLU, residual add, embedding gather,
- * per-position NLL, and the one row-major GEMM wrapper over cuBLAS that the
- * linear layers and attention share. Each kernel reimplements the plain C
- * reference of the same name in harness/forward_math.h (the spec) and is
- * tested against it in tests/gpu/test_gpu_kernels.c.
+ * causal grouped-query attention, SwiGLU, residual add, bias add, embedding
+ * gather, per-position NLL, the fp32 -> fp16 / bf16 conversion, and the
+ * row-major GEMM wrappers over cuBLAS that the linear layers and attention
+ * share. Each kernel reimplements the plain C reference of the same name in
+ * harness/forward_math.h (the spec; the conversion's reference, f32_to_16_ref,
+ * is declared here) and is tested against it in tests/gpu/test_gpu_kernels.c.
  *
  * Not here: the backend that strings these into a model (kernels/forward_cuda.cu),
- * any host-side memory management, or any weight format other than fp32.
+ * any host-side memory management, or quantized weight formats.
  *
  * Conventions: every pointer below is a DEVICE pointer unless said otherwise;
  * all tensors are row-major with one row per position. Letters: T positions,
@@ -19,6 +20,7 @@
 #define QH_FORWARD_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -27,34 +29,57 @@
 extern "C" {
 #endif
 
-/* Arithmetic of the GEMMs: plain fp32 (CUBLAS_COMPUTE_32F, the exact mode and
- * the default) or TF32 tensor cores with fp32 accumulation
- * (CUBLAS_COMPUTE_32F_FAST_TF32). */
+/* Arithmetic of the GEMMs, chosen by QH_CUDA_MATH (forward_cuda.cu):
+ *   QH_MATH_FP32  fp32 operands, CUBLAS_COMPUTE_32F: exact fp32 (the default);
+ *   QH_MATH_TF32  fp32 operands, CUBLAS_COMPUTE_32F_FAST_TF32: tensor cores,
+ *                 inputs rounded to tf32 inside cuBLAS, fp32 accumulation;
+ *   QH_MATH_FP16 / QH_MATH_BF16  the linear layers' operands (weights and the
+ *                 converted input activations) STORED in fp16 / bf16
+ *                 (CUDA_R_16F / CUDA_R_16BF), output fp32, CUBLAS_COMPUTE_32F
+ *                 (fp32 accumulation). Attention's two batched GEMMs keep fp32
+ *                 tensors and use CUBLAS_COMPUTE_32F_FAST_TF32 in these modes
+ *                 (~4% of the FLOPs of LLaMA-7B at 2048 tokens). Everything else
+ *                 (norms, rope, softmax, residual, NLL, the embedding table) is
+ *                 fp32 in every mode. */
 typedef enum { QH_MATH_FP32 = 0, QH_MATH_TF32 = 1, QH_MATH_FP16 = 2, QH_MATH_BF16 = 3 } QhCudaMath;
-/* QH_MATH_FP16 / QH_MATH_BF16: CUBLAS_COMPUTE_32F_FAST_16F / _16BF, which
- * ALLOW cuBLAS to round the inputs to fp16 / bf16 for tensor cores (fp32
- * accumulation, tensors stay fp32). Measured on an H200: both modes gave the
- * same perplexities (1.3e-4 from fp32 on stories260K), so cuBLAS picked the
- * same kernels for both there: not a true fp16 / bf16 weight path. */
 
 /* "fp32" | "tf32" | "fp16" | "bf16" -> QhCudaMath; NULL or "" gives fp32; -1 with a message otherwise. */
 int qh_cuda_math_parse(const char *s, QhCudaMath *out);
 const char *qh_cuda_math_name(QhCudaMath m);
+/* The storage type of the linear layers' operands (weights and inputs) in mode
+ * m: CUDA_R_32F (fp32, tf32), CUDA_R_16F (fp16) or CUDA_R_16BF (bf16), and
+ * its size in bytes (4 or 2). */
+cudaDataType_t qh_cuda_math_operand_type(QhCudaMath m);
+size_t qh_cuda_math_operand_size(QhCudaMath m);
 
-/* Row-major batched GEMM: for b in 0..batch-1,
+/* Row-major batched GEMM on fp32 tensors: for b in 0..batch-1,
  *   C[b] (M, N) = alpha * op(A[b]) (M, K) * op(B[b]) (K, N) + beta * C[b]
  * where op(A) = A (M, K) when transA == 0, else A^T with A stored (K, M); same
  * for B. lda/ldb/ldc are row strides (elements), strideA/B/C the distance
  * between consecutive batch entries (elements; ignored when batch == 1).
+ * Compute type: CUBLAS_COMPUTE_32F for QH_MATH_FP32, CUBLAS_COMPUTE_32F_FAST_TF32
+ * for every other mode (the fp16 / bf16 modes concern the linear layers only).
  * The handle's stream is whatever the caller set on it. */
 int gemm_rm(cublasHandle_t h, QhCudaMath math, int transA, int transB, int M, int N, int K, float alpha,
             const float *A, int lda, long long strideA, const float *B, int ldb, long long strideB, float beta,
             float *C, int ldc, long long strideC, int batch);
 
 /* Linear layer, the harness's weight convention: Y (T, out) = X (T, in) W^T,
- * W (out, in) row-major (y = W x per row). */
-int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const float *X, const float *W, int T, int in,
+ * W (out, in) row-major (y = W x per row). X and W are in the operand type of
+ * `math` (qh_cuda_math_operand_type: float for fp32 / tf32, 16-bit for fp16 /
+ * bf16, e.g. converted by launch_f32_to_16); Y is always fp32. */
+int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const void *X, const void *W, int T, int in,
                    int out);
+
+/* dst (n) <- src (n) rounded to nearest even into `type` (CUDA_R_16F or
+ * CUDA_R_16BF; -1 otherwise): __float2half_rn / __float2bfloat16_rn, except
+ * that every NaN becomes the one canonical NaN 0x7fff. fp16 overflows to +-inf
+ * from 65520 on. dst holds n 16-bit values. */
+int launch_f32_to_16(void *dst, const float *src, long n, cudaDataType_t type, cudaStream_t stream);
+/* Plain C reference of launch_f32_to_16 (HOST pointers, integer arithmetic
+ * only): dst (n) <- the bits of src (n) in `type`, round to nearest even,
+ * subnormals kept, NaN -> 0x7fff; `type` must be CUDA_R_16F or CUDA_R_16BF. */
+void f32_to_16_ref(uint16_t *dst, const float *src, long n, cudaDataType_t type);
 
 /* out (T, D) = x (T, D) * w (D) / sqrt(mean(x^2) + eps), per row. out != x. */
 int launch_rmsnorm(float *out, const float *x, const float *w, int T, int D, float eps, cudaStream_t stream);
@@ -84,6 +109,9 @@ int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, const float
 
 /* hb (n) <- silu(hb) * hb2 (n), n = T * F */
 int launch_swiglu(float *hb, const float *hb2, long n, cudaStream_t stream);
+
+/* y (T, n) += b (n) on every row: a linear layer's bias (add_bias_ref). */
+int launch_add_bias(float *y, const float *b, int T, int n, cudaStream_t stream);
 
 /* x (n) += y (n) */
 int launch_residual_add(float *x, const float *y, long n, cudaStream_t stream);

@@ -1,16 +1,21 @@
 /* bench_gpu_forward.c: throughput of the CUDA backend's window_nll on a
  * LLaMA-7B-shaped model (dim 4096, hidden 11008, 32 heads, 32 kv heads, vocab
- * 32000) at seqlen 2048, in fp32 and tf32 GEMM modes (QH_CUDA_MATH), next to
- * the cuBLAS 4096x4096x4096 GEMM rate of the same mode measured in the same
- * run. The model has few layers (default 4) so that it is created fast: the
- * weights are random, one host copy per matrix shared by every layer (host
- * memory ~1.5 GB; each layer still gets its own device copy). The window is
- * timed with 1 and with N layers; the difference gives the time per layer,
- * which is extrapolated to the 32 layers of LLaMA-7B. Model FLOPs are
- * forward_flops() (forward.h). Prints a small table; without a GPU it prints
- * "skipped: no GPU" and exits 0.
+ * 32000) at seqlen 2048, in the GEMM modes of QH_CUDA_MATH (fp32, tf32, bf16,
+ * fp16: in the last two the linear weights and inputs are stored in 16 bits),
+ * each next to the cuBLAS 4096x4096x4096 cublasGemmEx rate of the same
+ * precision measured in the same run (fp32 / tf32: fp32 operands with
+ * CUBLAS_COMPUTE_32F / _FAST_TF32; bf16 / fp16: 16-bit A and B, fp32 C,
+ * CUBLAS_COMPUTE_32F, as the model's linear layers), and the model FLOP
+ * utilisation against that rate. The model has few layers (default 4) so that
+ * it is created fast: the weights are random, one host copy per matrix shared
+ * by every layer (host memory ~1.5 GB; each layer still gets its own device
+ * copy). The window is timed with 1 and with N layers; the difference gives
+ * the time per layer, which is extrapolated to the 32 layers of LLaMA-7B.
+ * Model FLOPs are forward_flops() (forward.h). Prints a table, one row per
+ * mode; without a GPU it prints "skipped: no GPU" and exits 0.
  * Usage: bench_gpu_forward [--quick] [--layers N] [--seqlen T] [--reps R] [--target-layers L]
- *        (--quick: 2 layers, 3 windows)
+ *                          [--modes fp32,tf32,bf16,fp16]
+ *        (--quick: 2 layers, 3 windows; --modes: which modes, in that order)
  * Not here: correctness (tests/gpu/), CPU timings (kernels/bench/ others). */
 #include <math.h>
 #include <stdint.h>
@@ -26,9 +31,15 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "forward_kernels.h"
+
 int forward_cuda_create(const Model *m, int max_T, Forward **out);
 
+#define MAX_MODES 4
+
 typedef struct BenchOpts {
+    QhCudaMath modes[MAX_MODES]; /* the modes measured, in order */
+    int n_modes;
     int layers;        /* layers of the model actually built */
     int seqlen;        /* T */
     int reps;          /* timed windows per measurement (median) */
@@ -133,27 +144,39 @@ static int time_windows(const Model *m, int layers, const char *math, const int 
     return rc;
 }
 
-/* TFLOP/s of cublasGemmEx C (n, n) = A (n, n) B (n, n) in fp32 or tf32. */
-static int gemm_rate(int n, int tf32, double *tflops) {
-    float *dA = NULL, *dB = NULL, *dC = NULL;
-    size_t bytes = sizeof(float) * (size_t)n * n;
-    float *h = qh_malloc(bytes);
-    fill_uniform(h, (long)n * n, 1.0f, 99);
+/* TFLOP/s of cublasGemmEx C (n, n) = A (n, n) B (n, n) in the precision of
+ * `math`: A and B in its operand type (converted on the device from fp32 for
+ * the 16-bit modes), C fp32, compute type as linear_forward uses it. */
+static int gemm_rate(int n, QhCudaMath math, double *tflops) {
+    float *dF = NULL, *dC = NULL;
+    void *dA = NULL, *dB = NULL;
+    size_t nn = (size_t)n * n, fbytes = sizeof(float) * nn, obytes = qh_cuda_math_operand_size(math) * nn;
+    cudaDataType_t ot = qh_cuda_math_operand_type(math);
+    float *h = qh_malloc(fbytes);
+    fill_uniform(h, (long)nn, 1.0f, 99);
     cublasHandle_t handle = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;
     const float one = 1.0f, zero = 0.0f;
-    cublasComputeType_t ct = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t ct = math == QH_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const int warm = 3, iters = 10;
     float ms = 0;
     int rc = -1;
-    if (cudaMalloc((void **)&dA, bytes) != cudaSuccess || cudaMalloc((void **)&dB, bytes) != cudaSuccess ||
-        cudaMalloc((void **)&dC, bytes) != cudaSuccess) {
+    if (cudaMalloc((void **)&dF, fbytes) != cudaSuccess || cudaMalloc(&dA, obytes) != cudaSuccess ||
+        cudaMalloc(&dB, obytes) != cudaSuccess || cudaMalloc((void **)&dC, fbytes) != cudaSuccess) {
         qh_error("bench: cudaMalloc of the GEMM operands failed");
         goto done;
     }
-    if (cudaMemcpy(dA, h, bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
-        cudaMemcpy(dB, h, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+    if (cudaMemcpy(dF, h, fbytes, cudaMemcpyHostToDevice) != cudaSuccess) {
         qh_error("bench: uploading the GEMM operands failed");
+        goto done;
+    }
+    if (ot == CUDA_R_32F) {
+        if (cudaMemcpy(dA, dF, fbytes, cudaMemcpyDeviceToDevice) != cudaSuccess ||
+            cudaMemcpy(dB, dF, fbytes, cudaMemcpyDeviceToDevice) != cudaSuccess) {
+            qh_error("bench: copying the GEMM operands failed");
+            goto done;
+        }
+    } else if (launch_f32_to_16(dA, dF, (long)nn, ot, 0) != 0 || launch_f32_to_16(dB, dF, (long)nn, ot, 0) != 0) {
         goto done;
     }
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) {
@@ -164,9 +187,9 @@ static int gemm_rate(int n, int tf32, double *tflops) {
     cudaEventCreate(&e1);
     for (int i = 0; i < warm + iters; i++) {
         if (i == warm) cudaEventRecord(e0, 0);
-        if (cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, dA, CUDA_R_32F, n, dB, CUDA_R_32F, n, &zero,
-                         dC, CUDA_R_32F, n, ct, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
-            qh_error("bench: cublasGemmEx (%s) failed", tf32 ? "tf32" : "fp32");
+        if (cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, dA, ot, n, dB, ot, n, &zero, dC, CUDA_R_32F,
+                         n, ct, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+            qh_error("bench: cublasGemmEx (%s) failed", qh_cuda_math_name(math));
             goto done;
         }
     }
@@ -182,13 +205,30 @@ done:
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
     if (handle) cublasDestroy(handle);
-    cudaFree(dA), cudaFree(dB), cudaFree(dC);
+    cudaFree(dF), cudaFree(dA), cudaFree(dB), cudaFree(dC);
     free(h);
     return rc;
 }
 
+/* "fp32,bf16" -> o->modes; -1 with a message on an unknown or repeated mode. */
+static int parse_modes(const char *list, BenchOpts *o) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    o->n_modes = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        QhCudaMath m;
+        if (qh_cuda_math_parse(tok, &m) != 0) return -1;
+        for (int i = 0; i < o->n_modes; i++)
+            if (o->modes[i] == m) return qh_error("bench_gpu_forward: --modes lists %s twice", tok);
+        o->modes[o->n_modes++] = m; /* at most 4 distinct modes exist */
+    }
+    if (o->n_modes == 0) return qh_error("bench_gpu_forward: --modes needs at least one of fp32,tf32,bf16,fp16");
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, BenchOpts *o) {
-    *o = (BenchOpts){.layers = 4, .seqlen = 2048, .reps = 5, .target_layers = 32};
+    *o = (BenchOpts){.modes = {QH_MATH_FP32, QH_MATH_TF32, QH_MATH_BF16, QH_MATH_FP16}, .n_modes = 4, .layers = 4,
+                     .seqlen = 2048, .reps = 5, .target_layers = 32};
     for (int i = 1; i < argc; i++) {
         long v;
         if (!strcmp(argv[i], "--quick")) { /* run_bench.sh's QH_BENCH_ARGS=--quick */
@@ -196,12 +236,20 @@ static int parse_opts(int argc, char **argv, BenchOpts *o) {
             o->reps = 3;
             continue;
         }
+        if (!strcmp(argv[i], "--modes")) {
+            if (i + 1 >= argc) return qh_error("bench_gpu_forward: --modes needs a list (fp32,tf32,bf16,fp16)");
+            if (parse_modes(argv[++i], o) != 0) return -1;
+            continue;
+        }
         int *dst = !strcmp(argv[i], "--layers")          ? &o->layers
                    : !strcmp(argv[i], "--seqlen")        ? &o->seqlen
                    : !strcmp(argv[i], "--reps")          ? &o->reps
                    : !strcmp(argv[i], "--target-layers") ? &o->target_layers
                                                          : NULL;
-        if (!dst) return qh_error("bench_gpu_forward: unknown option '%s' (--quick --layers --seqlen --reps --target-layers)", argv[i]);
+        if (!dst)
+            return qh_error("bench_gpu_forward: unknown option '%s' (--quick --layers --seqlen --reps --target-layers "
+                            "--modes)",
+                            argv[i]);
         if (i + 1 >= argc || qh_parse_long(argv[i + 1], &v) != 0 || v < 1 || v > 1000000)
             return qh_error("bench_gpu_forward: %s needs a positive integer", argv[i]);
         *dst = (int)v;
@@ -225,13 +273,15 @@ static int run(const BenchOpts *o) {
     int *tokens = qh_malloc(sizeof(int) * (size_t)o->seqlen);
     for (int t = 0; t < o->seqlen; t++) tokens[t] = (int)(mix64(1000 + (uint64_t)t) % (uint64_t)c.vocab_size);
 
-    const char *modes[2] = {"fp32", "tf32"};
-    double gemm[2] = {0, 0}, t1[2] = {0, 0}, tL[2] = {0, 0}, nll1 = 0, nllL[2] = {0, 0};
+    int nm = o->n_modes;
+    double gemm[MAX_MODES] = {0}, t1[MAX_MODES] = {0}, tL[MAX_MODES] = {0}, nll1[MAX_MODES] = {0},
+           nllL[MAX_MODES] = {0};
     int rc = 0;
-    for (int mi = 0; rc == 0 && mi < 2; mi++) {
-        rc = gemm_rate(4096, mi, &gemm[mi]);
-        if (rc == 0) rc = time_windows(&m, 1, modes[mi], tokens, o, &t1[mi], &nll1);
-        if (rc == 0 && o->layers > 1) rc = time_windows(&m, o->layers, modes[mi], tokens, o, &tL[mi], &nllL[mi]);
+    for (int mi = 0; rc == 0 && mi < nm; mi++) {
+        const char *name = qh_cuda_math_name(o->modes[mi]);
+        rc = gemm_rate(4096, o->modes[mi], &gemm[mi]);
+        if (rc == 0) rc = time_windows(&m, 1, name, tokens, o, &t1[mi], &nll1[mi]);
+        if (rc == 0 && o->layers > 1) rc = time_windows(&m, o->layers, name, tokens, o, &tL[mi], &nllL[mi]);
     }
     unsetenv("QH_CUDA_MATH");
     if (rc == 0) {
@@ -243,24 +293,26 @@ static int run(const BenchOpts *o) {
                prop.name, prop.multiProcessorCount, c.dim, c.hidden_dim, c.n_heads, c.n_kv_heads, c.vocab_size,
                o->seqlen);
         printf("timed with 1 and %d layers (median of %d windows each); per layer = difference / %d; "
-               "extrapolated to %d layers\n",
+               "extrapolated to %d layers; gemm = cublasGemmEx 4096^3 in the mode's precision (16-bit modes: 16-bit "
+               "A, B, fp32 C and accumulation)\n",
                L, o->reps, L > 1 ? L - 1 : 1, o->target_layers);
         printf("%-5s %12s %10s %10s %12s %12s %10s %12s %11s\n", "mode", "gemm TFLOP/s", "s/layer", "s/head", "s/window",
                "tokens/s", "TFLOP/s", "MFU vs gemm", "mean nll");
-        for (int mi = 0; mi < 2; mi++) {
+        for (int mi = 0; mi < nm; mi++) {
             double per_layer = L > 1 ? (tL[mi] - t1[mi]) / (L - 1) : t1[mi];
             double head = L > 1 ? t1[mi] - per_layer : 0.0;
             double tw = head + per_layer * o->target_layers;
             double fl = forward_flops(&ct, o->seqlen);
-            printf("%-5s %12.1f %10.5f %10.5f %12.4f %12.0f %10.1f %11.1f%% %11.4f\n", modes[mi], gemm[mi], per_layer,
-                   head, tw, o->seqlen / tw, fl / tw / 1e12, 100.0 * fl / tw / 1e12 / gemm[mi],
-                   L > 1 ? nllL[mi] : nll1);
+            printf("%-5s %12.1f %10.5f %10.5f %12.4f %12.0f %10.1f %11.1f%% %11.4f\n", qh_cuda_math_name(o->modes[mi]),
+                   gemm[mi], per_layer, head, tw, o->seqlen / tw, fl / tw / 1e12, 100.0 * fl / tw / 1e12 / gemm[mi],
+                   L > 1 ? nllL[mi] : nll1[mi]);
         }
         if (L > 1) {
             cL.n_layers = L;
-            for (int mi = 0; mi < 2; mi++)
+            for (int mi = 0; mi < nm; mi++)
                 printf("measured %-4s %2d layers: %.4f s/window, %.0f tokens/s, %.1f TFLOP/s (%.1f%% of its gemm)\n",
-                       modes[mi], L, tL[mi], o->seqlen / tL[mi], forward_flops(&cL, o->seqlen) / tL[mi] / 1e12,
+                       qh_cuda_math_name(o->modes[mi]), L, tL[mi], o->seqlen / tL[mi],
+                       forward_flops(&cL, o->seqlen) / tL[mi] / 1e12,
                        100.0 * forward_flops(&cL, o->seqlen) / tL[mi] / 1e12 / gemm[mi]);
         }
     }

@@ -1,12 +1,15 @@
 /* test_gpu_kernels.c: every CUDA kernel of kernels/forward_kernels.cu checked
  * against its plain C reference in harness/forward_math.h (rmsnorm, rope,
- * causal softmax, attention, swiglu, nll; embed and residual add against
- * their one-line definitions; the row-major GEMM wrapper against a naive
- * double-accumulated product), on fresh random inputs with odd sizes
- * (QH_TEST_SEED picks another draw), with a mixed absolute/relative
- * tolerance. Without a GPU (or in a build without nvcc) everything is
- * reported skipped and the exit status is 0. Not here: the whole backend
- * against the CPU backend (test_gpu_forward.c). */
+ * causal softmax, attention, swiglu, bias add, nll; embed and residual add
+ * against their one-line definitions; the row-major GEMM wrapper and the fp32
+ * linear layer against a naive double-accumulated product), on fresh random
+ * inputs with odd sizes (QH_TEST_SEED picks another draw), with a mixed
+ * absolute/relative tolerance. The fp32 -> fp16 / bf16 conversion is checked
+ * bit for bit against f32_to_16_ref (specials, ties, subnormals, overflow and
+ * 2^24 scattered bit patterns), and the 16-bit linear layer against a double
+ * product of the 16-bit-rounded inputs. Without a GPU (or in a build without
+ * nvcc) everything is reported skipped and the exit status is 0. Not here: the
+ * whole backend against the CPU backend (test_gpu_forward.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -238,6 +241,152 @@ static void test_linear(cublasHandle_t h, int T, int in, int out) {
     free(X), free(W), free(want), free(got);
 }
 
+static void test_add_bias(int T, int n) {
+    long tn = (long)T * n;
+    float *y = rand_vec(tn, 3.0f), *b = rand_vec(n, 1.0f), *got = malloc(sizeof(float) * tn);
+    float *dy = dev_alloc_copy(y, sizeof(float) * tn), *db = dev_alloc_copy(b, sizeof(float) * n);
+    add_bias_ref(y, b, T, n);
+    CHECK(launch_add_bias(dy, db, T, n, 0) == 0, "launch_add_bias");
+    dev_to_host(got, dy, sizeof(float) * tn);
+    char what[64];
+    snprintf(what, sizeof what, "add_bias T=%d n=%d (exact)", T, n);
+    expect_close_f(what, got, y, tn, 0.0, 0.0); /* one fp32 add per element on both sides */
+    cudaFree(dy), cudaFree(db);
+    free(y), free(b), free(got);
+}
+
+/* ---- 16-bit conversion and the 16-bit linear layer -------------------------- */
+
+static float f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The value of a 16-bit pattern of `type` (CUDA_R_16F or CUDA_R_16BF). */
+static float value_16(uint16_t h, cudaDataType_t type) {
+    if (type == CUDA_R_16BF) return f32_from_bits((uint32_t)h << 16);
+    int e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(1024 + m), e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* launch_f32_to_16 against f32_to_16_ref, bit for bit. */
+static void test_f32_to_16(cudaDataType_t type) {
+    const char *name = type == CUDA_R_16BF ? "bf16" : "fp16";
+    static const uint32_t special[] = {
+        0x00000000u, 0x80000000u, 0x3f800000u, 0xbf800000u, /* +-0, +-1 */
+        0x7f800000u, 0xff800000u,                           /* +-inf */
+        0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff812345u, 0x7fbfffffu, 0x7fffffffu, /* NaNs, quiet and signalling */
+        0x7f7fffffu, 0xff7fffffu, 0x00800000u, 0x80800000u, /* +-FLT_MAX, +-FLT_MIN */
+        0x00000001u, 0x80000001u, 0x007fffffu, 0x00400000u, 0x00008000u, 0x00018000u, /* fp32 subnormals */
+        0x477fe000u, 0x477fefffu, 0x477ff000u, 0xc77ff000u, 0x47800000u, 0x477ff001u, /* fp16 max, ties to inf */
+        0x38800000u, 0x387fffffu, 0x387fe000u, 0x38000000u, /* fp16 min normal, largest subnormals */
+        0x33800000u, 0x33000000u, 0x33000001u, 0xb3000001u, 0x32ffffffu, 0x33c00000u, 0x33a00000u, /* 2^-24, 2^-25 */
+        0x3f801000u, 0x3f803000u, 0x3f801001u, 0x3f800fffu, /* fp16 ties at 1 + 2^-11 (down), 1 + 3 2^-11 (up) */
+        0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu, /* bf16 ties at 1 + 2^-8, 1 + 3 2^-8 */
+        0x7f7f8000u, 0x7f7f7fffu, 0x7f7fffffu,              /* bf16 rounding to inf */
+    };
+    int ns = (int)(sizeof special / sizeof special[0]);
+    long nr = 1L << 24, n = ns + nr;
+    float *src = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < ns; i++) src[i] = f32_from_bits(special[i]);
+    for (long i = 0; i < nr; i++) {
+        uint32_t u = (uint32_t)next_u64();
+        switch (i & 3) { /* a quarter anywhere, the rest at the rounding boundaries */
+        case 1: u = (u & 0xffff0000u) | 0x8000u | ((u >> 7) & 1u); break;  /* bf16 tie or just above */
+        case 2: { /* fp16 tie or just above, exponents 2^-15 .. 2^16 (subnormal top to overflow) */
+            uint32_t e = 112u + (u >> 3) % 32u;
+            u = (u & 0x807fe000u) | (e << 23) | 0x1000u | ((u >> 9) & 1u);
+            break;
+        }
+        case 3: u = (u & 0x8fffffffu) | 0x30000000u; break;                /* fp16's range, subnormals too */
+        default: break;
+        }
+        src[ns + i] = f32_from_bits(u);
+    }
+    uint16_t *want = malloc(sizeof(uint16_t) * (size_t)n), *got = malloc(sizeof(uint16_t) * (size_t)n);
+    f32_to_16_ref(want, src, n, type);
+    float *dsrc = dev_alloc_copy(src, sizeof(float) * (size_t)n);
+    uint16_t *ddst = dev_alloc_copy(NULL, sizeof(uint16_t) * (size_t)n);
+    CHECK(launch_f32_to_16(ddst, dsrc, n, type, 0) == 0, "launch_f32_to_16 %s", name);
+    dev_to_host(got, ddst, sizeof(uint16_t) * (size_t)n);
+    long bad = 0, first = -1;
+    for (long i = 0; i < n; i++)
+        if (got[i] != want[i]) {
+            if (first < 0) first = i;
+            bad++;
+        }
+    uint32_t first_bits = 0;
+    if (first >= 0) memcpy(&first_bits, &src[first], sizeof first_bits);
+    CHECK(bad == 0, "f32_to_16 %s: %ld of %ld differ, first [%ld] %08x -> got %04x want %04x", name, bad, n, first,
+          first_bits, first >= 0 ? got[first] : 0u, first >= 0 ? want[first] : 0u);
+    /* a few fixed points of the reference itself */
+    uint16_t r[6];
+    float pts[6] = {1.0f, -2.0f, 65504.0f, 65520.0f, 5.9604645e-8f, NAN};
+    f32_to_16_ref(r, pts, 6, type);
+    if (type == CUDA_R_16F)
+        CHECK(r[0] == 0x3c00 && r[1] == 0xc000 && r[2] == 0x7bff && r[3] == 0x7c00 && r[4] == 0x0001 && r[5] == 0x7fff,
+              "f32_to_16_ref fp16 fixed points %04x %04x %04x %04x %04x %04x", r[0], r[1], r[2], r[3], r[4], r[5]);
+    else
+        CHECK(r[0] == 0x3f80 && r[1] == 0xc000 && r[2] == 0x4780 && r[3] == 0x4780 && r[4] == 0x3380 && r[5] == 0x7fff,
+              "f32_to_16_ref bf16 fixed points %04x %04x %04x %04x %04x %04x", r[0], r[1], r[2], r[3], r[4], r[5]);
+    CHECK(launch_f32_to_16(ddst, dsrc, 1, CUDA_R_32F, 0) == -1, "launch_f32_to_16 refuses CUDA_R_32F");
+    cudaFree(dsrc), cudaFree(ddst);
+    free(src), free(want), free(got);
+}
+
+/* linear_forward in a 16-bit mode: X and W converted on the device, the result
+ * against a double product of the same 16-bit values (the ones
+ * f32_to_16_ref gives). The GEMM's products of 16-bit values are exact in
+ * fp32, so the only error left is fp32 accumulation: |err| <= 1e-4 |x_t| |w_o|
+ * (a wrong layout or an operand left in fp32 is off by O(|x||w|/sqrt(in))).
+ * The 16-bit rounding itself is far larger than that for bf16 (~2^-9 per
+ * input): checked to be visible against the unrounded product, so that a GEMM
+ * that read fp32 would fail. */
+static void test_linear_16(cublasHandle_t h, QhCudaMath math, int T, int in, int out) {
+    cudaDataType_t type = qh_cuda_math_operand_type(math);
+    long nx = (long)T * in, nw = (long)out * in;
+    float *X = rand_vec(nx, 1.0f), *W = rand_vec(nw, 1.0f), *got = malloc(sizeof(float) * T * out);
+    uint16_t *X16 = malloc(sizeof(uint16_t) * nx), *W16 = malloc(sizeof(uint16_t) * nw);
+    f32_to_16_ref(X16, X, nx, type);
+    f32_to_16_ref(W16, W, nw, type);
+    float *dX = dev_alloc_copy(X, sizeof(float) * nx), *dW = dev_alloc_copy(W, sizeof(float) * nw),
+          *dY = dev_alloc_copy(NULL, sizeof(float) * T * out);
+    void *dX16 = dev_alloc_copy(NULL, sizeof(uint16_t) * nx), *dW16 = dev_alloc_copy(NULL, sizeof(uint16_t) * nw);
+    CHECK(qh_cuda_math_operand_size(math) == 2, "%s operands are 2 bytes", qh_cuda_math_name(math));
+    CHECK(launch_f32_to_16(dX16, dX, nx, type, 0) == 0 && launch_f32_to_16(dW16, dW, nw, type, 0) == 0,
+          "launch_f32_to_16 of the operands");
+    CHECK(linear_forward(h, math, dY, dX16, dW16, T, in, out) == 0, "linear_forward %s", qh_cuda_math_name(math));
+    dev_to_host(got, dY, sizeof(float) * T * out);
+    double worst = 0, worst_unrounded = 0;
+    long bad = 0;
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < out; o++) {
+            double s = 0, s32 = 0, nx2 = 0, nw2 = 0;
+            for (int i = 0; i < in; i++) {
+                double a = value_16(X16[(long)t * in + i], type), b = value_16(W16[(long)o * in + i], type);
+                s += a * b;
+                s32 += (double)X[(long)t * in + i] * W[(long)o * in + i];
+                nx2 += a * a, nw2 += b * b;
+            }
+            double scale = sqrt(nx2 * nw2), g = got[(long)t * out + o];
+            double e = fabs(g - s) / scale, eu = fabs(g - s32) / scale;
+            if (!(e <= 1e-4)) bad++;
+            if (e > worst || e != e) worst = e;
+            if (eu > worst_unrounded) worst_unrounded = eu;
+        }
+    CHECK(bad == 0, "linear_forward %s T=%d in=%d out=%d: %ld of %d off by more than 1e-4 |x||w| (worst %.3g)",
+          qh_cuda_math_name(math), T, in, out, bad, T * out, worst);
+    if (math == QH_MATH_BF16 && T * out >= 100)
+        CHECK(worst_unrounded > 4 * worst, "linear_forward bf16: the rounding is visible (error %.3g against the fp32 "
+              "inputs, %.3g against the bf16 ones)", worst_unrounded, worst);
+    printf("  linear_forward %s T=%d in=%d out=%d: max err / |x||w| %.2e (rounded inputs), %.2e (fp32 inputs)\n",
+           qh_cuda_math_name(math), T, in, out, worst, worst_unrounded);
+    cudaFree(dX), cudaFree(dW), cudaFree(dY), cudaFree(dX16), cudaFree(dW16);
+    free(X), free(W), free(got), free(X16), free(W16);
+}
+
 static void test_math_parse(void) {
     QhCudaMath m = QH_MATH_TF32;
     CHECK(qh_cuda_math_parse(NULL, &m) == 0 && m == QH_MATH_FP32, "unset -> fp32");
@@ -246,6 +395,13 @@ static void test_math_parse(void) {
     CHECK(qh_cuda_math_parse("fp16", &m) == 0 && m == QH_MATH_FP16, "fp16");
     CHECK(qh_cuda_math_parse("bf16", &m) == 0 && m == QH_MATH_BF16, "bf16");
     CHECK(qh_cuda_math_parse("fp8", &m) == -1, "fp8 is rejected");
+    CHECK(qh_cuda_math_operand_type(QH_MATH_FP32) == CUDA_R_32F &&
+              qh_cuda_math_operand_type(QH_MATH_TF32) == CUDA_R_32F &&
+              qh_cuda_math_operand_type(QH_MATH_FP16) == CUDA_R_16F &&
+              qh_cuda_math_operand_type(QH_MATH_BF16) == CUDA_R_16BF,
+          "operand types");
+    CHECK(qh_cuda_math_operand_size(QH_MATH_FP32) == 4 && qh_cuda_math_operand_size(QH_MATH_BF16) == 2,
+          "operand sizes");
     CHECK(attention_head_batch(2048, 32, (size_t)1 << 30) == 32, "head batch fits");
     CHECK(attention_head_batch(4096, 32, (size_t)1 << 30) == 16, "head batch halves");
     CHECK(attention_head_batch(65536, 8, 1) == 1, "head batch at least 1");
@@ -279,7 +435,11 @@ static void run_all(void) {
     test_attention(h, QH_MATH_FP32, 1, 6, 2, 12, 2);
     test_attention(h, QH_MATH_FP32, 129, 4, 1, 32, 1);
     test_attention(h, QH_MATH_TF32, 37, 6, 2, 12, 2);
+    test_attention(h, QH_MATH_BF16, 37, 6, 2, 12, 2); /* tf32 in the 16-bit modes */
     test_swiglu(37, 173);
+    test_add_bias(37, 173);
+    test_add_bias(1, 72);
+    test_add_bias(5, 1031);
     test_residual_and_embed(37, 72, 517);
     test_nll(37, 517);
     test_nll(3, 32000);
@@ -290,6 +450,15 @@ static void run_all(void) {
         }
     test_linear(h, 37, 72, 173);
     test_linear(h, 1, 173, 72);
+    test_linear(h, 2, 72, 173);
+    test_f32_to_16(CUDA_R_16F);
+    test_f32_to_16(CUDA_R_16BF);
+    for (int m = QH_MATH_FP16; m <= QH_MATH_BF16; m++) {
+        test_linear_16(h, (QhCudaMath)m, 37, 72, 173);
+        test_linear_16(h, (QhCudaMath)m, 1, 173, 72);
+        test_linear_16(h, (QhCudaMath)m, 5, 1031, 517);
+        test_linear_16(h, (QhCudaMath)m, 64, 256, 128);
+    }
     cublasDestroy(h);
     cudaError_t e = cudaDeviceSynchronize();
     CHECK(e == cudaSuccess, "device error at the end: %s", cudaGetErrorString(e));
