@@ -155,8 +155,8 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     fi
     QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
     if [ -z "${QH_SKIP_BENCH:-}" ]; then
-        run bench_gpu_forward 120 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
-        BENCH=$(grep -A3 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
+        run bench_gpu_forward 200 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
+        BENCH=$(grep -A4 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
     fi
     # one LLaMA-7B-shaped block (dim 4096, hidden 11008, 32 heads), 128 x 2048
     # calibration tokens, quantized on the GPU; x 32 blocks = the 7B estimate
