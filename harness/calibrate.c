@@ -11,8 +11,6 @@
 #include "util.h"
 #ifdef QH_HAVE_CUDA
 #include "quant_cuda.h"
-int cuda_host_register(void *p, size_t bytes);
-void cuda_host_unregister(void *p);
 #endif
 
 /* Which Hessian a sub-layer reads: q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3. */
@@ -64,13 +62,14 @@ static void hessian_hook_dev(void *user, int layer, LinearKind k, const float *d
 }
 #endif
 
-/* Run block `layer` on x (T, D) in place, collecting the wanted Hessians:
- * on the GPU straight from the backend's device activations when it can. */
-static int block_with_hessians(Forward *f, int layer, float *x, int T, HookState *hs) {
+/* Run block `layer` on window s of activation buffer buf in place, collecting
+ * the wanted Hessians: on the GPU straight from the backend's device
+ * activations when they live there (acts_on_device). */
+static int block_with_hessians(Forward *f, int layer, int buf, long s, int acts_on_device, HookState *hs) {
 #ifdef QH_HAVE_CUDA
-    if (hs->on_gpu && f->ops->block_dev_hook) return f->ops->block_dev_hook(f, layer, x, T, hessian_hook_dev, hs);
+    if (acts_on_device) return f->ops->acts_block(f, layer, buf, s, hessian_hook_dev, hs);
 #endif
-    return f->ops->block(f, layer, x, T, hessian_hook, hs);
+    return f->ops->acts_block(f, layer, buf, s, hessian_hook, hs);
 }
 
 /* Start collecting slot s (input width n) in the next pass. */
@@ -173,24 +172,6 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     return 0;
 }
 
-/* dst (n) <- src (n), in parallel chunks (a window's activations are tens of MB on large models). */
-static void copy_floats(float *dst, const float *src, size_t n) {
-    const size_t chunk = 1 << 18;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i += chunk) memcpy(dst + i, src + i, sizeof(float) * (n - i < chunk ? n - i : chunk));
-}
-
-/* Undo cuda_host_register on whichever activation buffers exist (no-op otherwise). */
-static void unpin_acts(float *a, float *b, float *c) {
-#ifdef QH_HAVE_CUDA
-    float *bufs[3] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        if (bufs[i]) cuda_host_unregister(bufs[i]);
-#else
-    (void)a, (void)b, (void)c;
-#endif
-}
-
 /* Hand block l to spec->block_done, then drop it from memory (see calibrate.h). */
 static int finish_block(Model *m, const QuantRunSpec *spec, QuantRun *run, int l) {
     if (!spec->block_done) return 0;
@@ -203,7 +184,7 @@ static int finish_block(Model *m, const QuantRunSpec *spec, QuantRun *run, int l
 int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *run) {
     memset(run, 0, sizeof *run);
     const ModelConfig *c = &m->cfg;
-    int L = c->n_layers, D = c->dim, T = spec->seqlen, N = spec->nsamples;
+    int L = c->n_layers, T = spec->seqlen, N = spec->nsamples;
     /* validate every sub-layer shape before any work */
     for (int k = 0; k < LIN_COUNT; k++) {
         int rows, cols;
@@ -225,10 +206,12 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
 
     Forward *f = NULL;
     int *windows = NULL;
-    float *inps = NULL, *outs = NULL, *fpout = NULL;
+    /* the three activation buffers (N, T, D), kept by the backend: block inputs,
+     * outputs, and the block's outputs with unquantized weights */
+    enum { BUF_A = 0, BUF_B = 1, BUF_FP = 2 };
+    int in = BUF_A, out = BUF_B, acts_on_device = 0;
     HookState hs;
     memset(&hs, 0, sizeof hs);
-    int pinned = 0; /* inps / outs / fpout are page-locked (CUDA) */
     LayerQuantizer lq = {0};
     int rc = forward_create(spec->device, m, T, &f);
     if (rc != 0) goto fail;
@@ -253,20 +236,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     /* 1. calibration windows (SPEC 7), 2. their embeddings = inputs of block 0 */
     rc = dataset_calib(spec->calib, spec->data_root, tok, N, T, spec->seed, &windows, &run->calib_info);
     if (rc != 0) goto fail;
-    size_t act = (size_t)N * T * D;
-    inps = qh_malloc(sizeof(float) * act); /* (N, T, D) */
-    outs = qh_malloc(sizeof(float) * act); /* (N, T, D) */
-    fpout = qh_malloc(sizeof(float) * act); /* (N, T, D) block outputs with unquantized weights */
-#ifdef QH_HAVE_CUDA
-    if (lq.on_gpu) { /* page-locked for the GPU's copies (a failure only warns: copies stay pageable) */
-        pinned = 1;
-        cuda_host_register(inps, sizeof(float) * act);
-        cuda_host_register(outs, sizeof(float) * act);
-        cuda_host_register(fpout, sizeof(float) * act);
-    }
-#endif
+    if ((acts_on_device = f->ops->acts_create(f, 3, N, T)) < 0) goto fail;
     double t0 = qh_now();
-    for (int s = 0; s < N && rc == 0; s++) rc = f->ops->embed(f, windows + (size_t)s * T, T, inps + (size_t)s * T * D);
+    for (int s = 0; s < N && rc == 0; s++) rc = f->ops->acts_embed(f, in, s, windows + (size_t)s * T);
     run->t_calib_forward += qh_now() - t0;
     if (rc != 0) goto fail;
 
@@ -291,9 +263,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             double hs0 = hs.seconds;
             t0 = qh_now();
             for (int s = 0; s < N && rc == 0; s++) {
-                float *y = (g == 0 ? fpout : outs) + (size_t)s * T * D;
-                copy_floats(y, inps + (size_t)s * T * D, (size_t)T * D);
-                rc = block_with_hessians(f, l, y, T, &hs);
+                int y = g == 0 ? BUF_FP : out;
+                rc = f->ops->acts_copy(f, y, in, s);
+                if (rc == 0) rc = block_with_hessians(f, l, y, s, acts_on_device, &hs);
             }
             if (rc == 0) rc = hook_slots_finish(&hs);
             double pass = qh_now() - t0;
@@ -307,25 +279,17 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         t0 = qh_now();
         double num = 0.0, den = 0.0;
         for (int s = 0; s < N && rc == 0; s++) {
-            float *y = outs + (size_t)s * T * D;
-            copy_floats(y, inps + (size_t)s * T * D, (size_t)T * D);
-            rc = f->ops->block(f, l, y, T, NULL, NULL);
-            const float *yf = fpout + (size_t)s * T * D;
-            long nel = (long)T * D;
-#pragma omp parallel for reduction(+ : num, den) schedule(static)
-            for (long i = 0; i < nel; i++) {
-                double d = (double)y[i] - yf[i];
-                num += d * d;
-                den += (double)yf[i] * yf[i];
-            }
+            rc = f->ops->acts_copy(f, out, in, s);
+            if (rc == 0) rc = f->ops->acts_block(f, l, out, s, NULL, NULL);
+            if (rc == 0) rc = f->ops->acts_sqdiff(f, out, BUF_FP, s, &num, &den);
         }
         run->t_calib_forward += qh_now() - t0;
         run->block_rel_err[l] = den > 0 ? sqrt(num / den) : 0.0;
         if (rc == 0) rc = finish_block(m, spec, run, l);
         qh_progress("block %d: relative output error %.5f", l, run->block_rel_err[l]);
-        float *tmp = inps;
-        inps = outs;
-        outs = tmp;
+        int tmp = in;
+        in = out;
+        out = tmp;
     }
     if (rc != 0) goto fail;
 
@@ -356,12 +320,8 @@ done:
 #ifdef QH_HAVE_CUDA
     if (lq.ctx) quant_cuda_destroy(&lq.ctx);
 #endif
-    if (pinned) unpin_acts(inps, outs, fpout);
     free(windows);
-    free(inps);
-    free(outs);
-    free(fpout);
-    forward_destroy(&f);
+    forward_destroy(&f); /* the activation buffers too */
     if (rc != 0) quant_run_free(run);
     return rc;
 }

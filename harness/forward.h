@@ -37,13 +37,40 @@ typedef struct ForwardOps {
      * them complete), so that a consumer on the same device (the GPU Hessian
      * of calibrate.c) needs no host copies. */
     int (*block_dev_hook)(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user);
+
+    /* Calibration activations (calibrate.c): nbuf buffers of N windows of T
+     * positions, (N, T, D) each, kept where the backend computes, so that the
+     * sequential pass moves no activations between host and device.
+     * acts_create returns 0 when they are in host memory (the hook of
+     * acts_block then receives host pointers), 1 when in device memory
+     * (device pointers, as block_dev_hook), -1 with a message. The CPU
+     * backend uses the host implementation below; CUDA keeps them on the GPU
+     * and falls back to the host one when they do not fit. */
+    int (*acts_create)(Forward *f, int nbuf, long N, int T);
+    void (*acts_destroy)(Forward *f);
+    /* buffer buf, window s <- the embeddings of tokens (T) */
+    int (*acts_embed)(Forward *f, int buf, long s, const int *tokens);
+    /* buffer dst, window s <- buffer src, window s */
+    int (*acts_copy)(Forward *f, int dst, int src, long s);
+    /* block `layer` applied to buffer buf, window s, in place; hook may be NULL */
+    int (*acts_block)(Forward *f, int layer, int buf, long s, LinearInputHook hook, void *user);
+    /* *num += sum (a - b)^2, *den += sum b^2 over window s of buffers a and b (double) */
+    int (*acts_sqdiff)(Forward *f, int a, int b, long s, double *num, double *den);
 } ForwardOps;
+
+/* Calibration activations in host memory (forward_acts.c). */
+typedef struct HostActs {
+    float **buf; /* (nbuf) owned, each (N, T, D) */
+    int nbuf, T;
+    long N;
+} HostActs;
 
 /* Every backend's state begins with this. */
 struct Forward {
     const ForwardOps *ops;
     const Model *model; /* borrowed */
     int max_T;          /* longest window the scratch holds */
+    HostActs *host_acts; /* calibration activations in host memory (acts_* host implementation), or NULL */
 };
 
 typedef enum { QH_DEVICE_CPU = 0, QH_DEVICE_CUDA = 1, QH_DEVICE_AUTO = 2 } QhDevice;
@@ -61,6 +88,16 @@ void forward_destroy(Forward **f);
 int forward_cpu_create(const Model *m, int max_T, Forward **out);
 /* Bytes of scratch forward_cpu_create allocates for windows of max_T. */
 size_t forward_cpu_scratch_bytes(const ModelConfig *c, int max_T);
+
+/* The host implementation of the acts_* entries, in terms of embed/block
+ * (forward_acts.c): usable by any backend (the CUDA one when its device
+ * memory is short). forward_host_acts_create returns 0 or -1. */
+int forward_host_acts_create(Forward *f, int nbuf, long N, int T);
+void forward_host_acts_destroy(Forward *f);
+int forward_host_acts_embed(Forward *f, int buf, long s, const int *tokens);
+int forward_host_acts_copy(Forward *f, int dst, int src, long s);
+int forward_host_acts_block(Forward *f, int layer, int buf, long s, LinearInputHook hook, void *user);
+int forward_host_acts_sqdiff(Forward *f, int a, int b, long s, double *num, double *den);
 
 /* Generic implementations in terms of embed/block/head_nll, usable by any backend. */
 int forward_generic_window_nll(Forward *f, const int *tokens, int T, double *nll);

@@ -136,6 +136,12 @@ static const ForwardOps cpu_ops = {
     .window_nll = forward_generic_window_nll,
     .last_logits = cpu_last_logits,
     .weights_changed = cpu_weights_changed,
+    .acts_create = forward_host_acts_create,
+    .acts_destroy = forward_host_acts_destroy,
+    .acts_embed = forward_host_acts_embed,
+    .acts_copy = forward_host_acts_copy,
+    .acts_block = forward_host_acts_block,
+    .acts_sqdiff = forward_host_acts_sqdiff,
 };
 
 /* Positions whose logits are computed at once: at most ~64 MB of logits. */
@@ -225,6 +231,7 @@ int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
 }
 
 void forward_destroy(Forward **f) {
+    if (*f && (*f)->ops->acts_destroy) (*f)->ops->acts_destroy(*f);
     if (*f) (*f)->ops->destroy(*f);
     *f = NULL;
 }

@@ -169,6 +169,18 @@ void swiglu_ref(float *hb, const float *hb2, int T, int F) {
     }
 }
 
+void sqdiff_ref(const float *a, const float *b, long n, double *num, double *den) {
+    double su = 0.0, sb = 0.0;
+#pragma omp parallel for reduction(+ : su, sb) schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        su += d * d;
+        sb += (double)b[i] * b[i];
+    }
+    *num += su;
+    *den += sb;
+}
+
 void add_bias_ref(float *y, const float *b, int T, int n) {
 #pragma omp parallel for schedule(static) if ((long)T * n > 65536)
     for (int t = 0; t < T; t++)

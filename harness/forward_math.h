@@ -34,6 +34,10 @@ void attention_ref(float *out, const float *q, const float *k, const float *v, i
 void attention_simd(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
 /* hb (T, F) <- silu(hb) * hb2 */
 void swiglu_ref(float *hb, const float *hb2, int T, int F);
+/* *num += sum_i (a[i] - b[i])^2, *den += sum_i b[i]^2, i < n, accumulated in
+ * double (the relative error of a block's output against its full-precision
+ * output, calibrate.c). */
+void sqdiff_ref(const float *a, const float *b, long n, double *num, double *den);
 /* y (T, n) += b (n) on every row: a linear layer's bias (Qwen2's q/k/v). */
 void add_bias_ref(float *y, const float *b, int T, int n);
 /* nll (T) <- logsumexp(logits[t]) - logits[t][target[t]], in double */

@@ -25,7 +25,9 @@
  * out around the device work (the hook, when given, receives host copies of
  * each linear input (T, in), called exactly as the CPU backend calls it);
  * window_nll and last_logits run entirely on the device and copy back only the
- * result. Not here: the kernels themselves (forward_kernels.cu), quantized
+ * result. The calibration activations of calibrate.c (acts_*) stay in device
+ * memory when they fit: the sequential pass then moves no activations between
+ * host and device (the Hessian hook gets device pointers). Not here: the kernels themselves (forward_kernels.cu), quantized
  * weight formats, KV caches or multi-GPU. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -85,6 +87,11 @@ typedef struct CudaForward {
     int head_batch, logit_chunk;
     float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
     int hook_on_device; /* set during block_dev_hook: the hook gets device pointers */
+    /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
+    float *acts;     /* (acts_nbuf, acts_N, acts_T, D) (owned) */
+    int acts_nbuf, acts_T;
+    long acts_N;
+    double *sq;      /* (2) acts_sqdiff's accumulator (owned with acts) */
 } CudaForward;
 
 /* ---- carving one allocation into named tensors ----------------------------
@@ -419,10 +426,119 @@ static int cuda_weights_changed(Forward *f, int layer) {
     return 0;
 }
 
+/* ---- calibration activations on the device (forward.h acts_*) ----------------
+ * Kept in one device allocation when it fits beside the weights with room for
+ * the quantizer (Hessians, working copies); otherwise the host implementation
+ * (forward_acts.c) through the host-pointer entries above. QH_CUDA_ACTS=host
+ * forces the latter (to test it). */
+
+static float *acts_window(CudaForward *s, int buf, long w) {
+    return s->acts + ((size_t)buf * s->acts_N + (size_t)w) * s->acts_T * s->base.model->cfg.dim;
+}
+
+static int acts_check(CudaForward *s, int buf, long w, const char *what) {
+    if (buf < 0 || buf >= s->acts_nbuf || w < 0 || w >= s->acts_N)
+        return qh_error("cuda backend: %s: buffer %d window %ld outside %d x %ld", what, buf, w, s->acts_nbuf, s->acts_N);
+    return 0;
+}
+
+static void cuda_acts_destroy(Forward *f) {
+    CudaForward *s = (CudaForward *)f;
+    if (s->acts) {
+        cudaStreamSynchronize(s->stream);
+        cudaFree(s->acts);
+        cudaFree(s->sq);
+        s->acts = NULL;
+        s->sq = NULL;
+    }
+    forward_host_acts_destroy(f);
+}
+
+static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
+    CudaForward *s = (CudaForward *)f;
+    cuda_acts_destroy(f);
+    const ModelConfig *c = &f->model->cfg;
+    if (nbuf < 1 || N < 1 || T < 1 || T > f->max_T)
+        return qh_error("cuda backend: calibration activations: %d buffers of %ld windows of %d tokens (holds %d)",
+                        nbuf, N, T, f->max_T);
+    size_t bytes = (size_t)nbuf * N * T * c->dim * sizeof(float), wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    size_t reserve = ((size_t)2 << 30) + 24 * wide * wide; /* quantizer: double Hessian, fp32 copies, workspaces */
+    size_t free_b = 0, total_b = 0;
+    const char *force = getenv("QH_CUDA_ACTS");
+    int host = force && !strcmp(force, "host");
+    if (!host) {
+        CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        host = bytes + reserve > free_b;
+        if (!host && (cudaMalloc((void **)&s->acts, bytes) != cudaSuccess ||
+                      cudaMalloc((void **)&s->sq, 2 * sizeof(double)) != cudaSuccess)) {
+            cudaGetLastError(); /* clear the failed allocation */
+            cuda_acts_destroy(f);
+            host = 1;
+        }
+        if (host)
+            qh_progress("calibration activations (%.2f GiB) kept in host memory: %.2f GiB free on the GPU",
+                        bytes / 1073741824.0, free_b / 1073741824.0);
+    }
+    if (host) return forward_host_acts_create(f, nbuf, N, T);
+    s->acts_nbuf = nbuf;
+    s->acts_N = N;
+    s->acts_T = T;
+    return 1;
+}
+
+static int cuda_acts_embed(Forward *f, int buf, long w, const int *tokens) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s->acts) return forward_host_acts_embed(f, buf, w, tokens);
+    if (acts_check(s, buf, w, "acts_embed") || upload_tokens(s, tokens, s->acts_T)) return -1;
+    return launch_embed(acts_window(s, buf, w), s->tok_emb, s->tokens, s->acts_T, f->model->cfg.dim, s->stream);
+}
+
+static int cuda_acts_copy(Forward *f, int dst, int src, long w) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s->acts) return forward_host_acts_copy(f, dst, src, w);
+    if (acts_check(s, dst, w, "acts_copy") || acts_check(s, src, w, "acts_copy")) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(acts_window(s, dst, w), acts_window(s, src, w),
+                               (size_t)s->acts_T * f->model->cfg.dim * sizeof(float), cudaMemcpyDeviceToDevice,
+                               s->stream));
+    return 0;
+}
+
+static int cuda_acts_block(Forward *f, int layer, int buf, long w, LinearInputHook hook, void *user) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s->acts) return forward_host_acts_block(f, layer, buf, w, hook, user);
+    if (layer < 0 || layer >= f->model->cfg.n_layers)
+        return qh_error("cuda backend: layer %d is outside 0..%d", layer, f->model->cfg.n_layers - 1);
+    if (acts_check(s, buf, w, "acts_block")) return -1;
+    float *x = s->x; /* the block works on the window in place: no copies */
+    s->x = acts_window(s, buf, w);
+    s->hook_on_device = 1;
+    int rc = block_device(s, layer, s->acts_T, hook, user);
+    s->hook_on_device = 0;
+    s->x = x;
+    return rc;
+}
+
+static int cuda_acts_sqdiff(Forward *f, int a, int b, long w, double *num, double *den) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s->acts) return forward_host_acts_sqdiff(f, a, b, w, num, den);
+    if (acts_check(s, a, w, "acts_sqdiff") || acts_check(s, b, w, "acts_sqdiff")) return -1;
+    double h[2];
+    CUDA_CHECK(cudaMemsetAsync(s->sq, 0, 2 * sizeof(double), s->stream));
+    if (launch_sqdiff(acts_window(s, a, w), acts_window(s, b, w), (long)s->acts_T * f->model->cfg.dim, s->sq,
+                      s->stream))
+        return -1;
+    CUDA_CHECK(cudaMemcpyAsync(h, s->sq, sizeof h, cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    *num += h[0];
+    *den += h[1];
+    return 0;
+}
+
 static void cuda_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
+    cuda_acts_destroy(f);
     if (s->blas) cublasDestroy(s->blas);
     if (s->stream) cudaStreamDestroy(s->stream);
     if (s->wmem) cudaFree(s->wmem);
@@ -434,7 +550,8 @@ static void cuda_destroy(Forward *f) {
 
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
-    cuda_weights_changed, cuda_block_dev_hook,
+    cuda_weights_changed, cuda_block_dev_hook, cuda_acts_create, cuda_acts_destroy, cuda_acts_embed, cuda_acts_copy,
+    cuda_acts_block, cuda_acts_sqdiff,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

@@ -322,6 +322,31 @@ extern "C" int launch_residual_add(float *x, const float *y, long n, cudaStream_
     return 0;
 }
 
+/* sqdiff_ref: per-thread double sums, one block reduction and one atomicAdd per block */
+static __global__ void sqdiff_kernel(const float *a, const float *b, long n, double *out2) {
+    __shared__ double sh[32];
+    double su = 0.0, sb = 0.0;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        double d = (double)a[i] - (double)b[i];
+        su += d * d;
+        sb += (double)b[i] * (double)b[i];
+    }
+    su = block_sum_d(su, sh);
+    sb = block_sum_d(sb, sh);
+    if (threadIdx.x == 0) {
+        atomicAdd(&out2[0], su);
+        atomicAdd(&out2[1], sb);
+    }
+}
+
+extern "C" int launch_sqdiff(const float *a, const float *b, long n, double *out2, cudaStream_t stream) {
+    if (n <= 0) return 0;
+    long blocks = (n + 255) / 256;
+    sqdiff_kernel<<<(unsigned)(blocks < 1024 ? blocks : 1024), 256, 0, stream>>>(a, b, n, out2);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
 /* y (T, n) += b (n): one fp32 add per element, as add_bias_ref */
 static __global__ void add_bias_kernel(float *y, const float *b, int n, long total) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)

@@ -113,6 +113,10 @@ int launch_swiglu(float *hb, const float *hb2, long n, cudaStream_t stream);
 /* y (T, n) += b (n) on every row: a linear layer's bias (add_bias_ref). */
 int launch_add_bias(float *y, const float *b, int T, int n, cudaStream_t stream);
 
+/* out2[0] += sum (a - b)^2, out2[1] += sum b^2 over n elements, in double
+ * (sqdiff_ref); out2 is a device pointer the caller zeroes and reads. */
+int launch_sqdiff(const float *a, const float *b, long n, double *out2, cudaStream_t stream);
+
 /* x (n) += y (n) */
 int launch_residual_add(float *x, const float *y, long n, cudaStream_t stream);
 

@@ -255,6 +255,25 @@ static void test_add_bias(int T, int n) {
     free(y), free(b), free(got);
 }
 
+/* launch_sqdiff against sqdiff_ref: double sums in another order, so close to
+ * double rounding (n * 2^-53 relative), not bit for bit. */
+static void test_sqdiff(long n) {
+    float *a = rand_vec(n, 2.0f), *b = rand_vec(n, 1.5f);
+    float *da = dev_alloc_copy(a, sizeof(float) * n), *db = dev_alloc_copy(b, sizeof(float) * n);
+    double zero[2] = {0.0, 0.0}, got[2], num = 0.0, den = 0.0;
+    double *dout = dev_alloc_copy(zero, sizeof zero);
+    sqdiff_ref(a, b, n, &num, &den);
+    CHECK(launch_sqdiff(da, db, n, dout, 0) == 0, "launch_sqdiff");
+    dev_to_host(got, dout, sizeof got);
+    char what[64];
+    snprintf(what, sizeof what, "sqdiff n=%ld num", n);
+    CHECK_CLOSE(got[0], num, 1e-12, 0.0, what);
+    snprintf(what, sizeof what, "sqdiff n=%ld den", n);
+    CHECK_CLOSE(got[1], den, 1e-12, 0.0, what);
+    cudaFree(da), cudaFree(db), cudaFree(dout);
+    free(a), free(b);
+}
+
 /* ---- 16-bit conversion and the 16-bit linear layer -------------------------- */
 
 static float f32_from_bits(uint32_t u) {
@@ -441,6 +460,9 @@ static void run_all(void) {
     test_add_bias(1, 72);
     test_add_bias(5, 1031);
     test_residual_and_embed(37, 72, 517);
+    test_sqdiff(1);
+    test_sqdiff(37 * 173);
+    test_sqdiff(3000001); /* more blocks than the grid: grid-stride loop and atomics */
     test_nll(37, 517);
     test_nll(3, 32000);
     for (int ta = 0; ta < 2; ta++)

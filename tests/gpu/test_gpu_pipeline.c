@@ -7,8 +7,10 @@
  * and 3 bits quantized by sequential calibration on each backend: codes
  * identical except at rounding ties (mismatch fraction reported, required
  * < 1e-2 since a tie early in the sequence changes later blocks' inputs),
- * outlier masks likewise, perplexity within 1e-3 relative. Skips without a
- * GPU or without data. */
+ * outlier masks likewise, perplexity within 1e-3 relative; the CUDA run
+ * with its calibration activations in device memory and in host memory
+ * (QH_CUDA_ACTS=host) gives the same codes. Skips without a GPU or without
+ * data. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,29 @@ int main(void) {
             CHECK(quantize_model(&a, &t, &s, &rc_) == 0, "cpu %s", methods[mi]);
             s.device = QH_DEVICE_CUDA;
             CHECK(quantize_model(&b, &t, &s, &rg) == 0, "cuda %s", methods[mi]);
+            if (mi == 0 && bi == 0) { /* the host-memory fallback of the activations: the same codes exactly */
+                Model c;
+                QuantRun rh;
+                model_load_llama2c(&c, mp);
+                setenv("QH_CUDA_ACTS", "host", 1);
+                CHECK(quantize_model(&c, &t, &s, &rh) == 0, "cuda, activations in host memory");
+                unsetenv("QH_CUDA_ACTS");
+                long long diff = 0;
+                double worst = 0;
+                for (int i = 0; i < rg.n_layers * LIN_COUNT; i++)
+                    diff += memcmp(rg.layers[i].codes, rh.layers[i].codes, (size_t)rg.layers[i].m * rg.layers[i].n) != 0;
+                for (int l = 0; l < rg.n_layers; l++) {
+                    double e = fabs(rg.block_rel_err[l] - rh.block_rel_err[l]) / rh.block_rel_err[l];
+                    if (e > worst) worst = e;
+                }
+                printf("activations on the device vs in host memory: %lld sub-layers with different codes, block "
+                       "relative error differs by %.2e (relative); seconds %.2f vs %.2f\n", diff, worst, rg.t_total,
+                       rh.t_total);
+                CHECK(diff == 0, "device vs host activations: %lld sub-layers differ", diff);
+                CHECK(worst < 1e-9, "block relative errors differ by %g", worst);
+                quant_run_free(&rh);
+                model_free(&c);
+            }
             long long nw = 0, cm = 0, om = 0;
             for (int i = 0; i < rc_.n_layers * LIN_COUNT; i++) {
                 const QuantLayer *x = &rc_.layers[i], *y = &rg.layers[i];
