@@ -221,13 +221,13 @@ extern "C" int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int
 
 /* ---- causal softmax (softmax_inplace on the row prefix) -------------------- */
 
-/* One warp per row r of s (rows, T); the row's position is t = r % T. */
-static __global__ void causal_softmax_kernel(float *s, int rows, int T) {
+/* One warp per row r of s (rows, ncols); the row's position is t = r0 + r % nr. */
+static __global__ void causal_softmax_kernel(float *s, long rows, int nr, int r0, int ncols) {
     int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
     long r = (long)blockIdx.x * warps + (threadIdx.x >> 5);
     if (r >= rows) return;
-    int n = (int)(r % T) + 1;
-    float *row = s + r * T;
+    int n = r0 + (int)(r % nr) + 1, T = ncols;
+    float *row = s + r * ncols;
     float mx = -FLT_MAX;
     for (int i = lane; i < n; i += 32) mx = fmaxf(mx, row[i]);
     mx = warp_max(mx);
@@ -242,10 +242,13 @@ static __global__ void causal_softmax_kernel(float *s, int rows, int T) {
     for (int i = n + lane; i < T; i += 32) row[i] = 0.0f;
 }
 
-extern "C" int launch_causal_softmax(float *s, int rows, int T, cudaStream_t stream) {
-    if (rows <= 0 || T <= 0) return 0;
+extern "C" int launch_causal_softmax(float *s, long rows, int nr, int r0, int ncols, cudaStream_t stream) {
+    if (rows <= 0 || ncols <= 0) return 0;
+    if (nr < 1 || r0 < 0 || r0 + nr > ncols)
+        return qh_error("launch_causal_softmax: rows %d..%d of a causal matrix need %d <= %d columns", r0, r0 + nr - 1,
+                        r0 + nr, ncols);
     const int threads = 256, per_block = threads / 32;
-    causal_softmax_kernel<<<(rows + per_block - 1) / per_block, threads, 0, stream>>>(s, rows, T);
+    causal_softmax_kernel<<<(unsigned)((rows + per_block - 1) / per_block), threads, 0, stream>>>(s, rows, nr, r0, ncols);
     CUDA_CHECK_LAUNCH();
     return 0;
 }
@@ -275,7 +278,7 @@ extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, 
                         head_batch);
     int D = H * hs, KV = Hkv * hs, rep = H / Hkv;
     float scale = 1.0f / sqrtf((float)hs);
-    long long TT = (long long)T * T;
+    int nqb = T < ATTENTION_ROW_BLOCKS ? 1 : ATTENTION_ROW_BLOCKS;
     for (int r = 0; r < rep; r++)
         for (int kh0 = 0; kh0 < Hkv; kh0 += head_batch) {
             int nb = Hkv - kh0 < head_batch ? Hkv - kh0 : head_batch;
@@ -283,13 +286,18 @@ extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, 
             const float *k0 = k + (long)kh0 * hs;             /* (T, hs) ld KV */
             const float *v0 = v + (long)kh0 * hs;             /* (T, hs) ld KV */
             float *o0 = out + (long)(kh0 * rep + r) * hs;     /* (T, hs) ld D */
-            if (gemm_rm(h, math, 0, 1, T, T, hs, scale, q0, D, (long long)rep * hs, k0, KV, hs, 0.0f, scores, T, TT,
-                        nb) != 0)
-                return -1;
-            if (launch_causal_softmax(scores, nb * T, T, stream) != 0) return -1;
-            if (gemm_rm(h, math, 0, 0, T, hs, T, 1.0f, scores, T, TT, v0, KV, hs, 0.0f, o0, D, (long long)rep * hs,
-                        nb) != 0)
-                return -1;
+            for (int qb = 0; qb < nqb; qb++) { /* query rows [r0, r1) against keys [0, r1) */
+                int r0 = (int)((long)T * qb / nqb), r1 = (int)((long)T * (qb + 1) / nqb), nr = r1 - r0;
+                long long SS = (long long)nr * r1; /* one head's (nr, r1) scores */
+                if (nr == 0) continue;
+                if (gemm_rm(h, math, 0, 1, nr, r1, hs, scale, q0 + (long)r0 * D, D, (long long)rep * hs, k0, KV, hs,
+                            0.0f, scores, r1, SS, nb) != 0)
+                    return -1;
+                if (launch_causal_softmax(scores, (long)nb * nr, nr, r0, r1, stream) != 0) return -1;
+                if (gemm_rm(h, math, 0, 0, nr, hs, r1, 1.0f, scores, r1, SS, v0, KV, hs, 0.0f, o0 + (long)r0 * D, D,
+                            (long long)rep * hs, nb) != 0)
+                    return -1;
+            }
         }
     return 0;
 }

@@ -19,6 +19,9 @@
 #ifndef QH_FORWARD_KERNELS_H
 #define QH_FORWARD_KERNELS_H
 
+/* Blocks of query rows attention_forward splits a window into (1 below this many positions). */
+#define ATTENTION_ROW_BLOCKS 8
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,9 +93,11 @@ int launch_rmsnorm(float *out, const float *x, const float *w, int T, int D, flo
  * own fp32 expression (bit-identical to it); head size at most 512. */
 int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta, cudaStream_t stream);
 
-/* In place: s (rows, T), row r is position t = r % T of a causal score matrix:
- * s[r][0..t] <- softmax(s[r][0..t]), s[r][t+1..T-1] <- 0. */
-int launch_causal_softmax(float *s, int rows, int T, cudaStream_t stream);
+/* In place: s (rows, ncols), stacked blocks of nr rows of causal score
+ * matrices whose first row is query position r0; row r is position
+ * t = r0 + r % nr (t < ncols): s[r][0..t] <- softmax(s[r][0..t]),
+ * s[r][t+1..ncols-1] <- 0. Whole matrices: nr = ncols = T, r0 = 0. */
+int launch_causal_softmax(float *s, long rows, int nr, int r0, int ncols, cudaStream_t stream);
 
 /* How many (T, T) score matrices attention_forward works on at once when its
  * scratch may hold `budget_bytes` (at least 1, at most Hkv). */
@@ -102,7 +107,11 @@ int attention_head_batch(int T, int Hkv, size_t budget_bytes);
  * (q and k already rotated): query head h uses kv head h / (H / Hkv), scores
  * scaled by 1/sqrt(hs). Done as cuBLAS strided-batched GEMMs S = Q K^T,
  * a causal softmax kernel, O = P V, `head_batch` heads at a time, in
- * scores (head_batch, T, T) scratch. `stream` must be the handle's stream. */
+ * scores (head_batch, T, T) scratch, by blocks of query rows: the rows
+ * [r0, r1) need the keys [0, r1) only, so with ATTENTION_ROW_BLOCKS blocks
+ * the GEMMs and the score traffic cover (n+1)/2n of the full square instead
+ * of all of it (the causal mask makes the rest zeros). `stream` must be the
+ * handle's stream. */
 int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, const float *q, const float *k,
                       const float *v, float *scores, int T, int H, int Hkv, int hs, int head_batch,
                       cudaStream_t stream);

@@ -102,23 +102,26 @@ static void test_rope(int T, int H, int Hkv, int hs, int pos0) {
     free(q), free(k), free(gq), free(gk);
 }
 
-static void test_causal_softmax(int nb, int T) {
-    long n = (long)nb * T * T;
+/* nb stacked blocks of nr rows (positions r0 .. r0+nr-1) of ncols columns;
+ * whole matrices when nr = ncols, r0 = 0. */
+static void test_causal_softmax_rows(int nb, int nr, int r0, int ncols) {
+    long rows = (long)nb * nr, n = rows * ncols;
     float *s = rand_vec(n, 6.0f), *got = malloc(sizeof(float) * n);
     float *ds = dev_alloc_copy(s, sizeof(float) * n);
-    for (long r = 0; r < (long)nb * T; r++) {
-        int t = (int)(r % T);
-        softmax_inplace(s + r * T, t + 1);
-        memset(s + r * T + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
+    for (long r = 0; r < rows; r++) {
+        int t = r0 + (int)(r % nr);
+        softmax_inplace(s + r * ncols, t + 1);
+        memset(s + r * ncols + t + 1, 0, sizeof(float) * (size_t)(ncols - t - 1));
     }
-    CHECK(launch_causal_softmax(ds, nb * T, T, 0) == 0, "launch_causal_softmax");
+    CHECK(launch_causal_softmax(ds, rows, nr, r0, ncols, 0) == 0, "launch_causal_softmax");
     dev_to_host(got, ds, sizeof(float) * n);
-    char what[64];
-    snprintf(what, sizeof what, "causal softmax nb=%d T=%d", nb, T);
+    char what[96];
+    snprintf(what, sizeof what, "causal softmax nb=%d rows %d..%d of %d columns", nb, r0, r0 + nr - 1, ncols);
     expect_close_f(what, got, s, n, 1e-4, 1e-7);
     cudaFree(ds);
     free(s), free(got);
 }
+static void test_causal_softmax(int nb, int T) { test_causal_softmax_rows(nb, T, 0, T); }
 
 static void test_attention(cublasHandle_t h, QhCudaMath math, int T, int H, int Hkv, int hs, int head_batch) {
     int D = H * hs, KV = Hkv * hs;
@@ -447,6 +450,11 @@ static void run_all(void) {
     test_causal_softmax(3, 37);
     test_causal_softmax(1, 1);
     test_causal_softmax(2, 300);
+    test_causal_softmax_rows(3, 5, 32, 37);   /* the last row block of a window of 37 */
+    test_causal_softmax_rows(2, 37, 263, 300);
+    CHECK(launch_causal_softmax(NULL, 4, 5, 33, 37, 0) == -1, "rows beyond the columns are refused");
+    for (int T = 7; T <= 9; T++) test_attention(h, QH_MATH_FP32, T, 4, 2, 8, 2); /* below, at, above the row blocks */
+    test_attention(h, QH_MATH_FP32, 301, 4, 2, 16, 1); /* 8 uneven row blocks */
     for (int hb = 1; hb <= 3; hb++) test_attention(h, QH_MATH_FP32, 37, 6, 3, 12, hb);
     test_attention(h, QH_MATH_FP32, 37, 6, 2, 12, 2);
     test_attention(h, QH_MATH_FP32, 37, 6, 2, 12, 1);
