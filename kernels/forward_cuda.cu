@@ -301,7 +301,7 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
         return -1;
     if (launch_rope(s->q, s->k, T, D, KV, hs, 0, c->rope_theta, st)) return -1;
     if (attention_forward(h, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
-                          s->head_batch, st))
+                          s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st))
         return -1;
     if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, o, 1)) return -1;
     if (linear_input(s, s->att, n, &in) || linear_forward(h, s->math, s->xb, in, b->lin[LIN_O], T, D, D)) return -1;

@@ -271,14 +271,14 @@ extern "C" int attention_head_batch(int T, int Hkv, size_t budget_bytes) {
  *   O_h (T, hs)  = S[b] (T, T) V_kh (T, hs)               v ld KV, out ld D */
 extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, const float *q, const float *k,
                                  const float *v, float *scores, int T, int H, int Hkv, int hs, int head_batch,
-                                 cudaStream_t stream) {
+                                 int row_blocks, cudaStream_t stream) {
     if (T <= 0) return 0;
-    if (H % Hkv != 0 || head_batch < 1)
-        return qh_error("attention_forward: %d heads over %d kv heads (batch %d) is not a valid grouping", H, Hkv,
-                        head_batch);
+    if (H % Hkv != 0 || head_batch < 1 || row_blocks < 1)
+        return qh_error("attention_forward: %d heads over %d kv heads (batch %d, %d row blocks) is not a valid "
+                        "grouping", H, Hkv, head_batch, row_blocks);
     int D = H * hs, KV = Hkv * hs, rep = H / Hkv;
     float scale = 1.0f / sqrtf((float)hs);
-    int nqb = T < ATTENTION_ROW_BLOCKS ? 1 : ATTENTION_ROW_BLOCKS;
+    int nqb = row_blocks < T ? row_blocks : T;
     for (int r = 0; r < rep; r++)
         for (int kh0 = 0; kh0 < Hkv; kh0 += head_batch) {
             int nb = Hkv - kh0 < head_batch ? Hkv - kh0 : head_batch;

@@ -123,7 +123,8 @@ static void test_causal_softmax_rows(int nb, int nr, int r0, int ncols) {
 }
 static void test_causal_softmax(int nb, int T) { test_causal_softmax_rows(nb, T, 0, T); }
 
-static void test_attention(cublasHandle_t h, QhCudaMath math, int T, int H, int Hkv, int hs, int head_batch) {
+static void test_attention_rb(cublasHandle_t h, QhCudaMath math, int T, int H, int Hkv, int hs, int head_batch,
+                              int row_blocks) {
     int D = H * hs, KV = Hkv * hs;
     float *q = rand_vec((long)T * D, 1.5f), *k = rand_vec((long)T * KV, 1.5f), *v = rand_vec((long)T * KV, 1.0f);
     float *want = malloc(sizeof(float) * T * D), *got = malloc(sizeof(float) * T * D);
@@ -131,16 +132,22 @@ static void test_attention(cublasHandle_t h, QhCudaMath math, int T, int H, int 
     float *dq = dev_alloc_copy(q, sizeof(float) * T * D), *dk = dev_alloc_copy(k, sizeof(float) * T * KV),
           *dv = dev_alloc_copy(v, sizeof(float) * T * KV), *dout = dev_alloc_copy(NULL, sizeof(float) * T * D),
           *ds = dev_alloc_copy(NULL, sizeof(float) * head_batch * T * T);
-    CHECK(attention_forward(h, math, dout, dq, dk, dv, ds, T, H, Hkv, hs, head_batch, 0) == 0, "attention_forward");
+    CHECK(attention_forward(h, math, dout, dq, dk, dv, ds, T, H, Hkv, hs, head_batch, row_blocks, 0) == 0,
+          "attention_forward");
     dev_to_host(got, dout, sizeof(float) * T * D);
     char what[96];
-    snprintf(what, sizeof what, "attention %s T=%d H=%d Hkv=%d hs=%d batch=%d", qh_cuda_math_name(math), T, H, Hkv,
-             hs, head_batch);
+    snprintf(what, sizeof what, "attention %s T=%d H=%d Hkv=%d hs=%d batch=%d row blocks %d", qh_cuda_math_name(math),
+             T, H, Hkv, hs, head_batch, row_blocks);
     /* a layout or indexing bug is off by O(0.1); rounding by ~1e-7 (fp32) or ~1e-3 (tf32) */
     if (math == QH_MATH_FP32) expect_close_f(what, got, want, (long)T * D, 1e-4, 1e-5);
     else expect_close_f(what, got, want, (long)T * D, 2e-2, 1e-2);
     cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dout), cudaFree(ds);
     free(q), free(k), free(v), free(want), free(got);
+}
+/* every case with whole score matrices and with ATTENTION_ROW_BLOCKS row blocks */
+static void test_attention(cublasHandle_t h, QhCudaMath math, int T, int H, int Hkv, int hs, int head_batch) {
+    test_attention_rb(h, math, T, H, Hkv, hs, head_batch, 1);
+    test_attention_rb(h, math, T, H, Hkv, hs, head_batch, ATTENTION_ROW_BLOCKS);
 }
 
 static void test_swiglu(int T, int F) {
@@ -453,8 +460,11 @@ static void run_all(void) {
     test_causal_softmax_rows(3, 5, 32, 37);   /* the last row block of a window of 37 */
     test_causal_softmax_rows(2, 37, 263, 300);
     CHECK(launch_causal_softmax(NULL, 4, 5, 33, 37, 0) == -1, "rows beyond the columns are refused");
-    for (int T = 7; T <= 9; T++) test_attention(h, QH_MATH_FP32, T, 4, 2, 8, 2); /* below, at, above the row blocks */
-    test_attention(h, QH_MATH_FP32, 301, 4, 2, 16, 1); /* 8 uneven row blocks */
+    for (int T = 7; T <= 9; T++) test_attention(h, QH_MATH_FP32, T, 4, 2, 8, 2); /* fewer, as many, more rows than blocks */
+    test_attention(h, QH_MATH_FP32, 301, 4, 2, 16, 1); /* uneven row blocks */
+    test_attention_rb(h, QH_MATH_FP32, 37, 6, 2, 12, 2, 37); /* one row per block */
+    CHECK(attention_forward(h, QH_MATH_FP32, NULL, NULL, NULL, NULL, NULL, 37, 6, 2, 12, 2, 0, 0) == -1,
+          "0 row blocks refused");
     for (int hb = 1; hb <= 3; hb++) test_attention(h, QH_MATH_FP32, 37, 6, 3, 12, hb);
     test_attention(h, QH_MATH_FP32, 37, 6, 2, 12, 2);
     test_attention(h, QH_MATH_FP32, 37, 6, 2, 12, 1);
