@@ -15,6 +15,7 @@
 # Exit status 0 when everything passed.
 # Environment: OUT (log folder), QH_DEVICE_WORK (where the root and the build
 # go; default .devlibs/work), QH_CUDA_ARCHS (default: read from nvidia-smi),
+# QH_SKIP_UNIT / QH_SKIP_PIPELINE / QH_SKIP_BENCH (leave those steps out),
 # QH_GPU_BENCH_ARGS (extra bench options), JOBS (make -j).
 # Not here: fetching anything (fetch_devlibs.sh does that beforehand), the
 # CPU test suite, or installing into the system.
@@ -153,7 +154,8 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
         QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
     fi
-    QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
+    [ -z "${QH_SKIP_PIPELINE:-}" ] &&
+        QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
     if [ -z "${QH_SKIP_BENCH:-}" ]; then
         run bench_gpu_forward 200 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
         BENCH=$(grep -A4 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
