@@ -380,18 +380,17 @@ typedef struct Source {
 } Source;
 
 /* Tensor t (validated) -> dst in fp32; q/k rows from rotate-half to interleaved
- * order (harness row r is HF row hf_qk_hf_row(r)). *scratch: a reusable buffer. */
-static void convert_slot(const ModelConfig *c, int slot, const StTensor *t, float *dst, float **scratch) {
+ * order (harness row r is HF row hf_qk_hf_row(r)), converted row by row: no
+ * copy of the tensor is made. */
+static void convert_slot(const ModelConfig *c, int slot, const StTensor *t, float *dst) {
     if (!slot_rotary(slot)) {
         st_to_f32(t, dst);
         return;
     }
     int hs = model_head_size(c);
     int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-    *scratch = qh_realloc(*scratch, (size_t)t->numel * sizeof(float));
-    st_to_f32(t, *scratch);
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(dst + r * cols, *scratch + (int64_t)hf_qk_hf_row((int)r, hs) * cols, (size_t)cols * sizeof(float));
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+    for (int64_t r = 0; r < rows; r++) st_to_f32_range(t, (int64_t)hf_qk_hf_row((int)r, hs) * cols, cols, dst + r * cols);
 }
 
 /* ---- streamed: one block's linears at a time (BlockSource of model.h) ----------------- */
@@ -400,14 +399,13 @@ typedef struct HfStream {
     StFile *shards; /* (n_shards) owned, mmapped */
     int n_shards;
     Source *src;    /* (n_slots) owned; tensors borrowed from shards */
-    float *scratch; /* owned */
 } HfStream;
 
 static int hf_stream_load(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]) {
     HfStream *h = user;
     for (int j = 2; j < FIRST_BIAS; j++) {
         const StTensor *t = h->src[SLOT_LAYER0 + layer * PER_LAYER + j].t;
-        convert_slot(c, SLOT_LAYER0 + layer * PER_LAYER + j, t, dst[layer_lin[j]], &h->scratch);
+        convert_slot(c, SLOT_LAYER0 + layer * PER_LAYER + j, t, dst[layer_lin[j]]);
         qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype)); /* the fp32 copy is what stays */
     }
     return 0;
@@ -418,7 +416,6 @@ static void hf_stream_close(void *user) {
     for (int s = 0; s < h->n_shards; s++) st_close(&h->shards[s]);
     free(h->shards);
     free(h->src);
-    free(h->scratch);
     free(h);
 }
 
@@ -523,14 +520,12 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
     } else if (model_alloc(m, c, path) != 0) {
         goto done;
     }
-    float *scratch = NULL;
     for (int slot = 0; slot < n_slots; slot++) {
         if (!slot_used(c, slot)) continue;
         int j = slot_j(slot);
         if (streamed && j >= 2 && j < FIRST_BIAS) continue; /* a block linear: on demand */
-        convert_slot(c, slot, src[slot].t, slot_dst(m, slot), &scratch);
+        convert_slot(c, slot, src[slot].t, slot_dst(m, slot));
     }
-    free(scratch);
     if (streamed) src = NULL;
     rc = 0;
 done:

@@ -245,20 +245,22 @@ int st_open(StFile *f, const char *path) {
     return 0;
 }
 
-void st_to_f32(const StTensor *t, float *dst) {
-    const unsigned char *p = t->data;
+void st_to_f32_range(const StTensor *t, int64_t first, int64_t n, float *dst) {
+    const unsigned char *p = t->data + (size_t)first * dtype_sizes[t->dtype];
     switch (t->dtype) {
-    case ST_F32: memcpy(dst, p, (size_t)t->numel * 4); break;
+    case ST_F32: memcpy(dst, p, (size_t)n * 4); break;
     case ST_F16:
-#pragma omp parallel for schedule(static) if (t->numel > (1 << 20))
-        for (int64_t i = 0; i < t->numel; i++) dst[i] = qh_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) dst[i] = qh_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     default: /* ST_BF16 */
-#pragma omp parallel for schedule(static) if (t->numel > (1 << 20))
-        for (int64_t i = 0; i < t->numel; i++) dst[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) dst[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     }
 }
+
+void st_to_f32(const StTensor *t, float *dst) { st_to_f32_range(t, 0, t->numel, dst); }
 
 static int64_t out_numel(const StOut *t) { return t->ndim == 1 ? t->shape[0] : t->shape[0] * t->shape[1]; }
 

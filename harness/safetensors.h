@@ -53,6 +53,8 @@ void st_close(StFile *f);
 const StTensor *st_find(const StFile *f, const char *name);
 /* dst (numel) <- the tensor as fp32 (bf16 and fp16 converted exactly). */
 void st_to_f32(const StTensor *t, float *dst);
+/* The same for elements [first, first + n) of t (in range: the caller's business). */
+void st_to_f32_range(const StTensor *t, int64_t first, int64_t n, float *dst);
 
 /* bf16 <-> fp32: widening is exact; narrowing rounds to nearest even (NaN stays NaN). */
 float st_bf16_to_f32(uint16_t h);
