@@ -22,13 +22,13 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     int json = 0, verify = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
-        {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
+        {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
         {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
         {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},
-        {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this budget (CPU, llama2.c files)"},
+        {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this budget (CPU)"},
         {"out", OPT_STR, &out, "F.h5", "write the results to this HDF5 file"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},

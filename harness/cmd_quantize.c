@@ -84,7 +84,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     double tau = NAN, percdamp = NAN;
     int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0, per_row = 0;
     const OptSpec specs[] = {
-        {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
+        {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
         {"method", OPT_STR, &method, "rtn|gptq|spqr", "quantization method"},
         {"wbits", OPT_INT, &wbits, "B", "bits per weight, 1..8 (default 4)"},
@@ -111,7 +111,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows per dataset (0: all)"},
         {"save", OPT_STR, &save, "F.h5", "save the compressed model"},
         {"max-memory", OPT_INT, &max_memory_mb, "MB",
-         "work block by block within this budget (CPU, llama2.c files; needs --save: blocks go to the file)"},
+         "work block by block within this budget (CPU; needs --save: blocks go to the file)"},
         {"out", OPT_STR, &out, "F.h5", "write settings, per-layer report and evaluations"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run forward passes"},

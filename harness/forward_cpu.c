@@ -215,11 +215,9 @@ int qh_cuda_available(void) { return 0; }
 #endif
 
 int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
-    if (dev == QH_DEVICE_AUTO) dev = qh_cuda_available() ? QH_DEVICE_CUDA : QH_DEVICE_CPU;
+    /* auto: the GPU when there is one, except for a model read block by block (CPU work) */
+    if (dev == QH_DEVICE_AUTO) dev = qh_cuda_available() && !m->src.load ? QH_DEVICE_CUDA : QH_DEVICE_CPU;
     if (dev == QH_DEVICE_CUDA) {
-        if (m->src.load) /* the CUDA backend uploads every block at creation */
-            return qh_error("--device cuda: '%s' is read block by block (--max-memory), which runs on the CPU backend "
-                            "only", m->path ? m->path : "the model");
 #ifdef QH_HAVE_CUDA
         if (!qh_cuda_available()) return qh_error("--device cuda: no CUDA GPU is visible on this machine");
         return forward_cuda_create(m, max_T, out);

@@ -524,7 +524,10 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         if (!slot_used(c, slot)) continue;
         int j = slot_j(slot);
         if (streamed && j >= 2 && j < FIRST_BIAS) continue; /* a block linear: on demand */
-        convert_slot(c, slot, src[slot].t, slot_dst(m, slot));
+        const StTensor *t = src[slot].t;
+        convert_slot(c, slot, t, slot_dst(m, slot));
+        if (streamed) /* the fp32 copy is what stays resident (and what the budget counts) */
+            qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype));
     }
     if (streamed) src = NULL;
     rc = 0;
@@ -691,6 +694,9 @@ static void remove_tmp_dir(const char *tmp) {
 
 int hf_model_save(const Model *m, const char *dir_in, const HfSaveOptions *o) {
     const ModelConfig *c = &m->cfg;
+    if (m->src.load)
+        return qh_error("cannot export '%s': it is read block by block (--max-memory), not held in memory",
+                        m->path ? m->path : "the model");
     if (model_config_validate(c, m->path ? m->path : "model") != 0) return -1;
     char *dir = qh_strdup(dir_in);
     for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = '\0';

@@ -229,11 +229,11 @@ int model_load_block(Model *m, int layer) {
         p += (size_t)o * i;
     }
     for (int l = 0; l < c->n_layers; l++) /* the buffer's previous block is gone */
-        for (int k = 0; k < LIN_COUNT && l != layer; k++)
-            if (m->w.blocks[l].lin[k] >= m->block_buf && m->w.blocks[l].lin[k] < p) {
-                m->w.blocks[l].lin[k] = NULL;
-                if (m->orig) m->orig[l * LIN_COUNT + k] = NULL;
-            }
+        for (int k = 0; k < LIN_COUNT && l != layer; k++) {
+            const float *w = m->w.blocks[l].lin[k], *o = m->orig ? m->orig[l * LIN_COUNT + k] : NULL;
+            if (w && w >= m->block_buf && w < p) m->w.blocks[l].lin[k] = NULL;
+            if (o && o >= m->block_buf && o < p) m->orig[l * LIN_COUNT + k] = NULL;
+        }
     if (m->src.load(m->src.user, c, layer, dst) != 0) return -1;
     for (int k = 0; k < LIN_COUNT; k++) {
         if (m->owned && m->owned[layer * LIN_COUNT + k]) { /* replaced: keep the replacement, note the original */
@@ -311,6 +311,9 @@ int model_save_llama2c(const Model *m, const char *path) {
     if (c->qkv_bias)
         return qh_error("cannot write '%s': the llama2.c format has no q/k/v biases (this model has them: "
                         "export it as a Hugging Face directory instead)", path);
+    if (m->src.load)
+        return qh_error("cannot write '%s': the model is read block by block (--max-memory), not held in memory",
+                        path);
     size_t plen = strlen(path) + 32;
     char *tmp = qh_malloc(plen);
     snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());

@@ -23,8 +23,9 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
 int stream_eval_check_budget(const ModelConfig *c, int seqlen, size_t max_memory);
 
 /* Where block l's weights come from, when not from the file as loaded (e.g.
- * decoded from a saved quantized model): load() replaces them (model_set_linear);
- * the walk releases them again with model_release_block. */
+ * decoded from a saved quantized model): load() replaces all seven linears
+ * (model_set_linear; a streamed model has no others to fall back on); the walk
+ * releases them again with model_release_block. */
 typedef struct StreamLoader {
     int (*load)(void *user, Model *m, int layer);
     void *user;

@@ -594,6 +594,9 @@ static int cuda_setup(CudaForward *s) {
 extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
     *out = NULL;
     if (max_T < 2) return qh_error("window length %d is too short (at least 2 tokens)", max_T);
+    if (m->src.load)
+        return qh_error("cuda backend: '%s' is read block by block (--max-memory), which runs on the CPU backend only",
+                        m->path ? m->path : "the model");
     CudaForward *s = (CudaForward *)qh_calloc(1, sizeof *s);
     s->base.ops = &cuda_ops;
     s->base.model = m;

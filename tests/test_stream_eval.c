@@ -3,7 +3,9 @@
  * streamed perplexity equals the ordinary one bit for bit while the process's
  * resident memory grows by less than the 48 MB budget (the ordinary evaluation
  * grows by the whole model); budgets below one block are refused; a model
- * whose weights are not the mmapped file's is refused. */
+ * whose weights are not the mmapped file's is refused; a Hugging Face
+ * directory opened streamed holds its converted tensors once, not also their
+ * file pages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "check.h"
 #include "forward.h"
+#include "hf_model.h"
 #include "model.h"
 #include "perplexity.h"
 #include "stream_eval.h"
@@ -85,6 +88,31 @@ int main(void) {
     model_free(&m);
     free(ids);
     unlink(path);
+
+    /* a Hugging Face directory opened streamed keeps the fp32 copies of the
+     * embedding and head resident, not also their bf16 pages in the file */
+    char hf[300], cmd[400];
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    ModelConfig v = {.dim = 512, .hidden_dim = 64, .n_layers = 1, .n_heads = 8, .n_kv_heads = 8,
+                     .vocab_size = 32768, .seq_len = 64, .shared_classifier = 0};
+    if ((pid = fork()) == 0) {
+        Model s;
+        HfSaveOptions o = {.dtype = ST_BF16};
+        _exit(model_synth(&s, &v, 3) == 0 && hf_model_save(&s, hf, &o) == 0 ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writing the HF directory");
+    size_t before = qh_current_rss_bytes(), fp32 = 2 * sizeof(float) * (size_t)v.vocab_size * v.dim;
+    Model h;
+    CHECK(hf_model_open_streamed(&h, hf) == 0, "open %s streamed", hf);
+    size_t grew = qh_current_rss_bytes() - before;
+    printf("HF streamed open: resident memory grew %.1f MB for %.1f MB of fp32 embedding and head (bf16 in the file)\n",
+           (double)grew / MB, (double)fp32 / MB);
+    CHECK(grew < fp32 + 16 * (size_t)MB, "grew %.1f MB: the file's pages of the converted tensors stay resident",
+          (double)grew / MB);
+    model_free(&h);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", hf);
+    CHECK(system(cmd) == 0, "removing %s", hf);
     rmdir(dir);
     return test_summary();
 }
