@@ -58,19 +58,20 @@ typedef struct ForwardOps {
     int (*acts_sqdiff)(Forward *f, int a, int b, long s, double *num, double *den);
 } ForwardOps;
 
-/* Calibration activations in host memory (forward_acts.c). */
-typedef struct HostActs {
-    float **buf; /* (nbuf) owned, each (N, T, D) */
+/* The calibration activations a backend holds: nbuf buffers of N windows of
+ * T positions, one (nbuf, N, T, D) array wherever it lives; nbuf 0 for none. */
+typedef struct ActsShape {
     int nbuf, T;
     long N;
-} HostActs;
+} ActsShape;
 
 /* Every backend's state begins with this. */
 struct Forward {
     const ForwardOps *ops;
     const Model *model; /* borrowed */
     int max_T;          /* longest window the scratch holds */
-    HostActs *host_acts; /* calibration activations in host memory (acts_* host implementation), or NULL */
+    ActsShape acts;     /* set by acts_create (either implementation) */
+    float *host_acts;   /* (nbuf, N, T, D) in host memory (the host implementation), or NULL */
 };
 
 typedef enum { QH_DEVICE_CPU = 0, QH_DEVICE_CUDA = 1, QH_DEVICE_AUTO = 2 } QhDevice;
@@ -88,6 +89,14 @@ void forward_destroy(Forward **f);
 int forward_cpu_create(const Model *m, int max_T, Forward **out);
 /* Bytes of scratch forward_cpu_create allocates for windows of max_T. */
 size_t forward_cpu_scratch_bytes(const ModelConfig *c, int max_T);
+
+/* Shared by the acts_* implementations (forward_acts.c): -1 with a message
+ * when the shape asked of acts_create is not possible for this backend, or
+ * when (buf, s) is outside f->acts (`what` names the entry); the offset in
+ * floats of window s of buffer buf in the (nbuf, N, T, D) array. */
+int forward_acts_shape_check(const Forward *f, int nbuf, long N, int T);
+int forward_acts_index_check(const Forward *f, int buf, long s, const char *what);
+size_t forward_acts_offset(const Forward *f, int buf, long s);
 
 /* The host implementation of the acts_* entries, in terms of embed/block
  * (forward_acts.c): usable by any backend (the CUDA one when its device

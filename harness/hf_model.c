@@ -393,6 +393,13 @@ static void convert_slot(const ModelConfig *c, int slot, const StTensor *t, floa
     for (int64_t r = 0; r < rows; r++) st_to_f32_range(t, (int64_t)hf_qk_hf_row((int)r, hs) * cols, cols, dst + r * cols);
 }
 
+/* convert_slot, then drop the tensor's pages of the mmapped file: the fp32
+ * copy is what stays resident (and what a --max-memory budget counts). */
+static void convert_slot_release(const ModelConfig *c, int slot, const StTensor *t, float *dst) {
+    convert_slot(c, slot, t, dst);
+    qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype));
+}
+
 /* ---- streamed: one block's linears at a time (BlockSource of model.h) ----------------- */
 
 typedef struct HfStream {
@@ -404,9 +411,8 @@ typedef struct HfStream {
 static int hf_stream_load(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]) {
     HfStream *h = user;
     for (int j = 2; j < FIRST_BIAS; j++) {
-        const StTensor *t = h->src[SLOT_LAYER0 + layer * PER_LAYER + j].t;
-        convert_slot(c, SLOT_LAYER0 + layer * PER_LAYER + j, t, dst[layer_lin[j]]);
-        qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype)); /* the fp32 copy is what stays */
+        int slot = SLOT_LAYER0 + layer * PER_LAYER + j;
+        convert_slot_release(c, slot, h->src[slot].t, dst[layer_lin[j]]);
     }
     return 0;
 }
@@ -505,31 +511,22 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
     if (c->shared_classifier && src[SLOT_HEAD].t)
         qh_warn("'%s': lm_head.weight is ignored: tie_word_embeddings is true (the head is the embedding)", what);
     /* all checked: allocate and convert */
-    if (streamed) {
+    if ((streamed ? model_alloc_streamed(m, c, path) : model_alloc(m, c, path)) != 0) goto done;
+    for (int slot = 0; slot < n_slots; slot++) {
+        if (!slot_used(c, slot)) continue;
+        int j = slot_j(slot);
+        if (!streamed) convert_slot(c, slot, src[slot].t, slot_dst(m, slot));
+        else if (j < 2 || j >= FIRST_BIAS) convert_slot_release(c, slot, src[slot].t, slot_dst(m, slot));
+        /* else a block linear: converted when model_load_block asks */
+    }
+    if (streamed) { /* the model takes over the shards and the tensor map */
         HfStream *h = qh_calloc(1, sizeof *h);
         h->shards = shards;
         h->n_shards = n_shards;
         h->src = src;
         src = NULL;
-        if (model_alloc_streamed(m, c, path, (BlockSource){hf_stream_load, hf_stream_close, h}) != 0) {
-            src = h->src; /* the shards stay the caller's */
-            free(h);
-            goto done;
-        }
-        src = h->src; /* borrowed below */
-    } else if (model_alloc(m, c, path) != 0) {
-        goto done;
+        m->src = (BlockSource){hf_stream_load, hf_stream_close, h};
     }
-    for (int slot = 0; slot < n_slots; slot++) {
-        if (!slot_used(c, slot)) continue;
-        int j = slot_j(slot);
-        if (streamed && j >= 2 && j < FIRST_BIAS) continue; /* a block linear: on demand */
-        const StTensor *t = src[slot].t;
-        convert_slot(c, slot, t, slot_dst(m, slot));
-        if (streamed) /* the fp32 copy is what stays resident (and what the budget counts) */
-            qh_drop_pages(t->data, (size_t)t->numel * st_dtype_size(t->dtype));
-    }
-    if (streamed) src = NULL;
     rc = 0;
 done:
     free(src);

@@ -187,7 +187,7 @@ int model_alloc(Model *m, const ModelConfig *c, const char *path) {
     return 0;
 }
 
-int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path, BlockSource src) {
+int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     if (model_config_validate(&m->cfg, path) != 0) return -1;
@@ -207,9 +207,18 @@ int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path, Block
         m->w.blocks[l].rms_ffn = p + D;
     }
     bias_assign(m, p);
-    m->src = src;
+    m->block_layer = -1;
     m->path = qh_strdup(path);
     return 0;
+}
+
+/* Streamed model: block l's loaded linears are gone from the block buffer
+ * (replacements, owned, stay in lin[]). */
+static void forget_streamed(Model *m, int l) {
+    for (int k = 0; k < LIN_COUNT; k++) {
+        if (!(m->owned && m->owned[l * LIN_COUNT + k])) m->w.blocks[l].lin[k] = NULL;
+        if (m->orig) m->orig[l * LIN_COUNT + k] = NULL;
+    }
 }
 
 int model_is_streamable(const Model *m) { return m->map != NULL || m->src.load != NULL; }
@@ -228,13 +237,10 @@ int model_load_block(Model *m, int layer) {
         dst[k] = p;
         p += (size_t)o * i;
     }
-    for (int l = 0; l < c->n_layers; l++) /* the buffer's previous block is gone */
-        for (int k = 0; k < LIN_COUNT && l != layer; k++) {
-            const float *w = m->w.blocks[l].lin[k], *o = m->orig ? m->orig[l * LIN_COUNT + k] : NULL;
-            if (w && w >= m->block_buf && w < p) m->w.blocks[l].lin[k] = NULL;
-            if (o && o >= m->block_buf && o < p) m->orig[l * LIN_COUNT + k] = NULL;
-        }
+    if (m->block_layer >= 0 && m->block_layer != layer) forget_streamed(m, m->block_layer); /* its buffer is reused */
+    m->block_layer = -1;
     if (m->src.load(m->src.user, c, layer, dst) != 0) return -1;
+    m->block_layer = layer;
     for (int k = 0; k < LIN_COUNT; k++) {
         if (m->owned && m->owned[layer * LIN_COUNT + k]) { /* replaced: keep the replacement, note the original */
             m->orig[layer * LIN_COUNT + k] = dst[k];
@@ -271,10 +277,10 @@ void model_release_block(Model *m, int layer) {
             m->w.blocks[layer].lin[k] = m->orig[layer * LIN_COUNT + k];
         }
         if (m->map) qh_drop_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
-        if (m->src.load) { /* streamed: the block buffer will be reused */
-            m->w.blocks[layer].lin[k] = NULL;
-            if (m->orig) m->orig[layer * LIN_COUNT + k] = NULL;
-        }
+    }
+    if (m->src.load) { /* streamed: the block buffer will be reused */
+        forget_streamed(m, layer);
+        if (m->block_layer == layer) m->block_layer = -1;
     }
 }
 

@@ -71,6 +71,7 @@ typedef struct Model {
     char *path;         /* where it was loaded from (owned) */
     BlockSource src;    /* src.load != NULL: block linears come from here, one block at a time */
     float *block_buf;   /* the one resident block's linears when streamed (owned), or NULL */
+    int block_layer;    /* the block whose linears block_buf holds, -1 for none (streamed models) */
 } Model;
 
 static inline int model_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
@@ -95,12 +96,11 @@ void model_free(Model *m);
  * inconsistent. */
 int model_alloc(Model *m, const ModelConfig *c, const char *path);
 
-/* A model whose block linears are streamed from `src` (taken over: closed at
- * model_free): the embedding, head, norms and biases in one owned buffer
- * (uninitialized, to be filled by the caller), every lin[] NULL until
- * model_load_block. -1 with a message naming `path` when c is inconsistent
- * (src then stays the caller's). */
-int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path, BlockSource src);
+/* A model whose block linears will be streamed: the embedding, head, norms
+ * and biases in one owned buffer (uninitialized, to be filled by the caller),
+ * every lin[] NULL until model_load_block. The caller then sets m->src (closed
+ * at model_free). -1 with a message naming `path` when c is inconsistent. */
+int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path);
 
 /* Make block `layer`'s linears resident: a no-op unless the model is streamed
  * (then they are read into the one block buffer, replacing the block held

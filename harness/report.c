@@ -56,18 +56,11 @@ static void bprintf(Buf *b, const char *fmt, ...) {
     }
 }
 
-static void pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- loading ---------------------------------------------------------------------------------- */
 
 static void eval_group(char *g, size_t n, const char *ds) {
-    pathf(g, n, "/eval/%s", ds);
+    qh_pathf(g, n, "/eval/%s", ds);
     for (char *c = g + 6; *c; c++)
         if (*c == '/') *c = '|';
 }
@@ -173,7 +166,7 @@ int report_load(const char *dir, Report *r) {
     size_t l = strlen(r->dir);
     while (l > 1 && r->dir[l - 1] == '/') r->dir[--l] = 0;
     char path[PATH_MAX];
-    pathf(path, sizeof path, "%s/sweep.json", r->dir);
+    qh_pathf(path, sizeof path, "%s/sweep.json", r->dir);
     json_error_t err;
     if (access(path, R_OK) == 0) {
         r->manifest = json_load_file(path, 0, &err);
@@ -190,7 +183,7 @@ int report_load(const char *dir, Report *r) {
     json_t *eval = NULL, *owned = NULL;
     glob_t g;
     char pat[PATH_MAX];
-    pathf(pat, sizeof pat, "%s/points/*.h5", r->dir);
+    qh_pathf(pat, sizeof pat, "%s/points/*.h5", r->dir);
     int found = glob(pat, 0, NULL, &g) == 0;
     if (r->manifest) {
         eval = json_object_get(json_object_get(r->manifest, "fp_settings"), "eval");
@@ -227,7 +220,7 @@ int report_load(const char *dir, Report *r) {
     /* the full-precision evaluation */
     r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
     for (int d = 0; d < r->ndatasets; d++) r->fp_ppl[d] = NAN;
-    pathf(path, sizeof path, "%s/fp.h5", r->dir);
+    qh_pathf(path, sizeof path, "%s/fp.h5", r->dir);
     if (access(path, R_OK) == 0) {
         H5File *f;
         if (h5_open_read(path, &f) == 0) {
@@ -423,9 +416,9 @@ int report_write_tables(const Report *r, int print) {
         bprintf(&csv, ",%.3f\n", p->seconds);
     }
     char path[PATH_MAX];
-    pathf(path, sizeof path, "%s/table.md", r->dir);
+    qh_pathf(path, sizeof path, "%s/table.md", r->dir);
     int rc = qh_write_file_atomic(path, md.s, md.n);
-    pathf(path, sizeof path, "%s/table.csv", r->dir);
+    qh_pathf(path, sizeof path, "%s/table.csv", r->dir);
     if (rc == 0) rc = qh_write_file_atomic(path, csv.s, csv.n);
     if (rc == 0 && print) {
         fwrite(md.s, 1, md.n, stdout);
@@ -466,8 +459,8 @@ static int find_scripts(const char *opt, char *out, size_t n) {
     const char *cands[3] = {opt, env && *env ? env : NULL, "plots"};
     for (int i = 0; i < 3; i++) {
         if (!cands[i]) continue;
-        pathf(probe, sizeof probe, "%s/bits_ppl.gp", cands[i]);
-        if (access(probe, R_OK) == 0) return pathf(out, n, "%s", cands[i]), 0;
+        qh_pathf(probe, sizeof probe, "%s/bits_ppl.gp", cands[i]);
+        if (access(probe, R_OK) == 0) return qh_pathf(out, n, "%s", cands[i]), 0;
         if (i == 0) return qh_error("plot: no bits_ppl.gp in --scripts folder '%s'", opt);
     }
     /* beside the binary: <bin>/../plots (build/qharness -> plots/) */
@@ -477,8 +470,8 @@ static int find_scripts(const char *opt, char *out, size_t n) {
         exe[l] = 0;
         char *s = strrchr(exe, '/');
         if (s) *s = 0;
-        pathf(probe, sizeof probe, "%s/../plots/bits_ppl.gp", exe);
-        if (access(probe, R_OK) == 0) return pathf(out, n, "%s/../plots", exe), 0;
+        qh_pathf(probe, sizeof probe, "%s/../plots/bits_ppl.gp", exe);
+        if (access(probe, R_OK) == 0) return qh_pathf(out, n, "%s/../plots", exe), 0;
     }
     return qh_error("plot: the gnuplot scripts (plots/*.gp) were not found: run from the repository root, set "
                     "$QH_PLOTS or pass --scripts DIR");
@@ -532,8 +525,8 @@ typedef struct PlotCtx {
 static int draw(PlotCtx *c, const char *script, const char *stem, const char *vars) {
     for (int i = 0; i < c->nfmt; i++) {
         char out[PATH_MAX], sp[PATH_MAX];
-        pathf(out, sizeof out, "%s/%s.%s", c->outdir, stem, c->fmt[i]);
-        pathf(sp, sizeof sp, "%s/%s", c->scripts, script);
+        qh_pathf(out, sizeof out, "%s/%s.%s", c->outdir, stem, c->fmt[i]);
+        qh_pathf(sp, sizeof sp, "%s/%s", c->scripts, script);
         if (!quote_safe(out)) return qh_error("plot: the path '%s' holds a quote", out);
         Buf v = {0};
         bprintf(&v, "scriptdir='%s'; term='%s'; outfile='%s'; %s", c->scripts, c->term[i], out, vars);
@@ -599,8 +592,8 @@ static int plot_bits(PlotCtx *c) {
             }
         free(all);
         char df[PATH_MAX], pfile[PATH_MAX];
-        pathf(df, sizeof df, "%s/bits_%s.dat", c->outdir, ds);
-        pathf(pfile, sizeof pfile, "%s/pareto_%s.dat", c->outdir, ds);
+        qh_pathf(df, sizeof df, "%s/bits_%s.dat", c->outdir, ds);
+        qh_pathf(pfile, sizeof pfile, "%s/pareto_%s.dat", c->outdir, ds);
         for (char *s = df + strlen(c->outdir) + 1; *s; s++)
             if (*s == ':' || *s == '|') *s = '_';
         for (char *s = pfile + strlen(c->outdir) + 1; *s; s++)
@@ -684,7 +677,7 @@ static int plot_thresholds(PlotCtx *c) {
     }
     free(done);
     char df[PATH_MAX];
-    pathf(df, sizeof df, "%s/outliers_threshold.dat", c->outdir);
+    qh_pathf(df, sizeof df, "%s/outliers_threshold.dat", c->outdir);
     int rc = write_text(df, &data);
     free(data.s);
     if (rc != 0) return -1;
@@ -720,7 +713,7 @@ static int plot_layers(PlotCtx *c) {
         if (p->n_layers > L) L = p->n_layers;
     }
     char df[PATH_MAX];
-    pathf(df, sizeof df, "%s/outliers_layers.dat", c->outdir);
+    qh_pathf(df, sizeof df, "%s/outliers_layers.dat", c->outdir);
     int rc = write_text(df, &data);
     free(data.s);
     if (rc != 0) return -1;
@@ -764,7 +757,7 @@ int report_plot(const Report *r, const char *scripts_dir, const char *formats, i
             return qh_error("plot: unknown format '%s' (expected png, svg or pdf)", f);
         }
     }
-    pathf(c.outdir, sizeof c.outdir, "%s/plots", r->dir);
+    qh_pathf(c.outdir, sizeof c.outdir, "%s/plots", r->dir);
     if (mkdir(c.outdir, 0755) != 0 && errno != EEXIST) return qh_error("cannot create '%s': %s", c.outdir, strerror(errno));
     if (!quote_safe(c.outdir) || !quote_safe(c.scripts)) return qh_error("plot: a path holds a quote");
     if (r->npoints == 0) return qh_error("plot: no finished point in '%s' (run the sweep first)", r->dir);

@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <omp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +42,7 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-/* snprintf for paths (an over-long path is cut, and then simply not found). */
-static void pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, n, fmt, ap);
-    va_end(ap);
-}
-static void path_join(char *out, size_t n, const char *a, const char *b) { pathf(out, n, "%s/%s", a, b); }
+static void path_join(char *out, size_t n, const char *a, const char *b) { qh_pathf(out, n, "%s/%s", a, b); }
 
 /* ---- locks ----------------------------------------------------------------------------- */
 
@@ -132,7 +123,7 @@ int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
         }
         /* move the stale lock aside, and make sure it was the one judged stale */
         char aside[PATH_MAX], again[512];
-        pathf(aside, sizeof aside, "%s.stale.%ld", path, (long)getpid());
+        qh_pathf(aside, sizeof aside, "%s.stale.%ld", path, (long)getpid());
         if (rename(path, aside) != 0) continue;
         if (read_small(aside, again, sizeof again) == 0 && !strcmp(again, content)) {
             unlink(aside);
@@ -160,7 +151,7 @@ void sweep_lock_release(const char *path) {
 /* Remove the temporary files of an output whose lock we hold (debris of a killed run). */
 static void remove_debris(const char *file) {
     char pat[PATH_MAX];
-    pathf(pat, sizeof pat, "%s.tmp.*", file);
+    qh_pathf(pat, sizeof pat, "%s.tmp.*", file);
     glob_t g;
     if (glob(pat, 0, NULL, &g) == 0) {
         for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -329,7 +320,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     if (x->save_models) {
         char dir[PATH_MAX], mp[PATH_MAX];
         path_join(dir, sizeof dir, x->out_dir, "models");
-        pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
+        qh_pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
         rc = mkdir_p(dir);
         if (rc == 0) rc = quant_model_save(mp, &m, &spec, &run, &prov, p->json);
     }
@@ -376,8 +367,8 @@ static void run_job(Worker *w, int j, Counters *c) {
     const char *id = p ? p->id : x->fp_id;
     if (p) {
         snprintf(tag, sizeof tag, "[%d/%d]", j, x->npoints);
-        pathf(file, sizeof file, "%s/%s.h5", w->points_dir, p->id);
-        pathf(lock, sizeof lock, "%s/%s.lock", w->points_dir, p->id);
+        qh_pathf(file, sizeof file, "%s/%s.h5", w->points_dir, p->id);
+        qh_pathf(lock, sizeof lock, "%s/%s.lock", w->points_dir, p->id);
     } else {
         snprintf(tag, sizeof tag, "[fp]");
         path_join(file, sizeof file, x->out_dir, "fp.h5");

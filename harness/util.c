@@ -1,5 +1,6 @@
 /* util.c: error reporting, checked allocation, strict number parsing, timing,
- * progress output, whole-file I/O and fp16 conversion (see util.h). */
+ * progress output, paths, whole-file I/O, page release and fp16 conversion (see
+ * util.h). */
 #define _GNU_SOURCE
 #include "util.h"
 
@@ -101,6 +102,13 @@ void qh_progress(const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    va_end(ap);
+}
+
+void qh_pathf(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, n, fmt, ap);
     va_end(ap);
 }
 

@@ -34,6 +34,9 @@ double qh_now(void);
 int qh_progress_enabled(void);
 void qh_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* snprintf for paths: an over-long path is cut (and then simply not found). */
+void qh_pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Read a whole file into memory (NUL-terminated; *len excludes the NUL). */
 int qh_read_file(const char *path, char **data, size_t *len);
 

@@ -88,9 +88,7 @@ typedef struct CudaForward {
     float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
     int hook_on_device; /* set during block_dev_hook: the hook gets device pointers */
     /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
-    float *acts;     /* (acts_nbuf, acts_N, acts_T, D) (owned) */
-    int acts_nbuf, acts_T;
-    long acts_N;
+    float *acts;     /* (base.acts: nbuf, N, T, D) (owned) */
     double *sq;      /* (2) acts_sqdiff's accumulator (owned with acts) */
 } CudaForward;
 
@@ -218,6 +216,12 @@ static int upload_all(CudaForward *s) {
 static int check_window(const Forward *f, int T, int min_T) {
     if (T < min_T || T > f->max_T)
         return qh_error("cuda backend: window of %d tokens is outside %d..%d", T, min_T, f->max_T);
+    return 0;
+}
+
+static int check_layer(const Forward *f, int layer, const char *what) {
+    if (layer < 0 || layer >= f->model->cfg.n_layers)
+        return qh_error("cuda backend: %s: layer %d is outside 0..%d", what, layer, f->model->cfg.n_layers - 1);
     return 0;
 }
 
@@ -361,9 +365,7 @@ static int cuda_embed(Forward *f, const int *tokens, int T, float *x) {
 static int cuda_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
     CudaForward *s = (CudaForward *)f;
     int D = f->model->cfg.dim;
-    if (layer < 0 || layer >= f->model->cfg.n_layers)
-        return qh_error("cuda backend: layer %d is outside 0..%d", layer, f->model->cfg.n_layers - 1);
-    if (check_window(f, T, 1)) return -1;
+    if (check_layer(f, layer, "block") || check_window(f, T, 1)) return -1;
     size_t bytes = (size_t)T * D * sizeof(float);
     CUDA_CHECK(cudaMemcpyAsync(s->x, x, bytes, cudaMemcpyHostToDevice, s->stream));
     if (block_device(s, layer, T, hook, user)) return -1;
@@ -417,9 +419,7 @@ static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits)
 
 static int cuda_weights_changed(Forward *f, int layer) {
     CudaForward *s = (CudaForward *)f;
-    if (layer < 0 || layer >= f->model->cfg.n_layers)
-        return qh_error("cuda backend: weights_changed: layer %d is outside 0..%d", layer,
-                        f->model->cfg.n_layers - 1);
+    if (check_layer(f, layer, "weights_changed")) return -1;
     /* stream order: work already queued reads the old weights, later work the new */
     if (upload_layer(s, layer) != 0) return -1;
     CUDA_CHECK(cudaStreamSynchronize(s->stream)); /* the model's buffers may be freed once we return */
@@ -432,15 +432,8 @@ static int cuda_weights_changed(Forward *f, int layer) {
  * (forward_acts.c) through the host-pointer entries above. QH_CUDA_ACTS=host
  * forces the latter (to test it). */
 
-static float *acts_window(CudaForward *s, int buf, long w) {
-    return s->acts + ((size_t)buf * s->acts_N + (size_t)w) * s->acts_T * s->base.model->cfg.dim;
-}
+static float *acts_window(CudaForward *s, int buf, long w) { return s->acts + forward_acts_offset(&s->base, buf, w); }
 
-static int acts_check(CudaForward *s, int buf, long w, const char *what) {
-    if (buf < 0 || buf >= s->acts_nbuf || w < 0 || w >= s->acts_N)
-        return qh_error("cuda backend: %s: buffer %d window %ld outside %d x %ld", what, buf, w, s->acts_nbuf, s->acts_N);
-    return 0;
-}
 
 static void cuda_acts_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
@@ -450,6 +443,7 @@ static void cuda_acts_destroy(Forward *f) {
         cudaFree(s->sq);
         s->acts = NULL;
         s->sq = NULL;
+        f->acts = (ActsShape){0, 0, 0};
     }
     forward_host_acts_destroy(f);
 }
@@ -458,9 +452,7 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
     CudaForward *s = (CudaForward *)f;
     cuda_acts_destroy(f);
     const ModelConfig *c = &f->model->cfg;
-    if (nbuf < 1 || N < 1 || T < 1 || T > f->max_T)
-        return qh_error("cuda backend: calibration activations: %d buffers of %ld windows of %d tokens (holds %d)",
-                        nbuf, N, T, f->max_T);
+    if (forward_acts_shape_check(f, nbuf, N, T) != 0) return -1;
     size_t bytes = (size_t)nbuf * N * T * c->dim * sizeof(float), wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
     size_t reserve = ((size_t)2 << 30) + 24 * wide * wide; /* quantizer: double Hessian, fp32 copies, workspaces */
     size_t free_b = 0, total_b = 0;
@@ -480,25 +472,23 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
                         bytes / 1073741824.0, free_b / 1073741824.0);
     }
     if (host) return forward_host_acts_create(f, nbuf, N, T);
-    s->acts_nbuf = nbuf;
-    s->acts_N = N;
-    s->acts_T = T;
+    f->acts = (ActsShape){nbuf, T, N};
     return 1;
 }
 
 static int cuda_acts_embed(Forward *f, int buf, long w, const int *tokens) {
     CudaForward *s = (CudaForward *)f;
     if (!s->acts) return forward_host_acts_embed(f, buf, w, tokens);
-    if (acts_check(s, buf, w, "acts_embed") || upload_tokens(s, tokens, s->acts_T)) return -1;
-    return launch_embed(acts_window(s, buf, w), s->tok_emb, s->tokens, s->acts_T, f->model->cfg.dim, s->stream);
+    if (forward_acts_index_check(f, buf, w, "acts_embed") || upload_tokens(s, tokens, f->acts.T)) return -1;
+    return launch_embed(acts_window(s, buf, w), s->tok_emb, s->tokens, f->acts.T, f->model->cfg.dim, s->stream);
 }
 
 static int cuda_acts_copy(Forward *f, int dst, int src, long w) {
     CudaForward *s = (CudaForward *)f;
     if (!s->acts) return forward_host_acts_copy(f, dst, src, w);
-    if (acts_check(s, dst, w, "acts_copy") || acts_check(s, src, w, "acts_copy")) return -1;
+    if (forward_acts_index_check(f, dst, w, "acts_copy") || forward_acts_index_check(f, src, w, "acts_copy")) return -1;
     CUDA_CHECK(cudaMemcpyAsync(acts_window(s, dst, w), acts_window(s, src, w),
-                               (size_t)s->acts_T * f->model->cfg.dim * sizeof(float), cudaMemcpyDeviceToDevice,
+                               (size_t)f->acts.T * f->model->cfg.dim * sizeof(float), cudaMemcpyDeviceToDevice,
                                s->stream));
     return 0;
 }
@@ -506,13 +496,11 @@ static int cuda_acts_copy(Forward *f, int dst, int src, long w) {
 static int cuda_acts_block(Forward *f, int layer, int buf, long w, LinearInputHook hook, void *user) {
     CudaForward *s = (CudaForward *)f;
     if (!s->acts) return forward_host_acts_block(f, layer, buf, w, hook, user);
-    if (layer < 0 || layer >= f->model->cfg.n_layers)
-        return qh_error("cuda backend: layer %d is outside 0..%d", layer, f->model->cfg.n_layers - 1);
-    if (acts_check(s, buf, w, "acts_block")) return -1;
+    if (check_layer(f, layer, "acts_block") || forward_acts_index_check(f, buf, w, "acts_block")) return -1;
     float *x = s->x; /* the block works on the window in place: no copies */
     s->x = acts_window(s, buf, w);
     s->hook_on_device = 1;
-    int rc = block_device(s, layer, s->acts_T, hook, user);
+    int rc = block_device(s, layer, f->acts.T, hook, user);
     s->hook_on_device = 0;
     s->x = x;
     return rc;
@@ -521,10 +509,10 @@ static int cuda_acts_block(Forward *f, int layer, int buf, long w, LinearInputHo
 static int cuda_acts_sqdiff(Forward *f, int a, int b, long w, double *num, double *den) {
     CudaForward *s = (CudaForward *)f;
     if (!s->acts) return forward_host_acts_sqdiff(f, a, b, w, num, den);
-    if (acts_check(s, a, w, "acts_sqdiff") || acts_check(s, b, w, "acts_sqdiff")) return -1;
+    if (forward_acts_index_check(f, a, w, "acts_sqdiff") || forward_acts_index_check(f, b, w, "acts_sqdiff")) return -1;
     double h[2];
     CUDA_CHECK(cudaMemsetAsync(s->sq, 0, 2 * sizeof(double), s->stream));
-    if (launch_sqdiff(acts_window(s, a, w), acts_window(s, b, w), (long)s->acts_T * f->model->cfg.dim, s->sq,
+    if (launch_sqdiff(acts_window(s, a, w), acts_window(s, b, w), (long)f->acts.T * f->model->cfg.dim, s->sq,
                       s->stream))
         return -1;
     CUDA_CHECK(cudaMemcpyAsync(h, s->sq, sizeof h, cudaMemcpyDeviceToHost, s->stream));

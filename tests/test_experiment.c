@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "experiment.h"
 #include "sweep.h"
@@ -36,22 +37,26 @@
 
 static char errbuf[8192];
 
+/* stderr captures go to a private folder (capture.h) */
+static char cap_dir[] = "/tmp/qh_test_exp_XXXXXX";
+static int cap_dir_made;
+static void capture_begin(void) {
+    if (!cap_dir_made) cap_dir_made = mkdtemp(cap_dir) != NULL;
+    cap_begin_in(cap_dir_made ? cap_dir : "/tmp");
+}
+
+/* stderr from capture_begin to here -> errbuf */
+static void capture_to_errbuf(void) {
+    char *e = cap_end();
+    snprintf(errbuf, sizeof errbuf, "%s", e);
+    free(e);
+}
+
 /* Parse text as file `name`; returns the status, stderr captured in errbuf. */
 static int parse_capture(const char *name, const char *text, Experiment *x) {
-    fflush(stderr);
-    char tmp[] = "/tmp/qh_test_exp_err_XXXXXX";
-    int fd = mkstemp(tmp);
-    int saved = dup(2);
-    dup2(fd, 2);
+    capture_begin();
     int rc = experiment_parse(name, text, x);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, errbuf, sizeof errbuf - 1);
-    errbuf[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(tmp);
+    capture_to_errbuf();
     return rc;
 }
 
@@ -324,19 +329,9 @@ static void test_errors(void) {
     int rc = parse_capture("m.ini", "[methods]\nrun = rtn\n[model]\npath = ${QH_TEST_EXP_CKPT}\n", &x);
     CHECK(rc == 0, "parse: %s", errbuf);
     if (rc == 0) {
-        fflush(stderr);
-        char tmp[] = "/tmp/qh_test_exp_err_XXXXXX";
-        int fd = mkstemp(tmp), saved = dup(2);
-        dup2(fd, 2);
+        capture_begin();
         rc = experiment_check_model(&x);
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-        lseek(fd, 0, SEEK_SET);
-        ssize_t n = read(fd, errbuf, sizeof errbuf - 1);
-        errbuf[n > 0 ? n : 0] = 0;
-        close(fd);
-        unlink(tmp);
+        capture_to_errbuf();
         CHECK(rc != 0, "a missing checkpoint was accepted");
         CHECK(strstr(errbuf, "m.ini:4: model.path: checkpoint '/nonexistent/llama-7b.bin' not found") != NULL,
               "missing model message: %s", errbuf);
@@ -395,5 +390,6 @@ int main(void) {
     test_env();
     test_errors();
     test_locks();
+    if (cap_dir_made) rmdir(cap_dir);
     return test_summary();
 }

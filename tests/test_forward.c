@@ -470,6 +470,19 @@ static int close_rows(const float *a, const double *b, int n, double rtol, doubl
     return bad;
 }
 
+/* NLLs got (n) against the double reference want: how many differ by more than
+ * rtol relative; *worst <- the largest relative difference. */
+static int nll_beyond(const double *got, const double *want, int n, double rtol, double *worst) {
+    int bad = 0;
+    *worst = 0;
+    for (int t = 0; t < n; t++) {
+        double d = fabs(got[t] - want[t]) / fabs(want[t]);
+        *worst = d > *worst ? d : *worst;
+        bad += !(d <= rtol);
+    }
+    return bad;
+}
+
 /* hook recorder */
 typedef struct {
     const ModelConfig *c;
@@ -520,14 +533,9 @@ static void test_model_against_naive(const ModelConfig *cfg, uint64_t seed, cons
         double *nll = malloc(sizeof(double) * T);
         rc = f->ops->window_nll(f, tok, T, nll);
         CHECK(rc == 0, "%s: window_nll T=%d", label, T);
-        double worst = 0;
-        int bad = 0;
-        for (int t = 0; t < T - 1; t++) {
-            /* the naive NLLs of a prefix are those of the full run: causal */
-            double d = fabs(nll[t] - nll_ref[t]) / fabs(nll_ref[t]);
-            worst = d > worst ? d : worst;
-            bad += !(d <= RTOL);
-        }
+        double worst;
+        /* the naive NLLs of a prefix are those of the full run: causal */
+        int bad = nll_beyond(nll, nll_ref, T - 1, RTOL, &worst);
         CHECK(bad == 0, "%s: window_nll T=%d: %d of %d NLLs beyond %g relative (worst %.3g)", label, T, bad, T - 1,
               RTOL, worst);
         printf("%s: window_nll T=%d worst relative difference %.3g\n", label, T, worst);
@@ -627,13 +635,8 @@ static void test_model_against_naive(const ModelConfig *cfg, uint64_t seed, cons
         /* head_nll on the backend's own final residual */
         double *nll = malloc(sizeof(double) * T);
         CHECK(f->ops->head_nll(f, x, tok, T, nll) == 0, "%s: head_nll", label);
-        double worst = 0;
-        int bad = 0;
-        for (int t = 0; t < T - 1; t++) {
-            double d = fabs(nll[t] - nll_ref[t]) / fabs(nll_ref[t]);
-            worst = d > worst ? d : worst;
-            bad += !(d <= RTOL);
-        }
+        double worst;
+        int bad = nll_beyond(nll, nll_ref, T - 1, RTOL, &worst);
         CHECK(bad == 0, "%s: head_nll: %d NLLs beyond %g (worst %.3g)", label, bad, RTOL, worst);
         /* head_nll on the naive residual (as float) is within fp32 rounding too */
         for (int i = 0; i < T * D; i++) x[i] = (float)nv.x_in[(size_t)L * S * D + i];

@@ -75,6 +75,20 @@ static int write_bytes(const char *path, const void *p, size_t n) {
 }
 static int write_str(const char *path, const char *s) { return write_bytes(path, s, strlen(s)); }
 
+/* mkdir dir; dir/config.json <- config and dir/model.safetensors <- st (st_len), each unless NULL */
+static void write_hf_dir(const char *dir, const char *config, const unsigned char *st, size_t st_len) {
+    char p[600];
+    mkdir(dir, 0755);
+    if (config) {
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        write_str(p, config);
+    }
+    if (st) {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        write_bytes(p, st, st_len);
+    }
+}
+
 /* ---- stderr capture ------------------------------------------------------------ */
 #include "capture.h"
 #define cap_begin() cap_begin_in(tmp)
@@ -645,17 +659,9 @@ static long long entries_end(const Entry *e, int n) {
 static void expect_refused(const char *why, const char *config, const unsigned char *st, size_t st_len,
                            const char *file_key, const char *pat) {
     static int k;
-    char dir[512], p[600];
+    char dir[512];
     snprintf(dir, sizeof dir, "%s/bad%03d", tmp, k++);
-    mkdir(dir, 0755);
-    if (config) {
-        snprintf(p, sizeof p, "%s/config.json", dir);
-        write_str(p, config);
-    }
-    if (st) {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        write_bytes(p, st, st_len);
-    }
+    write_hf_dir(dir, config, st, st_len);
     Model m;
     memset(&m, 0x5a, sizeof m);
     cap_begin();
@@ -682,13 +688,9 @@ static void test_malformed_safetensors(void) {
     /* the valid file loads */
     {
         b = build_st(e0, n, dsz, &len);
-        char dir[512], p[600];
+        char dir[512];
         snprintf(dir, sizeof dir, "%s/tiny_ok", tmp);
-        mkdir(dir, 0755);
-        snprintf(p, sizeof p, "%s/config.json", dir);
-        write_str(p, tiny_config_json);
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        write_bytes(p, b, len);
+        write_hf_dir(dir, tiny_config_json, b, len);
         Model m;
         CHECK(load_dir(&m, dir) == 0, "the valid tiny checkpoint loads");
         model_free(&m);
@@ -839,13 +841,9 @@ static void test_malformed_config(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *cfg = cfg_with(cases[i][1], cases[i][2]);
         if (!*cases[i][3]) { /* tied config with an lm_head present: loads, the head ignored (warning) */
-            char dir[512], p[600];
+            char dir[512];
             snprintf(dir, sizeof dir, "%s/tied_extra_head", tmp);
-            mkdir(dir, 0755);
-            snprintf(p, sizeof p, "%s/config.json", dir);
-            write_str(p, cfg);
-            snprintf(p, sizeof p, "%s/model.safetensors", dir);
-            write_bytes(p, b, len);
+            write_hf_dir(dir, cfg, b, len);
             Model m;
             cap_begin();
             int rc = hf_model_load(&m, dir);
