@@ -81,21 +81,44 @@ static int read_small(const char *path, char *buf, size_t n) {
     return 0;
 }
 
-int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
-    char me[512], host[256];
-    host_name(host, sizeof host);
-    snprintf(me, sizeof me, "pid %ld host %s start %llu\n", (long)getpid(), host,
-             proc_start_time((long)getpid()));
+/* Write `text` to `path` (created or truncated); -1 on failure. */
+static int write_small(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int bad = fputs(text, f) == EOF;
+    bad |= fclose(f) != 0;
+    return bad ? -1 : 0;
+}
+
+/* Claim files PATH.claim.PID of processes that are gone (a run killed while
+ * taking the lock) are removed by the next run that holds it. */
+static void remove_dead_claims(const char *path) {
+    char pat[PATH_MAX];
+    qh_pathf(pat, sizeof pat, "%s.claim.*", path);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            long pid = strtol(strrchr(g.gl_pathv[i], '.') + 1, NULL, 10);
+            if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlink(g.gl_pathv[i]);
+        }
+    globfree(&g);
+}
+
+/* sweep_lock_acquire's attempts, with its claim file named `claim`. */
+static int sweep_lock_try(const char *path, const char *claim, const char *me, const char *host, char *holder,
+                          size_t hn) {
     for (int attempt = 0; attempt < 5; attempt++) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (fd >= 0) {
-            ssize_t w = write(fd, me, strlen(me));
-            close(fd);
-            if (w != (ssize_t)strlen(me)) {
+        if (write_small(claim, me) != 0) return qh_error("cannot write lock claim '%s': %s", claim, strerror(errno));
+        if (link(claim, path) == 0) return 0;
+        if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP) { /* no hard links here: create in place */
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) {
+                int bad = write(fd, me, strlen(me)) != (ssize_t)strlen(me);
+                bad |= close(fd) != 0;
+                if (!bad) return 0;
                 unlink(path);
                 return qh_error("cannot write lock '%s'", path);
             }
-            return 0;
         }
         if (errno != EEXIST) return qh_error("cannot create lock '%s': %s", path, strerror(errno));
         char content[512];
@@ -107,7 +130,7 @@ int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
         int parsed = sscanf(content, "pid %ld host %255s start %llu", &pid, lhost, &start) == 3;
         int stale;
         if (!parsed) {
-            stale = difftime(time(NULL), sb.st_mtime) > 30; /* a run between create and write, or debris */
+            stale = difftime(time(NULL), sb.st_mtime) > 30; /* debris of an older or foreign writer */
         } else if (strcmp(lhost, host) != 0) {
             stale = 0; /* another machine's run: cannot be checked from here */
         } else if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
@@ -138,6 +161,22 @@ int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
     }
     snprintf(holder, hn, "contended");
     return 1;
+}
+
+/* The lock appears complete or not at all: its content is written to a claim
+ * file first, which is then hard-linked to PATH (link fails if PATH exists),
+ * so a run killed at any moment never leaves an empty lock behind that would
+ * read as "a run starting now". */
+int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
+    char me[512], host[256], claim[PATH_MAX];
+    host_name(host, sizeof host);
+    snprintf(me, sizeof me, "pid %ld host %s start %llu\n", (long)getpid(), host,
+             proc_start_time((long)getpid()));
+    qh_pathf(claim, sizeof claim, "%s.claim.%ld", path, (long)getpid());
+    int rc = sweep_lock_try(path, claim, me, host, holder, hn);
+    unlink(claim);
+    if (rc == 0) remove_dead_claims(path);
+    return rc;
 }
 
 void sweep_lock_release(const char *path) {

@@ -372,6 +372,21 @@ static void test_locks(void) {
     close(devnull);
     CHECK(r == 0, "stale lock of dead pid %ld taken over (got %d)", (long)child, r);
     sweep_lock_release(lock);
+    /* the lock is written complete through a claim file, which does not stay;
+     * the claim of a run killed while taking the lock is removed by the next holder */
+    char claim[300], mine[300];
+    snprintf(claim, sizeof claim, "%s.claim.%ld", lock, (long)child);
+    f = fopen(claim, "w");
+    fclose(f);
+    snprintf(mine, sizeof mine, "%s.claim.%ld", lock, (long)getpid());
+    CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 0, "lock acquired beside a dead run's claim");
+    CHECK(access(mine, F_OK) != 0, "our claim file is gone once the lock is taken");
+    CHECK(access(claim, F_OK) != 0, "the dead run's claim file is removed");
+    char content[512] = "";
+    f = fopen(lock, "r");
+    CHECK(f && fgets(content, sizeof content, f) && !strncmp(content, "pid ", 4), "lock holds its owner: '%s'", content);
+    if (f) fclose(f);
+    sweep_lock_release(lock);
     /* a live process with another start time (pid reused) is stale too; another host's lock is kept */
     f = fopen(lock, "w");
     fprintf(f, "pid %ld host some-other-host start 1\n", (long)getppid());
