@@ -221,8 +221,46 @@ extern "C" int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int
 
 /* ---- causal softmax (softmax_inplace on the row prefix) -------------------- */
 
-/* One warp per row r of s (rows, ncols); the row's position is t = r0 + r % nr. */
-static __global__ void causal_softmax_kernel(float *s, long rows, int nr, int r0, int ncols) {
+/* Rows of up to 1024 * CAUSAL_SOFTMAX_REG_PER columns: one block per row r of
+ * s (rows, ncols), the row held in registers. Thread j owns columns
+ * j, j + blockDim.x, ..., j + (PER-1) blockDim.x, so each of its PER loads is
+ * coalesced across the block and all are in flight at once. The causal prefix
+ * (n = t + 1 columns, t = r0 + r % nr) is read once; the whole row is written
+ * once (zeros after the prefix: 0 / sum). The previous one-warp-per-row,
+ * three-pass kernel waited on a load per iteration and took 36% of a 16-bit
+ * 7B layer (kernels/bench/RESULTS.md). The launch bound keeps PER = 16 at
+ * <= 64 registers, so 1024 threads fit one SM's register file. */
+#define CAUSAL_SOFTMAX_REG_PER 16
+template <int PER>
+static __global__ void __launch_bounds__(1024) causal_softmax_reg_kernel(float *s, int nr, int r0, int ncols) {
+    __shared__ float sh[32];
+    long r = blockIdx.x;
+    int n = r0 + (int)(r % nr) + 1, nt = blockDim.x, j = threadIdx.x;
+    float *row = s + r * ncols;
+    float x[PER], mx = -FLT_MAX;
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        int i = j + k * nt;
+        x[k] = i < n ? row[i] : -FLT_MAX;
+        mx = fmaxf(mx, x[k]);
+    }
+    mx = block_max(mx, sh);
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        x[k] = j + k * nt < n ? expf(x[k] - mx) : 0.0f;
+        sum += x[k];
+    }
+    sum = block_sum(sum, sh);
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        int i = j + k * nt;
+        if (i < ncols) row[i] = x[k] / sum;
+    }
+}
+
+/* Longer rows: one warp per row, three passes over the prefix in memory. */
+static __global__ void causal_softmax_loop_kernel(float *s, long rows, int nr, int r0, int ncols) {
     int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
     long r = (long)blockIdx.x * warps + (threadIdx.x >> 5);
     if (r >= rows) return;
@@ -247,8 +285,23 @@ extern "C" int launch_causal_softmax(float *s, long rows, int nr, int r0, int nc
     if (nr < 1 || r0 < 0 || r0 + nr > ncols)
         return qh_error("launch_causal_softmax: rows %d..%d of a causal matrix need %d <= %d columns", r0, r0 + nr - 1,
                         r0 + nr, ncols);
-    const int threads = 256, per_block = threads / 32;
-    causal_softmax_kernel<<<(unsigned)((rows + per_block - 1) / per_block), threads, 0, stream>>>(s, rows, nr, r0, ncols);
+    if (rows > 0x7fffffffL)
+        return qh_error("launch_causal_softmax: %ld rows is more than one launch covers (2^31 - 1)", rows);
+    /* 128 threads a row up to 2048 columns, 1024 beyond; PER the next power
+     * of two of the columns each thread owns */
+    int threads = ncols <= 128 * CAUSAL_SOFTMAX_REG_PER ? 128 : 1024, per = (ncols + threads - 1) / threads;
+    unsigned grid = (unsigned)rows;
+    if (per <= 1) causal_softmax_reg_kernel<1><<<grid, threads, 0, stream>>>(s, nr, r0, ncols);
+    else if (per <= 2) causal_softmax_reg_kernel<2><<<grid, threads, 0, stream>>>(s, nr, r0, ncols);
+    else if (per <= 4) causal_softmax_reg_kernel<4><<<grid, threads, 0, stream>>>(s, nr, r0, ncols);
+    else if (per <= 8) causal_softmax_reg_kernel<8><<<grid, threads, 0, stream>>>(s, nr, r0, ncols);
+    else if (per <= CAUSAL_SOFTMAX_REG_PER)
+        causal_softmax_reg_kernel<CAUSAL_SOFTMAX_REG_PER><<<grid, threads, 0, stream>>>(s, nr, r0, ncols);
+    else {
+        const int per_block = 256 / 32;
+        causal_softmax_loop_kernel<<<(unsigned)((rows + per_block - 1) / per_block), 256, 0, stream>>>(s, rows, nr, r0,
+                                                                                                       ncols);
+    }
     CUDA_CHECK_LAUNCH();
     return 0;
 }

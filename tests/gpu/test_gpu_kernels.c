@@ -459,6 +459,15 @@ static void run_all(void) {
     test_causal_softmax(2, 300);
     test_causal_softmax_rows(3, 5, 32, 37);   /* the last row block of a window of 37 */
     test_causal_softmax_rows(2, 37, 263, 300);
+    /* every register-resident width (128 threads: 1, 2, 4, 8, 16 columns a
+     * thread; 1024 threads: 8 and 16), then the looping kernel beyond */
+    test_causal_softmax(2, 200);
+    test_causal_softmax_rows(2, 9, 991, 1000);
+    test_causal_softmax_rows(1, 5, 2042, 2047);
+    test_causal_softmax_rows(2, 7, 2041, 2048);
+    test_causal_softmax_rows(1, 3, 5000, 5003);
+    test_causal_softmax_rows(1, 2, 16382, 16384);
+    test_causal_softmax_rows(1, 2, 16383, 16385);
     CHECK(launch_causal_softmax(NULL, 4, 5, 33, 37, 0) == -1, "rows beyond the columns are refused");
     for (int T = 7; T <= 9; T++) test_attention(h, QH_MATH_FP32, T, 4, 2, 8, 2); /* fewer, as many, more rows than blocks */
     test_attention(h, QH_MATH_FP32, 301, 4, 2, 16, 1); /* uneven row blocks */
