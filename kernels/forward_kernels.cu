@@ -106,48 +106,37 @@ extern "C" int linear_forward(cublasHandle_t h, QhCudaMath math, float *Y, const
 
 /* ---- reductions ------------------------------------------------------------ */
 
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-static __device__ __forceinline__ double warp_sum_d(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-static __device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+struct ReduceSum {
+    template <typename T> __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct ReduceMax {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+/* Butterfly over the 32 lanes of a warp; every lane gets the result. */
+template <typename T, typename Op> static __device__ __forceinline__ T warp_reduce(T v, Op op) {
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
-/* Block-wide reductions for blockDim.x a multiple of 32 (<= 1024); every
- * thread gets the result. `sh` holds 32 values. */
-static __device__ float block_sum(float v, float *sh) {
+/* Block-wide, for blockDim.x a multiple of 32 (<= 1024): each warp reduces,
+ * warp results go through `sh` (32 values), every thread reduces those and
+ * gets the result; `identity` stands in for the warps the block lacks. */
+template <typename T, typename Op> static __device__ T block_reduce(T v, T *sh, T identity, Op op) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
+    v = warp_reduce(v, op);
     __syncthreads(); /* sh may still be read from a previous call */
     if (lane == 0) sh[w] = v;
     __syncthreads();
-    v = lane < nw ? sh[lane] : 0.0f;
-    return warp_sum(v);
+    v = lane < nw ? sh[lane] : identity;
+    return warp_reduce(v, op);
 }
-static __device__ double block_sum_d(double v, double *sh) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum_d(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : 0.0;
-    return warp_sum_d(v);
-}
-static __device__ float block_max(float v, float *sh) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : -FLT_MAX;
-    return warp_max(v);
-}
+
+static __device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, ReduceSum()); }
+static __device__ __forceinline__ float warp_max(float v) { return warp_reduce(v, ReduceMax()); }
+static __device__ float block_sum(float v, float *sh) { return block_reduce(v, sh, 0.0f, ReduceSum()); }
+static __device__ double block_sum_d(double v, double *sh) { return block_reduce(v, sh, 0.0, ReduceSum()); }
+static __device__ float block_max(float v, float *sh) { return block_reduce(v, sh, -FLT_MAX, ReduceMax()); }
 
 /* Grid for an element-wise kernel over n items with grid-stride loops. */
 static unsigned elementwise_grid(long n, int threads) {
