@@ -109,19 +109,34 @@ static void hook_slots_free(HookState *h) {
 
 /* The layer quantizer of the backend: quantize_layer_ref on the CPU, its
  * CUDA twin (same signature, same results up to rounding ties) on the GPU. */
-typedef struct LayerQuantizer {
+struct LayerQuantizer {
     int on_gpu;
 #ifdef QH_HAVE_CUDA
     QuantCuda *ctx;
 #endif
-} LayerQuantizer;
+};
 
-static int layer_quantize(LayerQuantizer *lq, const char *method, const float *W, int m, int n, const double *H,
+static int layer_quantize(const LayerQuantizer *lq, const char *method, const float *W, int m, int n, const double *H,
                           const QuantParams *p, QuantLayer *q, float *W_deq) {
 #ifdef QH_HAVE_CUDA
-    if (lq->on_gpu) return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
+    if (lq && lq->on_gpu) return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
 #endif
     return quantize_layer_ref(method, W, m, n, H, p, q, W_deq);
+}
+
+int quantize_linear(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method, const float *W,
+                    const double *H, const QuantParams *p, QuantLayer *q, float *W_deq) {
+    int rows, cols;
+    model_linear_shape(c, k, &rows, &cols);
+    if (!model_ckpt_rows_permuted(c, k)) return layer_quantize(lq, method, W, rows, cols, H, p, q, W_deq);
+    int hs = model_head_size(c);
+    float *Wc = qh_malloc(sizeof(float) * (size_t)rows * cols * 2); /* (rows, cols) twice: W, then W_deq, */
+    float *Dc = Wc + (size_t)rows * cols;                           /* in the checkpoint's row order */
+    model_rows_reorder(Wc, W, rows, cols, hs, 1);
+    int rc = layer_quantize(lq, method, Wc, rows, cols, H, p, q, Dc);
+    if (rc == 0) model_rows_reorder(W_deq, Dc, rows, cols, hs, 0);
+    free(Wc);
+    return rc;
 }
 
 void quant_run_free(QuantRun *r) {
@@ -142,7 +157,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     SubLayerReport *rep = &run->reports[l * LIN_COUNT + k];
     float *Wdeq = qh_malloc(sizeof(float) * (size_t)rows * cols); /* (rows, cols) */
     double t0 = qh_now();
-    if (layer_quantize(lq, spec->method, m->w.blocks[l].lin[k], rows, cols, H, &spec->params, q, Wdeq) != 0) {
+    if (quantize_linear(lq, &m->cfg, k, spec->method, m->w.blocks[l].lin[k], H, &spec->params, q, Wdeq) != 0) {
         free(Wdeq);
         return qh_error("quantizing layer %d %s (%d x %d) failed", l, linear_names[k], rows, cols);
     }
@@ -199,6 +214,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
      * GPTQ/SpQR would see) can be compared. --calib none skips that. */
     int is_rtn = !strcmp(spec->method, "rtn") && (!spec->calib || !strcmp(spec->calib, "none"));
     run->n_layers = L;
+    run->qk_rotate_half = c->qk_rotate_half;
     run->layers = qh_calloc((size_t)L * LIN_COUNT, sizeof(QuantLayer));
     run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
     run->block_rel_err = qh_calloc((size_t)L, sizeof(double));

@@ -50,6 +50,7 @@ typedef struct SubLayerReport {
 
 typedef struct QuantRun {
     int n_layers;
+    int qk_rotate_half;       /* the model's cfg.qk_rotate_half: layers[] of wq / wk hold rotate-half rows */
     QuantLayer *layers;       /* (L * LIN_COUNT), index layer * LIN_COUNT + kind */
     SubLayerReport *reports;  /* (L * LIN_COUNT) */
     double *block_rel_err;    /* (L) ||Y_q - Y_fp|| / ||Y_fp|| over the calibration windows */
@@ -64,11 +65,23 @@ typedef struct QuantRun {
     const char *device;
 } QuantRun;
 
-/* Quantize m in place (its linear layers are replaced by the decoded weights). */
+/* Quantize m in place (its linear layers are replaced by the decoded weights).
+ * out->layers hold each sub-layer's rows in the checkpoint's own order
+ * (model_ckpt_rows_permuted), as quantize_linear. */
 int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *out);
 void quant_run_free(QuantRun *r);
 
+/* The backend's layer quantizer (quantize_layer_ref or its CUDA twin). */
+typedef struct LayerQuantizer LayerQuantizer;
 
+/* Quantize linear k, W (rows, cols) as the harness holds it, of a model of
+ * config c with Hessian H, in the checkpoint's row order: q holds the rows as
+ * the checkpoint orders them (so that SpQR's second-level groups are the
+ * checkpoint's consecutive rows, as in the reference code, and the stored file
+ * follows the checkpoint), W_deq (rows, cols) the decoded weights in the
+ * harness's order. lq NULL: quantize_layer_ref. */
+int quantize_linear(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method, const float *W,
+                    const double *H, const QuantParams *p, QuantLayer *q, float *W_deq);
 
 #include <jansson.h>
 /* The resolved settings of a run as a JSON object (for provenance and --json). */

@@ -291,9 +291,13 @@ int h5_attr_i64(H5File *f, const char *obj, const char *name, int64_t value) {
 }
 
 static int attr_check(H5File *f, const char *obj, const char *name) {
-    if (!h5_exists(f, obj) || H5Aexists_by_name(f->id, obj, name, H5P_DEFAULT) <= 0)
+    if (!h5_has_attr(f, obj, name))
         return qh_error("'%s': attribute '%s' of '%s' is missing", f->path, name, obj);
     return 0;
+}
+
+int h5_has_attr(H5File *f, const char *obj, const char *name) {
+    return h5_exists(f, obj) && H5Aexists_by_name(f->id, obj, name, H5P_DEFAULT) > 0;
 }
 
 int h5_get_attr_str(H5File *f, const char *obj, const char *name, char **value) {

@@ -34,6 +34,7 @@ int h5_read(H5File *f, const char *path, H5QhType t, void **data, int64_t *d0, i
 int h5_attr_str(H5File *f, const char *obj, const char *name, const char *value);
 int h5_attr_f64(H5File *f, const char *obj, const char *name, double value);
 int h5_attr_i64(H5File *f, const char *obj, const char *name, int64_t value);
+int h5_has_attr(H5File *f, const char *obj, const char *name); /* 1 if present */
 int h5_get_attr_str(H5File *f, const char *obj, const char *name, char **value);
 int h5_get_attr_f64(H5File *f, const char *obj, const char *name, double *value);
 int h5_get_attr_i64(H5File *f, const char *obj, const char *name, int64_t *value);

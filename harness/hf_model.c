@@ -132,6 +132,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
         goto done;
     }
     c->qkv_bias = qwen2; /* Qwen2's q/k/v projections always carry biases; its o_proj and MLP none */
+    c->qk_rotate_half = 1; /* held interleaved: convert_slot / hf_model_save permute the rows */
     json_t *mt = json_object_get(root, "model_type");
     if (mt && !json_is_string(mt)) {
         qh_error("'%s': key 'model_type': expected a string, got %s", what, st_json_kind(mt));

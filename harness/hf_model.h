@@ -10,7 +10,8 @@
  * shapes against the config, no tensor missing or given twice) before any
  * weight memory is allocated. HF checkpoints use the "rotate half" rotary
  * convention; the harness's forward pass the interleaved one of llama2.c: the
- * rows of wq and wk are permuted at load and back at save (hf_qk_hf_row).
+ * rows of wq and wk are permuted at load and back at save (hf_qk_hf_row,
+ * model.h), and cfg.qk_rotate_half records it.
  * hf_model_open_streamed keeps the shards mapped and converts a block's
  * linears only when asked (model_load_block). Not here: the HF tokenizer files (tokenizer.json / tokenizer.model), rope
  * scaling and biases other than Qwen2's q/k/v ones (refused by name). */
@@ -58,13 +59,5 @@ typedef struct HfSaveOptions {
 /* Write *m as the Hugging Face directory `dir` (which must not exist): into
  * DIR.tmp.<pid>, renamed to DIR at the end; on failure nothing is left. */
 int hf_model_save(const Model *m, const char *dir, const HfSaveOptions *o);
-
-/* The rotary row permutation of wq / wk, within each head of size hs (even):
- *   harness (interleaved) row  h*hs + 2*i + p  ==  HF (rotate-half) row  h*hs + p*hs/2 + i
- * for i in [0, hs/2), p in {0, 1}. Returns the HF row of harness row r. */
-static inline int hf_qk_hf_row(int r, int hs) {
-    int h = r / hs, j = r % hs;
-    return h * hs + (j % 2) * (hs / 2) + j / 2;
-}
 
 #endif

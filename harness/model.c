@@ -306,6 +306,13 @@ void model_set_linear(Model *m, int layer, LinearKind k, const float *W) {
     m->w.blocks[layer].lin[k] = *slot;
 }
 
+void model_rows_reorder(float *dst, const float *src, int rows, int cols, int hs, int to_ckpt) {
+    for (int r = 0; r < rows; r++) {
+        size_t c = (size_t)hf_qk_hf_row(r, hs) * cols, h = (size_t)r * cols;
+        memcpy(dst + (to_ckpt ? c : h), src + (to_ckpt ? h : c), sizeof(float) * (size_t)cols);
+    }
+}
+
 static int write_floats(FILE *f, const float *p, int64_t n) {
     return fwrite(p, sizeof(float), (size_t)n, f) == (size_t)n ? 0 : -1;
 }

@@ -24,6 +24,9 @@ typedef struct ModelConfig {
     float rope_theta;      /* 10000 for llama2.c checkpoints */
     float norm_eps;        /* 1e-5 */
     int qkv_bias;          /* 1: q, k and v projections add a bias (Qwen2); 0 for llama2.c checkpoints */
+    int qk_rotate_half;    /* 1: the checkpoint orders the rows of wq / wk for the "rotate half" rotary
+                              convention (Hugging Face); the harness holds them interleaved (llama2.c),
+                              see hf_qk_hf_row. 0 for llama2.c checkpoints. */
 } ModelConfig;
 
 /* The seven linear sub-layers of one block, in the order of the reference code. */
@@ -76,6 +79,25 @@ typedef struct Model {
 
 static inline int model_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
 static inline int model_kv_dim(const ModelConfig *c) { return c->n_kv_heads * (c->dim / c->n_heads); }
+
+/* The rotary row permutation of wq / wk, within each head of size hs (even):
+ *   harness (interleaved) row  h*hs + 2*i + p  ==  HF (rotate-half) row  h*hs + p*hs/2 + i
+ * for i in [0, hs/2), p in {0, 1}. Returns the HF row of harness row r. */
+static inline int hf_qk_hf_row(int r, int hs) {
+    int h = r / hs, j = r % hs;
+    return h * hs + (j % 2) * (hs / 2) + j / 2;
+}
+
+/* Does the checkpoint order the rows of linear k otherwise than the harness
+ * holds them (wq / wk of a rotate-half checkpoint)? Quantization works in the
+ * checkpoint's own row order, so that row groups (SpQR's second level) are
+ * the checkpoint's consecutive rows, as in the reference code. */
+static inline int model_ckpt_rows_permuted(const ModelConfig *c, LinearKind k) {
+    return c->qk_rotate_half && (k == LIN_Q || k == LIN_K);
+}
+/* Rows of W (rows, cols) between the two orders: to_ckpt: dst row
+ * hf_qk_hf_row(r) = src row r; else the inverse. dst != src. */
+void model_rows_reorder(float *dst, const float *src, int rows, int cols, int hs, int to_ckpt);
 /* Output and input width of one linear sub-layer. */
 void model_linear_shape(const ModelConfig *c, LinearKind k, int *out, int *in);
 /* Parameters in the linear layers of the blocks (what the paper quantizes). */

@@ -79,6 +79,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         free(pm);
     }
     rc |= h5_attr_str(f, grp, "method", q->method);
+    rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && (k == LIN_Q || k == LIN_K)));
     rc |= h5_attr_i64(f, grp, "m", q->m);
     rc |= h5_attr_i64(f, grp, "n", q->n);
     rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
@@ -332,6 +333,27 @@ int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLaye
     return rc;
 }
 
+const char *quant_io_row_order_name(int rotate_half) { return rotate_half ? "rotate_half" : "interleaved"; }
+
+/* The "row_order" of layer (l, k): *rotate_half 1 when its rows are stored in
+ * the rotate-half order of a Hugging Face checkpoint (wq / wk only); files
+ * written before the attribute existed hold the harness's order. */
+static int read_row_order(H5File *f, int l, LinearKind k, int *rotate_half) {
+    char grp[256];
+    layer_group(grp, sizeof grp, "/", l, k);
+    *rotate_half = 0;
+    if (!h5_has_attr(f, grp, "row_order")) return 0;
+    char *v = NULL;
+    if (h5_get_attr_str(f, grp, "row_order", &v) != 0) return -1;
+    int rc = 0;
+    if (!strcmp(v, quant_io_row_order_name(1)) && (k == LIN_Q || k == LIN_K)) *rotate_half = 1;
+    else if (strcmp(v, quant_io_row_order_name(0)) != 0)
+        rc = qh_error("'%s': %s has row_order '%s', expected '%s'%s", h5_path(f), grp, v, quant_io_row_order_name(0),
+                      k == LIN_Q || k == LIN_K ? " or 'rotate_half'" : " (only wq and wk may be stored rotate-half)");
+    free(v);
+    return rc;
+}
+
 int quant_io_load_block(H5File *f, Model *m, int l) {
     int rc = 0;
     for (int k = 0; k < LIN_COUNT && rc == 0; k++) {
@@ -342,10 +364,13 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
         if (rc == 0 && (q.m != rows || q.n != cols))
             rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", h5_path(f), l, linear_names[k], q.m,
                           q.n, rows, cols);
+        int rotate_half = 0;
+        if (rc == 0) rc = read_row_order(f, l, (LinearKind)k, &rotate_half);
         if (rc == 0) {
-            float *W = qh_malloc(sizeof(float) * (size_t)rows * cols);
+            float *W = qh_malloc(sizeof(float) * (size_t)rows * cols * 2); /* (rows, cols) twice */
             quant_layer_dequantize(&q, W);
-            model_set_linear(m, l, (LinearKind)k, W);
+            if (rotate_half) model_rows_reorder(W + (size_t)rows * cols, W, rows, cols, model_head_size(&m->cfg), 0);
+            model_set_linear(m, l, (LinearKind)k, W + (rotate_half ? (size_t)rows * cols : 0));
             free(W);
         }
         quant_layer_free(&q);

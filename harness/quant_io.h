@@ -32,7 +32,12 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run);
 int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec *spec, const Provenance *prov,
                            const char *settings_json, H5File **f);
 int quant_model_file_end(H5File **f, const QuantRun *run, int64_t bytes);
-/* Decode block l of an open quantized-model file into m (model_set_linear). */
+/* The value of a layer's "row_order" attribute: "rotate_half" for the wq / wk
+ * of a rotate-half checkpoint (stored in its own row order, as quantized),
+ * "interleaved" otherwise (the harness's order). */
+const char *quant_io_row_order_name(int rotate_half);
+/* Decode block l of an open quantized-model file into m (model_set_linear),
+ * rows in the harness's order whatever the layer's row_order. */
 int quant_io_load_block(H5File *f, Model *m, int l);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,

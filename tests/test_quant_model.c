@@ -2,7 +2,10 @@
  * the saved HDF5 model decodes to exactly the in-memory weights and gives the
  * same perplexity; the stored bits equal the bytes actually in the file;
  * proxy-loss orderings (GPTQ < RTN on the same grid and Hessians, SpQR with
- * outliers < without); sequential runs are deterministic. Needs data/. */
+ * outliers < without); sequential runs are deterministic; wq / wk of a
+ * rotate-half (Hugging Face) checkpoint are quantized in the checkpoint's own
+ * row order, so SpQR's second-level row groups are its consecutive rows (as
+ * in the reference code). Needs data/ (all but the row-order test). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +219,92 @@ static void test_deterministic(void) {
     tokenizer_free(&t);
 }
 
+/* Every array of two compressed layers, byte for byte. */
+static int layers_identical(const QuantLayer *a, const QuantLayer *b) {
+    if (a->m != b->m || a->n != b->n || a->ngroups != b->ngroups || a->qq_groups != b->qq_groups ||
+        a->n_outliers != b->n_outliers || (!a->scale_codes) != (!b->scale_codes) || (!a->zero_codes) != (!b->zero_codes))
+        return 0;
+    size_t mn = (size_t)a->m * a->n, st = (size_t)a->m * a->ngroups, qq = (size_t)a->qq_groups * a->ngroups;
+#define SAME(x, cnt) (a->x == NULL ? b->x == NULL : b->x != NULL && !memcmp(a->x, b->x, sizeof *a->x * (cnt)))
+    return SAME(codes, mn) && SAME(scale_codes, st) && SAME(zero_codes, st) && SAME(scale_f16, st) &&
+           SAME(zero_f16, st) && SAME(qq_scale_scale, qq) && SAME(qq_scale_zero, qq) && SAME(qq_zero_scale, qq) &&
+           SAME(qq_zero_zero, qq) && SAME(outlier_rowptr, a->m + 1) && SAME(outlier_col, a->n_outliers) &&
+           SAME(outlier_val, a->n_outliers);
+#undef SAME
+}
+
+/* SpQR on wq of a rotate-half checkpoint: 2 heads of 32, LLaMA's ratio of
+ * second-level group (16 rows) to head size. The HF layout is written here
+ * from its definition: HF row h*hs + p*hs/2 + i holds the rotary pair
+ * member p of frequency i, which the harness holds at row h*hs + 2i + p. */
+static void test_ckpt_row_order(void) {
+    ModelConfig c = {.dim = 64, .hidden_dim = 96, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .vocab_size = 16,
+                     .seq_len = 16, .shared_classifier = 1, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+                     .qk_rotate_half = 1};
+    int D = c.dim, hs = D / c.n_heads, n = D;
+    uint64_t st = 12345;
+    float *Whf = malloc(sizeof(float) * D * n), *Wh = malloc(sizeof(float) * D * n);
+    for (int i = 0; i < D * n; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)((st >> 40) * (1.0 / 16777216.0)) - 0.5f;
+        Whf[i] = u * (i % 7 == 0 ? 3.0f : 1.0f); /* a few heavy weights, for outliers */
+    }
+    for (int h = 0; h < D / hs; h++)
+        for (int i = 0; i < hs / 2; i++)
+            for (int p = 0; p < 2; p++)
+                memcpy(Wh + (size_t)(h * hs + 2 * i + p) * n, Whf + (size_t)(h * hs + p * hs / 2 + i) * n,
+                       sizeof(float) * n);
+    double *H = calloc((size_t)n * n, sizeof(double)); /* (n, n) = X^T X / 64 + 0.1 I, X (64, n) */
+    float *X = malloc(sizeof(float) * 64 * n);
+    for (int i = 0; i < 64 * n; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        X[i] = (float)((st >> 40) * (1.0 / 16777216.0)) - 0.5f + (i % n == 3 ? 2.0f : 0.0f);
+    }
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            double sum = 0;
+            for (int t = 0; t < 64; t++) sum += (double)X[t * n + a] * X[t * n + b];
+            H[a * n + b] = sum / 64 + (a == b ? 0.1 : 0.0);
+        }
+    QuantParams p;
+    quant_params_default(&p, "spqr");
+    CHECK(p.qq_groupsize == 16 && p.qq_groupsize < hs, "second-level groups of %d rows inside a head of %d",
+          p.qq_groupsize, hs);
+    QuantLayer ref, got, plain, v_ref, v_got;
+    float *Dref = malloc(sizeof(float) * D * n), *Dgot = malloc(sizeof(float) * D * n),
+          *Dplain = malloc(sizeof(float) * D * n);
+    CHECK(quantize_layer_ref("spqr", Whf, D, n, H, &p, &ref, Dref) == 0, "SpQR on the HF-order matrix");
+    CHECK(quantize_linear(NULL, &c, LIN_Q, "spqr", Wh, H, &p, &got, Dgot) == 0, "quantize_linear wq");
+    CHECK(layers_identical(&got, &ref), "wq of a rotate-half checkpoint: the stored layer is SpQR of the "
+          "checkpoint's own rows (codes, statistics, outliers)");
+    int rows_ok = 1;
+    for (int h = 0; h < D / hs; h++)
+        for (int i = 0; i < hs / 2; i++)
+            for (int q = 0; q < 2; q++)
+                rows_ok &= !memcmp(Dgot + (size_t)(h * hs + 2 * i + q) * n, Dref + (size_t)(h * hs + q * hs / 2 + i) * n,
+                                   sizeof(float) * n);
+    CHECK(rows_ok, "decoded wq handed back in the harness's (interleaved) row order");
+    CHECK(ref.n_outliers > 0, "the case has outliers (%lld)", (long long)ref.n_outliers);
+    /* the grouping matters here: in the harness's order the layer differs */
+    ModelConfig c0 = c;
+    c0.qk_rotate_half = 0;
+    CHECK(quantize_linear(NULL, &c0, LIN_Q, "spqr", Wh, H, &p, &plain, Dplain) == 0, "quantize_linear, llama2.c order");
+    int differ = 0;
+    for (int h = 0; h < D / hs; h++)
+        for (int i = 0; i < hs / 2; i++)
+            for (int q = 0; q < 2; q++)
+                differ |= memcmp(Dplain + (size_t)(h * hs + 2 * i + q) * n, Dref + (size_t)(h * hs + q * hs / 2 + i) * n,
+                                 sizeof(float) * n) != 0;
+    CHECK(differ, "grouping interleaved rows gives other weights (else this test could not fail)");
+    /* wv's rows are the checkpoint's already */
+    CHECK(quantize_layer_ref("spqr", Wh, model_kv_dim(&c), n, H, &p, &v_ref, Dref) == 0 &&
+          quantize_linear(NULL, &c, LIN_V, "spqr", Wh, H, &p, &v_got, Dgot) == 0 && layers_identical(&v_got, &v_ref) &&
+          !memcmp(Dgot, Dref, sizeof(float) * model_kv_dim(&c) * n), "wv is quantized as held");
+    quant_layer_free(&ref), quant_layer_free(&got), quant_layer_free(&plain);
+    quant_layer_free(&v_ref), quant_layer_free(&v_got);
+    free(Whf), free(Wh), free(H), free(X), free(Dref), free(Dgot), free(Dplain);
+}
+
 int main(void) {
     Tokenizer t;
     char tp[1024];
@@ -229,6 +318,7 @@ int main(void) {
     else SKIP("tinystories sample not found");
     test_proxy_loss_order();
     test_deterministic();
+    test_ckpt_row_order();
     token_stream_free(&ts);
     return test_summary();
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "calibrate.h"
+#include "capture.h"
 #include "check.h"
 #include "hf_model.h"
 #include "perplexity.h"
@@ -160,6 +161,40 @@ static void run_case(const char *root, int hf) {
     h5_commit(&a);
     h5_commit(&b);
     CHECK(same, "the block-by-block file's codes differ from the in-memory run's");
+    /* rows stored as the checkpoint orders them: rotate-half wq / wk for HF */
+    H5File *rf;
+    if (h5_open_read(qpath2, &rf) == 0) {
+        const char *want[LIN_COUNT];
+        for (int k = 0; k < LIN_COUNT; k++) want[k] = hf && (k == LIN_Q || k == LIN_K) ? "rotate_half" : "interleaved";
+        for (int k = 0; k < LIN_COUNT; k++) {
+            char *v = NULL, g[64];
+            snprintf(g, sizeof g, "/layers/3/%s", linear_names[k]);
+            CHECK(h5_get_attr_str(rf, g, "row_order", &v) == 0 && !strcmp(v, want[k]), "%s: %s row_order '%s', want '%s'",
+                  kind, g, v ? v : "(none)", want[k]);
+            free(v);
+        }
+        h5_commit(&rf);
+    }
+    /* a row order a layer cannot have is refused by name */
+    if (h5_open_rw(qpath2, &rf) == 0) {
+        CHECK(h5_attr_str(rf, "/layers/0/wv", "row_order", "rotate_half") == 0, "edit row_order");
+        h5_commit(&rf);
+    }
+    if (h5_open_read(qpath2, &rf) == 0) {
+        Model m3;
+        int rc = open_model(&m3, path, hf, 0);
+        CHECK(rc == 0, "load a third time");
+        if (rc == 0) {
+            cap_begin_in(dir);
+            int lrc = quant_io_load_block(rf, &m3, 0);
+            char *err = cap_end();
+            CHECK(lrc != 0 && strstr(err, "/layers/0/wv has row_order 'rotate_half'"),
+                  "wv stored rotate-half is refused: %s", err);
+            free(err);
+            model_free(&m3);
+        }
+        h5_commit(&rf);
+    }
     size_t grown_full = qh_peak_rss_bytes() - base;
     printf("%s: in memory: added %.1f MB\n", kind, (double)grown_full / MB);
     CHECK(grown_full > model_bytes, "the in-memory run added only %.1f MB (the comparison is void)",
