@@ -708,6 +708,16 @@ static int key_applies(const ExpKey *k, int m) {
            (k->methods & method_bit(m));
 }
 
+int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n) {
+    int m = -1, ki = key_index(ES_METHODS, key);
+    for (int i = 0; i < EXP_NMETHODS; i++)
+        if (!strcmp(exp_methods[i], method)) m = i;
+    if (ki < 0) ki = key_index(ES_CALIBRATION, key);
+    if (m < 0 || ki < 0 || !exp_keys[ki].methods) return -1;
+    if (applies_to) methods_text(exp_keys[ki].methods, applies_to, n);
+    return (exp_keys[ki].methods & method_bit(m)) != 0;
+}
+
 void experiment_id_of(const char *s, char id[13]) {
     char hex[65];
     sha256_buf(s, strlen(s), hex);

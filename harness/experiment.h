@@ -67,6 +67,10 @@ typedef struct ExpKey {
 
 extern const ExpKey exp_keys[];  /* terminated by a NULL name */
 int exp_nkeys(void);
+/* Does `method` (rtn, gptq, spqr) use the method or calibration key `key`
+ * (e.g. "percdamp")? 1 yes, 0 no, -1 not a method/calibration key or not a
+ * method; applies_to (may be NULL) gets the methods that use it ("gptq, spqr"). */
+int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n);
 
 /* ---- a parsed experiment ------------------------------------------------------ */
 
