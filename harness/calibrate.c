@@ -173,7 +173,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     rep->n_outliers = q->n_outliers;
     rep->outlier_fraction = (double)q->n_outliers / ((double)rows * cols);
     rep->formula_bits = quant_bits_formula_n(&spec->params, cols, rep->outlier_fraction);
-    rep->stored_bits = quant_layer_stored_bits(q);
+    rep->stored_bits_total = quant_layer_stored_bits(q);
     rep->damp_used = q->damp_used;
     rep->damp_retries = q->damp_retries;
     rep->n_dead = q->n_dead;
@@ -317,7 +317,7 @@ summary:;
         double p = (double)r->m * r->n;
         params += (int64_t)r->m * r->n;
         bits += r->formula_bits * p;
-        sbits += (double)r->stored_bits;
+        sbits += (double)r->stored_bits_total;
         nout += (double)r->n_outliers;
         loss += r->proxy_loss;
     }
@@ -396,7 +396,8 @@ json_t *quant_run_json(const QuantRun *r) {
         json_object_set_new(l, "proxy_loss", isnan(s->proxy_loss) ? json_null() : json_real(s->proxy_loss));
         json_object_set_new(l, "n_outliers", json_integer(s->n_outliers));
         json_object_set_new(l, "formula_bits", json_real(s->formula_bits));
-        json_object_set_new(l, "stored_bits", json_integer(s->stored_bits));
+        json_object_set_new(l, "stored_bits", json_real(sublayer_stored_bits(s)));
+        json_object_set_new(l, "stored_bytes", json_integer(s->stored_bits_total / 8));
         json_object_set_new(l, "damp_retries", json_integer(s->damp_retries));
         json_object_set_new(l, "seconds", json_real(s->seconds));
         json_array_append_new(layers, l);

@@ -41,12 +41,17 @@ typedef struct SubLayerReport {
     int64_t n_outliers;
     double outlier_fraction;
     double formula_bits;      /* SPEC 6 formula with this layer's outlier fraction */
-    int64_t stored_bits;      /* bits of this layer in the stored format */
+    int64_t stored_bits_total; /* bits of this layer in the stored format (all its tensors) */
     double damp_used;
     int damp_retries;
     int n_dead;
     double seconds;
 } SubLayerReport;
+
+/* Stored bits per parameter of one sub-layer (the unit of formula_bits). */
+static inline double sublayer_stored_bits(const SubLayerReport *r) {
+    return (double)r->stored_bits_total / ((double)r->m * (double)r->n);
+}
 
 typedef struct QuantRun {
     int n_layers;

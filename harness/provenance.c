@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "forward.h"
@@ -14,6 +15,7 @@
 #endif
 
 char *openblas_get_config(void);
+int openblas_get_num_threads(void);
 
 void provenance_collect(Provenance *p, int argc, char **argv) {
     memset(p, 0, sizeof *p);
@@ -32,4 +34,6 @@ void provenance_collect(Provenance *p, int argc, char **argv) {
     time_t now = time(NULL);
     strftime(p->time_utc, sizeof p->time_utc, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     snprintf(p->version, sizeof p->version, "qharness 0.1");
+    p->omp_threads = omp_get_max_threads();
+    p->blas_threads = openblas_get_num_threads();
 }

@@ -131,7 +131,7 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
         for (int i = 0; i < n; i++) {
             const SubLayerReport *r = &run->reports[i];
             double x[6] = {r->proxy_loss, (double)r->n_outliers, r->outlier_fraction, r->formula_bits,
-                           (double)r->stored_bits, r->seconds};
+                           sublayer_stored_bits(r), r->seconds};
             v[i] = x[which];
         }
         snprintf(p, sizeof p, "%s/quant/layer_%s", base, names[which]);

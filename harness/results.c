@@ -18,6 +18,8 @@ int results_write_header(H5File *f, const char *group, const Provenance *p, cons
     rc |= h5_attr_str(f, g, "blas", p->blas);
     rc |= h5_attr_str(f, g, "cuda", p->cuda);
     rc |= h5_attr_str(f, g, "host", p->host);
+    rc |= h5_attr_i64(f, g, "omp_threads", p->omp_threads);
+    rc |= h5_attr_i64(f, g, "blas_threads", p->blas_threads);
     rc |= h5_attr_str(f, g, "created_utc", p->time_utc);
     rc |= h5_attr_str(f, g, "settings_json", settings ? settings : "{}");
     if (m) {

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,7 +424,10 @@ static void test_results_file(void) {
     H5File *h;
     Provenance prov;
     char *argv[] = {"qharness", "eval", "--dataset", "x"};
+    int omp_was = omp_get_max_threads();
+    omp_set_num_threads(omp_was + 2); /* a count no default gives, read back below */
     provenance_collect(&prov, 4, argv);
+    omp_set_num_threads(omp_was);
     CHECK(!strcmp(prov.cmdline, "qharness eval --dataset x"), "provenance cmdline '%s'", prov.cmdline);
     CHECK(h5_create(p, &h) == 0, "create results");
     CHECK(results_write_header(h, "/", &prov, &g_model, "{\"seqlen\": 12}") == 0, "results_write_header");
@@ -437,6 +441,9 @@ static void test_results_file(void) {
     CHECK(h5_exists(h, g), "group %s (slashes of the dataset name replaced)", g);
     double ppl = 0, se = 0;
     int64_t v;
+    CHECK(h5_get_attr_i64(h, "/", "omp_threads", &v) == 0 && v == omp_was + 2, "omp_threads %lld, set %d",
+          (long long)v, omp_was + 2);
+    CHECK(h5_get_attr_i64(h, "/", "blas_threads", &v) == 0 && v >= 1, "blas_threads %lld", (long long)v);
     CHECK(h5_get_attr_f64(h, g, "ppl", &ppl) == 0 && ppl == r.ppl, "ppl attribute %.17g vs %.17g", ppl, r.ppl);
     CHECK(h5_get_attr_f64(h, g, "ppl_stderr", &se) == 0 && se == r.ppl_stderr, "ppl_stderr attribute");
     CHECK(h5_get_attr_i64(h, g, "nwindows", &v) == 0 && v == 3, "nwindows %lld", (long long)v);
