@@ -5,10 +5,17 @@
 
 #include "cuda_check.h"
 
+/* 0 without a usable device; a failure other than "no device" (a driver
+ * older than the toolkit, a broken installation) is said once on stderr, since
+ * the GPU tests then report skipped and the backend refuses --device cuda. */
 extern "C" int cuda_device_count(void) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky "no device" error */
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        static int said;
+        if (e != cudaErrorNoDevice && !said++)
+            fprintf(stderr, "qharness: warning: CUDA cannot start: %s (%s)\n", cudaGetErrorString(e), cudaGetErrorName(e));
+        cudaGetLastError(); /* clear the sticky error */
         return 0;
     }
     return n;

@@ -50,6 +50,8 @@ uname -srm
 (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
 ldd --version 2>&1 | head -1
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader 2>&1 || echo "nvidia-smi failed"
+# a GPU the driver lists must be used: a test that skips then is a failure (e.g. a driver older than the toolkit)
+GPU_LISTED=$(nvidia-smi -L 2>/dev/null | grep -m1 '^GPU ' || true)
 NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
 [ -n "$NVCC" ] && "$NVCC" --version | tail -2
 ${CC:-cc} --version | head -1
@@ -142,7 +144,9 @@ run() {
     local dt=$(since "$t0")
     cat "$OUT/$name.log"
     local last=$(grep -E "$pat" "$OUT/$name.log" | tail -1 | tr -s ' ' | cut -c1-90)
-    if [ $rc = 0 ] && echo "$last" | grep -q "skipped"; then record "$name" skipped "$dt" "$last"
+    if [ $rc = 0 ] && echo "$last" | grep -q "skipped" && [ -n "$GPU_LISTED" ]; then
+        record "$name" failed "$dt" "skipped although nvidia-smi lists a GPU: $last" # CUDA could not start
+    elif [ $rc = 0 ] && echo "$last" | grep -q "skipped"; then record "$name" skipped "$dt" "$last"
     elif [ $rc = 0 ]; then record "$name" ok "$dt" "$last"
     elif [ $rc = 124 ]; then record "$name" timeout "$dt" "killed after $limit s"
     else record "$name" failed "$dt" "exit $rc; ${last:-see $name.log}"; fi

@@ -8,7 +8,8 @@
  * through the same comparisons with bounds derived from the type's rounding
  * error, and must differ from each other and from fp32 the way 16-bit
  * rounding does (bf16 several times further off than fp16). On synthetic
- * models of odd sizes (model_synth; one with Qwen2's q/k/v biases) and on
+ * models of odd sizes (model_synth; one with Qwen2's q/k/v biases; one with
+ * a window of 1100 tokens for the row-blocked attention) and on
  * stories260K ($QH_DATA/models/stories260K/stories260K.bin, QH_DATA defaults
  * to "data"; skipped when missing). Without a GPU (or in a build without nvcc)
  * everything is reported skipped and the exit status is 0. Not here: the
@@ -362,6 +363,28 @@ static void test_synth(const char *what, int H, int Hkv, int shared, int qkv_bia
     model_free(&m);
 }
 
+/* A window long enough for the backend's row-blocked attention (T >= 1024:
+ * ATTENTION_ROW_BLOCKS blocks of query rows against up to 1100 keys, the
+ * softmax's 128-thread paths up to 16 columns a thread), whole model against
+ * the CPU. */
+static void test_long_window(void) {
+    ModelConfig c = {.dim = 48, .hidden_dim = 97, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                     .vocab_size = 301, .seq_len = 1100, .shared_classifier = 0};
+    Model m;
+    if (model_synth(&m, &c, 77) != 0) {
+        CHECK(0, "long window: model_synth");
+        return;
+    }
+    Forward *cpu = NULL, *gpu = NULL;
+    unsetenv("QH_CUDA_MATH");
+    CHECK(forward_cpu_create(&m, c.seq_len, &cpu) == 0 && forward_cuda_create(&m, c.seq_len, &gpu) == 0,
+          "long window: backends");
+    if (cpu && gpu) compare_windows("long window T=1100", cpu, gpu, 1, 1100, 31, 1e-4, 1e-4, NULL);
+    forward_destroy(&gpu);
+    forward_destroy(&cpu);
+    model_free(&m);
+}
+
 static void test_stories260k(void) {
     const char *root = getenv("QH_DATA");
     char path[1024];
@@ -401,6 +424,7 @@ int main(void) {
     test_synth("synth GQA 6/3 shared", 6, 3, 1, 0);
     test_synth("synth MHA 6/6", 6, 6, 0, 0);
     test_synth("synth GQA 6/2 q/k/v biases", 6, 2, 0, 1);
+    test_long_window();
     test_stories260k();
 #endif
     return test_summary();

@@ -460,11 +460,13 @@ static void run_all(void) {
     test_causal_softmax_rows(3, 5, 32, 37);   /* the last row block of a window of 37 */
     test_causal_softmax_rows(2, 37, 263, 300);
     /* every register-resident width (128 threads: 1, 2, 4, 8, 16 columns a
-     * thread; 1024 threads: 8 and 16), then the looping kernel beyond */
+     * thread; 1024 threads: 4, 8 and 16), then the looping kernel beyond */
     test_causal_softmax(2, 200);
     test_causal_softmax_rows(2, 9, 991, 1000);
     test_causal_softmax_rows(1, 5, 2042, 2047);
     test_causal_softmax_rows(2, 7, 2041, 2048);
+    test_causal_softmax_rows(1, 3, 2046, 2049);
+    test_causal_softmax_rows(2, 5, 4091, 4096);
     test_causal_softmax_rows(1, 3, 5000, 5003);
     test_causal_softmax_rows(1, 2, 16382, 16384);
     test_causal_softmax_rows(1, 2, 16383, 16385);

@@ -213,7 +213,7 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
 
 typedef struct Case {
     const char *name, *method;
-    int layer;                    /* 0: 173 x 301, 1: 64 x 172 */
+    int layer;                    /* 0: 173 x 301, 1: 64 x 172, 2: 331 x 160 (more rows than a sweep block's threads) */
     int use_H;                    /* rtn only: with H (proxy loss) or without */
     int groupsize, qs, qz, qqg;   /* groupsize; second-level bits and beta2 */
     int perm, gptq_rule, sym, simplified, blocksize, wbits;
@@ -221,14 +221,16 @@ typedef struct Case {
 } Case;
 
 static void test_layers(QuantCuda *ctx) {
-    const int ms[2] = {173, 64}, ns[2] = {301, 172};
-    const int deadA[3] = {7, 150, 300}, deadB[1] = {3};
-    float *W[2];
-    double *H[2];
+    const int ms[3] = {173, 64, 331}, ns[3] = {301, 172, 160};
+    const int deadA[3] = {7, 150, 300}, deadB[1] = {3}, deadC[1] = {101};
+    float *W[3];
+    double *H[3];
     W[0] = random_W(ms[0], ns[0], 0.1);
     W[1] = random_W(ms[1], ns[1], 0.1);
+    W[2] = random_W(ms[2], ns[2], 0.1);
     H[0] = correlated_H(ns[0], 2, 400, 0.8, deadA, 3);
     H[1] = correlated_H(ns[1], 2, 300, 0.7, deadB, 1);
+    H[2] = correlated_H(ns[2], 2, 250, 0.7, deadC, 1);
     const double inf = INFINITY;
     const Case cases[] = {
         /* name                           method  L  H   g  qs qz qqg perm rule sym simp  bs  wb  tau  damp */
@@ -250,6 +252,13 @@ static void test_layers(QuantCuda *ctx) {
         {"spqr per-row leave-one-out",    "spqr", 1, 1,  0, 3, 0, 16, 0,   0,   0,  0,  128, 4, 0.2, 0.01},
         {"spqr g16 blocks of 7, sym",     "spqr", 0, 1, 16, 2, 0, 16, 0,   0,   1,  0,    7, 4, 0.2, 1.0},
         {"spqr g16 fp16 stats, tau .1",   "spqr", 1, 1, 16, 0, 0, 0,  0,   0,   0,  0,  128, 2, 0.1, 0.01},
+        /* blocks too wide for U in shared memory (read from global memory) */
+        {"gptq g16 blocks of 256",        "gptq", 0, 1, 16, 0, 0, 0,  0,   0,   0,  0,  256, 4, inf, 0.01},
+        {"spqr act_order blocks of 301",  "spqr", 0, 1, 16, 3, 3, 16, 1,   0,   0,  0,  301, 3, 0.2, 1.0},
+        /* several rows per thread; second-level groups spanning threads */
+        {"spqr 331 rows, beta2 300",      "spqr", 2, 1, 16, 3, 3, 300, 0,  0,   0,  0,  128, 3, 0.2, 1.0},
+        {"spqr 331 rows, beta2 16",       "spqr", 2, 1, 16, 3, 3, 16, 1,   0,   0,  0,   64, 4, 0.2, 1.0},
+        {"gptq 331 rows per-row",         "gptq", 2, 1,  0, 0, 0, 0,  0,   0,   0,  0,  128, 4, inf, 0.01},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const Case *c = &cases[k];
@@ -294,7 +303,7 @@ static void test_layers(QuantCuda *ctx) {
         if (r1 == 0) quant_layer_free(&a);
         free(da), free(db);
     }
-    for (int L = 0; L < 2; L++) free(W[L]), free(H[L]);
+    for (int L = 0; L < 3; L++) free(W[L]), free(H[L]);
 }
 
 /* H = I - 3 u u^T (indefinite): the damping is raised 3 times, as on the CPU
