@@ -2,18 +2,21 @@
  * behind qh_cuda_available() (forward.h). The CUDA forward backend itself is in
  * forward_cuda.cu, its kernels in forward_kernels.cu. */
 #include <cuda_runtime.h>
+#include <unistd.h>
 
 #include "cuda_check.h"
 
-/* 0 without a usable device; a failure other than "no device" (a driver
- * older than the toolkit, a broken installation) is said once on stderr, since
- * the GPU tests then report skipped and the backend refuses --device cuda. */
+/* 0 without a usable device. Where the NVIDIA kernel driver is loaded but
+ * CUDA cannot start (a driver older than the toolkit, a broken installation),
+ * that is said once on stderr, since the GPU tests then report skipped and the
+ * backend refuses --device cuda. Without the driver (CPU machines) CUDA also
+ * answers "insufficient driver": nothing is said then. */
 extern "C" int cuda_device_count(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         static int said;
-        if (e != cudaErrorNoDevice && !said++)
+        if (e != cudaErrorNoDevice && !said++ && access("/proc/driver/nvidia/version", F_OK) == 0)
             fprintf(stderr, "qharness: warning: CUDA cannot start: %s (%s)\n", cudaGetErrorString(e), cudaGetErrorName(e));
         cudaGetLastError(); /* clear the sticky error */
         return 0;
