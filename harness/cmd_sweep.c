@@ -1,8 +1,10 @@
 /* cmd_sweep.c: `qharness sweep FILE`: run the points of an experiment file
  * (experiment.h, sweep.h); --dump prints the resolved settings and the point
- * ids, --slurm writes a Slurm job-array script instead of running, --point ID
- * runs one point (what each array task does), --jobs N runs N worker
- * processes. `qharness sweep --help` lists the options and every key an
+ * ids, --check makes every check a run makes before it starts (the model and
+ * its shape against every point, the data files, the device) and runs
+ * nothing, --slurm writes a Slurm job-array script instead of running,
+ * --point ID runs one point (what each array task does), --jobs N runs N
+ * worker processes. `qharness sweep --help` lists the options and every key an
  * experiment file may hold. */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +13,9 @@
 #include "experiment.h"
 #include "sweep.h"
 #include "util.h"
+
+#define QH_STR_(x) #x
+#define QH_STR(x) QH_STR_(x)
 
 static const char *summary =
     "Run every point of an experiment file (experiments/NAME.ini): quantize, evaluate, one result file per\n"
@@ -22,8 +27,10 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     int dump = 0, slurm = 0, check = 0;
     const OptSpec specs[] = {
         {"dump", OPT_FLAG, &dump, NULL, "print the resolved settings and the point ids, run nothing"},
-        {"check", OPT_FLAG, &check, NULL, "validate the file and the model path, run nothing"},
-        {"point", OPT_STR, &point, "ID", "run only this point (id or a unique prefix of >= 4 digits; fp = full precision)"},
+        {"check", OPT_FLAG, &check, NULL,
+         "validate the file against the model's shape, the data files and the device, run nothing"},
+        {"point", OPT_STR, &point, "ID",
+         "run only this point (id or a unique prefix of >= " QH_STR(EXP_ID_MIN_PREFIX) " digits; fp = full precision)"},
         {"jobs", OPT_INT, &jobs, "N", "worker processes sharing the points (locks keep them apart)"},
         {"slurm", OPT_FLAG, &slurm, NULL, "write a Slurm job-array script (one task per point), run nothing"},
         {"slurm-out", OPT_STR, &slurm_out, "F", "where --slurm writes (default <output dir>/slurm/sweep.sbatch)"},
@@ -53,8 +60,11 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
         experiment_free(&x);
         return 0;
     }
-    rc = experiment_check_model(&x);
-    if (rc == 0 && check) printf("%s: valid, %d points, model found\n", file, x.npoints);
+    /* everything that would stop the run, reported before it starts (the device
+     * only where the points run: Slurm tasks run elsewhere) */
+    rc = experiment_check_run(&x, !slurm || check);
+    if (rc == 0 && check)
+        printf("%s: valid, %d points, model found, its shape fits every point, data files present\n", file, x.npoints);
     if (rc == 0 && !check && slurm) {
         char written[4096];
         rc = sweep_write_slurm(&x, slurm_out, full_argv[0], written, sizeof written);
@@ -64,8 +74,6 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
                    written, x.npoints + 1, x.npoints, written, x.out_dir);
     } else if (rc == 0 && !check) {
         SweepOptions o = {.only = point, .jobs = (int)jobs, .argc = full_argc, .argv = full_argv};
-        printf("sweep %s: %d points (%d excluded, %d duplicates), results in %s\n", x.name, x.npoints, x.nexcluded,
-               x.nduplicates, x.out_dir);
         rc = sweep_run(&x, &o);
         if (rc == 0 && !point) printf("next: qharness report %s\n", x.out_dir);
     }

@@ -5,6 +5,7 @@
 #include "datasets.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,11 +93,60 @@ static char *data_path(const char *root, const char *rel) {
     return p;
 }
 
+static const char *const HINT_MANIFEST = "run `make data`, or see datasets/manifest.tsv";
+static const char *const HINT_TRAIN = "a train split is not part of datasets/manifest.tsv: calibrate on c4 or file:PATH";
+
+char *dataset_file(const char *name, const char *root, int calib, const char **hint) {
+    const char *rel = NULL, *h = HINT_MANIFEST;
+    if (!strncmp(name, "file:", 5) && name[5]) {
+        if (hint) *hint = "";
+        return qh_strdup(name + 5);
+    }
+    if (!strcmp(name, "c4")) rel = F_C4;
+    else if (calib && !strcmp(name, "wikitext2")) rel = F_WIKI_TRAIN, h = HINT_TRAIN;
+    else if (calib && !strcmp(name, "ptb")) rel = F_PTB_TRAIN, h = HINT_TRAIN;
+    else if (!calib && !strcmp(name, "wikitext2")) rel = F_WIKI_TEST;
+    else if (!calib && !strcmp(name, "ptb")) rel = F_PTB_VALID;
+    else if (!calib && !strcmp(name, "ptb-new")) rel = F_PTB_TEST;
+    else if (!calib && !strcmp(name, "c4-new")) rel = F_C4;
+    else if (!calib && !strcmp(name, "tinystories")) rel = F_TINY;
+    if (!rel) {
+        if (calib) qh_error("unknown calibration dataset '%s' (expected c4, wikitext2, ptb or file:PATH)", name);
+        else qh_error("unknown dataset '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, tinystories or file:PATH)", name);
+        return NULL;
+    }
+    if (hint) *hint = h;
+    return data_path(root, rel);
+}
+
+/* 0 when `path` can be read; else -1 with "file 'PATH' is missing (HINT)" (or "cannot be
+ * read (REASON)") in why; the hint in parentheses only when there is one. */
+static int readable(const char *path, const char *hint, char *why, size_t n) {
+    if (access(path, R_OK) == 0) return 0;
+    char what[160];
+    if (errno == ENOENT) snprintf(what, sizeof what, "is missing");
+    else snprintf(what, sizeof what, "cannot be read (%s)", strerror(errno));
+    snprintf(why, n, "file '%s' %s%s%s%s", path, what, *hint ? " (" : "", hint, *hint ? ")" : "");
+    return -1;
+}
+
+int dataset_file_check(const char *name, const char *root, int calib, char *why, size_t n) {
+    const char *hint;
+    char *path = dataset_file(name, root, calib, &hint);
+    if (!path) {
+        snprintf(why, n, "unknown dataset '%s'", name);
+        return -1;
+    }
+    int rc = readable(path, hint, why, n);
+    free(path);
+    return rc;
+}
+
 /* Read a dataset file; fills source and sha256 of the stream. */
-static int read_source(const char *path, const char *dsname, TokenStream *s, char **text, size_t *len) {
-    if (access(path, R_OK) != 0)
-        return qh_error("dataset '%s': file '%s' is missing (run `make data`, or see datasets/manifest.tsv)", dsname,
-                        path);
+static int read_source(const char *path, const char *dsname, const char *hint, TokenStream *s, char **text,
+                       size_t *len) {
+    char why[1024];
+    if (readable(path, hint, why, sizeof why) != 0) return qh_error("dataset '%s': %s", dsname, why);
     if (qh_read_file(path, text, len) != 0) return -1;
     snprintf(s->source, sizeof s->source, "%s", path);
     sha256_buf(*text, *len, s->sha256);
@@ -210,27 +260,24 @@ static void free_docs(char **docs, size_t *doclen, int ndocs) {
 int dataset_eval(const char *name, const char *root, const Tokenizer *tok, int seqlen, TokenStream *s) {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
-    char *path = NULL, *raw = NULL, *text = NULL;
+    char *raw = NULL, *text = NULL;
     size_t len = 0;
     int rc = -1;
+    const char *hint;
+    char *path = dataset_file(name, root, 0, &hint);
+    if (!path || read_source(path, name, hint, s, &raw, &len) != 0) goto done;
     if (!strcmp(name, "wikitext2")) {
-        path = data_path(root, F_WIKI_TEST);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         text = join_wikitext2(raw, len);
         snprintf(s->split, sizeof s->split, "test");
         snprintf(s->rule, sizeof s->rule, "rows = lines (blank -> \"\"), joined with \"\\n\\n\", BOS + encode");
         rc = encode_all(tok, text, strlen(text), s);
     } else if (!strcmp(name, "ptb") || !strcmp(name, "ptb-new")) {
         int isnew = !strcmp(name, "ptb-new");
-        path = data_path(root, isnew ? F_PTB_TEST : F_PTB_VALID);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         text = join_lines_stripped(raw, len, isnew ? " " : "\n\n");
         snprintf(s->split, sizeof s->split, isnew ? "test" : "validation");
         snprintf(s->rule, sizeof s->rule, "lines stripped, joined with \"%s\", BOS + encode", isnew ? " " : "\\n\\n");
         rc = encode_all(tok, text, strlen(text), s);
     } else if (!strcmp(name, "c4") || !strcmp(name, "c4-new")) {
-        path = data_path(root, F_C4);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         char **docs;
         size_t *doclen;
         int ndocs;
@@ -257,8 +304,6 @@ int dataset_eval(const char *name, const char *root, const Tokenizer *tok, int s
         }
         free_docs(docs, doclen, ndocs);
     } else if (!strcmp(name, "tinystories")) {
-        path = data_path(root, F_TINY);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         snprintf(s->split, sizeof s->split, "sample");
         snprintf(s->rule, sizeof s->rule, "split on <|endoftext|>, each story stripped, BOS + encode each, concatenated");
         const char *sepstr = "<|endoftext|>";
@@ -289,14 +334,10 @@ int dataset_eval(const char *name, const char *root, const Tokenizer *tok, int s
             if (!q) break;
             p = q + seplen;
         }
-    } else if (!strncmp(name, "file:", 5)) {
-        path = qh_strdup(name + 5);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
+    } else { /* file:PATH (dataset_file knows no other name) */
         snprintf(s->split, sizeof s->split, "file");
         snprintf(s->rule, sizeof s->rule, "whole file, BOS + encode");
         rc = encode_all(tok, raw, len, s);
-    } else {
-        qh_error("unknown dataset '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, tinystories or file:PATH)", name);
     }
 done:
     free(path);
@@ -313,14 +354,15 @@ int dataset_calib(const char *name, const char *root, const Tokenizer *tok, int 
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
     if (nsamples <= 0 || seqlen < 2) return qh_error("calibration: need nsamples >= 1 and seqlen >= 2 (got %d, %d)", nsamples, seqlen);
-    char *path = NULL, *raw = NULL, *text = NULL;
+    char *raw = NULL, *text = NULL;
     size_t len = 0;
     int rc = -1;
     int *w = qh_malloc(sizeof(int) * (size_t)nsamples * seqlen);
     s->is_train_data = 1;
+    const char *hint;
+    char *path = dataset_file(name, root, 1, &hint);
+    if (!path || read_source(path, name, hint, s, &raw, &len) != 0) goto done;
     if (!strcmp(name, "c4")) {
-        path = data_path(root, F_C4);
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         char **docs;
         size_t *doclen;
         int ndocs;
@@ -332,19 +374,6 @@ int dataset_calib(const char *name, const char *root, const Tokenizer *tok, int 
         free_docs(docs, doclen, ndocs);
     } else {
         /* one token stream of a train split (or a file) */
-        if (!strcmp(name, "wikitext2")) path = data_path(root, F_WIKI_TRAIN);
-        else if (!strcmp(name, "ptb")) path = data_path(root, F_PTB_TRAIN);
-        else if (!strncmp(name, "file:", 5)) path = qh_strdup(name + 5);
-        else {
-            qh_error("unknown calibration dataset '%s' (expected c4, wikitext2, ptb or file:PATH)", name);
-            goto done;
-        }
-        if (access(path, R_OK) != 0 && strncmp(name, "file:", 5) != 0) {
-            qh_error("calibration on '%s' needs its train split '%s', which is not part of datasets/manifest.tsv "
-                     "(use --calib c4 or --calib file:PATH)", name, path);
-            goto done;
-        }
-        if (read_source(path, name, s, &raw, &len) != 0) goto done;
         if (!strcmp(name, "wikitext2")) text = join_wikitext2(raw, len);
         else if (!strcmp(name, "ptb")) text = join_lines_stripped(raw, len, "\n\n");
         snprintf(s->split, sizeof s->split, strncmp(name, "file:", 5) ? "train" : "file");

@@ -34,6 +34,17 @@ int dataset_eval(const char *name, const char *data_root, const Tokenizer *tok, 
 int dataset_calib(const char *name, const char *data_root, const Tokenizer *tok, int nsamples, int seqlen,
                   uint64_t seed, int **windows, TokenStream *info);
 
+/* The file dataset `name` is read from: for evaluation (calib 0: wikitext2 ptb
+ * ptb-new c4 c4-new tinystories) or calibration (calib 1: c4 wikitext2 ptb,
+ * the latter two from train splits that datasets/manifest.tsv does not hold)
+ * under data_root; PATH itself for file:PATH. Allocated; *hint (may be NULL)
+ * gets what to do when it is missing ("run `make data`..." for the files of
+ * the manifest, "" for file:PATH). NULL after a message for an unknown name. */
+char *dataset_file(const char *name, const char *data_root, int calib, const char **hint);
+/* 0 when dataset_file's file can be read; else -1 with `why` naming the file,
+ * the reason and the hint (no message printed, except for an unknown name). */
+int dataset_file_check(const char *name, const char *data_root, int calib, char *why, size_t n);
+
 void token_stream_free(TokenStream *s);
 
 /* The raw joining rules, exposed for tests: each returns an allocated string. */

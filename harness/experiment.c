@@ -15,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "datasets.h"
+#include "hf_model.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -604,6 +606,43 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+static int ignore_key(void *user, const char *section, const char *name, const char *value) { return 1; }
+
+/* Syntax errors (and over-long lines) before anything else, every one in line
+ * order: a broken line such as an unclosed "[spqr" would otherwise make the
+ * keys below it look misplaced (they land in the section above), and those
+ * consequences would be reported before their cause. inih reports the first
+ * bad line of a pass, so the text is passed again from the line after each
+ * one. 0, or -1 after a message per error. */
+static int syntax_errors(ParseState *st) {
+    ParseState s = {.path = st->path, .p = st->x->text};
+    int nerr = 0;
+    for (;;) {
+        int base = s.line, rc = ini_parse_stream(reader, &s, ignore_key, NULL);
+        if (rc == 0) break;
+        if (rc < 0) {
+            perr(st, 0, NULL, NULL, "cannot parse (inih error %d)", rc);
+            return -1;
+        }
+        int bad = base + rc;
+        perr(st, bad, NULL, NULL, "syntax error (expected '[section]', 'key = value' or a comment)");
+        nerr++;
+        /* again from the line after the bad one */
+        s.line = bad;
+        s.p = st->x->text;
+        for (int l = 0; l < bad && *s.p; l++) {
+            const char *e = strchr(s.p, '\n');
+            s.p = e ? e + 1 : s.p + strlen(s.p);
+        }
+        if (!*s.p) break;
+    }
+    if (s.long_line) {
+        perr(st, s.long_line, NULL, NULL, "line longer than %d characters", INI_MAX_LINE - 2);
+        nerr++;
+    }
+    return nerr ? -1 : 0;
+}
+
 /* ---- resolving -------------------------------------------------------------------- */
 
 const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *key) {
@@ -913,10 +952,9 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     char *dot = strrchr(x->name, '.');
     if (dot && dot != x->name) *dot = 0;
     ParseState st = {.x = x, .path = path, .p = x->text};
+    if (syntax_errors(&st) != 0) return -1; /* the keys of a file that does not parse are not judged */
     int rc = ini_parse_stream(reader, &st, on_key, &st);
-    if (rc > 0) perr(&st, rc, NULL, NULL, "syntax error (expected '[section]', 'key = value' or a comment)");
-    else if (rc < 0) perr(&st, 0, NULL, NULL, "cannot parse (inih error %d)", rc);
-    if (st.long_line) perr(&st, st.long_line, NULL, NULL, "line longer than %d characters", INI_MAX_LINE - 2);
+    if (rc != 0) perr(&st, rc > 0 ? rc : 0, NULL, NULL, "cannot parse (inih status %d)", rc);
     /* required keys */
     for (int i = 0; exp_keys[i].name; i++)
         if ((exp_keys[i].flags & EXP_REQUIRED) && !find_entry(x, exp_keys[i].section, i, NULL) &&
@@ -1064,6 +1102,19 @@ int experiment_check_model(const Experiment *x) {
     return 0;
 }
 
+/* Messages already printed (by a short tag), so that a value shared by many
+ * points is reported once. seen_add: 1 when the tag was there already. */
+typedef struct Seen {
+    char tag[EXP_MAX_VALUES][128];
+    int n;
+} Seen;
+static int seen_add(Seen *s, const char *tag) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->tag[i], tag)) return 1;
+    if (s->n < EXP_MAX_VALUES) snprintf(s->tag[s->n++], sizeof s->tag[0], "%s", tag);
+    return 0;
+}
+
 int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
     int minr = INT_MAX, minc = INT_MAX, kr = 0, kc = 0, bad = 0;
     for (int k = 0; k < LIN_COUNT; k++) {
@@ -1073,23 +1124,20 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
         if (cols < minc) minc = cols, kc = k;
     }
     int kg = key_index(ES_METHODS, "groupsize"), kq = key_index(ES_METHODS, "qq_groupsize");
-    char reported[EXP_MAX_VALUES][64];
-    int nrep = 0;
+    Seen *seen = qh_calloc(1, sizeof *seen);
     for (int i = 0; i < x->npoints; i++) {
         const ExpPoint *p = &x->points[i];
         const QuantParams *q = &p->spec.params;
         int which[2] = {kg, kq}, val[2] = {q->groupsize, q->qq_groupsize};
         int lim[2] = {minc, minr}, lk[2] = {kc, kr};
         int on[2] = {1, q->qq_scale_bits > 0 || q->qq_zero_bits > 0};
+        int misfit = 0;
         for (int j = 0; j < 2; j++) {
             if (!on[j] || val[j] <= lim[j]) continue;
             char tag[64];
             snprintf(tag, sizeof tag, "%d/%d/%d", j, p->from[which[j]], val[j]);
-            int seen = 0;
-            for (int r = 0; r < nrep; r++) seen |= !strcmp(reported[r], tag);
-            bad = 1;
-            if (seen) continue;
-            if (nrep < EXP_MAX_VALUES) snprintf(reported[nrep++], sizeof reported[0], "%s", tag);
+            bad = misfit = 1;
+            if (seen_add(seen, tag)) continue;
             const ExpEntry *e = p->from[which[j]] ? &x->entries[p->from[which[j]] - 1] : NULL;
             int rows, cols;
             model_linear_shape(c, (LinearKind)lk[j], &rows, &cols);
@@ -1102,7 +1150,146 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
                          x->path, p->spec.method, exp_keys[which[j]].name, val[j], linear_names[lk[j]], rows, cols,
                          p->spec.method);
         }
+        /* then exactly what quantize_model checks before any work (calibrate.c), every sub-layer shape */
+        for (int k = 0; k < LIN_COUNT && !misfit; k++) {
+            int rows, cols;
+            model_linear_shape(c, (LinearKind)k, &rows, &cols);
+            if (quant_params_validate(q, p->spec.method, rows, cols) == 0) continue;
+            char origin[2048];
+            experiment_point_origin(x, p, origin, sizeof origin);
+            qh_error("%s: point %s (%s) does not fit sub-layer %s (%d x %d) of the model (above); its settings: %s",
+                     x->path, p->id, p->label, linear_names[k], rows, cols, origin);
+            bad = misfit = 1;
+        }
     }
+    free(seen);
+    return bad ? -1 : 0;
+}
+
+int experiment_model_config(const Experiment *x, ModelConfig *c) {
+    int line;
+    experiment_value(x, ES_MODEL, "path", &line);
+    int rc;
+    memset(c, 0, sizeof *c);
+    struct stat sb;
+    if (stat(x->model_path, &sb) == 0 && S_ISDIR(sb.st_mode) && !hf_is_model_dir(x->model_path))
+        return qh_error("%s:%d: model.path: '%s' is a directory without a config.json (expected a llama2.c .bin file or "
+                        "a Hugging Face directory)",
+                        x->path, line, x->model_path);
+    if (hf_is_model_dir(x->model_path)) { /* config.json only */
+        char cfg[PATH_MAX], *text;
+        size_t len;
+        qh_pathf(cfg, sizeof cfg, "%s/config.json", x->model_path);
+        rc = qh_read_file(cfg, &text, &len);
+        if (rc == 0) {
+            rc = hf_config_parse(text, len, cfg, c);
+            free(text);
+        }
+    } else { /* the header is validated against the file size; the weights are mapped, not read */
+        Model m;
+        rc = model_load_llama2c(&m, x->model_path);
+        if (rc == 0) {
+            *c = m.cfg;
+            model_free(&m);
+        }
+    }
+    if (rc != 0) return qh_error("%s:%d: model.path: the configuration of '%s' cannot be read (see above)", x->path, line,
+                                 x->model_path);
+    return 0;
+}
+
+#ifdef QH_HAVE_CUDA
+/* Is a CUDA GPU visible? Asked in a child process, so that this one holds no
+ * CUDA state when it forks the sweep's workers (a CUDA context does not
+ * survive fork). 1 yes, 0 no, -1 after a message. */
+static int cuda_probe(void) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return qh_error("cannot start a process to look for a CUDA GPU: %s", strerror(errno));
+    if (pid == 0) _exit(qh_cuda_available() ? 0 : 3);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return qh_error("waiting for the CUDA probe: %s", strerror(errno));
+    if (WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3)) return WEXITSTATUS(st) == 0;
+    return qh_error("the CUDA probe process ended abnormally (status 0x%x)", st);
+}
+#endif
+
+int experiment_check_device(const Experiment *x) {
+    if (x->device != QH_DEVICE_CUDA) return 0;
+    int line;
+    experiment_value(x, ES_RUN, "device", &line);
+#ifdef QH_HAVE_CUDA
+    int present = cuda_probe();
+    if (present < 0) return -1;
+    if (!present)
+        return qh_error("%s:%d: run.device: cuda, but no CUDA GPU is visible on this machine (expected auto or cpu "
+                        "here, or a machine with a GPU)",
+                        x->path, line);
+    return 0;
+#else
+    return qh_error("%s:%d: run.device: cuda, but this build has no CUDA support (nvcc was not found at build time; "
+                    "expected auto or cpu)",
+                    x->path, line);
+#endif
+}
+
+/* One dataset of the file: -1 after a message naming the key's line (or its
+ * default) and, for datasets under the data root, where the root came from. */
+static int check_dataset(const Experiment *x, const char *name, int calib, const ExpEntry *e, const char *method,
+                         Seen *seen) {
+    char tag[128], why[2048];
+    snprintf(tag, sizeof tag, "%d/%ld/%.100s", calib, e ? (long)(e - x->entries) : -1L, name);
+    if (dataset_file_check(name, x->data_root, calib, why, sizeof why) == 0) return 0;
+    if (seen_add(seen, tag)) return -1;
+    char where[512], root[512] = "";
+    const char *key = calib ? "calibration.dataset" : "eval.datasets";
+    if (e && calib) snprintf(where, sizeof where, "%s:%d: %s.dataset", x->path, e->line, exp_section_names[e->section]);
+    else if (e) snprintf(where, sizeof where, "%s:%d: %s", x->path, e->line, key);
+    else if (calib) snprintf(where, sizeof where, "%s: %s (default %s, for %s)", x->path, key, name, method);
+    else snprintf(where, sizeof where, "%s: %s (default %s)", x->path, key, x->eval_datasets);
+    if (strncmp(name, "file:", 5) != 0) {
+        int rl;
+        experiment_value(x, ES_RUN, "data", &rl);
+        const char *env = getenv("QH_DATA");
+        if (rl) snprintf(root, sizeof root, "; the data root '%s' is [run] data at %s:%d", x->data_root, x->path, rl);
+        else if (env && *env) snprintf(root, sizeof root, "; the data root '%s' is $QH_DATA", x->data_root);
+        else snprintf(root, sizeof root, "; the data root is '%s', the default (set [run] data or $QH_DATA for another)",
+                      x->data_root);
+    }
+    return qh_error("%s: dataset '%s': %s%s", where, name, why, root);
+}
+
+int experiment_check_data(const Experiment *x) {
+    Seen *seen = qh_calloc(1, sizeof *seen);
+    int bad = 0;
+    const ExpEntry *ds = experiment_entry(x, ES_EVAL, "datasets");
+    char *names = qh_strdup(x->eval_datasets), *save = NULL;
+    for (char *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        bad |= check_dataset(x, t, 0, ds, NULL, seen) != 0;
+    free(names);
+    int kd = key_index(ES_CALIBRATION, "dataset");
+    for (int i = 0; i < x->npoints; i++) {
+        const ExpPoint *p = &x->points[i];
+        if (!p->spec.calib || !strcmp(p->spec.calib, "none")) continue; /* rtn */
+        const ExpEntry *e = p->from[kd] ? &x->entries[p->from[kd] - 1] : NULL;
+        bad |= check_dataset(x, p->spec.calib, 1, e, p->spec.method, seen) != 0;
+    }
+    free(seen);
+    return bad ? -1 : 0;
+}
+
+int experiment_check_run(const Experiment *x, int here) {
+    int bad = 0;
+    if (experiment_check_model(x) == 0) {
+        ModelConfig c;
+        bad |= experiment_model_config(x, &c) != 0 || experiment_check_shapes(x, &c) != 0;
+    } else {
+        bad = 1;
+    }
+    if (here) bad |= experiment_check_device(x) != 0;
+    bad |= experiment_check_data(x) != 0;
     return bad ? -1 : 0;
 }
 
@@ -1120,16 +1307,25 @@ void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, 
     if (!buf[0]) snprintf(buf, n, "%s defaults only", p->spec.method);
 }
 
-int experiment_find_point(const Experiment *x, const char *id) {
+int experiment_find_point(const Experiment *x, const char *id, char *why, size_t wn) {
     size_t l = strlen(id);
-    int found = -1;
-    if (l < 4 || l > 12) return -1;
+    if (l < EXP_ID_MIN_PREFIX || l > 12 || strspn(id, "0123456789abcdefABCDEF") != l) {
+        snprintf(why, wn, "not a point id (expected %d to 12 hex digits: an id, or a unique prefix of one)",
+                 EXP_ID_MIN_PREFIX);
+        return -1;
+    }
+    int found = -1, nfound = 0;
+    char also[128] = "";
     for (int i = 0; i < x->npoints; i++)
-        if (!strncmp(x->points[i].id, id, l)) {
-            if (found >= 0) return -1;
-            found = i;
+        if (!strncasecmp(x->points[i].id, id, l)) {
+            if (nfound++ == 0) found = i;
+            else if (strlen(also) + 16 < sizeof also)
+                snprintf(also + strlen(also), sizeof also - strlen(also), " %s", x->points[i].id);
         }
-    return found;
+    if (nfound == 1) return found;
+    if (nfound == 0) snprintf(why, wn, "no point has this id");
+    else snprintf(why, wn, "matches %d points (%s%s): expected a unique prefix", nfound, x->points[found].id, also);
+    return -1;
 }
 
 /* ---- dump and help ------------------------------------------------------------------- */

@@ -121,7 +121,9 @@ typedef struct Experiment {
 
 /* Parse and validate `path`, expand the points. Every error is printed as
  * "FILE:LINE: SECTION.KEY: what is wrong (what was expected)"; returns -1 when
- * there was at least one. Does not look at the model file. */
+ * there was at least one. Syntax errors are reported first and alone (the keys
+ * of a file that does not parse are not judged). Does not look at the model
+ * file (experiment_check_run does). */
 int experiment_load(const char *path, Experiment *x);
 /* Same from text in memory; `path` is only used in messages and for the name. */
 int experiment_parse(const char *path, const char *text, Experiment *x);
@@ -139,14 +141,45 @@ const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *
 
 /* Check the shape-dependent settings of every point against the model's
  * sub-layers (groupsize <= the fewest input columns, qq_groupsize <= the fewest
- * rows): -1 after a message naming FILE:LINE: SECTION.KEY for each misfit. */
+ * rows): -1 after a message naming FILE:LINE: SECTION.KEY for each misfit;
+ * then what quantize_model checks before any work (quant_params_validate on
+ * every sub-layer shape), a failure named with the point's settings and where
+ * each came from. */
 int experiment_check_shapes(const Experiment *x, const ModelConfig *c);
+
+/* The model's configuration (its shape), cheaply: the llama2.c header
+ * (validated against the file size, the weights mapped but not read) or a
+ * Hugging Face directory's config.json. -1 after a message naming FILE:LINE:
+ * model.path. */
+int experiment_model_config(const Experiment *x, ModelConfig *c);
+
+/* [run] device = cuda where no CUDA GPU is visible (or the build has none):
+ * -1 after a message naming FILE:LINE: run.device. The GPU is looked for in a
+ * child process, so that the caller holds no CUDA state when it forks. */
+int experiment_check_device(const Experiment *x);
+
+/* Every data file the points need exists: the evaluation datasets and the
+ * calibration dataset of every point that calibrates (file:PATH directly, the
+ * named datasets under the data root, as datasets.h resolves them). -1 after a
+ * message per missing file naming FILE:LINE: SECTION.KEY (or the default), and
+ * where the data root came from; the `make data` hint only for the files of
+ * datasets/manifest.tsv. */
+int experiment_check_data(const Experiment *x);
+
+/* Everything a run can be refused for before it starts, each reported:
+ * experiment_check_model, the model's configuration and experiment_check_shapes,
+ * experiment_check_data, and (when `here`, i.e. the points run on this machine,
+ * not as Slurm tasks elsewhere) experiment_check_device. 0 or -1. */
+int experiment_check_run(const Experiment *x, int here);
 
 /* Where a point's settings came from: "FILE:LINE: SECTION.KEY = VALUE; ..." (or "method defaults"). */
 void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, size_t n);
 
-/* The index of a point by id (or a unique prefix of at least 4 digits), -1 if none. */
-int experiment_find_point(const Experiment *x, const char *id);
+/* The index of a point by id, or by a unique prefix of at least
+ * EXP_ID_MIN_PREFIX hex digits; -1 with `why` filled (not an id, no such
+ * point, or a prefix of several) otherwise. */
+#define EXP_ID_MIN_PREFIX 4
+int experiment_find_point(const Experiment *x, const char *id, char *why, size_t n);
 
 /* Print every section with its resolved values and where each came from, then the points. */
 void experiment_dump(const Experiment *x, FILE *out);

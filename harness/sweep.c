@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -253,9 +254,12 @@ int sweep_write_manifest(const Experiment *x) {
 
 /* ---- running ---------------------------------------------------------------------------------- */
 
-typedef struct Counters {
-    int computed, done, elsewhere, failed;
-} Counters;
+/* What became of one job (j = 0: full precision, j >= 1: point j - 1) in this
+ * run, as seen by one worker. Workers' views are merged by taking the largest:
+ * a job one worker found held by another (ELSEWHERE), or finished by it
+ * meanwhile (DONE), is what that other one made of it; RUNNING left behind
+ * means the worker died during the job, and counts as failed. */
+typedef enum { JOB_UNTOUCHED = 0, JOB_ELSEWHERE, JOB_DONE, JOB_RUNNING, JOB_FAILED, JOB_COMPUTED } JobStatus;
 
 typedef struct Worker {
     const Experiment *x;
@@ -397,8 +401,8 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     return rc;
 }
 
-/* One job: j = 0 is the full-precision evaluation, j >= 1 point j - 1. */
-static void run_job(Worker *w, int j, Counters *c) {
+/* One job: j = 0 is the full-precision evaluation, j >= 1 point j - 1; its outcome in *st. */
+static void run_job(Worker *w, int j, unsigned char *st) {
     const Experiment *x = w->x;
     const ExpPoint *p = j > 0 ? &x->points[j - 1] : NULL;
     char tag[64], file[PATH_MAX], lock[PATH_MAX], holder[256], line[1024] = "";
@@ -415,106 +419,143 @@ static void run_job(Worker *w, int j, Counters *c) {
     }
     const char *attr = p ? "point_id" : "fp_id";
     if (is_done(file, attr, id)) {
-        c->done++;
+        *st = JOB_DONE;
         printf("%-7s %-40s done earlier  %s\n", tag, label, id);
         fflush(stdout);
         return;
     }
     int r = sweep_lock_acquire(lock, holder, sizeof holder);
     if (r < 0) {
-        c->failed++;
+        *st = JOB_FAILED;
         return;
     }
     if (r > 0) {
-        c->elsewhere++;
+        *st = JOB_ELSEWHERE;
         printf("%-7s %-40s in progress elsewhere (%s)  %s\n", tag, label, holder, id);
         fflush(stdout);
         return;
     }
     if (is_done(file, attr, id)) { /* finished by another run between the check and the lock */
         sweep_lock_release(lock);
-        c->done++;
+        *st = JOB_DONE;
         printf("%-7s %-40s done earlier  %s\n", tag, label, id);
         fflush(stdout);
         return;
     }
     remove_debris(file);
     qh_progress("%s %s: running (%s)", tag, label, id);
+    *st = JOB_RUNNING;
     int rc = p ? run_point(w, p, file, line, sizeof line) : run_fp(w, file, line, sizeof line);
     sweep_lock_release(lock);
     if (rc != 0) {
-        c->failed++;
+        *st = JOB_FAILED;
         if (!w->fatal) printf("%-7s %-40s FAILED (see the error above)  %s\n", tag, label, id);
     } else {
-        c->computed++;
+        *st = JOB_COMPUTED;
         printf("%-7s %-40s %s  %s\n", tag, label, line, id);
     }
     fflush(stdout);
 }
 
-static int worker_main(const Experiment *x, const SweepOptions *o) {
+/* One worker: the jobs in order (only == -1: all, else that one job), each
+ * outcome in status[j]. */
+static void worker_main(const Experiment *x, const SweepOptions *o, int only, unsigned char *status) {
     Worker w;
     memset(&w, 0, sizeof w);
     w.x = x;
     w.o = o;
     path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
-    Counters c = {0};
-    double t0 = qh_now();
-    int only = -2; /* -2: all jobs; else the one job index */
-    if (o->only) {
-        if (!strcmp(o->only, "fp")) only = 0;
-        else {
-            int i = experiment_find_point(x, o->only);
-            if (i < 0)
-                return qh_error("%s: no point '%s' (qharness sweep %s --dump lists the ids)", x->path, o->only, x->path);
-            only = i + 1;
-        }
-    }
     for (int j = 0; j <= x->npoints && !w.fatal; j++)
-        if (only == -2 || only == j) run_job(&w, j, &c);
+        if (only < 0 || only == j) run_job(&w, j, &status[j]);
     if (w.fatal) qh_error("%s: settings that do not fit the model (above): sweep stopped", x->path);
     if (w.tok_loaded) tokenizer_free(&w.tok);
-    int total = only == -2 ? x->npoints + 1 : 1;
-    printf("sweep %s: %d of %d jobs computed, %d done earlier, %d in progress elsewhere, %d failed (%.1f s)\n",
-           x->name, c.computed, total, c.done, c.elsewhere, c.failed, qh_now() - t0);
+}
+
+/* The one summary line of a run (all its workers): -1 when a job failed. */
+static int summarize(const Experiment *x, const unsigned char *status, int only, int workers, double t0) {
+    int n[JOB_COMPUTED + 1] = {0};
+    for (int j = 0; j <= x->npoints; j++) n[status[j]]++;
+    int failed = n[JOB_FAILED] + n[JOB_RUNNING], total = only < 0 ? x->npoints + 1 : 1;
+    char how[64] = "";
+    if (workers > 1) snprintf(how, sizeof how, "%d workers, ", workers);
+    printf("sweep %s: %d of %d jobs computed, %d done earlier, %d in progress elsewhere, %d failed (%s%.1f s)\n",
+           x->name, n[JOB_COMPUTED], total, n[JOB_DONE], n[JOB_ELSEWHERE], failed, how, qh_now() - t0);
     fflush(stdout);
-    return c.failed ? -1 : 0;
+    if (n[JOB_RUNNING]) qh_error("%d job(s) ended with their worker (see above)", n[JOB_RUNNING]);
+    return failed ? -1 : 0;
 }
 
 int sweep_run(const Experiment *x, const SweepOptions *o) {
+    double t0 = qh_now();
+    int only = -1; /* -1: all jobs; else the one job index */
+    if (o->only) {
+        char why[512];
+        if (!strcmp(o->only, "fp")) only = 0;
+        else if ((only = experiment_find_point(x, o->only, why, sizeof why)) < 0)
+            return qh_error("%s: --point '%s': %s; `qharness sweep %s --dump` lists the ids (fp = full precision)",
+                            x->path, o->only, why, x->path);
+        else only++;
+    }
+    printf("sweep %s: %d points (%d excluded, %d duplicates), results in %s\n", x->name, x->npoints, x->nexcluded,
+           x->nduplicates, x->out_dir);
     char pd[PATH_MAX];
     path_join(pd, sizeof pd, x->out_dir, "points");
     if (mkdir_p(pd) != 0) return -1;
     if (sweep_write_manifest(x) != 0) return -1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     int jobs = o->jobs < 1 ? 1 : o->jobs;
-    if (jobs == 1) return worker_main(x, o);
-    /* workers: the locks divide the points between them; fork before any OpenMP use */
+    size_t njobs = (size_t)x->npoints + 1;
+    if (jobs == 1) {
+        unsigned char *status = qh_calloc(njobs, 1);
+        worker_main(x, o, only, status);
+        int rc = summarize(x, status, only, 1, t0);
+        free(status);
+        return rc;
+    }
+    /* workers: the locks divide the jobs between them; each writes its outcomes
+     * to its own row of a shared mapping, merged here once all have ended.
+     * Fork before any OpenMP use. */
+    unsigned char *rows = mmap(NULL, (size_t)jobs * njobs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (rows == MAP_FAILED) return qh_error("cannot map the workers' shared status: %s", strerror(errno));
     fflush(stdout);
     fflush(stderr);
     int nproc = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = nproc / jobs > 0 ? nproc / jobs : 1;
     pid_t *pids = qh_calloc((size_t)jobs, sizeof(pid_t));
-    for (int i = 0; i < jobs; i++) {
+    int started = 0, bad = 0;
+    for (; started < jobs; started++) {
         pid_t pid = fork();
         if (pid < 0) {
-            qh_error("fork failed: %s", strerror(errno));
-            jobs = i;
+            qh_error("fork of worker %d of %d failed: %s", started + 1, jobs, strerror(errno));
+            bad = 1;
             break;
         }
         if (pid == 0) {
             if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(threads);
-            _exit(worker_main(x, o) == 0 ? 0 : 1);
+            worker_main(x, o, only, rows + (size_t)started * njobs);
+            fflush(stdout);
+            _exit(0);
         }
-        pids[i] = pid;
+        pids[started] = pid;
     }
-    int bad = 0;
-    for (int i = 0; i < jobs; i++) {
+    for (int i = 0; i < started; i++) {
         int st;
-        if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+        pid_t r;
+        while ((r = waitpid(pids[i], &st, 0)) < 0 && errno == EINTR) {
+        }
+        if (r < 0) bad = qh_error("waiting for worker %d (pid %ld): %s", i + 1, (long)pids[i], strerror(errno));
+        else if (WIFSIGNALED(st)) bad = qh_error("worker %d (pid %ld) was killed by signal %d", i + 1, (long)pids[i], WTERMSIG(st));
+        else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad = qh_error("worker %d (pid %ld) exited with status %d", i + 1, (long)pids[i], WEXITSTATUS(st));
     }
     free(pids);
-    if (bad) return qh_error("%d of %d workers failed", bad, o->jobs);
-    return 0;
+    unsigned char *merged = qh_calloc(njobs, 1);
+    for (int i = 0; i < started; i++)
+        for (size_t j = 0; j < njobs; j++)
+            if (rows[(size_t)i * njobs + j] > merged[j]) merged[j] = rows[(size_t)i * njobs + j];
+    munmap(rows, (size_t)jobs * njobs);
+    int rc = summarize(x, merged, only, started, t0);
+    free(merged);
+    return rc != 0 || bad ? -1 : 0;
 }
 
 /* ---- Slurm --------------------------------------------------------------------------------- */

@@ -24,8 +24,12 @@ typedef struct SweepOptions {
     char **argv;
 } SweepOptions;
 
-/* Run the experiment's unfinished points. 0 when every point this run tried
- * succeeded (points left to other live runs do not count as failures). */
+/* Run the experiment's unfinished points (o->only: after checking that it
+ * names a point, before anything is written). Ends with one summary line for
+ * the whole run, all its workers together. 0 when every job this run tried
+ * succeeded (points left to other live runs do not count as failures), -1
+ * when one failed or a worker ended abnormally. Checks of the settings against
+ * the model, the data and the device are the caller's (experiment_check_run). */
 int sweep_run(const Experiment *x, const SweepOptions *o);
 
 /* Write <out>/sweep.json (atomically, only when its content changes). */

@@ -18,6 +18,17 @@
  *   list item, an unknown method, an unknown dataset, a key set twice, a key
  *   of another method, an unset environment variable, an unknown section, a
  *   syntax error, a missing required key, and a missing model checkpoint.
+ * - Syntax errors come first and alone (an unclosed [section] would make the
+ *   keys below it look misplaced), every one in line order.
+ * - Point lookup: by id, by prefix; a prefix shorter than EXP_ID_MIN_PREFIX is
+ *   refused as such, an absent id as absent, an ambiguous prefix names the ids.
+ * - The checks before a run (what `sweep --check` and the sweep's start run):
+ *   the model's configuration from a llama2.c header or a config.json; a group
+ *   size wider than the model's layers at its line, and what quantize_model
+ *   refuses besides (over 65536 columns); [run] device = cuda without a GPU at
+ *   its line; missing data files (built-in datasets under an empty [run] data,
+ *   file:PATH for evaluation and for one method's calibration) each at its
+ *   line and key, the `make data` hint only for the built-in one.
  * - Locks: acquire / held / release; a lock of a dead process on this host is
  *   stale and taken over; a lock of another host is respected.
  * Not here: running sweeps, kill and resume, reports, plots (tests/cli/test_sweep.sh). */
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -251,12 +263,50 @@ static void test_ids(void) {
         experiment_id_of(x.points[0].json, id);
         CHECK(!strcmp(id, x.points[0].id), "id = sha256(json)[:12]");
         CHECK(strstr(x.points[0].json, "\"max_windows\":2") != NULL, "json holds the eval settings: %s", x.points[0].json);
-        CHECK(experiment_find_point(&x, x.points[1].id) == 1, "find by id");
+        char why[512] = "";
+        CHECK(experiment_find_point(&x, x.points[1].id, why, sizeof why) == 1, "find by id");
         char pre[8];
         memcpy(pre, x.points[1].id, 7);
         pre[7] = 0;
-        CHECK(experiment_find_point(&x, pre) == 1, "find by prefix");
-        CHECK(experiment_find_point(&x, "zz") == -1, "short prefix refused");
+        CHECK(experiment_find_point(&x, pre, why, sizeof why) == 1, "find by prefix");
+        /* a prefix shorter than EXP_ID_MIN_PREFIX is refused as such, not as "no point" */
+        memcpy(pre, x.points[1].id, 2);
+        pre[2] = 0;
+        CHECK(experiment_find_point(&x, pre, why, sizeof why) == -1, "short prefix refused");
+        char expect[64];
+        snprintf(expect, sizeof expect, "expected %d to 12 hex digits", EXP_ID_MIN_PREFIX);
+        CHECK(strstr(why, expect) && !strstr(why, "no point"), "short prefix: '%s'", why);
+        CHECK(experiment_find_point(&x, "ffffffffffff", why, sizeof why) == -1 && strstr(why, "no point"),
+              "absent id: '%s'", why);
+        CHECK(experiment_find_point(&x, "zzzz", why, sizeof why) == -1 && strstr(why, "hex digits"), "not hex: '%s'", why);
+        CHECK(experiment_find_point(&x, "0000000000000", why, sizeof why) == -1 && strstr(why, "hex digits"),
+              "13 digits: '%s'", why);
+        /* a prefix of several points names them (1024 points: ids sharing 4 digits are all but certain,
+         * and the ids of this text never change) */
+        Experiment many;
+        char text[2048];
+        int n = snprintf(text, sizeof text, "[model]\npath = m.bin\n[methods]\nrun = rtn\nwbits = 1, 2, 3, 4, 5, 6, 7, 8\n"
+                                            "sym = false, true\ngroupsize = 1");
+        for (int g = 2; g <= 64; g++) /* 16 values a line, the next lines indented (a continued list) */
+            n += snprintf(text + n, sizeof text - (size_t)n, g % 16 == 1 ? ",\n    %d" : ", %d", g);
+        snprintf(text + n, sizeof text - (size_t)n, "\n");
+        int prc = parse_capture("a.ini", text, &many);
+        CHECK(prc == 0, "1024 points: %s", errbuf);
+        if (prc == 0) {
+            int amb = -1; /* two points whose ids share 4 digits */
+            for (int i = 0; i < many.npoints && amb < 0; i++)
+                for (int k = i + 1; k < many.npoints && amb < 0; k++)
+                    if (!strncmp(many.points[i].id, many.points[k].id, 4)) amb = i;
+            if (amb >= 0) {
+                memcpy(pre, many.points[amb].id, 4);
+                pre[4] = 0;
+                CHECK(experiment_find_point(&many, pre, why, sizeof why) == -1 && strstr(why, "matches") &&
+                          strstr(why, many.points[amb].id),
+                      "ambiguous prefix '%s': '%s'", pre, why);
+            }
+            CHECK(amb >= 0 && many.npoints == 1024, "%d points, none sharing 4 digits", many.npoints);
+        }
+        experiment_free(&many);
     }
     experiment_free(&x);
 }
@@ -340,6 +390,163 @@ static void test_errors(void) {
     experiment_free(&x);
 }
 
+/* Syntax errors come first and alone: an unclosed "[spqr" puts the keys below it
+ * in [gptq], and "gptq does not use qq_scale_bits" must not be reported before
+ * (or instead of) the real cause. Every syntax error is reported, in line order. */
+static void test_syntax_first(void) {
+    const char *t = "[model]\npath = m.bin\n"
+                    "[methods]\nrun = gptq, spqr\n"
+                    "[gptq]\nperm = act_order\n"
+                    "[spqr\n"                        /* line 7 */
+                    "qq_scale_bits = 3\nperm = act_order\noutlier_threshold = 0.2\n";
+    Experiment x;
+    int rc = parse_capture("bad.ini", t, &x);
+    CHECK(rc != 0, "unclosed section accepted");
+    CHECK(!strncmp(errbuf, "qharness: error: bad.ini:7: syntax error", 40), "syntax error first: %s", errbuf);
+    CHECK(!strstr(errbuf, "does not use") && !strstr(errbuf, "set twice"), "consequences reported: %s", errbuf);
+    experiment_free(&x);
+    /* several: each one, in order, and nothing else */
+    rc = parse_capture("bad.ini", "[model]\npath = m.bin\n[methods\nrun = rtn\nno equals here\n[eval\n", &x);
+    const char *l3 = strstr(errbuf, "bad.ini:3: syntax error"), *l5 = strstr(errbuf, "bad.ini:5: syntax error"),
+               *l6 = strstr(errbuf, "bad.ini:6: syntax error");
+    CHECK(rc != 0 && l3 && l5 && l6 && l3 < l5 && l5 < l6, "three syntax errors in order: %s", errbuf);
+    int lines = 0;
+    for (const char *c = errbuf; *c; c++) lines += *c == '\n';
+    CHECK(lines == 3, "%d lines on stderr, expected the 3 syntax errors: %s", lines, errbuf);
+    experiment_free(&x);
+}
+
+/* The checks a run makes before it starts (experiment_check_run and its parts). */
+static void test_run_checks(void) {
+    char dir[] = "/tmp/qh_test_runchk_XXXXXX", path[512], text[2048];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    Experiment x;
+    int rc;
+    /* a llama2.c model of D 64: its header gives the shape */
+    ModelConfig mc = {.dim = 64, .hidden_dim = 96, .n_layers = 1, .n_heads = 4, .n_kv_heads = 4, .vocab_size = 32,
+                      .seq_len = 16};
+    Model m;
+    char model[300], hf[300];
+    snprintf(model, sizeof model, "%s/m.bin", dir);
+    CHECK(model_synth(&m, &mc, 1) == 0 && model_save_llama2c(&m, model) == 0, "synthetic model written");
+    model_free(&m);
+    /* a Hugging Face directory: config.json is all that is read */
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    mkdir(hf, 0755);
+    snprintf(path, sizeof path, "%s/config.json", hf);
+    FILE *f = fopen(path, "w");
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 12, "
+          "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"vocab_size\": 10, "
+          "\"max_position_embeddings\": 16, \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, "
+          "\"tie_word_embeddings\": false, \"hidden_act\": \"silu\"}",
+          f);
+    fclose(f);
+    const char *models[2] = {model, hf};
+    int dims[2] = {64, 8}, hidden[2] = {96, 12};
+    for (int i = 0; i < 2; i++) {
+        snprintf(text, sizeof text, "[model]\npath = %s\n[methods]\nrun = rtn\n", models[i]);
+        if (parse_capture("t.ini", text, &x) != 0) {
+            CHECK(0, "parse: %s", errbuf);
+            continue;
+        }
+        ModelConfig c;
+        capture_begin();
+        rc = experiment_model_config(&x, &c);
+        capture_to_errbuf();
+        CHECK(rc == 0 && c.dim == dims[i] && c.hidden_dim == hidden[i], "%s: config rc %d dim %d hidden %d: %s",
+              models[i], rc, c.dim, c.hidden_dim, errbuf);
+        experiment_free(&x);
+    }
+
+    /* shapes: groupsize 128 against 64 columns, reported at its line by --check (experiment_check_run) */
+    snprintf(text, sizeof text,
+             "[model]\npath = %s\n[methods]\nrun = rtn, spqr\n[spqr]\ngroupsize = 16, 128\n[eval]\ndatasets = "
+             "file:%s\n",
+             model, model);
+    if (parse_capture("t.ini", text, &x) == 0) {
+        capture_begin();
+        rc = experiment_check_run(&x, 1);
+        capture_to_errbuf();
+        CHECK(rc != 0 && strstr(errbuf, "t.ini:6: spqr.groupsize: 128 does not fit the model"), "groupsize 128: %s",
+              errbuf);
+        /* what quantize_model checks too: 16-bit column indices (n <= 65536), whatever the group size */
+        ModelConfig wide = mc;
+        wide.hidden_dim = 70000;
+        capture_begin();
+        rc = experiment_check_shapes(&x, &wide);
+        capture_to_errbuf();
+        CHECK(rc != 0 && strstr(errbuf, "does not fit sub-layer w2 (64 x 70000)") && strstr(errbuf, "t.ini: point "),
+              "70000 columns: %s", errbuf);
+    } else {
+        CHECK(0, "parse: %s", errbuf);
+    }
+    experiment_free(&x);
+
+    /* device: cuda is refused at its line where no GPU is visible (accepted where one is) */
+    snprintf(text, sizeof text, "[model]\npath = %s\n[methods]\nrun = rtn\n[run]\ndevice = cuda\n", model);
+    if (parse_capture("t.ini", text, &x) == 0) {
+        capture_begin();
+        rc = experiment_check_device(&x);
+        capture_to_errbuf();
+        if (qh_cuda_available()) CHECK(rc == 0, "a GPU is visible, device = cuda refused: %s", errbuf);
+        else CHECK(rc != 0 && strstr(errbuf, "t.ini:6: run.device: cuda"), "device = cuda without a GPU: %s", errbuf);
+    }
+    experiment_free(&x);
+
+    /* data: [run] data an empty folder, a missing file:PATH, a missing calibration file of [gptq] */
+    char empty[300], present[300];
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    mkdir(empty, 0755);
+    snprintf(present, sizeof present, "%s/text.txt", dir);
+    f = fopen(present, "w");
+    fputs("some text\n", f);
+    fclose(f);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s\n[methods]\nrun = rtn, gptq\n[gptq]\ndataset = file:%s/nocalib.txt\n"
+             "[eval]\ndatasets = wikitext2, file:%s/noeval.txt, file:%s\n[run]\ndata = %s\n",
+             model, dir, dir, present, empty);
+    if (parse_capture("t.ini", text, &x) == 0) {
+        capture_begin();
+        rc = experiment_check_data(&x);
+        capture_to_errbuf();
+        CHECK(rc != 0, "missing data accepted");
+        char want[4][512];
+        snprintf(want[0], sizeof want[0], "t.ini:8: eval.datasets: dataset 'wikitext2': file '%s/text/wikitext-2-raw/wiki.test.raw' is missing (run `make data`", empty);
+        snprintf(want[1], sizeof want[1], "[run] data at t.ini:10");
+        snprintf(want[2], sizeof want[2], "t.ini:8: eval.datasets: dataset 'file:%s/noeval.txt': file '%s/noeval.txt' is missing\n", dir, dir);
+        snprintf(want[3], sizeof want[3], "t.ini:6: gptq.dataset: dataset 'file:%s/nocalib.txt': file '%s/nocalib.txt' is missing\n", dir, dir);
+        for (int i = 0; i < 4; i++) CHECK(strstr(errbuf, want[i]) != NULL, "lacks '%s': %s", want[i], errbuf);
+        /* `make data` only for the built-in dataset, nothing about the present file */
+        int hints = 0;
+        for (const char *c = errbuf; (c = strstr(c, "make data")); c++) hints++;
+        CHECK(hints == 1 && !strstr(errbuf, "text.txt"), "%d make-data hints: %s", hints, errbuf);
+        /* the run's start refuses it too, the model being fine */
+        capture_begin();
+        rc = experiment_check_run(&x, 0);
+        capture_to_errbuf();
+        CHECK(rc != 0 && strstr(errbuf, want[3]), "check_run: %s", errbuf);
+    } else {
+        CHECK(0, "parse: %s", errbuf);
+    }
+    experiment_free(&x);
+    /* every file present: accepted */
+    snprintf(text, sizeof text, "[model]\npath = %s\n[methods]\nrun = rtn, gptq\n[gptq]\ndataset = file:%s\n"
+                                "[eval]\ndatasets = file:%s\n", model, present, present);
+    if (parse_capture("t.ini", text, &x) == 0) {
+        capture_begin();
+        rc = experiment_check_run(&x, 1);
+        capture_to_errbuf();
+        CHECK(rc == 0, "all present refused: %s", errbuf);
+    }
+    experiment_free(&x);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 static void test_locks(void) {
     char dir[] = "/tmp/qh_test_lock_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -404,6 +611,8 @@ int main(void) {
     test_ids();
     test_env();
     test_errors();
+    test_syntax_first();
+    test_run_checks();
     test_locks();
     if (cap_dir_made) rmdir(cap_dir);
     return test_summary();

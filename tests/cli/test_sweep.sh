@@ -10,6 +10,14 @@
 #   layers stops the sweep before any point; a missing model names the file, line, key
 #   and the environment variable (shipped llama7b_*.ini with LLAMA7B_PATH unset
 #   and set to a missing file). --help lists the keys; --dump lists the points.
+# - What --check and the sweep's start refuse, each named by FILE:LINE: SECTION.KEY,
+#   said once, nothing created: a group size wider than the model's layers,
+#   [run] device = cuda without a GPU (checked for success where eval finds
+#   one), a missing file:PATH for evaluation or calibration (no `make data`
+#   hint), a [run] data folder without the built-in datasets (the hint, and
+#   the line of [run] data). A broken section header (stories260K_methods.ini
+#   with "[spqr") gives its syntax error alone. --point with fewer than 4 hex
+#   digits says so; an absent id says there is no such point.
 # - Kill and resume: a sweep is SIGKILLed as soon as its first point file
 #   appears; the rerun computes only the missing points: each point file exists
 #   exactly once, files finished before the kill keep their inode and mtime
@@ -20,6 +28,9 @@
 #   point start and per layer.
 # - Concurrency: `sweep --jobs 2` and a second sweep of the same file at once:
 #   every point computed by exactly one worker, all present afterwards.
+#   --jobs 2 prints one summary for all its workers (7 of 7 computed), and with
+#   failing points (a calibration text too short) counts them there and exits
+#   non-zero.
 # - Slurm: --slurm writes a bash-valid job-array script with one task per point
 #   (task 0 = full precision); running one task by hand writes that point only.
 # - report: table.md has one row per point plus full precision, table.csv one
@@ -92,6 +103,58 @@ expect_fail "groupsize larger than the model's layers" - "bad\.ini:6: spqr\.grou
     "$QH" sweep "$T/bad.ini"
 check "no point computed when a setting does not fit" [ -z "$(ls "$T"/bad_out/points/ 2>/dev/null)" ]
 rm -rf "$T/bad_out"
+expect_fail "--check: groupsize larger than the model's layers" "$T/bad_out" \
+    "bad\.ini:6: spqr\.groupsize: 128 does not fit the model: sub-layer .* is 64 x 64" "$QH" sweep "$T/bad.ini" --check
+check "--check does not call it valid" [ -z "$(grep valid "$T/ef.out")" ]
+
+# ---- what --check and the sweep's start refuse before any work -----------------------------
+# pre_case NAME PATTERN BODY: BODY after [model] [methods] (rtn, gptq) [calibration] [output]: --check and the
+# sweep both fail with PATTERN, the sweep's error said once, and nothing is created
+pre_case() {
+    printf '[model]\npath = %s\n[methods]\nrun = rtn, gptq\n[calibration]\nnsamples = 4\nseqlen = 64\n[output]\ndir = %s\n%b' \
+        "$M" "$T/bad_out" "$3" >"$T/pre.ini"
+    expect_fail "--check: $1" "$T/bad_out" "$2" "$QH" sweep "$T/pre.ini" --check
+    check "--check: $1: not called valid" [ -z "$(grep valid "$T/ef.out")" ]
+    expect_fail "sweep: $1" "$T/bad_out" "$2" "$QH" sweep "$T/pre.ini"
+    check "sweep: $1: said once ($(grep -c . "$T/ef.err") lines)" [ "$(grep -Ec -- "$2" "$T/ef.err")" -eq 1 ]
+}
+printf '[model]\npath = %s\n[methods]\nrun = rtn\n[run]\ndevice = cuda\n[output]\ndir = %s\n' "$M" "$T/bad_out" >"$T/cuda.ini"
+# is there a GPU? asked of eval (one short window), not of the check under test
+if "$QH" eval --model "$M" --dataset tinystories --seqlen 32 --max-windows 1 --device cuda >/dev/null 2>&1; then
+    "$QH" sweep "$T/cuda.ini" --check >"$T/cu.out" 2>&1
+    check "a CUDA GPU is visible: [run] device = cuda is valid ($(head -c 200 "$T/cu.out"))" [ $? -eq 0 ]
+else
+    pre_case "device cuda without a GPU" "pre\.ini:11: run\.device: cuda, but (no CUDA GPU is visible|this build has no CUDA)" \
+        '[run]\ndevice = cuda\n'
+    check "device: no job blames a --device flag" [ -z "$(grep -- '--device' "$T/ef.err")" ]
+fi
+mkdir -p "$T/empty_data"
+pre_case "eval file missing" "pre\.ini:11: eval\.datasets: dataset 'file:$T/nonexist\.txt': file '$T/nonexist\.txt' is missing\$" \
+    "[eval]\ndatasets = tinystories, file:$T/nonexist.txt\n"
+check "eval file missing: no make data hint for the user's file" [ -z "$(grep 'make data' "$T/ef.err")" ]
+pre_case "calibration file missing" "pre\.ini:11: calibration\.dataset: dataset 'file:$T/nocal\.txt': file '$T/nocal\.txt' is missing\$" \
+    "[calibration]\ndataset = file:$T/nocal.txt\n[eval]\ndatasets = tinystories\n"
+pre_case "data root empty" \
+    "pre\.ini:11: eval\.datasets: dataset 'wikitext2': file '$T/empty_data/text/wikitext-2-raw/wiki\.test\.raw' is missing \(run .make data.*\[run\] data at .*pre\.ini:13\$" \
+    "[eval]\ndatasets = wikitext2\n[run]\ndata = $T/empty_data\n"
+check "data root empty: the calibration file too ($(head -c 300 "$T/ef.err"))" \
+    grep -q "pre\.ini: calibration\.dataset (default c4, for gptq): dataset 'c4': file '$T/empty_data/text/c4/" "$T/ef.err"
+
+# ---- a broken section header is reported first, without its consequences ------------------
+sed 's/^\[spqr\]/[spqr/' experiments/stories260K_methods.ini >"$T/b.ini"
+n=$(grep -n '^\[spqr$' "$T/b.ini" | cut -d: -f1)
+"$QH" sweep "$T/b.ini" --check >"$T/b.out" 2>"$T/b.err"
+check "broken header: --check fails" [ $? -ne 0 ]
+check "broken header: the syntax error first ($(head -n 1 "$T/b.err"))" \
+    [ "$(head -n 1 "$T/b.err")" = "qharness: error: $T/b.ini:$n: syntax error (expected '[section]', 'key = value' or a comment)" ]
+check "broken header: its consequences not reported ($(head -c 300 "$T/b.err"))" [ "$(wc -l <"$T/b.err")" -eq 1 ]
+
+# ---- --point ----------------------------------------------------------------------------------
+expect_fail "--point too short" - "--point '1e': not a point id \(expected 4 to 12 hex digits" \
+    "$QH" sweep experiments/stories260K_methods.ini --point 1e
+check "--point too short: not 'no point'" [ -z "$(grep -i 'no point' "$T/ef.err")" ]
+expect_fail "--point absent" - "--point 'ffffffffffff': no point has this id" \
+    "$QH" sweep experiments/stories260K_methods.ini --point ffffffffffff
 for e in llama7b_table1 llama7b_groupsize; do
     (unset LLAMA7B_PATH; "$QH" sweep "experiments/$e.ini" >"$T/l.out" 2>"$T/l.err")
     check "$e without LLAMA7B_PATH fails" [ $? -ne 0 ]
@@ -191,6 +254,24 @@ done
 check "concurrent: full precision computed once" [ "$(cat "$T/c1.out" "$T/c2.out" | grep -c '^\[fp\] .*(.*s)  ')" -eq 1 ]
 check "concurrent: 6 point files" [ "$(ls "$T"/c/points/*.h5 | wc -l)" -eq 6 ]
 check "concurrent: no lock or temp left" [ -z "$(find "$T/c" -name '*.lock*' -o -name '*.tmp.*')" ]
+check "--jobs 2: one summary line for both workers ($(grep -c '^sweep c: .* jobs computed' "$T/c1.out"))" \
+    [ "$(grep -c '^sweep c: .* jobs computed' "$T/c1.out")" -eq 1 ]
+
+# ---- --jobs N: one combined summary, its exit status from every worker ------------------------
+tiny j "$T/j"
+"$QH" sweep "$T/j.ini" --jobs 2 >"$T/j.out" 2>"$T/j.err"
+check "--jobs 2 alone: exit 0 ($(tail -c 200 "$T/j.err"))" [ $? -eq 0 ]
+check "--jobs 2 alone: one summary, last, counting both workers ($(tail -n 2 "$T/j.out" | head -c 300))" \
+    sh -c "grep -c '^sweep j: .* jobs computed' '$T/j.out' | grep -qx 1 &&
+           tail -n 2 '$T/j.out' | head -n 1 | grep -q '^sweep j: 7 of 7 jobs computed, 0 done earlier, 0 in progress elsewhere, 0 failed (2 workers, '"
+printf 'too short\n' >"$T/short.txt"
+tiny jf "$T/jf"
+sed -i "s#^dataset = c4\$#dataset = file:$T/short.txt#" "$T/jf.ini"
+"$QH" sweep "$T/jf.ini" --jobs 2 >"$T/jf.out" 2>"$T/jf.err"
+check "--jobs 2 with failing points: non-zero exit" [ $? -ne 0 ]
+check "--jobs 2 with failing points: one summary counting them ($(grep '^sweep jf:' "$T/jf.out" | tail -n 1))" \
+    sh -c "grep -c '^sweep jf: .* jobs computed' '$T/jf.out' | grep -qx 1 &&
+           grep -q '^sweep jf: 3 of 7 jobs computed, 0 done earlier, 0 in progress elsewhere, 4 failed (2 workers, ' '$T/jf.out'"
 
 # ---- Slurm ------------------------------------------------------------------------------------
 tiny s "$T/s"
