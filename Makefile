@@ -102,7 +102,9 @@ deps:
 	@.ci/deps.sh
 
 data:
-	@DATA_MIRROR="$(DATA_MIRROR)" datasets/fetch.sh datasets/manifest.tsv data
+	@DATA_MIRROR="$(DATA_MIRROR)" datasets/fetch.sh datasets/manifest.tsv data || { \
+	  echo "make data: some files could not be fetched (see above). To use a local mirror, set DATA_MIRROR to a folder holding the files of datasets/manifest.tsv: make data DATA_MIRROR=/path/to/data (default: ../shared/data, when it holds MANIFEST.tsv; now DATA_MIRROR='$(DATA_MIRROR)')" >&2; \
+	  exit 1; }
 
 # ---- the README's two commands ------------------------------------------------
 run: check-deps

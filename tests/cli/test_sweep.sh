@@ -37,6 +37,8 @@
 #   line per point plus header and full precision.
 # - plot: gnuplot exits 0 and every image is a real PNG / SVG / PDF of a
 #   plausible size (skipped without gnuplot).
+# - make data with no mirror and downloads failing (a curl that fails at once,
+#   into an empty copy of data/): one line names DATA_MIRROR and ../shared/data.
 # Not here: parsing details, ids, locks in isolation (tests/test_experiment.c).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
@@ -328,5 +330,26 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     skip "gnuplot not installed: plots not checked"
 fi
+
+# ---- make data without a mirror: one line naming DATA_MIRROR ------------------------------------
+# offline and fast: a copy of the layout with an empty data/, and a curl that fails at once
+mkdir -p "$T/fetch" "$T/bin" "$T/nomirror"
+ln -s "$(pwd)/datasets" "$T/fetch/datasets"
+printf '#!/bin/sh\necho "curl: (6) Could not resolve host (test stub)" >&2\nexit 6\n' >"$T/bin/curl"
+chmod +x "$T/bin/curl"
+root=$(pwd)
+nomake="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL" # not a sub-make of `make test`
+for mirror in default "$T/nomirror"; do # default: DATA_MIRROR unset, and no ../shared/data beside the copy
+    if [ "$mirror" = default ]; then
+        (cd "$T/fetch" && PATH="$T/bin:$PATH" $nomake -u DATA_MIRROR timeout 120 make -s -f "$root/Makefile" data)
+    else
+        (cd "$T/fetch" && PATH="$T/bin:$PATH" $nomake timeout 120 make -s -f "$root/Makefile" data DATA_MIRROR="$mirror")
+    fi >"$T/md.out" 2>"$T/md.err"
+    rc=$?
+    check "make data, mirror '$mirror', downloads failing: non-zero exit, not a timeout ($rc)" sh -c "[ $rc -ne 0 ] && [ $rc -ne 124 ]"
+    check "make data, mirror '$mirror': one line names DATA_MIRROR and ../shared/data ($(tail -n 2 "$T/md.err" | head -c 400))" \
+        [ "$(grep 'DATA_MIRROR' "$T/md.err" | grep -c '\.\./shared/data')" -eq 1 ]
+    check "make data, mirror '$mirror': the sha256-checked files were not faked" [ -z "$(find "$T/fetch/data" -type f 2>/dev/null)" ]
+done
 
 summary
