@@ -47,14 +47,21 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     QhDevice dev;
     if (qh_device_parse(device, &dev) != 0) return -1;
 
+    CliIo io = {0}; /* --out must not replace what is read, and must be writable, before any work */
+    cli_io_input(&io, "--model", model);
+    cli_io_input(&io, "--tokenizer", tok);
+    cli_io_input(&io, "--quantized", quantized);
+    cli_io_datasets(&io, "--dataset", dataset);
+    cli_io_output(&io, "--out", out);
     Model m;
     Tokenizer t;
     QuantModelInfo qinfo = {0};
-    if (quantized) {
-        if (quant_model_load(quantized, model, tok, &m, &t, &qinfo) != 0) return -1;
-    } else if (cli_open_model_for(model, tok, &m, &t, max_memory_mb > 0) != 0) {
-        return -1;
-    }
+    rc = cli_io_check("eval", &io);
+    if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, &m, &t, &qinfo);
+    else if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, max_memory_mb > 0);
+    if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
+    cli_io_free(&io);
+    if (rc != 0) return -1;
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,

@@ -39,6 +39,13 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
     else if (!strcmp(dtype, "fp16")) o.dtype = ST_F16;
     else return qh_error("export: --dtype '%s' is not supported (expected fp32, bf16 or fp16)", dtype);
     if (no_tok && tok) return qh_error("export: --tokenizer and --no-tokenizer exclude each other");
+    CliIo io = {0}; /* a new folder, in a writable one, before anything is loaded */
+    cli_io_input(&io, "--model", model);
+    cli_io_input(&io, "--tokenizer", tok);
+    cli_io_output_dir(&io, "--out", out);
+    rc = cli_io_check("export", &io);
+    cli_io_free(&io);
+    if (rc != 0) return -1;
 
     Model m;
     if (cli_open_model(model, NULL, &m, NULL) != 0) return -1;

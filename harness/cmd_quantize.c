@@ -2,7 +2,9 @@
  * spqr by sequential calibration (calibrate.h), report per-layer proxy loss,
  * outliers and bits, optionally evaluate the result, save the compressed model
  * (--save) and the run's results (--out). Method defaults come from
- * quant_params_default(); only the options given override them. */
+ * quant_params_default(); only the options given override them, and an option
+ * the method does not use is refused, as the experiment files refuse the key
+ * (exp_method_uses). */
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -13,13 +15,12 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "eval_run.h"
+#include "experiment.h"
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
 #include "stream_eval.h"
 #include "util.h"
-
-#define UNSET LONG_MIN
 
 /* --max-memory: each finished block goes to the open quantized-model file. */
 typedef struct BlockWriter {
@@ -68,9 +69,41 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     return 0;
 }
 
+static int is_calibration_key(const char *key) {
+    for (const ExpKey *k = exp_keys; k->name; k++)
+        if (k->section == ES_CALIBRATION && !strcmp(k->name, key)) return 1;
+    return 0;
+}
+
+/* Refuse every given option that `method` does not use. An option's key is its
+ * experiment-file name: the option name with '-' as '_' (--calib is the
+ * calibration dataset, --per-row a groupsize). A method that the experiment
+ * files run without calibration (rtn) may still take --calib here: it then
+ * runs the calibration forward passes to report proxy losses (calibrate.c),
+ * so the other calibration options apply to it unless --calib is none. */
+static int check_method_options(const char *method, const char *calib, const OptSpec *specs,
+                                const unsigned char *given) {
+    for (int i = 0; specs[i].name; i++) {
+        if (!given[i]) continue;
+        const char *name = specs[i].name;
+        char key[64], applies[64];
+        snprintf(key, sizeof key, "%s", !strcmp(name, "calib") ? "dataset" : !strcmp(name, "per-row") ? "groupsize" : name);
+        for (char *c = key; *c; c++)
+            if (*c == '-') *c = '_';
+        if (exp_method_uses(method, key, applies, sizeof applies) != 0) continue; /* used, or not a method setting */
+        if (is_calibration_key(key)) {
+            if (!strcmp(key, "dataset") || strcmp(calib, "none") != 0) continue;
+            return qh_error("quantize: %s with --calib none does not use --%s (it sizes the calibration run that "
+                            "--calib D asks for)", method, name);
+        }
+        return qh_error("quantize: %s does not use --%s (it applies to: %s)", method, name, applies);
+    }
+    return 0;
+}
+
 /* Copy an option into an int parameter when it was given, checking the int range. */
 static int set_int(int *dst, long v, const char *name) {
-    if (v == UNSET) return 0;
+    if (v == OPT_UNSET_INT) return 0;
     if (v < INT_MIN || v > INT_MAX) return qh_error("quantize: --%s %ld is out of range", name, v);
     *dst = (int)v;
     return 0;
@@ -79,8 +112,10 @@ static int set_int(int *dst, long v, const char *name) {
 int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *method = NULL, *perm = NULL, *calib = "c4", *evals = NULL, *save = NULL,
          *out = NULL, *device = "auto", *data = NULL;
-    long wbits = UNSET, groupsize = UNSET, qsb = UNSET, qzb = UNSET, qgs = UNSET, blocksize = UNSET, nsamples = 128,
-         seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0, max_memory_mb = 0;
+    /* OPT_UNSET_INT / NaN: not given, the method's default applies (no default in --help) */
+    long wbits = OPT_UNSET_INT, groupsize = OPT_UNSET_INT, qsb = OPT_UNSET_INT, qzb = OPT_UNSET_INT,
+         qgs = OPT_UNSET_INT, blocksize = OPT_UNSET_INT, nsamples = 128, seed = 0, seqlen = 0, eval_seqlen = 0,
+         max_windows = 0, max_memory_mb = 0;
     double tau = NAN, percdamp = NAN;
     int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0, per_row = 0;
     const OptSpec specs[] = {
@@ -118,19 +153,22 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    int rc = opts_parse("quantize", "Quantize a model layer by layer (SPEC 1-6) and report bits and proxy losses.",
-                        specs, argc, argv);
+    unsigned char given[sizeof specs / sizeof specs[0]];
+    int rc = opts_parse_given("quantize",
+                              "Quantize a model layer by layer (SPEC 1-6) and report bits and proxy losses.", specs,
+                              argc, argv, given);
     if (rc) return rc > 0 ? 0 : -1;
     if (!method) return qh_error("quantize: --method is required (rtn, gptq or spqr)");
     if (strcmp(method, "rtn") && strcmp(method, "gptq") && strcmp(method, "spqr"))
         return qh_error("quantize: unknown method '%s' (expected rtn, gptq or spqr)", method);
+    if (check_method_options(method, calib, specs, given) != 0) return -1;
     QuantRunSpec spec = {.method = method, .true_sequential = true_seq, .calib = calib, .seed = (uint64_t)seed,
                          .data_root = cli_data_root(data)};
     QuantParams *p = &spec.params;
     quant_params_default(p, method);
-    if (groupsize != UNSET && groupsize < 1)
+    if (groupsize != OPT_UNSET_INT && groupsize < 1)
         return qh_error("quantize: --groupsize must be >= 1, got %ld (use --per-row for one group per row)", groupsize);
-    if (per_row && groupsize != UNSET) return qh_error("quantize: --per-row and --groupsize exclude each other");
+    if (per_row && groupsize != OPT_UNSET_INT) return qh_error("quantize: --per-row and --groupsize exclude each other");
     if (per_row) groupsize = 0;
     if (set_int(&p->wbits, wbits, "wbits") || set_int(&p->groupsize, groupsize, "groupsize") ||
         set_int(&p->qq_scale_bits, qsb, "qq-scale-bits") || set_int(&p->qq_zero_bits, qzb, "qq-zero-bits") ||
@@ -166,9 +204,20 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         spec.device = QH_DEVICE_CPU;
     }
 
+    CliIo io = {0}; /* --save / --out must not replace what is read, and must be writable, before any work */
+    cli_io_input(&io, "--model", model);
+    cli_io_input(&io, "--tokenizer", tok);
+    cli_io_datasets(&io, "--calib", calib);
+    cli_io_datasets(&io, "--eval", evals);
+    cli_io_output(&io, "--save", save);
+    cli_io_output(&io, "--out", out);
     Model m;
     Tokenizer t;
-    if (cli_open_model_for(model, tok, &m, &t, budget > 0) != 0) return -1;
+    rc = cli_io_check("quantize", &io);
+    if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, budget > 0);
+    if (rc == 0) rc = cli_io_check_loaded("quantize", &io, &m, &t, tok);
+    cli_io_free(&io);
+    if (rc != 0) return -1;
     spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m);
     size_t base_rss = qh_current_rss_bytes(); /* for the memory report: libraries loaded, model mapped */
     Provenance prov;

@@ -27,6 +27,13 @@ int cmd_tokenize(int argc, char **argv, int full_argc, char **full_argv) {
     if (!text) return qh_error("tokenize: --text is required");
     if (strcmp(dtype, "auto") && strcmp(dtype, "uint16") && strcmp(dtype, "int32"))
         return qh_error("tokenize: --dtype expects auto, uint16 or int32, got '%s'", dtype);
+    CliIo io = {0}; /* --out must not replace what is read, and must be writable */
+    cli_io_input(&io, "--tokenizer", tok);
+    cli_io_input(&io, "--text", text);
+    cli_io_output(&io, "--out", out);
+    rc = cli_io_check("tokenize", &io);
+    cli_io_free(&io);
+    if (rc != 0) return -1;
     Tokenizer t;
     if (tokenizer_load(&t, tok, (int)vocab) != 0) return -1;
     char *buf;

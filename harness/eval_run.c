@@ -2,7 +2,6 @@
 #include "eval_run.h"
 
 #include <math.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,18 +131,12 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
 }
 
 json_t *eval_outcome_json(const EvalOutcome *o) {
-    if (o->n == 1) {
-        json_t *one = eval_one_json(&o->streams[0], &o->ppl[0], o->device);
-        json_object_set_new(one, "peak_rss_mb", json_real((double)o->peak_rss / (1 << 20)));
-        json_object_set_new(one, "base_rss_mb", json_real((double)o->base_rss / (1 << 20)));
-        if (o->verify_ppl) {
-            json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[0]));
-            json_object_set_new(one, "verify_max_rel", json_real(o->verify_max_rel));
-        }
-        return one;
-    }
     json_t *arr = json_array();
-    for (int i = 0; i < o->n; i++) json_array_append_new(arr, eval_one_json(&o->streams[i], &o->ppl[i], o->device));
+    for (int i = 0; i < o->n; i++) {
+        json_t *one = eval_one_json(&o->streams[i], &o->ppl[i], o->device);
+        if (o->verify_ppl) json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[i]));
+        json_array_append_new(arr, one);
+    }
     json_t *root = json_object();
     json_object_set_new(root, "results", arr);
     json_object_set_new(root, "peak_rss_mb", json_real((double)o->peak_rss / (1 << 20)));

@@ -35,7 +35,9 @@ typedef struct EvalOutcome {
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out);
 void eval_outcome_free(EvalOutcome *o);
-/* One dataset: {"dataset", "ppl", ...}; several: {"results": [...]} */
+/* The same shape whatever the number of datasets: {"results": [one object per
+ * dataset, eval_one_json (+ "verify_cpu_ppl" when verifying)], "peak_rss_mb",
+ * "base_rss_mb" (+ "verify_max_rel" when verifying)}. */
 json_t *eval_outcome_json(const EvalOutcome *o);
 json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device);
 /* The default window: the model's seq_len capped at 2048. */

@@ -41,9 +41,11 @@ int h5_create(const char *path, H5File **out) {
     H5File *f = qh_calloc(1, sizeof *f);
     f->path = qh_strdup(path);
     f->tmp = tmp_path(path);
+    errno = 0; /* H5Fcreate leaves open(2)'s errno when that is what failed */
     f->id = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f->id < 0) {
-        qh_error("cannot create HDF5 file '%s'", f->tmp);
+        qh_error("cannot create HDF5 file '%s' (written first as '%s'): %s", path, f->tmp,
+                 errno ? strerror(errno) : "the HDF5 library refused to create it");
         free(f->path);
         free(f->tmp);
         free(f);

@@ -4,9 +4,11 @@
 #
 # - generate --steps 200 reproduces data/fixtures/stories260K_greedy200.txt
 #   byte for byte (the fixture has no final newline; qharness prints one).
-# - eval --json prints one JSON object with dataset, ppl, ppl_stderr, ntokens,
-#   nwindows, seqlen (checked with grep/sed; with jq too when installed), with
-#   ntokens/nwindows recomputed here; with one window ppl_stderr is null.
+# - eval --json prints one JSON object, {"results": [per dataset: dataset, ppl,
+#   ppl_stderr, ntokens, nwindows, seqlen ...], peak_rss_mb, base_rss_mb}
+#   (checked with grep/sed; with jq too when installed), with ntokens/nwindows
+#   recomputed here; with one window ppl_stderr is null; the same shape for one
+#   dataset and for two (the one-dataset result equal to the first of two).
 # - eval --out F.h5: h5dump reads it, the ppl attribute equals the JSON's.
 # - tokenize --bos --out ids.u16 writes 2*N bytes equal to the printed ids.
 # - synth writes a file of the size the llama2.c layout implies; eval of it on
@@ -14,7 +16,8 @@
 # - errors exit non-zero with a message and leave no output file: unknown
 #   option, non-numeric value, missing/truncated model, missing dataset file,
 #   unknown dataset, --device cuda without a GPU (or success with one), a
-#   tokenizer that ends early, bad sizes; --help of every subcommand exits 0.
+#   tokenizer that ends early, bad sizes; --help of every subcommand exits 0
+#   and prints no "not given" sentinel as a default (-9223372036854775808, nan).
 # - datasets/fetch.sh refuses a file whose sha256 disagrees with the manifest,
 #   names it, and installs nothing (nor replaces a file already there).
 # Not here: numerics of the forward pass (test_forward.c) or of datasets.
@@ -58,9 +61,9 @@ SE=$(json_num ppl_stderr "$T/ev.json")
 check "ppl $PPL in (1, 50)" awk -v p="$PPL" 'BEGIN { exit !(p > 1 && p < 50) }'
 check "ppl_stderr $SE in (0, ppl)" awk -v s="$SE" -v p="$PPL" 'BEGIN { exit !(s > 0 && s < p) }'
 if command -v jq >/dev/null 2>&1; then
-    check "jq: types and values" jq -e '(type == "object") and .dataset == "tinystories" and .ntokens == 1809
-        and .nwindows == 14 and .seqlen == 128 and (.ppl | type) == "number" and (.ppl_stderr | type) == "number"' \
-        "$T/ev.json" >/dev/null
+    check "jq: types and values" jq -e '(type == "object") and (.results | length) == 1 and (.peak_rss_mb | type) == "number"
+        and (.results[0] | .dataset == "tinystories" and .ntokens == 1809 and .nwindows == 14 and .seqlen == 128
+        and (.ppl | type) == "number" and (.ppl_stderr | type) == "number")' "$T/ev.json" >/dev/null
 else
     skip "jq not installed: JSON checked with grep/sed only"
 fi
@@ -69,6 +72,22 @@ fi
 check "eval --max-windows 1 exit status" [ $? -eq 0 ]
 check "one window: nwindows 1" [ "$(json_num nwindows "$T/ev1.json")" = 1 ]
 check "one window: ppl_stderr present as null ($(cat "$T/ev1.json"))" grep -q '"ppl_stderr":null' "$T/ev1.json"
+# one shape whatever the number of datasets: {"results": [...], run-level fields}
+"$QH" eval --model "$M" --dataset tinystories,ptb --seqlen 128 --max-windows 2 --json >"$T/ev2.json" 2>/dev/null
+check "eval of two datasets exit status" [ $? -eq 0 ]
+"$QH" eval --model "$M" --dataset tinystories --seqlen 128 --max-windows 2 --json >"$T/ev2a.json" 2>/dev/null
+for f in ev2.json ev2a.json ev1.json; do
+    check "$f starts with {\"results\":[{\"dataset\": ($(head -c 60 "$T/$f"))" grep -q '^{"results":\[{"dataset":' "$T/$f"
+    check "$f has peak_rss_mb and base_rss_mb after the results" grep -q '\],"peak_rss_mb":[0-9.]*,"base_rss_mb":' "$T/$f"
+done
+check "two datasets: two result objects" [ "$(grep -o '"dataset":' "$T/ev2.json" | wc -l)" -eq 2 ]
+check "one dataset: one result object" [ "$(grep -o '"dataset":' "$T/ev2a.json" | wc -l)" -eq 1 ]
+check "tinystories' ppl is the same alone and first of two" \
+    [ "$(sed 's/"dataset":"ptb".*//' "$T/ev2.json" | json_num ppl /dev/stdin)" = "$(json_num ppl "$T/ev2a.json")" ]
+if command -v jq >/dev/null 2>&1; then
+    check "jq: same keys for one and two datasets" [ "$(jq -c 'keys' "$T/ev2.json")" = "$(jq -c 'keys' "$T/ev2a.json")" ]
+    check "jq: results[1] is ptb" jq -e '.results[1].dataset == "ptb" and .results[1].nwindows == 2' "$T/ev2.json" >/dev/null
+fi
 # the table form names the dataset and the same ppl to 4 decimals
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 >"$T/ev.txt" 2>/dev/null
 P4=$(awk -v p="$PPL" 'BEGIN { printf "%.4f", p }')
@@ -212,7 +231,15 @@ for c in $CMDS; do
     fi
     check "$c --help exits 0 (got $rc)" [ $rc -eq 0 ]
     check "$c --help prints usage" grep -q "usage: qharness $c" "$T/h.out"
+    # an option without a default (its "not given" sentinel) prints none
+    check "$c --help shows no sentinel default: $(grep -m1 -e '-9223372036854775808' -e 'nan)' "$T/h.out")" \
+        sh -c "! grep -q -e '-9223372036854775808' -e 'nan)' '$T/h.out'"
 done
+"$QH" quantize --help >"$T/qh.txt"
+check "quantize --help: --wbits states its default once" [ "$(grep -e '--wbits' "$T/qh.txt" | grep -o default | wc -l)" -eq 1 ]
+check "quantize --help: --nsamples keeps its printed default" grep -Eq -e '--nsamples N .*\(default 128\)' "$T/qh.txt"
+expect_fail "--wbits set to the sentinel" - "wbits.*out of range" "$QH" quantize --model "$M" --method rtn \
+    --wbits=-9223372036854775808
 
 # ---- make data: a sha256 mismatch installs nothing --------------------------------------------
 MAN=datasets/manifest.tsv

@@ -4,7 +4,10 @@
 # written; --json carries avg_bits, stored_bits, outlier_fraction and a ppl
 # per evaluated dataset; the saved model evaluates to exactly the perplexity
 # measured right after quantization; the formula bits of the SpQR paper
-# setting are 4.625 + 32 x outlier fraction.
+# setting are 4.625 + 32 x outlier fraction. An option the method does not use
+# is refused before any work, as the experiment files refuse the key
+# (exp_method_uses), naming the methods it applies to; rtn still takes --calib
+# (proxy losses from calibration) and its sizes, but not with --calib none.
 . "$(dirname "$0")/lib.sh"
 require_stories260k
 S="--model $M --nsamples 4 --seqlen 64"
@@ -24,6 +27,35 @@ expect_fail "max-memory without save" - "save" $QH quantize $S --method gptq --m
 expect_fail "max-memory too small" "$T/a.h5" "max-memory" $QH quantize $S --method gptq --max-memory 1 --save "$T/a.h5"
 expect_fail "max-memory on cuda" "$T/a.h5" "CPU" $QH quantize $S --method gptq --max-memory 512 --device cuda --save "$T/a.h5"
 check "quantize --help exits 0" sh -c "$QH quantize --help >/dev/null"
+
+# options the method ignores (the .ini refuses the same keys)
+expect_fail "rtn --percdamp" "$T/a.h5" "rtn does not use --percdamp \(it applies to: gptq, spqr\)" \
+    $QH quantize $S --method rtn --percdamp 0.5 --save "$T/a.h5"
+expect_fail "rtn --true-sequential" "$T/a.h5" "rtn does not use --true-sequential" \
+    $QH quantize $S --method rtn --true-sequential --save "$T/a.h5"
+expect_fail "rtn --blocksize" "$T/a.h5" "rtn does not use --blocksize \(it applies to: gptq, spqr\)" \
+    $QH quantize $S --method rtn --blocksize 64 --save "$T/a.h5"
+expect_fail "rtn --perm" "$T/a.h5" "rtn does not use --perm" $QH quantize $S --method rtn --perm act_order --save "$T/a.h5"
+expect_fail "gptq --simplified-outliers" "$T/a.h5" "gptq does not use --simplified-outliers \(it applies to: spqr\)" \
+    $QH quantize $S --method gptq --simplified-outliers --save "$T/a.h5"
+expect_fail "gptq --outlier-threshold" "$T/a.h5" "gptq does not use --outlier-threshold" \
+    $QH quantize $S --method gptq --outlier-threshold 0.1 --save "$T/a.h5"
+expect_fail "gptq --qq-scale-bits" "$T/a.h5" "gptq does not use --qq-scale-bits \(it applies to: rtn, spqr\)" \
+    $QH quantize $S --method gptq --qq-scale-bits 3 --save "$T/a.h5"
+for o in "--nsamples 4" "--seqlen 64" "--seed 1"; do
+    expect_fail "rtn --calib none $o" "$T/a.h5" "rtn with --calib none does not use ${o% *}" \
+        $QH quantize --model "$M" --method rtn --calib none $o --save "$T/a.h5"
+done
+# ... and what each method does use still runs
+$QH quantize $S --method rtn --calib c4 --seed 1 --sym --round-zero --json >"$T/rc.json" 2>"$T/rc.err"
+check "rtn with --calib c4 --nsamples --seqlen --seed runs ($(head -c 200 "$T/rc.err"))" test $? -eq 0
+check "rtn with calibration reports a proxy loss" \
+    awk -v l="$(sed -n -E 's/.*"total_proxy_loss": *([0-9.eE+-]+).*/\1/p' "$T/rc.json")" 'BEGIN { exit !(l > 0) }'
+$QH quantize --model "$M" --method rtn --calib none --per-row --wbits 3 >/dev/null 2>"$T/rn.err"
+check "rtn --calib none --per-row --wbits runs ($(head -c 200 "$T/rn.err"))" test $? -eq 0
+$QH quantize $S --method gptq --percdamp 0.1 --blocksize 32 --true-sequential --perm act_order --groupsize 16 \
+    >/dev/null 2>"$T/g.err"
+check "gptq with its own options runs ($(head -c 200 "$T/g.err"))" test $? -eq 0
 
 # SpQR paper setting, saved, evaluated right after quantization and from the file
 $QH quantize $S --method spqr --eval tinystories --eval-seqlen 128 --save "$T/q.h5" --out "$T/r.h5" --json \
