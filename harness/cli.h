@@ -58,7 +58,9 @@ void cli_io_output(CliIo *io, const char *what, const char *path);
 void cli_io_output_dir(CliIo *io, const char *what, const char *path);
 /* Check every output, in this order: not the same file as any input or any
  * other output (canonical names: realpath of the folder + the last component,
- * and device/inode when both exist, so hard and symbolic links count), an
+ * and device/inode when both exist, so hard and symbolic links count), not a
+ * checkpoint file's name (config.json, *.safetensors, their index, tokenizer*)
+ * inside an input folder (a Hugging Face checkpoint), an
  * output file not an existing folder, an output folder not existing yet, and
  * the folder it goes into existing and writable. 0, or -1 with a message that
  * starts with cmd and names the option and the path. */

@@ -156,12 +156,36 @@ static int check_output_path(const char *cmd, const CliIoPath *o) {
     return rc;
 }
 
+/* Is `name` one of the files a Hugging Face checkpoint folder is read from
+ * (hf_model.h: config.json, the safetensors and their index, the tokenizer)? */
+static int checkpoint_file_name(const char *name) {
+    size_t n = strlen(name);
+    return !strcmp(name, "config.json") || !strncmp(name, "tokenizer", 9) ||
+           (n > 12 && !strcmp(name + n - 12, ".safetensors")) ||
+           (n > 23 && !strcmp(name + n - 23, ".safetensors.index.json"));
+}
+
+/* Does output path o go into input folder `in` under a checkpoint file's name? */
+static int replaces_checkpoint_file(const char *o, const char *in) {
+    struct stat st;
+    if (stat(in, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    char *c = qh_strdup(o), *dir = folder_of(o);
+    int hit = checkpoint_file_name(basename(c)) && same_file(dir, in);
+    free(c);
+    free(dir);
+    return hit;
+}
+
 int cli_io_check(const char *cmd, const CliIo *io) {
     for (int i = 0; i < io->n; i++) {
         const CliIoPath *o = &io->v[i];
         if (o->kind == CLI_IN) continue;
         for (int j = 0; j < io->n; j++) {
             const CliIoPath *x = &io->v[j];
+            if (x->kind == CLI_IN && o->kind == CLI_OUT_FILE && replaces_checkpoint_file(o->path, x->path))
+                return qh_error("%s: %s '%s' would replace a file of the checkpoint folder %s '%s' (config.json, "
+                                "*.safetensors, their index and tokenizer* are the model's; choose another name or "
+                                "folder)", cmd, o->what, o->path, x->what, x->path);
             if (j == i || (x->kind != CLI_IN && j > i) || !same_file(o->path, x->path)) continue;
             if (x->kind == CLI_IN)
                 return qh_error("%s: %s '%s' is the same file as %s '%s' (an output must not replace an input)", cmd,

@@ -7,6 +7,8 @@
 #   symbolic link, a "dir/../" spelling, and the model a --quantized file
 #   names), the tokenizer given or found beside the model, the --quantized
 #   file, file:PATH datasets and calibration text, tokenize's --text;
+# - an output inside a Hugging Face checkpoint folder under one of its files'
+#   names (config.json, *.safetensors, the index, tokenizer*) is refused;
 # - two outputs naming the same file are refused, and neither is written;
 # - an output whose folder is missing, is a file, or is not writable (when not
 #   running as root), or a file output that is an existing folder, is refused
@@ -100,6 +102,21 @@ check "control: export exit status" [ -s "$T/hf/model.safetensors" ]
 cp "$T/hf/model.safetensors" "$T/st.orig"
 refused "export --out = --model (a directory)" "$T/hf/model.safetensors" "$T/st.orig" "--out.*hf.*same file as --model" \
     "$QH" export --model "$T/hf" --format hf --out "$T/hf"
+# inside a Hugging Face checkpoint folder: its own files are refused, another name is fine
+cp "$T/hf/config.json" "$T/cfg.orig"
+refused "eval --out = the checkpoint's safetensors" "$T/hf/model.safetensors" "$T/st.orig" \
+    "--out.*model\.safetensors.*would replace a file of the checkpoint folder" \
+    "$QH" eval --model "$T/hf" $E --out "$T/hf/model.safetensors"
+refused "quantize --save = the checkpoint's config.json" "$T/hf/config.json" "$T/cfg.orig" \
+    "--save.*config\.json.*would replace a file of the checkpoint folder" \
+    "$QH" quantize --model "$T/hf" --method rtn --calib none --save "$T/hf/config.json"
+refused "eval --out = a new shard name in the checkpoint" "$T/hf/model.safetensors" "$T/st.orig" \
+    "would replace a file of the checkpoint folder" \
+    "$QH" eval --model "$T/hf" $E --out "$T/hf/model-00002-of-00002.safetensors"
+check "no stray shard left in the checkpoint" [ ! -e "$T/hf/model-00002-of-00002.safetensors" ]
+"$QH" eval --model "$T/hf" $E --out "$T/hf/eval.h5" >/dev/null 2>&1
+check "control: eval --out beside the checkpoint's files is written" [ -s "$T/hf/eval.h5" ]
+rm -f "$T/hf/eval.h5"
 
 # ---- output folders ----------------------------------------------------------------------
 expect_fail "quantize --out in a missing folder, before quantizing" "$T/nodir/o.h5" \
