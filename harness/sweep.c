@@ -268,7 +268,18 @@ typedef struct Worker {
     int tok_loaded;
     int fatal;            /* the settings do not fit the model: run nothing more */
     char points_dir[PATH_MAX / 2];
+    const unsigned char *rows; /* (nrows, njobs) every worker's outcomes of this run (shared mapping) */
+    int nrows;
+    size_t njobs;
 } Worker;
+
+/* Did a worker of this run already fail job j? (A failure leaves no result
+ * file, so without this each worker would run the job again.) */
+static int failed_this_run(const Worker *w, int j) {
+    for (int r = 0; r < w->nrows; r++)
+        if (w->rows[(size_t)r * w->njobs + (size_t)j] == JOB_FAILED) return 1;
+    return 0;
+}
 
 /* Load the model (and the tokenizer the first time); the first load also
  * checks every point's shape-dependent settings against it. */
@@ -442,28 +453,38 @@ static void run_job(Worker *w, int j, unsigned char *st) {
         fflush(stdout);
         return;
     }
+    if (failed_this_run(w, j)) { /* its failure was set before its lock was released */
+        sweep_lock_release(lock);
+        *st = JOB_FAILED;
+        printf("%-7s %-40s FAILED in another worker of this run (not retried)  %s\n", tag, label, id);
+        fflush(stdout);
+        return;
+    }
     remove_debris(file);
     qh_progress("%s %s: running (%s)", tag, label, id);
     *st = JOB_RUNNING;
     int rc = p ? run_point(w, p, file, line, sizeof line) : run_fp(w, file, line, sizeof line);
+    *st = rc != 0 ? JOB_FAILED : JOB_COMPUTED; /* before the lock goes: the next holder reads it */
     sweep_lock_release(lock);
     if (rc != 0) {
-        *st = JOB_FAILED;
         if (!w->fatal) printf("%-7s %-40s FAILED (see the error above)  %s\n", tag, label, id);
     } else {
-        *st = JOB_COMPUTED;
         printf("%-7s %-40s %s  %s\n", tag, label, line, id);
     }
     fflush(stdout);
 }
 
 /* One worker: the jobs in order (only == -1: all, else that one job), each
- * outcome in status[j]. */
-static void worker_main(const Experiment *x, const SweepOptions *o, int only, unsigned char *status) {
+ * outcome in row `me` of rows (nrows, x->npoints + 1). */
+static void worker_main(const Experiment *x, const SweepOptions *o, int only, unsigned char *rows, int nrows, int me) {
     Worker w;
     memset(&w, 0, sizeof w);
     w.x = x;
     w.o = o;
+    w.rows = rows;
+    w.nrows = nrows;
+    w.njobs = (size_t)x->npoints + 1;
+    unsigned char *status = rows + (size_t)me * w.njobs;
     path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
     for (int j = 0; j <= x->npoints && !w.fatal; j++)
         if (only < 0 || only == j) run_job(&w, j, &status[j]);
@@ -507,7 +528,7 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
     size_t njobs = (size_t)x->npoints + 1;
     if (jobs == 1) {
         unsigned char *status = qh_calloc(njobs, 1);
-        worker_main(x, o, only, status);
+        worker_main(x, o, only, status, 1, 0);
         int rc = summarize(x, status, only, 1, t0);
         free(status);
         return rc;
@@ -531,7 +552,7 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
         }
         if (pid == 0) {
             if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(threads);
-            worker_main(x, o, only, rows + (size_t)started * njobs);
+            worker_main(x, o, only, rows, jobs, started);
             fflush(stdout);
             _exit(0);
         }

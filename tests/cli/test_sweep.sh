@@ -274,6 +274,8 @@ check "--jobs 2 with failing points: non-zero exit" [ $? -ne 0 ]
 check "--jobs 2 with failing points: one summary counting them ($(grep '^sweep jf:' "$T/jf.out" | tail -n 1))" \
     sh -c "grep -c '^sweep jf: .* jobs computed' '$T/jf.out' | grep -qx 1 &&
            grep -q '^sweep jf: 3 of 7 jobs computed, 0 done earlier, 0 in progress elsewhere, 4 failed (2 workers, ' '$T/jf.out'"
+check "--jobs 2: each failing point run once, not once per worker ($(grep -c 'FAILED (see the error above)' "$T/jf.out"))" \
+    sh -c "grep -c 'FAILED (see the error above)' '$T/jf.out' | grep -qx 4"
 
 # ---- Slurm ------------------------------------------------------------------------------------
 tiny s "$T/s"
