@@ -130,6 +130,18 @@ else
         '[run]\ndevice = cuda\n'
     check "device: no job blames a --device flag" [ -z "$(grep -- '--device' "$T/ef.err")" ]
 fi
+# a model with no tokenizer beside it: refused by --check and at the start, unless [model] tokenizer names one
+mkdir -p "$T/notok"
+cp "$M" "$T/notok/m.bin"
+printf '[model]\npath = %s\n[methods]\nrun = rtn\n[eval]\ndatasets = tinystories\n[output]\ndir = %s\n' \
+    "$T/notok/m.bin" "$T/bad_out" >"$T/notok.ini"
+expect_fail "--check: no tokenizer beside the model" "$T/bad_out" \
+    "notok\.ini:2: model\.path: no tokenizer found beside '$T/notok/m\.bin' \(tried tok512\.bin" \
+    "$QH" sweep "$T/notok.ini" --check
+expect_fail "sweep: no tokenizer beside the model" "$T/bad_out" "model\.path: no tokenizer found" "$QH" sweep "$T/notok.ini"
+printf '[model]\ntokenizer = %s\n' "$TOK" >>"$T/notok.ini"
+"$QH" sweep "$T/notok.ini" --check >"$T/nt.out" 2>&1
+check "--check: [model] tokenizer given: valid ($(head -c 200 "$T/nt.out"))" [ $? -eq 0 ]
 mkdir -p "$T/empty_data"
 pre_case "eval file missing" "pre\.ini:11: eval\.datasets: dataset 'file:$T/nonexist\.txt': file '$T/nonexist\.txt' is missing\$" \
     "[eval]\ndatasets = tinystories, file:$T/nonexist.txt\n"
