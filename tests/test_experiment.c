@@ -536,6 +536,16 @@ static void test_run_checks(void) {
     snprintf(text, sizeof text, "[model]\npath = %s\n[methods]\nrun = rtn, gptq\n[gptq]\ndataset = file:%s\n"
                                 "[eval]\ndatasets = file:%s\n", model, present, present);
     if (parse_capture("t.ini", text, &x) == 0) {
+        /* but no tokenizer beside the model: refused, naming what was looked for */
+        capture_begin();
+        rc = experiment_check_run(&x, 1);
+        capture_to_errbuf();
+        CHECK(rc != 0 && strstr(errbuf, "t.ini:2: model.path: no tokenizer found beside") &&
+                  strstr(errbuf, "tried tok32.bin"), "missing tokenizer: %s", errbuf);
+        char tp[300];
+        snprintf(tp, sizeof tp, "%s/tok32.bin", dir);
+        FILE *tf = fopen(tp, "w");
+        if (tf) fclose(tf);
         capture_begin();
         rc = experiment_check_run(&x, 1);
         capture_to_errbuf();
