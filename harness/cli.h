@@ -50,8 +50,11 @@ typedef struct CliIo {
 
 /* Add an input file or folder; a NULL path is ignored (option not given). */
 void cli_io_input(CliIo *io, const char *what, const char *path);
-/* Add the file:PATH entries of a comma-separated dataset list as inputs. */
-void cli_io_datasets(CliIo *io, const char *what, const char *list);
+/* Add the files of a comma-separated dataset list as inputs: file:PATH, and
+ * the named datasets' files under data_root (dataset_file; calib 1 for a
+ * calibration list, where "none" names no file). -1 after a message for an
+ * unknown name. */
+int cli_io_datasets(CliIo *io, const char *what, const char *list, const char *data_root, int calib);
 /* Add an output file (written whole, replacing what is there); NULL ignored. */
 void cli_io_output(CliIo *io, const char *what, const char *path);
 /* Add an output folder, created by the command (it must not exist yet). */
@@ -60,7 +63,7 @@ void cli_io_output_dir(CliIo *io, const char *what, const char *path);
  * other output (canonical names: realpath of the folder + the last component,
  * and device/inode when both exist, so hard and symbolic links count), not a
  * checkpoint file's name (config.json, *.safetensors, their index, tokenizer*)
- * inside an input folder (a Hugging Face checkpoint), an
+ * inside a Hugging Face checkpoint folder (one with a config.json), an
  * output file not an existing folder, an output folder not existing yet, and
  * the folder it goes into existing and writable. 0, or -1 with a message that
  * starts with cmd and names the option and the path. */

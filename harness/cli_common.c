@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "datasets.h"
 #include "hf_model.h"
 #include "util.h"
 
@@ -75,12 +76,18 @@ void cli_io_input(CliIo *io, const char *what, const char *path) { io_add(io, wh
 void cli_io_output(CliIo *io, const char *what, const char *path) { io_add(io, what, path, CLI_OUT_FILE); }
 void cli_io_output_dir(CliIo *io, const char *what, const char *path) { io_add(io, what, path, CLI_OUT_DIR); }
 
-void cli_io_datasets(CliIo *io, const char *what, const char *list) {
-    if (!list) return;
+int cli_io_datasets(CliIo *io, const char *what, const char *list, const char *data_root, int calib) {
+    if (!list || (calib && !strcmp(list, "none"))) return 0;
     char *copy = qh_strdup(list), *save = NULL;
-    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save))
-        if (!strncmp(name, "file:", 5)) cli_io_input(io, what, name + 5);
+    int rc = 0;
+    for (char *name = strtok_r(copy, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
+        char *file = dataset_file(name, data_root, calib, NULL);
+        if (file) cli_io_input(io, what, file);
+        else rc = -1;
+        free(file);
+    }
     free(copy);
+    return rc;
 }
 
 
@@ -138,6 +145,8 @@ static int same_file(const char *a, const char *b) {
 /* One output: its own path and the folder it goes into. */
 static int check_output_path(const char *cmd, const CliIoPath *o) {
     if (!*o->path) return qh_error("%s: %s is empty (expected a path)", cmd, o->what);
+    if (o->kind == CLI_OUT_FILE && o->path[strlen(o->path) - 1] == '/')
+        return qh_error("%s: %s '%s' ends with '/' (expected a file name)", cmd, o->what, o->path);
     struct stat st;
     if (o->kind == CLI_OUT_FILE && stat(o->path, &st) == 0 && S_ISDIR(st.st_mode))
         return qh_error("%s: %s '%s' is a folder (expected a file name)", cmd, o->what, o->path);
@@ -165,12 +174,11 @@ static int checkpoint_file_name(const char *name) {
            (n > 23 && !strcmp(name + n - 23, ".safetensors.index.json"));
 }
 
-/* Does output path o go into input folder `in` under a checkpoint file's name? */
-static int replaces_checkpoint_file(const char *o, const char *in) {
-    struct stat st;
-    if (stat(in, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+/* Does output path o go into a Hugging Face checkpoint folder (one with a
+ * config.json) under a checkpoint file's name? */
+static int replaces_checkpoint_file(const char *o) {
     char *c = qh_strdup(o), *dir = folder_of(o);
-    int hit = checkpoint_file_name(basename(c)) && same_file(dir, in);
+    int hit = checkpoint_file_name(basename(c)) && hf_is_model_dir(dir);
     free(c);
     free(dir);
     return hit;
@@ -182,10 +190,6 @@ int cli_io_check(const char *cmd, const CliIo *io) {
         if (o->kind == CLI_IN) continue;
         for (int j = 0; j < io->n; j++) {
             const CliIoPath *x = &io->v[j];
-            if (x->kind == CLI_IN && o->kind == CLI_OUT_FILE && replaces_checkpoint_file(o->path, x->path))
-                return qh_error("%s: %s '%s' would replace a file of the checkpoint folder %s '%s' (config.json, "
-                                "*.safetensors, their index and tokenizer* are the model's; choose another name or "
-                                "folder)", cmd, o->what, o->path, x->what, x->path);
             if (j == i || (x->kind != CLI_IN && j > i) || !same_file(o->path, x->path)) continue;
             if (x->kind == CLI_IN)
                 return qh_error("%s: %s '%s' is the same file as %s '%s' (an output must not replace an input)", cmd,
@@ -193,6 +197,10 @@ int cli_io_check(const char *cmd, const CliIo *io) {
             return qh_error("%s: %s '%s' and %s '%s' are the same file (give each output its own path)", cmd, x->what,
                             x->path, o->what, o->path);
         }
+        if (o->kind == CLI_OUT_FILE && replaces_checkpoint_file(o->path))
+            return qh_error("%s: %s '%s' would replace a file of a Hugging Face checkpoint folder (config.json, "
+                            "*.safetensors, their index and tokenizer* are the model's; choose another name or folder)",
+                            cmd, o->what, o->path);
         if (check_output_path(cmd, o) != 0) return -1;
     }
     return 0;

@@ -51,12 +51,12 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     cli_io_input(&io, "--model", model);
     cli_io_input(&io, "--tokenizer", tok);
     cli_io_input(&io, "--quantized", quantized);
-    cli_io_datasets(&io, "--dataset", dataset);
+    rc = cli_io_datasets(&io, "--dataset", dataset, cli_data_root(data), 0);
     cli_io_output(&io, "--out", out);
     Model m;
     Tokenizer t;
     QuantModelInfo qinfo = {0};
-    rc = cli_io_check("eval", &io);
+    if (rc == 0) rc = cli_io_check("eval", &io);
     if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, &m, &t, &qinfo);
     else if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, max_memory_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */

@@ -93,8 +93,8 @@ static int check_method_options(const char *method, const char *calib, const Opt
         if (exp_method_uses(method, key, applies, sizeof applies) != 0) continue; /* used, or not a method setting */
         if (is_calibration_key(key)) {
             if (!strcmp(key, "dataset") || strcmp(calib, "none") != 0) continue;
-            return qh_error("quantize: %s with --calib none does not use --%s (it sizes the calibration run that "
-                            "--calib D asks for)", method, name);
+            return qh_error("quantize: %s with --calib none does not use --%s (it applies to the calibration run "
+                            "that --calib D asks for)", method, name);
         }
         return qh_error("quantize: %s does not use --%s (it applies to: %s)", method, name, applies);
     }
@@ -207,13 +207,13 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     CliIo io = {0}; /* --save / --out must not replace what is read, and must be writable, before any work */
     cli_io_input(&io, "--model", model);
     cli_io_input(&io, "--tokenizer", tok);
-    cli_io_datasets(&io, "--calib", calib);
-    cli_io_datasets(&io, "--eval", evals);
+    int bad = cli_io_datasets(&io, "--calib", calib, spec.data_root, 1) != 0 ||
+              cli_io_datasets(&io, "--eval", evals, spec.data_root, 0) != 0;
     cli_io_output(&io, "--save", save);
     cli_io_output(&io, "--out", out);
     Model m;
     Tokenizer t;
-    rc = cli_io_check("quantize", &io);
+    rc = bad ? -1 : cli_io_check("quantize", &io);
     if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, budget > 0);
     if (rc == 0) rc = cli_io_check_loaded("quantize", &io, &m, &t, tok);
     cli_io_free(&io);

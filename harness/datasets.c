@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyrandom.h"
@@ -122,8 +123,13 @@ char *dataset_file(const char *name, const char *root, int calib, const char **h
 /* 0 when `path` can be read; else -1 with "file 'PATH' is missing (HINT)" (or "cannot be
  * read (REASON)") in why; the hint in parentheses only when there is one. */
 static int readable(const char *path, const char *hint, char *why, size_t n) {
-    if (access(path, R_OK) == 0) return 0;
+    struct stat st;
     char what[160];
+    if (access(path, R_OK) == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, n, "'%s' is a folder (expected a text file)", path);
+        return -1;
+    }
+    if (access(path, R_OK) == 0) return 0;
     if (errno == ENOENT) snprintf(what, sizeof what, "is missing");
     else snprintf(what, sizeof what, "cannot be read (%s)", strerror(errno));
     snprintf(why, n, "file '%s' %s%s%s%s", path, what, *hint ? " (" : "", hint, *hint ? ")" : "");

@@ -1106,7 +1106,7 @@ int experiment_check_model(const Experiment *x) {
 /* Messages already printed (by a short tag), so that a value shared by many
  * points is reported once. seen_add: 1 when the tag was there already. */
 typedef struct Seen {
-    char tag[EXP_MAX_VALUES][128];
+    char tag[EXP_MAX_VALUES][PATH_MAX + 64];
     int n;
 } Seen;
 static int seen_add(Seen *s, const char *tag) {
@@ -1240,8 +1240,8 @@ int experiment_check_device(const Experiment *x) {
  * default) and, for datasets under the data root, where the root came from. */
 static int check_dataset(const Experiment *x, const char *name, int calib, const ExpEntry *e, const char *method,
                          Seen *seen) {
-    char tag[128], why[2048];
-    snprintf(tag, sizeof tag, "%d/%ld/%.100s", calib, e ? (long)(e - x->entries) : -1L, name);
+    char tag[PATH_MAX + 64], why[2048];
+    snprintf(tag, sizeof tag, "%d/%ld/%s", calib, e ? (long)(e - x->entries) : -1L, name);
     if (dataset_file_check(name, x->data_root, calib, why, sizeof why) == 0) return 0;
     if (seen_add(seen, tag)) return -1;
     char where[512], root[512] = "";

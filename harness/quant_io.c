@@ -367,7 +367,7 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
         int rotate_half = 0;
         if (rc == 0) rc = read_row_order(f, l, (LinearKind)k, &rotate_half);
         if (rc == 0) {
-            float *W = qh_malloc(sizeof(float) * (size_t)rows * cols * 2); /* (rows, cols) twice */
+            float *W = qh_malloc(sizeof(float) * (size_t)rows * cols * (rotate_half ? 2 : 1)); /* (rows, cols) x1|2 */
             quant_layer_dequantize(&q, W);
             if (rotate_half) model_rows_reorder(W + (size_t)rows * cols, W, rows, cols, model_head_size(&m->cfg), 0);
             model_set_linear(m, l, (LinearKind)k, W + (rotate_half ? (size_t)rows * cols : 0));

@@ -7,8 +7,10 @@
 #   symbolic link, a "dir/../" spelling, and the model a --quantized file
 #   names), the tokenizer given or found beside the model, the --quantized
 #   file, file:PATH datasets and calibration text, tokenize's --text;
-# - an output inside a Hugging Face checkpoint folder under one of its files'
-#   names (config.json, *.safetensors, the index, tokenizer*) is refused;
+# - an output inside a Hugging Face checkpoint folder (given as input or not)
+#   under one of its files' names (config.json, *.safetensors, the index,
+#   tokenizer*) is refused; so is a named dataset's file under --data;
+# - a file output ending with '/' is refused before any work;
 # - two outputs naming the same file are refused, and neither is written;
 # - an output whose folder is missing, is a file, or is not writable (when not
 #   running as root), or a file output that is an existing folder, is refused
@@ -105,20 +107,33 @@ refused "export --out = --model (a directory)" "$T/hf/model.safetensors" "$T/st.
 # inside a Hugging Face checkpoint folder: its own files are refused, another name is fine
 cp "$T/hf/config.json" "$T/cfg.orig"
 refused "eval --out = the checkpoint's safetensors" "$T/hf/model.safetensors" "$T/st.orig" \
-    "--out.*model\.safetensors.*would replace a file of the checkpoint folder" \
+    "--out.*model\.safetensors.*would replace a file of a Hugging Face checkpoint folder" \
     "$QH" eval --model "$T/hf" $E --out "$T/hf/model.safetensors"
 refused "quantize --save = the checkpoint's config.json" "$T/hf/config.json" "$T/cfg.orig" \
-    "--save.*config\.json.*would replace a file of the checkpoint folder" \
+    "--save.*config\.json.*would replace a file of a Hugging Face checkpoint folder" \
     "$QH" quantize --model "$T/hf" --method rtn --calib none --save "$T/hf/config.json"
 refused "eval --out = a new shard name in the checkpoint" "$T/hf/model.safetensors" "$T/st.orig" \
-    "would replace a file of the checkpoint folder" \
+    "would replace a file of a Hugging Face checkpoint folder" \
     "$QH" eval --model "$T/hf" $E --out "$T/hf/model-00002-of-00002.safetensors"
 check "no stray shard left in the checkpoint" [ ! -e "$T/hf/model-00002-of-00002.safetensors" ]
+refused "tokenize --out = a checkpoint's config.json (the folder not an input)" "$T/hf/config.json" "$T/cfg.orig" \
+    "would replace a file of a Hugging Face checkpoint folder" \
+    "$QH" tokenize --tokenizer "$TB" --text "$T/story.txt" --out "$T/hf/config.json"
 "$QH" eval --model "$T/hf" $E --out "$T/hf/eval.h5" >/dev/null 2>&1
 check "control: eval --out beside the checkpoint's files is written" [ -s "$T/hf/eval.h5" ]
 rm -f "$T/hf/eval.h5"
 
+# a named dataset's file under the data root (here a private copy of it) is an input too
+mkdir -p "$T/d/text/tinystories"
+cp "$STORY" "$T/d/text/tinystories/tinystories_sample.txt"
+refused "eval --out = the tinystories file under --data" "$T/d/text/tinystories/tinystories_sample.txt" "$T/story.orig" \
+    "--out.*same file as --dataset" \
+    "$QH" eval --model "$MB" --data "$T/d" $E --out "$T/d/text/tinystories/tinystories_sample.txt"
+
 # ---- output folders ----------------------------------------------------------------------
+expect_fail "eval --out ending with '/', before any work" "$T/ev.h5/" "--out '$T/ev\.h5/' ends with '/'" \
+    "$QH" eval --model "$MB" $E --out "$T/ev.h5/"
+check "trailing '/': nothing on stdout" [ ! -s "$T/ef.out" ]
 expect_fail "quantize --out in a missing folder, before quantizing" "$T/nodir/o.h5" \
     "--out.*$T/nodir/o\.h5.*folder.*$T/nodir.*does not exist" \
     "$QH" quantize --model "$MB" --method gptq --wbits 3 --nsamples 8 --seqlen 64 --out "$T/nodir/o.h5"

@@ -142,7 +142,14 @@ expect_fail "sweep: no tokenizer beside the model" "$T/bad_out" "model\.path: no
 printf '[model]\ntokenizer = %s\n' "$TOK" >>"$T/notok.ini"
 "$QH" sweep "$T/notok.ini" --check >"$T/nt.out" 2>&1
 check "--check: [model] tokenizer given: valid ($(head -c 200 "$T/nt.out"))" [ $? -eq 0 ]
-mkdir -p "$T/empty_data"
+mkdir -p "$T/empty_data" "$T/afolder"
+pre_case "eval file a folder" "pre\.ini:11: eval\.datasets: dataset 'file:$T/afolder': '$T/afolder' is a folder \(expected a text file\)" \
+    "[eval]\ndatasets = tinystories, file:$T/afolder\n"
+# two missing files whose paths share their first 100 characters: both named
+LONGD=$T/$(printf 'y%.0s' $(seq 1 100))
+export LONGD
+pre_case "long paths" "file '$LONGD/b\.txt' is missing" '[eval]\ndatasets = file:${LONGD}/a.txt, file:${LONGD}/b.txt\n'
+check "long paths: the first one named too" grep -q "file '$LONGD/a\.txt' is missing" "$T/ef.err"
 pre_case "eval file missing" "pre\.ini:11: eval\.datasets: dataset 'file:$T/nonexist\.txt': file '$T/nonexist\.txt' is missing\$" \
     "[eval]\ndatasets = tinystories, file:$T/nonexist.txt\n"
 check "eval file missing: no make data hint for the user's file" [ -z "$(grep 'make data' "$T/ef.err")" ]
