@@ -9,10 +9,13 @@
 #      (make variables PKG_CFLAGS / PKG_LIBS / BLAS_CFLAGS / BLAS_LIBS, rpath
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
-#   4. runs tests/gpu/test_gpu_kernels, tests/gpu/test_gpu_forward (stories260K
-#      from data/ or .devlibs/data) and bench/bench_gpu_forward,
+#   4. runs the four GPU tests (test_gpu_kernels, _forward, _quant, _pipeline;
+#      stories260K from data/ or .devlibs/data), bench/bench_gpu_forward, one
+#      LLaMA-7B-shaped block quantized with GPTQ and SpQR (QH_BLOCK_MATH modes)
+#      and bench/bench_gpu_quant,
 # writes the logs to $OUT (default .devlibs/out) and prints a short table last.
-# Exit status 0 when everything passed.
+# Exit status 0 when everything passed; a test that reports skipped while
+# nvidia-smi lists a GPU counts as failed (CUDA could not start).
 # Environment: OUT (log folder), QH_DEVICE_WORK (where the root and the build
 # go; default .devlibs/work), QH_CUDA_ARCHS (default: read from nvidia-smi),
 # QH_SKIP_UNIT / QH_SKIP_PIPELINE / QH_SKIP_BENCH (leave those steps out),
