@@ -220,17 +220,17 @@ int report_load(const char *dir, Report *r) {
     /* the full-precision evaluation */
     r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
     for (int d = 0; d < r->ndatasets; d++) r->fp_ppl[d] = NAN;
-    qh_pathf(path, sizeof path, "%s/fp.h5", r->dir);
-    if (access(path, R_OK) == 0) {
+    const char *want = r->manifest ? json_string_value(json_object_get(r->manifest, "fp_id")) : NULL;
+    qh_pathf(path, sizeof path, "%s/fp/%s.h5", r->dir, want ? want : "(no sweep.json)");
+    if (want && access(path, R_OK) == 0) {
         H5File *f;
         if (h5_open_read(path, &f) == 0) {
             char *fid = NULL;
-            const char *want = r->manifest ? json_string_value(json_object_get(r->manifest, "fp_id")) : NULL;
-            if (h5_get_attr_str(f, "/", "fp_id", &fid) == 0 && (!want || !strcmp(want, fid))) {
+            if (h5_get_attr_str(f, "/", "fp_id", &fid) == 0 && !strcmp(want, fid)) {
                 read_ppl(f, r, r->fp_ppl);
                 r->have_fp = 1;
             } else {
-                qh_warn("'%s' was made with other model / evaluation settings: ignored", path);
+                qh_warn("'%s' holds another fp_id than its name: ignored", path);
             }
             free(fid);
             h5_abort(&f);

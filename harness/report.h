@@ -1,5 +1,5 @@
 /* report.h: reading an experiment's results folder (written by sweep.h:
- * sweep.json, fp.h5, points/<id>.h5) back into memory, the paper-shaped table
+ * sweep.json, fp/<fp_id>.h5, points/<id>.h5) back into memory, the paper-shaped table
  * (table.md, table.csv) and the data files of the plots (plots/NAME.dat), drawn
  * by the gnuplot scripts in plots/NAME.gp (gnuplot is run as a child process; its
  * exit status and the images it writes are checked).
@@ -30,7 +30,7 @@ typedef struct Report {
     char *description;        /* (owned) */
     int ndatasets;
     char **datasets;          /* (ndatasets) owned */
-    double *fp_ppl;           /* (ndatasets) NAN when fp.h5 is missing */
+    double *fp_ppl;           /* (ndatasets) NAN when fp/<fp_id>.h5 is missing */
     int have_fp;
     ReportPoint *points;      /* (npoints) owned, in the experiment's order */
     int npoints;

@@ -245,7 +245,17 @@ int sweep_write_manifest(const Experiment *x) {
     char *old = NULL;
     size_t len;
     int same = 0;
-    if (access(path, R_OK) == 0 && qh_read_file(path, &old, &len) == 0) same = !strcmp(old, s);
+    if (access(path, R_OK) == 0 && qh_read_file(path, &old, &len) == 0) {
+        same = !strcmp(old, s);
+        json_t *prev = same ? NULL : json_loads(old, 0, NULL);
+        const char *pn = json_string_value(json_object_get(prev, "experiment")),
+                   *pf = json_string_value(json_object_get(prev, "experiment_file"));
+        if (pn && strcmp(pn, x->name) != 0)
+            qh_warn("'%s' described experiment '%s' (%s); it now describes '%s'. The other experiment's point and "
+                    "full-precision files stay (files are named by their settings), but `qharness report %s` shows "
+                    "this one until '%s' is swept again", path, pn, pf ? pf : "?", x->name, x->out_dir, pn);
+        json_decref(prev);
+    }
     free(old);
     int rc = same ? 0 : qh_write_file_atomic(path, s, strlen(s));
     free(s);
@@ -253,6 +263,15 @@ int sweep_write_manifest(const Experiment *x) {
 }
 
 /* ---- running ---------------------------------------------------------------------------------- */
+
+/* <out>/points and <out>/fp, the folders of the point and full-precision files. */
+static int make_result_dirs(const Experiment *x) {
+    char d[PATH_MAX];
+    path_join(d, sizeof d, x->out_dir, "points");
+    if (mkdir_p(d) != 0) return -1;
+    path_join(d, sizeof d, x->out_dir, "fp");
+    return mkdir_p(d);
+}
 
 /* What became of one job (j = 0: full precision, j >= 1: point j - 1) in this
  * run, as seen by one worker. Workers' views are merged by taking the largest:
@@ -302,7 +321,7 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Root attributes shared by fp.h5 and the point files. */
+/* Root attributes shared by fp/<fp_id>.h5 and the point files. */
 static int write_common(H5File *f, const Experiment *x, const char *kind) {
     int rc = 0;
     rc |= h5_attr_str(f, "/", "kind", kind);
@@ -425,8 +444,8 @@ static void run_job(Worker *w, int j, unsigned char *st) {
         qh_pathf(lock, sizeof lock, "%s/%s.lock", w->points_dir, p->id);
     } else {
         snprintf(tag, sizeof tag, "[fp]");
-        path_join(file, sizeof file, x->out_dir, "fp.h5");
-        path_join(lock, sizeof lock, x->out_dir, "fp.lock");
+        qh_pathf(file, sizeof file, "%s/fp/%s.h5", x->out_dir, x->fp_id);
+        qh_pathf(lock, sizeof lock, "%s/fp/%s.lock", x->out_dir, x->fp_id);
     }
     const char *attr = p ? "point_id" : "fp_id";
     if (is_done(file, attr, id)) {
@@ -519,10 +538,7 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
     }
     printf("sweep %s: %d points (%d excluded, %d duplicates), results in %s\n", x->name, x->npoints, x->nexcluded,
            x->nduplicates, x->out_dir);
-    char pd[PATH_MAX];
-    path_join(pd, sizeof pd, x->out_dir, "points");
-    if (mkdir_p(pd) != 0) return -1;
-    if (sweep_write_manifest(x) != 0) return -1;
+    if (make_result_dirs(x) != 0 || sweep_write_manifest(x) != 0) return -1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     int jobs = o->jobs < 1 ? 1 : o->jobs;
     size_t njobs = (size_t)x->npoints + 1;
@@ -588,10 +604,7 @@ int sweep_write_slurm(const Experiment *x, const char *path, const char *qh, cha
         path_join(def, sizeof def, dir, "sweep.sbatch");
         path = def;
     }
-    if (mkdir_p(dir) != 0 || sweep_write_manifest(x) != 0) return -1;
-    char pd[PATH_MAX];
-    path_join(pd, sizeof pd, x->out_dir, "points");
-    if (mkdir_p(pd) != 0) return -1;
+    if (mkdir_p(dir) != 0 || sweep_write_manifest(x) != 0 || make_result_dirs(x) != 0) return -1;
     if (!getcwd(cwd, sizeof cwd)) return qh_error("getcwd failed: %s", strerror(errno));
     if (!realpath(x->path, ini)) return qh_error("'%s': %s", x->path, strerror(errno));
     if (!realpath(qh, exe)) snprintf(exe, sizeof exe, "%s", qh);

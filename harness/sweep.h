@@ -1,5 +1,5 @@
 /* sweep.h: running an experiment's points (experiment.h): the full-precision
- * evaluation once per experiment (<out>/fp.h5), then every point quantized,
+ * evaluation once per experiment (<out>/fp/<fp_id>.h5), then every point quantized,
  * evaluated and written as its own file <out>/points/<id>.h5, atomically
  * (h5io.h: temporary file, then rename), so that a killed run leaves only
  * complete files and a rerun skips what is done. A lock file per point

@@ -4,7 +4,7 @@
 # and SpQR at 2, 3 and 4 bits, each quantized with sequential calibration and
 # evaluated on wikitext2, ptb, c4 and tinystories (SPEC 7 protocol), the
 # full-precision evaluation once; then the paper-shaped table and the plots.
-# Results: results/stories260K_methods/ (points/*.h5, fp.h5, table.md,
+# Results: results/stories260K_methods/ (points/*.h5, fp/*.h5, table.md,
 # table.csv, plots/). Interrupted runs resume: finished points are kept.
 # Not here: how points are run (qharness sweep), the table (report), the
 # plots (plot); see experiments/README.md.

@@ -241,7 +241,7 @@ done <"$T/before"
 ncomp=$(grep -c ' bits .* [0-9a-f]\{12\}$' "$T/k2.out")
 check "resume computed only the missing points ($ncomp vs $nbefore before)" [ "$ncomp" -eq $((6 - nbefore)) ]
 check "resume summary line" grep -q "^sweep k: .* 0 failed" "$T/k2.out"
-for f in "$T"/k/fp.h5 "$T"/k/points/*.h5; do
+for f in "$T"/k/fp/*.h5 "$T"/k/points/*.h5; do
     check "h5dump -H $(basename "$f")" h5dump -H "$f" >/dev/null 2>&1
 done
 "$QH" sweep "$T/k.ini" >"$T/k3.out" 2>&1
@@ -277,6 +277,21 @@ check "concurrent: 6 point files" [ "$(ls "$T"/c/points/*.h5 | wc -l)" -eq 6 ]
 check "concurrent: no lock or temp left" [ -z "$(find "$T/c" -name '*.lock*' -o -name '*.tmp.*')" ]
 check "--jobs 2: one summary line for both workers ($(grep -c '^sweep c: .* jobs computed' "$T/c1.out"))" \
     [ "$(grep -c '^sweep c: .* jobs computed' "$T/c1.out")" -eq 1 ]
+
+# ---- two experiments in one output folder: neither replaces the other's files -------------------
+tiny sa "$T/share"
+sed -i 's/^run = rtn, gptq, spqr$/run = rtn/; s/^wbits = 3, 4$/wbits = 4/' "$T/sa.ini"
+sed 's/^datasets = tinystories, ptb$/datasets = tinystories/' "$T/sa.ini" >"$T/sb.ini"
+"$QH" sweep "$T/sa.ini" >"$T/sa1.out" 2>&1
+"$QH" sweep "$T/sb.ini" >"$T/sb.out" 2>"$T/sb.err"
+check "shared folder: the second experiment is warned about the first ($(head -c 300 "$T/sb.err"))" \
+    grep -q "described experiment 'sa'.*it now describes 'sb'" "$T/sb.err"
+check "shared folder: two full-precision files ($(ls "$T/share/fp" | tr '\n' ' '))" [ "$(ls "$T/share/fp"/*.h5 | wc -l)" -eq 2 ]
+"$QH" sweep "$T/sa.ini" >"$T/sa2.out" 2>&1
+check "shared folder: the first experiment again: its fp and point done earlier ($(tail -n 1 "$T/sa2.out"))" \
+    grep -q "^sweep sa: 0 of 2 jobs computed, 2 done earlier" "$T/sa2.out"
+"$QH" report "$T/share" --quiet >/dev/null 2>&1
+check "shared folder: report has the first experiment's full-precision row" grep -q "^| full precision" "$T/share/table.md"
 
 # ---- --jobs N: one combined summary, its exit status from every worker ------------------------
 tiny j "$T/j"
