@@ -617,7 +617,7 @@ static int ignore_key(void *user, const char *section, const char *name, const c
  * one. 0, or -1 after a message per error. */
 static int syntax_errors(ParseState *st) {
     ParseState s = {.path = st->path, .p = st->x->text};
-    int nerr = 0;
+    int nerr = 0, long_said = 0;
     for (;;) {
         int base = s.line, rc = ini_parse_stream(reader, &s, ignore_key, NULL);
         if (rc == 0) break;
@@ -626,6 +626,11 @@ static int syntax_errors(ParseState *st) {
             return -1;
         }
         int bad = base + rc;
+        if (s.long_line && !long_said && s.long_line < bad) { /* keep the line order */
+            perr(st, s.long_line, NULL, NULL, "line longer than %d characters", INI_MAX_LINE - 2);
+            nerr++;
+            long_said = 1;
+        }
         perr(st, bad, NULL, NULL, "syntax error (expected '[section]', 'key = value' or a comment)");
         nerr++;
         /* again from the line after the bad one */
@@ -637,7 +642,7 @@ static int syntax_errors(ParseState *st) {
         }
         if (!*s.p) break;
     }
-    if (s.long_line) {
+    if (s.long_line && !long_said) {
         perr(st, s.long_line, NULL, NULL, "line longer than %d characters", INI_MAX_LINE - 2);
         nerr++;
     }

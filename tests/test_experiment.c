@@ -414,6 +414,16 @@ static void test_syntax_first(void) {
     for (const char *c = errbuf; *c; c++) lines += *c == '\n';
     CHECK(lines == 3, "%d lines on stderr, expected the 3 syntax errors: %s", lines, errbuf);
     experiment_free(&x);
+    /* an over-long line (5) before a syntax error (6): in line order too */
+    char *lt = qh_malloc(6000);
+    int n = snprintf(lt, 6000, "[model]\npath = m.bin\n[methods]\nrun = rtn\n; ");
+    memset(lt + n, 'x', 5000);
+    snprintf(lt + n + 5000, 6000 - (size_t)n - 5000, "\nno equals here\n");
+    rc = parse_capture("bad.ini", lt, &x);
+    const char *a = strstr(errbuf, "bad.ini:5: line longer"), *b = strstr(errbuf, "bad.ini:6: syntax error");
+    CHECK(rc != 0 && a && b && a < b, "long line then syntax error, in order: %s", errbuf);
+    experiment_free(&x);
+    free(lt);
 }
 
 /* The checks a run makes before it starts (experiment_check_run and its parts). */
