@@ -124,6 +124,18 @@ static int layer_quantize(const LayerQuantizer *lq, const char *method, const fl
     return quantize_layer_ref(method, W, m, n, H, p, q, W_deq);
 }
 
+int quant_params_fit_model(const QuantParams *p, const char *method, const ModelConfig *c, LinearKind *bad_kind) {
+    for (int k = 0; k < LIN_COUNT; k++) {
+        int rows, cols;
+        model_linear_shape(c, (LinearKind)k, &rows, &cols);
+        if (quant_params_validate(p, method, rows, cols) != 0) {
+            if (bad_kind) *bad_kind = (LinearKind)k;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int quantize_linear(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method, const float *W,
                     const double *H, const QuantParams *p, QuantLayer *q, float *W_deq) {
     int rows, cols;
@@ -201,11 +213,11 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     const ModelConfig *c = &m->cfg;
     int L = c->n_layers, T = spec->seqlen, N = spec->nsamples;
     /* validate every sub-layer shape before any work */
-    for (int k = 0; k < LIN_COUNT; k++) {
+    LinearKind bad;
+    if (quant_params_fit_model(&spec->params, spec->method, c, &bad) != 0) {
         int rows, cols;
-        model_linear_shape(c, (LinearKind)k, &rows, &cols);
-        if (quant_params_validate(&spec->params, spec->method, rows, cols) != 0)
-            return qh_error("parameters do not fit sub-layer %s (%d x %d)", linear_names[k], rows, cols);
+        model_linear_shape(c, bad, &rows, &cols);
+        return qh_error("parameters do not fit sub-layer %s (%d x %d)", linear_names[bad], rows, cols);
     }
     if (T > c->seq_len) qh_warn("calibration seqlen %d exceeds the model's seq_len %d", T, c->seq_len);
     double t_start = qh_now();

@@ -76,6 +76,11 @@ typedef struct QuantRun {
 int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, QuantRun *out);
 void quant_run_free(QuantRun *r);
 
+/* Do the parameters fit every sub-layer shape of a model of config c (what
+ * quantize_model checks before any work)? 0, or -1 after quant_params_validate's
+ * message with *bad_kind (may be NULL) the first sub-layer that does not. */
+int quant_params_fit_model(const QuantParams *p, const char *method, const ModelConfig *c, LinearKind *bad_kind);
+
 /* The backend's layer quantizer (quantize_layer_ref or its CUDA twin). */
 typedef struct LayerQuantizer LayerQuantizer;
 

@@ -90,7 +90,6 @@ int cli_io_datasets(CliIo *io, const char *what, const char *list, const char *d
     return rc;
 }
 
-
 void cli_io_free(CliIo *io) {
     for (int i = 0; i < io->n; i++) {
         free(io->v[i].what);

@@ -69,12 +69,6 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     return 0;
 }
 
-static int is_calibration_key(const char *key) {
-    for (const ExpKey *k = exp_keys; k->name; k++)
-        if (k->section == ES_CALIBRATION && !strcmp(k->name, key)) return 1;
-    return 0;
-}
-
 /* Refuse every given option that `method` does not use. An option's key is its
  * experiment-file name: the option name with '-' as '_' (--calib is the
  * calibration dataset, --per-row a groupsize). A method that the experiment
@@ -91,7 +85,7 @@ static int check_method_options(const char *method, const char *calib, const Opt
         for (char *c = key; *c; c++)
             if (*c == '-') *c = '_';
         if (exp_method_uses(method, key, applies, sizeof applies) != 0) continue; /* used, or not a method setting */
-        if (is_calibration_key(key)) {
+        if (exp_is_calibration_key(key)) {
             if (!strcmp(key, "dataset") || strcmp(calib, "none") != 0) continue;
             return qh_error("quantize: %s with --calib none does not use --%s (it applies to the calibration run "
                             "that --calib D asks for)", method, name);

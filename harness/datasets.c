@@ -125,7 +125,7 @@ char *dataset_file(const char *name, const char *root, int calib, const char **h
 static int readable(const char *path, const char *hint, char *why, size_t n) {
     struct stat st;
     char what[160];
-    if (access(path, R_OK) == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         snprintf(why, n, "'%s' is a folder (expected a text file)", path);
         return -1;
     }

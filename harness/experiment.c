@@ -753,6 +753,8 @@ static int key_applies(const ExpKey *k, int m) {
            (k->methods & method_bit(m));
 }
 
+int exp_is_calibration_key(const char *key) { return key_index(ES_CALIBRATION, key) >= 0; }
+
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n) {
     int m = -1, ki = key_index(ES_METHODS, key);
     for (int i = 0; i < EXP_NMETHODS; i++)
@@ -1156,16 +1158,16 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
                          x->path, p->spec.method, exp_keys[which[j]].name, val[j], linear_names[lk[j]], rows, cols,
                          p->spec.method);
         }
-        /* then exactly what quantize_model checks before any work (calibrate.c), every sub-layer shape */
-        for (int k = 0; k < LIN_COUNT && !misfit; k++) {
+        /* then exactly what quantize_model checks before any work (calibrate.c) */
+        LinearKind k;
+        if (!misfit && quant_params_fit_model(q, p->spec.method, c, &k) != 0) {
             int rows, cols;
-            model_linear_shape(c, (LinearKind)k, &rows, &cols);
-            if (quant_params_validate(q, p->spec.method, rows, cols) == 0) continue;
+            model_linear_shape(c, k, &rows, &cols);
             char origin[2048];
             experiment_point_origin(x, p, origin, sizeof origin);
             qh_error("%s: point %s (%s) does not fit sub-layer %s (%d x %d) of the model (above); its settings: %s",
                      x->path, p->id, p->label, linear_names[k], rows, cols, origin);
-            bad = misfit = 1;
+            bad = 1;
         }
     }
     free(seen);

@@ -71,6 +71,8 @@ int exp_nkeys(void);
  * (e.g. "percdamp")? 1 yes, 0 no, -1 not a method/calibration key or not a
  * method; applies_to (may be NULL) gets the methods that use it ("gptq, spqr"). */
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n);
+/* Is `key` a key of [calibration] (dataset, nsamples, seqlen, seed)? */
+int exp_is_calibration_key(const char *key);
 
 /* ---- a parsed experiment ------------------------------------------------------ */
 

@@ -88,12 +88,14 @@ static inline int hf_qk_hf_row(int r, int hs) {
     return h * hs + (j % 2) * (hs / 2) + j / 2;
 }
 
+/* Is linear k one of the two whose rows the rotary layout orders (wq, wk)? */
+static inline int model_is_qk(LinearKind k) { return k == LIN_Q || k == LIN_K; }
 /* Does the checkpoint order the rows of linear k otherwise than the harness
  * holds them (wq / wk of a rotate-half checkpoint)? Quantization works in the
  * checkpoint's own row order, so that row groups (SpQR's second level) are
  * the checkpoint's consecutive rows, as in the reference code. */
 static inline int model_ckpt_rows_permuted(const ModelConfig *c, LinearKind k) {
-    return c->qk_rotate_half && (k == LIN_Q || k == LIN_K);
+    return c->qk_rotate_half && model_is_qk(k);
 }
 /* Rows of W (rows, cols) between the two orders: to_ckpt: dst row
  * hf_qk_hf_row(r) = src row r; else the inverse. dst != src. */

@@ -79,7 +79,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         free(pm);
     }
     rc |= h5_attr_str(f, grp, "method", q->method);
-    rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && (k == LIN_Q || k == LIN_K)));
+    rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && model_is_qk((LinearKind)k)));
     rc |= h5_attr_i64(f, grp, "m", q->m);
     rc |= h5_attr_i64(f, grp, "n", q->n);
     rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
@@ -346,10 +346,10 @@ static int read_row_order(H5File *f, int l, LinearKind k, int *rotate_half) {
     char *v = NULL;
     if (h5_get_attr_str(f, grp, "row_order", &v) != 0) return -1;
     int rc = 0;
-    if (!strcmp(v, quant_io_row_order_name(1)) && (k == LIN_Q || k == LIN_K)) *rotate_half = 1;
+    if (!strcmp(v, quant_io_row_order_name(1)) && model_is_qk(k)) *rotate_half = 1;
     else if (strcmp(v, quant_io_row_order_name(0)) != 0)
         rc = qh_error("'%s': %s has row_order '%s', expected '%s'%s", h5_path(f), grp, v, quant_io_row_order_name(0),
-                      k == LIN_Q || k == LIN_K ? " or 'rotate_half'" : " (only wq and wk may be stored rotate-half)");
+                      model_is_qk(k) ? " or 'rotate_half'" : " (only wq and wk may be stored rotate-half)");
     free(v);
     return rc;
 }

@@ -221,7 +221,7 @@ int report_load(const char *dir, Report *r) {
     r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
     for (int d = 0; d < r->ndatasets; d++) r->fp_ppl[d] = NAN;
     const char *want = r->manifest ? json_string_value(json_object_get(r->manifest, "fp_id")) : NULL;
-    qh_pathf(path, sizeof path, "%s/fp/%s.h5", r->dir, want ? want : "(no sweep.json)");
+    if (want) qh_pathf(path, sizeof path, "%s/fp/%s.h5", r->dir, want);
     if (want && access(path, R_OK) == 0) {
         H5File *f;
         if (h5_open_read(path, &f) == 0) {

@@ -285,7 +285,6 @@ typedef struct Worker {
     const SweepOptions *o;
     Tokenizer tok;
     int tok_loaded;
-    int fatal;            /* the settings do not fit the model: run nothing more */
     char points_dir[PATH_MAX / 2];
     const unsigned char *rows; /* (nrows, njobs) every worker's outcomes of this run (shared mapping) */
     int nrows;
@@ -300,18 +299,13 @@ static int failed_this_run(const Worker *w, int j) {
     return 0;
 }
 
-/* Load the model (and the tokenizer the first time); the first load also
- * checks every point's shape-dependent settings against it. */
+/* Load the model (and the tokenizer the first time). The settings were
+ * checked against its shape before the run (experiment_check_run). */
 static int open_model(Worker *w, Model *m) {
     const char *tp = *w->x->tokenizer ? w->x->tokenizer : NULL;
     if (w->tok_loaded) return cli_open_model(w->x->model_path, tp, m, NULL);
     if (cli_open_model(w->x->model_path, tp, m, &w->tok) != 0) return -1;
     w->tok_loaded = 1;
-    if (experiment_check_shapes(w->x, &m->cfg) != 0) {
-        w->fatal = 1;
-        model_free(m);
-        return -1;
-    }
     return 0;
 }
 
@@ -486,7 +480,7 @@ static void run_job(Worker *w, int j, unsigned char *st) {
     *st = rc != 0 ? JOB_FAILED : JOB_COMPUTED; /* before the lock goes: the next holder reads it */
     sweep_lock_release(lock);
     if (rc != 0) {
-        if (!w->fatal) printf("%-7s %-40s FAILED (see the error above)  %s\n", tag, label, id);
+        printf("%-7s %-40s FAILED (see the error above)  %s\n", tag, label, id);
     } else {
         printf("%-7s %-40s %s  %s\n", tag, label, line, id);
     }
@@ -505,9 +499,8 @@ static void worker_main(const Experiment *x, const SweepOptions *o, int only, un
     w.njobs = (size_t)x->npoints + 1;
     unsigned char *status = rows + (size_t)me * w.njobs;
     path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
-    for (int j = 0; j <= x->npoints && !w.fatal; j++)
+    for (int j = 0; j <= x->npoints; j++)
         if (only < 0 || only == j) run_job(&w, j, &status[j]);
-    if (w.fatal) qh_error("%s: settings that do not fit the model (above): sweep stopped", x->path);
     if (w.tok_loaded) tokenizer_free(&w.tok);
 }
 
