@@ -48,11 +48,10 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     int calib = strcmp(s->method, "rtn") != 0 || (s->calib && strcmp(s->calib, "none") != 0);
     size_t D = c->dim, F = c->hidden_dim;
     size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
-    size_t block = 0, largest = 0;
+    size_t block = sizeof(float) * (size_t)(model_linear_params(c) / c->n_layers), largest = 0;
     for (int k = 0; k < LIN_COUNT; k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
-        block += sizeof(float) * (size_t)o * i;
         if ((size_t)o * i > largest) largest = (size_t)o * i;
     }
     size_t hess = calib ? 12 * (3 * D * D + F * F) : 0;

@@ -32,18 +32,14 @@ typedef struct ForwardOps {
     int (*last_logits)(Forward *f, const int *tokens, int T, float *logits);
     /* the model's weights of `layer` changed (e.g. replaced by quantized ones) */
     int (*weights_changed)(Forward *f, int layer);
-    /* Optional (NULL on the CPU): like block, but the hook receives the
-     * backend's DEVICE pointers (valid during the call, the backend's work on
-     * them complete), so that a consumer on the same device (the GPU Hessian
-     * of calibrate.c) needs no host copies. */
-    int (*block_dev_hook)(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user);
 
     /* Calibration activations (calibrate.c): nbuf buffers of N windows of T
      * positions, (N, T, D) each, kept where the backend computes, so that the
      * sequential pass moves no activations between host and device.
      * acts_create returns 0 when they are in host memory (the hook of
      * acts_block then receives host pointers), 1 when in device memory
-     * (device pointers, as block_dev_hook), -1 with a message. The CPU
+     * (device pointers, valid during the call, the backend's work on them
+     * complete), -1 with a message. The CPU
      * backend uses the host implementation below; CUDA keeps them on the GPU
      * and falls back to the host one when they do not fit. */
     int (*acts_create)(Forward *f, int nbuf, long N, int T);

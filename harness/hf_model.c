@@ -322,7 +322,7 @@ static int slot_of(const char *name, int L, int with_bias, int *layer) {
 
 static void slot_name(int slot, char *buf, size_t n) {
     if (slot < SLOT_LAYER0) snprintf(buf, n, "%s", fixed_names[slot]);
-    else snprintf(buf, n, "model.layers.%d.%s", (slot - SLOT_LAYER0) / PER_LAYER, layer_suffix[(slot - SLOT_LAYER0) % PER_LAYER]);
+    else snprintf(buf, n, "model.layers.%d.%s", (slot - SLOT_LAYER0) / PER_LAYER, layer_suffix[slot_j(slot)]);
 }
 
 /* Expected shape of a slot: (rows, cols), or (rows) when *ndim is 1. */
@@ -333,7 +333,7 @@ static void slot_shape(const ModelConfig *c, int slot, int *ndim, int64_t shape[
         shape[1] = c->dim;
         return;
     }
-    int j = slot == SLOT_NORM ? 0 : (slot - SLOT_LAYER0) % PER_LAYER;
+    int j = slot == SLOT_NORM ? 0 : slot_j(slot);
     if (j < 2) {
         *ndim = 1;
         shape[0] = c->dim;
@@ -355,7 +355,7 @@ static float *slot_dst(Model *m, int slot) {
     if (slot == SLOT_EMBED) return (float *)m->w.tok_emb;
     if (slot == SLOT_NORM) return (float *)m->w.rms_final;
     if (slot == SLOT_HEAD) return (float *)m->w.wcls;
-    int l = (slot - SLOT_LAYER0) / PER_LAYER, j = (slot - SLOT_LAYER0) % PER_LAYER;
+    int l = (slot - SLOT_LAYER0) / PER_LAYER, j = slot_j(slot);
     BlockWeights *b = &m->w.blocks[l];
     if (j == 0) return (float *)b->rms_att;
     if (j == 1) return (float *)b->rms_ffn;

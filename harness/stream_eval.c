@@ -31,8 +31,8 @@ size_t qh_current_rss_bytes(void) {
 }
 
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
-    size_t D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), V = c->vocab_size;
-    size_t block = 4 * (2 * D * D + 2 * KV * D + 3 * F * D + 2 * D);
+    size_t D = c->dim, V = c->vocab_size;
+    size_t block = sizeof(float) * ((size_t)(model_linear_params(c) / c->n_layers) + 2 * D); /* linears + norms */
     size_t head = 4 * V * D * (c->shared_classifier ? 1 : 2);
     return block + head + forward_cpu_scratch_bytes(c, seqlen);
 }

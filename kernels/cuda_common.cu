@@ -23,21 +23,3 @@ extern "C" int cuda_device_count(void) {
     }
     return n;
 }
-
-/* Page-lock (pin) a host buffer so that copies to and from the device run at
- * full PCIe speed instead of through the driver's pageable staging (used for
- * calibrate.c's activation buffers). 0, or -1 after a message. */
-extern "C" int cuda_host_register(void *p, size_t bytes) {
-    cudaError_t e = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
-    if (e != cudaSuccess) {
-        fprintf(stderr, "qharness: warning: cudaHostRegister of %zu bytes failed: %s (copies stay pageable)\n", bytes,
-                cudaGetErrorString(e));
-        cudaGetLastError();
-        return -1;
-    }
-    return 0;
-}
-
-extern "C" void cuda_host_unregister(void *p) {
-    if (cudaHostUnregister(p) != cudaSuccess) cudaGetLastError();
-}

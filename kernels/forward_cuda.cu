@@ -86,7 +86,7 @@ typedef struct CudaForward {
     double *nll;     /* (T) */
     int head_batch, logit_chunk;
     float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
-    int hook_on_device; /* set during block_dev_hook: the hook gets device pointers */
+    int hook_on_device; /* set during acts_block on device activations: the hook gets device pointers */
     /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
     float *acts;     /* (base.acts: nbuf, N, T, D) (owned) */
     double *sq;      /* (2) acts_sqdiff's accumulator (owned with acts) */
@@ -374,14 +374,6 @@ static int cuda_block(Forward *f, int layer, float *x, int T, LinearInputHook ho
     return 0;
 }
 
-static int cuda_block_dev_hook(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
-    CudaForward *s = (CudaForward *)f;
-    s->hook_on_device = 1;
-    int rc = cuda_block(f, layer, x, T, hook, user);
-    s->hook_on_device = 0;
-    return rc;
-}
-
 static int cuda_head_nll(Forward *f, const float *x, const int *tokens, int T, double *nll) {
     CudaForward *s = (CudaForward *)f;
     int D = f->model->cfg.dim;
@@ -538,7 +530,7 @@ static void cuda_destroy(Forward *f) {
 
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
-    cuda_weights_changed, cuda_block_dev_hook, cuda_acts_create, cuda_acts_destroy, cuda_acts_embed, cuda_acts_copy,
+    cuda_weights_changed, cuda_acts_create, cuda_acts_destroy, cuda_acts_embed, cuda_acts_copy,
     cuda_acts_block, cuda_acts_sqdiff,
 };
 

@@ -22,7 +22,9 @@
 /* Blocks of query rows the CUDA backend asks attention_forward for on long
  * windows (T >= ATTENTION_ROW_BLOCKS_MIN_T); shorter ones use 1, where the
  * extra launches cost more than the skipped upper triangle saves (measured on
- * the H100: 2% faster at 7B / 2048, 2x slower on stories260K at 512). */
+ * the H100 with bench_gpu_forward and test_gpu_forward: 1-2% faster at 7B /
+ * 2048, within the run-to-run spread; 2x slower on stories260K at 512; the
+ * 1024 threshold itself was not measured, kernels/bench/RESULTS.md). */
 #define ATTENTION_ROW_BLOCKS 8
 #define ATTENTION_ROW_BLOCKS_MIN_T 1024
 
