@@ -268,15 +268,20 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
-void model_release_block(Model *m, int layer) {
-    for (int k = 0; k < LIN_COUNT; k++) {
-        int o, i;
-        model_linear_shape(&m->cfg, (LinearKind)k, &o, &i);
-        if (m->owned && m->owned[layer * LIN_COUNT + k]) {
+void model_restore_block(Model *m, int layer) {
+    for (int k = 0; k < LIN_COUNT && m->owned; k++)
+        if (m->owned[layer * LIN_COUNT + k]) {
             QH_FREE(m->owned[layer * LIN_COUNT + k]);
             m->w.blocks[layer].lin[k] = m->orig[layer * LIN_COUNT + k];
         }
-        if (m->map) qh_drop_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
+}
+
+void model_release_block(Model *m, int layer) {
+    model_restore_block(m, layer);
+    for (int k = 0; k < LIN_COUNT && m->map; k++) {
+        int o, i;
+        model_linear_shape(&m->cfg, (LinearKind)k, &o, &i);
+        qh_drop_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
     }
     if (m->src.load) { /* streamed: the block buffer will be reused */
         forget_streamed(m, layer);

@@ -134,8 +134,10 @@ int model_load_block(Model *m, int layer);
  * of a llama2.c checkpoint, or a streamed model)? */
 int model_is_streamable(const Model *m);
 
-/* Block-by-block work under a memory budget: free block `layer`'s replaced
- * matrices (its linears point back to the loaded ones) and drop the resident
+/* Free block `layer`'s replaced matrices: its linears point back to the
+ * loaded ones (the model as loaded again, without reading anything). */
+void model_restore_block(Model *m, int layer);
+/* Block-by-block work under a memory budget: model_restore_block, and drop the resident
  * pages of its loaded weights from a read-only mmap (re-read from the file if
  * touched again); a streamed model's block is forgotten (lin[] NULL). */
 void model_release_block(Model *m, int layer);

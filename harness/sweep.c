@@ -284,7 +284,8 @@ typedef struct Worker {
     const Experiment *x;
     const SweepOptions *o;
     Tokenizer tok;
-    int tok_loaded;
+    Model model;          /* loaded once per worker; each job restores its original linears */
+    int loaded;
     char points_dir[PATH_MAX / 2];
     const unsigned char *rows; /* (nrows, njobs) every worker's outcomes of this run (shared mapping) */
     int nrows;
@@ -299,14 +300,18 @@ static int failed_this_run(const Worker *w, int j) {
     return 0;
 }
 
-/* Load the model (and the tokenizer the first time). The settings were
+/* The model as loaded, with its tokenizer: read the first time only (a
+ * Hugging Face checkpoint is converted once per worker, not once per point);
+ * a job's quantized linears are dropped by close_model. The settings were
  * checked against its shape before the run (experiment_check_run). */
-static int open_model(Worker *w, Model *m) {
+static Model *open_model(Worker *w) {
     const char *tp = *w->x->tokenizer ? w->x->tokenizer : NULL;
-    if (w->tok_loaded) return cli_open_model(w->x->model_path, tp, m, NULL);
-    if (cli_open_model(w->x->model_path, tp, m, &w->tok) != 0) return -1;
-    w->tok_loaded = 1;
-    return 0;
+    if (!w->loaded && cli_open_model(w->x->model_path, tp, &w->model, &w->tok) != 0) return NULL;
+    w->loaded = 1;
+    return &w->model;
+}
+static void close_model(Worker *w) {
+    for (int l = 0; l < w->model.cfg.n_layers; l++) model_restore_block(&w->model, l);
 }
 
 static int64_t now_ns(void) {
@@ -337,20 +342,20 @@ static void ppl_summary(const EvalOutcome *eo, char *buf, size_t n) {
 
 static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
     const Experiment *x = w->x;
-    Model m;
-    if (open_model(w, &m) != 0) return -1;
+    Model *m = open_model(w);
+    if (!m) return -1;
     double t0 = qh_now();
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1};
     EvalOutcome eo;
-    int rc = eval_run(&m, &w->tok, &es, &eo);
+    int rc = eval_run(m, &w->tok, &es, &eo);
     if (rc == 0) {
         Provenance prov;
         provenance_collect(&prov, w->o->argc, w->o->argv);
         H5File *f;
         rc = h5_create(file, &f);
         if (rc == 0) {
-            rc = results_write_header(f, "/", &prov, &m, x->fp_json);
+            rc = results_write_header(f, "/", &prov, m, x->fp_json);
             if (rc == 0) rc = write_common(f, x, "full_precision");
             for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
@@ -361,24 +366,23 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
         snprintf(line, ln, "%s  (%.1f s)", s, qh_now() - t0);
         eval_outcome_free(&eo);
     }
-    model_free(&m);
     return rc;
 }
 
 static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line, size_t ln) {
     const Experiment *x = w->x;
-    Model m;
-    if (open_model(w, &m) != 0) return -1;
+    Model *m = open_model(w);
+    if (!m) return -1;
     double t0 = qh_now();
     QuantRunSpec spec = p->spec;
-    if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(&m); /* rtn: only sizes the forward pass */
+    if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(m); /* rtn: only sizes the forward pass */
     QuantRun run;
-    int rc = quantize_model(&m, &w->tok, &spec, &run);
+    int rc = quantize_model(m, &w->tok, &spec, &run);
     if (rc != 0) {
         char origin[2048];
         experiment_point_origin(x, p, origin, sizeof origin);
         qh_error("point %s (%s) failed; its settings: %s", p->id, p->label, origin);
-        model_free(&m);
+        close_model(w);
         return -1;
     }
     double tq = qh_now() - t0;
@@ -389,18 +393,18 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         path_join(dir, sizeof dir, x->out_dir, "models");
         qh_pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
         rc = mkdir_p(dir);
-        if (rc == 0) rc = quant_model_save(mp, &m, &spec, &run, &prov, p->json);
+        if (rc == 0) rc = quant_model_save(mp, m, &spec, &run, &prov, p->json);
     }
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1};
     EvalOutcome eo = {0};
-    if (rc == 0) rc = eval_run(&m, &w->tok, &es, &eo);
+    if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
     double te = qh_now() - t0 - tq;
     if (rc == 0) {
         H5File *f;
         rc = h5_create(file, &f);
         if (rc == 0) {
-            rc = results_write_header(f, "/", &prov, &m, p->json);
+            rc = results_write_header(f, "/", &prov, m, p->json);
             if (rc == 0) rc = write_common(f, x, "sweep_point");
             if (rc == 0) {
                 rc |= h5_attr_str(f, "/", "point_id", p->id);
@@ -421,7 +425,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     }
     eval_outcome_free(&eo);
     quant_run_free(&run);
-    model_free(&m);
+    close_model(w);
     return rc;
 }
 
@@ -501,7 +505,10 @@ static void worker_main(const Experiment *x, const SweepOptions *o, int only, un
     path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
     for (int j = 0; j <= x->npoints; j++)
         if (only < 0 || only == j) run_job(&w, j, &status[j]);
-    if (w.tok_loaded) tokenizer_free(&w.tok);
+    if (w.loaded) {
+        tokenizer_free(&w.tok);
+        model_free(&w.model);
+    }
 }
 
 /* The one summary line of a run (all its workers): -1 when a job failed. */

@@ -404,6 +404,38 @@ static void test_bad_files(const char *tmp) {
     free(file);
 }
 
+/* model_restore_block: replaced linears dropped, the loaded ones back (the
+ * same memory, the same values), other blocks untouched. */
+static void test_restore(void) {
+    ModelConfig c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .vocab_size = 11,
+                     .seq_len = 8, .shared_classifier = 1};
+    Model m;
+    if (model_synth(&m, &c, 7) != 0) {
+        CHECK(0, "model_synth");
+        return;
+    }
+    int o, i;
+    model_linear_shape(&c, LIN_UP, &o, &i);
+    const float *orig0 = m.w.blocks[0].lin[LIN_UP], *orig1 = m.w.blocks[1].lin[LIN_UP];
+    float *before = malloc(sizeof(float) * (size_t)o * i), *zeros = calloc((size_t)o * i, sizeof(float));
+    memcpy(before, orig0, sizeof(float) * (size_t)o * i);
+    model_set_linear(&m, 0, LIN_UP, zeros);
+    model_set_linear(&m, 1, LIN_UP, zeros);
+    CHECK(model_has_replaced(&m) && m.w.blocks[0].lin[LIN_UP] != orig0 && m.w.blocks[0].lin[LIN_UP][0] == 0.0f,
+          "a replaced linear is the new matrix");
+    model_restore_block(&m, 0);
+    CHECK(m.w.blocks[0].lin[LIN_UP] == orig0 && !memcmp(orig0, before, sizeof(float) * (size_t)o * i),
+          "block 0 restored: the loaded matrix, unchanged");
+    CHECK(m.w.blocks[1].lin[LIN_UP] != orig1 && model_has_replaced(&m), "block 1 still replaced");
+    model_restore_block(&m, 1);
+    CHECK(m.w.blocks[1].lin[LIN_UP] == orig1 && !model_has_replaced(&m), "every block restored");
+    model_set_linear(&m, 0, LIN_UP, zeros); /* replaceable again after a restore */
+    CHECK(m.w.blocks[0].lin[LIN_UP] != orig0 && m.w.blocks[0].lin[LIN_UP][5] == 0.0f, "replaced again");
+    free(before);
+    free(zeros);
+    model_free(&m);
+}
+
 int main(void) {
     char tmpl[] = "/tmp/qh_test_model_XXXXXX";
     char *tmp = mkdtemp(tmpl);
@@ -414,6 +446,7 @@ int main(void) {
     test_stories(tmp);
     test_synth(tmp);
     test_bad_files(tmp);
+    test_restore();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
