@@ -299,8 +299,12 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             double pass = qh_now() - t0;
             run->t_hessian += hs.seconds - hs0;
             run->t_calib_forward += pass - (hs.seconds - hs0);
-            for (int i = 0; grp[i] >= 0 && rc == 0; i++)
-                rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], hs.acc[hslot[grp[i]]].H, run);
+            for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
+                const HessianAcc *h = &hs.acc[hslot[grp[i]]];
+                if (spec->hessian_done && spec->hessian_done(spec->hessian_user, l, (LinearKind)grp[i], h->H, h->n) != 0)
+                    rc = qh_error("the Hessian callback of layer %d %s failed", l, linear_names[grp[i]]);
+                if (rc == 0) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], h->H, run);
+            }
         }
         if (rc != 0) break;
         /* the quantized block's outputs feed the next block */

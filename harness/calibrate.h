@@ -31,6 +31,12 @@ typedef struct QuantRunSpec {
      * quantized block, the file does. */
     int (*block_done)(void *user, const struct QuantRun *run, int layer);
     void *block_user;
+    /* Optional: called with each sub-layer's Hessian H (n, n) = (2/N) sum of
+     * x x^T over the calibration tokens, N = windows (SPEC 1.3), just before
+     * that sub-layer is quantized with it (e.g. to keep it, or to compare the
+     * Hessians of two backends). Not called for rtn without calibration. */
+    int (*hessian_done)(void *user, int layer, LinearKind kind, const double *H, int n);
+    void *hessian_user;
 } QuantRunSpec;
 
 typedef struct SubLayerReport {

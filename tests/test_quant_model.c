@@ -5,7 +5,9 @@
  * outliers < without); sequential runs are deterministic; wq / wk of a
  * rotate-half (Hugging Face) checkpoint are quantized in the checkpoint's own
  * row order, so SpQR's second-level row groups are its consecutive rows (as
- * in the reference code). Needs data/ (all but the row-order test). */
+ * in the reference code); the per-sub-layer Hessian callback sees every
+ * sub-layer in order, and block 0's wq Hessian equals (2/N) sum x x^T
+ * computed independently. Needs data/ (all but the row-order test). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "check.h"
 #include "datasets.h"
 #include "h5io.h"
+#include "forward_math.h"
 #include "perplexity.h"
 #include "quant_io.h"
 
@@ -252,6 +255,95 @@ static void test_deterministic(void) {
     tokenizer_free(&t);
 }
 
+/* QuantRunSpec.hessian_done: every sub-layer once, in quantization order,
+ * with its input width; sub-layers that share an input share the Hessian;
+ * block 0's wq Hessian equals (2/N) sum of x x^T over the calibration tokens
+ * (N windows, SPEC 1.3) with x = RMSNorm(embedding), computed here in double;
+ * a failing callback stops the run with an error. */
+typedef struct {
+    int calls, last, bad_order, bad_n;
+    const ModelConfig *cfg;
+    double *H0[LIN_COUNT]; /* block 0's Hessians, (n, n) */
+    int fail_at;           /* index layer * LIN_COUNT + kind to fail at, or -1 */
+} HessianLog;
+
+static int log_hessian(void *user, int layer, LinearKind kind, const double *H, int n) {
+    HessianLog *g = user;
+    int i = layer * LIN_COUNT + kind, rows, cols;
+    model_linear_shape(g->cfg, kind, &rows, &cols);
+    g->bad_order += i <= g->last;
+    g->bad_n += n != cols;
+    g->last = i;
+    g->calls++;
+    if (layer == 0) {
+        g->H0[kind] = malloc(sizeof(double) * (size_t)n * n);
+        memcpy(g->H0[kind], H, sizeof(double) * (size_t)n * n);
+    }
+    return i == g->fail_at ? -1 : 0;
+}
+
+static void test_hessian_callback(void) {
+    Model m;
+    Tokenizer t;
+    if (load(&m, &t) != 0) {
+        SKIP("stories260K not found");
+        return;
+    }
+    const int N = 4, T = 128, D = m.cfg.dim;
+    QuantRunSpec s = spec_for("gptq", N);
+    HessianLog g = {.last = -1, .cfg = &m.cfg, .fail_at = -1};
+    s.hessian_done = log_hessian;
+    s.hessian_user = &g;
+    QuantRun run;
+    CHECK(quantize_model(&m, &t, &s, &run) == 0, "gptq with a Hessian callback");
+    CHECK(g.calls == m.cfg.n_layers * LIN_COUNT, "%d callbacks for %d sub-layers", g.calls, m.cfg.n_layers * LIN_COUNT);
+    CHECK(g.bad_order == 0 && g.bad_n == 0, "callbacks out of order (%d) or with a wrong width (%d)", g.bad_order, g.bad_n);
+    size_t dd = sizeof(double) * (size_t)D * D;
+    CHECK(g.H0[LIN_Q] && g.H0[LIN_K] && g.H0[LIN_V] && !memcmp(g.H0[LIN_Q], g.H0[LIN_K], dd) &&
+              !memcmp(g.H0[LIN_Q], g.H0[LIN_V], dd), "wq, wk, wv of block 0 share one Hessian");
+    CHECK(g.H0[LIN_GATE] && g.H0[LIN_UP] && !memcmp(g.H0[LIN_GATE], g.H0[LIN_UP], dd), "w1, w3 share one Hessian");
+    /* the expectation, independently: block 0's attention input is RMSNorm of the embedding */
+    Model m0;
+    int *win = NULL;
+    TokenStream info = {0};
+    double worst = INFINITY;
+    if (load(&m0, NULL) == 0 && dataset_calib("c4", root(), &t, N, T, 0, &win, &info) == 0 && g.H0[LIN_Q]) {
+        double *He = calloc((size_t)D * D, sizeof(double));
+        float *x = malloc(sizeof(float) * (size_t)T * D), *xn = malloc(sizeof(float) * (size_t)T * D);
+        for (int w = 0; w < N; w++) {
+            for (int i = 0; i < T; i++) memcpy(x + (size_t)i * D, m0.w.tok_emb + (size_t)win[w * T + i] * D, sizeof(float) * D);
+            rmsnorm_ref(xn, x, m0.w.blocks[0].rms_att, T, D, m0.cfg.norm_eps);
+            for (int i = 0; i < T; i++)
+                for (int a = 0; a < D; a++)
+                    for (int b = 0; b < D; b++) He[(size_t)a * D + b] += 2.0 / N * xn[(size_t)i * D + a] * xn[(size_t)i * D + b];
+        }
+        worst = 0;
+        double top = 0;
+        for (size_t i = 0; i < (size_t)D * D; i++) top = fmax(top, fabs(He[i]));
+        for (size_t i = 0; i < (size_t)D * D; i++) worst = fmax(worst, fabs(g.H0[LIN_Q][i] - He[i]) / top);
+        free(He);
+        free(x);
+        free(xn);
+        free(win);
+        token_stream_free(&info);
+        model_free(&m0);
+    }
+    CHECK(worst < 1e-5, "block 0's wq Hessian differs from (2/N) sum x x^T by %.3g (relative to its largest entry)", worst);
+    for (int k = 0; k < LIN_COUNT; k++) free(g.H0[k]), g.H0[k] = NULL;
+    quant_run_free(&run);
+    model_free(&m);
+    /* a callback that fails stops the run */
+    load(&m, NULL);
+    HessianLog f = {.last = -1, .cfg = &m.cfg, .fail_at = 1 * LIN_COUNT + LIN_O};
+    s.hessian_user = &f;
+    CHECK(quantize_model(&m, &t, &s, &run) != 0, "a failing Hessian callback should fail the run");
+    CHECK(f.calls == 1 * LIN_COUNT + LIN_O + 1, "the run went on after the callback failed (%d calls)", f.calls);
+    for (int k = 0; k < LIN_COUNT; k++) free(f.H0[k]);
+    quant_run_free(&run);
+    model_free(&m);
+    tokenizer_free(&t);
+}
+
 /* Every array of two compressed layers, byte for byte. */
 static int layers_identical(const QuantLayer *a, const QuantLayer *b) {
     if (a->m != b->m || a->n != b->n || a->ngroups != b->ngroups || a->qq_groups != b->qq_groups ||
@@ -351,6 +443,7 @@ int main(void) {
     else SKIP("tinystories sample not found");
     test_proxy_loss_order();
     test_deterministic();
+    test_hessian_callback();
     test_ckpt_row_order();
     token_stream_free(&ts);
     return test_summary();
