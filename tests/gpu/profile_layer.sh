@@ -19,7 +19,7 @@ for m in bf16 tf32; do
     echo "== $m (exit $?): kernel, calls, total us"
     # CSV: "ID","Process ID","Process Name","Host Name","Kernel Name",...,"Metric Value"
     grep '^"[0-9]' "$O/ncu_$m.csv" | awk -F'","' '{ name = $5; v = $NF; gsub(/[",]/, "", v); unit = $(NF-1);
-        t = v + 0; if (unit ~ /nsecond/) t /= 1000; else if (unit ~ /msecond/) t *= 1000;
+        t = v + 0; if (unit ~ /^n/) t /= 1000; else if (unit ~ /^m/) t *= 1000; # ns / nsecond, ms / msecond -> us
         sub(/\(.*/, "", name); tot[name] += t; n[name]++; all += t }
         END { for (k in tot) printf "%10.1f %4d  %s\n", tot[k], n[k], substr(k, 1, 90); printf "%10.1f total us\n", all }' |
         sort -rn | head -30
