@@ -265,6 +265,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     rc = dataset_calib(spec->calib, spec->data_root, tok, N, T, spec->seed, &windows, &run->calib_info);
     if (rc != 0) goto fail;
     if ((acts_on_device = f->ops->acts_create(f, 3, N, T)) < 0) goto fail;
+    run->calib_acts = acts_on_device ? "device" : "host";
     double t0 = qh_now();
     for (int s = 0; s < N && rc == 0; s++) rc = f->ops->acts_embed(f, in, s, windows + (size_t)s * T);
     run->t_calib_forward += qh_now() - t0;
@@ -392,6 +393,7 @@ json_t *quant_run_json(const QuantRun *r) {
     json_object_set_new(o, "total_proxy_loss", json_real(r->total_proxy_loss));
     json_object_set_new(o, "quantized_params", json_integer(r->params));
     json_object_set_new(o, "device", json_string(r->device ? r->device : ""));
+    if (r->calib_acts) json_object_set_new(o, "calib_activations", json_string(r->calib_acts));
     json_t *t = json_object();
     json_object_set_new(t, "total", json_real(r->t_total));
     json_object_set_new(t, "calib_forward", json_real(r->t_calib_forward));

@@ -74,6 +74,8 @@ typedef struct QuantRun {
     /* seconds per phase */
     double t_calib_forward, t_hessian, t_factor, t_sweep, t_loo, t_pack, t_total;
     const char *device;
+    const char *calib_acts;   /* where the backend kept the calibration activations: "host" or "device"
+                               * (NULL for rtn without calibration) */
 } QuantRun;
 
 /* Quantize m in place (its linear layers are replaced by the decoded weights).

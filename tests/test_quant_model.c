@@ -297,6 +297,8 @@ static void test_hessian_callback(void) {
     QuantRun run;
     CHECK(quantize_model(&m, &t, &s, &run) == 0, "gptq with a Hessian callback");
     CHECK(g.calls == m.cfg.n_layers * LIN_COUNT, "%d callbacks for %d sub-layers", g.calls, m.cfg.n_layers * LIN_COUNT);
+    CHECK(run.calib_acts && !strcmp(run.calib_acts, "host"), "the CPU backend keeps activations in %s, not host memory",
+          run.calib_acts ? run.calib_acts : "(none)");
     CHECK(g.bad_order == 0 && g.bad_n == 0, "callbacks out of order (%d) or with a wrong width (%d)", g.bad_order, g.bad_n);
     size_t dd = sizeof(double) * (size_t)D * D;
     CHECK(g.H0[LIN_Q] && g.H0[LIN_K] && g.H0[LIN_V] && !memcmp(g.H0[LIN_Q], g.H0[LIN_K], dd) &&

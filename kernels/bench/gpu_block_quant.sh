@@ -6,7 +6,7 @@
 # overrides the list), extrapolated to the 32 blocks of LLaMA-7B:
 # 32 x (calibration forwards + Hessians + factorization + sweep +
 # leave-one-out + packing) + the once-per-model rest of the run. Prints
-# "skipped: no GPU" without one.
+# "skipped: no GPU" without one; exits 1 when a quantization failed.
 set -u
 build=${1:-build}
 qh=$build/qharness
@@ -23,13 +23,14 @@ trap 'rm -rf "$tmp"' EXIT
     --out "$tmp/block.bin" >/dev/null 2>&1 || { echo "gpu_block_quant: synth failed"; exit 1; }
 printf '%-6s %-5s %8s %8s %8s %8s %8s %8s %8s %9s %10s\n' method gemm calibfwd hessian factor sweep loo pack once \
     per-block "7B (min)"
+fails=0
 for math in ${QH_BLOCK_MATH:-fp16 tf32}; do
     for meth in gptq spqr; do
         extra=""
         [ $meth = gptq ] && extra="--groupsize 128"
         QH_CUDA_MATH=$math "$qh" quantize --model "$tmp/block.bin" --tokenizer "$data/models/stories260K/tok512.bin" \
             --method $meth $extra --nsamples 128 --seqlen 2048 --calib c4 --device cuda --json >"$tmp/r.json" 2>"$tmp/r.err" ||
-            { echo "gpu_block_quant: $meth $math failed: $(tail -1 "$tmp/r.err")"; continue; }
+            { echo "gpu_block_quant: $meth $math failed: $(tail -1 "$tmp/r.err")"; fails=$((fails + 1)); continue; }
         sec=$(sed -E 's/.*"seconds":\{([^}]*)\}.*/\1/' "$tmp/r.json")
         get() { echo "$sec" | sed -E "s/.*\"$1\":([0-9.eE+-]+).*/\1/"; }
         awk -v m=$meth -v g=$math -v tot="$(get total)" -v cf="$(get calib_forward)" -v h="$(get hessian)" \
@@ -39,3 +40,4 @@ for math in ${QH_BLOCK_MATH:-fp16 tf32}; do
                 (32 * blk + once) / 60 }'
     done
 done
+[ $fails = 0 ] # exit status 1 when a run failed

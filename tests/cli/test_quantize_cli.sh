@@ -64,6 +64,7 @@ check "spqr quantize exit 0" test $? -eq 0
 for k in avg_bits stored_bits outlier_fraction ppl layers; do
     check "json has $k" grep -q "\"$k\"" "$T/q.json"
 done
+check "json says where the calibration activations were kept" grep -Eq '"calib_activations": *"(host|device)"' "$T/q.json"
 check "saved model file exists" test -s "$T/q.h5"
 ppl1=$(sed -E 's/.*"tinystories": *\{[^}]*"ppl": *([0-9.eE+-]+).*/\1/' "$T/q.json")
 $QH eval --quantized "$T/q.h5" --dataset tinystories --seqlen 128 --json >"$T/e.json" 2>"$T/e.err"

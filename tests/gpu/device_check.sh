@@ -11,15 +11,17 @@
 #   3. checks that every library the binaries load resolves (the root first),
 #   4. runs the four GPU tests (test_gpu_kernels, _forward, _quant, _pipeline;
 #      stories260K from data/ or .devlibs/data), bench/bench_gpu_forward, one
-#      LLaMA-7B-shaped block quantized with GPTQ and SpQR (QH_BLOCK_MATH modes)
-#      and bench/bench_gpu_quant,
+#      LLaMA-7B-shaped block quantized with GPTQ and SpQR
+#      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes) and
+#      bench/bench_gpu_quant,
 # writes the logs to $OUT (default .devlibs/out) and prints a short table last.
 # Exit status 0 when everything passed; a test that reports skipped while
 # nvidia-smi lists a GPU counts as failed (CUDA could not start).
 # Environment: OUT (log folder), QH_DEVICE_WORK (where the root and the build
 # go; default .devlibs/work), QH_CUDA_ARCHS (default: read from nvidia-smi),
 # QH_SKIP_UNIT / QH_SKIP_PIPELINE / QH_SKIP_BENCH (leave those steps out),
-# QH_GPU_BENCH_ARGS (extra bench options), JOBS (make -j).
+# QH_GPU_BENCH_ARGS (extra bench options), QH_BLOCK_MATH (the 7B-block step's
+# GEMM modes, or none), JOBS (make -j).
 # Not here: fetching anything (fetch_devlibs.sh does that beforehand), the
 # CPU test suite, or installing into the system.
 set -u
@@ -167,20 +169,13 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         run bench_gpu_forward 200 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
         BENCH=$(grep -A4 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)
     fi
-    # one LLaMA-7B-shaped block (dim 4096, hidden 11008, 32 heads), 128 x 2048
-    # calibration tokens, quantized on the GPU; x 32 blocks = the 7B estimate
-    SYN=$WORK/llama7b_block.bin
-    LD_LIBRARY_PATH=$RUN_LD_PATH "$B/qharness" synth --dim 4096 --hidden 11008 --layers 1 --heads 32 --kv-heads 32 \
-        --vocab 512 --seq-len 2048 --out "$SYN" >/dev/null 2>&1
-    [ "${QH_BLOCK_MATH:-}" = none ] && QH_BLOCK_MATH=" "
-    for math in ${QH_BLOCK_MATH:-fp32}; do
-        for meth in gptq spqr; do
-            extra=""; [ $meth = gptq ] && extra="--groupsize 128"
-            QH_CUDA_MATH=$math QH_DATA=$DATA run block7b_${meth}_$math 170 "seconds|error" "$B/qharness" quantize \
-                --model "$SYN" --tokenizer $DATA/models/stories260K/tok512.bin --method $meth $extra --nsamples 128 \
-                --seqlen 2048 --calib c4 --device cuda --json
-        done
-    done
+    # one LLaMA-7B-shaped block quantized with GPTQ and SpQR, x 32 blocks = the
+    # 7B estimate (kernels/bench/gpu_block_quant.sh; QH_BLOCK_MATH = its forward
+    # GEMM modes, default fp16 tf32; none leaves the step out)
+    if [ "${QH_BLOCK_MATH:-}" != none ]; then
+        QH_DATA=$DATA run block7b 400 "^gptq|^spqr|skipped|failed" sh kernels/bench/gpu_block_quant.sh "$B"
+        BLOCK=$(grep -E "^method|^gptq|^spqr" "$OUT/block7b.log" 2>/dev/null)
+    fi
     [ -z "${QH_SKIP_BENCH:-}" ] &&
         QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
 fi
@@ -193,6 +188,7 @@ fi
     printf '%-20s %-8s %8s  %s\n' step status seconds detail
     for s in "${STEPS[@]}"; do echo "$s"; done
     [ -n "${BENCH:-}" ] && echo && echo "$BENCH"
+    [ -n "${BLOCK:-}" ] && echo && echo "$BLOCK"
     echo "logs: $OUT"
     [ $status = 0 ] && echo "RESULT: ok" || echo "RESULT: FAILED"
 } | tee "$OUT/summary.txt"

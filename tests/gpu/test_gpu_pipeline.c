@@ -210,6 +210,10 @@ int main(void) {
                 printf("activations on the device vs in host memory: %lld sub-layers with different codes, block "
                        "relative error differs by %.2e (relative); seconds %.2f vs %.2f\n", diff, worst, rg.t_total,
                        rh.t_total);
+                CHECK(rg.calib_acts && !strcmp(rg.calib_acts, "device"), "stories260K's activations kept in %s, "
+                      "not in device memory", rg.calib_acts ? rg.calib_acts : "(none)");
+                CHECK(rh.calib_acts && !strcmp(rh.calib_acts, "host"), "QH_CUDA_ACTS=host: activations kept in %s",
+                      rh.calib_acts ? rh.calib_acts : "(none)");
                 CHECK(diff == 0, "device vs host activations: %lld sub-layers differ", diff);
                 CHECK(worst < 1e-9, "block relative errors differ by %g", worst);
                 quant_run_free(&rh);
