@@ -19,6 +19,7 @@ if ! "$qh" eval --model "$data/models/stories260K/stories260K.bin" --dataset tin
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM # a timeout's signal still removes the 800 MB block file
 "$qh" synth --dim 4096 --hidden 11008 --layers 1 --heads 32 --kv-heads 32 --vocab 512 --seq-len 2048 \
     --out "$tmp/block.bin" >/dev/null 2>&1 || { echo "gpu_block_quant: synth failed"; exit 1; }
 printf '%-6s %-5s %8s %8s %8s %8s %8s %8s %8s %9s %10s\n' method gemm calibfwd hessian factor sweep loo pack once \

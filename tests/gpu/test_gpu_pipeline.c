@@ -12,8 +12,9 @@
  * (Frobenius), and the CPU quantizer given the GPU run's Hessians
  * rebuilds the GPU's model exactly (every code, outlier and statistic), with
  * the GPU's perplexity within 1e-3 on the CPU. The decision that flipped
- * then changes that sub-layer's later columns and, through the next
- * blocks' inputs, every later sub-layer, so the perplexity of such a run
+ * then changes that sub-layer's decoded weights (and, for a code or a
+ * first-level statistic, its later columns) and, through the next blocks'
+ * inputs, every later sub-layer, so the perplexity of such a run
  * is reported, not bounded (code and outlier mismatch fractions are still
  * required < 1e-2). The CUDA run with its calibration activations in
  * device memory and in host memory (QH_CUDA_ACTS=host) gives the same
@@ -52,14 +53,21 @@ static void outlier_mask(const QuantLayer *q, unsigned char *mask) {
 
 /* Every sub-layer's Hessian of one quantization run (QuantRunSpec.hessian_done). */
 typedef struct {
-    double *H[64 * LIN_COUNT]; /* index layer * LIN_COUNT + kind, (n, n) */
-    int n[64 * LIN_COUNT];
+    int count;  /* L * LIN_COUNT */
+    double **H; /* (count) index layer * LIN_COUNT + kind, each (n, n) */
+    int *n;     /* (count) */
 } KeptHessians;
+
+static void kept_hessians_init(KeptHessians *kh, int n_layers) {
+    kh->count = n_layers * LIN_COUNT;
+    kh->H = calloc((size_t)kh->count, sizeof(double *));
+    kh->n = calloc((size_t)kh->count, sizeof(int));
+}
 
 static int keep_hessian(void *user, int layer, LinearKind kind, const double *H, int n) {
     KeptHessians *kh = user;
     int i = layer * LIN_COUNT + kind;
-    if (i >= 64 * LIN_COUNT) return -1;
+    if (i < 0 || i >= kh->count) return -1;
     free(kh->H[i]);
     kh->H[i] = malloc(sizeof(double) * (size_t)n * n);
     memcpy(kh->H[i], H, sizeof(double) * (size_t)n * n);
@@ -68,7 +76,9 @@ static int keep_hessian(void *user, int layer, LinearKind kind, const double *H,
 }
 
 static void kept_hessians_free(KeptHessians *kh) {
-    for (int i = 0; i < 64 * LIN_COUNT; i++) free(kh->H[i]);
+    for (int i = 0; i < kh->count; i++) free(kh->H[i]);
+    free(kh->H);
+    free(kh->n);
     memset(kh, 0, sizeof *kh);
 }
 
@@ -83,9 +93,10 @@ static long long count_diff(const void *a, const void *b, size_t len, size_t ele
 /* What differs between two quantized layers of the same shape: codes,
  * outlier-mask entries, and statistics (first-level scale / zero codes or
  * fp16 values, the second-level fp16 statistics, the outliers' fp16 values
- * where the masks agree). Returns the sum. */
+ * where the masks agree, the column order); *which (may be NULL) names the
+ * first statistics array that differs. Returns the sum. */
 static long long layer_mismatch(const QuantLayer *x, const QuantLayer *y, long long *codes, long long *outl,
-                                long long *stats) {
+                                long long *stats, const char **which) {
     size_t n = (size_t)x->m * x->n, st = (size_t)x->m * x->ngroups, qq = (size_t)x->qq_groups * x->ngroups;
     unsigned char *mx = malloc(n), *my = malloc(n);
     outlier_mask(x, mx);
@@ -97,12 +108,25 @@ static long long layer_mismatch(const QuantLayer *x, const QuantLayer *y, long l
     }
     free(mx);
     free(my);
-    *stats = count_diff(x->scale_codes, y->scale_codes, st, 1) + count_diff(x->zero_codes, y->zero_codes, st, 1) +
-             count_diff(x->scale_f16, y->scale_f16, st, 2) + count_diff(x->zero_f16, y->zero_f16, st, 2) +
-             count_diff(x->qq_scale_scale, y->qq_scale_scale, qq, 2) +
-             count_diff(x->qq_scale_zero, y->qq_scale_zero, qq, 2) +
-             count_diff(x->qq_zero_scale, y->qq_zero_scale, qq, 2) + count_diff(x->qq_zero_zero, y->qq_zero_zero, qq, 2);
-    if (*outl == 0) *stats += count_diff(x->outlier_val, y->outlier_val, (size_t)x->n_outliers, 2);
+    const struct { const char *name; const void *a, *b; size_t len, elem; } arr[] = {
+        {"scale_codes", x->scale_codes, y->scale_codes, st, 1},
+        {"zero_codes", x->zero_codes, y->zero_codes, st, 1},
+        {"scale_f16", x->scale_f16, y->scale_f16, st, 2},
+        {"zero_f16", x->zero_f16, y->zero_f16, st, 2},
+        {"qq_scale_scale", x->qq_scale_scale, y->qq_scale_scale, qq, 2},
+        {"qq_scale_zero", x->qq_scale_zero, y->qq_scale_zero, qq, 2},
+        {"qq_zero_scale", x->qq_zero_scale, y->qq_zero_scale, qq, 2},
+        {"qq_zero_zero", x->qq_zero_zero, y->qq_zero_zero, qq, 2},
+        {"outlier_val", x->outlier_val, y->outlier_val, *outl == 0 ? (size_t)x->n_outliers : 0, 2},
+        {"perm", x->perm, y->perm, (size_t)x->n, sizeof(int)},
+    };
+    *stats = 0;
+    if (which) *which = "-";
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
+        long long d = count_diff(arr[i].a, arr[i].b, arr[i].len, arr[i].elem);
+        if (d > 0 && *stats == 0 && which) *which = arr[i].name;
+        *stats += d;
+    }
     return *codes + *outl + *stats;
 }
 
@@ -184,26 +208,41 @@ int main(void) {
             quant_params_default(&s.params, methods[mi]);
             s.params.wbits = bits[bi];
             QuantRun rc_, rg;
-            KeptHessians hc = {0}, hg = {0};
+            KeptHessians hc, hg;
+            kept_hessians_init(&hc, m.cfg.n_layers);
+            kept_hessians_init(&hg, m.cfg.n_layers);
             s.hessian_done = keep_hessian;
             s.hessian_user = &hc;
-            CHECK(quantize_model(&a, &t, &s, &rc_) == 0, "cpu %s", methods[mi]);
+            int ok_c = quantize_model(&a, &t, &s, &rc_) == 0;
+            CHECK(ok_c, "cpu %s", methods[mi]);
             s.device = QH_DEVICE_CUDA;
             s.hessian_user = &hg;
-            CHECK(quantize_model(&b, &t, &s, &rg) == 0, "cuda %s", methods[mi]);
+            int ok_g = quantize_model(&b, &t, &s, &rg) == 0;
+            CHECK(ok_g, "cuda %s", methods[mi]);
             s.hessian_done = NULL;
+            if (!ok_c || !ok_g) { /* nothing to compare */
+                quant_run_free(&rc_);
+                quant_run_free(&rg);
+                kept_hessians_free(&hc);
+                kept_hessians_free(&hg);
+                model_free(&a);
+                model_free(&b);
+                continue;
+            }
             if (mi == 0 && bi == 0) { /* the host-memory fallback of the activations: the same codes exactly */
                 Model c;
                 QuantRun rh;
                 model_load_llama2c(&c, mp);
                 setenv("QH_CUDA_ACTS", "host", 1);
-                CHECK(quantize_model(&c, &t, &s, &rh) == 0, "cuda, activations in host memory");
+                int ok_h = quantize_model(&c, &t, &s, &rh) == 0;
+                CHECK(ok_h, "cuda, activations in host memory");
                 unsetenv("QH_CUDA_ACTS");
+                if (!ok_h) rh.n_layers = 0; /* nothing to compare */
                 long long diff = 0;
                 double worst = 0;
-                for (int i = 0; i < rg.n_layers * LIN_COUNT; i++)
+                for (int i = 0; i < rh.n_layers * LIN_COUNT; i++)
                     diff += memcmp(rg.layers[i].codes, rh.layers[i].codes, (size_t)rg.layers[i].m * rg.layers[i].n) != 0;
-                for (int l = 0; l < rg.n_layers; l++) {
+                for (int l = 0; l < rh.n_layers; l++) {
                     double e = fabs(rg.block_rel_err[l] - rh.block_rel_err[l]) / rh.block_rel_err[l];
                     if (e > worst) worst = e;
                 }
@@ -223,7 +262,7 @@ int main(void) {
             int first = -1; /* the first sub-layer, in quantization order, where the runs differ */
             for (int i = 0; i < rc_.n_layers * LIN_COUNT; i++) {
                 long long c1, o1, s1;
-                if (layer_mismatch(&rc_.layers[i], &rg.layers[i], &c1, &o1, &s1) > 0 && first < 0) first = i;
+                if (layer_mismatch(&rc_.layers[i], &rg.layers[i], &c1, &o1, &s1, NULL) > 0 && first < 0) first = i;
                 cm += c1, om += o1;
                 nw += (long long)rc_.layers[i].m * rc_.layers[i].n;
             }
@@ -239,7 +278,7 @@ int main(void) {
             double hmax = 0;
             for (int i = 0; i < upto; i++) {
                 double d = hc.H[i] && hg.H[i] && hc.n[i] == hg.n[i] ? rel_frobenius(hg.H[i], hc.H[i], hc.n[i]) : INFINITY;
-                if (d > hmax) hmax = d;
+                if (!(d <= hmax)) hmax = d; /* NaN stays NaN and fails below */
             }
             printf("           Hessians of the first %d sub-layers: largest relative difference %.2e\n", upto, hmax);
             CHECK(hmax < 1e-5, "%s: Hessians differ by %.3g (relative)", name, hmax);
@@ -259,7 +298,7 @@ int main(void) {
                     long long c1 = y->m * (long long)y->n, o1 = 0, s1 = 0;
                     if (hg.H[i] && quantize_linear(NULL, &r.cfg, (LinearKind)k, methods[mi], r.w.blocks[l].lin[k],
                                                    hg.H[i], &s.params, &q, wdeq) == 0) {
-                        layer_mismatch(&q, y, &c1, &o1, &s1);
+                        layer_mismatch(&q, y, &c1, &o1, &s1, NULL);
                         model_set_linear(&r, l, (LinearKind)k, wdeq);
                     }
                     if (c1 + o1 + s1 > 0 && rdiff_first < 0) rdiff_first = i;
@@ -280,10 +319,12 @@ int main(void) {
             } else {
                 int l = first / LIN_COUNT, k = first % LIN_COUNT;
                 long long own_c, own_o, own_s;
-                layer_mismatch(&rc_.layers[first], &rg.layers[first], &own_c, &own_o, &own_s);
-                printf("           first difference at layer %d %s: %lld codes, %lld outliers, %lld statistics, with "
-                       "Hessians %.2e apart (relative, Frobenius): a rounding tie, inherited by every later sub-layer\n",
-                       l, linear_names[k], own_c, own_o, own_s,
+                const char *which;
+                layer_mismatch(&rc_.layers[first], &rg.layers[first], &own_c, &own_o, &own_s, &which);
+                printf("           first difference at layer %d %s: %lld codes, %lld outliers, %lld statistics (first in "
+                       "%s), with Hessians %.2e apart (relative, Frobenius): a rounding tie, inherited by every later "
+                       "sub-layer\n",
+                       l, linear_names[k], own_c, own_o, own_s, which,
                        hc.H[first] && hg.H[first] ? rel_frobenius(hg.H[first], hc.H[first], hc.n[first]) : INFINITY);
             }
             kept_hessians_free(&hc);
