@@ -32,7 +32,8 @@ require_stories260k
 FIX=$QH_DATA/fixtures/stories260K_greedy200.txt
 if [ -f "$FIX" ]; then
     "$QH" generate --model "$M" --tokenizer "$TOK" --steps 200 >"$T/gen.txt" 2>"$T/gen.err"
-    check "generate exit status" [ $? -eq 0 ]
+    rc=$?
+    check "generate exit status" [ $rc -eq 0 ]
     { cat "$FIX"; printf '\n'; } >"$T/gen.expect"
     if cmp -s "$T/gen.txt" "$T/gen.expect"; then pass; else
         fail "generate --steps 200 differs from $FIX: $(cmp "$T/gen.txt" "$T/gen.expect" 2>&1)"
@@ -44,7 +45,8 @@ fi
 # ---- eval --json ------------------------------------------------------------------
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" "$2"; }
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 --json >"$T/ev.json" 2>"$T/ev.err"
-check "eval --json exit status ($(head -c 200 "$T/ev.err"))" [ $? -eq 0 ]
+rc=$?
+check "eval --json exit status ($(head -c 200 "$T/ev.err"))" [ $rc -eq 0 ]
 check "eval --json prints exactly one line" [ "$(wc -l <"$T/ev.json")" -eq 1 ]
 check "eval --json prints one object" grep -Eq '^\{.*\}$' "$T/ev.json"
 for k in dataset ppl ppl_stderr ntokens nwindows seqlen; do
@@ -69,12 +71,14 @@ else
 fi
 # one window: the standard error is undefined; the key stays, as null
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 --max-windows 1 --json >"$T/ev1.json" 2>/dev/null
-check "eval --max-windows 1 exit status" [ $? -eq 0 ]
+rc=$?
+check "eval --max-windows 1 exit status" [ $rc -eq 0 ]
 check "one window: nwindows 1" [ "$(json_num nwindows "$T/ev1.json")" = 1 ]
 check "one window: ppl_stderr present as null ($(cat "$T/ev1.json"))" grep -q '"ppl_stderr":null' "$T/ev1.json"
 # one shape whatever the number of datasets: {"results": [...], run-level fields}
 "$QH" eval --model "$M" --dataset tinystories,ptb --seqlen 128 --max-windows 2 --json >"$T/ev2.json" 2>/dev/null
-check "eval of two datasets exit status" [ $? -eq 0 ]
+rc=$?
+check "eval of two datasets exit status" [ $rc -eq 0 ]
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 --max-windows 2 --json >"$T/ev2a.json" 2>/dev/null
 for f in ev2.json ev2a.json ev1.json; do
     check "$f starts with {\"results\":[{\"dataset\": ($(head -c 60 "$T/$f"))" grep -q '^{"results":\[{"dataset":' "$T/$f"
@@ -95,12 +99,14 @@ check "table row 'tinystories $P4'" grep -Eq "^tinystories +$P4 " "$T/ev.txt"
 
 # ---- eval --out F.h5 ----------------------------------------------------------------
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 --json --out "$T/ev.h5" >"$T/evh.json" 2>"$T/evh.err"
-check "eval --out exit status ($(head -c 200 "$T/evh.err"))" [ $? -eq 0 ]
+rc=$?
+check "eval --out exit status ($(head -c 200 "$T/evh.err"))" [ $rc -eq 0 ]
 check "eval --out wrote the file" [ -s "$T/ev.h5" ]
 check "no temp file beside the result" sh -c "! ls '$T'/ev.h5.tmp.* >/dev/null 2>&1"
 if command -v h5dump >/dev/null 2>&1; then
     h5dump -H "$T/ev.h5" >"$T/h5.txt" 2>&1
-    check "h5dump -H reads the file" [ $? -eq 0 ]
+    rc=$?
+    check "h5dump -H reads the file" [ $rc -eq 0 ]
     for a in ppl ppl_stderr ntokens nwindows seqlen dataset_sha256 schema_version git_commit model_dim; do
         check "h5dump shows attribute $a" grep -q "ATTRIBUTE \"$a\"" "$T/h5.txt"
     done
@@ -116,12 +122,14 @@ fi
 
 # ---- tokenize ------------------------------------------------------------------------
 "$QH" tokenize --tokenizer "$TOK" --text "$STORY" --bos >"$T/ids.txt" 2>/dev/null
-check "tokenize (print) exit status" [ $? -eq 0 ]
+rc=$?
+check "tokenize (print) exit status" [ $rc -eq 0 ]
 N=$(wc -w <"$T/ids.txt")
 check "tokenize prints ids ($N)" [ "$N" -gt 100 ]
 check "first id is BOS" [ "$(cut -d' ' -f1 "$T/ids.txt")" = 1 ]
 "$QH" tokenize --tokenizer "$TOK" --text "$STORY" --bos --out "$T/ids.u16" 2>/dev/null
-check "tokenize --out exit status" [ $? -eq 0 ]
+rc=$?
+check "tokenize --out exit status" [ $rc -eq 0 ]
 check "ids.u16 is 2*N = $((2 * N)) bytes" [ "$(wc -c <"$T/ids.u16")" -eq $((2 * N)) ]
 # little-endian uint16 (od prints native order; every machine we run on is little-endian)
 od -An -tu2 -v "$T/ids.u16" | tr -s ' \n' '\n\n' | sed '/^$/d' >"$T/ids_od.txt"
@@ -133,7 +141,8 @@ check "int32 ids without BOS: 4*(N-1) bytes" [ "$(wc -c <"$T/ids.i32")" -eq $((4
 # ---- synth, then eval on file: --------------------------------------------------------
 "$QH" synth --dim 48 --hidden 100 --layers 2 --heads 6 --kv-heads 3 --vocab 512 --seq-len 64 --seed 3 \
     --out "$T/syn.bin" 2>"$T/syn.err"
-check "synth exit status ($(head -c 200 "$T/syn.err"))" [ $? -eq 0 ]
+rc=$?
+check "synth exit status ($(head -c 200 "$T/syn.err"))" [ $rc -eq 0 ]
 D=48 F=100 L=2 V=512 S=64 HS=8 KV=24
 FLOATS=$((V * D + 2 * L * D + L * (2 * D * D + 2 * KV * D) + 3 * L * F * D + D + S * HS))
 check "synth file is 28 + 4*$FLOATS bytes" [ "$(wc -c <"$T/syn.bin")" -eq $((28 + 4 * FLOATS)) ]
@@ -145,7 +154,8 @@ check "synth is deterministic" cmp -s "$T/syn.bin" "$T/syn2.bin"
 check "unshared synth adds V*D floats" [ "$(wc -c <"$T/synu.bin")" -eq $((28 + 4 * (FLOATS + V * D))) ]
 "$QH" eval --model "$T/syn.bin" --tokenizer "$TOK" --dataset "file:$STORY" --seqlen 32 --json \
     >"$T/syn.json" 2>"$T/syne.err"
-check "eval of the synth model on file: ($(head -c 200 "$T/syne.err"))" [ $? -eq 0 ]
+rc=$?
+check "eval of the synth model on file: ($(head -c 200 "$T/syne.err"))" [ $rc -eq 0 ]
 # file: is BOS + encode(whole file): the tokenizer count of the file
 check "file: ntokens = tokenize --bos count" [ "$(json_num ntokens "$T/syn.json")" = "$N" ]
 check "file: nwindows = N / 32" [ "$(json_num nwindows "$T/syn.json")" = $((N / 32)) ]
@@ -213,12 +223,14 @@ rc=$?
 check "unknown command exits 2" [ $rc -eq 2 ]
 check "unknown command is named" grep -q "frobnicate" "$T/uc.err"
 "$QH" >/dev/null 2>&1
-check "no command exits 2" [ $? -eq 2 ]
+rc=$?
+check "no command exits 2" [ $rc -eq 2 ]
 check "no stray files in the temp folder" sh -c "! ls '$T' | grep -q 'tmp\.'"
 
 # ---- --help of every subcommand -------------------------------------------------------------
 "$QH" --help >"$T/help.txt"
-check "qharness --help exits 0" [ $? -eq 0 ]
+rc=$?
+check "qharness --help exits 0" [ $rc -eq 0 ]
 CMDS=$(sed -n '/^commands:/,$ s/^  \([a-z][a-z0-9_-]*\) .*/\1/p' "$T/help.txt")
 check "help lists eval generate tokenize synth" sh -c "echo '$CMDS' | grep -qx eval && echo '$CMDS' | grep -qx generate \
     && echo '$CMDS' | grep -qx tokenize && echo '$CMDS' | grep -qx synth"
@@ -251,7 +263,8 @@ if [ -f "$MAN" ] && [ -f "$STORY" ]; then
         $1 == "tinystories-sample" { $3 = bad; print }' "$MAN" >"$T/m1.tsv"
     check "altered manifest has 2 lines" [ "$(wc -l <"$T/m1.tsv")" -eq 2 ]
     DATA_MIRROR=$QH_DATA sh datasets/fetch.sh "$T/m1.tsv" "$T/dest1" >"$T/f1.out" 2>"$T/f1.err"
-    check "fetch.sh with a wrong sha256 exits non-zero" [ $? -ne 0 ]
+    rc=$?
+    check "fetch.sh with a wrong sha256 exits non-zero" [ $rc -ne 0 ]
     check "fetch.sh names the file ($(head -c 300 "$T/f1.err"))" grep -q "tinystories_sample.txt" "$T/f1.err"
     check "fetch.sh says sha256 mismatch" grep -qi "sha256 mismatch" "$T/f1.err"
     check "nothing installed" [ "$(find "$T/dest1" -type f | wc -l)" -eq 0 ]
@@ -261,14 +274,16 @@ if [ -f "$MAN" ] && [ -f "$STORY" ]; then
     check "control: the right sha256 installs the file" cmp -s "$T/dest0/text/tinystories/tinystories_sample.txt" "$STORY"
     # a file already in place is not replaced or removed by a refused one
     DATA_MIRROR=$QH_DATA sh datasets/fetch.sh "$T/m1.tsv" "$T/dest0" >/dev/null 2>&1
-    check "refused fetch exits non-zero over an existing file" [ $? -ne 0 ]
+    rc=$?
+    check "refused fetch exits non-zero over an existing file" [ $rc -ne 0 ]
     check "existing file untouched" cmp -s "$T/dest0/text/tinystories/tinystories_sample.txt" "$STORY"
     check "no .part left" [ "$(find "$T/dest0" -name '*.part' | wc -l)" -eq 0 ]
     # the whole manifest with one digest altered: every other file installed, that one not
     awk -F"$tab" -v OFS="$tab" -v bad=$BAD '$1 == "tinystories-sample" { $3 = bad } { print }' "$MAN" >"$T/mall.tsv"
     NENT=$(awk -F"$tab" 'NR > 1 && $1 != ""' "$MAN" | wc -l)
     DATA_MIRROR=$QH_DATA sh datasets/fetch.sh "$T/mall.tsv" "$T/destall" >/dev/null 2>"$T/fall.err"
-    check "whole manifest, one bad digest: non-zero exit" [ $? -ne 0 ]
+    rc=$?
+    check "whole manifest, one bad digest: non-zero exit" [ $rc -ne 0 ]
     check "only the bad file is missing" [ "$(find "$T/destall" -type f | wc -l)" -eq $((NENT - 1)) ]
     check "the bad file is absent" [ ! -e "$T/destall/text/tinystories/tinystories_sample.txt" ]
 else

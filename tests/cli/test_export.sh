@@ -37,7 +37,8 @@ PARAMS=$((512 * 64 + 5 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64) + 6
 # ---- fp32 export ------------------------------------------------------------------------
 H=$T/s260
 "$QH" export --model "$M" --format hf --out "$H" >"$T/ex.out" 2>"$T/ex.err"
-check "export exit status ($(head -c 200 "$T/ex.err"))" [ $? -eq 0 ]
+rc=$?
+check "export exit status ($(head -c 200 "$T/ex.err"))" [ $rc -eq 0 ]
 for f in config.json model.safetensors tokenizer.bin; do
     check "export wrote $f" [ -s "$H/$f" ]
 done
@@ -62,9 +63,11 @@ fi
 
 # ---- same perplexity, same generation -----------------------------------------------------
 "$QH" eval --model "$M" --dataset tinystories --seqlen 128 --json >"$T/bin.json" 2>"$T/bin.err"
-check "eval .bin exit status" [ $? -eq 0 ]
+rc=$?
+check "eval .bin exit status" [ $rc -eq 0 ]
 "$QH" eval --model "$H" --dataset tinystories --seqlen 128 --json >"$T/hf.json" 2>"$T/hf.err"
-check "eval DIR exit status ($(head -c 200 "$T/hf.err"))" [ $? -eq 0 ]
+rc=$?
+check "eval DIR exit status ($(head -c 200 "$T/hf.err"))" [ $rc -eq 0 ]
 P0=$(json_num ppl "$T/bin.json")
 P1=$(json_num ppl "$T/hf.json")
 check "ppl of DIR $P1 = ppl of .bin $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
@@ -72,7 +75,8 @@ check "ppl_stderr identical" [ "$(json_num ppl_stderr "$T/bin.json")" = "$(json_
 check "ntokens identical" [ "$(json_num ntokens "$T/bin.json")" = "$(json_num ntokens "$T/hf.json")" ]
 # block by block from the directory (hf_model_open_streamed): the same perplexity
 "$QH" eval --model "$H" --dataset tinystories --seqlen 128 --max-memory 16 --json >"$T/hfmm.json" 2>"$T/hfmm.err"
-check "eval DIR --max-memory 16 exit status ($(head -c 200 "$T/hfmm.err"))" [ $? -eq 0 ]
+rc=$?
+check "eval DIR --max-memory 16 exit status ($(head -c 200 "$T/hfmm.err"))" [ $rc -eq 0 ]
 check "ppl of DIR block by block $(json_num ppl "$T/hfmm.json") = $P0" [ "$(json_num ppl "$T/hfmm.json")" = "$P0" ]
 FIX=$QH_DATA/fixtures/stories260K_greedy200.txt
 if [ -f "$FIX" ]; then
@@ -85,7 +89,8 @@ fi
 
 # ---- sharded export, re-export ---------------------------------------------------------------
 "$QH" export --model "$M" --format hf --out "$T/sh" --max-shard-bytes 300000 >/dev/null 2>"$T/sh.err"
-check "sharded export exit status ($(head -c 200 "$T/sh.err"))" [ $? -eq 0 ]
+rc=$?
+check "sharded export exit status ($(head -c 200 "$T/sh.err"))" [ $rc -eq 0 ]
 NSH=$(ls "$T/sh" | grep -c '^model-0.*\.safetensors$')
 check "sharded export: $NSH shards (>= 4) and an index, no model.safetensors" \
     sh -c "[ $NSH -ge 4 ] && [ -s '$T/sh/model.safetensors.index.json' ] && [ ! -e '$T/sh/model.safetensors' ]"
@@ -98,7 +103,8 @@ check "re-export of DIR: config.json identical" cmp -s "$H/config.json" "$T/agai
 # ---- bf16 / fp16 ----------------------------------------------------------------------------
 for dt in bf16 fp16; do
     "$QH" export --model "$M" --format hf --out "$T/$dt" --dtype $dt >/dev/null 2>"$T/$dt.err"
-    check "$dt export exit status ($(head -c 200 "$T/$dt.err"))" [ $? -eq 0 ]
+    rc=$?
+    check "$dt export exit status ($(head -c 200 "$T/$dt.err"))" [ $rc -eq 0 ]
     HL=$(st_hlen "$T/$dt/model.safetensors")
     check "$dt: 2 bytes per parameter" [ "$(wc -c <"$T/$dt/model.safetensors")" -eq $((8 + HL + 2 * PARAMS)) ]
     "$QH" eval --model "$T/$dt" --dataset tinystories --seqlen 128 --json >"$T/$dt.json" 2>/dev/null
@@ -155,7 +161,8 @@ expect_fail "eval of a directory without a tokenizer" - "no tokenizer found in" 
 "$QH" eval --model "$T/notok" --tokenizer "$TOK" --dataset tinystories --seqlen 128 --json >"$T/nt.json" 2>/dev/null
 check "with --tokenizer: same ppl" [ "$(json_num ppl "$T/nt.json")" = "$P0" ]
 "$QH" export --help >"$T/help.out" 2>&1
-check "export --help exits 0" [ $? -eq 0 ]
+rc=$?
+check "export --help exits 0" [ $rc -eq 0 ]
 check "export --help lists --dtype and --format" sh -c "grep -q -- '--dtype' '$T/help.out' && grep -q -- '--format' '$T/help.out'"
 check "no stray temp folders" sh -c "! ls '$T' | grep -q 'tmp\.'"
 

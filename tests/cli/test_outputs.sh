@@ -87,7 +87,8 @@ refused "tokenize --out = --tokenizer" "$TB" "$T/tok.orig" "--out.*same file as 
 
 # a quantized model: --out over it, and over the model it names (no --model given)
 "$QH" quantize --model "$MB" --method rtn --calib none --save "$T/q.h5" >/dev/null 2>"$T/q.err"
-check "control: quantize --save exit status ($(head -c 200 "$T/q.err"))" [ $? -eq 0 ]
+rc=$?
+check "control: quantize --save exit status ($(head -c 200 "$T/q.err"))" [ $rc -eq 0 ]
 cp "$T/q.h5" "$T/q.orig"
 refused "eval --out = --quantized" "$T/q.h5" "$T/q.orig" "--out.*same file as --quantized" \
     "$QH" eval --quantized "$T/q.h5" $E --out "$T/q.h5"
@@ -176,7 +177,8 @@ expect_fail "h5_create names the final path and the reason" "$LONG" "cannot crea
 "$QH" eval --model "$MB" $E --out "$T/r.h5" >/dev/null 2>"$T/r.err"
 check "control: eval --out a new file ($(head -c 200 "$T/r.err"))" [ -s "$T/r.h5" ]
 "$QH" eval --model "$MB" $E --out "$T/r.h5" >/dev/null 2>"$T/r.err"
-check "control: a rerun replaces its own earlier output ($(head -c 200 "$T/r.err"))" [ $? -eq 0 ]
+rc=$?
+check "control: a rerun replaces its own earlier output ($(head -c 200 "$T/r.err"))" [ $rc -eq 0 ]
 "$QH" quantize --model "$MB" --method rtn --calib none --save "$T/s1.h5" --out "$T/s2.h5" >/dev/null 2>"$T/s.err"
 check "control: distinct --save and --out both written ($(head -c 200 "$T/s.err"))" sh -c "[ -s '$T/s1.h5' ] && [ -s '$T/s2.h5' ]"
 check "the model is intact after everything" cmp -s "$MB" "$T/m.orig"

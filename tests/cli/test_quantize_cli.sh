@@ -48,19 +48,23 @@ for o in "--nsamples 4" "--seqlen 64" "--seed 1"; do
 done
 # ... and what each method does use still runs
 $QH quantize $S --method rtn --calib c4 --seed 1 --sym --round-zero --json >"$T/rc.json" 2>"$T/rc.err"
-check "rtn with --calib c4 --nsamples --seqlen --seed runs ($(head -c 200 "$T/rc.err"))" test $? -eq 0
+rc=$?
+check "rtn with --calib c4 --nsamples --seqlen --seed runs ($(head -c 200 "$T/rc.err"))" test $rc -eq 0
 check "rtn with calibration reports a proxy loss" \
     awk -v l="$(sed -n -E 's/.*"total_proxy_loss": *([0-9.eE+-]+).*/\1/p' "$T/rc.json")" 'BEGIN { exit !(l > 0) }'
 $QH quantize --model "$M" --method rtn --calib none --per-row --wbits 3 >/dev/null 2>"$T/rn.err"
-check "rtn --calib none --per-row --wbits runs ($(head -c 200 "$T/rn.err"))" test $? -eq 0
+rc=$?
+check "rtn --calib none --per-row --wbits runs ($(head -c 200 "$T/rn.err"))" test $rc -eq 0
 $QH quantize $S --method gptq --percdamp 0.1 --blocksize 32 --true-sequential --perm act_order --groupsize 16 \
     >/dev/null 2>"$T/g.err"
-check "gptq with its own options runs ($(head -c 200 "$T/g.err"))" test $? -eq 0
+rc=$?
+check "gptq with its own options runs ($(head -c 200 "$T/g.err"))" test $rc -eq 0
 
 # SpQR paper setting, saved, evaluated right after quantization and from the file
 $QH quantize $S --method spqr --eval tinystories --eval-seqlen 128 --save "$T/q.h5" --out "$T/r.h5" --json \
     >"$T/q.json" 2>"$T/q.err"
-check "spqr quantize exit 0" test $? -eq 0
+rc=$?
+check "spqr quantize exit 0" test $rc -eq 0
 for k in avg_bits stored_bits outlier_fraction ppl layers; do
     check "json has $k" grep -q "\"$k\"" "$T/q.json"
 done
@@ -68,7 +72,8 @@ check "json says where the calibration activations were kept" grep -Eq '"calib_a
 check "saved model file exists" test -s "$T/q.h5"
 ppl1=$(sed -E 's/.*"tinystories": *\{[^}]*"ppl": *([0-9.eE+-]+).*/\1/' "$T/q.json")
 $QH eval --quantized "$T/q.h5" --dataset tinystories --seqlen 128 --json >"$T/e.json" 2>"$T/e.err"
-check "eval --quantized exit 0" test $? -eq 0
+rc=$?
+check "eval --quantized exit 0" test $rc -eq 0
 ppl2=$(sed -E 's/.*"ppl": *([0-9.eE+-]+).*/\1/' "$T/e.json")
 if [ -n "$ppl1" ] && [ "$ppl1" = "$ppl2" ]; then pass; else fail "ppl after reload '$ppl2' != right after quantization '$ppl1'"; fi
 bits=$(sed -E 's/.*"avg_bits": *([0-9.eE+-]+).*/\1/' "$T/q.json")

@@ -124,7 +124,8 @@ printf '[model]\npath = %s\n[methods]\nrun = rtn\n[run]\ndevice = cuda\n[output]
 # is there a GPU? asked of eval (one short window), not of the check under test
 if "$QH" eval --model "$M" --dataset tinystories --seqlen 32 --max-windows 1 --device cuda >/dev/null 2>&1; then
     "$QH" sweep "$T/cuda.ini" --check >"$T/cu.out" 2>&1
-    check "a CUDA GPU is visible: [run] device = cuda is valid ($(head -c 200 "$T/cu.out"))" [ $? -eq 0 ]
+    rc=$?
+    check "a CUDA GPU is visible: [run] device = cuda is valid ($(head -c 200 "$T/cu.out"))" [ $rc -eq 0 ]
 else
     pre_case "device cuda without a GPU" "pre\.ini:11: run\.device: cuda, but (no CUDA GPU is visible|this build has no CUDA)" \
         '[run]\ndevice = cuda\n'
@@ -141,7 +142,8 @@ expect_fail "--check: no tokenizer beside the model" "$T/bad_out" \
 expect_fail "sweep: no tokenizer beside the model" "$T/bad_out" "model\.path: no tokenizer found" "$QH" sweep "$T/notok.ini"
 printf '[model]\ntokenizer = %s\n' "$TOK" >>"$T/notok.ini"
 "$QH" sweep "$T/notok.ini" --check >"$T/nt.out" 2>&1
-check "--check: [model] tokenizer given: valid ($(head -c 200 "$T/nt.out"))" [ $? -eq 0 ]
+rc=$?
+check "--check: [model] tokenizer given: valid ($(head -c 200 "$T/nt.out"))" [ $rc -eq 0 ]
 mkdir -p "$T/empty_data" "$T/afolder"
 pre_case "eval file a folder" "pre\.ini:11: eval\.datasets: dataset 'file:$T/afolder': '$T/afolder' is a folder \(expected a text file\)" \
     "[eval]\ndatasets = tinystories, file:$T/afolder\n"
@@ -165,7 +167,8 @@ check "data root empty: the calibration file too ($(head -c 300 "$T/ef.err"))" \
 sed 's/^\[spqr\]/[spqr/' experiments/stories260K_methods.ini >"$T/b.ini"
 n=$(grep -n '^\[spqr$' "$T/b.ini" | cut -d: -f1)
 "$QH" sweep "$T/b.ini" --check >"$T/b.out" 2>"$T/b.err"
-check "broken header: --check fails" [ $? -ne 0 ]
+rc=$?
+check "broken header: --check fails" [ $rc -ne 0 ]
 check "broken header: the syntax error first ($(head -n 1 "$T/b.err"))" \
     [ "$(head -n 1 "$T/b.err")" = "qharness: error: $T/b.ini:$n: syntax error (expected '[section]', 'key = value' or a comment)" ]
 check "broken header: its consequences not reported ($(head -c 300 "$T/b.err"))" [ "$(wc -l <"$T/b.err")" -eq 1 ]
@@ -178,18 +181,21 @@ expect_fail "--point absent" - "--point 'ffffffffffff': no point has this id" \
     "$QH" sweep experiments/stories260K_methods.ini --point ffffffffffff
 for e in llama7b_table1 llama7b_groupsize; do
     (unset LLAMA7B_PATH; "$QH" sweep "experiments/$e.ini" >"$T/l.out" 2>"$T/l.err")
-    check "$e without LLAMA7B_PATH fails" [ $? -ne 0 ]
+    rc=$?
+    check "$e without LLAMA7B_PATH fails" [ $rc -ne 0 ]
     check "$e names file:line:key and the variable ($(head -c 300 "$T/l.err"))" \
         grep -Eq "experiments/$e\.ini:[0-9]+: model\.path: environment variable LLAMA7B_PATH is not set" "$T/l.err"
     LLAMA7B_PATH=$T/absent/llama-7b.bin "$QH" sweep "experiments/$e.ini" >"$T/l.out" 2>"$T/l.err"
-    check "$e with a missing checkpoint fails" [ $? -ne 0 ]
+    rc=$?
+    check "$e with a missing checkpoint fails" [ $rc -ne 0 ]
     check "$e missing checkpoint message ($(head -c 300 "$T/l.err"))" \
         grep -Eq "experiments/$e\.ini:[0-9]+: model\.path: checkpoint '.*absent/llama-7b\.bin' not found.*LLAMA7B_PATH" "$T/l.err"
 done
 check "no results folder for a bad file" [ ! -e "$T/bad_out" ]
 
 "$QH" sweep --help >"$T/help.out" 2>&1
-check "sweep --help exit status" [ $? -eq 0 ]
+rc=$?
+check "sweep --help exit status" [ $rc -eq 0 ]
 for k in outlier_threshold qq_groupsize max_windows nsamples true_sequential '\[exclude\]'; do
     check "sweep --help lists $k" grep -q "$k" "$T/help.out"
 done
@@ -197,7 +203,8 @@ done
 # ---- dump ---------------------------------------------------------------------------------
 tiny k "$T/k"
 "$QH" sweep "$T/k.ini" --dump >"$T/dump.out" 2>"$T/dump.err"
-check "dump exit status ($(head -c 200 "$T/dump.err"))" [ $? -eq 0 ]
+rc=$?
+check "dump exit status ($(head -c 200 "$T/dump.err"))" [ $rc -eq 0 ]
 sed -n 's/^; \([0-9a-f]\{12\}\)  .*/\1/p' "$T/dump.out" >"$T/ids"
 check "dump lists 6 points" [ "$(wc -l <"$T/ids")" -eq 6 ]
 check "dump says where values came from" grep -q 'k.ini:11 \[methods\]' "$T/dump.out"
@@ -224,7 +231,8 @@ nbefore=$(wc -l <"$T/before")
 check "the kill came part-way ($nbefore of 6 points finished)" [ "$nbefore" -ge 1 ] && [ "$nbefore" -lt 6 ]
 check "finished files readable after the kill" sh -c "for f in $T/k/points/*.h5; do h5dump -H \"\$f\" >/dev/null || exit 1; done"
 "$QH" sweep "$T/k.ini" >"$T/k2.out" 2>"$T/k2.err"
-check "resume exit status ($(tail -c 300 "$T/k2.err"))" [ $? -eq 0 ]
+rc=$?
+check "resume exit status ($(tail -c 300 "$T/k2.err"))" [ $rc -eq 0 ]
 for id in $(cat "$T/ids"); do
     n=$(ls "$T"/k/points/ | grep -c "^$id\.h5$")
     check "point $id present once" [ "$n" -eq 1 ]
@@ -296,7 +304,8 @@ check "shared folder: report has the first experiment's full-precision row" grep
 # ---- --jobs N: one combined summary, its exit status from every worker ------------------------
 tiny j "$T/j"
 "$QH" sweep "$T/j.ini" --jobs 2 >"$T/j.out" 2>"$T/j.err"
-check "--jobs 2 alone: exit 0 ($(tail -c 200 "$T/j.err"))" [ $? -eq 0 ]
+rc=$?
+check "--jobs 2 alone: exit 0 ($(tail -c 200 "$T/j.err"))" [ $rc -eq 0 ]
 check "--jobs 2 alone: one summary, last, counting both workers ($(tail -n 2 "$T/j.out" | head -c 300))" \
     sh -c "grep -c '^sweep j: .* jobs computed' '$T/j.out' | grep -qx 1 &&
            tail -n 2 '$T/j.out' | head -n 1 | grep -q '^sweep j: 7 of 7 jobs computed, 0 done earlier, 0 in progress elsewhere, 0 failed (2 workers, '"
@@ -304,7 +313,8 @@ printf 'too short\n' >"$T/short.txt"
 tiny jf "$T/jf"
 sed -i "s#^dataset = c4\$#dataset = file:$T/short.txt#" "$T/jf.ini"
 "$QH" sweep "$T/jf.ini" --jobs 2 >"$T/jf.out" 2>"$T/jf.err"
-check "--jobs 2 with failing points: non-zero exit" [ $? -ne 0 ]
+rc=$?
+check "--jobs 2 with failing points: non-zero exit" [ $rc -ne 0 ]
 check "--jobs 2 with failing points: one summary counting them ($(grep '^sweep jf:' "$T/jf.out" | tail -n 1))" \
     sh -c "grep -c '^sweep jf: .* jobs computed' '$T/jf.out' | grep -qx 1 &&
            grep -q '^sweep jf: 3 of 7 jobs computed, 0 done earlier, 0 in progress elsewhere, 4 failed (2 workers, ' '$T/jf.out'"
@@ -314,7 +324,8 @@ check "--jobs 2: each failing point run once, not once per worker ($(grep -c 'FA
 # ---- Slurm ------------------------------------------------------------------------------------
 tiny s "$T/s"
 "$QH" sweep "$T/s.ini" --slurm >"$T/s.out" 2>"$T/s.err"
-check "slurm exit status ($(head -c 200 "$T/s.err"))" [ $? -eq 0 ]
+rc=$?
+check "slurm exit status ($(head -c 200 "$T/s.err"))" [ $rc -eq 0 ]
 S=$T/s/slurm/sweep.sbatch
 check "slurm script written" [ -f "$S" ]
 check "slurm script is valid bash" bash -n "$S"
@@ -323,12 +334,14 @@ check "slurm task list: fp + 6 ids" [ "$(sed -n 's/^points=(\(.*\))$/\1/p' "$S" 
 check "slurm ran nothing" [ -z "$(ls "$T"/s/points/ 2>/dev/null)" ]
 second=$(sed -n 2p "$T/ids")
 SLURM_ARRAY_TASK_ID=2 bash "$S" >"$T/s2.out" 2>&1
-check "slurm task 2 runs ($(tail -c 200 "$T/s2.out"))" [ $? -eq 0 ]
+rc=$?
+check "slurm task 2 runs ($(tail -c 200 "$T/s2.out"))" [ $rc -eq 0 ]
 check "slurm task 2 wrote point 2 only" [ "$(ls "$T"/s/points/)" = "$second.h5" ]
 
 # ---- report ------------------------------------------------------------------------------------
 "$QH" report "$T/k" >"$T/r.out" 2>"$T/r.err"
-check "report exit status ($(head -c 200 "$T/r.err"))" [ $? -eq 0 ]
+rc=$?
+check "report exit status ($(head -c 200 "$T/r.err"))" [ $rc -eq 0 ]
 check "table.md written" [ -s "$T/k/table.md" ]
 check "table.md: one row per point" [ "$(grep -cE '^\| (RTN|GPTQ|SpQR) ' "$T/k/table.md")" -eq 6 ]
 check "table.md: full precision row" [ "$(grep -c '^| full precision ' "$T/k/table.md")" -eq 1 ]
@@ -344,7 +357,8 @@ expect_fail "report of a missing folder" - "not a results folder" "$QH" report "
 # ---- plots ------------------------------------------------------------------------------------
 if command -v gnuplot >/dev/null 2>&1; then
     "$QH" plot "$T/k" >"$T/p.out" 2>"$T/p.err"
-    check "plot exit status ($(head -c 300 "$T/p.err"))" [ $? -eq 0 ]
+    rc=$?
+    check "plot exit status ($(head -c 300 "$T/p.err"))" [ $rc -eq 0 ]
     fmts="png svg"
     gnuplot -e 'set terminal' 2>&1 | grep -q pdfcairo && fmts="png svg pdf"
     for stem in bits_tinystories bits_ptb outliers_threshold outliers_layers; do
@@ -362,7 +376,8 @@ if command -v gnuplot >/dev/null 2>&1; then
     check "plot data: Pareto front file" [ -s "$T/k/plots/pareto_ptb.dat" ]
     check "plot data: one block per method" [ "$(grep -c '^"' "$T/k/plots/bits_ptb.dat")" -eq 3 ]
     "$QH" plot "$T/k" --formats png --scripts "$T/none" >/dev/null 2>"$T/p2.err"
-    check "plot with a missing scripts folder fails" [ $? -ne 0 ]
+    rc=$?
+    check "plot with a missing scripts folder fails" [ $rc -ne 0 ]
 else
     skip "gnuplot not installed: plots not checked"
 fi
