@@ -27,7 +27,7 @@ static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, Eval
     if (s->device == QH_DEVICE_CUDA || s->verify)
         return qh_error("--max-memory evaluates block by block on the CPU backend only (got --device cuda/--verify)");
     out->device = "cpu";
-    if (stream_eval_check_budget(&m->cfg, seqlen, s->max_memory) != 0) return -1; /* before the table header */
+    if (stream_eval_check(m, seqlen, s->max_memory) != 0) return -1; /* before the table header */
     if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
     for (int i = 0; i < out->n; i++) {
         if (perplexity_eval_streamed((Model *)m, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows,

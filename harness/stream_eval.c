@@ -37,9 +37,13 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
     return block + head + forward_cpu_scratch_bytes(c, seqlen);
 }
 
-int stream_eval_check_budget(const ModelConfig *c, int seqlen, size_t max_memory) {
+int stream_eval_check(const Model *m, int seqlen, size_t max_memory) {
+    if (!model_is_streamable(m) || model_has_replaced(m))
+        return qh_error("--max-memory: block-by-block evaluation needs a checkpoint read block by block (a llama2.c "
+                        "file or a Hugging Face directory) with its original weights (got %s)",
+                        model_is_streamable(m) ? "replaced weights" : "an in-memory model");
     if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
-    size_t need = stream_eval_fixed_bytes(c, seqlen) + sizeof(float) * (size_t)seqlen * c->dim;
+    size_t need = stream_eval_fixed_bytes(&m->cfg, seqlen) + sizeof(float) * (size_t)seqlen * m->cfg.dim;
     if (max_memory < need)
         return qh_error("--max-memory %zu MB is below what block-by-block evaluation needs: %zu MB (one block, the "
                         "embedding and head, the forward scratch and one window of activations)",
@@ -51,11 +55,7 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
                              const StreamLoader *loader, PplResult *r) {
     memset(r, 0, sizeof *r);
     const ModelConfig *c = &m->cfg;
-    if (!model_is_streamable(m) || model_has_replaced(m))
-        return qh_error("--max-memory: block-by-block evaluation needs a checkpoint read block by block (a llama2.c "
-                        "file or a Hugging Face directory) with its original weights (got %s)",
-                        model_is_streamable(m) ? "replaced weights" : "an in-memory model");
-    if (stream_eval_check_budget(c, seqlen, max_memory) != 0) return -1;
+    if (stream_eval_check(m, seqlen, max_memory) != 0) return -1;
     long nwin = (long)(n / (size_t)seqlen);
     if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
     if (nwin < 1) return qh_error("the dataset has %zu tokens, fewer than one window of %d", n, seqlen);

@@ -18,9 +18,10 @@
  * the embedding and head, the CPU backend's scratch for windows of seqlen. */
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
 
-/* -1 with a message when max_memory (bytes) cannot hold the fixed part and one
- * window of seqlen (or seqlen < 2). */
-int stream_eval_check_budget(const ModelConfig *c, int seqlen, size_t max_memory);
+/* -1 with a message when m cannot be evaluated block by block (not
+ * model_is_streamable, or replaced weights), seqlen < 2, or max_memory (bytes)
+ * cannot hold the fixed part and one window of seqlen. */
+int stream_eval_check(const Model *m, int seqlen, size_t max_memory);
 
 /* Where block l's weights come from, when not from the file as loaded (e.g.
  * decoded from a saved quantized model): load() replaces all seven linears

@@ -76,6 +76,10 @@ rc=$?
 check "eval --quantized exit 0" test $rc -eq 0
 ppl2=$(sed -E 's/.*"ppl": *([0-9.eE+-]+).*/\1/' "$T/e.json")
 if [ -n "$ppl1" ] && [ "$ppl1" = "$ppl2" ]; then pass; else fail "ppl after reload '$ppl2' != right after quantization '$ppl1'"; fi
+# a decoded quantized model is not read block by block: refused before any output
+expect_fail "eval --quantized --max-memory" - "block-by-block evaluation needs .*replaced weights" \
+    $QH eval --quantized "$T/q.h5" --dataset tinystories --seqlen 128 --max-memory 64
+check "refused before the table header" test ! -s "$T/ef.out"
 bits=$(sed -E 's/.*"avg_bits": *([0-9.eE+-]+).*/\1/' "$T/q.json")
 frac=$(sed -E 's/.*"outlier_fraction": *([0-9.eE+-]+).*/\1/' "$T/q.json")
 if awk -v b="$bits" -v f="$frac" 'BEGIN { d = b - (4.625 + 32 * f); exit !(d < 1e-9 && d > -1e-9) }'; then pass
