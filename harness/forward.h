@@ -39,11 +39,10 @@ typedef struct ForwardOps {
      * acts_create returns 0 when they are in host memory (the hook of
      * acts_block then receives host pointers), 1 when in device memory
      * (device pointers, valid during the call, the backend's work on them
-     * complete), -1 with a message. The CPU
-     * backend uses the host implementation below; CUDA keeps them on the GPU
-     * and falls back to the host one when they do not fit. */
+     * complete), -1 with a message; the backend's destroy frees them. The
+     * CPU backend uses the host implementation below; CUDA keeps them on the
+     * GPU and falls back to the host one when they do not fit. */
     int (*acts_create)(Forward *f, int nbuf, long N, int T);
-    void (*acts_destroy)(Forward *f);
     /* buffer buf, window s <- the embeddings of tokens (T) */
     int (*acts_embed)(Forward *f, int buf, long s, const int *tokens);
     /* buffer dst, window s <- buffer src, window s */

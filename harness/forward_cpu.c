@@ -115,6 +115,7 @@ static int cpu_weights_changed(Forward *f, int layer) { return 0; /* weights are
 
 static void cpu_destroy(Forward *f) {
     CpuForward *s = (CpuForward *)f;
+    forward_host_acts_destroy(f);
     free(s->xb);
     free(s->q);
     free(s->k);
@@ -137,7 +138,6 @@ static const ForwardOps cpu_ops = {
     .last_logits = cpu_last_logits,
     .weights_changed = cpu_weights_changed,
     .acts_create = forward_host_acts_create,
-    .acts_destroy = forward_host_acts_destroy,
     .acts_embed = forward_host_acts_embed,
     .acts_copy = forward_host_acts_copy,
     .acts_block = forward_host_acts_block,
@@ -229,7 +229,6 @@ int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
 }
 
 void forward_destroy(Forward **f) {
-    if (*f && (*f)->ops->acts_destroy) (*f)->ops->acts_destroy(*f);
     if (*f) (*f)->ops->destroy(*f);
     *f = NULL;
 }

@@ -530,7 +530,7 @@ static void cuda_destroy(Forward *f) {
 
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
-    cuda_weights_changed, cuda_acts_create, cuda_acts_destroy, cuda_acts_embed, cuda_acts_copy,
+    cuda_weights_changed, cuda_acts_create, cuda_acts_embed, cuda_acts_copy,
     cuda_acts_block, cuda_acts_sqdiff,
 };
 
