@@ -7,8 +7,8 @@
  * add_bias_ref, nll_ref, softmax_inplace): same formulas, same fp32
  * intrinsics (no fast math), double accumulation where the reference uses
  * double; only the order of the float reductions differs. The fp32 -> 16-bit
- * conversion's reference, f32_to_16_ref, is here too (host code, integer
- * arithmetic only, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
+ * conversion's reference, f32_to_16_ref, is here too (host code: the
+ * harness's qh_f32_to_f16 / st_f32_to_bf16, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
  * validators. Not here: the backend state, weights or any host copies
  * (kernels/forward_cuda.cu). */
 #include <cublas_v2.h>
@@ -26,6 +26,7 @@
 
 extern "C" {
 #include "util.h"
+#include "safetensors.h"
 }
 
 /* ---- math mode ------------------------------------------------------------ */
@@ -459,45 +460,12 @@ extern "C" int launch_f32_to_16(void *dst, const float *src, long n, cudaDataTyp
     return 0;
 }
 
-/* The reference, on the bits. x = |f| as an fp32 bit pattern.
- * bf16: the top 16 bits of the fp32 pattern, rounded on the low 16 (adding
- *   0x7fff + the kept lsb carries exactly when the dropped part is above half,
- *   or half with an odd kept part; a carry into the exponent is the correct
- *   next binade, up to inf). Same exponent range as fp32: subnormals stay.
- * fp16 (1 + 5 + 10 bits, bias 15): from 65520 = 65504 + half an ulp (a tie
- *   that rounds to the even 2^16) on, inf; from 2^-14 on a normal: rebias the
- *   exponent by 127 - 15 and round on the 13 dropped bits as above; below, a
- *   subnormal k * 2^-24: the 24-bit significand shifted right by 126 - e,
- *   rounded to nearest even (k = 1024 is the smallest normal, as it should). */
-static uint16_t f32_to_bf16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return QH_NAN16;
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-static uint16_t f32_to_f16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    uint32_t x = u & 0x7fffffffu;
-    if (x > 0x7f800000u) return QH_NAN16;
-    if (x >= 0x477ff000u) return sign | 0x7c00u; /* >= 65520 (and inf) */
-    if (x >= 0x38800000u) {                      /* >= 2^-14: normal */
-        uint32_t r = x + 0x0fffu + ((x >> 13) & 1u);
-        return sign | (uint16_t)((r - 0x38000000u) >> 13);
-    }
-    if (x <= 0x33000000u) return sign; /* <= 2^-25, half the smallest subnormal (a tie to the even 0) */
-    int e = (int)(x >> 23);            /* 102 .. 112 */
-    uint32_t m = (x & 0x7fffffu) | 0x800000u;
-    int sh = 126 - e; /* 14 .. 24 */
-    uint32_t k = m >> sh, rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1);
-    if (rem > half || (rem == half && (k & 1u))) k++;
-    return sign | (uint16_t)k;
-}
-
+/* The reference: the harness's own conversions (round to nearest even,
+ * overflow to inf, subnormals kept; qh_f32_to_f16, st_f32_to_bf16), NaN
+ * canonicalized as the kernel does. */
 extern "C" void f32_to_16_ref(uint16_t *dst, const float *src, long n, cudaDataType_t type) {
-    for (long i = 0; i < n; i++) dst[i] = type == CUDA_R_16BF ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
+    for (long i = 0; i < n; i++)
+        dst[i] = isnan(src[i]) ? QH_NAN16 : type == CUDA_R_16BF ? st_f32_to_bf16(src[i]) : qh_f32_to_f16(src[i]);
 }
 
 /* ---- per-position NLL (nll_ref) -------------------------------------------- */
