@@ -756,9 +756,7 @@ static int key_applies(const ExpKey *k, int m) {
 int exp_is_calibration_key(const char *key) { return key_index(ES_CALIBRATION, key) >= 0; }
 
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n) {
-    int m = -1, ki = key_index(ES_METHODS, key);
-    for (int i = 0; i < EXP_NMETHODS; i++)
-        if (!strcmp(exp_methods[i], method)) m = i;
+    int m = method_index(method), ki = key_index(ES_METHODS, key);
     if (ki < 0) ki = key_index(ES_CALIBRATION, key);
     if (m < 0 || ki < 0 || !exp_keys[ki].methods) return -1;
     if (applies_to) methods_text(exp_keys[ki].methods, applies_to, n);
