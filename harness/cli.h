@@ -75,5 +75,7 @@ int cli_io_check(const char *cmd, const CliIo *io);
  * NULL) are freed. */
 int cli_io_check_loaded(const char *cmd, CliIo *io, Model *m, Tokenizer *t, const char *tok_opt);
 void cli_io_free(CliIo *io);
+/* cli_io_check, then cli_io_free: for commands that check before loading anything. */
+int cli_io_check_free(const char *cmd, CliIo *io);
 
 #endif

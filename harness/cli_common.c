@@ -205,6 +205,12 @@ int cli_io_check(const char *cmd, const CliIo *io) {
     return 0;
 }
 
+int cli_io_check_free(const char *cmd, CliIo *io) {
+    int rc = cli_io_check(cmd, io);
+    cli_io_free(io);
+    return rc;
+}
+
 int cli_io_check_loaded(const char *cmd, CliIo *io, Model *m, Tokenizer *t, const char *tok_opt) {
     char buf[4096];
     cli_io_input(io, "the model", m->path);

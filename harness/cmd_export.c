@@ -43,9 +43,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
     cli_io_input(&io, "--model", model);
     cli_io_input(&io, "--tokenizer", tok);
     cli_io_output_dir(&io, "--out", out);
-    rc = cli_io_check("export", &io);
-    cli_io_free(&io);
-    if (rc != 0) return -1;
+    if (cli_io_check_free("export", &io) != 0) return -1;
 
     Model m;
     if (cli_open_model(model, NULL, &m, NULL) != 0) return -1;

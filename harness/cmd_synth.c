@@ -28,9 +28,7 @@ int cmd_synth(int argc, char **argv, int full_argc, char **full_argv) {
     if (seed < 0) return qh_error("synth: --seed must be >= 0");
     CliIo io = {0}; /* a writable folder before the weights are drawn */
     cli_io_output(&io, "--out", out);
-    rc = cli_io_check("synth", &io);
-    cli_io_free(&io);
-    if (rc != 0) return -1;
+    if (cli_io_check_free("synth", &io) != 0) return -1;
     ModelConfig c = {.dim = (int)dim, .hidden_dim = (int)hidden, .n_layers = (int)layers, .n_heads = (int)heads,
                      .n_kv_heads = (int)kv_heads, .vocab_size = (int)vocab, .seq_len = (int)seq_len,
                      .shared_classifier = !unshared};

@@ -31,9 +31,7 @@ int cmd_tokenize(int argc, char **argv, int full_argc, char **full_argv) {
     cli_io_input(&io, "--tokenizer", tok);
     cli_io_input(&io, "--text", text);
     cli_io_output(&io, "--out", out);
-    rc = cli_io_check("tokenize", &io);
-    cli_io_free(&io);
-    if (rc != 0) return -1;
+    if (cli_io_check_free("tokenize", &io) != 0) return -1;
     Tokenizer t;
     if (tokenizer_load(&t, tok, (int)vocab) != 0) return -1;
     char *buf;
