@@ -14,10 +14,13 @@
 #   make debug | asan | valgrind
 
 BUILD    ?= build
+# harness/ is split by concern, in the order data flows (README: Layout).
+HARNESS_DIRS = base model text forward eval calib store experiment cli
+HARNESS_INC  = $(foreach d,$(HARNESS_DIRS),-Iharness/$(d))
 CC       ?= gcc
 OPT      ?= -O3 -march=native
 CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP \
-            -I. -Iharness -Iquant -Ikernels
+            -I. $(HARNESS_INC) -Iquant -Ikernels
 PKGS      = hdf5-serial gsl jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -45,7 +48,7 @@ ifneq ($(strip $(NVCC)),)
   CU_SRCS     = $(wildcard kernels/*.cu)
   CU_OBJS     = $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRCS))
   NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-                -I. -Iharness -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
+                -I. $(HARNESS_INC) -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
   CFLAGS     += -DQH_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcudart -lstdc++
   CUDA_MSG    = nvcc found at $(NVCC): building kernels for sm_$(subst $() $(),/sm_,$(CUDA_ARCHS))
@@ -54,7 +57,7 @@ else
   CUDA_MSG    = nvcc not found: CPU-only build (kernels/*.cu skipped)
 endif
 
-LIB_SRCS  = $(filter-out harness/main.c,$(wildcard harness/*.c quant/*.c))
+LIB_SRCS  = $(filter-out harness/cli/main.c,$(wildcard $(foreach d,$(HARNESS_DIRS),harness/$(d)/*.c) quant/*.c))
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB       = $(BUILD)/libqh.a
 TEST_SRCS = $(wildcard tests/test_*.c tests/gpu/test_*.c)
@@ -71,8 +74,8 @@ all: cuda-info $(QH) $(TEST_BINS) $(BENCH_BINS)
 cuda-info:
 	@echo "qharness: $(CUDA_MSG)"
 
-$(QH): $(BUILD)/harness/main.o $(LIB) $(CU_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BUILD)/harness/main.o $(CU_OBJS) $(LIB) $(LDLIBS)
+$(QH): $(BUILD)/harness/cli/main.o $(LIB) $(CU_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BUILD)/harness/cli/main.o $(CU_OBJS) $(LIB) $(LDLIBS)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
