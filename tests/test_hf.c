@@ -23,7 +23,8 @@
  *   dtype, shape not matching the config, unknown / out-of-range / duplicated
  *   names, a missing tensor, a missing shard, index and shard disagreeing,
  *   config.json with wrong types, missing keys, an unknown architecture,
- *   Qwen2 without its biases, rope_scaling, a short Mistral (or Qwen2) sliding
+ *   Qwen2 without its biases, rope_scaling other than llama3 (or llama3 without its
+ *   factors), a short Mistral (or Qwen2) sliding
  *   window, a bias tensor in a LLaMA checkpoint.
  * - Export refuses an existing output folder and leaves nothing on failure.
  * - Fuzz (bounded, deterministic; QH_TEST_SEED changes the seed): bit flips,
@@ -822,7 +823,8 @@ static void test_malformed_config(void) {
         {"unknown architecture", "LlamaForCausalLM", "GPT2LMHeadModel", "'GPT2LMHeadModel' is not supported"},
         {"Qwen2 without its q/k/v biases", "LlamaForCausalLM", "Qwen2ForCausalLM", "'model.layers.0.self_attn.q_proj.bias' is missing"},
         {"Qwen2 with a short sliding window in use", "LlamaForCausalLM\"]", "Qwen2ForCausalLM\"], \"use_sliding_window\": true, \"sliding_window\": 8", "'sliding_window' = 8 is shorter"},
-        {"rope_scaling llama3", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}", "'rope_scaling' (type 'llama3') is not supported"},
+        {"rope_scaling dynamic", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 8.0}", "'rope_scaling' (type 'dynamic') is not supported"},
+        {"rope_scaling llama3 without its factors", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}", "'rope_scaling.low_freq_factor' is missing"},
         {"rope_scaling linear", "\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}", "'rope_scaling' (type 'linear')"},
         {"rope_scaling a number", "\"rope_scaling\": null", "\"rope_scaling\": 2", "'rope_scaling'"},
         {"Mistral sliding_window shorter than the window", "LlamaForCausalLM\"]", "MistralForCausalLM\"], \"sliding_window\": 8", "'sliding_window' = 8 is shorter than the evaluation window 16"},

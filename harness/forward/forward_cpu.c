@@ -1,4 +1,5 @@
-/* forward_cpu.c: the CPU backend of forward.h. One window at a time, batched
+/* forward_cpu.c: the CPU backend of forward.h, for every family of arch.h
+ * (the LLaMA block and the Falcon block). One window at a time, batched
  * over positions: linear layers are (T, in) x (in, out) products through
  * OpenBLAS sgemm; attention is computed row by row over the causal part only
  * (attention_simd, OpenMP over heads x positions); the element-wise operations are the references of
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "forward.h"
 #include "forward_math.h"
 #include "util.h"
@@ -25,6 +27,11 @@ typedef struct CpuForward {
     float *logits; /* (Tc, V) a chunk of positions */
     float *xtmp;   /* (T, D) used by window_nll */
     int logit_chunk;
+    float *inv_freq; /* (hs/2) rotary frequencies (model_rope_inv_freq) */
+    /* fused-QKV families (Falcon) only, else NULL */
+    float *qkv;      /* (T, D + 2 KV) the fused projection's output */
+    float *xb2;      /* (T, D) the MLP's normed input when it has its own norm (ln_mlp) */
+    int *qkv_map;    /* (D + 2 KV) arch_qkv_split_map */
 } CpuForward;
 
 /* Y (T, out) = X (T, in) W^T, W (out, in) row-major. */
@@ -43,12 +50,64 @@ static int cpu_embed(Forward *f, const int *tokens, int T, float *x) {
     return 0;
 }
 
+/* The Falcon block (arch.h, ARCH_FALCON), transformers' FalconDecoderLayer
+ * with parallel_attn: attention and MLP both read the normed block input
+ * (Falcon-7B: one input_layernorm; Falcon-40B: ln_attn and ln_mlp), and
+ * x <- x + (mlp + attn). Attention: the fused query_key_value output split
+ * into heads (qkv_split_ref), rotary, causal grouped-query attention, dense;
+ * MLP: dense_4h_to_h(gelu(dense_h_to_4h(.))). Biases when cfg.linear_bias. */
+static int cpu_block_falcon(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+    CpuForward *s = (CpuForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    const BlockWeights *b = &f->model->w.blocks[layer];
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c), QKV = D + 2 * KV;
+    layernorm_ref(s->xb, x, b->rms_att, b->norm_att_bias, T, D, c->norm_eps);
+    const float *xm = s->xb; /* (T, D) what the MLP reads */
+    if (arch_of(c)->n_norms > 1) {
+        layernorm_ref(s->xb2, x, b->rms_ffn, b->norm_ffn_bias, T, D, c->norm_eps);
+        xm = s->xb2;
+    }
+    /* attention */
+    if (hook) hook(user, layer, LIN_QKV, s->xb, T);
+    linear(s->qkv, s->xb, b->lin[LIN_QKV], T, D, QKV);
+    if (b->bias[LIN_QKV]) add_bias_ref(s->qkv, b->bias[LIN_QKV], T, QKV);
+    qkv_split_ref(s->q, s->k, s->v, s->qkv, s->qkv_map, T, D, KV);
+    rope_freq_ref(s->q, s->k, T, D, KV, hs, 0, s->inv_freq);
+    attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
+    if (hook) hook(user, layer, LIN_DENSE, s->att, T);
+    float *ao = s->q; /* (T, D) the attention branch's output (q is spent) */
+    linear(ao, s->att, b->lin[LIN_DENSE], T, D, D);
+    if (b->bias[LIN_DENSE]) add_bias_ref(ao, b->bias[LIN_DENSE], T, D);
+    /* MLP */
+    if (hook) hook(user, layer, LIN_H_TO_4H, xm, T);
+    linear(s->hb, xm, b->lin[LIN_H_TO_4H], T, D, F);
+    if (b->bias[LIN_H_TO_4H]) add_bias_ref(s->hb, b->bias[LIN_H_TO_4H], T, F);
+    gelu_ref(s->hb, (long)T * F);
+    if (hook) hook(user, layer, LIN_4H_TO_H, s->hb, T);
+    float *mo = s->att; /* (T, D) the MLP's output (att is spent) */
+    linear(mo, s->hb, b->lin[LIN_4H_TO_H], T, F, D);
+    if (b->bias[LIN_4H_TO_H]) add_bias_ref(mo, b->bias[LIN_4H_TO_H], T, D);
+    long n = (long)T * D;
+    for (long i = 0; i < n; i++) x[i] += mo[i] + ao[i];
+    return 0;
+}
+
+/* The final norm of the family: out (T, D) <- norm(x) with the model's weights. */
+static void final_norm(const Forward *f, float *out, const float *x, int T) {
+    const Model *m = f->model;
+    if (arch_of(&m->cfg)->norm == NORM_LAYER)
+        layernorm_ref(out, x, m->w.rms_final, m->w.norm_final_bias, T, m->cfg.dim, m->cfg.norm_eps);
+    else
+        rmsnorm_ref(out, x, m->w.rms_final, T, m->cfg.dim, m->cfg.norm_eps);
+}
+
 static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
     const BlockWeights *b = &f->model->w.blocks[layer];
     int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
     if (T > f->max_T) return qh_error("window of %d tokens exceeds the backend's %d", T, f->max_T);
+    if (s->qkv_map) return cpu_block_falcon(f, layer, x, T, hook, user);
 
     /* attention */
     rmsnorm_ref(s->xb, x, b->rms_att, T, D, c->norm_eps);
@@ -63,7 +122,7 @@ static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hoo
     if (b->bias[LIN_Q]) add_bias_ref(s->q, b->bias[LIN_Q], T, D); /* Qwen2: before the rotation */
     if (b->bias[LIN_K]) add_bias_ref(s->k, b->bias[LIN_K], T, KV);
     if (b->bias[LIN_V]) add_bias_ref(s->v, b->bias[LIN_V], T, KV);
-    rope_ref(s->q, s->k, T, D, KV, hs, 0, c->rope_theta);
+    rope_freq_ref(s->q, s->k, T, D, KV, hs, 0, s->inv_freq);
     attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
     if (hook) hook(user, layer, LIN_O, s->att, T);
     linear(s->xb, s->att, b->lin[LIN_O], T, D, D);
@@ -90,7 +149,7 @@ static int cpu_head_nll(Forward *f, const float *x, const int *tokens, int T, do
     const ModelConfig *c = &f->model->cfg;
     int D = c->dim, V = c->vocab_size;
     if (T - 1 > f->max_T) return qh_error("window of %d tokens exceeds the backend's %d", T, f->max_T);
-    rmsnorm_ref(s->xb, x, f->model->w.rms_final, T - 1, D, c->norm_eps);
+    final_norm(f, s->xb, x, T - 1);
     for (int t0 = 0; t0 < T - 1; t0 += s->logit_chunk) {
         int tc = T - 1 - t0 < s->logit_chunk ? T - 1 - t0 : s->logit_chunk;
         linear(s->logits, s->xb + (long)t0 * D, f->model->w.wcls, tc, D, V);
@@ -106,7 +165,7 @@ static int cpu_last_logits(Forward *f, const int *tokens, int T, float *logits) 
     if (f->ops->embed(f, tokens, T, s->xtmp) != 0) return -1;
     for (int l = 0; l < c->n_layers; l++)
         if (f->ops->block(f, l, s->xtmp, T, NULL, NULL) != 0) return -1;
-    rmsnorm_ref(s->xb, s->xtmp + (long)(T - 1) * c->dim, f->model->w.rms_final, 1, c->dim, c->norm_eps);
+    final_norm(f, s->xb, s->xtmp + (long)(T - 1) * c->dim, 1);
     linear(logits, s->xb, f->model->w.wcls, 1, c->dim, c->vocab_size);
     return 0;
 }
@@ -125,6 +184,10 @@ static void cpu_destroy(Forward *f) {
     free(s->hb2);
     free(s->logits);
     free(s->xtmp);
+    free(s->inv_freq);
+    free(s->qkv);
+    free(s->xb2);
+    free(s->qkv_map);
     free(s);
 }
 
@@ -153,8 +216,9 @@ static size_t logit_chunk(size_t V, size_t T) {
 
 size_t forward_cpu_scratch_bytes(const ModelConfig *c, int max_T) {
     size_t T = (size_t)max_T, D = c->dim, KV = model_kv_dim(c), F = c->hidden_dim, V = c->vocab_size;
-    /* xb q att xtmp (T, D); k v (T, KV); hb hb2 (T, F); logits (chunk, V) */
-    return sizeof(float) * (4 * T * D + 2 * T * KV + 2 * T * F + logit_chunk(V, T) * V);
+    /* xb q att xtmp (T, D); k v (T, KV); hb hb2 (T, F); logits (chunk, V); fused QKV: qkv (T, D + 2 KV), xb2 (T, D) */
+    size_t fused = arch_of(c)->qkv == QKV_FUSED ? T * (D + 2 * KV) + T * D : 0;
+    return sizeof(float) * (4 * T * D + 2 * T * KV + 2 * T * F + logit_chunk(V, T) * V + fused);
 }
 
 int forward_cpu_create(const Model *m, int max_T, Forward **out) {
@@ -176,6 +240,14 @@ int forward_cpu_create(const Model *m, int max_T, Forward **out) {
     s->logit_chunk = (int)chunk;
     s->logits = qh_malloc(chunk * V * sizeof(float));
     s->xtmp = qh_malloc(T * D * sizeof(float));
+    s->inv_freq = qh_malloc(sizeof(float) * (size_t)(model_head_size(c) / 2));
+    model_rope_inv_freq(c, s->inv_freq);
+    if (arch_of(c)->qkv == QKV_FUSED) {
+        s->qkv = qh_malloc(T * (D + 2 * KV) * sizeof(float));
+        s->xb2 = qh_malloc(T * D * sizeof(float));
+        s->qkv_map = qh_malloc((D + 2 * KV) * sizeof(int));
+        arch_qkv_split_map(c, s->qkv_map);
+    }
     *out = &s->base;
     return 0;
 }
@@ -215,6 +287,10 @@ int qh_cuda_available(void) { return 0; }
 #endif
 
 int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
+    if (m->cfg.sliding_window > 0 && max_T > m->cfg.sliding_window)
+        return qh_error("window of %d tokens exceeds the model's sliding_window of %d (config.json of '%s'): "
+                        "sliding-window attention is not implemented; use --seqlen %d or less",
+                        max_T, m->cfg.sliding_window, m->path ? m->path : "the model", m->cfg.sliding_window);
     /* auto: the GPU when there is one, except for a model read block by block (CPU work) */
     if (dev == QH_DEVICE_AUTO) dev = qh_cuda_available() && !m->src.load ? QH_DEVICE_CUDA : QH_DEVICE_CPU;
     if (dev == QH_DEVICE_CUDA) {

@@ -21,17 +21,54 @@ void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float
     }
 }
 
-void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta) {
+void rope_freq_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, const float *inv_freq) {
 #pragma omp parallel for schedule(static) if (T > 16)
     for (int t = 0; t < T; t++) {
         int pos = pos0 + t;
         for (int i = 0; i < D; i += 2) {
-            int hd = i % hs;
-            float freq = 1.0f / powf(theta, hd / (float)hs);
-            float val = pos * freq;
+            float val = pos * inv_freq[(i % hs) / 2];
             float fcr = cosf(val), fci = sinf(val);
             rope_rotate_pair(q + (long)t * D + i, fcr, fci);
             if (i < KV) rope_rotate_pair(k + (long)t * KV + i, fcr, fci);
+        }
+    }
+}
+
+void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta) {
+    float *inv_freq = qh_malloc(sizeof(float) * (size_t)(hs / 2)); /* (hs/2) */
+    for (int i = 0; i < hs / 2; i++) inv_freq[i] = 1.0f / powf(theta, (2 * i) / (float)hs);
+    rope_freq_ref(q, k, T, D, KV, hs, pos0, inv_freq);
+    free(inv_freq);
+}
+
+void layernorm_ref(float *out, const float *x, const float *w, const float *b, int T, int D, float eps) {
+#pragma omp parallel for schedule(static) if (T > 16)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (long)t * D;
+        float *o = out + (long)t * D;
+        double mean = 0.0, var = 0.0;
+        for (int j = 0; j < D; j++) mean += xr[j];
+        mean /= D;
+        for (int j = 0; j < D; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        float mu = (float)mean, rstd = (float)(1.0 / sqrt(var / D + eps));
+        for (int j = 0; j < D; j++) o[j] = (xr[j] - mu) * rstd * w[j] + b[j];
+    }
+}
+
+void gelu_ref(float *h, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) h[i] = 0.5f * h[i] * (1.0f + erff(h[i] * 0.70710678118654752f));
+}
+
+void qkv_split_ref(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV) {
+    int QKV = D + 2 * KV;
+#pragma omp parallel for schedule(static) if (T > 16)
+    for (int t = 0; t < T; t++) {
+        const float *src = qkv + (long)t * QKV;
+        for (int r = 0; r < D; r++) q[(long)t * D + r] = src[map[r]];
+        for (int r = 0; r < KV; r++) {
+            k[(long)t * KV + r] = src[map[D + r]];
+            v[(long)t * KV + r] = src[map[D + KV + r]];
         }
     }
 }

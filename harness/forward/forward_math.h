@@ -27,6 +27,20 @@ void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float
 /* Rotary embeddings, llama2.c convention: consecutive pairs (2i, 2i+1) of each
  * head rotated by pos * theta^(-(2i mod hs)/hs); q (T, D), k (T, KV); positions pos0.. */
 void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta);
+/* The same with the frequencies given: pair i of a head rotated by
+ * pos * inv_freq[i], inv_freq (hs/2) (model_rope_inv_freq: plain, or with
+ * Llama-3 scaling). rope_ref is this with theta^(-2i/hs). */
+void rope_freq_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, const float *inv_freq);
+/* out (T, D) = (x - mean(x)) / sqrt(var(x) + eps) * w + b per row, the
+ * biased variance (torch.nn.LayerNorm); mean and variance accumulated in
+ * double. out != x. */
+void layernorm_ref(float *out, const float *x, const float *w, const float *b, int T, int D, float eps);
+/* h (n) <- gelu(h) = h * (1 + erf(h / sqrt 2)) / 2, the exact GELU (Falcon's "gelu") */
+void gelu_ref(float *h, long n);
+/* The fused q/k/v projection's output qkv (T, QKV) split into q (T, D),
+ * k (T, KV), v (T, KV): row r of q | k | v is column map[r] of qkv
+ * (arch_qkv_split_map, QKV = D + 2 KV). */
+void qkv_split_ref(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV);
 /* Causal grouped-query attention: out (T, D) from q (T, D), k (T, KV), v (T, KV);
  * head h uses kv head h / (H / Hkv); scores scaled by 1/sqrt(hs). */
 void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);

@@ -49,6 +49,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "util.h"
 
 /* ---- config.json ------------------------------------------------------------- */
@@ -102,6 +103,117 @@ static int cfg_bool(const json_t *root, const char *what, const char *key, int d
     return 0;
 }
 
+/* An integer key under either of two names (Falcon's old RefinedWeb configs: n_head, n_layer, ...). */
+static int cfg_int2(const json_t *root, const char *what, const char *key, const char *old, int required, long def,
+                    long lo, long hi, int *out) {
+    if (!json_object_get(root, key) && old && json_object_get(root, old))
+        return cfg_int(root, what, old, required, def, lo, hi, out);
+    return cfg_int(root, what, key, required, def, lo, hi, out);
+}
+
+/* rope_scaling: null, or {"rope_type" (or "type"): "llama3", factor, low_freq_factor,
+ * high_freq_factor, original_max_position_embeddings} (Llama-3.1 / 3.2); any other type is refused. */
+static int parse_rope_scaling(const json_t *root, const char *what, ModelConfig *c) {
+    json_t *rs = json_object_get(root, "rope_scaling");
+    if (!rs || json_is_null(rs)) return 0;
+    json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
+    if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
+    if (!ty || !json_is_string(ty) || strcmp(json_string_value(ty), "llama3"))
+        return qh_error("'%s': key 'rope_scaling' (%s%s%s) is not supported: only null (plain RoPE with rope_theta) "
+                        "or rope_type 'llama3'", what, ty && json_is_string(ty) ? "type '" : st_json_kind(rs),
+                        ty && json_is_string(ty) ? json_string_value(ty) : "", ty && json_is_string(ty) ? "'" : "");
+    if (arch_of(c)->family != ARCH_LLAMA)
+        return qh_error("'%s': key 'rope_scaling': rope_type 'llama3' is supported for LLaMA models only", what);
+    char key[96];
+    double f = 0, lo = 0, hi = 0;
+    int orig = 0;
+#define RS_NUM(k, out)                                                                                            \
+    (snprintf(key, sizeof key, "rope_scaling.%s", k),                                                            \
+     json_object_get(rs, k) && json_is_number(json_object_get(rs, k))                                            \
+         ? (*(out) = json_number_value(json_object_get(rs, k)), 0)                                               \
+         : qh_error("'%s': key '%s' is %s (expected a number)", what, key,                                      \
+                    json_object_get(rs, k) ? st_json_kind(json_object_get(rs, k)) : "missing"))
+    if (RS_NUM("factor", &f) || RS_NUM("low_freq_factor", &lo) || RS_NUM("high_freq_factor", &hi)) return -1;
+#undef RS_NUM
+    if (cfg_int(rs, what, "original_max_position_embeddings", 1, 0, 1, 1 << 22, &orig)) return -1;
+    if (!(f >= 1.0 && f < 1e6) || !(lo > 0 && lo < hi && hi < 1e6))
+        return qh_error("'%s': key 'rope_scaling': factor %g, low_freq_factor %g, high_freq_factor %g "
+                        "(expected factor >= 1 and 0 < low_freq_factor < high_freq_factor)", what, f, lo, hi);
+    c->rope_scaling = ROPE_SCALING_LLAMA3;
+    c->rope_factor = (float)f;
+    c->rope_low_freq_factor = (float)lo;
+    c->rope_high_freq_factor = (float)hi;
+    c->rope_original_max_pos = orig;
+    return 0;
+}
+
+/* A Falcon config.json (model_type falcon, RefinedWebModel or RefinedWeb) -> *c.
+ * Keys as transformers' FalconConfig reads them (with the old RefinedWeb names
+ * n_embed, n_head, n_head_kv, n_layer accepted); what changes the forward pass
+ * and is not implemented is refused by name: alibi, parallel_attn false,
+ * rope_scaling, an activation other than exact GELU. */
+static int falcon_config_parse(const json_t *root, const char *what, const char *mt, ModelConfig *c) {
+    json_t *arch = json_object_get(root, "architectures");
+    if (arch && !json_is_null(arch)) {
+        const char *an = json_is_array(arch) && json_array_size(arch) == 1 && json_is_string(json_array_get(arch, 0))
+                             ? json_string_value(json_array_get(arch, 0)) : NULL;
+        if (!an || (strcmp(an, "FalconForCausalLM") && strcmp(an, "RWForCausalLM")))
+            return qh_error("'%s': key 'architectures': expected [\"FalconForCausalLM\"] or [\"RWForCausalLM\"] "
+                            "for model_type '%s'", what, mt);
+    }
+    int alibi = 0, parallel = 0, bias = 0, nda = 0, mq = 0, tied = 0, n_ln = 0;
+    /* RefinedWeb (Falcon-40B's original name) is the new decoder architecture */
+    if (cfg_bool(root, what, "alibi", 0, &alibi) || cfg_bool(root, what, "parallel_attn", 1, &parallel) ||
+        cfg_bool(root, what, "bias", 0, &bias) ||
+        cfg_bool(root, what, "new_decoder_architecture", !strcmp(mt, "RefinedWeb"), &nda) ||
+        cfg_bool(root, what, "multi_query", 1, &mq) || cfg_bool(root, what, "tie_word_embeddings", 1, &tied))
+        return -1;
+    if (alibi)
+        return qh_error("'%s': key 'alibi' is true: ALiBi attention is not supported (expected false: rotary "
+                        "embeddings)", what);
+    if (!parallel)
+        return qh_error("'%s': key 'parallel_attn' is false: Falcon with sequential attention and MLP is not "
+                        "supported (expected true)", what);
+    json_t *act = json_object_get(root, "activation");
+    if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), "gelu")))
+        return qh_error("'%s': key 'activation': expected \"gelu\" (exact GELU), got %s%s%s", what,
+                        json_is_string(act) ? "\"" : st_json_kind(act), json_is_string(act) ? json_string_value(act) : "",
+                        json_is_string(act) ? "\"" : "");
+    double theta = 0, eps = 0;
+    if (cfg_int2(root, what, "hidden_size", "n_embed", 1, 0, 1, 1 << 20, &c->dim) ||
+        cfg_int2(root, what, "num_hidden_layers", "n_layer", 1, 0, 1, 4096, &c->n_layers) ||
+        cfg_int2(root, what, "num_attention_heads", "n_head", 1, 0, 1, c->dim, &c->n_heads) ||
+        cfg_int(root, what, "vocab_size", 1, 0, 1, 1 << 24, &c->vocab_size) ||
+        cfg_int(root, what, "max_position_embeddings", 0, 2048, 2, 1 << 22, &c->seq_len) ||
+        cfg_int(root, what, "ffn_hidden_size", 0, 4L * c->dim, 1, 1 << 22, &c->hidden_dim) ||
+        cfg_num(root, what, "rope_theta", 0, 10000.0, 0.0, 1e12, &theta) ||
+        cfg_num(root, what, "layer_norm_epsilon", 0, 1e-5, 0.0, 0.1, &eps))
+        return -1;
+    if (c->dim % c->n_heads != 0)
+        return qh_error("'%s': hidden_size %d is not a multiple of num_attention_heads %d", what, c->dim, c->n_heads);
+    /* kv heads as FalconAttention: num_kv_heads with the new architecture, else 1 (multi-query) or all */
+    if (nda) {
+        if (cfg_int2(root, what, "num_kv_heads", "n_head_kv", 0, c->n_heads, 1, c->n_heads, &c->n_kv_heads)) return -1;
+        if (c->n_heads % c->n_kv_heads != 0)
+            return qh_error("'%s': num_attention_heads %d is not a multiple of num_kv_heads %d", what, c->n_heads,
+                            c->n_kv_heads);
+        if (cfg_int(root, what, "num_ln_in_parallel_attn", 0, 2, 1, 2, &n_ln)) return -1;
+    } else {
+        c->n_kv_heads = mq ? 1 : c->n_heads;
+    }
+    c->arch = nda && n_ln == 2 ? ARCH_ID_FALCON_NDA : ARCH_ID_FALCON;
+    c->rope_theta = (float)theta;
+    c->norm_eps = (float)eps;
+    c->linear_bias = bias;
+    c->shared_classifier = tied;
+    c->qk_rotate_half = 1; /* HF's rotary convention; the fused QKV is held as stored (arch_qkv_split_map) */
+    if (parse_rope_scaling(root, what, c) != 0) return -1;
+    if ((c->dim / c->n_heads) % 2 != 0)
+        return qh_error("'%s': head size %d is odd (rotary embeddings need an even head size)", what,
+                        c->dim / c->n_heads);
+    return model_config_validate(c, what);
+}
+
 int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig *c) {
     memset(c, 0, sizeof *c);
     json_error_t je;
@@ -110,6 +222,22 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     int rc = -1;
     if (!json_is_object(root)) {
         qh_error("'%s': expected a JSON object, got %s", what, st_json_kind(root));
+        goto done;
+    }
+    /* the family by model_type (absent: decided by 'architectures' below, as before model_type was read) */
+    json_t *mtv = json_object_get(root, "model_type");
+    if (mtv && !json_is_string(mtv)) {
+        qh_error("'%s': key 'model_type': expected a string, got %s", what, st_json_kind(mtv));
+        goto done;
+    }
+    const char *mt = mtv ? json_string_value(mtv) : NULL;
+    if (mt && (!strcmp(mt, "falcon") || !strcmp(mt, "RefinedWebModel") || !strcmp(mt, "RefinedWeb"))) {
+        rc = falcon_config_parse(root, what, mt, c);
+        goto done;
+    }
+    if (mt && strcmp(mt, "llama") && strcmp(mt, "mistral") && strcmp(mt, "qwen2")) {
+        qh_error("'%s': key 'model_type' = '%s' is not supported (expected llama, mistral, qwen2, falcon, "
+                 "RefinedWebModel or RefinedWeb)", what, mt);
         goto done;
     }
     /* architecture first: a refusal by name beats a complaint about a key */
@@ -133,11 +261,6 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
     }
     c->qkv_bias = qwen2; /* Qwen2's q/k/v projections always carry biases; its o_proj and MLP none */
     c->qk_rotate_half = 1; /* held interleaved: convert_slot / hf_model_save permute the rows */
-    json_t *mt = json_object_get(root, "model_type");
-    if (mt && !json_is_string(mt)) {
-        qh_error("'%s': key 'model_type': expected a string, got %s", what, st_json_kind(mt));
-        goto done;
-    }
     /* sizes; limits as model_config_validate's, named by their HF keys here */
     int head_dim = 0;
     if (cfg_int(root, what, "hidden_size", 1, 0, 1, 1 << 20, &c->dim) ||
@@ -190,15 +313,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
                  json_is_string(act) ? "\"" : "");
         goto done;
     }
-    json_t *rs = json_object_get(root, "rope_scaling");
-    if (rs && !json_is_null(rs)) {
-        json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
-        if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
-        qh_error("'%s': key 'rope_scaling' (%s%s%s) is not supported: only null (plain RoPE with rope_theta)", what,
-                 ty && json_is_string(ty) ? "type '" : st_json_kind(rs), ty && json_is_string(ty) ? json_string_value(ty) : "",
-                 ty && json_is_string(ty) ? "'" : "");
-        goto done;
-    }
+    if (parse_rope_scaling(root, what, c) != 0) goto done;
     /* Mistral's sliding-window attention equals full causal attention on windows no longer than it */
     json_t *sw = json_object_get(root, "sliding_window");
     int use_sw = 1; /* Qwen2 states whether the window is used; Mistral's is used when given */
@@ -212,6 +327,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, ModelConfig 
                      what, w, win, HF_MAX_DEFAULT_WINDOW);
             goto done;
         }
+        c->sliding_window = w; /* longer windows are refused at forward_create */
     }
     rc = model_config_validate(c, what);
 done:
@@ -230,8 +346,45 @@ static json_t *json_float_short(float f) {
     return json_real(strtod(buf, NULL));
 }
 
+static const char *const torch_names[ST_DTYPE_COUNT] = {"float32", "float16", "bfloat16"};
+
+/* A Falcon config.json that transformers' FalconConfig reads back as this
+ * block: one norm with one kv head is Falcon-7B's multi-query layout, with
+ * every head the old per-head [q k v] layout (both split as the grouped one,
+ * arch_qkv_split_map), otherwise the new decoder architecture with
+ * num_ln_in_parallel_attn 1 or 2. */
+static char *falcon_config_json(const ModelConfig *c, StDtype dtype) {
+    json_t *o = json_object(), *arch = json_array();
+    int two = c->arch == ARCH_ID_FALCON_NDA, nda = two || (c->n_kv_heads != 1 && c->n_kv_heads != c->n_heads);
+    json_array_append_new(arch, json_string("FalconForCausalLM"));
+    json_object_set_new(o, "architectures", arch);
+    json_object_set_new(o, "model_type", json_string("falcon"));
+    json_object_set_new(o, "hidden_size", json_integer(c->dim));
+    json_object_set_new(o, "ffn_hidden_size", json_integer(c->hidden_dim));
+    json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
+    json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(o, "num_kv_heads", json_integer(c->n_kv_heads));
+    json_object_set_new(o, "new_decoder_architecture", json_boolean(nda));
+    json_object_set_new(o, "multi_query", json_boolean(!nda && c->n_kv_heads == 1));
+    if (nda) json_object_set_new(o, "num_ln_in_parallel_attn", json_integer(two ? 2 : 1));
+    json_object_set_new(o, "parallel_attn", json_true());
+    json_object_set_new(o, "alibi", json_false());
+    json_object_set_new(o, "bias", json_boolean(c->linear_bias));
+    json_object_set_new(o, "activation", json_string("gelu"));
+    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(o, "max_position_embeddings", json_integer(c->seq_len));
+    json_object_set_new(o, "layer_norm_epsilon", json_float_short(c->norm_eps));
+    json_object_set_new(o, "rope_theta", json_float_short(c->rope_theta));
+    json_object_set_new(o, "rope_scaling", json_null());
+    json_object_set_new(o, "tie_word_embeddings", json_boolean(c->shared_classifier));
+    json_object_set_new(o, "torch_dtype", json_string(torch_names[dtype]));
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return s;
+}
+
 static char *config_json(const ModelConfig *c, StDtype dtype) {
-    static const char *const torch_names[ST_DTYPE_COUNT] = {"float32", "float16", "bfloat16"};
+    if (arch_of(c)->family == ARCH_FALCON) return falcon_config_json(c, dtype);
     json_t *o = json_object(), *arch = json_array();
     json_array_append_new(arch, json_string(c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
     json_object_set_new(o, "architectures", arch);
@@ -246,7 +399,17 @@ static char *config_json(const ModelConfig *c, StDtype dtype) {
     json_object_set_new(o, "max_position_embeddings", json_integer(c->seq_len));
     json_object_set_new(o, "rms_norm_eps", json_float_short(c->norm_eps));
     json_object_set_new(o, "rope_theta", json_float_short(c->rope_theta));
-    json_object_set_new(o, "rope_scaling", json_null());
+    if (c->rope_scaling == ROPE_SCALING_LLAMA3) {
+        json_t *rs = json_object();
+        json_object_set_new(rs, "rope_type", json_string("llama3"));
+        json_object_set_new(rs, "factor", json_float_short(c->rope_factor));
+        json_object_set_new(rs, "low_freq_factor", json_float_short(c->rope_low_freq_factor));
+        json_object_set_new(rs, "high_freq_factor", json_float_short(c->rope_high_freq_factor));
+        json_object_set_new(rs, "original_max_position_embeddings", json_integer(c->rope_original_max_pos));
+        json_object_set_new(o, "rope_scaling", rs);
+    } else {
+        json_object_set_new(o, "rope_scaling", json_null());
+    }
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->shared_classifier));
     json_object_set_new(o, "hidden_act", json_string("silu"));
     if (c->qkv_bias) {
@@ -265,46 +428,78 @@ static char *config_json(const ModelConfig *c, StDtype dtype) {
 
 /* ---- tensor names ------------------------------------------------------------------ */
 
-enum { SLOT_EMBED = 0, SLOT_NORM, SLOT_HEAD, SLOT_LAYER0, PER_LAYER = 12, FIRST_BIAS = 9 };
+/* Tensor slots, named and shaped by the family's descriptor (arch.h): the
+ * embedding, the final norm's weight and bias, the head; then PER_LAYER
+ * slots per layer j: the block norms' weights (J_NORM + i), their LayerNorm
+ * biases (J_NORM_BIAS + i), the linears' weights (J_LIN + k, k a LinearKind)
+ * and biases (J_BIAS + k). slot_used says which of them a config holds. */
+enum { SLOT_EMBED = 0, SLOT_NORM, SLOT_NORM_BIAS, SLOT_HEAD, SLOT_LAYER0 };
+enum { J_NORM = 0, J_NORM_BIAS = ARCH_MAX_NORMS, J_LIN = 2 * ARCH_MAX_NORMS, J_BIAS = J_LIN + LIN_COUNT,
+       PER_LAYER = J_BIAS + LIN_COUNT };
 enum { SLOT_UNKNOWN = -1, SLOT_IGNORE = -2 };
-
-/* per-layer tensors in slot order: 0 rms_att, 1 rms_ffn, 2..8 the linear layers by LinearKind,
- * 9..11 the q/k/v biases (Qwen2 only: cfg.qkv_bias) */
-static const char *const layer_suffix[PER_LAYER] = {
-    "input_layernorm.weight", "post_attention_layernorm.weight",
-    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
-    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",
-};
-/* LinearKind of per-layer slot j >= 2 (order of layer_suffix) */
-static const LinearKind layer_lin[PER_LAYER] = {0, 0, LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN,
-                                                LIN_Q, LIN_K, LIN_V};
 
 /* Per-layer index of a slot (-1 for the embedding, final norm and head). */
 static int slot_j(int slot) { return slot >= SLOT_LAYER0 ? (slot - SLOT_LAYER0) % PER_LAYER : -1; }
-/* Does the model of config c hold this slot (no head when tied, no biases without qkv_bias)? */
+static int j_is_lin(int j) { return j >= J_LIN && j < J_BIAS; }
+static int j_is_bias(int j) { return j >= J_BIAS; }
+/* Does linear k of config c carry a bias? */
+static int lin_has_bias(const ModelConfig *c, int k) {
+    ArchBias b = arch_of(c)->lin[k].bias;
+    return b == BIAS_CFG ? c->linear_bias : b == BIAS_QKV_CFG ? c->qkv_bias : 0;
+}
+/* Does the model of config c hold this slot (no head when tied, no biases it has not)? */
 static int slot_used(const ModelConfig *c, int slot) {
+    const ArchDesc *a = arch_of(c);
     if (slot == SLOT_HEAD) return !c->shared_classifier;
-    return slot_j(slot) < FIRST_BIAS || c->qkv_bias;
-}
-/* Are the slot's rows (elements of a bias) in the rotary order (q_proj, k_proj)? */
-static int slot_rotary(int slot) {
+    if (slot == SLOT_NORM_BIAS) return a->norm == NORM_LAYER;
+    if (slot < SLOT_LAYER0) return 1;
     int j = slot_j(slot);
-    return j == 2 || j == 3 || j == FIRST_BIAS || j == FIRST_BIAS + 1;
+    if (j < J_NORM_BIAS) return j - J_NORM < a->n_norms;
+    if (j < J_LIN) return j - J_NORM_BIAS < a->n_norms && a->norm == NORM_LAYER;
+    if (j_is_lin(j)) return j - J_LIN < a->n_lin;
+    return j - J_BIAS < a->n_lin && lin_has_bias(c, j - J_BIAS);
 }
-static const char *const fixed_names[SLOT_LAYER0] = {"model.embed_tokens.weight", "model.norm.weight",
-                                                      "lm_head.weight"};
-#define INV_FREQ_SUFFIX "self_attn.rotary_emb.inv_freq"
+/* The linear of a weight or bias slot, -1 for others. */
+static int slot_lin(int slot) {
+    int j = slot_j(slot);
+    return j_is_lin(j) ? j - J_LIN : j_is_bias(j) ? j - J_BIAS : -1;
+}
+/* Are the slot's rows (elements of a bias) in the rotary order (LLaMA's q_proj, k_proj)? */
+static int slot_rotary(const ModelConfig *c, int slot) {
+    int k = slot_lin(slot);
+    return k >= 0 && model_linear_rotary(c, (LinearKind)k);
+}
 
-/* name -> slot (SLOT_UNKNOWN, SLOT_IGNORE for inv_freq); *layer set for layer
- * tensors. Bias names are known only with_bias. */
-static int slot_of(const char *name, int L, int with_bias, int *layer) {
+static void slot_name(const ModelConfig *c, int slot, char *buf, size_t n) {
+    const ArchDesc *a = arch_of(c);
+    switch (slot) {
+    case SLOT_EMBED: snprintf(buf, n, "%s.weight", a->embed); return;
+    case SLOT_NORM: snprintf(buf, n, "%s.weight", a->final_norm); return;
+    case SLOT_NORM_BIAS: snprintf(buf, n, "%s.bias", a->final_norm); return;
+    case SLOT_HEAD: snprintf(buf, n, "%s.weight", a->head); return;
+    }
+    int l = (slot - SLOT_LAYER0) / PER_LAYER, j = slot_j(slot);
+    const char *mod = j < J_NORM_BIAS ? a->norm_hf[j - J_NORM] : j < J_LIN ? a->norm_hf[j - J_NORM_BIAS]
+                                                                           : a->lin[slot_lin(slot)].hf;
+    int bias = (j >= J_NORM_BIAS && j < J_LIN) || j_is_bias(j);
+    snprintf(buf, n, "%s%d.%s.%s", a->layer_prefix, l, mod ? mod : "?", bias ? "bias" : "weight");
+}
+
+/* name -> slot (SLOT_UNKNOWN, SLOT_IGNORE for the rotary inv_freq buffer); *layer
+ * set for layer tensors. Names of slots the config does not hold are unknown,
+ * except the head's (ignored with a warning when tied). */
+static int slot_of(const char *name, const ModelConfig *c, int *layer) {
+    const ArchDesc *a = arch_of(c);
+    int L = c->n_layers;
+    char nm[256];
     *layer = -1;
-    for (int i = 0; i < SLOT_LAYER0; i++)
-        if (!strcmp(name, fixed_names[i])) return i;
-    static const char pre[] = "model.layers.";
-    if (strncmp(name, pre, sizeof pre - 1)) return SLOT_UNKNOWN;
-    const char *p = name + sizeof pre - 1;
+    for (int i = 0; i < SLOT_LAYER0; i++) {
+        slot_name(c, i, nm, sizeof nm);
+        if (!strcmp(name, nm)) return i == SLOT_HEAD || slot_used(c, i) ? i : SLOT_UNKNOWN;
+    }
+    size_t pl = strlen(a->layer_prefix);
+    if (strncmp(name, a->layer_prefix, pl)) return SLOT_UNKNOWN;
+    const char *p = name + pl;
     /* a decimal layer index: no sign, no leading zero, < L */
     if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9')) return SLOT_UNKNOWN;
     long l = 0;
@@ -314,53 +509,54 @@ static int slot_of(const char *name, int L, int with_bias, int *layer) {
     }
     if (*p++ != '.') return SLOT_UNKNOWN;
     *layer = (int)l;
-    for (int j = 0; j < (with_bias ? PER_LAYER : FIRST_BIAS); j++)
-        if (!strcmp(p, layer_suffix[j])) return SLOT_LAYER0 + (int)l * PER_LAYER + j;
-    if (!strcmp(p, INV_FREQ_SUFFIX)) return SLOT_IGNORE;
+    for (int j = 0; j < PER_LAYER; j++) {
+        int slot = SLOT_LAYER0 + (int)l * PER_LAYER + j;
+        if (!slot_used(c, slot)) continue;
+        slot_name(c, slot, nm, sizeof nm);
+        if (!strcmp(name, nm)) return slot;
+    }
+    if (a->inv_freq && !strcmp(p, a->inv_freq)) return SLOT_IGNORE;
     return SLOT_UNKNOWN;
-}
-
-static void slot_name(int slot, char *buf, size_t n) {
-    if (slot < SLOT_LAYER0) snprintf(buf, n, "%s", fixed_names[slot]);
-    else snprintf(buf, n, "model.layers.%d.%s", (slot - SLOT_LAYER0) / PER_LAYER, layer_suffix[slot_j(slot)]);
 }
 
 /* Expected shape of a slot: (rows, cols), or (rows) when *ndim is 1. */
 static void slot_shape(const ModelConfig *c, int slot, int *ndim, int64_t shape[2]) {
     *ndim = 2;
+    shape[1] = 0;
     if (slot == SLOT_EMBED || slot == SLOT_HEAD) {
         shape[0] = c->vocab_size;
         shape[1] = c->dim;
         return;
     }
-    int j = slot == SLOT_NORM ? 0 : slot_j(slot);
-    if (j < 2) {
+    int k = slot_lin(slot);
+    if (k < 0) { /* a norm's weight or bias */
         *ndim = 1;
         shape[0] = c->dim;
-        shape[1] = 0;
         return;
     }
     int o, i;
-    model_linear_shape(c, layer_lin[j], &o, &i);
+    model_linear_shape(c, (LinearKind)k, &o, &i);
     shape[0] = o;
-    shape[1] = i;
-    if (j >= FIRST_BIAS) { /* a bias: (out) */
-        *ndim = 1;
-        shape[1] = 0;
-    }
+    if (j_is_bias(slot_j(slot))) *ndim = 1; /* a bias: (out) */
+    else shape[1] = i;
 }
 
 /* Destination of a slot inside a model_alloc'ed Model (heap memory: writable). */
 static float *slot_dst(Model *m, int slot) {
-    if (slot == SLOT_EMBED) return (float *)m->w.tok_emb;
-    if (slot == SLOT_NORM) return (float *)m->w.rms_final;
-    if (slot == SLOT_HEAD) return (float *)m->w.wcls;
+    switch (slot) {
+    case SLOT_EMBED: return (float *)m->w.tok_emb;
+    case SLOT_NORM: return (float *)m->w.rms_final;
+    case SLOT_NORM_BIAS: return (float *)m->w.norm_final_bias;
+    case SLOT_HEAD: return (float *)m->w.wcls;
+    }
     int l = (slot - SLOT_LAYER0) / PER_LAYER, j = slot_j(slot);
     BlockWeights *b = &m->w.blocks[l];
-    if (j == 0) return (float *)b->rms_att;
-    if (j == 1) return (float *)b->rms_ffn;
-    if (j >= FIRST_BIAS) return (float *)b->bias[layer_lin[j]];
-    return (float *)b->lin[layer_lin[j]];
+    if (j == J_NORM) return (float *)b->rms_att;
+    if (j == J_NORM + 1) return (float *)b->rms_ffn;
+    if (j == J_NORM_BIAS) return (float *)b->norm_att_bias;
+    if (j == J_NORM_BIAS + 1) return (float *)b->norm_ffn_bias;
+    if (j_is_bias(j)) return (float *)b->bias[j - J_BIAS];
+    return (float *)b->lin[j - J_LIN];
 }
 
 static const float *slot_src(const Model *m, int slot) { return slot_dst((Model *)m, slot); }
@@ -384,7 +580,7 @@ typedef struct Source {
  * order (harness row r is HF row hf_qk_hf_row(r)), converted row by row: no
  * copy of the tensor is made. */
 static void convert_slot(const ModelConfig *c, int slot, const StTensor *t, float *dst) {
-    if (!slot_rotary(slot)) {
+    if (!slot_rotary(c, slot)) {
         st_to_f32(t, dst);
         return;
     }
@@ -411,9 +607,9 @@ typedef struct HfStream {
 
 static int hf_stream_load(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]) {
     HfStream *h = user;
-    for (int j = 2; j < FIRST_BIAS; j++) {
-        int slot = SLOT_LAYER0 + layer * PER_LAYER + j;
-        convert_slot_release(c, slot, h->src[slot].t, dst[layer_lin[j]]);
+    for (int k = 0; k < model_n_linears(c); k++) {
+        int slot = SLOT_LAYER0 + layer * PER_LAYER + J_LIN + k;
+        convert_slot_release(c, slot, h->src[slot].t, dst[k]);
     }
     return 0;
 }
@@ -442,11 +638,13 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         const StFile *f = &shards[s];
         for (int i = 0; i < f->n_tensors; i++) {
             const StTensor *t = &f->tensors[i];
-            int layer, slot = slot_of(t->name, L, c->qkv_bias, &layer);
+            int layer, slot = slot_of(t->name, c, &layer);
             if (slot == SLOT_UNKNOWN) {
-                qh_error("'%s': unknown tensor '%s' (expected model.embed_tokens.weight, model.norm.weight, "
-                         "lm_head.weight and model.layers.N.* of a %s block, N < %d)", f->what, t->name,
-                         c->qkv_bias ? "Qwen2" : "LLaMA", L);
+                const ArchDesc *a = arch_of(c);
+                qh_error("'%s': unknown tensor '%s' (expected %s.weight, %s.weight, %s.weight and %sN.* of a %s "
+                         "block, N < %d)", f->what, t->name, a->embed, a->final_norm, a->head, a->layer_prefix,
+                         a->family == ARCH_FALCON ? (c->linear_bias ? "Falcon (bias: true)" : "Falcon")
+                                                  : c->qkv_bias ? "Qwen2" : "LLaMA", L);
                 goto done;
             }
             if (weight_map) {
@@ -486,7 +684,7 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
     }
     for (int slot = 0; slot < n_slots; slot++) {
         if (src[slot].t || !slot_used(c, slot)) continue;
-        slot_name(slot, nm, sizeof nm);
+        slot_name(c, slot, nm, sizeof nm);
         if (weight_map && json_object_get(weight_map, nm))
             qh_error("'%s': tensor '%s' is listed in '%s' for shard '%s', which does not hold it", what, nm, index_path,
                      json_string_value(json_object_get(weight_map, nm)));
@@ -499,25 +697,25 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)weight_map, k, v) {
-            int layer, slot = slot_of(k, L, c->qkv_bias, &layer), found = 0;
+            int layer, slot = slot_of(k, c, &layer), found = 0;
             for (int s = 0; s < n_shards && !found; s++)
                 if (!strcmp(json_string_value(v), shard_names[s])) found = st_find(&shards[s], k) != NULL;
             if (!found) {
                 qh_error("'%s': the weight_map lists tensor '%s' in shard '%s', which does not hold it%s", index_path,
-                         k, json_string_value(v), slot == SLOT_UNKNOWN ? " (nor is it a LLaMA tensor)" : "");
+                         k, json_string_value(v), slot == SLOT_UNKNOWN ? " (nor is it a tensor of this model)" : "");
                 goto done;
             }
         }
     }
     if (c->shared_classifier && src[SLOT_HEAD].t)
-        qh_warn("'%s': lm_head.weight is ignored: tie_word_embeddings is true (the head is the embedding)", what);
+        qh_warn("'%s': %s.weight is ignored: tie_word_embeddings is true (the head is the embedding)", what,
+                arch_of(c)->head);
     /* all checked: allocate and convert */
     if ((streamed ? model_alloc_streamed(m, c, path) : model_alloc(m, c, path)) != 0) goto done;
     for (int slot = 0; slot < n_slots; slot++) {
         if (!slot_used(c, slot)) continue;
-        int j = slot_j(slot);
         if (!streamed) convert_slot(c, slot, src[slot].t, slot_dst(m, slot));
-        else if (j < 2 || j >= FIRST_BIAS) convert_slot_release(c, slot, src[slot].t, slot_dst(m, slot));
+        else if (!j_is_lin(slot_j(slot))) convert_slot_release(c, slot, src[slot].t, slot_dst(m, slot));
         /* else a block linear: converted when model_load_block asks */
     }
     if (streamed) { /* the model takes over the shards and the tensor map */
@@ -727,18 +925,19 @@ int hf_model_save(const Model *m, const char *dir_in, const HfSaveOptions *o) {
     for (int s = SLOT_LAYER0; s < n_slots; s++)
         if (slot_used(c, s)) order[order_n++] = s;
     order[order_n++] = SLOT_NORM;
+    if (slot_used(c, SLOT_NORM_BIAS)) order[order_n++] = SLOT_NORM_BIAS;
     if (!c->shared_classifier) order[order_n++] = SLOT_HEAD;
     for (int i = 0; i < order_n; i++) {
         int slot = order[i];
         char nm[256];
-        slot_name(slot, nm, sizeof nm);
+        slot_name(c, slot, nm, sizeof nm);
         names[n] = qh_strdup(nm);
         StOut *t = &outs[n++];
         t->name = names[n - 1];
         slot_shape(c, slot, &t->ndim, t->shape);
         t->data = slot_src(m, slot);
-        int j = slot_j(slot);
-        if (slot_rotary(slot)) t->row_perm = j == 2 || j == FIRST_BIAS ? perm_q : perm_k; /* q_proj, k_proj */
+        if (slot_rotary(c, slot)) /* q_proj (D rows), k_proj (KV rows) */
+            t->row_perm = arch_of(c)->lin[slot_lin(slot)].out == DIM_D ? perm_q : perm_k;
     }
     free(order);
     uint64_t total = st_data_bytes(outs, n, o->dtype);

@@ -19,26 +19,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "util.h"
 
 const char *const linear_names[LIN_COUNT] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
 void model_linear_shape(const ModelConfig *c, LinearKind k, int *out, int *in) {
-    int kv = model_kv_dim(c);
-    switch (k) {
-    case LIN_Q: *out = c->dim; *in = c->dim; break;
-    case LIN_K:
-    case LIN_V: *out = kv; *in = c->dim; break;
-    case LIN_O: *out = c->dim; *in = c->dim; break;
-    case LIN_GATE:
-    case LIN_UP: *out = c->hidden_dim; *in = c->dim; break;
-    default: *out = c->dim; *in = c->hidden_dim; break; /* LIN_DOWN */
+    const ArchLinear *l = &arch_of(c)->lin[k];
+    *out = arch_dim(c, l->out);
+    *in = arch_dim(c, l->in);
+}
+
+int model_n_linears(const ModelConfig *c) { return arch_of(c)->n_lin; }
+const char *model_linear_name(const ModelConfig *c, LinearKind k) { return arch_of(c)->lin[k].name; }
+int model_linear_rotary(const ModelConfig *c, LinearKind k) { return arch_of(c)->lin[k].rotary_rows; }
+int model_ckpt_rows_permuted(const ModelConfig *c, LinearKind k) {
+    return c->qk_rotate_half && model_linear_rotary(c, k);
+}
+
+void model_rope_inv_freq(const ModelConfig *c, float *inv_freq) {
+    int hs = model_head_size(c);
+    for (int i = 0; i < hs / 2; i++) {
+        float f = 1.0f / powf(c->rope_theta, (2 * i) / (float)hs); /* rope_ref's expression */
+        if (c->rope_scaling == ROPE_SCALING_LLAMA3) {
+            double old = c->rope_original_max_pos, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            double wavelen = 2.0 * M_PI / f, low_wavelen = old / lo, high_wavelen = old / hi, fd = f;
+            if (wavelen > low_wavelen) fd = f / c->rope_factor; /* low frequencies: scaled */
+            else if (wavelen >= high_wavelen) {                  /* the band between: interpolated */
+                double smooth = (old / wavelen - lo) / (hi - lo);
+                fd = (1.0 - smooth) * f / c->rope_factor + smooth * f;
+            }
+            f = (float)fd;
+        }
+        inv_freq[i] = f;
     }
 }
 
 int64_t model_linear_params(const ModelConfig *c) {
     int64_t total = 0;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
         total += (int64_t)o * i;
@@ -47,6 +66,7 @@ int64_t model_linear_params(const ModelConfig *c) {
 }
 
 int model_config_validate(const ModelConfig *c, const char *what) {
+    if (c->arch < 0 || c->arch >= ARCH_ID_COUNT) return qh_error("%s: unknown architecture id %d", what, c->arch);
     if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
         c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0)
         return qh_error("%s: header has a non-positive size (dim %d, hidden_dim %d, n_layers %d, "
@@ -175,10 +195,56 @@ int model_load_llama2c(Model *m, const char *path) {
     return 0;
 }
 
+/* Any family's tensors carved from p in a fixed order (with_lin 0: no block
+ * linears, they are streamed); returns the floats used. p NULL: only counts.
+ * m->w.blocks must be allocated when p is not NULL. */
+static int64_t carve_generic(Model *m, float *p, int with_lin) {
+    const ModelConfig *c = &m->cfg;
+    const ArchDesc *a = arch_of(c);
+    int64_t D = c->dim, V = c->vocab_size, n = 0;
+    int layer_norm = a->norm == NORM_LAYER;
+#define TAKE(dst, cnt) do { if (p) (dst) = p + n; n += (cnt); } while (0)
+    TAKE(m->w.tok_emb, V * D);
+    if (!c->shared_classifier) TAKE(m->w.wcls, V * D);
+    else if (p) m->w.wcls = m->w.tok_emb;
+    TAKE(m->w.rms_final, D);
+    if (layer_norm) TAKE(m->w.norm_final_bias, D);
+    for (int l = 0; l < c->n_layers; l++) {
+        BlockWeights *b = p ? &m->w.blocks[l] : NULL;
+        TAKE(b->rms_att, D);
+        if (layer_norm) TAKE(b->norm_att_bias, D);
+        if (a->n_norms > 1) {
+            TAKE(b->rms_ffn, D);
+            if (layer_norm) TAKE(b->norm_ffn_bias, D);
+        }
+        for (int k = 0; k < a->n_lin; k++) {
+            int o, i;
+            model_linear_shape(c, (LinearKind)k, &o, &i);
+            if (with_lin) TAKE(b->lin[k], (int64_t)o * i);
+            int has = a->lin[k].bias == BIAS_CFG ? c->linear_bias : a->lin[k].bias == BIAS_QKV_CFG ? c->qkv_bias : 0;
+            if (has) TAKE(b->bias[k], o);
+        }
+    }
+#undef TAKE
+    return n;
+}
+
+/* model_alloc / model_alloc_streamed for a family other than LLaMA. */
+static int alloc_generic(Model *m, const char *path, int with_lin) {
+    int64_t n = carve_generic(m, NULL, with_lin);
+    m->heap = qh_malloc((size_t)n * sizeof(float));
+    m->w.blocks = qh_calloc((size_t)m->cfg.n_layers, sizeof(BlockWeights));
+    carve_generic(m, m->heap, with_lin);
+    m->block_layer = -1;
+    m->path = qh_strdup(path);
+    return 0;
+}
+
 int model_alloc(Model *m, const ModelConfig *c, const char *path) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     if (model_config_validate(&m->cfg, path) != 0) return -1;
+    if (c->arch != ARCH_ID_LLAMA) return alloc_generic(m, path, 1);
     int64_t n = v0_floats(&m->cfg) - (int64_t)c->seq_len * (c->dim / c->n_heads);
     m->heap = qh_malloc((size_t)(n + bias_floats(c)) * sizeof(float));
     v0_assign(m, m->heap, 0);
@@ -191,6 +257,7 @@ int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     if (model_config_validate(&m->cfg, path) != 0) return -1;
+    if (c->arch != ARCH_ID_LLAMA) return alloc_generic(m, path, 0);
     int64_t D = c->dim, L = c->n_layers, V = c->vocab_size;
     int64_t n = V * D * (c->shared_classifier ? 1 : 2) + D + L * 2 * D;
     m->heap = qh_malloc((size_t)(n + bias_floats(c)) * sizeof(float));
@@ -215,7 +282,7 @@ int model_alloc_streamed(Model *m, const ModelConfig *c, const char *path) {
 /* Streamed model: block l's loaded linears are gone from the block buffer
  * (replacements, owned, stay in lin[]). */
 static void forget_streamed(Model *m, int l) {
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(&m->cfg); k++) {
         if (!(m->owned && m->owned[l * LIN_COUNT + k])) m->w.blocks[l].lin[k] = NULL;
         if (m->orig) m->orig[l * LIN_COUNT + k] = NULL;
     }
@@ -230,8 +297,8 @@ int model_load_block(Model *m, int layer) {
         int64_t n = model_linear_params(c) / c->n_layers;
         m->block_buf = qh_malloc((size_t)n * sizeof(float));
     }
-    float *dst[LIN_COUNT], *p = m->block_buf;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    float *dst[LIN_COUNT] = {0}, *p = m->block_buf;
+    for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
         dst[k] = p;
@@ -241,7 +308,7 @@ int model_load_block(Model *m, int layer) {
     m->block_layer = -1;
     if (m->src.load(m->src.user, c, layer, dst) != 0) return -1;
     m->block_layer = layer;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         if (m->owned && m->owned[layer * LIN_COUNT + k]) { /* replaced: keep the replacement, note the original */
             m->orig[layer * LIN_COUNT + k] = dst[k];
             continue;
@@ -269,7 +336,7 @@ void model_free(Model *m) {
 }
 
 void model_restore_block(Model *m, int layer) {
-    for (int k = 0; k < LIN_COUNT && m->owned; k++)
+    for (int k = 0; k < model_n_linears(&m->cfg) && m->owned; k++)
         if (m->owned[layer * LIN_COUNT + k]) {
             QH_FREE(m->owned[layer * LIN_COUNT + k]);
             m->w.blocks[layer].lin[k] = m->orig[layer * LIN_COUNT + k];
@@ -278,7 +345,7 @@ void model_restore_block(Model *m, int layer) {
 
 void model_release_block(Model *m, int layer) {
     model_restore_block(m, layer);
-    for (int k = 0; k < LIN_COUNT && m->map; k++) {
+    for (int k = 0; k < model_n_linears(&m->cfg) && m->map; k++) {
         int o, i;
         model_linear_shape(&m->cfg, (LinearKind)k, &o, &i);
         qh_drop_pages(m->w.blocks[layer].lin[k], sizeof(float) * (size_t)o * i);
@@ -326,6 +393,10 @@ int model_save_llama2c(const Model *m, const char *path) {
     const ModelConfig *c = &m->cfg;
     int64_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size, S = c->seq_len;
     int64_t hs = D / c->n_heads, KV = model_kv_dim(c);
+    if (c->arch != ARCH_ID_LLAMA || c->rope_scaling != ROPE_SCALING_NONE)
+        return qh_error("cannot write '%s': the llama2.c format holds LLaMA blocks with plain RoPE only (this model "
+                        "is %s%s: export it as a Hugging Face directory instead)", path, arch_of(c)->name,
+                        c->rope_scaling ? " with rope_scaling" : "");
     if (c->qkv_bias)
         return qh_error("cannot write '%s': the llama2.c format has no q/k/v biases (this model has them: "
                         "export it as a Hugging Face directory instead)", path);
@@ -401,6 +472,7 @@ int model_synth(Model *m, const ModelConfig *cin, uint64_t seed) {
     if (m->cfg.rope_theta == 0) m->cfg.rope_theta = 10000.0f;
     if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
     if (model_config_validate(&m->cfg, "synth") != 0) return -1;
+    if (m->cfg.arch != ARCH_ID_LLAMA) return qh_error("synth: only LLaMA-architecture models are made");
     int64_t n = v0_floats(&m->cfg);
     m->heap = qh_malloc((size_t)(n + bias_floats(&m->cfg)) * sizeof(float));
     v0_assign(m, m->heap, 1);

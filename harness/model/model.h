@@ -1,4 +1,5 @@
-/* model.h: the LLaMA-architecture model as the harness holds it: its shape
+/* model.h: the model as the harness holds it, whatever its family (arch.h
+ * describes each family's block as data): its shape
  * (ModelConfig), its weights (ModelWeights, pointers into one read-only mmap of
  * a llama2.c checkpoint, into an owned buffer (synthetic models, models
  * converted from other formats) or into owned memory once layers are
@@ -12,9 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The block layouts of arch.h (ModelConfig.arch). 0 is LLaMA: llama2.c
+ * checkpoints and zero-initialized configs are LLaMA models. */
+typedef enum { ARCH_ID_LLAMA = 0, ARCH_ID_FALCON, ARCH_ID_FALCON_NDA, ARCH_ID_COUNT } ArchId;
+
+/* Rotary frequency scaling (ModelConfig.rope_scaling). */
+typedef enum { ROPE_SCALING_NONE = 0, ROPE_SCALING_LLAMA3 } RopeScaling;
+
 typedef struct ModelConfig {
+    int arch;       /* ArchId: the block layout (arch.h) */
     int dim;        /* D: residual width */
-    int hidden_dim; /* F: SwiGLU inner width */
+    int hidden_dim; /* F: MLP inner width (SwiGLU's, or Falcon's ffn_hidden_size) */
     int n_layers;   /* L */
     int n_heads;    /* H: query heads; head size hs = D / H */
     int n_kv_heads; /* Hkv: key/value heads (grouped-query attention) */
@@ -22,33 +31,54 @@ typedef struct ModelConfig {
     int seq_len;    /* maximum context the model was trained for */
     int shared_classifier; /* 1: the output head is the token embedding */
     float rope_theta;      /* 10000 for llama2.c checkpoints */
-    float norm_eps;        /* 1e-5 */
+    float norm_eps;        /* 1e-5; RMSNorm's or LayerNorm's by the family */
     int qkv_bias;          /* 1: q, k and v projections add a bias (Qwen2); 0 for llama2.c checkpoints */
     int qk_rotate_half;    /* 1: the checkpoint orders the rows of wq / wk for the "rotate half" rotary
                               convention (Hugging Face); the harness holds them interleaved (llama2.c),
                               see hf_qk_hf_row. 0 for llama2.c checkpoints. */
+    int linear_bias;       /* 1: every linear adds a bias (Falcon's "bias": true); 0 otherwise */
+    int sliding_window;    /* Mistral's attention window in tokens (0: none); windows longer than it are
+                              refused (forward_create), sliding-window attention is not implemented */
+    /* rope_scaling (HF): ROPE_SCALING_LLAMA3 with factor, low / high frequency factors and the
+     * original context (Llama-3.1 / 3.2), see model_rope_inv_freq */
+    int rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
 } ModelConfig;
 
-/* The seven linear sub-layers of one block, in the order of the reference code. */
-typedef enum { LIN_Q = 0, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT } LinearKind;
-extern const char *const linear_names[LIN_COUNT]; /* "wq","wk","wv","wo","w1","w3","w2" */
+/* A linear sub-layer of a block: an index into its family's descriptor
+ * (arch.h), 0 .. model_n_linears(c) - 1, in the order of the reference code.
+ * LLaMA's seven: LIN_Q .. LIN_DOWN; Falcon's four: LIN_QKV .. LIN_4H_TO_H.
+ * LIN_COUNT is the most any family has (the stride of per-layer arrays). */
+typedef enum {
+    LIN_Q = 0, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT,
+    LIN_QKV = 0, LIN_DENSE = 1, LIN_H_TO_4H = 2, LIN_4H_TO_H = 3
+} LinearKind;
+/* LLaMA's names, "wq","wk","wv","wo","w1","w3","w2", for llama2.c-format code
+ * and tests; everything else asks model_linear_name. */
+extern const char *const linear_names[LIN_COUNT];
 
 /* Weights of one block. Every matrix is (out, in) row-major, y = W x. */
 typedef struct BlockWeights {
-    const float *rms_att; /* (D) */
-    const float *rms_ffn; /* (D) */
+    const float *rms_att; /* (D) the weight of the norm before attention (arch norm_hf[0]: LLaMA's
+                             input_layernorm RMSNorm, Falcon's input_layernorm / ln_attn LayerNorm) */
+    const float *rms_ffn; /* (D) the norm before the MLP (norm_hf[1]); NULL for Falcon-7B's one norm */
+    const float *norm_att_bias, *norm_ffn_bias; /* (D) their LayerNorm biases; NULL for RMSNorm */
     const float *lin[LIN_COUNT];
-    /* shapes: wq (D, D), wk (Hkv*hs, D), wv (Hkv*hs, D), wo (D, D),
-     *         w1 = gate (F, D), w3 = up (F, D), w2 = down (D, F) */
+    /* shapes (model_linear_shape): LLaMA wq (D, D), wk (Hkv*hs, D), wv (Hkv*hs, D), wo (D, D),
+     *         w1 = gate (F, D), w3 = up (F, D), w2 = down (D, F);
+     * Falcon query_key_value ((H + 2 Hkv) hs, D), dense (D, D), dense_h_to_4h (F, D), dense_4h_to_h (D, F) */
     const float *bias[LIN_COUNT]; /* (out) added after the product, y = W x + b; NULL where the layer has
-                                     none: only q (D), k (Hkv*hs), v (Hkv*hs) when cfg.qkv_bias. Biases
-                                     are kept in full precision (never quantized). */
+                                     none: LLaMA q (D), k, v (Hkv*hs) when cfg.qkv_bias; every Falcon
+                                     linear when cfg.linear_bias. Biases are kept in full precision
+                                     (never quantized). */
 } BlockWeights;
 
 typedef struct ModelWeights {
     const float *tok_emb;   /* (V, D) */
     BlockWeights *blocks;   /* (L) owned array of pointer sets */
-    const float *rms_final; /* (D) */
+    const float *rms_final; /* (D) the final norm's weight */
+    const float *norm_final_bias; /* (D) its LayerNorm bias, NULL for RMSNorm */
     const float *wcls;      /* (V, D); == tok_emb when shared */
 } ModelWeights;
 
@@ -88,15 +118,24 @@ static inline int hf_qk_hf_row(int r, int hs) {
     return h * hs + (j % 2) * (hs / 2) + j / 2;
 }
 
-/* Is linear k one of the two whose rows the rotary layout orders (wq, wk)? */
+/* Is LLaMA linear k one of the two whose rows the rotary layout orders (wq, wk)? */
 static inline int model_is_qk(LinearKind k) { return k == LIN_Q || k == LIN_K; }
+/* Linears per block of the model's family, and linear k's name (arch.h). */
+int model_n_linears(const ModelConfig *c);
+const char *model_linear_name(const ModelConfig *c, LinearKind k);
+/* Is linear k one whose rows a rotate-half checkpoint orders otherwise (arch.h rotary_rows)? */
+int model_linear_rotary(const ModelConfig *c, LinearKind k);
 /* Does the checkpoint order the rows of linear k otherwise than the harness
  * holds them (wq / wk of a rotate-half checkpoint)? Quantization works in the
  * checkpoint's own row order, so that row groups (SpQR's second level) are
  * the checkpoint's consecutive rows, as in the reference code. */
-static inline int model_ckpt_rows_permuted(const ModelConfig *c, LinearKind k) {
-    return c->qk_rotate_half && model_is_qk(k);
-}
+int model_ckpt_rows_permuted(const ModelConfig *c, LinearKind k);
+/* The rotary frequencies inv_freq (hs/2) of head component pairs i:
+ * theta^(-2i/hs) in fp32 with rope_ref's own expression, then, for
+ * ROPE_SCALING_LLAMA3, transformers' _compute_llama3_parameters: wavelengths
+ * 2 pi / f longer than original / low_freq_factor divided by the factor,
+ * shorter than original / high_freq_factor kept, smoothly interpolated between. */
+void model_rope_inv_freq(const ModelConfig *c, float *inv_freq);
 /* Rows of W (rows, cols) between the two orders: to_ckpt: dst row
  * hf_qk_hf_row(r) = src row r; else the inverse. dst != src. */
 void model_rows_reorder(float *dst, const float *src, int rows, int cols, int hs, int to_ckpt);
