@@ -38,6 +38,7 @@
 #include "forward_kernels.h"
 
 extern "C" {
+#include "arch.h"
 #include "forward.h"
 #include "util.h"
 }
@@ -85,6 +86,7 @@ typedef struct CudaForward {
     float *logits;   /* (logit_chunk, V) */
     double *nll;     /* (T) */
     int head_batch, logit_chunk;
+    float inv_freq[512]; /* (hs/2) rotary frequencies (model_rope_inv_freq), host */
     float *hook_buf; /* (T, max(D, F)) pinned host staging for hook inputs, allocated on first use (owned) */
     int hook_on_device; /* set during acts_block on device activations: the hook gets device pointers */
     /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
@@ -105,7 +107,7 @@ static void *carve(char *base, size_t *off, size_t bytes) {
 /* The largest matrix of a block, in elements: the size of the staging buffer. */
 static size_t largest_linear(const ModelConfig *c) {
     size_t n = 0;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
         if ((size_t)o * i > n) n = (size_t)o * i;
@@ -126,7 +128,7 @@ static size_t carve_weights(CudaForward *s, char *base) {
         DevBlock *b = &s->blocks[l];
         b->rms_att = (float *)carve(base, &off, D * sizeof(float));
         b->rms_ffn = (float *)carve(base, &off, D * sizeof(float));
-        for (int k = 0; k < LIN_COUNT; k++) {
+        for (int k = 0; k < model_n_linears(c); k++) {
             int o, i;
             model_linear_shape(c, (LinearKind)k, &o, &i);
             b->lin[k] = carve(base, &off, (size_t)o * i * s->wsize);
@@ -188,13 +190,14 @@ static int upload_layer(CudaForward *s, int layer) {
     const BlockWeights *w = &m->w.blocks[layer];
     DevBlock *b = &s->blocks[layer];
     if (upload(s, b->rms_att, w->rms_att, c->dim) || upload(s, b->rms_ffn, w->rms_ffn, c->dim)) return -1;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
+        const char *nm = model_linear_name(c, (LinearKind)k);
         model_linear_shape(c, (LinearKind)k, &o, &i);
         if (upload_linear(s, b->lin[k], w->lin[k], (size_t)o * i) != 0)
-            return qh_error("cuda backend: uploading layer %d %s (%d x %d) failed", layer, linear_names[k], o, i);
+            return qh_error("cuda backend: uploading layer %d %s (%d x %d) failed", layer, nm, o, i);
         if (b->bias[k] && upload(s, b->bias[k], w->bias[k], (size_t)o) != 0)
-            return qh_error("cuda backend: uploading layer %d %s bias (%d) failed", layer, linear_names[k], o);
+            return qh_error("cuda backend: uploading layer %d %s bias (%d) failed", layer, nm, o);
     }
     return 0;
 }
@@ -303,7 +306,7 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
         (b->bias[LIN_K] && launch_add_bias(s->k, b->bias[LIN_K], T, KV, st)) ||
         (b->bias[LIN_V] && launch_add_bias(s->v, b->bias[LIN_V], T, KV, st)))
         return -1;
-    if (launch_rope(s->q, s->k, T, D, KV, hs, 0, c->rope_theta, st)) return -1;
+    if (launch_rope_freq(s->q, s->k, T, D, KV, hs, 0, s->inv_freq, st)) return -1;
     if (attention_forward(h, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
                           s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st))
         return -1;
@@ -577,10 +580,16 @@ extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
     if (m->src.load)
         return qh_error("cuda backend: '%s' is read block by block (--max-memory), which runs on the CPU backend only",
                         m->path ? m->path : "the model");
+    if (arch_of(&m->cfg)->family != ARCH_LLAMA)
+        return qh_error("cuda backend: the %s block is not implemented on the GPU yet ('%s'): use --device cpu",
+                        arch_of(&m->cfg)->name, m->path ? m->path : "the model");
+    if (model_head_size(&m->cfg) / 2 > 512)
+        return qh_error("cuda backend: head size %d is above 1024", model_head_size(&m->cfg));
     CudaForward *s = (CudaForward *)qh_calloc(1, sizeof *s);
     s->base.ops = &cuda_ops;
     s->base.model = m;
     s->base.max_T = max_T;
+    model_rope_inv_freq(&m->cfg, s->inv_freq);
     if (cuda_setup(s) != 0) {
         cuda_destroy(&s->base);
         return -1;

@@ -196,17 +196,26 @@ static __global__ void rope_kernel(float *q, float *k, int T, int D, int KV, int
     }
 }
 
-extern "C" int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta,
-                           cudaStream_t stream) {
+extern "C" int launch_rope_freq(float *q, float *k, int T, int D, int KV, int hs, int pos0, const float *inv_freq,
+                                cudaStream_t stream) {
     long npairs = (long)T * (D / 2);
     if (npairs <= 0) return 0;
     if (hs <= 0 || hs % 2 != 0 || hs / 2 > QH_ROPE_MAX_PAIRS)
         return qh_error("launch_rope: head size %d must be even and at most %d", hs, 2 * QH_ROPE_MAX_PAIRS);
     RopeFreqs fr;
-    for (int hd = 0; hd < hs; hd += 2) fr.f[hd / 2] = 1.0f / powf(theta, hd / (float)hs);
+    for (int i = 0; i < hs / 2; i++) fr.f[i] = inv_freq[i];
     rope_kernel<<<elementwise_grid(npairs, 256), 256, 0, stream>>>(q, k, T, D, KV, hs, pos0, fr);
     CUDA_CHECK_LAUNCH();
     return 0;
+}
+
+extern "C" int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta,
+                           cudaStream_t stream) {
+    if (hs <= 0 || hs % 2 != 0 || hs / 2 > QH_ROPE_MAX_PAIRS)
+        return qh_error("launch_rope: head size %d must be even and at most %d", hs, 2 * QH_ROPE_MAX_PAIRS);
+    float f[QH_ROPE_MAX_PAIRS];
+    for (int hd = 0; hd < hs; hd += 2) f[hd / 2] = 1.0f / powf(theta, hd / (float)hs);
+    return launch_rope_freq(q, k, T, D, KV, hs, pos0, f, stream);
 }
 
 /* ---- causal softmax (softmax_inplace on the row prefix) -------------------- */

@@ -98,6 +98,9 @@ int launch_rmsnorm(float *out, const float *x, const float *w, int T, int D, flo
  * the same angle. The hs/2 frequencies are computed on the host with rope_ref's
  * own fp32 expression (bit-identical to it); head size at most 512. */
 int launch_rope(float *q, float *k, int T, int D, int KV, int hs, int pos0, float theta, cudaStream_t stream);
+/* The same with the hs/2 frequencies given (HOST pointer inv_freq, rope_freq_ref's). */
+int launch_rope_freq(float *q, float *k, int T, int D, int KV, int hs, int pos0, const float *inv_freq,
+                     cudaStream_t stream);
 
 /* In place: s (rows, ncols), stacked blocks of nr rows of causal score
  * matrices whose first row is query position r0; row r is position

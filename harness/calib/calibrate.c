@@ -1,6 +1,8 @@
 /* calibrate.c: sequential layer-by-layer quantization of a model (SPEC 1; see
  * calibrate.h). Hessians are shared between sub-layers that read the same
- * input (q/k/v, gate/up), as the references do. */
+ * input (LLaMA's q/k/v and gate/up, Falcon-7B's query_key_value and
+ * dense_h_to_4h), as the references do; which input each reads and the
+ * true-sequential groups come from the family's descriptor (arch.h). */
 #include "calibrate.h"
 
 #include <math.h>
@@ -8,16 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "util.h"
 #ifdef QH_HAVE_CUDA
 #include "quant_cuda.h"
 #endif
 
-/* Which Hessian a sub-layer reads: q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3. */
-static const int hslot[LIN_COUNT] = {0, 0, 0, 1, 2, 2, 3};
-#define NSLOTS 4
+/* One Hessian slot per input a linear can read (ArchInput). */
+#define NSLOTS IN_COUNT
 
 typedef struct HookState {
+    const ArchDesc *arch;   /* the model's family: which input each linear reads */
     HessianAcc acc[NSLOTS]; /* host Hessians (accumulated here, or downloaded from the GPU) */
     int want[NSLOTS];       /* collect this slot in the current pass */
     double seconds;         /* time spent accumulating */
@@ -31,12 +34,16 @@ typedef struct HookState {
 /* Does the hook collect this call? One call per distinct input (the first
  * sub-layer of each slot), and only for slots of the current pass. */
 static int hook_wants(const HookState *h, LinearKind k) {
-    return h->want[hslot[k]] && (k == LIN_Q || k == LIN_O || k == LIN_GATE || k == LIN_DOWN);
+    int s = h->arch->lin[k].input;
+    if (!h->want[s]) return 0;
+    for (int j = 0; j < (int)k; j++)
+        if ((int)h->arch->lin[j].input == s) return 0; /* an earlier linear reads the same input */
+    return 1;
 }
 
 static void hessian_hook(void *user, int layer, LinearKind k, const float *X, int T) {
     HookState *h = user;
-    int s = hslot[k];
+    int s = h->arch->lin[k].input;
     if (!hook_wants(h, k)) return;
     double t0 = qh_now();
 #ifdef QH_HAVE_CUDA
@@ -54,7 +61,7 @@ static void hessian_hook(void *user, int layer, LinearKind k, const float *X, in
 /* The same hook when X is a device pointer of the CUDA forward backend. */
 static void hessian_hook_dev(void *user, int layer, LinearKind k, const float *dX, int T) {
     HookState *h = user;
-    int s = hslot[k];
+    int s = h->arch->lin[k].input;
     if (!hook_wants(h, k)) return;
     double t0 = qh_now();
     if (hessian_add_window_cuda_dev(&h->gacc[s], dX, T) != 0) h->failed = 1;
@@ -125,7 +132,7 @@ static int layer_quantize(const LayerQuantizer *lq, const char *method, const fl
 }
 
 int quant_params_fit_model(const QuantParams *p, const char *method, const ModelConfig *c, LinearKind *bad_kind) {
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int rows, cols;
         model_linear_shape(c, (LinearKind)k, &rows, &cols);
         if (quant_params_validate(p, method, rows, cols) != 0) {
@@ -171,7 +178,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     double t0 = qh_now();
     if (quantize_linear(lq, &m->cfg, k, spec->method, m->w.blocks[l].lin[k], H, &spec->params, q, Wdeq) != 0) {
         free(Wdeq);
-        return qh_error("quantizing layer %d %s (%d x %d) failed", l, linear_names[k], rows, cols);
+        return qh_error("quantizing layer %d %s (%d x %d) failed", l, model_linear_name(&m->cfg, k), rows, cols);
     }
     double secs = qh_now() - t0;
     model_set_linear(m, l, k, Wdeq);
@@ -194,7 +201,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     run->t_sweep += q->seconds_sweep - q->seconds_loo;
     run->t_loo += q->seconds_loo;
     run->t_pack += q->seconds_pack;
-    qh_progress("  layer %d %-3s %5d x %-5d  proxy loss %-11.5g outliers %-7lld %.2fs%s", l, linear_names[k], rows,
+    qh_progress("  layer %d %-3s %5d x %-5d  proxy loss %-11.5g outliers %-7lld %.2fs%s", l, model_linear_name(&m->cfg, k), rows,
                 cols, q->proxy_loss, (long long)q->n_outliers, secs, q->damp_retries ? "  (damping raised)" : "");
     return 0;
 }
@@ -203,7 +210,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
 static int finish_block(Model *m, const QuantRunSpec *spec, QuantRun *run, int l) {
     if (!spec->block_done) return 0;
     if (spec->block_done(spec->block_user, run, l) != 0) return -1;
-    for (int k = 0; k < LIN_COUNT; k++) quant_layer_free(&run->layers[l * LIN_COUNT + k]);
+    for (int k = 0; k < model_n_linears(&m->cfg); k++) quant_layer_free(&run->layers[l * LIN_COUNT + k]);
     model_release_block(m, l);
     return 0;
 }
@@ -217,7 +224,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     if (quant_params_fit_model(&spec->params, spec->method, c, &bad) != 0) {
         int rows, cols;
         model_linear_shape(c, bad, &rows, &cols);
-        return qh_error("parameters do not fit sub-layer %s (%d x %d)", linear_names[bad], rows, cols);
+        return qh_error("parameters do not fit sub-layer %s (%d x %d)", model_linear_name(c, bad), rows, cols);
     }
     if (T > c->seq_len) qh_warn("calibration seqlen %d exceeds the model's seq_len %d", T, c->seq_len);
     double t_start = qh_now();
@@ -227,6 +234,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     int is_rtn = !strcmp(spec->method, "rtn") && (!spec->calib || !strcmp(spec->calib, "none"));
     run->n_layers = L;
     run->qk_rotate_half = c->qk_rotate_half;
+    run->arch = c->arch;
+    const ArchDesc *arch = arch_of(c);
+    int nlin = arch->n_lin;
     run->layers = qh_calloc((size_t)L * LIN_COUNT, sizeof(QuantLayer));
     run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
     run->block_rel_err = qh_calloc((size_t)L, sizeof(double));
@@ -240,6 +250,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     int in = BUF_A, out = BUF_B, acts_on_device = 0;
     HookState hs;
     memset(&hs, 0, sizeof hs);
+    hs.arch = arch;
     LayerQuantizer lq = {0};
     int rc = forward_create(spec->device, m, T, &f);
     if (rc != 0) goto fail;
@@ -254,7 +265,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
         for (int l = 0; l < L && rc == 0; l++) {
             rc = model_load_block(m, l); /* a no-op unless the checkpoint is streamed */
-            for (int k = 0; k < LIN_COUNT && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
+            for (int k = 0; k < nlin && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
             if (rc == 0) rc = finish_block(m, spec, run, l);
         }
         if (rc != 0) goto fail;
@@ -271,11 +282,16 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     run->t_calib_forward += qh_now() - t0;
     if (rc != 0) goto fail;
 
-    /* 3. block by block */
-    static const int seq_groups[4][LIN_COUNT + 1] = {
-        {LIN_Q, LIN_K, LIN_V, -1}, {LIN_O, -1}, {LIN_GATE, LIN_UP, -1}, {LIN_DOWN, -1}};
-    static const int one_group[1][LIN_COUNT + 1] = {{LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, -1}};
-    int ngroups = spec->true_sequential ? 4 : 1;
+    /* 3. block by block, in the descriptor's true-sequential groups (LLaMA: [q,k,v] -> [o] -> [gate,up] ->
+     * [down]; Falcon: [query_key_value] -> [dense] -> [dense_h_to_4h] -> [dense_4h_to_h]), or all at once */
+    int seq_groups[LIN_COUNT][LIN_COUNT + 1], one_group[1][LIN_COUNT + 1], ngroups = spec->true_sequential ? arch->n_groups : 1;
+    for (int g = 0; g < arch->n_groups; g++) {
+        int n = 0;
+        for (int k = 0; k < nlin; k++)
+            if (arch->lin[k].group == g) seq_groups[g][n++] = k;
+        seq_groups[g][n] = -1;
+    }
+    for (int k = 0; k <= nlin; k++) one_group[0][k] = k < nlin ? k : -1;
     for (int l = 0; l < L && rc == 0; l++) {
         qh_progress("block %d/%d", l + 1, L);
         if ((rc = model_load_block(m, l)) != 0) break; /* a no-op unless the checkpoint is streamed */
@@ -285,7 +301,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
                 int rows, cols;
                 model_linear_shape(c, (LinearKind)grp[i], &rows, &cols);
-                int s = hslot[grp[i]];
+                int s = arch->lin[grp[i]].input;
                 if (!hs.want[s]) rc = hook_slot_begin(&hs, s, cols);
             }
             /* one pass of the block (earlier groups already quantized) over every window */
@@ -301,9 +317,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
             run->t_hessian += hs.seconds - hs0;
             run->t_calib_forward += pass - (hs.seconds - hs0);
             for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
-                const HessianAcc *h = &hs.acc[hslot[grp[i]]];
+                const HessianAcc *h = &hs.acc[arch->lin[grp[i]].input];
                 if (spec->hessian_done && spec->hessian_done(spec->hessian_user, l, (LinearKind)grp[i], h->H, h->n) != 0)
-                    rc = qh_error("the Hessian callback of layer %d %s failed", l, linear_names[grp[i]]);
+                    rc = qh_error("the Hessian callback of layer %d %s failed", l, arch->lin[grp[i]].name);
                 if (rc == 0) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], h->H, run);
             }
         }
@@ -330,6 +346,7 @@ summary:;
     double bits = 0.0, sbits = 0.0, nout = 0.0, loss = 0.0;
     int64_t params = 0;
     for (int i = 0; i < L * LIN_COUNT; i++) {
+        if (i % LIN_COUNT >= nlin) continue; /* not a linear of this family */
         SubLayerReport *r = &run->reports[i];
         double p = (double)r->m * r->n;
         params += (int64_t)r->m * r->n;
@@ -404,11 +421,13 @@ json_t *quant_run_json(const QuantRun *r) {
     json_object_set_new(t, "pack", json_real(r->t_pack));
     json_object_set_new(o, "seconds", t);
     json_t *layers = json_array();
+    const ArchDesc *arch = arch_get((ArchId)r->arch);
     for (int i = 0; i < r->n_layers * LIN_COUNT; i++) {
+        if (i % LIN_COUNT >= arch->n_lin) continue;
         const SubLayerReport *s = &r->reports[i];
         json_t *l = json_object();
         json_object_set_new(l, "layer", json_integer(s->layer));
-        json_object_set_new(l, "name", json_string(linear_names[s->kind]));
+        json_object_set_new(l, "name", json_string(arch->lin[s->kind].name));
         json_object_set_new(l, "m", json_integer(s->m));
         json_object_set_new(l, "n", json_integer(s->n));
         json_object_set_new(l, "proxy_loss", isnan(s->proxy_loss) ? json_null() : json_real(s->proxy_loss));

@@ -18,7 +18,7 @@ struct QuantRun;
 typedef struct QuantRunSpec {
     const char *method;     /* rtn | gptq | spqr */
     QuantParams params;
-    int true_sequential;    /* groups [q,k,v] -> [o] -> [gate,up] -> [down] */
+    int true_sequential;    /* the family's groups (arch.h): LLaMA [q,k,v] -> [o] -> [gate,up] -> [down] */
     const char *calib;      /* c4 | wikitext2 | ptb | file:PATH */
     int nsamples, seqlen;
     uint64_t seed;
@@ -62,7 +62,8 @@ static inline double sublayer_stored_bits(const SubLayerReport *r) {
 typedef struct QuantRun {
     int n_layers;
     int qk_rotate_half;       /* the model's cfg.qk_rotate_half: layers[] of wq / wk hold rotate-half rows */
-    QuantLayer *layers;       /* (L * LIN_COUNT), index layer * LIN_COUNT + kind */
+    int arch;                 /* the model's ArchId: which LinearKinds exist (arch.h n_lin) and their names */
+    QuantLayer *layers;       /* (L * LIN_COUNT), index layer * LIN_COUNT + kind; kinds >= n_lin unused */
     SubLayerReport *reports;  /* (L * LIN_COUNT) */
     double *block_rel_err;    /* (L) ||Y_q - Y_fp|| / ||Y_fp|| over the calibration windows */
     TokenStream calib_info;   /* what the calibration windows came from (ids not kept) */

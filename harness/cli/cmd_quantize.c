@@ -49,7 +49,7 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     size_t D = c->dim, F = c->hidden_dim;
     size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
     size_t block = sizeof(float) * (size_t)(model_linear_params(c) / c->n_layers), largest = 0;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
         if ((size_t)o * i > largest) largest = (size_t)o * i;
@@ -244,8 +244,10 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
                run.t_total);
         printf("%-5s %-4s %6s %6s %13s %9s %8s\n", "layer", "name", "rows", "cols", "proxy_loss", "outliers", "bits");
         for (int i = 0; i < run.n_layers * LIN_COUNT; i++) {
+            if (i % LIN_COUNT >= model_n_linears(&m.cfg)) continue;
             const SubLayerReport *r = &run.reports[i];
-            printf("%-5d %-4s %6d %6d %13.6g %9lld %8.4f\n", r->layer, linear_names[r->kind], r->m, r->n, r->proxy_loss,
+            printf("%-5d %-4s %6d %6d %13.6g %9lld %8.4f\n", r->layer, model_linear_name(&m.cfg, r->kind), r->m, r->n,
+                   r->proxy_loss,
                    (long long)r->n_outliers, r->formula_bits);
         }
         fflush(stdout);

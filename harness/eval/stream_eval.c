@@ -79,10 +79,10 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
             /* the quantized block decoded (all seven linears replaced), or the checkpoint's */
             if ((rc = loader ? loader->load(loader->user, m, l) : model_load_block(m, l)) != 0) break;
-            for (int k = 0; k < LIN_COUNT && rc == 0; k++)
+            for (int k = 0; k < model_n_linears(c) && rc == 0; k++)
                 if (!m->w.blocks[l].lin[k])
-                    rc = qh_error("block %d: the loader left %s without weights (it must replace all seven)", l,
-                                  linear_names[k]);
+                    rc = qh_error("block %d: the loader left %s without weights (it must replace all %d)", l,
+                                  model_linear_name(c, (LinearKind)k), model_n_linears(c));
             for (long w = 0; w < nw && rc == 0; w++)
                 rc = f->ops->block(f, l, acts + (size_t)w * seqlen * c->dim, seqlen, NULL, NULL);
             model_release_block(m, l);

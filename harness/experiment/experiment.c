@@ -1123,7 +1123,7 @@ static int seen_add(Seen *s, const char *tag) {
 
 int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
     int minr = INT_MAX, minc = INT_MAX, kr = 0, kc = 0, bad = 0;
-    for (int k = 0; k < LIN_COUNT; k++) {
+    for (int k = 0; k < model_n_linears(c); k++) {
         int r, cols;
         model_linear_shape(c, (LinearKind)k, &r, &cols);
         if (r < minr) minr = r, kr = k;
@@ -1149,11 +1149,12 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
             model_linear_shape(c, (LinearKind)lk[j], &rows, &cols);
             if (e)
                 qh_error("%s:%d: %s.%s: %d does not fit the model: sub-layer %s is %d x %d (expected at most %d)", x->path,
-                         e->line, exp_section_names[e->section], exp_keys[which[j]].name, val[j], linear_names[lk[j]],
-                         rows, cols, lim[j]);
+                         e->line, exp_section_names[e->section], exp_keys[which[j]].name, val[j],
+                         model_linear_name(c, (LinearKind)lk[j]), rows, cols, lim[j]);
             else
                 qh_error("%s: %s default %s = %d does not fit the model: sub-layer %s is %d x %d (set it in [%s])",
-                         x->path, p->spec.method, exp_keys[which[j]].name, val[j], linear_names[lk[j]], rows, cols,
+                         x->path, p->spec.method, exp_keys[which[j]].name, val[j],
+                         model_linear_name(c, (LinearKind)lk[j]), rows, cols,
                          p->spec.method);
         }
         /* then exactly what quantize_model checks before any work (calibrate.c) */
@@ -1164,7 +1165,7 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
             char origin[2048];
             experiment_point_origin(x, p, origin, sizeof origin);
             qh_error("%s: point %s (%s) does not fit sub-layer %s (%d x %d) of the model (above); its settings: %s",
-                     x->path, p->id, p->label, linear_names[k], rows, cols, origin);
+                     x->path, p->id, p->label, model_linear_name(c, k), rows, cols, origin);
             bad = 1;
         }
     }

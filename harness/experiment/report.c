@@ -102,12 +102,23 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
         int64_t d0, d1;
         if (h5_exists(f, "/quant/layer_outlier_fraction") &&
             h5_read(f, "/quant/layer_outlier_fraction", H5T_QH_F64, &data, &d0, &d1) == 0) {
-            if (d1 == LIN_COUNT) {
+            char *cols = NULL; /* the family's linear names, "wq,wk,..." */
+            int ncols = 0;
+            if (h5_get_attr_str(f, "/quant/layer_outlier_fraction", "columns", &cols) == 0) {
+                ncols = 1;
+                for (const char *q = cols; *q; q++) ncols += *q == ',';
+            }
+            if (cols && d1 == ncols && d1 <= LIN_COUNT) {
                 p->layer_outliers = data;
                 p->n_layers = (int)d0;
+                p->n_lin = (int)d1;
+                p->lin_names = qh_calloc((size_t)ncols, sizeof(char *));
+                char *save = NULL, *tok = strtok_r(cols, ",", &save);
+                for (int k = 0; k < ncols && tok; k++, tok = strtok_r(NULL, ",", &save)) p->lin_names[k] = qh_strdup(tok);
             } else {
                 free(data);
             }
+            free(cols);
         }
     } else {
         qh_warn("'%s' lacks the attributes of a sweep point: ignored", file);
@@ -125,6 +136,8 @@ static void point_free(ReportPoint *p) {
     json_decref(p->settings);
     free(p->ppl);
     free(p->layer_outliers);
+    for (int k = 0; p->lin_names && k < p->n_lin; k++) free(p->lin_names[k]);
+    free(p->lin_names);
     memset(p, 0, sizeof *p);
 }
 
@@ -699,17 +712,17 @@ static int plot_layers(PlotCtx *c) {
     const Report *r = c->r;
     Buf data = {0};
     int blocks = 0, L = 0;
-    bprintf(&data, "# %s: outlier fraction (%%) per sub-layer; x = block + (k + 0.5) / 7 for k in wq wk wv wo w1 w3 w2\n",
-            r->name);
+    bprintf(&data, "# %s: outlier fraction (%%) per sub-layer; x = block + (k + 0.5) / n for the n linears of the "
+            "family (LLaMA: wq wk wv wo w1 w3 w2)\n", r->name);
     for (int i = 0; i < r->npoints; i++) {
         const ReportPoint *p = &r->points[i];
         if (!p->layer_outliers || !(p->outlier_fraction > 0)) continue;
         if (blocks++) bprintf(&data, "\n\n");
         bprintf(&data, "\"%s\" \"outlier_percent\" \"sublayer\"\n", p->label);
         for (int l = 0; l < p->n_layers; l++)
-            for (int k = 0; k < LIN_COUNT; k++)
-                bprintf(&data, "%.4f %.6f %d.%s\n", l + (k + 0.5) / LIN_COUNT, 100.0 * p->layer_outliers[l * LIN_COUNT + k],
-                        l, linear_names[k]);
+            for (int k = 0; k < p->n_lin; k++)
+                bprintf(&data, "%.4f %.6f %d.%s\n", l + (k + 0.5) / p->n_lin, 100.0 * p->layer_outliers[l * p->n_lin + k],
+                        l, p->lin_names[k] ? p->lin_names[k] : "?");
         if (p->n_layers > L) L = p->n_layers;
     }
     char df[PATH_MAX];

@@ -20,7 +20,9 @@ typedef struct ReportPoint {
     double outlier_fraction;  /* outliers / quantized parameters */
     double *ppl;              /* (ndatasets) NAN when the dataset is missing */
     int n_layers;             /* L */
-    double *layer_outliers;   /* (L, 7) outlier fraction per sub-layer, columns wq wk wv wo w1 w3 w2 */
+    double *layer_outliers;   /* (L, n_lin) outlier fraction per sub-layer, columns the family's linears */
+    int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
+    char **lin_names;         /* (n_lin) their names, from the dataset's "columns" attribute (owned) */
     double seconds;           /* quantize + evaluate */
 } ReportPoint;
 

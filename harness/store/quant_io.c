@@ -2,7 +2,9 @@
  * group /layers/<l>/<name> holding exactly the tensors of the stored format
  * (quant_layer_stored_tensors): bit-packed codes as uint8 byte streams, fp16
  * values as uint16, outlier row pointers as int32; plus attributes for the
- * shape and the diagnostics. */
+ * shape and the diagnostics. <name> and the linears of a block are the
+ * model family's (arch.h: "wq" .. "w2" for LLaMA, "query_key_value" ..
+ * "dense_4h_to_h" for Falcon). */
 #include "quant_io.h"
 
 #include <math.h>
@@ -10,12 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "cli.h"
 #include "results.h"
 #include "util.h"
 
-static void layer_group(char *buf, size_t n, const char *g, int l, LinearKind k) {
-    snprintf(buf, n, "%s/layers/%d/%s", strcmp(g, "/") ? g : "", l, linear_names[k]);
+static void layer_group(char *buf, size_t n, const char *g, int l, const char *name) {
+    snprintf(buf, n, "%s/layers/%d/%s", strcmp(g, "/") ? g : "", l, name);
 }
 
 /* Write `count` codes of `bits` bits, packed; adds the bytes to *bytes. */
@@ -46,8 +49,9 @@ static int put_u16(H5File *f, const char *grp, const char *name, const uint16_t 
 static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int k, int64_t *total) {
     const QuantLayer *q = &run->layers[l * LIN_COUNT + k];
     const SubLayerReport *r = &run->reports[l * LIN_COUNT + k];
+    const ArchLinear *al = &arch_get((ArchId)run->arch)->lin[k];
     char grp[256];
-    layer_group(grp, sizeof grp, g, l, (LinearKind)k);
+    layer_group(grp, sizeof grp, g, l, al->name);
     if (h5_group(f, grp) != 0) return -1;
     int64_t bytes = 0;
     int rc = 0;
@@ -79,7 +83,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         free(pm);
     }
     rc |= h5_attr_str(f, grp, "method", q->method);
-    rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && model_is_qk((LinearKind)k)));
+    rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && al->rotary_rows));
     rc |= h5_attr_i64(f, grp, "m", q->m);
     rc |= h5_attr_i64(f, grp, "n", q->n);
     rc |= h5_attr_i64(f, grp, "ngroups", q->ngroups);
@@ -102,13 +106,13 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
     if (rc) return -1;
     if (bytes * 8 != quant_layer_stored_bits(q))
         return qh_error("internal: layer %d %s wrote %lld bytes, the format says %lld bits", l,
-                        linear_names[k], (long long)bytes, (long long)quant_layer_stored_bits(q));
+                        al->name, (long long)bytes, (long long)quant_layer_stored_bits(q));
     *total += bytes;
     return 0;
 }
 
 int quant_io_write_block(H5File *f, const char *g, const QuantRun *run, int l, int64_t *total) {
-    for (int k = 0; k < LIN_COUNT; k++)
+    for (int k = 0; k < arch_get((ArchId)run->arch)->n_lin; k++)
         if (write_layer(f, g, run, l, k, total) != 0) return -1;
     return 0;
 }
@@ -121,22 +125,25 @@ int quant_io_write(H5File *f, const char *g, const QuantRun *run, int64_t *total
 }
 
 int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
-    int L = run->n_layers, n = L * LIN_COUNT;
+    const ArchDesc *a = arch_get((ArchId)run->arch);
+    int L = run->n_layers, nl = a->n_lin, n = L * nl;
     const char *base = strcmp(g, "/") ? g : "";
     double *v = qh_malloc(sizeof(double) * (size_t)n);
-    char p[512];
+    char p[512], columns[512] = "";
+    for (int k = 0; k < nl; k++)
+        snprintf(columns + strlen(columns), sizeof columns - strlen(columns), "%s%s", k ? "," : "", a->lin[k].name);
     int rc = 0;
     static const char *names[6] = {"proxy_loss", "n_outliers", "outlier_fraction", "formula_bits", "stored_bits", "seconds"};
     for (int which = 0; which < 6 && rc == 0; which++) {
-        for (int i = 0; i < n; i++) {
-            const SubLayerReport *r = &run->reports[i];
+        for (int i = 0; i < n; i++) { /* (L, n_lin) */
+            const SubLayerReport *r = &run->reports[(i / nl) * LIN_COUNT + i % nl];
             double x[6] = {r->proxy_loss, (double)r->n_outliers, r->outlier_fraction, r->formula_bits,
                            sublayer_stored_bits(r), r->seconds};
             v[i] = x[which];
         }
         snprintf(p, sizeof p, "%s/quant/layer_%s", base, names[which]);
-        rc = h5_write(f, p, H5T_QH_F64, v, L, LIN_COUNT);
-        if (rc == 0) rc = h5_attr_str(f, p, "columns", "wq,wk,wv,wo,w1,w3,w2");
+        rc = h5_write(f, p, H5T_QH_F64, v, L, nl);
+        if (rc == 0) rc = h5_attr_str(f, p, "columns", columns);
     }
     free(v);
     snprintf(p, sizeof p, "%s/quant/block_rel_err", base);
@@ -244,9 +251,13 @@ static int get_packed(H5File *f, const char *grp, const char *name, uint8_t **ou
 }
 
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q) {
+    return quant_io_read_layer_named(f, g, l, linear_names[k], q);
+}
+
+int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name, QuantLayer *q) {
     memset(q, 0, sizeof *q);
     char grp[256];
-    layer_group(grp, sizeof grp, g, l, k);
+    layer_group(grp, sizeof grp, g, l, name);
     if (!h5_exists(f, grp)) return qh_error("'%s': layer group %s is missing", h5_path(f), grp);
     int64_t v[10];
     static const char *names[10] = {"m", "n", "ngroups", "groupsize", "wbits", "scale_code_bits", "zero_code_bits",
@@ -338,34 +349,34 @@ const char *quant_io_row_order_name(int rotate_half) { return rotate_half ? "rot
 /* The "row_order" of layer (l, k): *rotate_half 1 when its rows are stored in
  * the rotate-half order of a Hugging Face checkpoint (wq / wk only); files
  * written before the attribute existed hold the harness's order. */
-static int read_row_order(H5File *f, int l, LinearKind k, int *rotate_half) {
+static int read_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int *rotate_half) {
     char grp[256];
-    layer_group(grp, sizeof grp, "/", l, k);
+    layer_group(grp, sizeof grp, "/", l, model_linear_name(c, k));
     *rotate_half = 0;
     if (!h5_has_attr(f, grp, "row_order")) return 0;
     char *v = NULL;
     if (h5_get_attr_str(f, grp, "row_order", &v) != 0) return -1;
     int rc = 0;
-    if (!strcmp(v, quant_io_row_order_name(1)) && model_is_qk(k)) *rotate_half = 1;
+    if (!strcmp(v, quant_io_row_order_name(1)) && model_linear_rotary(c, k)) *rotate_half = 1;
     else if (strcmp(v, quant_io_row_order_name(0)) != 0)
         rc = qh_error("'%s': %s has row_order '%s', expected '%s'%s", h5_path(f), grp, v, quant_io_row_order_name(0),
-                      model_is_qk(k) ? " or 'rotate_half'" : " (only wq and wk may be stored rotate-half)");
+                      model_linear_rotary(c, k) ? " or 'rotate_half'" : " (only wq and wk may be stored rotate-half)");
     free(v);
     return rc;
 }
 
 int quant_io_load_block(H5File *f, Model *m, int l) {
     int rc = 0;
-    for (int k = 0; k < LIN_COUNT && rc == 0; k++) {
+    for (int k = 0; k < model_n_linears(&m->cfg) && rc == 0; k++) {
         QuantLayer q;
         int rows, cols;
         model_linear_shape(&m->cfg, (LinearKind)k, &rows, &cols);
-        rc = quant_io_read_layer(f, "/", l, (LinearKind)k, &q);
+        rc = quant_io_read_layer_named(f, "/", l, model_linear_name(&m->cfg, k), &q);
         if (rc == 0 && (q.m != rows || q.n != cols))
-            rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", h5_path(f), l, linear_names[k], q.m,
-                          q.n, rows, cols);
+            rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", h5_path(f), l,
+                          model_linear_name(&m->cfg, k), q.m, q.n, rows, cols);
         int rotate_half = 0;
-        if (rc == 0) rc = read_row_order(f, l, (LinearKind)k, &rotate_half);
+        if (rc == 0) rc = read_row_order(f, &m->cfg, l, (LinearKind)k, &rotate_half);
         if (rc == 0) {
             float *W = qh_malloc(sizeof(float) * (size_t)rows * cols * (rotate_half ? 2 : 1)); /* (rows, cols) x1|2 */
             quant_layer_dequantize(&q, W);

@@ -42,7 +42,9 @@ int quant_io_load_block(H5File *f, Model *m, int l);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
                      const Provenance *prov, const char *settings_json);
-/* Read the layer (l, k) under g into q (owned arrays). */
+/* Read the layer (l, name) under g into q (owned arrays); name is the
+ * family's (model_linear_name). quant_io_read_layer: LLaMA's layer (l, k). */
+int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name, QuantLayer *q);
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q);
 /* Load the base model named in the file (or model_path when given), then
  * replace its linear layers by the decoded quantized weights. t may be NULL. */
