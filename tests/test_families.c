@@ -20,20 +20,32 @@
  *   logits are O(1));
  * - the config is the family's (the checks below name what each folder must
  *   have been read as), so that a folder silently read as another family fails.
+ * Bad input, each refused (-1) with a message naming the file, the key or
+ * tensor and what was expected (captured and matched): an unknown model_type,
+ * Falcon's alibi, a fused QKV whose size does not match the head counts, a
+ * missing LayerNorm bias; and a Mistral window longer than its sliding_window
+ * (forward_create).
  * Not here: quantization of these checkpoints (test_family_quant.c), the CLI
  * (tests/cli/test_families.sh), the CUDA backend (tests/gpu/test_gpu_families.c). */
+#define _GNU_SOURCE
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "arch.h"
+#include "capture.h"
 #include "check.h"
 #include "family_fixtures.h"
 #include "forward.h"
 #include "hf_model.h"
 #include "perplexity.h"
+#include "safetensors.h"
 #include "util.h"
 
 /* What each folder must have been read as. */
@@ -110,7 +122,107 @@ static void test_folder(const char *name) {
     family_fixture_free(&fx);
 }
 
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
+
+/* A copy of fixture `name` in dir whose config.json has `from` replaced by `to`; drop: a tensor left out. */
+static int bad_copy(const char *name, const char *dir, const char *from, const char *to, const char *drop) {
+    char src[600], p[700], *cfg;
+    size_t n;
+    snprintf(src, sizeof src, "%s/%s", family_fixture_root(), name);
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/config.json", src);
+    if (qh_read_file(p, &cfg, &n) != 0) return -1;
+    char *at = strstr(cfg, from);
+    if (!at) {
+        free(cfg);
+        return qh_error("'%s' lacks '%s'", p, from);
+    }
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "wb");
+    fprintf(f, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+    fclose(f);
+    free(cfg);
+    /* the tensors, rewritten (fp32) without `drop` */
+    StFile st;
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    if (st_open(&st, p) != 0) return -1;
+    StOut *outs = qh_calloc((size_t)st.n_tensors, sizeof *outs);
+    float **bufs = qh_calloc((size_t)st.n_tensors, sizeof *bufs);
+    int k = 0;
+    for (int i = 0; i < st.n_tensors; i++) {
+        const StTensor *t = &st.tensors[i];
+        if (drop && !strcmp(t->name, drop)) continue;
+        bufs[k] = qh_malloc(sizeof(float) * (size_t)t->numel);
+        st_to_f32(t, bufs[k]);
+        outs[k] = (StOut){t->name, bufs[k], t->ndim, {t->shape[0], t->ndim == 2 ? t->shape[1] : 0}, NULL};
+        k++;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    int rc = st_write(p, outs, k, ST_F32);
+    for (int i = 0; i < k; i++) free(bufs[i]);
+    free(bufs);
+    free(outs);
+    st_close(&st);
+    return rc;
+}
+
+static void test_bad_inputs(void) {
+    static const struct {
+        const char *what, *name, *from, *to, *drop, *expect;
+    } cases[] = {
+        {"unknown model_type", "falcon7b_f32", "\"model_type\": \"falcon\"", "\"model_type\": \"gpt_neox\"", NULL,
+         "config.json': key 'model_type' = 'gpt_neox' is not supported (expected llama, mistral, qwen2, falcon"},
+        {"alibi", "falcon7b_f32", "\"alibi\": false", "\"alibi\": true", NULL,
+         "config.json': key 'alibi' is true: ALiBi attention is not supported"},
+        {"fused QKV size", "falcon40b_f32", "\"num_kv_heads\": 2", "\"num_kv_heads\": 1", NULL,
+         "model.safetensors': tensor 'transformer.h.0.self_attention.query_key_value.weight' has shape [64, 32], but "
+         "the config implies [48, 32] ((num_attention_heads 4 + 2 x 1 kv heads) x head size 8 rows)"},
+        {"missing LayerNorm bias", "falcon40b_f32", "\"alibi\": false", "\"alibi\": false", "transformer.h.1.ln_mlp.bias",
+         "tensor 'transformer.h.1.ln_mlp.bias' is missing"},
+        {"parallel_attn false", "falcon7b_f32", "\"parallel_attn\": true", "\"parallel_attn\": false", NULL,
+         "key 'parallel_attn' is false"},
+    };
+    char dir[] = "/tmp/qh_famXXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char d[300];
+        snprintf(d, sizeof d, "%s/c%zu", dir, i);
+        if (bad_copy(cases[i].name, d, cases[i].from, cases[i].to, cases[i].drop) != 0) {
+            CHECK(0, "%s: making the bad copy", cases[i].what);
+            continue;
+        }
+        Model m;
+        cap_begin_in(dir);
+        int rc = hf_model_load(&m, d);
+        char *err = cap_end();
+        CHECK(rc != 0 && m.heap == NULL, "%s: accepted", cases[i].what);
+        CHECK(err && strstr(err, cases[i].expect) && strstr(err, d), "%s: message '%s' lacks '%s' or the folder",
+              cases[i].what, err ? err : "", cases[i].expect);
+        free(err);
+        if (rc == 0) model_free(&m);
+    }
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    /* a window beyond Mistral's sliding_window */
+    Model m;
+    char d[600];
+    snprintf(d, sizeof d, "%s/mistral_f32", family_fixture_root());
+    if (hf_model_load(&m, d) == 0) {
+        Forward *f = NULL;
+        cap_begin_in("/tmp");
+        int rc = forward_create(QH_DEVICE_CPU, &m, 96, &f);
+        char *err = cap_end();
+        CHECK(rc != 0 && err && strstr(err, "exceeds the model's sliding_window of 64"), "window 96 > sliding_window: %s",
+              err ? err : "");
+        free(err);
+        forward_destroy(&f);
+        CHECK(forward_create(QH_DEVICE_CPU, &m, 64, &f) == 0, "a window of sliding_window tokens is refused");
+        forward_destroy(&f);
+        model_free(&m);
+    }
+}
+
 int main(void) {
+    test_bad_inputs();
     for (int i = 0; family_fixture_names[i]; i++) test_folder(family_fixture_names[i]);
     return test_summary();
 }

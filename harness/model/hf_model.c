@@ -670,7 +670,13 @@ static int hf_build(Model *m, const ModelConfig *c, StFile *shards, int n_shards
             if (t->ndim != ndim || t->shape[0] != shape[0] || (ndim == 2 && t->shape[1] != shape[1])) {
                 fmt_shape(s1, sizeof s1, t->ndim, t->shape);
                 fmt_shape(s2, sizeof s2, ndim, shape);
-                qh_error("'%s': tensor '%s' has shape %s, but the config implies %s", f->what, t->name, s1, s2);
+                int k = slot_lin(slot);
+                if (k >= 0 && arch_of(c)->lin[k].out == DIM_QKV) /* say where the fused size comes from */
+                    qh_error("'%s': tensor '%s' has shape %s, but the config implies %s ((num_attention_heads %d + "
+                             "2 x %d kv heads) x head size %d rows)", f->what, t->name, s1, s2, c->n_heads,
+                             c->n_kv_heads, model_head_size(c));
+                else
+                    qh_error("'%s': tensor '%s' has shape %s, but the config implies %s", f->what, t->name, s1, s2);
                 goto done;
             }
             if (slot == SLOT_IGNORE) continue;
