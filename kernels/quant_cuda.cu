@@ -115,7 +115,7 @@ typedef struct Job {
     /* inputs (borrowed) */
     QuantCuda *c;
     const char *method;
-    const QuantMethodInfo *mi;
+    const QuantMethod *mi;
     const float *W;  /* (m, n) host */
     const double *H; /* (n, n) host or NULL */
     const QuantParams *p;
@@ -538,7 +538,7 @@ extern "C" int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const f
     memset(t, 0, sizeof *t);
     /* the checks of quantize_layer_ref, shared */
     if (quant_layer_check_inputs("quantize_layer_cuda", method, W, m, n, H, p) != 0) return -1;
-    const QuantMethodInfo *mi = quant_method_info(method);
+    const QuantMethod *mi = quant_method_find(method);
     if (!c) return qh_error("quantize_layer_cuda: no CUDA context");
 
     Job j;
@@ -550,8 +550,8 @@ extern "C" int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const f
     j.zero_second = quant_zero_has_second_level(p);
     j.zero_int = quant_zero_is_integer_code(p);
     j.qq_groups = (j.scale_coded || j.zero_second) ? (m + p->qq_groupsize - 1) / p->qq_groupsize : 0;
-    j.use_U = mi->needs_H;
-    j.may_have_out = mi->allows_outliers && isfinite(p->outlier_threshold);
+    j.use_U = (mi->caps & QUANT_CAP_HESSIAN) != 0;
+    j.may_have_out = (mi->caps & QUANT_CAP_OUTLIERS) && isfinite(p->outlier_threshold);
     j.B = j.use_U ? (p->blocksize < n ? p->blocksize : n) : n; /* RTN: one block, no feedback */
     for (int bs = 0; bs < n; bs = sweep_block_end(bs, j.B, j.g, n)) j.nblocks++;
 
@@ -562,6 +562,11 @@ extern "C" int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const f
     }
     job_free(&j);
     return rc;
+}
+
+extern "C" int quant_cuda_supports(const char *method) {
+    const QuantMethod *m = quant_method_find(method);
+    return m && m->quantize_ref == quantize_layer_ref;
 }
 
 extern "C" int quantize_layer_cuda(const char *method, const float *W, int m, int n, const double *H,

@@ -69,6 +69,10 @@ void quant_cuda_destroy(QuantCuda **c);
  * created and destroyed inside. */
 int quantize_layer_cuda(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
                         QuantLayer *q, float *W_deq);
+/* Whether `method` has a CUDA quantizer here: the methods whose CPU quantizer
+ * (quant_methods[], settings.h) is the shared engine quantize_layer_ref, of
+ * which quantize_layer_cuda_ctx is the twin. Others run on the CPU. */
+int quant_cuda_supports(const char *method);
 /* The same with a caller-owned context; times may be NULL. */
 int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const float *W, int m, int n, const double *H,
                             const QuantParams *p, QuantLayer *q, float *W_deq, QuantCudaTimes *times);

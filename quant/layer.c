@@ -152,9 +152,9 @@ int quant_layer_check_inputs(const char *who, const char *method, const float *W
                              const QuantParams *p) {
     if (!p) return qh_error("%s: parameters missing", who);
     if (quant_params_validate(p, method, m, n) != 0) return -1;
-    const QuantMethodInfo *mi = quant_method_info(method);
+    const QuantMethod *mi = quant_method_find(method);
     if (!W) return qh_error("%s: weights W missing", method);
-    if (mi->needs_H && !H) return qh_error("%s: Hessian H missing (required for %s)", method, method);
+    if ((mi->caps & QUANT_CAP_HESSIAN) && !H) return qh_error("%s: Hessian H missing (required for %s)", method, method);
     if (!H && p->perm == QH_PERM_ACT_ORDER)
         return qh_error("%s: perm act_order needs the Hessian H; expected identity without H", method);
     if (check_finite_f(W, (size_t)m * n, "W") != 0) return -1;
@@ -166,13 +166,13 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
                        QuantLayer *q, float *W_deq) {
     memset(q, 0, sizeof *q);
     if (quant_layer_check_inputs("quantize_layer_ref", method, W, m, n, H, p) != 0) return -1;
-    const QuantMethodInfo *mi = quant_method_info(method);
+    const QuantMethod *mi = quant_method_find(method);
 
     const int g = quant_group_width(p, n), ngroups = (n + g - 1) / g;
     const int scale_coded = p->qq_scale_bits > 0, zero_second = quant_zero_has_second_level(p);
     const int zero_int = quant_zero_is_integer_code(p);
     const int qq_groups = (scale_coded || zero_second) ? (m + p->qq_groupsize - 1) / p->qq_groupsize : 0;
-    const int use_U = mi->needs_H;
+    const int use_U = (mi->caps & QUANT_CAP_HESSIAN);
 
     double t0 = qh_now();
     int *order = qh_malloc((size_t)n * sizeof(int)); /* (n) permuted position -> original column */
@@ -205,7 +205,7 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
 
     /* SPEC 5: outlier scale and absolute threshold */
     double outlier_scale = NAN, tau_abs = INFINITY;
-    if (mi->allows_outliers && isfinite(p->outlier_threshold)) {
+    if ((mi->caps & QUANT_CAP_OUTLIERS) && isfinite(p->outlier_threshold)) {
         outlier_scale = spqr_outlier_scale(Wt, m, n, U);
         if (isfinite(outlier_scale))
             tau_abs = p->outlier_threshold * outlier_scale;

@@ -1,57 +1,27 @@
-/* params.c: the method table (rtn, gptq, spqr), default parameters and their
- * validation. Holds no algorithm; bits per parameter are in bits.c. */
+/* params.c: default parameters (from the tables of settings.c and methods.c)
+ * and their validation. Holds no algorithm; bits per parameter are in bits.c. */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "quant_internal.h"
+#include "settings.h"
 #include "util.h"
-
-/* What each method is made of: GPTQ = the engine with no outliers and fp16
- * statistics; RTN = the quantizer (two-level statistics allowed) applied to the
- * original weights; SpQR = the engine with everything. */
-static const QuantMethodInfo methods[] = {
-    {"rtn", 0, 0, 1},
-    {"gptq", 1, 0, 0},
-    {"spqr", 1, 1, 1},
-};
-
-const QuantMethodInfo *quant_method_info(const char *method) {
-    if (!method) return NULL;
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (strcmp(methods[i].name, method) == 0) return &methods[i];
-    return NULL;
-}
 
 void quant_params_default(QuantParams *p, const char *method) {
     memset(p, 0, sizeof *p);
-    p->wbits = 4;
-    p->groupsize = 0;
-    p->qq_scale_bits = 0;
-    p->qq_zero_bits = 0;
-    p->qq_groupsize = 0;
-    p->outlier_threshold = INFINITY;
-    p->simplified_outliers = 0;
-    p->percdamp = 0.01; /* SPEC 4.2, paper default */
-    p->perm = QH_PERM_IDENTITY;
-    p->sym = 0;
-    p->round_zero = 0;
-    p->gptq_zero_rule = 0; /* SPEC 2: SpQR's rule by default for every method */
-    p->blocksize = 128;    /* SPEC 4.5 */
-    if (method && strcmp(method, "spqr") == 0) {
-        /* the paper's near-lossless setting (SPEC 5), identity order */
-        p->groupsize = 16;
-        p->qq_scale_bits = 3;
-        p->qq_zero_bits = 3;
-        p->qq_groupsize = 16;
-        p->outlier_threshold = 0.2;
-        p->percdamp = 1.0;
-    }
+    for (const QuantSetting *s = quant_settings; s->name; s++) quant_setting_set(p, s, s->def);
+    const QuantMethod *m = quant_method_find(method);
+    if (m && m->defaults) m->defaults(p);
 }
 
 int quant_params_validate(const QuantParams *p, const char *method, int m, int n) {
-    const QuantMethodInfo *mi = quant_method_info(method);
-    if (!mi) return qh_error("method '%s' unknown; expected rtn, gptq or spqr", method ? method : "(null)");
+    const QuantMethod *mi = quant_method_find(method);
+    if (!mi) {
+        char names[128];
+        quant_method_names(~0u, ", ", names, sizeof names);
+        return qh_error("method '%s' unknown; expected one of %s", method ? method : "(null)", names);
+    }
     if (m < 1) return qh_error("%s: layer rows m = %d; expected m >= 1", method, m);
     if (n < 1 || n > 65536)
         return qh_error("%s: layer columns n = %d; expected 1 <= n <= 65536 (16-bit column indices)", method, n);
@@ -76,10 +46,10 @@ int quant_params_validate(const QuantParams *p, const char *method, int m, int n
     if (p->perm != QH_PERM_IDENTITY && p->perm != QH_PERM_ACT_ORDER)
         return qh_error("%s: perm = %d; expected 0 (identity) or 1 (act_order)", method, (int)p->perm);
     if (p->blocksize < 1) return qh_error("%s: blocksize = %d; expected >= 1", method, p->blocksize);
-    if (!mi->allows_outliers && !isinf(p->outlier_threshold))
+    if (!(mi->caps & QUANT_CAP_OUTLIERS) && !isinf(p->outlier_threshold))
         return qh_error("%s: outlier_threshold = %g; %s has no outliers, expected inf (use spqr)", method,
                         p->outlier_threshold, method);
-    if (!mi->allows_qq && qq)
+    if (!(mi->caps & QUANT_CAP_QQ) && qq)
         return qh_error("%s: qq_scale_bits %d / qq_zero_bits %d; %s keeps fp16 statistics, expected 0 (use spqr)",
                         method, p->qq_scale_bits, p->qq_zero_bits, method);
     if (p->sym && p->qq_zero_bits > 0)

@@ -34,9 +34,12 @@ typedef struct QuantParams {
     int sym, round_zero;      /* SPEC 2 */
     int gptq_zero_rule;       /* GPTQ's original rule (rounded zero, range contains 0); off by default */
     int blocksize;            /* SPEC 4.5, 128 */
+    int true_sequential;      /* SPEC 1.3: Hessians of the block's groups in turn (model-level calibration;
+                               * the layer quantizer ignores it) */
 } QuantParams;
 
-/* Defaults for "rtn", "gptq" or "spqr" (an unknown name gets the common
+/* Defaults of a method of quant_methods[] (settings.h): the common defaults of
+ * quant_settings[], then the method's own (an unknown name gets the common
  * defaults; quant_params_validate rejects it). Common: wbits 4, per-row
  * groups, fp16 statistics, no outliers, percdamp 0.01, identity order, SpQR's
  * zero rule, blocksize 128. "spqr": the paper's near-lossless setting except

@@ -1,5 +1,5 @@
 /* quant_internal.h: the seams between the files of quant/ (not for use
- * outside quant/ and its tests): method table, Hessian preparation (SPEC
+ * outside quant/ and its tests): Hessian preparation (SPEC
  * 4.1-4.4), the one GSL wrapper, group statistics (SPEC 2 second level),
  * group ranges with the leave-one-out criterion (SPEC 5), and the shared
  * column-sweep engine (SPEC 4.5, 5).
@@ -15,16 +15,9 @@
 
 #include "grid.h"
 #include "quant.h"
+#include "settings.h"
 
 /* ---- params.c ---------------------------------------------------------------- */
-typedef struct QuantMethodInfo {
-    const char *name;
-    int needs_H;        /* gptq, spqr: the sweep needs the Hessian */
-    int allows_outliers;/* spqr only */
-    int allows_qq;      /* second-level statistics: rtn ("the quantizer") and spqr */
-} QuantMethodInfo;
-/* NULL when unknown. */
-const QuantMethodInfo *quant_method_info(const char *method);
 /* The group width used for groupsize p (0 -> n). */
 static inline int quant_group_width(const QuantParams *p, int n) { return p->groupsize > 0 ? p->groupsize : n; }
 /* Whether the zeros are coded at the second level / stored as integer codes. */

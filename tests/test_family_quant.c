@@ -58,8 +58,9 @@ static void test_method(const char *name, const char *method, const Tokenizer *t
     char calib[600];
     snprintf(calib, sizeof calib, "file:%s/text.txt", family_fixture_root());
     QuantRunSpec s = {.method = method, .calib = calib, .nsamples = 4, .seqlen = 32, .seed = 0,
-                      .data_root = root(), .device = QH_DEVICE_CPU, .true_sequential = 1};
+                      .data_root = root(), .device = QH_DEVICE_CPU};
     quant_params_default(&s.params, method);
+    s.params.true_sequential = 1;
     s.params.wbits = 3;
     s.params.groupsize = 16;
     QuantRun run;

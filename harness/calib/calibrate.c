@@ -114,8 +114,9 @@ static void hook_slots_free(HookState *h) {
     }
 }
 
-/* The layer quantizer of the backend: quantize_layer_ref on the CPU, its
- * CUDA twin (same signature, same results up to rounding ties) on the GPU. */
+/* The layer quantizer of the backend: the method's own (quant_methods[]) on
+ * the CPU; on the GPU its CUDA twin (same signature, same results up to
+ * rounding ties) when kernels/ has one (quant_cuda_supports), else the CPU one. */
 struct LayerQuantizer {
     int on_gpu;
 #ifdef QH_HAVE_CUDA
@@ -126,9 +127,12 @@ struct LayerQuantizer {
 static int layer_quantize(const LayerQuantizer *lq, const char *method, const float *W, int m, int n, const double *H,
                           const QuantParams *p, QuantLayer *q, float *W_deq) {
 #ifdef QH_HAVE_CUDA
-    if (lq && lq->on_gpu) return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
+    if (lq && lq->on_gpu && quant_cuda_supports(method))
+        return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
 #endif
-    return quantize_layer_ref(method, W, m, n, H, p, q, W_deq);
+    const QuantMethod *qm = quant_method_find(method);
+    if (!qm) return qh_error("quantize: unknown method '%s'", method ? method : "(null)");
+    return qm->quantize_ref(method, W, m, n, H, p, q, W_deq);
 }
 
 int quant_params_fit_model(const QuantParams *p, const char *method, const ModelConfig *c, LinearKind *bad_kind) {
@@ -231,7 +235,9 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     /* RTN needs no data; with calibration data it is still run through the
      * sequential pipeline so that its proxy losses (with the same Hessians as
      * GPTQ/SpQR would see) can be compared. --calib none skips that. */
-    int is_rtn = !strcmp(spec->method, "rtn") && (!spec->calib || !strcmp(spec->calib, "none"));
+    const QuantMethod *method = quant_method_find(spec->method);
+    if (!method) return qh_error("quantize: unknown method '%s'", spec->method ? spec->method : "(null)");
+    int is_rtn = !(method->caps & QUANT_CAP_HESSIAN) && (!spec->calib || !strcmp(spec->calib, "none"));
     run->n_layers = L;
     run->qk_rotate_half = c->qk_rotate_half;
     run->arch = c->arch;
@@ -284,7 +290,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
 
     /* 3. block by block, in the descriptor's true-sequential groups (LLaMA: [q,k,v] -> [o] -> [gate,up] ->
      * [down]; Falcon: [query_key_value] -> [dense] -> [dense_h_to_4h] -> [dense_4h_to_h]), or all at once */
-    int seq_groups[LIN_COUNT][LIN_COUNT + 1], one_group[1][LIN_COUNT + 1], ngroups = spec->true_sequential ? arch->n_groups : 1;
+    int seq_groups[LIN_COUNT][LIN_COUNT + 1], one_group[1][LIN_COUNT + 1], ngroups = spec->params.true_sequential ? arch->n_groups : 1;
     for (int g = 0; g < arch->n_groups; g++) {
         int n = 0;
         for (int k = 0; k < nlin; k++)
@@ -296,7 +302,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         qh_progress("block %d/%d", l + 1, L);
         if ((rc = model_load_block(m, l)) != 0) break; /* a no-op unless the checkpoint is streamed */
         for (int g = 0; g < ngroups && rc == 0; g++) {
-            const int *grp = spec->true_sequential ? seq_groups[g] : one_group[0];
+            const int *grp = spec->params.true_sequential ? seq_groups[g] : one_group[0];
             hook_slots_free(&hs);
             for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
                 int rows, cols;
@@ -380,21 +386,27 @@ json_t *quant_spec_json(const QuantRunSpec *s) {
     const QuantParams *p = &s->params;
     json_t *o = json_object();
     json_object_set_new(o, "method", json_string(s->method));
-    json_object_set_new(o, "wbits", json_integer(p->wbits));
-    json_object_set_new(o, "groupsize", json_integer(p->groupsize));
-    json_object_set_new(o, "qq_scale_bits", json_integer(p->qq_scale_bits));
-    json_object_set_new(o, "qq_zero_bits", json_integer(p->qq_zero_bits));
-    json_object_set_new(o, "qq_groupsize", json_integer(p->qq_groupsize));
-    if (isinf(p->outlier_threshold)) json_object_set_new(o, "outlier_threshold", json_string("inf"));
-    else json_object_set_new(o, "outlier_threshold", json_real(p->outlier_threshold));
-    json_object_set_new(o, "simplified_outliers", json_boolean(p->simplified_outliers));
-    json_object_set_new(o, "percdamp", json_real(p->percdamp));
-    json_object_set_new(o, "perm", json_string(p->perm == QH_PERM_ACT_ORDER ? "act_order" : "identity"));
-    json_object_set_new(o, "sym", json_boolean(p->sym));
-    json_object_set_new(o, "round_zero", json_boolean(p->round_zero));
-    json_object_set_new(o, "gptq_zero_rule", json_boolean(p->gptq_zero_rule));
-    json_object_set_new(o, "blocksize", json_integer(p->blocksize));
-    json_object_set_new(o, "true_sequential", json_boolean(s->true_sequential));
+    for (const QuantSetting *q = quant_settings; q->name; q++) { /* every setting, used by the method or not */
+        double v = quant_setting_get(p, q);
+        json_t *j;
+        switch (q->type) {
+        case QS_INT:
+            j = json_integer((json_int_t)v);
+            break;
+        case QS_BOOL:
+            j = json_boolean(v != 0);
+            break;
+        case QS_ENUM: {
+            char t[64];
+            quant_setting_format(q, v, t, sizeof t);
+            j = json_string(t);
+            break;
+        }
+        default:
+            j = isinf(v) ? json_string("inf") : json_real(v);
+        }
+        json_object_set_new(o, q->name, j);
+    }
     json_object_set_new(o, "calib", json_string(s->calib ? s->calib : ""));
     json_object_set_new(o, "nsamples", json_integer(s->nsamples));
     json_object_set_new(o, "calib_seqlen", json_integer(s->seqlen));

@@ -12,13 +12,13 @@
 #include "forward.h"
 #include "model.h"
 #include "quant.h"
+#include "settings.h"
 
 struct QuantRun;
 
 typedef struct QuantRunSpec {
-    const char *method;     /* rtn | gptq | spqr */
-    QuantParams params;
-    int true_sequential;    /* the family's groups (arch.h): LLaMA [q,k,v] -> [o] -> [gate,up] -> [down] */
+    const char *method;     /* a name of quant_methods[] (settings.h) */
+    QuantParams params;     /* params.true_sequential: the family's groups (arch.h), LLaMA [q,k,v] -> [o] -> [gate,up] -> [down] */
     const char *calib;      /* c4 | wikitext2 | ptb | file:PATH */
     int nsamples, seqlen;
     uint64_t seed;

@@ -19,6 +19,7 @@
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
+#include "settings.h"
 #include "stream_eval.h"
 #include "util.h"
 
@@ -45,7 +46,8 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     if (!model_is_streamable(m))
         return qh_error("quantize: --max-memory needs a checkpoint read block by block (a llama2.c file or a "
                         "Hugging Face directory)");
-    int calib = strcmp(s->method, "rtn") != 0 || (s->calib && strcmp(s->calib, "none") != 0);
+    const QuantMethod *qm = quant_method_find(s->method);
+    int calib = (qm && (qm->caps & QUANT_CAP_HESSIAN)) || (s->calib && strcmp(s->calib, "none") != 0);
     size_t D = c->dim, F = c->hidden_dim;
     size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
     size_t block = sizeof(float) * (size_t)(model_linear_params(c) / c->n_layers), largest = 0;
@@ -94,42 +96,109 @@ static int check_method_options(const char *method, const char *calib, const Opt
     return 0;
 }
 
-/* Copy an option into an int parameter when it was given, checking the int range. */
-static int set_int(int *dst, long v, const char *name) {
-    if (v == OPT_UNSET_INT) return 0;
-    if (v < INT_MIN || v > INT_MAX) return qh_error("quantize: --%s %ld is out of range", name, v);
-    *dst = (int)v;
+/* The options made from quant_settings[] (settings.h): one per setting,
+ * named after it ('_' -> '-'), holding what was given (unset: the method's
+ * default applies, so --help prints no sentinel). --per-row stands for the
+ * "row" value of a QS_ROW setting. */
+typedef struct SettingOpts {
+    int n;
+    char name[QUANT_MAX_SETTINGS][40];
+    char help[QUANT_MAX_SETTINGS][256];
+    long ival[QUANT_MAX_SETTINGS];
+    double dval[QUANT_MAX_SETTINGS];
+    int flag[QUANT_MAX_SETTINGS];
+    char *sval[QUANT_MAX_SETTINGS];
+    int per_row;
+    int spec_row[QUANT_MAX_SETTINGS]; /* index of the setting's row in the option table */
+    int per_row_row;                  /* index of --per-row there, -1 if none */
+} SettingOpts;
+
+/* Append the setting options to specs (at *k), filling so. */
+static void setting_options(SettingOpts *so, OptSpec *specs, int *k) {
+    so->per_row_row = -1;
+    so->n = 0;
+    for (const QuantSetting *q = quant_settings; q->name; q++, so->n++) {
+        int i = so->n;
+        snprintf(so->name[i], sizeof so->name[i], "%s", q->name);
+        for (char *c = so->name[i]; *c; c++)
+            if (*c == '_') *c = '-';
+        char def[160] = "";
+        if (q->type != QS_BOOL) quant_setting_default_text(q, def, sizeof def); /* a flag is off unless given */
+        snprintf(so->help[i], sizeof so->help[i], "%s%s%s%s", q->help, def[0] ? " (" : "", def, def[0] ? ")" : "");
+        so->ival[i] = OPT_UNSET_INT;
+        so->dval[i] = NAN;
+        so->flag[i] = 0;
+        so->sval[i] = NULL;
+        OptSpec o = {so->name[i], OPT_INT, &so->ival[i], q->meta, so->help[i]};
+        if (q->type == QS_DOUBLE) o.type = OPT_DOUBLE, o.dst = &so->dval[i];
+        else if (q->type == QS_BOOL) o.type = OPT_FLAG, o.dst = &so->flag[i], o.meta = NULL;
+        else if (q->type == QS_ENUM) o.type = OPT_STR, o.dst = &so->sval[i];
+        so->spec_row[i] = *k;
+        specs[(*k)++] = o;
+        if (q->flags & QS_ROW) {
+            so->per_row_row = *k;
+            specs[(*k)++] = (OptSpec){"per-row", OPT_FLAG, &so->per_row, NULL,
+                                      "one group per row (the whole input dimension)"};
+        }
+    }
+}
+
+/* Copy the given setting options into p (over the method's defaults), each
+ * checked against its row's range. */
+static int apply_setting_options(const SettingOpts *so, const unsigned char *given, QuantParams *p) {
+    int i = 0;
+    for (const QuantSetting *q = quant_settings; q->name; q++, i++) {
+        int row_given = (q->flags & QS_ROW) && so->per_row_row >= 0 && given[so->per_row_row];
+        if (row_given && given[so->spec_row[i]])
+            return qh_error("quantize: --per-row and --%s exclude each other", so->name[i]);
+        if (row_given) {
+            quant_setting_set(p, q, 0);
+            continue;
+        }
+        if (!given[so->spec_row[i]]) continue;
+        char exp[128];
+        quant_setting_expected(q, exp, sizeof exp);
+        double v = 0;
+        switch (q->type) {
+        case QS_INT:
+            if ((q->flags & QS_ROW) && so->ival[i] < 1)
+                return qh_error("quantize: --%s must be >= 1, got %ld (use --per-row for one group per row)",
+                                so->name[i], so->ival[i]);
+            if (so->ival[i] < q->min || so->ival[i] > q->max)
+                return qh_error("quantize: --%s %ld is out of range (expected %s)", so->name[i], so->ival[i], exp);
+            v = (double)so->ival[i];
+            break;
+        case QS_DOUBLE:
+            v = so->dval[i];
+            break; /* the range is quant_params_validate's */
+        case QS_BOOL:
+            v = 1;
+            break;
+        case QS_ENUM: {
+            char why[256];
+            if (quant_setting_parse(q, so->sval[i], &v, why, sizeof why) != 0)
+                return qh_error("quantize: --%s %s", so->name[i], why);
+            break;
+        }
+        }
+        quant_setting_set(p, q, v);
+    }
     return 0;
 }
 
 int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
-    char *model = NULL, *tok = NULL, *method = NULL, *perm = NULL, *calib = "c4", *evals = NULL, *save = NULL,
-         *out = NULL, *device = "auto", *data = NULL;
-    /* OPT_UNSET_INT / NaN: not given, the method's default applies (no default in --help) */
-    long wbits = OPT_UNSET_INT, groupsize = OPT_UNSET_INT, qsb = OPT_UNSET_INT, qzb = OPT_UNSET_INT,
-         qgs = OPT_UNSET_INT, blocksize = OPT_UNSET_INT, nsamples = 128, seed = 0, seqlen = 0, eval_seqlen = 0,
-         max_windows = 0, max_memory_mb = 0;
-    double tau = NAN, percdamp = NAN;
-    int simplified = 0, true_seq = 0, sym = 0, round_zero = 0, gptq_rule = 0, json = 0, per_row = 0;
-    const OptSpec specs[] = {
+    char *model = NULL, *tok = NULL, *method = NULL, *calib = "c4", *evals = NULL, *save = NULL, *out = NULL,
+         *device = "auto", *data = NULL;
+    long nsamples = 128, seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0, max_memory_mb = 0;
+    int json = 0;
+    char method_meta[128];
+    quant_method_names(~0u, "|", method_meta, sizeof method_meta);
+    const OptSpec head[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
-        {"method", OPT_STR, &method, "rtn|gptq|spqr", "quantization method"},
-        {"wbits", OPT_INT, &wbits, "B", "bits per weight, 1..8 (default 4)"},
-        {"groupsize", OPT_INT, &groupsize, "G", "columns per group, >= 1 (spqr default 16; rtn/gptq: per row)"},
-        {"per-row", OPT_FLAG, &per_row, NULL, "one group per row (the whole input dimension)"},
-        {"qq-scale-bits", OPT_INT, &qsb, "B", "bits of quantized scales, 0 = fp16 (spqr default 3)"},
-        {"qq-zero-bits", OPT_INT, &qzb, "B", "bits of quantized zeros, 0 = fp16 (spqr default 3)"},
-        {"qq-groupsize", OPT_INT, &qgs, "G", "rows per second-level group (spqr default 16)"},
-        {"outlier-threshold", OPT_DOUBLE, &tau, "T", "SpQR tau, inf = no outliers (spqr default 0.2)"},
-        {"simplified-outliers", OPT_FLAG, &simplified, NULL, "skip the leave-one-out criterion"},
-        {"percdamp", OPT_DOUBLE, &percdamp, "P", "damping, fraction of mean(diag H) (default 0.01; spqr 1.0)"},
-        {"perm", OPT_STR, &perm, "identity|act_order", "column order"},
-        {"true-sequential", OPT_FLAG, &true_seq, NULL, "Hessians of [q,k,v] -> [o] -> [gate,up] -> [down] in turn"},
-        {"sym", OPT_FLAG, &sym, NULL, "symmetric grid"},
-        {"round-zero", OPT_FLAG, &round_zero, NULL, "round the zero point to an integer"},
-        {"gptq-zero-rule", OPT_FLAG, &gptq_rule, NULL, "GPTQ's original rule (rounded zero, range contains 0)"},
-        {"blocksize", OPT_INT, &blocksize, "N", "GPTQ lazy-batch block (default 128)"},
+        {"method", OPT_STR, &method, method_meta, "quantization method"},
+    };
+    const OptSpec tail[] = {
         {"calib", OPT_STR, &calib, "D", "calibration data: c4 | wikitext2 | ptb | file:PATH | none (rtn only)"},
         {"nsamples", OPT_INT, &nsamples, "N", "calibration windows"},
         {"seed", OPT_INT, &seed, "S", "calibration sampling seed (CPython random.seed)"},
@@ -144,47 +213,36 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run forward passes"},
         {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
-        {NULL, 0, NULL, NULL, NULL},
     };
+    enum { NHEAD = sizeof head / sizeof head[0], NTAIL = sizeof tail / sizeof tail[0] };
+    OptSpec specs[NHEAD + 2 * QUANT_MAX_SETTINGS + NTAIL + 1];
+    SettingOpts so;
+    int k = 0;
+    for (int i = 0; i < NHEAD; i++) specs[k++] = head[i];
+    setting_options(&so, specs, &k);
+    for (int i = 0; i < NTAIL; i++) specs[k++] = tail[i];
+    specs[k] = (OptSpec){NULL, 0, NULL, NULL, NULL};
     unsigned char given[sizeof specs / sizeof specs[0]];
     int rc = opts_parse_given("quantize",
                               "Quantize a model layer by layer (SPEC 1-6) and report bits and proxy losses.", specs,
                               argc, argv, given);
     if (rc) return rc > 0 ? 0 : -1;
-    if (!method) return qh_error("quantize: --method is required (rtn, gptq or spqr)");
-    if (strcmp(method, "rtn") && strcmp(method, "gptq") && strcmp(method, "spqr"))
-        return qh_error("quantize: unknown method '%s' (expected rtn, gptq or spqr)", method);
+    if (!method) return qh_error("quantize: --method is required (%s)", method_meta);
+    const QuantMethod *qm = quant_method_find(method);
+    if (!qm) return qh_error("quantize: unknown method '%s' (expected %s)", method, method_meta);
     if (check_method_options(method, calib, specs, given) != 0) return -1;
-    QuantRunSpec spec = {.method = method, .true_sequential = true_seq, .calib = calib, .seed = (uint64_t)seed,
-                         .data_root = cli_data_root(data)};
+    QuantRunSpec spec = {.method = qm->name, .calib = calib, .seed = (uint64_t)seed, .data_root = cli_data_root(data)};
     QuantParams *p = &spec.params;
     quant_params_default(p, method);
-    if (groupsize != OPT_UNSET_INT && groupsize < 1)
-        return qh_error("quantize: --groupsize must be >= 1, got %ld (use --per-row for one group per row)", groupsize);
-    if (per_row && groupsize != OPT_UNSET_INT) return qh_error("quantize: --per-row and --groupsize exclude each other");
-    if (per_row) groupsize = 0;
-    if (set_int(&p->wbits, wbits, "wbits") || set_int(&p->groupsize, groupsize, "groupsize") ||
-        set_int(&p->qq_scale_bits, qsb, "qq-scale-bits") || set_int(&p->qq_zero_bits, qzb, "qq-zero-bits") ||
-        set_int(&p->qq_groupsize, qgs, "qq-groupsize") || set_int(&p->blocksize, blocksize, "blocksize"))
-        return -1;
-    if (!isnan(tau)) p->outlier_threshold = tau;
-    if (!isnan(percdamp)) p->percdamp = percdamp;
-    if (simplified) p->simplified_outliers = 1;
-    if (sym) p->sym = 1;
-    if (round_zero) p->round_zero = 1;
-    if (gptq_rule) p->gptq_zero_rule = 1;
-    if (perm) {
-        if (!strcmp(perm, "identity")) p->perm = QH_PERM_IDENTITY;
-        else if (!strcmp(perm, "act_order")) p->perm = QH_PERM_ACT_ORDER;
-        else return qh_error("quantize: --perm expects identity or act_order, got '%s'", perm);
-    }
+    if (apply_setting_options(&so, given, p) != 0) return -1;
     if (nsamples < 1 || nsamples > 1000000) return qh_error("quantize: --nsamples must be in 1..1000000, got %ld", nsamples);
     if (seed < 0) return qh_error("quantize: --seed must be >= 0, got %ld", seed);
     if (seqlen < 0 || seqlen == 1 || eval_seqlen < 0 || eval_seqlen == 1 || max_windows < 0)
         return qh_error("quantize: --seqlen / --eval-seqlen must be 0 or >= 2 and --max-windows >= 0");
     if (qh_device_parse(device, &spec.device) != 0) return -1;
-    if (!strcmp(calib, "none") && strcmp(method, "rtn") != 0)
-        return qh_error("quantize: --calib none is only possible with --method rtn (%s needs Hessians)", method);
+    if (!strcmp(calib, "none") && (qm->caps & QUANT_CAP_HESSIAN))
+        return qh_error("quantize: --calib none is only possible with a method that needs no Hessian (%s needs "
+                        "Hessians)", method);
     spec.nsamples = (int)nsamples;
     if (quant_params_validate(p, method, INT_MAX / 2, 65536) != 0) return -1; /* shape-free checks first */
     if (max_memory_mb < 0 || max_memory_mb > (1L << 30))

@@ -22,13 +22,19 @@
 #include "datasets.h"
 #include "hf_model.h"
 #include "sha256.h"
+#include "settings.h"
 #include "util.h"
 
 #define EXP_MAX_VALUES 256
 
-const char *const exp_section_names[ES_COUNT] = {"experiment", "model", "calibration", "methods", "rtn", "gptq",
-                                                  "spqr", "eval", "run", "output", "slurm", "exclude"};
-const char *const exp_methods[EXP_NMETHODS] = {"rtn", "gptq", "spqr"};
+static const char *const fixed_section_names[] = {"experiment", "model", "calibration", "methods"};
+static const char *const late_section_names[] = {"eval", "run", "output", "slurm", "exclude"}; /* from ES_EVAL */
+
+const char *exp_section_name(ExpSection s) {
+    if (s < ES_METHOD0) return fixed_section_names[s];
+    if (s < ES_EVAL) return (int)(s - ES_METHOD0) < quant_nmethods() ? quant_methods[s - ES_METHOD0].name : NULL;
+    return s < ES_COUNT ? late_section_names[s - ES_EVAL] : NULL;
+}
 
 /* ---- validators of single values ------------------------------------------------ */
 
@@ -72,10 +78,12 @@ static int check_no_quote(const char *v, char *why, size_t n) {
 
 /* ---- the table -------------------------------------------------------------------- */
 
-#define R EXP_M_RTN
-#define G EXP_M_GPTQ
-#define S EXP_M_SPQR
-const ExpKey exp_keys[] = {
+/* The calibration keys apply to the methods that need a Hessian (a marker,
+ * replaced by that mask in exp_key_table). */
+#define EXP_CALIB_METHODS 0x80000000u
+
+
+static const ExpKey fixed_keys[] = {
     /* section, name, type, flags, default, min, max, choices, methods, check, help */
     {ES_EXPERIMENT, "description", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "one line printed above the report's table"},
     {ES_MODEL, "path", EK_STR, EXP_REQUIRED, NULL, 0, 0, NULL, 0, check_nonempty,
@@ -83,37 +91,16 @@ const ExpKey exp_keys[] = {
     {ES_MODEL, "format", EK_ENUM, 0, "auto", 0, 0, "auto|llama2c|hf", 0, NULL,
      "checkpoint format: auto (a file is llama2.c, a directory Hugging Face)"},
     {ES_MODEL, "tokenizer", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "tokenizer.bin (default: tok<V>.bin or tokenizer.bin beside the model)"},
-    {ES_CALIBRATION, "dataset", EK_STR, EXP_SWEEP, "c4", 0, 0, NULL, G | S, check_calib,
+    {ES_CALIBRATION, "dataset", EK_STR, EXP_SWEEP, "c4", 0, 0, NULL, EXP_CALIB_METHODS, check_calib,
      "calibration text: c4 | wikitext2 | ptb | file:PATH (rtn uses none)"},
-    {ES_CALIBRATION, "nsamples", EK_INT, EXP_SWEEP, "128", 1, 1000000, NULL, G | S, NULL, "calibration windows"},
-    {ES_CALIBRATION, "seqlen", EK_INT, EXP_SWEEP, "0", 0, 1 << 20, NULL, G | S, check_seqlen,
+    {ES_CALIBRATION, "nsamples", EK_INT, EXP_SWEEP, "128", 1, 1000000, NULL, EXP_CALIB_METHODS, NULL, "calibration windows"},
+    {ES_CALIBRATION, "seqlen", EK_INT, EXP_SWEEP, "0", 0, 1 << 20, NULL, EXP_CALIB_METHODS, check_seqlen,
      "calibration window length in tokens (0: the model's seq_len, at most 2048)"},
-    {ES_CALIBRATION, "seed", EK_INT, EXP_SWEEP, "0", 0, (double)INT32_MAX, NULL, G | S, NULL,
+    {ES_CALIBRATION, "seed", EK_INT, EXP_SWEEP, "0", 0, (double)INT32_MAX, NULL, EXP_CALIB_METHODS, NULL,
      "sampling seed (CPython random.seed)"},
-    {ES_METHODS, "run", EK_ENUM, EXP_LIST | EXP_REQUIRED, NULL, 0, 0, "rtn|gptq|spqr", 0, NULL,
+    {ES_METHODS, "run", EK_ENUM, EXP_LIST | EXP_REQUIRED, NULL, 0, 0, NULL /* the method names */, 0, NULL,
      "the methods to run, in this order"},
-    {ES_METHODS, "wbits", EK_INT, EXP_SWEEP, NULL, 1, 8, NULL, R | G | S, NULL, "bits per weight"},
-    {ES_METHODS, "groupsize", EK_INT, EXP_SWEEP | EXP_ROW, NULL, 0, 65536, NULL, R | G | S, NULL,
-     "beta1: input columns per group of statistics (row or 0: one group per row)"},
-    {ES_METHODS, "qq_scale_bits", EK_INT, EXP_SWEEP, NULL, 0, 8, NULL, R | S, NULL,
-     "bits of the quantized scales (0 = fp16)"},
-    {ES_METHODS, "qq_zero_bits", EK_INT, EXP_SWEEP, NULL, 0, 8, NULL, R | S, NULL, "bits of the quantized zeros (0 = fp16)"},
-    {ES_METHODS, "qq_groupsize", EK_INT, EXP_SWEEP, NULL, 0, 65536, NULL, R | S, NULL,
-     "beta2: rows per second-level group of statistics"},
-    {ES_METHODS, "outlier_threshold", EK_DOUBLE, EXP_SWEEP | EXP_INF, NULL, 0, INFINITY, NULL, S, NULL,
-     "tau, relative to the layer's outlier scale (inf = no outliers)"},
-    {ES_METHODS, "simplified_outliers", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, S, NULL,
-     "skip the leave-one-out criterion when fitting statistics"},
-    {ES_METHODS, "percdamp", EK_DOUBLE, EXP_SWEEP, NULL, 0, 1e6, NULL, G | S, NULL,
-     "damping, a fraction of mean(diag H)"},
-    {ES_METHODS, "perm", EK_ENUM, EXP_SWEEP, NULL, 0, 0, "identity|act_order", G | S, NULL, "column order"},
-    {ES_METHODS, "true_sequential", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, G | S, NULL,
-     "Hessians of [q,k,v] -> [o] -> [gate,up] -> [down] in turn"},
-    {ES_METHODS, "sym", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL, "symmetric grid"},
-    {ES_METHODS, "round_zero", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL, "round the zero point to an integer"},
-    {ES_METHODS, "gptq_zero_rule", EK_BOOL, EXP_SWEEP, NULL, 0, 0, NULL, R | G | S, NULL,
-     "GPTQ's original rule (rounded zero, range contains 0)"},
-    {ES_METHODS, "blocksize", EK_INT, EXP_SWEEP, NULL, 1, 65536, NULL, G | S, NULL, "GPTQ lazy-batch block of columns"},
+    /* the [methods] keys of quant_settings[] go here (exp_key_table) */
     {ES_EVAL, "datasets", EK_STR, EXP_LIST, "wikitext2, ptb, c4", 0, 0, NULL, 0, check_eval_dataset,
      "evaluation datasets (SPEC 7): wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
     {ES_EVAL, "seqlen", EK_INT, 0, "0", 0, 1 << 20, NULL, 0, check_seqlen,
@@ -133,11 +120,54 @@ const ExpKey exp_keys[] = {
     {ES_SLURM, "extra", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "one more #SBATCH line, e.g. --qos=high"},
     {0, NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL, NULL},
 };
-#undef R
-#undef G
-#undef S
+
+static ExpKey exp_keys[EXP_MAX_KEYS + 1];
+
+/* The row of quant_settings[] a [methods] key is made from (NULL for run). */
+static const QuantSetting *key_setting(const ExpKey *k) {
+    return k->section == ES_METHODS ? quant_setting_find(k->name) : NULL;
+}
+static char method_choices[256];
+
+/* Build exp_keys: the fixed rows, with the keys of quant_settings[] after
+ * methods.run; method masks from the methods' capabilities. Idempotent. */
+const ExpKey *exp_key_table(void) {
+    if (exp_keys[0].name) return exp_keys;
+    unsigned calib_mask = 0;
+    for (int m = 0; quant_methods[m].name; m++)
+        if (quant_methods[m].caps & QUANT_CAP_HESSIAN) calib_mask |= 1u << m;
+    quant_method_names(~0u, "|", method_choices, sizeof method_choices);
+    int n = 0;
+    for (const ExpKey *k = fixed_keys; k->name; k++) {
+        if (n >= EXP_MAX_KEYS) break; /* too_many: refused below */
+        exp_keys[n] = *k;
+        if (exp_keys[n].methods == EXP_CALIB_METHODS) exp_keys[n].methods = calib_mask;
+        int is_run = k->section == ES_METHODS && !strcmp(k->name, "run");
+        if (is_run) exp_keys[n].choices = method_choices;
+        n++;
+        if (!is_run) continue;
+        for (const QuantSetting *q = quant_settings; q->name; q++) {
+            if (n >= EXP_MAX_KEYS) break;
+            static const ExpKeyType type_of[] = {[QS_INT] = EK_INT, [QS_DOUBLE] = EK_DOUBLE, [QS_BOOL] = EK_BOOL,
+                                                 [QS_ENUM] = EK_ENUM};
+            exp_keys[n] = (ExpKey){.section = ES_METHODS, .name = q->name, .type = type_of[q->type],
+                                   .flags = EXP_SWEEP | ((q->flags & QS_ROW) ? EXP_ROW : 0) |
+                                            ((q->flags & QS_INF) ? EXP_INF : 0),
+                                   .def = NULL, .min = q->min, .max = q->max, .choices = q->choices,
+                                   .methods = quant_setting_methods(q), .help = q->help};
+            if (q->type == QS_BOOL) exp_keys[n].min = exp_keys[n].max = 0;
+            n++;
+        }
+    }
+    if (n >= EXP_MAX_KEYS) { /* a programming error: the table outgrew its array */
+        fprintf(stderr, "qharness: internal: more experiment keys than EXP_MAX_KEYS (%d)\n", EXP_MAX_KEYS);
+        abort();
+    }
+    return exp_keys;
+}
 
 int exp_nkeys(void) {
+    exp_key_table();
     int n = 0;
     while (exp_keys[n].name) n++;
     return n;
@@ -149,13 +179,11 @@ static int key_index(ExpSection s, const char *name) {
     return -1;
 }
 
-static int is_method_section(ExpSection s) { return s >= ES_RTN && s <= ES_SPQR; }
+static int is_method_section(ExpSection s) { return s >= ES_METHOD0 && (int)(s - ES_METHOD0) < quant_nmethods(); }
+static int is_method_slot(ExpSection s) { return s >= ES_METHOD0 && s < ES_EVAL; }
+static unsigned all_methods(void) { return (1u << quant_nmethods()) - 1; }
 static unsigned method_bit(int m) { return 1u << m; }
-static int method_index(const char *name) {
-    for (int i = 0; i < EXP_NMETHODS; i++)
-        if (!strcmp(exp_methods[i], name)) return i;
-    return -1;
-}
+static int method_index(const char *name) { return quant_method_index(name); }
 /* Keys that a per-method section [m] accepts: sweepable method and calibration keys that m uses. */
 static int method_key_index(int m, const char *name) {
     for (int i = 0; exp_keys[i].name; i++) {
@@ -167,14 +195,7 @@ static int method_key_index(int m, const char *name) {
     return -1;
 }
 
-static void methods_text(unsigned mask, char *buf, size_t n) {
-    buf[0] = 0;
-    for (int m = 0; m < EXP_NMETHODS; m++)
-        if (mask & method_bit(m)) {
-            if (buf[0]) strncat(buf, ", ", n - strlen(buf) - 1);
-            strncat(buf, exp_methods[m], n - strlen(buf) - 1);
-        }
-}
+static void methods_text(unsigned mask, char *buf, size_t n) { quant_method_names(mask, ", ", buf, n); }
 
 /* What a key expects, for messages and help: "an integer in 1..8", "one of identity | act_order". */
 static void expected_text(const ExpKey *k, char *buf, size_t n) {
@@ -489,7 +510,9 @@ static void parse_exclude(ParseState *st, const char *name, const char *value) {
         if (!strcmp(k, "method")) {
             int m = method_index(v);
             if (m < 0) {
-                perr(st, line, "exclude", name, "unknown method '%s' (expected rtn | gptq | spqr)", v);
+                char ms[128];
+                quant_method_names(~0u, " | ", ms, sizeof ms);
+                perr(st, line, "exclude", name, "unknown method '%s' (expected %s)", v, ms);
                 continue;
             }
             num = m;
@@ -517,14 +540,17 @@ static int on_key(void *user, const char *section, const char *name, const char 
     int line = st->line;
     int s = -1;
     for (int i = 0; i < ES_COUNT; i++)
-        if (!strcmp(section, exp_section_names[i])) s = i;
+        if (exp_section_name((ExpSection)i) && !strcmp(section, exp_section_name((ExpSection)i))) s = i;
     if (s < 0) {
         if (strcmp(st->bad_section, section) != 0) {
             snprintf(st->bad_section, sizeof st->bad_section, "%s", section);
-            perr(st, line, section, name,
-                 "[%s] is not a known section (expected experiment, model, calibration, methods, rtn, gptq, spqr, "
-                 "eval, run, output, slurm, exclude)",
-                 section);
+            char known[256] = "";
+            for (int i = 0; i < ES_COUNT; i++)
+                if (exp_section_name((ExpSection)i)) {
+                    size_t l = strlen(known);
+                    snprintf(known + l, sizeof known - l, "%s%s", l ? ", " : "", exp_section_name((ExpSection)i));
+                }
+            perr(st, line, section, name, "[%s] is not a known section (expected %s)", section, known);
         }
         return 1;
     }
@@ -534,7 +560,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     int ki;
     if (is_method_section((ExpSection)s)) {
-        int m = s - ES_RTN;
+        int m = s - ES_METHOD0;
         ki = method_key_index(m, name);
         if (ki < 0) {
             int other = key_index(ES_METHODS, name);
@@ -542,7 +568,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
             if (other >= 0 && exp_keys[other].methods) {
                 char ms[64];
                 methods_text(exp_keys[other].methods, ms, sizeof ms);
-                perr(st, line, section, name, "%s does not use %s (it applies to: %s)", exp_methods[m], name, ms);
+                perr(st, line, section, name, "%s does not use %s (it applies to: %s)", quant_methods[m].name, name, ms);
             } else {
                 perr(st, line, section, name, "unknown key (see qharness sweep --help for the keys of [%s])", section);
             }
@@ -653,7 +679,7 @@ static int syntax_errors(ParseState *st) {
 
 const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *key) {
     int ki = key_index(s, key);
-    if (ki < 0 && is_method_section(s)) ki = method_key_index(s - ES_RTN, key);
+    if (ki < 0 && is_method_section(s)) ki = method_key_index(s - ES_METHOD0, key);
     if (ki < 0) return NULL;
     for (int i = 0; i < x->nentries; i++)
         if (x->entries[i].section == s && x->entries[i].key == ki) return &x->entries[i];
@@ -670,7 +696,6 @@ const char *experiment_value(const Experiment *x, ExpSection s, const char *key,
 
 /* Set key ki of a point's spec from value (text, num). */
 static void spec_set(QuantRunSpec *sp, const ExpKey *k, const char *text, double num) {
-    QuantParams *p = &sp->params;
     const char *n = k->name;
     if (k->section == ES_CALIBRATION) {
         if (!strcmp(n, "dataset")) sp->calib = text;
@@ -679,26 +704,19 @@ static void spec_set(QuantRunSpec *sp, const ExpKey *k, const char *text, double
         else if (!strcmp(n, "seed")) sp->seed = (uint64_t)num;
         return;
     }
-    if (!strcmp(n, "wbits")) p->wbits = (int)num;
-    else if (!strcmp(n, "groupsize")) p->groupsize = (int)num;
-    else if (!strcmp(n, "qq_scale_bits")) p->qq_scale_bits = (int)num;
-    else if (!strcmp(n, "qq_zero_bits")) p->qq_zero_bits = (int)num;
-    else if (!strcmp(n, "qq_groupsize")) p->qq_groupsize = (int)num;
-    else if (!strcmp(n, "outlier_threshold")) p->outlier_threshold = num;
-    else if (!strcmp(n, "simplified_outliers")) p->simplified_outliers = (int)num;
-    else if (!strcmp(n, "percdamp")) p->percdamp = num;
-    else if (!strcmp(n, "perm")) p->perm = num == 1 ? QH_PERM_ACT_ORDER : QH_PERM_IDENTITY;
-    else if (!strcmp(n, "true_sequential")) sp->true_sequential = (int)num;
-    else if (!strcmp(n, "sym")) p->sym = (int)num;
-    else if (!strcmp(n, "round_zero")) p->round_zero = (int)num;
-    else if (!strcmp(n, "gptq_zero_rule")) p->gptq_zero_rule = (int)num;
-    else if (!strcmp(n, "blocksize")) p->blocksize = (int)num;
+    const QuantSetting *q = key_setting(k);
+    if (q) quant_setting_set(&sp->params, q, num);
 }
 
 /* The value of key k in a spec, as a number (strings: NAN) and as text. */
 static double spec_get(const QuantRunSpec *sp, const ExpKey *k, char *text, size_t tn) {
-    const QuantParams *p = &sp->params;
     const char *n = k->name;
+    const QuantSetting *q = key_setting(k);
+    if (q) {
+        double v = quant_setting_get(&sp->params, q);
+        quant_setting_format(q, v, text, tn);
+        return v;
+    }
     double v = NAN;
     if (k->section == ES_CALIBRATION) {
         if (!strcmp(n, "dataset")) {
@@ -708,41 +726,15 @@ static double spec_get(const QuantRunSpec *sp, const ExpKey *k, char *text, size
         if (!strcmp(n, "nsamples")) v = sp->nsamples;
         else if (!strcmp(n, "seqlen")) v = sp->seqlen;
         else if (!strcmp(n, "seed")) v = (double)sp->seed;
-    } else if (!strcmp(n, "wbits")) v = p->wbits;
-    else if (!strcmp(n, "groupsize")) v = p->groupsize;
-    else if (!strcmp(n, "qq_scale_bits")) v = p->qq_scale_bits;
-    else if (!strcmp(n, "qq_zero_bits")) v = p->qq_zero_bits;
-    else if (!strcmp(n, "qq_groupsize")) v = p->qq_groupsize;
-    else if (!strcmp(n, "outlier_threshold")) v = p->outlier_threshold;
-    else if (!strcmp(n, "simplified_outliers")) v = p->simplified_outliers;
-    else if (!strcmp(n, "percdamp")) v = p->percdamp;
-    else if (!strcmp(n, "perm")) v = p->perm == QH_PERM_ACT_ORDER;
-    else if (!strcmp(n, "true_sequential")) v = sp->true_sequential;
-    else if (!strcmp(n, "sym")) v = p->sym;
-    else if (!strcmp(n, "round_zero")) v = p->round_zero;
-    else if (!strcmp(n, "gptq_zero_rule")) v = p->gptq_zero_rule;
-    else if (!strcmp(n, "blocksize")) v = p->blocksize;
-    switch (k->type) {
-    case EK_BOOL:
-        snprintf(text, tn, "%s", v ? "true" : "false");
-        break;
-    case EK_ENUM:
-        snprintf(text, tn, "%s", v == 1 ? "act_order" : "identity"); /* perm is the only swept enum */
-        break;
-    case EK_DOUBLE:
-        if (isinf(v)) snprintf(text, tn, "inf");
-        else snprintf(text, tn, "%g", v);
-        break;
-    default:
-        snprintf(text, tn, "%.0f", v);
     }
+    snprintf(text, tn, "%.0f", v);
     return v;
 }
 
 /* The entry giving the values of key ki for method m: [m], then the key's own section. */
 static const ExpEntry *method_entry(const Experiment *x, int m, int ki) {
     for (int i = 0; i < x->nentries; i++)
-        if (x->entries[i].section == (ExpSection)(ES_RTN + m) && x->entries[i].key == ki) return &x->entries[i];
+        if (x->entries[i].section == (ExpSection)(ES_METHOD0 + m) && x->entries[i].key == ki) return &x->entries[i];
     for (int i = 0; i < x->nentries; i++)
         if (x->entries[i].section == exp_keys[ki].section && x->entries[i].key == ki) return &x->entries[i];
     return NULL;
@@ -753,9 +745,13 @@ static int key_applies(const ExpKey *k, int m) {
            (k->methods & method_bit(m));
 }
 
-int exp_is_calibration_key(const char *key) { return key_index(ES_CALIBRATION, key) >= 0; }
+int exp_is_calibration_key(const char *key) {
+    exp_key_table();
+    return key_index(ES_CALIBRATION, key) >= 0;
+}
 
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n) {
+    exp_key_table();
     int m = method_index(method), ki = key_index(ES_METHODS, key);
     if (ki < 0) ki = key_index(ES_CALIBRATION, key);
     if (m < 0 || ki < 0 || !exp_keys[ki].methods) return -1;
@@ -845,11 +841,11 @@ static int expand_points(Experiment *x, ParseState *st) {
             ExpPoint pt;
             memset(&pt, 0, sizeof pt);
             QuantRunSpec *sp = &pt.spec;
-            sp->method = exp_methods[m];
+            sp->method = quant_methods[m].name;
             quant_params_default(&sp->params, sp->method);
             sp->data_root = x->data_root;
             sp->device = x->device;
-            if (m == 0) { /* RTN needs no calibration (SPEC 3) */
+            if (!(quant_methods[m].caps & QUANT_CAP_HESSIAN)) { /* RTN needs no calibration (SPEC 3) */
                 sp->calib = "none";
             } else { /* calibration defaults, then the axes */
                 for (int ki = 0; ki < nk; ki++)
@@ -876,7 +872,7 @@ static int expand_points(Experiment *x, ParseState *st) {
                 for (int a = 0; a < na; a++)
                     if (ae[a]) {
                         char t[48];
-                        snprintf(t, sizeof t, " %s.%s (line %d)", exp_section_names[ae[a]->section],
+                        snprintf(t, sizeof t, " %s.%s (line %d)", exp_section_name(ae[a]->section),
                                  exp_keys[axes[a]].name, ae[a]->line);
                         if (strlen(where) + strlen(t) < sizeof where) strcat(where, t);
                     }
@@ -916,8 +912,8 @@ static int expand_points(Experiment *x, ParseState *st) {
     for (int ki = 0; ki < nk; ki++) {
         if (!(exp_keys[ki].flags & EXP_SWEEP)) continue;
         /* varies when two points of the same method differ */
-        char first[EXP_NMETHODS][256], t[256];
-        int have[EXP_NMETHODS] = {0};
+        char first[QUANT_MAX_METHODS][256], t[256];
+        int have[QUANT_MAX_METHODS] = {0};
         for (int i = 0; i < x->npoints; i++) {
             int m = method_index(x->points[i].spec.method);
             if (!key_applies(&exp_keys[ki], m)) continue;
@@ -949,7 +945,7 @@ static int expand_points(Experiment *x, ParseState *st) {
 
 int experiment_parse(const char *path, const char *text, Experiment *x) {
     memset(x, 0, sizeof *x);
-    if (exp_nkeys() > EXP_MAX_KEYS) return qh_error("experiment: %d keys exceed EXP_MAX_KEYS", exp_nkeys());
+    exp_key_table(); /* also checks EXP_MAX_KEYS */
     x->path = qh_strdup(path);
     x->text = qh_strdup(text);
     const char *base = strrchr(path, '/');
@@ -965,17 +961,17 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     for (int i = 0; exp_keys[i].name; i++)
         if ((exp_keys[i].flags & EXP_REQUIRED) && !find_entry(x, exp_keys[i].section, i, NULL) &&
             !st.bad[exp_keys[i].section][i])
-            perr(&st, 0, exp_section_names[exp_keys[i].section], exp_keys[i].name, "missing (%s)", exp_keys[i].help);
+            perr(&st, 0, exp_section_name(exp_keys[i].section), exp_keys[i].name, "missing (%s)", exp_keys[i].help);
     /* per-method sections of methods not run */
     const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
     for (int i = 0; run && i < x->nentries; i++) {
         const ExpEntry *e = &x->entries[i];
         if (!is_method_section(e->section)) continue;
         int used = 0;
-        for (int r = 0; r < run->n; r++) used |= (int)run->num[r] == (int)e->section - (int)ES_RTN;
+        for (int r = 0; r < run->n; r++) used |= (int)run->num[r] == (int)e->section - (int)ES_METHOD0;
         if (!used)
-            qh_warn("%s:%d: %s.%s: %s is not in methods.run: ignored", path, e->line, exp_section_names[e->section],
-                    exp_keys[e->key].name, exp_section_names[e->section]);
+            qh_warn("%s:%d: %s.%s: %s is not in methods.run: ignored", path, e->line, exp_section_name(e->section),
+                    exp_keys[e->key].name, exp_section_name(e->section));
     }
     if (st.nerr) return -1;
     /* resolved non-swept settings */
@@ -1149,7 +1145,7 @@ int experiment_check_shapes(const Experiment *x, const ModelConfig *c) {
             model_linear_shape(c, (LinearKind)lk[j], &rows, &cols);
             if (e)
                 qh_error("%s:%d: %s.%s: %d does not fit the model: sub-layer %s is %d x %d (expected at most %d)", x->path,
-                         e->line, exp_section_names[e->section], exp_keys[which[j]].name, val[j],
+                         e->line, exp_section_name(e->section), exp_keys[which[j]].name, val[j],
                          model_linear_name(c, (LinearKind)lk[j]), rows, cols, lim[j]);
             else
                 qh_error("%s: %s default %s = %d does not fit the model: sub-layer %s is %d x %d (set it in [%s])",
@@ -1252,7 +1248,7 @@ static int check_dataset(const Experiment *x, const char *name, int calib, const
     if (seen_add(seen, tag)) return -1;
     char where[512], root[512] = "";
     const char *key = calib ? "calibration.dataset" : "eval.datasets";
-    if (e && calib) snprintf(where, sizeof where, "%s:%d: %s.dataset", x->path, e->line, exp_section_names[e->section]);
+    if (e && calib) snprintf(where, sizeof where, "%s:%d: %s.dataset", x->path, e->line, exp_section_name(e->section));
     else if (e) snprintf(where, sizeof where, "%s:%d: %s", x->path, e->line, key);
     else if (calib) snprintf(where, sizeof where, "%s: %s (default %s, for %s)", x->path, key, name, method);
     else snprintf(where, sizeof where, "%s: %s (default %s)", x->path, key, x->eval_datasets);
@@ -1315,7 +1311,7 @@ void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, 
         char t[256];
         spec_get(&p->spec, &exp_keys[ki], t, sizeof t);
         size_t l = strlen(buf);
-        snprintf(buf + l, n - l, "%s%s:%d: %s.%s = %s", l ? "; " : "", x->path, e->line, exp_section_names[e->section],
+        snprintf(buf + l, n - l, "%s%s:%d: %s.%s = %s", l ? "; " : "", x->path, e->line, exp_section_name(e->section),
                  exp_keys[ki].name, t);
     }
     if (!buf[0]) snprintf(buf, n, "%s defaults only", p->spec.method);
@@ -1352,8 +1348,8 @@ void experiment_dump(const Experiment *x, FILE *out) {
     fprintf(out, "; %s: resolved settings (after each value: where it came from)\n", x->path);
     fprintf(out, "; experiment %s, results in %s\n", x->name, x->out_dir);
     for (int s = 0; s < ES_COUNT; s++) {
-        if (s == ES_EXCLUDE || is_method_section((ExpSection)s)) continue;
-        fprintf(out, "\n[%s]\n", exp_section_names[s]);
+        if (s == ES_EXCLUDE || is_method_slot((ExpSection)s)) continue;
+        fprintf(out, "\n[%s]\n", exp_section_name((ExpSection)s));
         for (int ki = 0; exp_keys[ki].name; ki++) {
             const ExpKey *k = &exp_keys[ki];
             if (k->section != (ExpSection)s) continue;
@@ -1378,23 +1374,24 @@ void experiment_dump(const Experiment *x, FILE *out) {
     const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
     for (int r = 0; run && r < run->n; r++) {
         int m = (int)run->num[r];
-        fprintf(out, "\n[%s]    ; the values swept for %s\n", exp_methods[m], exp_methods[m]);
+        const char *mname = quant_methods[m].name;
+        fprintf(out, "\n[%s]    ; the values swept for %s\n", mname, mname);
         QuantRunSpec def;
         memset(&def, 0, sizeof def);
-        quant_params_default(&def.params, exp_methods[m]);
+        quant_params_default(&def.params, mname);
         for (int ki = 0; exp_keys[ki].name; ki++) {
             if (!key_applies(&exp_keys[ki], m)) continue;
             const ExpEntry *e = method_entry(x, m, ki);
             fprintf(out, "%-20s = ", exp_keys[ki].name);
             if (e) {
                 dump_entry_values(out, e);
-                fprintf(out, "    ; %s:%d [%s]\n", x->path, e->line, exp_section_names[e->section]);
+                fprintf(out, "    ; %s:%d [%s]\n", x->path, e->line, exp_section_name(e->section));
             } else if (exp_keys[ki].section == ES_CALIBRATION) {
                 fprintf(out, "%s    ; default\n", exp_keys[ki].def);
             } else {
                 char t[256];
                 spec_get(&def, &exp_keys[ki], t, sizeof t);
-                fprintf(out, "%s    ; %s default\n", t, exp_methods[m]);
+                fprintf(out, "%s    ; %s default\n", t, mname);
             }
         }
     }
@@ -1413,37 +1410,30 @@ void experiment_dump(const Experiment *x, FILE *out) {
 }
 
 void experiment_help(FILE *out) {
+    exp_key_table();
+    char msec[128] = "";
+    for (int m = 0; quant_methods[m].name; m++) {
+        size_t l = strlen(msec);
+        snprintf(msec + l, sizeof msec - l, "%s[%s]", m ? " " : "", quant_methods[m].name);
+    }
     fprintf(out, "\nexperiment file keys (INI; ${VAR} and ${VAR:-default} expand from the environment;\n"
                  "a key marked 'list' may hold several values separated by commas, and the points are\n"
                  "the product of those lists; method keys go in [methods] for every method or in\n"
-                 "[rtn] [gptq] [spqr] for one; [exclude] NAME = key=value, key=value drops matching points):\n");
+                 "%s for one; [exclude] NAME = key=value, key=value drops matching points):\n", msec);
     int last = -1;
     for (int ki = 0; exp_keys[ki].name; ki++) {
         const ExpKey *k = &exp_keys[ki];
         if ((int)k->section != last) {
-            fprintf(out, "\n  [%s]\n", exp_section_names[k->section]);
+            fprintf(out, "\n  [%s]\n", exp_section_name(k->section));
             last = (int)k->section;
         }
         char exp[160], def[160], ms[64] = "";
         expected_text(k, exp, sizeof exp);
         if (k->flags & EXP_REQUIRED) snprintf(def, sizeof def, "required");
         else if (k->def) snprintf(def, sizeof def, "default %s", *k->def ? k->def : "(empty)");
-        else {
-            QuantRunSpec d[EXP_NMETHODS];
-            char t[EXP_NMETHODS][64];
-            for (int m = 0; m < EXP_NMETHODS; m++) {
-                memset(&d[m], 0, sizeof d[m]);
-                quant_params_default(&d[m].params, exp_methods[m]);
-                spec_get(&d[m], k, t[m], sizeof t[m]);
-            }
-            def[0] = 0;
-            for (int m = 0; m < EXP_NMETHODS; m++)
-                if (k->methods & method_bit(m)) {
-                    size_t l = strlen(def);
-                    snprintf(def + l, sizeof def - l, "%s%s %s", l ? ", " : "default ", exp_methods[m], t[m]);
-                }
-        }
-        if (k->methods && k->methods != EXP_M_ALL) {
+        else if (key_setting(k)) quant_setting_default_text(key_setting(k), def, sizeof def);
+        else def[0] = 0;
+        if (k->methods && k->methods != all_methods()) {
             char m[48];
             methods_text(k->methods, m, sizeof m);
             snprintf(ms, sizeof ms, "; for %s", m);

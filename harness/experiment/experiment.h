@@ -29,20 +29,15 @@
 
 typedef enum { EK_STR, EK_INT, EK_DOUBLE, EK_BOOL, EK_ENUM } ExpKeyType;
 
-/* Sections. The method sections [rtn] [gptq] [spqr] follow ES_METHODS in the
- * order of exp_methods[]. */
+/* Sections. The method sections ([rtn] [gptq] [spqr] ...) follow ES_METHODS,
+ * one per row of quant_methods[] (settings.h), in its order: section
+ * ES_METHOD0 + i is quant_methods[i]; QUANT_MAX_METHODS slots are reserved. */
 typedef enum {
-    ES_EXPERIMENT = 0, ES_MODEL, ES_CALIBRATION, ES_METHODS, ES_RTN, ES_GPTQ, ES_SPQR, ES_EVAL, ES_RUN, ES_OUTPUT,
-    ES_SLURM, ES_EXCLUDE, ES_COUNT
+    ES_EXPERIMENT = 0, ES_MODEL, ES_CALIBRATION, ES_METHODS, ES_METHOD0,
+    ES_EVAL = ES_METHOD0 + QUANT_MAX_METHODS, ES_RUN, ES_OUTPUT, ES_SLURM, ES_EXCLUDE, ES_COUNT
 } ExpSection;
-extern const char *const exp_section_names[ES_COUNT];
-
-#define EXP_NMETHODS 3
-extern const char *const exp_methods[EXP_NMETHODS]; /* "rtn", "gptq", "spqr" */
-#define EXP_M_RTN (1u << 0)
-#define EXP_M_GPTQ (1u << 1)
-#define EXP_M_SPQR (1u << 2)
-#define EXP_M_ALL (EXP_M_RTN | EXP_M_GPTQ | EXP_M_SPQR)
+/* The section's name in files ("model", "spqr"), NULL for an unused method slot. */
+const char *exp_section_name(ExpSection s);
 
 /* flags of a key */
 #define EXP_SWEEP 1u    /* may hold a list, swept as an axis of the product */
@@ -52,22 +47,24 @@ extern const char *const exp_methods[EXP_NMETHODS]; /* "rtn", "gptq", "spqr" */
 #define EXP_ROW 16u     /* EK_INT: the word "row" stands for 0 (one group per row) */
 
 typedef struct ExpKey {
-    ExpSection section;  /* ES_METHODS for method keys (also accepted in [rtn] [gptq] [spqr]) */
+    ExpSection section;  /* ES_METHODS for method keys (also accepted in a method's own section) */
     const char *name;
     ExpKeyType type;
     unsigned flags;      /* EXP_* */
     const char *def;     /* default as text; "" for a string means unset; NULL for method keys = method default */
     double min, max;     /* numeric range (EK_INT, EK_DOUBLE) */
     const char *choices; /* EK_ENUM: "a|b|c" */
-    unsigned methods;    /* method and calibration keys: the methods that use the key (EXP_M_*) */
+    unsigned methods;    /* method and calibration keys: the methods that use the key (bit i: quant_methods[i]) */
     /* extra check of one value (after type and range): 0, or -1 with `why` filled */
     int (*check)(const char *value, char *why, size_t whylen);
     const char *help;
 } ExpKey;
 
-extern const ExpKey exp_keys[];  /* terminated by a NULL name */
+/* The keys: the fixed rows of experiment.c with the [methods] keys made from
+ * quant_settings[] (settings.h); NULL-name terminated. */
+const ExpKey *exp_key_table(void);
 int exp_nkeys(void);
-/* Does `method` (rtn, gptq, spqr) use the method or calibration key `key`
+/* Does `method` (a name of quant_methods[]) use the method or calibration key `key`
  * (e.g. "percdamp")? 1 yes, 0 no, -1 not a method/calibration key or not a
  * method; applies_to (may be NULL) gets the methods that use it ("gptq, spqr"). */
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n);

@@ -18,18 +18,21 @@
 
 #include "h5io.h"
 #include "model.h"
+#include "settings.h"
 #include "util.h"
 
 extern char **environ;
 
-static const char *const method_order[] = {"rtn", "gptq", "spqr"};
-static const char *const method_title[] = {"RTN", "GPTQ", "SpQR"};
-#define NMETHODS 3
-
+/* Methods in the order of quant_methods[] (settings.h); an unknown one last. */
+#define NMETHODS quant_nmethods()
 static int method_rank(const char *m) {
-    for (int i = 0; i < NMETHODS; i++)
-        if (!strcmp(method_order[i], m)) return i;
-    return NMETHODS;
+    int i = quant_method_index(m);
+    return i < 0 ? NMETHODS : i;
+}
+static const char *method_title(int rank) { return quant_methods[rank].title; }
+static int has_outliers(const char *m) {
+    const QuantMethod *qm = quant_method_find(m);
+    return qm && (qm->caps & QUANT_CAP_OUTLIERS);
 }
 
 /* A growing string. */
@@ -370,7 +373,7 @@ int report_write_tables(const Report *r, int print) {
         char gs[32];
         setting_text(p, "groupsize", gs, sizeof gs);
         if (!strcmp(gs, "0")) snprintf(gs, sizeof gs, "row");
-        bprintf(&md, "| %s | %.0f | %s", method_rank(p->method) < NMETHODS ? method_title[method_rank(p->method)] : p->method,
+        bprintf(&md, "| %s | %.0f | %s", method_rank(p->method) < NMETHODS ? method_title(method_rank(p->method)) : p->method,
                 setting_num(p, "wbits"), gs);
         for (int k = 0; k < nv; k++) {
             char t[128];
@@ -588,7 +591,7 @@ static int plot_bits(PlotCtx *c) {
                 qsort(xy, (size_t)n, sizeof(XY), cmp_x);
                 if (blocks++) bprintf(&data, "\n\n");
                 snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "", m + 1);
-                bprintf(&data, "\"%s\" \"ppl\" \"stored_bits\" \"id\"\n", m < NMETHODS ? method_title[m] : "other");
+                bprintf(&data, "\"%s\" \"ppl\" \"stored_bits\" \"id\"\n", m < NMETHODS ? method_title(m) : "other");
                 for (int i = 0; i < n; i++) bprintf(&data, "%.6f %.6f %.6f %s\n", xy[i].x, xy[i].y, xy[i].z, xy[i].p->id);
             }
             free(xy);
@@ -655,7 +658,7 @@ static void series_of(const ReportPoint *p, char *buf, size_t n) {
     }
 }
 
-/* outlier threshold vs outlier fraction (SpQR points with a finite threshold) */
+/* outlier threshold vs outlier fraction (points of a method with outliers and a finite threshold) */
 static int plot_thresholds(PlotCtx *c) {
     const Report *r = c->r;
     int n = r->npoints, blocks = 0;
@@ -666,7 +669,7 @@ static int plot_thresholds(PlotCtx *c) {
     for (int i = 0; i < n; i++) {
         const ReportPoint *p = &r->points[i];
         double tau = setting_num(p, "outlier_threshold");
-        if (done[i] || strcmp(p->method, "spqr") || !isfinite(tau)) continue;
+        if (done[i] || !has_outliers(p->method) || !isfinite(tau)) continue;
         char s[512];
         series_of(p, s, sizeof s);
         XY *xy = qh_malloc(sizeof(XY) * (size_t)n);
@@ -676,7 +679,7 @@ static int plot_thresholds(PlotCtx *c) {
             double tq = setting_num(q, "outlier_threshold");
             char s2[512];
             series_of(q, s2, sizeof s2);
-            if (done[j] || strcmp(q->method, "spqr") || !isfinite(tq) || strcmp(s, s2)) continue;
+            if (done[j] || !has_outliers(q->method) || !isfinite(tq) || strcmp(s, s2)) continue;
             done[j] = 1;
             xy[k++] = (XY){tq, 100.0 * q->outlier_fraction, q->avg_bits, q};
             if (tq < tlo) tlo = tq;

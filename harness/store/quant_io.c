@@ -15,6 +15,7 @@
 #include "arch.h"
 #include "cli.h"
 #include "results.h"
+#include "settings.h"
 #include "util.h"
 
 static void layer_group(char *buf, size_t n, const char *g, int l, const char *name) {
@@ -171,6 +172,47 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
     return rc ? -1 : 0;
 }
 
+/* The settings of the file, one attribute of /settings per row of
+ * quant_settings[] (settings.h): integers, booleans and enums as int64,
+ * numbers as float64 (inf for no outliers). */
+static int write_settings(H5File *f, const QuantParams *p) {
+    int rc = h5_group(f, "/settings");
+    for (const QuantSetting *q = quant_settings; q->name && rc == 0; q++) {
+        double v = quant_setting_get(p, q);
+        rc = q->type == QS_DOUBLE ? h5_attr_f64(f, "/settings", q->name, v) : h5_attr_i64(f, "/settings", q->name, (int64_t)v);
+    }
+    return rc;
+}
+
+/* Read /settings back into p (over the method's defaults), each value checked
+ * against its row; *have = 0 when the file has no /settings (older files). */
+static int read_settings(H5File *f, const char *method, QuantParams *p, int *have) {
+    quant_params_default(p, method);
+    *have = h5_exists(f, "/settings");
+    if (!*have) return 0;
+    for (const QuantSetting *q = quant_settings; q->name; q++) {
+        if (!h5_has_attr(f, "/settings", q->name)) continue; /* a setting newer than the file: the default */
+        double v;
+        int64_t i;
+        if (q->type == QS_DOUBLE) {
+            if (h5_get_attr_f64(f, "/settings", q->name, &v) != 0) return -1;
+        } else {
+            if (h5_get_attr_i64(f, "/settings", q->name, &i) != 0) return -1;
+            v = (double)i;
+        }
+        char text[64], exp[128], why[256];
+        quant_setting_format(q, v, text, sizeof text);
+        quant_setting_expected(q, exp, sizeof exp);
+        double back;
+        int ok = (q->type == QS_DOUBLE ? !isnan(v) : v == (double)(int)v) &&
+                 quant_setting_parse(q, text, &back, why, sizeof why) == 0 && (back == v || isinf(v));
+        if (!ok)
+            return qh_error("'%s': attribute /settings/%s = %s; expected %s", h5_path(f), q->name, text, exp);
+        quant_setting_set(p, q, v);
+    }
+    return 0;
+}
+
 int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec *spec, const Provenance *prov,
                            const char *settings_json, H5File **out) {
     H5File *f;
@@ -178,6 +220,7 @@ int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec 
     int rc = results_write_header(f, "/", prov, m, settings_json);
     rc |= h5_attr_str(f, "/", "kind", "quantized_model");
     rc |= h5_attr_str(f, "/", "method", spec->method);
+    if (rc == 0) rc = write_settings(f, &spec->params);
     if (rc != 0) {
         h5_abort(&f);
         return qh_error("'%s' was not written", path);
@@ -405,7 +448,13 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         h5_get_attr_f64(f, "/", "stored_bits", &info->stored_bits);
         h5_get_attr_f64(f, "/", "outlier_fraction", &info->outlier_fraction);
         h5_get_attr_i64(f, "/", "stored_bytes", &info->bytes_written);
+        if (!quant_method_find(method)) {
+            char names[128];
+            quant_method_names(~0u, ", ", names, sizeof names);
+            rc = qh_error("'%s': method '%s' unknown (expected one of %s)", path, method, names);
+        }
     }
+    if (rc == 0) rc = read_settings(f, method, &info->params, &info->have_params);
     if (rc == 0) rc = cli_open_model(model_path ? model_path : base, tok_path, m, t);
     if (rc == 0) {
         int64_t L;

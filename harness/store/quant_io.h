@@ -18,6 +18,8 @@ typedef struct QuantModelInfo {
     double stored_bits;      /* bits per parameter actually stored */
     double outlier_fraction;
     int64_t bytes_written;   /* bytes of the compressed tensors (the stored format) */
+    QuantParams params;      /* the settings the file was made with (its /settings attributes) */
+    int have_params;         /* 0 for a file written before /settings existed */
 } QuantModelInfo;
 
 /* Write the compressed layers of `run` under group `g` of f ("/" for a model
