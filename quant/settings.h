@@ -66,6 +66,8 @@ typedef enum { QS_INT, QS_DOUBLE, QS_BOOL, QS_ENUM } QuantSettingType;
 #define QS_ROW 1u        /* QS_INT: the word "row" stands for 0 (one group per row) */
 #define QS_INF 2u        /* QS_DOUBLE: "inf" accepted */
 #define QS_CALIB 4u      /* used by the calibration pass (model level), not by the layer quantizer */
+#define QS_NEW 8u        /* added after results existed: left out of the settings JSON at its common
+                          * default, so that the points of older experiments keep their ids */
 
 typedef struct QuantSetting {
     const char *name;      /* experiment key, JSON key, attribute name; option: '_' -> '-' */

@@ -388,6 +388,7 @@ json_t *quant_spec_json(const QuantRunSpec *s) {
     json_object_set_new(o, "method", json_string(s->method));
     for (const QuantSetting *q = quant_settings; q->name; q++) { /* every setting, used by the method or not */
         double v = quant_setting_get(p, q);
+        if ((q->flags & QS_NEW) && v == q->def) continue; /* ids of older points unchanged */
         json_t *j;
         switch (q->type) {
         case QS_INT:
