@@ -15,12 +15,12 @@
 
 BUILD    ?= build
 # harness/ is split by concern, in the order data flows (README: Layout).
-HARNESS_DIRS = base model text forward eval calib store experiment cli
+HARNESS_DIRS = model text forward eval calib store experiment cli
 HARNESS_INC  = $(foreach d,$(HARNESS_DIRS),-Iharness/$(d))
 CC       ?= gcc
 OPT      ?= -O3 -march=native
 CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP \
-            -I. $(HARNESS_INC) -Iquant -Ikernels
+            -I. -Ibase $(HARNESS_INC) -Iquant -Ikernels
 PKGS      = hdf5-serial gsl jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -48,7 +48,7 @@ ifneq ($(strip $(NVCC)),)
   CU_SRCS     = $(wildcard kernels/*.cu)
   CU_OBJS     = $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRCS))
   NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-                -I. $(HARNESS_INC) -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
+                -I. -Ibase $(HARNESS_INC) -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
   CFLAGS     += -DQH_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcudart -lstdc++
   CUDA_MSG    = nvcc found at $(NVCC): building kernels for sm_$(subst $() $(),/sm_,$(CUDA_ARCHS))
@@ -57,7 +57,7 @@ else
   CUDA_MSG    = nvcc not found: CPU-only build (kernels/*.cu skipped)
 endif
 
-LIB_SRCS  = $(filter-out harness/cli/main.c,$(wildcard $(foreach d,$(HARNESS_DIRS),harness/$(d)/*.c) quant/*.c))
+LIB_SRCS  = $(filter-out harness/cli/main.c,$(wildcard base/*.c $(foreach d,$(HARNESS_DIRS),harness/$(d)/*.c) quant/*.c))
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB       = $(BUILD)/libqh.a
 TEST_SRCS = $(wildcard tests/test_*.c tests/gpu/test_*.c)
