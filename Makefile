@@ -19,7 +19,7 @@ HARNESS_DIRS = model text forward eval calib store experiment cli
 HARNESS_INC  = $(foreach d,$(HARNESS_DIRS),-Iharness/$(d))
 CC       ?= gcc
 OPT      ?= -O3 -march=native
-CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP \
+CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp -MMD -MP \
             -I. -Ibase $(HARNESS_INC) -Iquant -Ikernels
 PKGS      = hdf5-serial gsl jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -48,8 +48,4 @@ int qh_write_file_atomic(const char *path, const void *data, size_t len);
  * whole pages inside it; re-read from the file if touched again). */
 void qh_drop_pages(const void *p, size_t bytes);
 
-/* float <-> IEEE half, round-to-nearest-even. */
-uint16_t qh_f32_to_f16(float f);
-float qh_f16_to_f32(uint16_t h);
-
 #endif

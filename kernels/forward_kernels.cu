@@ -8,7 +8,7 @@
  * intrinsics (no fast math), double accumulation where the reference uses
  * double; only the order of the float reductions differs. The fp32 -> 16-bit
  * conversion's reference, f32_to_16_ref, is here too (host code: the
- * harness's qh_f32_to_f16 / st_f32_to_bf16, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
+ * qh_f32_to_f16 / qh_f32_to_bf16 of base/half.c, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
  * validators. Not here: the backend state, weights or any host copies
  * (kernels/forward_cuda.cu). */
 #include <cublas_v2.h>
@@ -26,7 +26,7 @@
 
 extern "C" {
 #include "util.h"
-#include "safetensors.h"
+#include "half.h"
 }
 
 /* ---- math mode ------------------------------------------------------------ */
@@ -470,11 +470,11 @@ extern "C" int launch_f32_to_16(void *dst, const float *src, long n, cudaDataTyp
 }
 
 /* The reference: the harness's own conversions (round to nearest even,
- * overflow to inf, subnormals kept; qh_f32_to_f16, st_f32_to_bf16), NaN
+ * overflow to inf, subnormals kept; qh_f32_to_f16, qh_f32_to_bf16), NaN
  * canonicalized as the kernel does. */
 extern "C" void f32_to_16_ref(uint16_t *dst, const float *src, long n, cudaDataType_t type) {
     for (long i = 0; i < n; i++)
-        dst[i] = isnan(src[i]) ? QH_NAN16 : type == CUDA_R_16BF ? st_f32_to_bf16(src[i]) : qh_f32_to_f16(src[i]);
+        dst[i] = isnan(src[i]) ? QH_NAN16 : type == CUDA_R_16BF ? qh_f32_to_bf16(src[i]) : qh_f32_to_f16(src[i]);
 }
 
 /* ---- per-position NLL (nll_ref) -------------------------------------------- */

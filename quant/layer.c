@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "quant_internal.h"
 #include "util.h"
 

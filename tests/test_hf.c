@@ -48,6 +48,7 @@
 #include "datasets.h"
 #include "forward.h"
 #include "forward_math.h"
+#include "half.h"
 #include "hf_model.h"
 #include "model.h"
 #include "perplexity.h"
@@ -495,7 +496,7 @@ static void test_roundtrip_synth(void) {
     }
 }
 
-/* Is h the bf16 nearest to w (ties to even)? Independent of st_f32_to_bf16. */
+/* Is h the bf16 nearest to w (ties to even)? Independent of qh_f32_to_bf16. */
 static int is_nearest_bf16(float w, float h) {
     uint32_t hb;
     memcpy(&hb, &h, 4);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "half.h"
 #include "quant.h"
 #include "quant_internal.h"
 #include "util.h"

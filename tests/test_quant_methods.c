@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "half.h"
 #include "quant.h"
 #include "util.h"
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "half.h"
 #include "util.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -34,21 +35,6 @@ int st_dtype_parse(const char *s, StDtype *out) {
             return 0;
         }
     return -1;
-}
-
-float st_bf16_to_f32(uint16_t h) {
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-uint16_t st_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x0040u); /* NaN: keep it a (quiet) NaN */
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest, ties to even; a carry may reach inf, which is right */
-    return (uint16_t)(x >> 16);
 }
 
 void st_close(StFile *f) {
@@ -255,7 +241,7 @@ void st_to_f32_range(const StTensor *t, int64_t first, int64_t n, float *dst) {
         break;
     default: /* ST_BF16 */
 #pragma omp parallel for schedule(static) if (n > (1 << 20))
-        for (int64_t i = 0; i < n; i++) dst[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (int64_t i = 0; i < n; i++) dst[i] = qh_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     }
 }
@@ -317,7 +303,7 @@ int st_write(const char *path, const StOut *t, int n, StDtype dtype) {
                 memcpy(row, src, (size_t)cols * 4);
             } else {
                 for (int64_t j = 0; j < cols; j++) {
-                    uint16_t h = dtype == ST_F16 ? qh_f32_to_f16(src[j]) : st_f32_to_bf16(src[j]);
+                    uint16_t h = dtype == ST_F16 ? qh_f32_to_f16(src[j]) : qh_f32_to_bf16(src[j]);
                     row[2 * j] = (unsigned char)(h & 0xff);
                     row[2 * j + 1] = (unsigned char)(h >> 8);
                 }

@@ -56,10 +56,6 @@ void st_to_f32(const StTensor *t, float *dst);
 /* The same for elements [first, first + n) of t (in range: the caller's business). */
 void st_to_f32_range(const StTensor *t, int64_t first, int64_t n, float *dst);
 
-/* bf16 <-> fp32: widening is exact; narrowing rounds to nearest even (NaN stays NaN). */
-float st_bf16_to_f32(uint16_t h);
-uint16_t st_f32_to_bf16(float f);
-
 /* One tensor to write: fp32 rows, shape (rows, cols) or (cols) when ndim is 1.
  * row_perm, when not NULL, reorders rows: output row r is input row row_perm[r]
  * (of a 1-D tensor: its elements). */

@@ -24,6 +24,7 @@
 
 #include "check.h"
 #include "forward.h"
+#include "half.h"
 #include "quant.h"
 #include "util.h"
 
