@@ -16,9 +16,9 @@
  *      (quant_kernels.cu) then one cublasSgemm for the lazy update (fp32,
  *      CUBLAS_DEFAULT_MATH: no TF32);
  *   4. codes and statistics downloaded in the engine's layouts and packed into
- *      a QuantLayer on the host (for now by a copy of layer.c's static
- *      packing code, to be replaced by a call: see the note at that
- *      section), W_deq = quant_layer_dequantize(q), the CPU decoder.
+ *      a QuantLayer on the host by layer.c's quant_layer_pack (the CPU path's
+ *      own packing, through quant_engine.h), W_deq = quant_layer_dequantize(q),
+ *      the CPU decoder.
  * The device Hessian accumulator is in quant_hessian.cu.
  *
  * Ownership: a QuantCuda context owns a stream and the two library handles;
@@ -38,7 +38,8 @@
 #include <cusolverDn.h>
 
 extern "C" {
-#include "quant_internal.h"
+#include "quant_engine.h"
+#include "settings.h"
 #include "util.h"
 }
 #include "cuda_check.h"

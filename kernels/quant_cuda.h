@@ -111,7 +111,7 @@ int hessian_cuda_download(const HessianAccCuda *h, double *H);
 #include "grid.h"
 
 /* Everything the fused sweep kernel reads or writes, device pointers. The
- * layouts are the CPU engine's (quant_internal.h): column c of W is the
+ * layouts are the CPU engine's (quant_engine.h): column c of W is the
  * contiguous Wt + c*m. Letters: m rows, n columns, g group width, G =
  * ngroups, Q = qq_groups (0 when no statistic has a second level). */
 typedef struct SweepDev {

@@ -19,7 +19,6 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "quant_internal.h"
 #include "util.h"
 }
 #include "cuda_check.h"

@@ -25,9 +25,6 @@
 
 #include <cuda_runtime.h>
 
-extern "C" {
-#include "quant_internal.h"
-}
 #include "cuda_check.h"
 #include "quant_cuda.h"
 
