@@ -1,11 +1,12 @@
 /* cli.h: the subcommands of build/qharness and the small helpers they share
- * (opening a model with its tokenizer, the data root, checking a command's
- * output paths against its inputs before any work). Each subcommand lives in
- * its own cmd_*.c file. */
+ * (the data root, checking a command's output paths against its inputs before
+ * any work). Each subcommand lives in its own cmd_*.c file. Opening a model
+ * with its tokenizer is model_open.h's, below the command line. */
 #ifndef QH_CLI_H
 #define QH_CLI_H
 
 #include "model.h"
+#include "model_open.h"
 #include "options.h"
 #include "tokenizer.h"
 
@@ -19,18 +20,6 @@ int cmd_report(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_plot(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_export(int argc, char **argv, int full_argc, char **full_argv);
 
-/* Load the model at model_path (a llama2.c checkpoint file, or a Hugging Face
- * directory holding config.json, hf_model.h) and its tokenizer: tok_path, or
- * else tok<V>.bin / tokenizer.bin beside the file / inside the directory. t may
- * be NULL (no tokenizer wanted). */
-int cli_open_model(const char *model_path, const char *tok_path, Model *m, Tokenizer *t);
-/* The same; with block_by_block a Hugging Face directory is opened streamed
- * (hf_model_open_streamed: one block's linears resident at a time) for work
- * under --max-memory (a llama2.c file is mmapped either way). */
-int cli_open_model_for(const char *model_path, const char *tok_path, Model *m, Tokenizer *t, int block_by_block);
-/* The tokenizer cli_open_model would pick for a model of vocab_size: its path
- * in buf[0..n); -1 (no message) when there is none. */
-int cli_find_tokenizer(const char *model_path, int vocab_size, char *buf, size_t n);
 /* Data root: the --data option, else $QH_DATA, else "data". */
 const char *cli_data_root(const char *opt);
 
@@ -68,7 +57,7 @@ void cli_io_output_dir(CliIo *io, const char *what, const char *path);
  * the folder it goes into existing and writable. 0, or -1 with a message that
  * starts with cmd and names the option and the path. */
 int cli_io_check(const char *cmd, const CliIo *io);
-/* Once the model is open (cli_open_model*, quant_model_load): add what was
+/* Once the model is open (model_open*, quant_model_load): add what was
  * actually opened, the model (m->path, e.g. the one a quantized-model file
  * names) and, when tok_opt is NULL (no --tokenizer), the tokenizer found for
  * it, and check again. On failure the model and the tokenizer (t, may be

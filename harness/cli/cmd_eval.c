@@ -58,7 +58,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     QuantModelInfo qinfo = {0};
     if (rc == 0) rc = cli_io_check("eval", &io);
     if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, &m, &t, &qinfo);
-    else if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, max_memory_mb > 0);
+    else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
     cli_io_free(&io);
     if (rc != 0) return -1;

@@ -46,10 +46,10 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
     if (cli_io_check_free("export", &io) != 0) return -1;
 
     Model m;
-    if (cli_open_model(model, NULL, &m, NULL) != 0) return -1;
+    if (model_open(model, NULL, &m, NULL) != 0) return -1;
     char buf[4096];
     if (!no_tok && !tok) {
-        if (cli_find_tokenizer(model, m.cfg.vocab_size, buf, sizeof buf) == 0) tok = buf;
+        if (tokenizer_find(model, m.cfg.vocab_size, buf, sizeof buf) == 0) tok = buf;
         else qh_warn("export: no tokenizer copied (eval of '%s' will need --tokenizer)", out);
     }
     if (tok) { /* check that it belongs to this model before copying it */

@@ -35,7 +35,7 @@ int cmd_generate(int argc, char **argv, int full_argc, char **full_argv) {
     if (qh_device_parse(device, &dev) != 0) return -1;
     Model m;
     Tokenizer t;
-    if (cli_open_model(model, tok, &m, &t) != 0) return -1;
+    if (model_open(model, tok, &m, &t) != 0) return -1;
     if (steps < 1 || steps > m.cfg.seq_len) {
         qh_error("generate: --steps must be in 1..%d (the model's seq_len), got %ld", m.cfg.seq_len, steps);
         tokenizer_free(&t);

@@ -265,7 +265,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     Model m;
     Tokenizer t;
     rc = bad ? -1 : cli_io_check("quantize", &io);
-    if (rc == 0) rc = cli_open_model_for(model, tok, &m, &t, budget > 0);
+    if (rc == 0) rc = model_open_for(model, tok, &m, &t, budget > 0);
     if (rc == 0) rc = cli_io_check_loaded("quantize", &io, &m, &t, tok);
     cli_io_free(&io);
     if (rc != 0) return -1;

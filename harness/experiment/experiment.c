@@ -18,11 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "datasets.h"
 #include "hf_model.h"
 #include "sha256.h"
 #include "settings.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #define EXP_MAX_VALUES 256
@@ -1289,7 +1289,7 @@ int experiment_check_run(const Experiment *x, int here) {
         ModelConfig c;
         bad |= experiment_model_config(x, &c) != 0 || experiment_check_shapes(x, &c) != 0;
         char tp[PATH_MAX];
-        if (!bad && !*x->tokenizer && cli_find_tokenizer(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
+        if (!bad && !*x->tokenizer && tokenizer_find(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
             int line = 0;
             experiment_value(x, ES_MODEL, "path", &line);
             bad = qh_error("%s:%d: model.path: no tokenizer found beside '%s' (tried tok%d.bin, tokenizer.bin and "

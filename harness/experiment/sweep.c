@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "eval_run.h"
+#include "model_open.h"
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
@@ -306,7 +306,7 @@ static int failed_this_run(const Worker *w, int j) {
  * checked against its shape before the run (experiment_check_run). */
 static Model *open_model(Worker *w) {
     const char *tp = *w->x->tokenizer ? w->x->tokenizer : NULL;
-    if (!w->loaded && cli_open_model(w->x->model_path, tp, &w->model, &w->tok) != 0) return NULL;
+    if (!w->loaded && model_open(w->x->model_path, tp, &w->model, &w->tok) != 0) return NULL;
     w->loaded = 1;
     return &w->model;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "arch.h"
-#include "cli.h"
+#include "model_open.h"
 #include "results.h"
 #include "settings.h"
 #include "util.h"
@@ -455,7 +455,7 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         }
     }
     if (rc == 0) rc = read_settings(f, method, &info->params, &info->have_params);
-    if (rc == 0) rc = cli_open_model(model_path ? model_path : base, tok_path, m, t);
+    if (rc == 0) rc = model_open(model_path ? model_path : base, tok_path, m, t);
     if (rc == 0) {
         int64_t L;
         rc = h5_get_attr_i64(f, "/", "model_n_layers", &L);

@@ -49,6 +49,11 @@ int tokenizer_load_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_
  * (U+2581 -> space, <s> / </s> -> "\n<s>\n" / "\n</s>\n"); spm_model.c.
  * tokenizer_load dispatches here for paths ending in ".model". */
 int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size);
+/* The tokenizer that goes with the model at model_path (a checkpoint file or
+ * a model directory) of vocab_size: tok<V>.bin, else tokenizer.bin, else
+ * tokenizer.model, beside the file / inside the directory; its path in
+ * buf[0..n). -1 (no message) when there is none. tokenizer_find.c. */
+int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n);
 
 /* Piece -> id, or -1 if the exact byte string is not in the vocabulary. */
 int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len);
