@@ -14,13 +14,17 @@
 #   make debug | asan | valgrind
 
 BUILD    ?= build
-# harness/ is split by concern, in the order data flows (README: Layout).
-HARNESS_DIRS = model text forward eval calib store experiment cli
-HARNESS_INC  = $(foreach d,$(HARNESS_DIRS),-Iharness/$(d))
+# The library's folders in layers, bottom first (README: Layout; the order and
+# its reasons are tests/check_layers.sh's): each folder's sources are compiled
+# with only their own folder and the folders below it on the include path, so
+# an include that goes up does not build. Tests and benchmarks see them all.
+LAYERS   := $(shell sh tests/check_layers.sh --order)
+ALL_INC   = $(addprefix -I,$(LAYERS))
+layer_inc :=
+$(foreach d,$(LAYERS),$(eval layer_inc += -I$(d))$(eval $(BUILD)/$(d)/%.o: LAYER_INC := $(layer_inc)))
 CC       ?= gcc
 OPT      ?= -O3 -march=native
-CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp -MMD -MP \
-            -I. -Ibase $(HARNESS_INC) -Iquant -Ikernels
+CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp -MMD -MP
 PKGS      = hdf5-serial gsl jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -48,7 +52,7 @@ ifneq ($(strip $(NVCC)),)
   CU_SRCS     = $(wildcard kernels/*.cu)
   CU_OBJS     = $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRCS))
   NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-                -I. -Ibase $(HARNESS_INC) -Iquant -Ikernels -Xcompiler -fopenmp -Xcompiler -fPIC
+                -Xcompiler -fopenmp -Xcompiler -fPIC
   CFLAGS     += -DQH_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcudart -lstdc++
   CUDA_MSG    = nvcc found at $(NVCC): building kernels for sm_$(subst $() $(),/sm_,$(CUDA_ARCHS))
@@ -57,7 +61,7 @@ else
   CUDA_MSG    = nvcc not found: CPU-only build (kernels/*.cu skipped)
 endif
 
-LIB_SRCS  = $(filter-out harness/cli/main.c,$(wildcard base/*.c $(foreach d,$(HARNESS_DIRS),harness/$(d)/*.c) quant/*.c))
+LIB_SRCS  = $(filter-out harness/cli/main.c,$(wildcard $(addsuffix /*.c,$(LAYERS))))
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB       = $(BUILD)/libqh.a
 TEST_SRCS = $(wildcard tests/test_*.c tests/gpu/test_*.c)
@@ -83,19 +87,19 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(LAYER_INC) -c -o $@ $<
 
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+	$(NVCC) $(NVCCFLAGS) $(LAYER_INC) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(ALL_INC) $(LDFLAGS) -Itests -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: kernels/bench/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(ALL_INC) $(LDFLAGS) -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
 # ---- dependencies and data --------------------------------------------------
 check-deps:

@@ -1,8 +1,9 @@
 #!/bin/sh
-# run_tests.sh BUILD: run every test binary (BUILD/tests/test_*, BUILD/tests/gpu/test_*)
-# and every shell test (tests/cli/test_*.sh), from the repository root. Each
-# prints "N passed, N failed[, N skipped]" last; this script adds them up and
-# ends with the same line for the whole suite. Exit status 1 if anything failed.
+# run_tests.sh BUILD: run every test binary (BUILD/tests/test_*, BUILD/tests/gpu/test_*),
+# every shell test (tests/cli/test_*.sh) and the source checks (tests/check_*.sh:
+# the include graph), from the repository root. Each prints "N passed, N
+# failed[, N skipped]" last; this script adds them up and ends with the same
+# line for the whole suite. Exit status 1 if anything failed.
 set -u
 build=${1:-build}
 export QH_BUILD="$build"
@@ -10,7 +11,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 tp=0; tf=0; ts=0; bad=""
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for t in "$build"/tests/test_* "$build"/tests/gpu/test_* tests/cli/test_*.sh; do
+for t in "$build"/tests/test_* "$build"/tests/gpu/test_* tests/cli/test_*.sh tests/check_*.sh; do
     [ -e "$t" ] || continue
     case "$t" in *.d|*.o) continue ;; esac
     start=$(date +%s)
