@@ -66,8 +66,8 @@ LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB       = $(BUILD)/libqh.a
 TEST_SRCS = $(wildcard tests/test_*.c tests/gpu/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
-BENCH_SRCS = $(wildcard kernels/bench/bench_*.c)
-BENCH_BINS = $(patsubst kernels/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+BENCH_SRCS = $(wildcard bench/bench_*.c kernels/bench/bench_*.c)
+BENCH_BINS = $(addprefix $(BUILD)/bench/,$(basename $(notdir $(BENCH_SRCS))))
 QH        = $(BUILD)/qharness
 
 DATA_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.tsv),../shared/data,)
@@ -96,6 +96,11 @@ $(BUILD)/kernels/%.o: kernels/%.cu
 $(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ALL_INC) $(LDFLAGS) -Itests -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
+
+# CPU benchmarks in bench/, GPU ones in kernels/bench/; all built into $(BUILD)/bench/
+$(BUILD)/bench/%: bench/%.c $(LIB) $(CU_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ALL_INC) $(LDFLAGS) -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: kernels/bench/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
@@ -152,4 +157,7 @@ valgrind: debug
 clean:
 	rm -rf $(BUILD) build-debug build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Dependency files (-MMD), except those whose source is gone (a moved file:
+# its old dependency file would ask for the old path).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null | \
+    xargs -r awk 'FNR == 1 { if ((getline x < $$2) >= 0) print FILENAME; close($$2) }' 2>/dev/null)
