@@ -8,7 +8,8 @@
 #   make report EXP=NAME           results/NAME/table.md and table.csv
 #   make plots EXP=NAME            results/NAME/plots/*.png|svg|pdf (gnuplot)
 #   make test       deps + data + build, then every test
-#   make bench      benchmarks (ratios against sgemm measured in the same run)
+#   make bench      benchmarks, CPU (bench/) then GPU (kernels/bench/): ratios against
+#                   sgemm / cuBLAS measured in the same run
 #   make deps       install the Debian packages (as root) or print the command
 #   make data       fill data/ from DATA_MIRROR or the upstream URLs, sha256-checked
 #   make debug | asan | valgrind
@@ -132,6 +133,8 @@ test: check-deps
 bench: check-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory data
+	@bench/run_bench.sh $(BUILD)
+	@echo
 	@kernels/bench/run_bench.sh $(BUILD)
 
 # ---- experiments: experiments/$(EXP).ini -> results/$(EXP) ---------------------------

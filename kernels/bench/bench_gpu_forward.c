@@ -16,7 +16,7 @@
  * Usage: bench_gpu_forward [--quick] [--layers N] [--seqlen T] [--reps R] [--target-layers L]
  *                          [--modes fp32,tf32,bf16,fp16]
  *        (--quick: 2 layers, 3 windows; --modes: which modes, in that order)
- * Not here: correctness (tests/gpu/), CPU timings (kernels/bench/ others). */
+ * Not here: correctness (tests/gpu/), CPU timings (bench/). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
  * Usage: bench_gpu_quant [--quick] [--tokens N] [--reps R]
  *        (--quick: 8192 tokens, the 4096 x 4096 layer only)
  * Not here: correctness (tests/gpu/test_gpu_quant.c), CPU timings
- * (bench_quant_cpu.c). */
+ * (bench/bench_quant_cpu.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,20 +1,20 @@
 #!/bin/sh
-# run_bench.sh BUILD: every benchmark, each reporting its timings as ratios
-# against a baseline (sgemm / cuBLAS GEMM) measured in the same run.
-# GPU benchmarks print "skipped: no GPU" where there is none. Each benchmark
-# runs with its defaults.
+# run_bench.sh BUILD: the GPU benchmarks (kernels/bench/bench_*.c, built into
+# BUILD/bench/), each reporting its timings as ratios against a baseline
+# (cuBLAS GEMM) measured in the same run, then one LLaMA-7B-shaped block
+# quantized on the GPU (gpu_block_quant.sh). Each prints "skipped: no GPU"
+# where there is none and runs with its defaults. The CPU benchmarks:
+# bench/run_bench.sh (`make bench` runs both).
 set -eu
 build=${1:-build}
+here=$(dirname "$0")
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-for b in "$build"/bench/bench_*; do
+for src in "$here"/bench_*.c; do
+    b=$build/bench/$(basename "$src" .c)
     [ -x "$b" ] || continue
-    case "$b" in *.d|*.o) continue ;; esac
     echo "==== $(basename "$b") ===="
     "$b"
     echo
 done
-echo "==== stream_eval_rss (evaluation under --max-memory) ===="
-"$(dirname "$0")/stream_eval_rss.sh" "$build"
-echo
 echo "==== gpu_block_quant (LLaMA-7B-shaped block on the GPU) ===="
-"$(dirname "$0")/gpu_block_quant.sh" "$build"
+"$here/gpu_block_quant.sh" "$build"
