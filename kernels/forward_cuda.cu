@@ -1,11 +1,15 @@
-/* forward_cuda.cu: the CUDA backend of forward.h ("cuda"). One window at a
- * time, batched over positions, everything on one stream:
+/* forward_cuda.cu: the CUDA backend of forward.h ("cuda"), for every family
+ * of arch.h: the LLaMA block and the Falcon block (parallel attention and
+ * MLP on LayerNorm'ed input, one fused query_key_value split into grouped
+ * heads, GELU), each the same steps as its CPU twin in forward_cpu.c. One
+ * window at a time, batched over positions, everything on one stream:
  *   - all weights of the model are uploaded once into one device allocation
  *     (weights_changed(layer) re-uploads one layer's tensors);
  *   - the activations for max_T positions are one device allocation carved
  *     into named tensors (sizes computed first, as llm.c does);
  *   - linear layers are cuBLAS GEMMs (linear_forward, kernels/forward_kernels.cu),
- *     the q/k/v biases (Qwen2) added after them (launch_add_bias); attention is
+ *     their biases (Qwen2's q/k/v, Falcon's "bias": true) added after them
+ *     (launch_add_bias); attention is
  *     strided-batched GEMMs around a fused causal scaled softmax kernel, the
  *     element-wise steps are the kernels of forward_kernels.cu.
  * GEMM arithmetic is chosen at creation by the environment variable
@@ -20,7 +24,7 @@
  * a 16-bit scratch (x16) before its GEMM (once for q/k/v, once for gate/up);
  * cublasGemmEx on 16-bit A/B with fp32 output and accumulation. In those modes
  * attention's GEMMs use TF32 on fp32 tensors; the embedding table, norms, the
- * q/k/v biases, every activation and what the hooks see stay fp32.
+ * linear biases, every activation and what the hooks see stay fp32.
  * The ForwardOps entries take HOST pointers: embed/block/head_nll copy in and
  * out around the device work (the hook, when given, receives host copies of
  * each linear input (T, in), called exactly as the CPU backend calls it);
@@ -48,11 +52,14 @@ extern "C" {
 #define LOGITS_BUDGET ((size_t)512 << 20)         /* bytes of (logit_chunk, V) logits */
 
 typedef struct DevBlock {
-    float *rms_att;         /* (D) */
-    float *rms_ffn;         /* (D) */
-    void *lin[LIN_COUNT];   /* in the operand type of the math mode (fp32, fp16 or bf16):
-                               wq (D, D), wk (KV, D), wv (KV, D), wo (D, D), w1 (F, D), w3 (F, D), w2 (D, F) */
-    float *bias[LIN_COUNT]; /* (out) fp32, NULL where the model has none (only q, k, v when cfg.qkv_bias) */
+    float *rms_att;         /* (D) the weight of the norm before attention (BlockWeights.rms_att) */
+    float *rms_ffn;         /* (D) the norm before the MLP; NULL where the model has none (Falcon-7B) */
+    float *norm_att_bias, *norm_ffn_bias; /* (D) their LayerNorm biases; NULL for RMSNorm */
+    void *lin[LIN_COUNT];   /* in the operand type of the math mode (fp32, fp16 or bf16), shapes of
+                               model_linear_shape: LLaMA wq (D, D), wk (KV, D), wv (KV, D), wo (D, D),
+                               w1 (F, D), w3 (F, D), w2 (D, F); Falcon query_key_value (D + 2 KV, D),
+                               dense (D, D), dense_h_to_4h (F, D), dense_4h_to_h (D, F) */
+    float *bias[LIN_COUNT]; /* (out) fp32, NULL where the model has none */
 } DevBlock;
 
 typedef struct CudaForward {
@@ -67,6 +74,8 @@ typedef struct CudaForward {
     size_t wbytes;
     float *tok_emb;   /* (V, D) fp32 */
     float *rms_final; /* (D) */
+    float *norm_final_bias; /* (D) the final LayerNorm's bias; NULL for RMSNorm */
+    int *qkv_map;     /* (D + 2 KV) arch_qkv_split_map, fused-QKV families only (else NULL) */
     void *wcls;       /* (V, D) in wtype; aliases tok_emb when the classifier is shared and wtype is fp32 */
     DevBlock *blocks; /* (L) host array of device pointers into wmem (owned array) */
     float *stage;     /* (stage_n) fp32 staging of the 16-bit conversions; NULL in the fp32 / tf32 modes */
@@ -80,7 +89,10 @@ typedef struct CudaForward {
     float *q;        /* (T, D) */
     float *k, *v;    /* (T, KV) */
     float *att;      /* (T, D) attention output */
-    float *hb, *hb2; /* (T, F) */
+    float *hb;       /* (T, F) */
+    float *hb2;      /* (T, F) SwiGLU's up projection; NULL for GELU families */
+    float *qkv;      /* (T, D + 2 KV) the fused projection's output; NULL unless fused */
+    float *xb2;      /* (T, D) the MLP's normed input when it has its own norm (ln_mlp); else NULL */
     void *x16;       /* (T, max(D, F)) 16-bit: the current linear input converted; NULL in the fp32 / tf32 modes */
     float *scores;   /* (head_batch, T, T) */
     float *logits;   /* (logit_chunk, V) */
@@ -96,7 +108,9 @@ typedef struct CudaForward {
 
 /* ---- carving one allocation into named tensors ----------------------------
  * Each function below is run twice: with base NULL it only adds up the
- * (256-byte aligned) sizes; with the allocation it assigns the pointers. */
+ * (256-byte aligned) sizes; with the allocation it assigns the pointers. What
+ * is carved depends on the model only, never on a pointer the first pass left
+ * NULL. */
 
 static void *carve(char *base, size_t *off, size_t bytes) {
     void *p = base ? base + *off : NULL;
@@ -115,6 +129,11 @@ static size_t largest_linear(const ModelConfig *c) {
     return n;
 }
 
+/* A (D) norm vector the host model has (host != NULL), else NULL. */
+static float *carve_norm(char *base, size_t *off, const float *host, size_t D) {
+    return host ? (float *)carve(base, off, D * sizeof(float)) : NULL;
+}
+
 static size_t carve_weights(CudaForward *s, char *base) {
     const Model *m = s->base.model;
     const ModelConfig *c = &m->cfg;
@@ -124,15 +143,22 @@ static size_t carve_weights(CudaForward *s, char *base) {
     /* a shared head needs its own copy when it is stored in 16 bits */
     s->wcls = shared && s->wsize == sizeof(float) ? s->tok_emb : carve(base, &off, V * D * s->wsize);
     s->rms_final = (float *)carve(base, &off, D * sizeof(float));
+    s->norm_final_bias = carve_norm(base, &off, m->w.norm_final_bias, D);
+    s->qkv_map = arch_of(c)->qkv == QKV_FUSED
+                     ? (int *)carve(base, &off, (size_t)arch_dim(c, DIM_QKV) * sizeof(int))
+                     : NULL;
     for (int l = 0; l < c->n_layers; l++) {
         DevBlock *b = &s->blocks[l];
+        const BlockWeights *w = &m->w.blocks[l];
         b->rms_att = (float *)carve(base, &off, D * sizeof(float));
-        b->rms_ffn = (float *)carve(base, &off, D * sizeof(float));
+        b->rms_ffn = carve_norm(base, &off, w->rms_ffn, D);
+        b->norm_att_bias = carve_norm(base, &off, w->norm_att_bias, D);
+        b->norm_ffn_bias = carve_norm(base, &off, w->norm_ffn_bias, D);
         for (int k = 0; k < model_n_linears(c); k++) {
             int o, i;
             model_linear_shape(c, (LinearKind)k, &o, &i);
             b->lin[k] = carve(base, &off, (size_t)o * i * s->wsize);
-            b->bias[k] = m->w.blocks[l].bias[k] ? (float *)carve(base, &off, (size_t)o * sizeof(float)) : NULL;
+            b->bias[k] = w->bias[k] ? (float *)carve(base, &off, (size_t)o * sizeof(float)) : NULL;
         }
     }
     s->stage_n = s->wsize == sizeof(float) ? 0 : largest_linear(c);
@@ -151,7 +177,12 @@ static size_t carve_activations(CudaForward *s, char *base) {
     s->v = (float *)carve(base, &off, T * KV * sizeof(float));
     s->att = (float *)carve(base, &off, T * D * sizeof(float));
     s->hb = (float *)carve(base, &off, T * F * sizeof(float));
-    s->hb2 = (float *)carve(base, &off, T * F * sizeof(float));
+    /* by the family alone (the sizing pass must carve what the second pass does) */
+    const ArchDesc *a = arch_of(c);
+    int fused = a->qkv == QKV_FUSED;
+    s->hb2 = a->act == ACT_SWIGLU ? (float *)carve(base, &off, T * F * sizeof(float)) : NULL;
+    s->qkv = fused ? (float *)carve(base, &off, T * (D + 2 * KV) * sizeof(float)) : NULL;
+    s->xb2 = fused && a->n_norms > 1 ? (float *)carve(base, &off, T * D * sizeof(float)) : NULL;
     s->x16 = s->wsize == sizeof(float) ? NULL : carve(base, &off, T * (D > F ? D : F) * s->wsize);
     s->scores = (float *)carve(base, &off, (size_t)s->head_batch * T * T * sizeof(float));
     s->logits = (float *)carve(base, &off, (size_t)s->logit_chunk * V * sizeof(float));
@@ -189,7 +220,10 @@ static int upload_layer(CudaForward *s, int layer) {
     const ModelConfig *c = &m->cfg;
     const BlockWeights *w = &m->w.blocks[layer];
     DevBlock *b = &s->blocks[layer];
-    if (upload(s, b->rms_att, w->rms_att, c->dim) || upload(s, b->rms_ffn, w->rms_ffn, c->dim)) return -1;
+    if (upload(s, b->rms_att, w->rms_att, c->dim) || (b->rms_ffn && upload(s, b->rms_ffn, w->rms_ffn, c->dim)) ||
+        (b->norm_att_bias && upload(s, b->norm_att_bias, w->norm_att_bias, c->dim)) ||
+        (b->norm_ffn_bias && upload(s, b->norm_ffn_bias, w->norm_ffn_bias, c->dim)))
+        return qh_error("cuda backend: uploading layer %d's norms failed", layer);
     for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         const char *nm = model_linear_name(c, (LinearKind)k);
@@ -209,6 +243,15 @@ static int upload_all(CudaForward *s) {
     if (upload(s, s->tok_emb, m->w.tok_emb, V * D) != 0) return -1;
     if (s->wcls != s->tok_emb && upload_linear(s, s->wcls, m->w.wcls, V * D) != 0) return -1;
     if (upload(s, s->rms_final, m->w.rms_final, D) != 0) return -1;
+    if (s->norm_final_bias && upload(s, s->norm_final_bias, m->w.norm_final_bias, D) != 0) return -1;
+    if (s->qkv_map) { /* from a host copy that lives until the copy is done */
+        int n = arch_dim(c, DIM_QKV), *map = (int *)qh_malloc(sizeof(int) * (size_t)n);
+        arch_qkv_split_map(c, map);
+        cudaError_t e = cudaMemcpyAsync(s->qkv_map, map, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice, s->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
+        free(map);
+        if (e != cudaSuccess) return qh_error("cuda backend: uploading the QKV split map failed: %s", cudaGetErrorString(e));
+    }
     for (int l = 0; l < c->n_layers; l++)
         if (upload_layer(s, l) != 0) return -1;
     return 0;
@@ -282,11 +325,67 @@ static const void *operand_at(const CudaForward *s, const void *op, long elems) 
     return (const char *)op + (size_t)elems * s->wsize;
 }
 
+/* out (T, D) <- the family's norm (RMSNorm, or LayerNorm with bias b) of x (T, D), weight w. */
+static int norm_device(CudaForward *s, float *out, const float *x, const float *w, const float *b, int T) {
+    const ModelConfig *c = &s->base.model->cfg;
+    if (arch_of(c)->norm == NORM_LAYER) return launch_layernorm(out, x, w, b, T, c->dim, c->norm_eps, s->stream);
+    return launch_rmsnorm(out, x, w, T, c->dim, c->norm_eps, s->stream);
+}
+
+/* Y (T, out) <- linear k of block b applied to X (T, in), fp32, plus its bias when it has one. */
+static int linear_bias_device(CudaForward *s, const DevBlock *b, LinearKind k, float *Y, const float *X, int T) {
+    int out, in;
+    model_linear_shape(&s->base.model->cfg, k, &out, &in);
+    const void *op;
+    if (linear_input(s, X, (long)T * in, &op) || linear_forward(s->blas, s->math, Y, op, b->lin[k], T, in, out))
+        return -1;
+    if (b->bias[k] && launch_add_bias(Y, b->bias[k], T, out, s->stream)) return -1;
+    return 0;
+}
+
+/* s->x (T, D) <- the Falcon block `layer` applied to s->x: the steps of
+ * cpu_block_falcon (forward_cpu.c), hooks in the same order. Attention and
+ * MLP both read the normed block input (ln_attn / ln_mlp when the block has
+ * two norms), x <- x + (attn + mlp). */
+static int block_falcon_device(CudaForward *s, int layer, int T, LinearInputHook hook, void *user) {
+    static const LinearKind kq[] = {LIN_QKV}, kd[] = {LIN_DENSE}, kh[] = {LIN_H_TO_4H}, k4[] = {LIN_4H_TO_H};
+    const ModelConfig *c = &s->base.model->cfg;
+    const DevBlock *b = &s->blocks[layer];
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    cudaStream_t st = s->stream;
+    if (norm_device(s, s->xb, s->x, b->rms_att, b->norm_att_bias, T)) return -1;
+    const float *xm = s->xb; /* (T, D) what the MLP reads */
+    if (s->xb2) {
+        if (norm_device(s, s->xb2, s->x, b->rms_ffn, b->norm_ffn_bias, T)) return -1;
+        xm = s->xb2;
+    }
+    /* attention: fused projection, split into heads, rotary, attention, dense */
+    if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, kq, 1)) return -1;
+    if (linear_bias_device(s, b, LIN_QKV, s->qkv, s->xb, T) ||
+        launch_qkv_split(s->q, s->k, s->v, s->qkv, s->qkv_map, T, D, KV, st) ||
+        launch_rope_freq(s->q, s->k, T, D, KV, hs, 0, s->inv_freq, st))
+        return -1;
+    if (attention_forward(s->blas, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
+                          s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st))
+        return -1;
+    if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, kd, 1)) return -1;
+    float *ao = s->q; /* (T, D) the attention branch's output (q is spent) */
+    if (linear_bias_device(s, b, LIN_DENSE, ao, s->att, T)) return -1;
+    /* MLP: dense_4h_to_h(gelu(dense_h_to_4h(xm))) */
+    if (hook && hook_inputs(s, xm, T, D, hook, user, layer, kh, 1)) return -1;
+    if (linear_bias_device(s, b, LIN_H_TO_4H, s->hb, xm, T) || launch_gelu(s->hb, (long)T * F, st)) return -1;
+    if (hook && hook_inputs(s, s->hb, T, F, hook, user, layer, k4, 1)) return -1;
+    float *mo = s->att; /* (T, D) the MLP's output (att is spent) */
+    if (linear_bias_device(s, b, LIN_4H_TO_H, mo, s->hb, T)) return -1;
+    return launch_parallel_residual(s->x, ao, mo, (long)T * D, st);
+}
+
 /* s->x (T, D) <- block `layer` applied to s->x (the same steps as cpu_block). */
 static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, void *user) {
     static const LinearKind qkv[] = {LIN_Q, LIN_K, LIN_V}, o[] = {LIN_O}, gu[] = {LIN_GATE, LIN_UP},
                             down[] = {LIN_DOWN};
     const ModelConfig *c = &s->base.model->cfg;
+    if (arch_of(c)->family == ARCH_FALCON) return block_falcon_device(s, layer, T, hook, user);
     const DevBlock *b = &s->blocks[layer];
     int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
     cudaStream_t st = s->stream;
@@ -333,7 +432,7 @@ static int head_device(CudaForward *s, int T) {
     const ModelConfig *c = &s->base.model->cfg;
     int D = c->dim, V = c->vocab_size;
     const void *in;
-    if (launch_rmsnorm(s->xb, s->x, s->rms_final, T - 1, D, c->norm_eps, s->stream)) return -1;
+    if (norm_device(s, s->xb, s->x, s->rms_final, s->norm_final_bias, T - 1)) return -1;
     if (linear_input(s, s->xb, (long)(T - 1) * D, &in)) return -1;
     for (int t0 = 0; t0 < T - 1; t0 += s->logit_chunk) {
         int tc = T - 1 - t0 < s->logit_chunk ? T - 1 - t0 : s->logit_chunk;
@@ -404,7 +503,7 @@ static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits)
     if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
     if (body_device(s, T)) return -1;
     const void *in;
-    if (launch_rmsnorm(s->xb, s->x + (long)(T - 1) * D, s->rms_final, 1, D, c->norm_eps, s->stream)) return -1;
+    if (norm_device(s, s->xb, s->x + (long)(T - 1) * D, s->rms_final, s->norm_final_bias, 1)) return -1;
     if (linear_input(s, s->xb, D, &in) || linear_forward(s->blas, s->math, s->logits, in, s->wcls, 1, D, V))
         return -1;
     CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
@@ -580,9 +679,6 @@ extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
     if (m->src.load)
         return qh_error("cuda backend: '%s' is read block by block (--max-memory), which runs on the CPU backend only",
                         m->path ? m->path : "the model");
-    if (arch_of(&m->cfg)->family != ARCH_LLAMA)
-        return qh_error("cuda backend: the %s block is not implemented on the GPU yet ('%s'): use --device cpu",
-                        arch_of(&m->cfg)->name, m->path ? m->path : "the model");
     if (model_head_size(&m->cfg) / 2 > 512)
         return qh_error("cuda backend: head size %d is above 1024", model_head_size(&m->cfg));
     CudaForward *s = (CudaForward *)qh_calloc(1, sizeof *s);

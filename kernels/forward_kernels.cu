@@ -1,12 +1,15 @@
-/* forward_kernels.cu: the CUDA kernels of the LLaMA forward pass and their
- * host launchers (declared, with shapes and contracts, in forward_kernels.h),
- * plus the row-major GEMM wrappers over cuBLAS (fp32 tensors for attention,
- * fp32 or fp16 / bf16 operands for the linear layers). Each kernel is a
- * reimplementation of the plain C reference of the same name in
- * harness/forward_math.c (rmsnorm_ref, rope_ref, attention_ref, swiglu_ref,
- * add_bias_ref, nll_ref, softmax_inplace): same formulas, same fp32
- * intrinsics (no fast math), double accumulation where the reference uses
- * double; only the order of the float reductions differs. The fp32 -> 16-bit
+/* forward_kernels.cu: the CUDA kernels of the forward pass of every family
+ * (LLaMA; Falcon's LayerNorm, GELU, fused-QKV split and parallel residual)
+ * and their host launchers (declared, with shapes and contracts, in
+ * forward_kernels.h), plus the row-major GEMM wrappers over cuBLAS (fp32
+ * tensors for attention, fp32 or fp16 / bf16 operands for the linear layers).
+ * Each kernel is a reimplementation of the plain C reference of the same name
+ * in harness/forward/forward_math.c (rmsnorm_ref, rope_ref, attention_ref,
+ * swiglu_ref, add_bias_ref, nll_ref, softmax_inplace, layernorm_ref,
+ * gelu_ref, qkv_split_ref, parallel_residual_ref): same formulas (the
+ * per-element steps are forward_math.h's QH_HD functions, shared with the
+ * references), same fp32 intrinsics (no fast math), double accumulation where
+ * the reference uses double; only the order of the reductions differs. The fp32 -> 16-bit
  * conversion's reference, f32_to_16_ref, is here too (host code: the
  * qh_f32_to_f16 / qh_f32_to_bf16 of base/half.c, no CUDA intrinsic). tests/gpu/test_gpu_kernels.c holds the
  * validators. Not here: the backend state, weights or any host copies
@@ -166,6 +169,38 @@ extern "C" int launch_rmsnorm(float *out, const float *x, const float *w, int T,
     if (T <= 0 || D <= 0) return 0;
     int threads = D >= 1024 ? 256 : 128;
     rmsnorm_kernel<<<T, threads, 0, stream>>>(out, x, w, D, eps);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+/* ---- LayerNorm (layernorm_ref) --------------------------------------------- */
+
+/* One block per row t. out (T, D), x (T, D), w (D), b (D). Two passes over the
+ * row, as the reference: the mean, then the squared deviations from it, both
+ * summed in double. */
+static __global__ void layernorm_kernel(float *out, const float *x, const float *w, const float *b, int D, float eps) {
+    __shared__ double sh[32];
+    long t = blockIdx.x;
+    const float *xr = x + t * D;
+    float *o = out + t * D;
+    double s = 0.0;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) s += xr[j];
+    double mean = block_sum_d(s, sh) / D;
+    double ssd = 0.0;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        double d = xr[j] - mean;
+        ssd += d * d;
+    }
+    ssd = block_sum_d(ssd, sh);
+    float mu = (float)mean, rstd = layernorm_rstd(ssd, D, eps);
+    for (int j = threadIdx.x; j < D; j += blockDim.x) o[j] = layernorm_apply(xr[j], mu, rstd, w[j], b[j]);
+}
+
+extern "C" int launch_layernorm(float *out, const float *x, const float *w, const float *b, int T, int D, float eps,
+                                cudaStream_t stream) {
+    if (T <= 0 || D <= 0) return 0;
+    int threads = D >= 1024 ? 256 : 128;
+    layernorm_kernel<<<T, threads, 0, stream>>>(out, x, w, b, D, eps);
     CUDA_CHECK_LAUNCH();
     return 0;
 }
@@ -354,7 +389,7 @@ extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, 
     return 0;
 }
 
-/* ---- SwiGLU (swiglu_ref), residual, embedding ------------------------------ */
+/* ---- SwiGLU (swiglu_ref), GELU, the QKV split, residuals, embedding ----------- */
 
 static __global__ void swiglu_kernel(float *hb, const float *hb2, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
@@ -366,6 +401,52 @@ static __global__ void swiglu_kernel(float *hb, const float *hb2, long n) {
 extern "C" int launch_swiglu(float *hb, const float *hb2, long n, cudaStream_t stream) {
     if (n <= 0) return 0;
     swiglu_kernel<<<elementwise_grid(n, 256), 256, 0, stream>>>(hb, hb2, n);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+/* GELU (gelu_ref) */
+static __global__ void gelu_kernel(float *h, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        h[i] = gelu_one(h[i]);
+}
+
+extern "C" int launch_gelu(float *h, long n, cudaStream_t stream) {
+    if (n <= 0) return 0;
+    gelu_kernel<<<elementwise_grid(n, 256), 256, 0, stream>>>(h, n);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+/* The fused-QKV split (qkv_split_ref): one thread per element (t, r) of
+ * q | k | v, r < QKV = D + 2 KV; qkv (T, QKV), map (QKV) on the device. */
+static __global__ void qkv_split_kernel(float *q, float *k, float *v, const float *qkv, const int *map, int D, int KV,
+                                        long n) {
+    int QKV = D + 2 * KV;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        long t = i / QKV;
+        qkv_split_one(q, k, v, qkv + t * QKV, map, t, (int)(i % QKV), D, KV);
+    }
+}
+
+extern "C" int launch_qkv_split(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV,
+                                cudaStream_t stream) {
+    long n = (long)T * (D + 2 * KV);
+    if (n <= 0) return 0;
+    qkv_split_kernel<<<elementwise_grid(n, 256), 256, 0, stream>>>(q, k, v, qkv, map, D, KV, n);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+/* x += attn + mlp (parallel_residual_ref: the branches added first) */
+static __global__ void parallel_residual_kernel(float *x, const float *attn, const float *mlp, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] += attn[i] + mlp[i];
+}
+
+extern "C" int launch_parallel_residual(float *x, const float *attn, const float *mlp, long n, cudaStream_t stream) {
+    if (n <= 0) return 0;
+    parallel_residual_kernel<<<elementwise_grid(n, 256), 256, 0, stream>>>(x, attn, mlp, n);
     CUDA_CHECK_LAUNCH();
     return 0;
 }

@@ -1,10 +1,11 @@
-/* forward_kernels.h: C-callable launchers of the CUDA kernels of the LLaMA
- * forward pass (kernels/forward_kernels.cu): rmsnorm, rotary embeddings,
- * causal grouped-query attention, SwiGLU, residual add, bias add, embedding
- * gather, per-position NLL, the fp32 -> fp16 / bf16 conversion, and the
+/* forward_kernels.h: C-callable launchers of the CUDA kernels of the forward
+ * pass of every family (kernels/forward_kernels.cu): rmsnorm, rotary
+ * embeddings, causal grouped-query attention, SwiGLU, residual add, bias add,
+ * embedding gather, per-position NLL, the fp32 -> fp16 / bf16 conversion;
+ * Falcon's LayerNorm, GELU, fused-QKV split and parallel residual; and the
  * row-major GEMM wrappers over cuBLAS that the linear layers and attention
  * share. Each kernel reimplements the plain C reference of the same name in
- * harness/forward_math.h (the spec; the conversion's reference, f32_to_16_ref,
+ * harness/forward/forward_math.h (the spec; the conversion's reference, f32_to_16_ref,
  * is declared here) and is tested against it in tests/gpu/test_gpu_kernels.c.
  *
  * Not here: the backend that strings these into a model (kernels/forward_cuda.cu),
@@ -136,6 +137,24 @@ int launch_sqdiff(const float *a, const float *b, long n, double *out2, cudaStre
 
 /* x (n) += y (n) */
 int launch_residual_add(float *x, const float *y, long n, cudaStream_t stream);
+
+/* out (T, D) = (x - mean(x)) / sqrt(var(x) + eps) * w (D) + b (D), per row,
+ * the biased variance, mean and variance summed in double (layernorm_ref).
+ * out != x. */
+int launch_layernorm(float *out, const float *x, const float *w, const float *b, int T, int D, float eps,
+                     cudaStream_t stream);
+
+/* h (n) <- h (1 + erf(h / sqrt 2)) / 2, the exact GELU (gelu_ref) */
+int launch_gelu(float *h, long n, cudaStream_t stream);
+
+/* The fused q/k/v projection's output qkv (T, D + 2 KV) split into q (T, D),
+ * k (T, KV), v (T, KV): row r of q | k | v is column map[r] of qkv
+ * (qkv_split_ref; map (D + 2 KV) is a DEVICE copy of arch_qkv_split_map's). */
+int launch_qkv_split(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV,
+                     cudaStream_t stream);
+
+/* x (n) += attn (n) + mlp (n), the two branches added first (parallel_residual_ref) */
+int launch_parallel_residual(float *x, const float *attn, const float *mlp, long n, cudaStream_t stream);
 
 /* x (T, D) <- emb (V, D) rows tokens (T); the ids must already be in 0..V-1. */
 int launch_embed(float *x, const float *emb, const int *tokens, int T, int D, cudaStream_t stream);

@@ -87,8 +87,7 @@ static int cpu_block_falcon(Forward *f, int layer, float *x, int T, LinearInputH
     float *mo = s->att; /* (T, D) the MLP's output (att is spent) */
     linear(mo, s->hb, b->lin[LIN_4H_TO_H], T, F, D);
     if (b->bias[LIN_4H_TO_H]) add_bias_ref(mo, b->bias[LIN_4H_TO_H], T, D);
-    long n = (long)T * D;
-    for (long i = 0; i < n; i++) x[i] += mo[i] + ao[i];
+    parallel_residual_ref(x, ao, mo, (long)T * D);
     return 0;
 }
 

@@ -50,27 +50,26 @@ void layernorm_ref(float *out, const float *x, const float *w, const float *b, i
         for (int j = 0; j < D; j++) mean += xr[j];
         mean /= D;
         for (int j = 0; j < D; j++) var += (xr[j] - mean) * (xr[j] - mean);
-        float mu = (float)mean, rstd = (float)(1.0 / sqrt(var / D + eps));
-        for (int j = 0; j < D; j++) o[j] = (xr[j] - mu) * rstd * w[j] + b[j];
+        float mu = (float)mean, rstd = layernorm_rstd(var, D, eps);
+        for (int j = 0; j < D; j++) o[j] = layernorm_apply(xr[j], mu, rstd, w[j], b[j]);
     }
 }
 
 void gelu_ref(float *h, long n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) h[i] = 0.5f * h[i] * (1.0f + erff(h[i] * 0.70710678118654752f));
+    for (long i = 0; i < n; i++) h[i] = gelu_one(h[i]);
 }
 
 void qkv_split_ref(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV) {
     int QKV = D + 2 * KV;
 #pragma omp parallel for schedule(static) if (T > 16)
-    for (int t = 0; t < T; t++) {
-        const float *src = qkv + (long)t * QKV;
-        for (int r = 0; r < D; r++) q[(long)t * D + r] = src[map[r]];
-        for (int r = 0; r < KV; r++) {
-            k[(long)t * KV + r] = src[map[D + r]];
-            v[(long)t * KV + r] = src[map[D + KV + r]];
-        }
-    }
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < QKV; r++) qkv_split_one(q, k, v, qkv + (long)t * QKV, map, t, r, D, KV);
+}
+
+void parallel_residual_ref(float *x, const float *attn, const float *mlp, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) x[i] += attn[i] + mlp[i];
 }
 
 /* exp of 8 floats at once (GCC vector extensions, so it vectorizes on any

@@ -1,10 +1,16 @@
-/* forward_math.h: the plain C reference of every operation of the LLaMA forward
- * pass over a window of T positions (the `_ref` twins the CUDA kernels are
- * tested against). Shapes: D = dim, KV = kv dim, hs = head size, H = heads,
- * Hkv = kv heads, F = hidden, V = vocab. All tensors row-major, one row per
- * position. These follow llama2.c's run.c numerics (fp32, same formulas). */
+/* forward_math.h: the plain C reference of every operation of the forward
+ * pass of each family (LLaMA; Falcon's LayerNorm, GELU, fused-QKV split and
+ * parallel residual) over a window of T positions (the `_ref` twins the CUDA
+ * kernels are tested against), and the per-element steps both share (the
+ * QH_HD inline functions: compiled for the host here and for the device in
+ * kernels/forward_kernels.cu, so the formula exists once). Shapes: D = dim,
+ * KV = kv dim, hs = head size, H = heads, Hkv = kv heads, F = hidden, V =
+ * vocab. All tensors row-major, one row per position. These follow llama2.c's
+ * run.c numerics (fp32, same formulas). */
 #ifndef QH_FORWARD_MATH_H
 #define QH_FORWARD_MATH_H
+
+#include <math.h>
 
 #ifndef QH_HD
 #ifdef __CUDACC__
@@ -20,6 +26,29 @@ static inline QH_HD void rope_rotate_pair(float *v, float fcr, float fci) {
     float a = v[0], b = v[1];
     v[0] = a * fcr - b * fci;
     v[1] = a * fci + b * fcr;
+}
+
+/* LayerNorm's scale of a row, 1 / sqrt(var + eps), in fp32 from ssd, the sum
+ * over the D values of (x - mean)^2 accumulated in double (var = ssd / D, the
+ * biased variance): layernorm_ref and the CUDA layernorm kernel. */
+static inline QH_HD float layernorm_rstd(double ssd, int D, float eps) { return (float)(1.0 / sqrt(ssd / D + eps)); }
+/* One output of LayerNorm: (x - mu) * rstd * w + b, mu the row mean in fp32. */
+static inline QH_HD float layernorm_apply(float x, float mu, float rstd, float w, float b) {
+    return (x - mu) * rstd * w + b;
+}
+
+/* The exact (erf) GELU of one value, h (1 + erf(h / sqrt 2)) / 2: gelu_ref and the CUDA gelu kernel. */
+static inline QH_HD float gelu_one(float h) { return 0.5f * h * (1.0f + erff(h * 0.70710678118654752f)); }
+
+/* One element of the fused-QKV split: row r (< D + 2 KV) of q | k | v at
+ * position t is column map[r] of src, the fused projection's output row
+ * (D + 2 KV) of position t: qkv_split_ref and the CUDA split kernel. */
+static inline QH_HD void qkv_split_one(float *q, float *k, float *v, const float *src, const int *map, long t, int r,
+                                       int D, int KV) {
+    float x = src[map[r]];
+    if (r < D) q[t * D + r] = x;
+    else if (r < D + KV) k[t * KV + (r - D)] = x;
+    else v[t * KV + (r - D - KV)] = x;
 }
 
 /* out (T, D) = x * w / sqrt(mean(x^2) + eps), per row */
@@ -41,6 +70,9 @@ void gelu_ref(float *h, long n);
  * k (T, KV), v (T, KV): row r of q | k | v is column map[r] of qkv
  * (arch_qkv_split_map, QKV = D + 2 KV). */
 void qkv_split_ref(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV);
+/* x (n) += attn (n) + mlp (n): the parallel residual of Falcon's block, the
+ * two branch outputs added first. */
+void parallel_residual_ref(float *x, const float *attn, const float *mlp, long n);
 /* Causal grouped-query attention: out (T, D) from q (T, D), k (T, KV), v (T, KV);
  * head h uses kv head h / (H / Hkv); scores scaled by 1/sqrt(hs). */
 void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);

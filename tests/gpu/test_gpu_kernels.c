@@ -1,6 +1,8 @@
 /* test_gpu_kernels.c: every CUDA kernel of kernels/forward_kernels.cu checked
- * against its plain C reference in harness/forward_math.h (rmsnorm, rope,
- * causal softmax, attention, swiglu, bias add, nll; embed and residual add
+ * against its plain C reference in harness/forward/forward_math.h (rmsnorm,
+ * rope, causal softmax, attention, swiglu, bias add, nll; Falcon's layernorm,
+ * gelu, fused-QKV split (on the maps of both Falcon layouts) and parallel
+ * residual; embed and residual add
  * against their one-line definitions; the row-major GEMM wrapper and the fp32
  * linear layer against a naive double-accumulated product), on fresh random
  * inputs with odd sizes (QH_TEST_SEED picks another draw), with a mixed
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "check.h"
 #include "forward.h"
 #include "forward_math.h"
@@ -81,6 +84,103 @@ static void test_rmsnorm(int T, int D) {
     expect_close_f(what, got, want, (long)T * D, 1e-5, 1e-6);
     cudaFree(dx), cudaFree(dw), cudaFree(dout);
     free(x), free(w), free(want), free(got);
+}
+
+/* layernorm_ref against launch_layernorm: row 0 constant (variance 0: eps
+ * alone keeps it finite, the output is the bias), row 1 offset by 1000 (the
+ * two-pass variance must not cancel), the rest random. */
+static void test_layernorm(int T, int D) {
+    long n = (long)T * D;
+    float *x = rand_vec(n, 2.0f), *w = rand_vec(D, 1.5f), *b = rand_vec(D, 1.0f), *want = malloc(sizeof(float) * n),
+          *got = malloc(sizeof(float) * n);
+    for (int j = 0; j < D; j++) x[j] = 0.375f;
+    if (T > 1)
+        for (int j = 0; j < D; j++) x[D + j] += 1000.0f;
+    layernorm_ref(want, x, w, b, T, D, 1e-5f);
+    float *dx = dev_alloc_copy(x, sizeof(float) * n), *dw = dev_alloc_copy(w, sizeof(float) * D),
+          *db = dev_alloc_copy(b, sizeof(float) * D), *dout = dev_alloc_copy(NULL, sizeof(float) * n);
+    CHECK(launch_layernorm(dout, dx, dw, db, T, D, 1e-5f, 0) == 0, "launch_layernorm T=%d D=%d", T, D);
+    dev_to_host(got, dout, sizeof(float) * n);
+    char what[64];
+    snprintf(what, sizeof what, "layernorm T=%d D=%d", T, D);
+    /* mean and variance in double on both sides: only the fp32 output steps
+     * may round differently (a contracted multiply-add), ~1 ulp of O(1) values */
+    expect_close_f(what, got, want, n, 1e-5, 1e-6);
+    snprintf(what, sizeof what, "layernorm T=%d D=%d: a constant row gives the bias", T, D);
+    expect_close_f(what, got, b, D, 0.0, 0.0);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout);
+    free(x), free(w), free(b), free(want), free(got);
+}
+
+/* gelu_ref against launch_gelu, over [-12, 12] (erf saturates at both ends)
+ * and a few fixed points of the definition. */
+static void test_gelu(long n) {
+    float *h = rand_vec(n, 12.0f), *got = malloc(sizeof(float) * n);
+    h[0] = 0.0f, h[1] = 1.0f, h[2] = -1.0f, h[3] = 30.0f, h[4] = -30.0f;
+    float *dh = dev_alloc_copy(h, sizeof(float) * n);
+    gelu_ref(h, n);
+    CHECK(launch_gelu(dh, n, 0) == 0, "launch_gelu");
+    dev_to_host(got, dh, sizeof(float) * n);
+    /* erff: CUDA's is within 2 ulp of the correctly rounded value, glibc's 1;
+     * where erf is near -1 (h << 0) 1 + erf cancels, so the difference is
+     * absolute, up to |h| / 2 * 2 ulp(1) ~ 7e-7 at |h| = 12 (the tanh
+     * approximation of GELU is 1e-3 away) */
+    expect_close_f("gelu", got, h, n, 4e-7, 1e-6);
+    CHECK(got[0] == 0.0f && got[3] == 30.0f && got[4] == 0.0f, "gelu(0) = 0, gelu(30) = 30, gelu(-30) = 0: %g %g %g",
+          got[0], got[3], got[4]);
+    CHECK(fabs(got[1] - 0.8413447461f) < 1e-6 && fabs(got[2] + 0.1586552539f) < 1e-6,
+          "gelu(1) = Phi(1) = 0.841345, gelu(-1) = -0.158655: %.9g %.9g", got[1], got[2]);
+    cudaFree(dh);
+    free(h), free(got);
+}
+
+/* launch_qkv_split against qkv_split_ref on the map of a Falcon config with H
+ * query and Hkv kv heads of size hs (Hkv = 1: Falcon-7B's multi-query layout),
+ * exact (a gather). The map is a permutation of 0..QKV-1 (every fused column
+ * goes somewhere once). */
+static void test_qkv_split(int T, int H, int Hkv, int hs) {
+    ModelConfig c = {.arch = ARCH_ID_FALCON_NDA, .dim = H * hs, .n_heads = H, .n_kv_heads = Hkv};
+    int D = c.dim, KV = Hkv * hs, QKV = D + 2 * KV;
+    int *map = malloc(sizeof(int) * QKV), *seen = calloc((size_t)QKV, sizeof(int));
+    arch_qkv_split_map(&c, map);
+    int perm = 1;
+    for (int r = 0; r < QKV; r++) {
+        if (map[r] < 0 || map[r] >= QKV || seen[map[r]]) perm = 0;
+        else seen[map[r]] = 1;
+    }
+    CHECK(perm, "qkv split map H=%d Hkv=%d hs=%d is a permutation", H, Hkv, hs);
+    float *qkv = rand_vec((long)T * QKV, 1.0f), *q = malloc(sizeof(float) * T * D), *k = malloc(sizeof(float) * T * KV),
+          *v = malloc(sizeof(float) * T * KV), *g = malloc(sizeof(float) * T * D);
+    qkv_split_ref(q, k, v, qkv, map, T, D, KV);
+    float *dqkv = dev_alloc_copy(qkv, sizeof(float) * T * QKV), *dq = dev_alloc_copy(NULL, sizeof(float) * T * D),
+          *dk = dev_alloc_copy(NULL, sizeof(float) * T * KV), *dv = dev_alloc_copy(NULL, sizeof(float) * T * KV);
+    int *dmap = dev_alloc_copy(map, sizeof(int) * QKV);
+    CHECK(launch_qkv_split(dq, dk, dv, dqkv, dmap, T, D, KV, 0) == 0, "launch_qkv_split");
+    char what[96];
+    dev_to_host(g, dq, sizeof(float) * T * D);
+    snprintf(what, sizeof what, "qkv split q T=%d H=%d Hkv=%d hs=%d (exact)", T, H, Hkv, hs);
+    expect_close_f(what, g, q, (long)T * D, 0.0, 0.0);
+    dev_to_host(g, dk, sizeof(float) * T * KV);
+    snprintf(what, sizeof what, "qkv split k T=%d H=%d Hkv=%d hs=%d (exact)", T, H, Hkv, hs);
+    expect_close_f(what, g, k, (long)T * KV, 0.0, 0.0);
+    dev_to_host(g, dv, sizeof(float) * T * KV);
+    snprintf(what, sizeof what, "qkv split v T=%d H=%d Hkv=%d hs=%d (exact)", T, H, Hkv, hs);
+    expect_close_f(what, g, v, (long)T * KV, 0.0, 0.0);
+    cudaFree(dqkv), cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dmap);
+    free(map), free(seen), free(qkv), free(q), free(k), free(v), free(g);
+}
+
+/* launch_parallel_residual against parallel_residual_ref: the same two fp32 adds, exact */
+static void test_parallel_residual(long n) {
+    float *x = rand_vec(n, 3.0f), *a = rand_vec(n, 3.0f), *m = rand_vec(n, 3.0f), *got = malloc(sizeof(float) * n);
+    float *dx = dev_alloc_copy(x, sizeof(float) * n), *da = dev_alloc_copy(a, sizeof(float) * n),
+          *dm = dev_alloc_copy(m, sizeof(float) * n);
+    parallel_residual_ref(x, a, m, n);
+    CHECK(launch_parallel_residual(dx, da, dm, n, 0) == 0, "launch_parallel_residual");
+    dev_to_host(got, dx, sizeof(float) * n);
+    expect_close_f("parallel residual (exact)", got, x, n, 0.0, 0.0);
+    cudaFree(dx), cudaFree(da), cudaFree(dm);
+    free(x), free(a), free(m), free(got);
 }
 
 static void test_rope(int T, int H, int Hkv, int hs, int pos0) {
@@ -485,6 +585,17 @@ static void run_all(void) {
     test_attention(h, QH_MATH_TF32, 37, 6, 2, 12, 2);
     test_attention(h, QH_MATH_BF16, 37, 6, 2, 12, 2); /* tf32 in the 16-bit modes */
     test_swiglu(37, 173);
+    test_layernorm(37, 72);
+    test_layernorm(5, 1031);
+    test_layernorm(2, 8192);
+    test_gelu(37 * 173);
+    test_gelu(5);
+    test_qkv_split(37, 6, 1, 12);  /* Falcon-7B: multi-query */
+    test_qkv_split(37, 6, 2, 12);  /* Falcon-40B: grouped */
+    test_qkv_split(5, 4, 4, 8);    /* one query head per group */
+    test_qkv_split(3, 8, 2, 128);
+    test_parallel_residual(37 * 72);
+    test_parallel_residual(3000001);
     test_add_bias(37, 173);
     test_add_bias(1, 72);
     test_add_bias(5, 1031);
