@@ -7,7 +7,7 @@
  * and bf16, see test_families.c), in the fp32 mode:
  * - perplexity_eval through the CUDA backend gives transformers' perplexity
  *   (expected.json) to 1e-5 relative and every window's mean NLL to 1e-5, as
- *   the CPU backend does (test_families.c), and the CPU backend's own to 1e-6;
+ *   the CPU backend does (test_families.c), and the CPU backend's own to 1e-5;
  * - the logits of every position of window 0 (last_logits of each prefix)
  *   equal transformers' to 1e-4 (fp32 folders, logits_w0.f32);
  * then compare_all_modes (gpu_compare.h): the CPU backend against the CUDA one
@@ -65,7 +65,7 @@ static void check_against_transformers(const char *name, const Model *m, const F
             worst = fmax(worst, fabs(rg.window_nll[w] - fx->window_nll[w]));
         CHECK(rel < 1e-5, "%s: cuda ppl %.9g, transformers %.9g (rel %.3g)", name, rg.ppl, fx->ppl, rel);
         CHECK(worst < 1e-5, "%s: a window's mean NLL differs from transformers' by %.3g", name, worst);
-        CHECK(relc < 1e-6, "%s: cuda ppl %.9g, cpu %.9g (rel %.3g)", name, rg.ppl, rc.ppl, relc);
+        CHECK(relc < 1e-5, "%s: cuda ppl %.9g, cpu %.9g (rel %.3g)", name, rg.ppl, rc.ppl, relc);
         printf("%-16s cuda ppl %.6f  transformers %.6f  rel %.2e  worst window %.2e  cpu rel %.2e\n", name, rg.ppl,
                fx->ppl, rel, worst, relc);
     }
