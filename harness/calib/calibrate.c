@@ -169,6 +169,7 @@ void quant_run_free(QuantRun *r) {
     QH_FREE(r->layers);
     QH_FREE(r->reports);
     QH_FREE(r->block_rel_err);
+    token_stream_free(&r->calib_info);
 }
 
 /* Quantize sub-layer (l, k) with Hessian H (may be NULL for rtn) and put the decoded weights into the model. */
@@ -280,6 +281,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
 
     /* 1. calibration windows (SPEC 7), 2. their embeddings = inputs of block 0 */
     rc = dataset_calib(spec->calib, spec->data_root, tok, N, T, spec->seed, &windows, &run->calib_info);
+    if (rc == 0) rc = dataset_calib_check_vocab(&run->calib_info, windows, N, T, c->vocab_size);
     if (rc != 0) goto fail;
     if ((acts_on_device = f->ops->acts_create(f, 3, N, T)) < 0) goto fail;
     run->calib_acts = acts_on_device ? "device" : "host";

@@ -22,6 +22,13 @@ void eval_outcome_free(EvalOutcome *o) {
     o->n = 0;
 }
 
+/* The table's note on where a stream's text came from ("train data: C4 en train shard 00000, first 1000 ..."). */
+static const char *stream_note(const TokenStream *ts, char *buf, size_t n) {
+    if (ts->origin[0]) snprintf(buf, n, "%s%s", ts->is_train_data ? "train data: " : "", ts->origin);
+    else snprintf(buf, n, "%s", ts->is_train_data ? "train data" : "");
+    return buf;
+}
+
 /* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
 static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
     if (s->device == QH_DEVICE_CUDA || s->verify)
@@ -34,9 +41,10 @@ static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, Eval
                                      s->max_memory, s->loader, &out->ppl[i]) != 0)
             return -1;
         const PplResult *r = &out->ppl[i];
+        char note[200];
         if (!s->quiet)
             printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
-                   r->nwindows, r->seqlen, out->streams[i].is_train_data ? "train data" : "");
+                   r->nwindows, r->seqlen, stream_note(&out->streams[i], note, sizeof note));
     }
     return 0;
 }
@@ -82,8 +90,9 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         rc = perplexity_eval(f, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows, &out->ppl[i]);
         if (rc == 0 && !s->quiet) {
             const PplResult *r = &out->ppl[i];
+            char note[200];
             printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
-                   r->nwindows, r->seqlen, out->streams[i].is_train_data ? "train data" : "");
+                   r->nwindows, r->seqlen, stream_note(&out->streams[i], note, sizeof note));
             fflush(stdout);
         }
     }
@@ -127,6 +136,8 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
     json_object_set_new(o, "dataset_sha256", json_string(ts->sha256));
     json_object_set_new(o, "split", json_string(ts->split));
     json_object_set_new(o, "is_train_data", json_boolean(ts->is_train_data));
+    json_object_set_new(o, "dataset_source", json_string(ts->source));
+    json_object_set_new(o, "origin", json_string(ts->origin));
     return o;
 }
 

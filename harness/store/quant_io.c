@@ -168,6 +168,14 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
         rc |= h5_attr_str(f, p, "calib_sha256", run->calib_info.sha256);
         rc |= h5_attr_str(f, p, "calib_rule", run->calib_info.rule);
         rc |= h5_attr_i64(f, p, "calib_tokens", (int64_t)run->calib_info.n);
+        rc |= h5_attr_str(f, p, "calib_split", run->calib_info.split);
+        rc |= h5_attr_str(f, p, "calib_origin", run->calib_info.origin);
+        rc |= h5_attr_i64(f, p, "calib_is_train_data", run->calib_info.is_train_data);
+        if (run->calib_info.ndraws > 0) { /* which documents and offsets the windows came from */
+            snprintf(p, sizeof p, "%s/quant/calib_draws", base);
+            rc |= h5_write(f, p, H5T_QH_I64, run->calib_info.draws, run->calib_info.ndraws, 3);
+            if (rc == 0) rc = h5_attr_str(f, p, "columns", "document,document_tokens,window_start");
+        }
     }
     return rc ? -1 : 0;
 }

@@ -60,10 +60,16 @@ int results_write_eval(H5File *f, const char *group, const TokenStream *ts, cons
     rc |= h5_attr_str(f, g, "dataset_split", ts->split);
     rc |= h5_attr_str(f, g, "dataset_rule", ts->rule);
     rc |= h5_attr_i64(f, g, "dataset_is_train_data", ts->is_train_data);
+    rc |= h5_attr_str(f, g, "dataset_origin", ts->origin);
     char p[600];
     snprintf(p, sizeof p, "%s/window_nll", g);
     rc |= h5_write(f, p, H5T_QH_F64, r->window_nll, r->nwindows, 0);
     snprintf(p, sizeof p, "%s/nll", g);
     rc |= h5_write(f, p, H5T_QH_F64, r->nll, r->nwindows, r->seqlen - 1);
+    if (ts->ndraws > 0) { /* c4: which documents and offsets the windows came from */
+        snprintf(p, sizeof p, "%s/draws", g);
+        rc |= h5_write(f, p, H5T_QH_I64, ts->draws, ts->ndraws, 3);
+        if (rc == 0) rc = h5_attr_str(f, p, "columns", "document,document_tokens,window_start");
+    }
     return rc ? -1 : 0;
 }
