@@ -11,7 +11,8 @@
 #   make bench      benchmarks, CPU (bench/) then GPU (kernels/bench/): ratios against
 #                   sgemm / cuBLAS measured in the same run
 #   make deps       install the Debian packages (as root) or print the command
-#   make data       fill data/ from DATA_MIRROR or the upstream URLs, sha256-checked
+#   make data       fill data/ from DATA_MIRROR or the upstream URLs, sha256-checked; also the
+#                   optional C4 shards of the paper (after `make`: build/qharness checks them)
 #   make debug | asan | valgrind
 
 BUILD    ?= build
@@ -114,25 +115,28 @@ check-deps:
 deps:
 	@.ci/deps.sh
 
+# DATA_OPTIONAL=0 (run, test, bench): the optional files (the paper's C4 shards, hundreds of MB) are
+# not fetched there; `make data` fetches them. QH checks the shards' JSON lines before they are installed.
+DATA_OPTIONAL ?= 1
 data:
-	@DATA_MIRROR="$(DATA_MIRROR)" datasets/fetch.sh datasets/manifest.tsv data || { \
+	@DATA_MIRROR="$(DATA_MIRROR)" DATA_OPTIONAL="$(DATA_OPTIONAL)" QH="$(QH)" datasets/fetch.sh datasets/manifest.tsv data || { \
 	  echo "make data: some files could not be fetched (see above). To use a local mirror, set DATA_MIRROR to a folder holding the files of datasets/manifest.tsv: make data DATA_MIRROR=/path/to/data (default: ../shared/data, when it holds MANIFEST.tsv; now DATA_MIRROR='$(DATA_MIRROR)')" >&2; \
 	  exit 1; }
 
 # ---- the README's two commands ------------------------------------------------
 run: check-deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory data
+	@$(MAKE) --no-print-directory data DATA_OPTIONAL=0
 	@tests/run_main.sh $(QH)
 
 test: check-deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory data
+	@$(MAKE) --no-print-directory data DATA_OPTIONAL=0
 	@tests/run_tests.sh $(BUILD)
 
 bench: check-deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory data
+	@$(MAKE) --no-print-directory data DATA_OPTIONAL=0
 	@bench/run_bench.sh $(BUILD)
 	@echo
 	@kernels/bench/run_bench.sh $(BUILD)

@@ -19,6 +19,7 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_report(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_plot(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_export(int argc, char **argv, int full_argc, char **full_argv);
+int cmd_check_jsonl(int argc, char **argv, int full_argc, char **full_argv);
 
 /* Data root: the --data option, else $QH_DATA, else "data". */
 const char *cli_data_root(const char *opt);

@@ -199,7 +199,8 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"method", OPT_STR, &method, method_meta, "quantization method"},
     };
     const OptSpec tail[] = {
-        {"calib", OPT_STR, &calib, "D", "calibration data: c4 | wikitext2 | ptb | file:PATH | none (rtn only)"},
+        {"calib", OPT_STR, &calib, "D",
+         "calibration data: c4 | wikitext2 | ptb | file:PATH | jsonl:PATH | tokens:PATH (.npy or raw int32 ids) | none (rtn only)"},
         {"nsamples", OPT_INT, &nsamples, "N", "calibration windows"},
         {"seed", OPT_INT, &seed, "S", "calibration sampling seed (CPython random.seed)"},
         {"seqlen", OPT_INT, &seqlen, "N", "calibration window length (0: the model's, at most 2048)"},

@@ -21,12 +21,13 @@ static const Command commands[] = {
     {"report", cmd_report, "the table of an experiment's results (table.md, table.csv)"},
     {"plot", cmd_plot, "gnuplot images of an experiment's results (bits vs perplexity, outliers)"},
     {"export", cmd_export, "write a loaded model as a Hugging Face directory (safetensors)"},
+    {"check-jsonl", cmd_check_jsonl, "check a C4 JSON Lines file (plain or gzip), line by line"},
     {NULL, NULL, NULL},
 };
 
 static void usage(void) {
     printf("usage: qharness <command> [options]   (qharness <command> --help)\n\ncommands:\n");
-    for (const Command *c = commands; c->name; c++) printf("  %-10s %s\n", c->name, c->help);
+    for (const Command *c = commands; c->name; c++) printf("  %-11s %s\n", c->name, c->help);
 }
 
 int main(int argc, char **argv) {

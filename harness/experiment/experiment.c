@@ -40,8 +40,10 @@ const char *exp_section_name(ExpSection s) {
 
 static int check_calib(const char *v, char *why, size_t n) {
     if (!strcmp(v, "c4") || !strcmp(v, "wikitext2") || !strcmp(v, "ptb")) return 0;
-    if (!strncmp(v, "file:", 5) && v[5]) return 0;
-    snprintf(why, n, "unknown calibration dataset '%s' (expected c4, wikitext2, ptb or file:PATH)", v);
+    if ((!strncmp(v, "file:", 5) && v[5]) || (!strncmp(v, "jsonl:", 6) && v[6]) || (!strncmp(v, "tokens:", 7) && v[7]))
+        return 0;
+    snprintf(why, n, "unknown calibration dataset '%s' (expected c4, wikitext2, ptb, file:PATH, jsonl:PATH or tokens:PATH)",
+             v);
     return -1;
 }
 
@@ -92,7 +94,8 @@ static const ExpKey fixed_keys[] = {
      "checkpoint format: auto (a file is llama2.c, a directory Hugging Face)"},
     {ES_MODEL, "tokenizer", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "tokenizer.bin (default: tok<V>.bin or tokenizer.bin beside the model)"},
     {ES_CALIBRATION, "dataset", EK_STR, EXP_SWEEP, "c4", 0, 0, NULL, EXP_CALIB_METHODS, check_calib,
-     "calibration text: c4 | wikitext2 | ptb | file:PATH (rtn uses none)"},
+     "calibration: c4 | wikitext2 | ptb | file:PATH (text) | jsonl:PATH (documents, sampled like c4) | tokens:PATH "
+     "(ids as given: .npy (N, seqlen) or (T,), raw int32) (rtn uses none)"},
     {ES_CALIBRATION, "nsamples", EK_INT, EXP_SWEEP, "128", 1, 1000000, NULL, EXP_CALIB_METHODS, NULL, "calibration windows"},
     {ES_CALIBRATION, "seqlen", EK_INT, EXP_SWEEP, "0", 0, 1 << 20, NULL, EXP_CALIB_METHODS, check_seqlen,
      "calibration window length in tokens (0: the model's seq_len, at most 2048)"},
