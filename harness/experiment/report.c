@@ -77,6 +77,43 @@ static void read_ppl(H5File *f, const Report *r, double *ppl) {
     }
 }
 
+/* Where the text of group g came from, "ORIGIN, sha256 0123456789abcdef" (allocated), from the
+ * attributes written by results.c / quant_io.c (the split or source file for files written before
+ * the origin was recorded); NULL when g or its digest is absent or empty (no calibration). */
+static char *source_text(H5File *f, const char *g, const char *origin, const char *fallback, const char *sha_attr) {
+    char *o = NULL, *sha = NULL, *out = NULL;
+    if (!h5_exists(f, g) || !h5_has_attr(f, g, sha_attr) || h5_get_attr_str(f, g, sha_attr, &sha) != 0) return NULL;
+    if (*sha) {
+        if (h5_has_attr(f, g, origin)) h5_get_attr_str(f, g, origin, &o);
+        if ((!o || !*o) && h5_has_attr(f, g, fallback)) {
+            free(o);
+            o = NULL;
+            h5_get_attr_str(f, g, fallback, &o);
+        }
+        size_t n = (o ? strlen(o) : 0) + 64;
+        out = qh_malloc(n);
+        snprintf(out, n, "%s, sha256 %.16s", o && *o ? o : "(not recorded)", sha);
+    }
+    free(o);
+    free(sha);
+    return out;
+}
+
+static char **read_sources(H5File *f, const Report *r) {
+    char **src = qh_calloc((size_t)r->ndatasets + 1, sizeof(char *));
+    for (int d = 0; d < r->ndatasets; d++) {
+        char g[600];
+        eval_group(g, sizeof g, r->datasets[d]);
+        src[d] = source_text(f, g, "dataset_origin", "dataset_split", "dataset_sha256");
+    }
+    return src;
+}
+
+static void free_sources(char **src, int n) {
+    for (int d = 0; src && d < n; d++) free(src[d]);
+    free(src);
+}
+
 static int load_point(Report *r, const char *file, ReportPoint *p) {
     memset(p, 0, sizeof *p);
     H5File *f;
@@ -101,6 +138,8 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
         p->settings = json_loads(settings, 0, NULL);
         p->ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
         read_ppl(f, r, p->ppl);
+        p->src = read_sources(f, r);
+        p->calib_src = source_text(f, "/quant", "calib_origin", "calib_source", "calib_sha256");
         void *data;
         int64_t d0, d1;
         if (h5_exists(f, "/quant/layer_outlier_fraction") &&
@@ -134,7 +173,9 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
     return rc ? -1 : 0;
 }
 
-static void point_free(ReportPoint *p) {
+static void point_free(ReportPoint *p, int ndatasets) {
+    free_sources(p->src, ndatasets);
+    free(p->calib_src);
     free(p->label);
     json_decref(p->settings);
     free(p->ppl);
@@ -225,7 +266,7 @@ int report_load(const char *dir, Report *r) {
         if (load_point(r, g.gl_pathv[i], &p) != 0) continue;
         if (r->manifest && manifest_index(r, p.id) < 0) {
             r->nstale++;
-            point_free(&p);
+            point_free(&p, r->ndatasets);
             continue;
         }
         if (r->npoints == cap) r->points = qh_realloc(r->points, sizeof(ReportPoint) * (size_t)(cap = cap * 2 + 8));
@@ -244,6 +285,7 @@ int report_load(const char *dir, Report *r) {
             char *fid = NULL;
             if (h5_get_attr_str(f, "/", "fp_id", &fid) == 0 && !strcmp(want, fid)) {
                 read_ppl(f, r, r->fp_ppl);
+                r->fp_src = read_sources(f, r);
                 r->have_fp = 1;
             } else {
                 qh_warn("'%s' holds another fp_id than its name: ignored", path);
@@ -274,7 +316,8 @@ int report_load(const char *dir, Report *r) {
 }
 
 void report_free(Report *r) {
-    for (int i = 0; i < r->npoints; i++) point_free(&r->points[i]);
+    for (int i = 0; i < r->npoints; i++) point_free(&r->points[i], r->ndatasets);
+    free_sources(r->fp_src, r->ndatasets);
     free(r->points);
     for (int d = 0; d < r->ndatasets; d++) free(r->datasets[d]);
     free(r->datasets);
@@ -327,9 +370,106 @@ static void fmt_ppl(char *buf, size_t n, double v) {
     else snprintf(buf, n, "%.1f", v);
 }
 
+/* Index of s among u[0..*n) (appended when new); -1 for NULL. */
+static int source_index(const char **u, int *n, const char *s) {
+    if (!s) return -1;
+    for (int k = 0; k < *n; k++)
+        if (!strcmp(u[k], s)) return k;
+    u[*n] = s;
+    return (*n)++;
+}
+
+/* The distinct sources of each dataset column and of the calibration, and each cell's. Cell c: 0 the
+ * full-precision row, 1 + i point i. */
+typedef struct Sources {
+    int nc;
+    const char **du; /* (ndatasets, nc) distinct sources of column d, dn[d] of them */
+    int *dn;
+    int *dm;         /* (ndatasets, nc) index of cell c's source in du[d], -1 none */
+    const char **cu; /* (nc) distinct calibration sources, cn of them */
+    int cn;
+    int *cm;         /* (nc) */
+} Sources;
+
+static void sources_collect(const Report *r, Sources *s) {
+    int nd = r->ndatasets, nc = r->npoints + 1;
+    s->nc = nc;
+    s->du = qh_calloc((size_t)(nd ? nd : 1) * nc, sizeof(char *));
+    s->dn = qh_calloc((size_t)nd + 1, sizeof(int));
+    s->dm = qh_calloc((size_t)(nd ? nd : 1) * nc, sizeof(int));
+    s->cu = qh_calloc((size_t)nc, sizeof(char *));
+    s->cm = qh_calloc((size_t)nc, sizeof(int));
+    s->cn = 0;
+    for (int d = 0; d < nd; d++)
+        for (int c = 0; c < nc; c++) {
+            const ReportPoint *p = c ? &r->points[c - 1] : NULL;
+            const char *src = !c ? (r->have_fp && r->fp_src ? r->fp_src[d] : NULL)
+                                 : (!isnan(p->ppl[d]) && p->src ? p->src[d] : NULL);
+            s->dm[d * nc + c] = source_index(s->du + (size_t)d * nc, &s->dn[d], src);
+        }
+    s->cm[0] = -1;
+    for (int c = 1; c < nc; c++) s->cm[c] = source_index(s->cu, &s->cn, r->points[c - 1].calib_src);
+}
+
+static void sources_free(Sources *s) {
+    free(s->du);
+    free(s->dn);
+    free(s->dm);
+    free(s->cu);
+    free(s->cm);
+}
+
+/* " [a]" after cell c of column d when the column mixes sources, else "". */
+static const char *source_mark(const Sources *s, int d, int c, char *buf, size_t n) {
+    int k = s->dm[d * s->nc + c];
+    if (s->dn[d] > 1 && k >= 0) snprintf(buf, n, " [%c]", 'a' + k % 26);
+    else buf[0] = 0;
+    return buf;
+}
+
+/* The notes under the table: every column's sources, then the calibration's with the methods using each. */
+static void sources_notes(const Report *r, const Sources *s, Buf *md) {
+    bprintf(md, "\nWhere the text came from (the result files' dataset_origin / calib_origin and sha256):\n\n");
+    for (int d = 0; d < r->ndatasets; d++)
+        for (int k = 0; k < s->dn[d]; k++) {
+            char tag[8] = "";
+            if (s->dn[d] > 1) snprintf(tag, sizeof tag, " [%c]", 'a' + k % 26);
+            bprintf(md, "- %s%s: %s\n", r->datasets[d], tag, s->du[(size_t)d * s->nc + k]);
+        }
+    for (int k = 0; k < s->cn; k++) {
+        char who[64] = "", tag[8] = "";
+        for (int m = 0; m <= NMETHODS; m++)
+            for (int c = 1; c < s->nc; c++)
+                if (s->cm[c] == k && method_rank(r->points[c - 1].method) == m) {
+                    size_t l = strlen(who);
+                    snprintf(who + l, sizeof who - l, "%s%s", l ? ", " : "", r->points[c - 1].method);
+                    break;
+                }
+        if (s->cn > 1) snprintf(tag, sizeof tag, " %c", 'A' + k % 26);
+        bprintf(md, "- calibration%s (%s): %s\n", tag, who, s->cu[k]);
+    }
+    for (int d = 0; d < r->ndatasets; d++)
+        if (s->dn[d] > 1)
+            bprintf(md, "\n**%s mixes %d sources**: cells marked with different letters were evaluated on different "
+                        "text and are not comparable.\n", r->datasets[d], s->dn[d]);
+}
+
+/* A CSV field, quoted. */
+static void csv_quoted(Buf *b, const char *s) {
+    bprintf(b, ",\"");
+    for (; s && *s; s++) {
+        if (*s == '"') bprintf(b, "\"\"");
+        else bprintf(b, "%c", *s);
+    }
+    bprintf(b, "\"");
+}
+
 int report_write_tables(const Report *r, int print) {
     const char *vk[32];
     int nv = varying_keys(r, vk, 32);
+    Sources src;
+    sources_collect(r, &src);
+    char mk[8];
     Buf md = {0}, csv = {0};
     /* Markdown */
     bprintf(&md, "# %s\n\n", r->name);
@@ -350,21 +490,24 @@ int report_write_tables(const Report *r, int print) {
                  "compressed format. Each perplexity cell: ppl (difference from full precision).\n\n");
     bprintf(&md, "| method | wbits | groupsize");
     for (int k = 0; k < nv; k++) bprintf(&md, " | %s", vk[k]);
+    if (src.cn > 1) bprintf(&md, " | calib");
     bprintf(&md, " | avg bits | stored bits | outliers %%");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, " | %s", r->datasets[d]);
     bprintf(&md, " | id |\n|---|---:|---:");
     for (int k = 0; k < nv; k++) bprintf(&md, "|---:");
+    if (src.cn > 1) bprintf(&md, "|---");
     bprintf(&md, "|---:|---:|---:");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, "|---:");
     bprintf(&md, "|---|\n");
     if (r->have_fp) {
         bprintf(&md, "| full precision | - | -");
         for (int k = 0; k < nv; k++) bprintf(&md, " | -");
+        if (src.cn > 1) bprintf(&md, " | -");
         bprintf(&md, " | - | - | -");
         for (int d = 0; d < r->ndatasets; d++) {
             char a[32];
             fmt_ppl(a, sizeof a, r->fp_ppl[d]);
-            bprintf(&md, " | %s", a);
+            bprintf(&md, " | %s%s", a, source_mark(&src, d, 0, mk, sizeof mk));
         }
         bprintf(&md, " | fp |\n");
     }
@@ -380,13 +523,14 @@ int report_write_tables(const Report *r, int print) {
             setting_text(p, vk[k], t, sizeof t);
             bprintf(&md, " | %s", t);
         }
+        if (src.cn > 1) bprintf(&md, src.cm[i + 1] >= 0 ? " | %c" : " | -", 'A' + src.cm[i + 1] % 26);
         bprintf(&md, " | %.3f | %.3f | %.3f", p->avg_bits, p->stored_bits, 100.0 * p->outlier_fraction);
         for (int d = 0; d < r->ndatasets; d++) {
             char a[32];
             fmt_ppl(a, sizeof a, p->ppl[d]);
             if (r->have_fp && !isnan(p->ppl[d]) && !isnan(r->fp_ppl[d]))
-                bprintf(&md, " | %s (%+.3f)", a, p->ppl[d] - r->fp_ppl[d]);
-            else bprintf(&md, " | %s", a);
+                bprintf(&md, " | %s (%+.3f)%s", a, p->ppl[d] - r->fp_ppl[d], source_mark(&src, d, i + 1, mk, sizeof mk));
+            else bprintf(&md, " | %s%s", a, source_mark(&src, d, i + 1, mk, sizeof mk));
         }
         bprintf(&md, " | %s |\n", p->id);
     }
@@ -396,6 +540,7 @@ int report_write_tables(const Report *r, int print) {
     if (r->nmissing) bprintf(&md, "; missing: %s", r->missing);
     if (r->nstale) bprintf(&md, "; %d point file%s of other settings ignored", r->nstale, r->nstale == 1 ? "" : "s");
     bprintf(&md, ".\n");
+    sources_notes(r, &src, &md);
     /* CSV: every setting, then the numbers */
     const char *ak[64];
     int na = 0;
@@ -407,12 +552,16 @@ int report_write_tables(const Report *r, int print) {
     for (int j = 0; j < na; j++) bprintf(&csv, ",%s", ak[j]);
     bprintf(&csv, ",avg_bits,stored_bits,outlier_fraction");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",ppl_%s,delta_%s", r->datasets[d], r->datasets[d]);
-    bprintf(&csv, ",seconds\n");
+    bprintf(&csv, ",seconds");
+    for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",source_%s", r->datasets[d]);
+    bprintf(&csv, ",calib_source\n");
     if (r->have_fp) {
         bprintf(&csv, "%s,fp,fp,full precision", r->name);
         for (int j = 0; j < na; j++) bprintf(&csv, ",");
         bprintf(&csv, ",,,");
         for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",%.6f,0", r->fp_ppl[d]);
+        bprintf(&csv, ",");
+        for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, r->fp_src ? r->fp_src[d] : NULL);
         bprintf(&csv, ",\n");
     }
     for (int i = 0; i < r->npoints; i++) {
@@ -429,7 +578,10 @@ int report_write_tables(const Report *r, int print) {
             else if (r->have_fp && !isnan(r->fp_ppl[d])) bprintf(&csv, ",%.6f,%.6f", p->ppl[d], p->ppl[d] - r->fp_ppl[d]);
             else bprintf(&csv, ",%.6f,", p->ppl[d]);
         }
-        bprintf(&csv, ",%.3f\n", p->seconds);
+        bprintf(&csv, ",%.3f", p->seconds);
+        for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, isnan(p->ppl[d]) || !p->src ? NULL : p->src[d]);
+        csv_quoted(&csv, p->calib_src);
+        bprintf(&csv, "\n");
     }
     char path[PATH_MAX];
     qh_pathf(path, sizeof path, "%s/table.md", r->dir);
@@ -442,6 +594,7 @@ int report_write_tables(const Report *r, int print) {
     }
     free(md.s);
     free(csv.s);
+    sources_free(&src);
     return rc;
 }
 

@@ -24,6 +24,9 @@ typedef struct ReportPoint {
     int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
     char **lin_names;         /* (n_lin) their names, from the dataset's "columns" attribute (owned) */
     double seconds;           /* quantize + evaluate */
+    char **src;               /* (ndatasets) where each dataset's text came from: "origin, sha256 ..." (owned;
+                               * NULL entries where the dataset is missing) */
+    char *calib_src;          /* the same for the calibration windows (owned; NULL without calibration) */
 } ReportPoint;
 
 typedef struct Report {
@@ -34,6 +37,7 @@ typedef struct Report {
     char **datasets;          /* (ndatasets) owned */
     double *fp_ppl;           /* (ndatasets) NAN when fp/<fp_id>.h5 is missing */
     int have_fp;
+    char **fp_src;            /* (ndatasets) sources of the full-precision evaluation (owned, NULL entries) */
     ReportPoint *points;      /* (npoints) owned, in the experiment's order */
     int npoints;
     int nexpected;            /* points listed in sweep.json (0 when it is missing) */
@@ -47,7 +51,12 @@ int report_load(const char *dir, Report *r);
 void report_free(Report *r);
 
 /* Write <dir>/table.md and <dir>/table.csv (atomically); print the Markdown
- * table on stdout when `print`. */
+ * table on stdout when `print`. Below the table, where each column's text and
+ * the calibration windows came from (origin and sha256 from the result
+ * files); a column whose cells come from different sources (the C4 validation
+ * shard in some, the train slice in others) marks every cell with a letter
+ * [a], [b] explained there, and calibration sources that differ between points
+ * get a "calib" column of letters A, B. */
 int report_write_tables(const Report *r, int print);
 
 /* Write <dir>/plots/NAME.dat and draw each plot with gnuplot, once per format

@@ -127,4 +127,30 @@ rm "$T/d1/$VAL"
 check "without the shard: the train slice, flagged ($(grep '^c4' "$T/e.out"))" \
     grep -q "^c4 .*train data: C4 en train shard 00000, first 1000 documents (the offline slice)" "$T/e.out"
 
+# ---- report: one column, two sources -> every cell marked ----------------------------------------
+# a sweep on the shards, then one point recomputed after they are gone (the same point id)
+mkdir -p "$T/rd"
+"$SH" --write "$T/rd" >/dev/null
+cp "$QH_DATA/text/c4/c4_train_00000_first1000.jsonl" "$T/rd/text/c4/"
+case "$M" in /*) MA=$M ;; *) MA=$(pwd)/$M ;; esac
+printf '[model]\npath = %s\n[calibration]\ndataset = c4\nnsamples = 4\nseqlen = 64\n[methods]\nrun = rtn, gptq\nwbits = 4\n[eval]\ndatasets = c4\nseqlen = 64\nmax_windows = 2\n[run]\ndata = %s\n[output]\ndir = %s\n' \
+    "$MA" "$T/rd" "$T/res" >"$T/x.ini"
+"$QH" sweep "$T/x.ini" >"$T/sw.out" 2>&1
+"$QH" report "$T/res" --quiet >/dev/null 2>&1
+check "report, one source: no marker, the source listed ($(grep -c '\[a\]' "$T/res/table.md") markers)" \
+    sh -c "! grep -q '\[a\]' '$T/res/table.md' && grep -q '^- c4: C4 en validation shard 00000 (300 documents), sha256 ${vsha%????????????????????????????????????????????????}' '$T/res/table.md'"
+check "report: the calibration source listed" grep -q '^- calibration (gptq): C4 en train shard 00000 (400 documents)' "$T/res/table.md"
+gid=$(grep '^| GPTQ' "$T/res/table.md" | sed 's/.*| \([0-9a-f]*\) |$/\1/')
+check "the GPTQ point's file is there ($gid)" [ -f "$T/res/points/$gid.h5" ]
+rm -f "$T/res/points/$gid.h5"
+rm -f "$T/rd/$VAL" "$T/rd/$TRN"
+"$QH" sweep "$T/x.ini" >"$T/sw.out" 2>&1
+"$QH" report "$T/res" --quiet >/dev/null 2>&1
+check "report, two sources: the GPTQ cell marked [b] ($(grep '^| GPTQ' "$T/res/table.md"))" grep -q '^| GPTQ .* \[b\] |' "$T/res/table.md"
+check "report, two sources: the full-precision and RTN cells marked [a]" \
+    sh -c "grep -q '^| full precision .* \[a\] |' '$T/res/table.md' && grep -q '^| RTN .* \[a\] |' '$T/res/table.md'"
+check "report: [b] explained as the train slice" grep -q '^- c4 \[b\]: C4 en train shard 00000, first 1000 documents (the offline slice)' "$T/res/table.md"
+check "report: the mix is said in words" grep -q 'c4 mixes 2 sources' "$T/res/table.md"
+check "table.csv: a source column per dataset" grep -q ',seconds,source_c4,calib_source$' "$T/res/table.csv"
+
 summary
