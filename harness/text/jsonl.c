@@ -52,6 +52,13 @@ static int read_all(const char *path, JsonlDocs *d, char **out, size_t *n) {
     z_stream z;
     memset(&z, 0, sizeof z);
     int kind = -1, in_member = 0, rc = 0; /* kind: -1 not known yet, 0 plain, 1 gzip */
+    /* a gzip file ends with its (last member's) size mod 2^32: room for that much at once */
+    unsigned char tail[4];
+    if (fseek(f, -4, SEEK_END) == 0 && fread(tail, 1, 4, f) == 4) {
+        size_t isize = (size_t)tail[0] | (size_t)tail[1] << 8 | (size_t)tail[2] << 16 | (size_t)tail[3] << 24;
+        if (isize < ((size_t)1 << 32) - CHUNK) reserve(&o, &ocap, 0, isize + CHUNK + 1);
+    }
+    rewind(f);
     for (;;) {
         size_t got = fread(in, 1, CHUNK, f);
         if (got == 0) {
