@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistd.h>
 
 int qh_error(const char *fmt, ...) {
     va_list ap;
@@ -140,10 +141,19 @@ int qh_read_file(const char *path, char **data, size_t *len) {
     return 0;
 }
 
+char *qh_tmp_path(const char *path) {
+    char host[256];
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = 0;
+    host[strcspn(host, "./")] = 0; /* the short name: no dots, never a path separator */
+    size_t n = strlen(path) + strlen(host) + 32;
+    char *tmp = qh_malloc(n);
+    snprintf(tmp, n, "%s.tmp.%s.%ld", path, host, (long)getpid());
+    return tmp;
+}
+
 int qh_write_file_atomic(const char *path, const void *data, size_t len) {
-    size_t plen = strlen(path);
-    char *tmp = qh_malloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    char *tmp = qh_tmp_path(path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         qh_error("cannot create '%s': %s", tmp, strerror(errno));

@@ -40,8 +40,13 @@ void qh_pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(p
 /* Read a whole file into memory (NUL-terminated; *len excludes the NUL). */
 int qh_read_file(const char *path, char **data, size_t *len);
 
-/* Write `len` bytes to `path` atomically: a temporary file in the same folder,
- * then rename. On failure nothing at `path` is changed. */
+/* The temporary name of `path` while it is written (owned): PATH.tmp.HOST.PID,
+ * the short host name included so that runs on different machines sharing a
+ * file system (Slurm array tasks on NFS) never write the same temporary file. */
+char *qh_tmp_path(const char *path);
+
+/* Write `len` bytes to `path` atomically: a temporary file in the same folder
+ * (qh_tmp_path), then rename. On failure nothing at `path` is changed. */
 int qh_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Drop the resident pages of [p, p + bytes) of a read-only file mapping (the

@@ -3,7 +3,9 @@
 # every shell test (tests/cli/test_*.sh) and the source checks (tests/check_*.sh:
 # the include graph), from the repository root. Each prints "N passed, N
 # failed[, N skipped]" last; this script adds them up and ends with the same
-# line for the whole suite. Exit status 1 if anything failed.
+# line for the whole suite. Exit status 1 if anything failed. Lines a test
+# prints beginning with "show: " are repeated under its summary line (what the
+# CI log must show of a test, e.g. the Slurm jobs of test_slurm.sh).
 set -u
 build=${1:-build}
 export QH_BUILD="$build"
@@ -29,6 +31,7 @@ for t in "$build"/tests/test_* "$build"/tests/gpu/test_* tests/cli/test_*.sh tes
         tail -n 40 "$log"
     fi
     printf '%-44s %s  (%ss)\n' "$t" "${line:-no summary line}" "$secs"
+    sed -n 's/^show: /    /p' "$log"
     tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + s))
 done
 [ -n "$bad" ] && echo "failed:$bad"

@@ -44,6 +44,7 @@
 #include "capture.h"
 #include "check.h"
 #include "experiment.h"
+#include "slurm.h"
 #include "sweep.h"
 #include "util.h"
 
@@ -601,11 +602,12 @@ static void test_locks(void) {
     sweep_lock_release(lock);
     /* the lock is written complete through a claim file, which does not stay;
      * the claim of a run killed while taking the lock is removed by the next holder */
-    char claim[300], mine[300];
-    snprintf(claim, sizeof claim, "%s.claim.%ld", lock, (long)child);
+    char claim[600], mine[600], shost[256];
+    snprintf(shost, sizeof shost, "%.*s", (int)strcspn(host, "./"), host);
+    snprintf(claim, sizeof claim, "%s.claim.%s.%ld", lock, shost, (long)child);
     f = fopen(claim, "w");
     fclose(f);
-    snprintf(mine, sizeof mine, "%s.claim.%ld", lock, (long)getpid());
+    snprintf(mine, sizeof mine, "%s.claim.%s.%ld", lock, shost, (long)getpid());
     CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 0, "lock acquired beside a dead run's claim");
     CHECK(access(mine, F_OK) != 0, "our claim file is gone once the lock is taken");
     CHECK(access(claim, F_OK) != 0, "the dead run's claim file is removed");
@@ -622,8 +624,75 @@ static void test_locks(void) {
     CHECK(strstr(holder, "some-other-host") != NULL, "holder '%s'", holder);
     sweep_lock_release(lock); /* not ours: must stay */
     CHECK(access(lock, F_OK) == 0, "release leaves another run's lock");
+    CHECK(sweep_lock_state(lock, holder, sizeof holder) == 1 && strstr(holder, "some-other-host"),
+          "lock state: another host's run counts as live ('%s')", holder);
+    /* another host's lock naming a Slurm job: respected while squeue cannot be
+     * asked; taken over when that job is this process's own (a requeued task
+     * now on another node), and the new lock names the job */
+    char *path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", dir, 1); /* no squeue there */
+    f = fopen(lock, "w");
+    fprintf(f, "pid 1 host some-other-host start 1 slurm 4242 4240_2\n");
+    fclose(f);
+    CHECK(sweep_lock_acquire(lock, holder, sizeof holder) == 1, "another host's Slurm job: kept without squeue");
+    CHECK(strstr(holder, "slurm job 4240_2") != NULL, "holder names the task: '%s'", holder);
+    setenv("SLURM_JOB_ID", "4242", 1);
+    setenv("SLURM_ARRAY_JOB_ID", "4240", 1);
+    setenv("SLURM_ARRAY_TASK_ID", "2", 1);
+    fflush(stderr);
+    saved = dup(2);
+    devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    r = sweep_lock_acquire(lock, holder, sizeof holder);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    CHECK(r == 0, "the lock of this task's own Slurm job taken over (got %d)", r);
+    content[0] = 0;
+    f = fopen(lock, "r");
+    CHECK(f && fgets(content, sizeof content, f) && strstr(content, " slurm 4242 4240_2\n"),
+          "the new lock names the Slurm job: '%s'", content);
+    if (f) fclose(f);
+    sweep_lock_release(lock);
+    CHECK(sweep_lock_state(lock, holder, sizeof holder) == 0, "lock state: no lock");
+    unsetenv("SLURM_JOB_ID");
+    unsetenv("SLURM_ARRAY_JOB_ID");
+    unsetenv("SLURM_ARRAY_TASK_ID");
+    if (path) setenv("PATH", path, 1);
+    free(path);
     unlink(lock);
     rmdir(dir);
+}
+
+/* slurm.h's readers of [slurm] values, against Slurm's documented formats. */
+static void test_slurm_values(void) {
+    const struct {
+        const char *s;
+        long minutes; /* -2: refused */
+    } times[] = {{"30", 30},        {"1:30", 2},          {"12:00:00", 720}, {"2-00:00:00", 2880}, {"1-12", 2160},
+                 {"1-0:30", 1470},  {"0-0:0:1", 1},       {"infinite", -1},  {"UNLIMITED", -1},    {"12h", -2},
+                 {"", -2},          {"1:2:3:4", -2},      {"-5", -2},        {"1-", -2},           {"1:", -2}};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        long m = -3;
+        int rc = slurm_parse_time(times[i].s, &m);
+        if (times[i].minutes == -2) CHECK(rc != 0, "time '%s' refused (got %ld)", times[i].s, m);
+        else CHECK(rc == 0 && m == times[i].minutes, "time '%s' = %ld min (got %d, %ld)", times[i].s, times[i].minutes, rc, m);
+    }
+    const struct {
+        const char *s;
+        long mb; /* -1: refused */
+    } mems[] = {{"4000", 4000}, {"64G", 65536}, {"64g", 65536}, {"1T", 1048576}, {"512K", 1}, {"2M", 2},
+                {"lots", -1},   {"4 G", -1},    {"", -1},       {"4GB", -1},     {"-1", -1}};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
+        long mb = -3;
+        int rc = slurm_parse_mem(mems[i].s, &mb);
+        if (mems[i].mb == -1) CHECK(rc != 0, "memory '%s' refused (got %ld)", mems[i].s, mb);
+        else CHECK(rc == 0 && mb == mems[i].mb, "memory '%s' = %ld MB (got %d, %ld)", mems[i].s, mems[i].mb, rc, mb);
+    }
+    char why[256];
+    CHECK(slurm_check_extra("--mail-type=END,FAIL; --exclusive;", why, sizeof why) == 0, "extra options accepted");
+    CHECK(slurm_check_extra("--exclusive; nodes=2", why, sizeof why) != 0 && strstr(why, "'nodes=2'"),
+          "extra: an item that is no option named: %s", why);
 }
 
 int main(void) {
@@ -634,6 +703,7 @@ int main(void) {
     test_syntax_first();
     test_run_checks();
     test_locks();
+    test_slurm_values();
     if (cap_dir_made) rmdir(cap_dir);
     return test_summary();
 }

@@ -2,15 +2,18 @@
  * (experiment.h, sweep.h); --dump prints the resolved settings and the point
  * ids, --check makes every check a run makes before it starts (the model and
  * its shape against every point, the data files, the device) and runs
- * nothing, --slurm writes a Slurm job-array script instead of running,
- * --point ID runs one point (what each array task does), --jobs N runs N
- * worker processes. `qharness sweep --help` lists the options and every key an
+ * nothing, --slurm writes a Slurm job-array script instead of running
+ * (--submit: and submits it with a report job, slurm.h), --point ID runs one
+ * point (what each array task does), --jobs N runs N worker processes;
+ * `sweep --status results/NAME` says what became of each point (status.h). `qharness sweep --help` lists the options and every key an
  * experiment file may hold. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "experiment.h"
+#include "slurm.h"
+#include "status.h"
 #include "sweep.h"
 #include "util.h"
 
@@ -22,9 +25,9 @@ static const char *summary =
     "point under the output folder; finished points are skipped, interrupted ones redone.";
 
 int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
-    char *point = NULL, *slurm_out = NULL;
+    char *point = NULL, *slurm_out = NULL, *status = NULL;
     long jobs = 1;
-    int dump = 0, slurm = 0, check = 0;
+    int dump = 0, slurm = 0, check = 0, submit = 0;
     const OptSpec specs[] = {
         {"dump", OPT_FLAG, &dump, NULL, "print the resolved settings and the point ids, run nothing"},
         {"check", OPT_FLAG, &check, NULL,
@@ -34,6 +37,11 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
         {"jobs", OPT_INT, &jobs, "N", "worker processes sharing the points (locks keep them apart)"},
         {"slurm", OPT_FLAG, &slurm, NULL, "write a Slurm job-array script (one task per point), run nothing"},
         {"slurm-out", OPT_STR, &slurm_out, "F", "where --slurm writes (default <output dir>/slurm/sweep.sbatch)"},
+        {"submit", OPT_FLAG, &submit, NULL,
+         "with --slurm: check the [slurm] request against the cluster, submit the array (missing points only) and a "
+         "report job that runs after it"},
+        {"status", OPT_STR, &status, "DIR",
+         "say which points of results folder DIR are done, running, pending, failed or missing (no FILE.ini)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *file = NULL;
@@ -48,6 +56,13 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
         return 0;
     }
     if (rc < 0) return -1;
+    if (status) {
+        if (file || slurm || submit || dump || check || point)
+            return qh_error("sweep --status DIR takes a results folder and no other option (got %s)",
+                            file ? file : "another option");
+        return sweep_status(status, stdout);
+    }
+    if (submit && !slurm) return qh_error("sweep: --submit goes with --slurm (qharness sweep FILE.ini --slurm --submit)");
     if (!file) return qh_error("sweep: an experiment file is required: qharness sweep experiments/NAME.ini");
     if (jobs < 1 || jobs > 256) return qh_error("sweep: --jobs must be in 1..256, got %ld", jobs);
     Experiment x;
@@ -65,13 +80,15 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     rc = experiment_check_run(&x, !slurm || check);
     if (rc == 0 && check)
         printf("%s: valid, %d points, model found, its shape fits every point, data files present\n", file, x.npoints);
-    if (rc == 0 && !check && slurm) {
+    if (rc == 0 && !check && submit) {
+        rc = slurm_submit(&x, slurm_out, full_argv[0]);
+    } else if (rc == 0 && !check && slurm) {
         char written[4096];
-        rc = sweep_write_slurm(&x, slurm_out, full_argv[0], written, sizeof written);
+        rc = slurm_write_scripts(&x, slurm_out, full_argv[0], written, sizeof written);
         if (rc == 0)
             printf("wrote %s (%d array tasks: the full-precision evaluation and %d points)\n"
-                   "submit: sbatch %s\nthen:   qharness report %s\n",
-                   written, x.npoints + 1, x.npoints, written, x.out_dir);
+                   "submit: sbatch %s   (or: qharness sweep %s --slurm --submit)\nthen:   qharness report %s\n",
+                   written, x.npoints + 1, x.npoints, written, file, x.out_dir);
     } else if (rc == 0 && !check) {
         SweepOptions o = {.only = point, .jobs = (int)jobs, .argc = full_argc, .argv = full_argv};
         rc = sweep_run(&x, &o);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "experiment.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <jansson.h>
@@ -22,6 +23,7 @@
 #include "hf_model.h"
 #include "sha256.h"
 #include "settings.h"
+#include "slurm.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -78,6 +80,29 @@ static int check_no_quote(const char *v, char *why, size_t n) {
     return -1;
 }
 
+static int check_slurm_time(const char *v, char *why, size_t n) {
+    long m;
+    if (slurm_parse_time(v, &m) == 0) return 0;
+    snprintf(why, n, "'%s' is not a Slurm time (expected minutes, H:M:S or D-H:M:S)", v);
+    return -1;
+}
+
+static int check_slurm_mem(const char *v, char *why, size_t n) {
+    long mb;
+    if (!*v || slurm_parse_mem(v, &mb) == 0) return 0;
+    snprintf(why, n, "'%s' is not a Slurm memory size (expected MB, or a number with K, M, G or T)", v);
+    return -1;
+}
+
+static int check_slurm_word(const char *v, char *why, size_t n) {
+    for (const char *c = v; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.')) {
+            snprintf(why, n, "'%s' is not a name (letters, digits, '_', '-', '.')", v);
+            return -1;
+        }
+    return 0;
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 /* The calibration keys apply to the methods that need a Hessian (a marker,
@@ -116,11 +141,19 @@ static const ExpKey fixed_keys[] = {
      "also save each quantized model (models/<id>.h5)"},
     {ES_SLURM, "partition", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --partition (empty: the default)"},
     {ES_SLURM, "account", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --account"},
-    {ES_SLURM, "time", EK_STR, 0, "12:00:00", 0, 0, NULL, 0, check_no_quote, "#SBATCH --time of one array task"},
-    {ES_SLURM, "cpus", EK_INT, 0, "8", 1, 4096, NULL, 0, NULL, "#SBATCH --cpus-per-task"},
-    {ES_SLURM, "gpus", EK_INT, 0, "0", 0, 64, NULL, 0, NULL, "#SBATCH --gres=gpu:N (0: none)"},
-    {ES_SLURM, "mem", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --mem (e.g. 64G)"},
-    {ES_SLURM, "extra", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "one more #SBATCH line, e.g. --qos=high"},
+    {ES_SLURM, "qos", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --qos"},
+    {ES_SLURM, "time", EK_STR, 0, "12:00:00", 0, 0, NULL, 0, check_slurm_time,
+     "#SBATCH --time of one array task (M, H:M:S, D-H:M:S)"},
+    {ES_SLURM, "cpus", EK_INT, 0, "0", 0, 4096, NULL, 0, NULL,
+     "#SBATCH --cpus-per-task (0: fit the node, at most 8: the partition's largest with --submit, else this machine)"},
+    {ES_SLURM, "gpus", EK_INT, 0, "0", 0, 64, NULL, 0, NULL, "GPUs per task (0: none)"},
+    {ES_SLURM, "gpu_option", EK_ENUM, 0, "gres", 0, 0, "gres|gpus", 0, NULL,
+     "how GPUs are asked for: --gres=gpu[:TYPE]:N or --gpus=[TYPE:]N"},
+    {ES_SLURM, "gpu_type", EK_STR, 0, "", 0, 0, NULL, 0, check_slurm_word, "GPU type for gres/gpus, e.g. a100 (empty: any)"},
+    {ES_SLURM, "mem", EK_STR, 0, "", 0, 0, NULL, 0, check_slurm_mem, "#SBATCH --mem per task (MB, or e.g. 64G; empty: the default)"},
+    {ES_SLURM, "constraint", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --constraint (node features)"},
+    {ES_SLURM, "extra", EK_STR, 0, "", 0, 0, NULL, 0, slurm_check_extra,
+     "more #SBATCH options, separated by ';' (e.g. --mail-type=END,FAIL; --exclusive)"},
     {0, NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL, NULL},
 };
 

@@ -15,7 +15,8 @@
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
  *   [eval] datasets seqlen max_windows    [run] device data
- *   [output] dir save_models              [slurm] partition time cpus gpus mem account
+ *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
+ *                                          gpu_type mem constraint extra
  *   [exclude] NAME = key=value, key=value (drop the points matching all of them)
  * String values expand ${VAR} and ${VAR:-default} from the environment. */
 #ifndef QH_EXPERIMENT_H

@@ -26,6 +26,7 @@
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
+#include "slurm.h"
 #include "util.h"
 
 /* ---- small file helpers ------------------------------------------------------------ */
@@ -91,18 +92,73 @@ static int write_small(const char *path, const char *text) {
     return bad ? -1 : 0;
 }
 
-/* Claim files PATH.claim.PID of processes that are gone (a run killed while
- * taking the lock) are removed by the next run that holds it. */
-static void remove_dead_claims(const char *path) {
-    char pat[PATH_MAX];
+/* Claim files PATH.claim.HOST.PID of runs that are gone (killed while taking
+ * the lock) are removed by the next run that holds it: this host's by their
+ * process, any host's once older than a minute (a claim lives for a moment). */
+static void remove_dead_claims(const char *path, const char *host) {
+    char pat[PATH_MAX], mine[300];
     qh_pathf(pat, sizeof pat, "%s.claim.*", path);
+    snprintf(mine, sizeof mine, ".claim.%s.", host);
     glob_t g;
     if (glob(pat, 0, NULL, &g) == 0)
         for (size_t i = 0; i < g.gl_pathc; i++) {
-            long pid = strtol(strrchr(g.gl_pathv[i], '.') + 1, NULL, 10);
-            if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlink(g.gl_pathv[i]);
+            const char *f = g.gl_pathv[i], *c = f + strlen(path);
+            long pid = strtol(strrchr(f, '.') + 1, NULL, 10);
+            struct stat sb;
+            int here = !strncmp(c, mine, strlen(mine));
+            if ((here && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) ||
+                (stat(f, &sb) == 0 && difftime(time(NULL), sb.st_mtime) > 60))
+                unlink(f);
         }
     globfree(&g);
+}
+
+/* This process's Slurm job, "JOBID ARRAYJOB_TASK" (or "JOBID JOBID"), "" outside Slurm. */
+static void my_slurm_job(char *buf, size_t n) {
+    const char *j = getenv("SLURM_JOB_ID"), *a = getenv("SLURM_ARRAY_JOB_ID"), *t = getenv("SLURM_ARRAY_TASK_ID");
+    buf[0] = 0;
+    if (!j || !*j || strspn(j, "0123456789") != strlen(j)) return;
+    if (a && t && *a && *t) snprintf(buf, n, "%s %s_%s", j, a, t);
+    else snprintf(buf, n, "%s %s", j, j);
+}
+
+/* Is the lock with content `content` (and mtime) held by a live run? 1 yes
+ * (who, in holder), 0 stale (whose it was, in holder). A lock of this host is
+ * judged by its process; one of another host by its Slurm job, when it names
+ * one: stale when that job is this process's own (an earlier run of a
+ * requeued task) or no longer running (squeue); without a Slurm job it cannot
+ * be checked from here and is respected. */
+static int lock_live(const char *content, time_t mtime, const char *host, char *holder, size_t hn) {
+    long pid = 0;
+    char lhost[256] = "", job[32] = "", task[64] = "", mine[128], state[64];
+    unsigned long long start = 0;
+    int parsed = sscanf(content, "pid %ld host %255s start %llu slurm %31s %63s", &pid, lhost, &start, job, task) >= 3;
+    char slurm[160] = "";
+    if (*job) snprintf(slurm, sizeof slurm, ", slurm job %s", *task ? task : job);
+    if (!parsed) {
+        snprintf(holder, hn, "a run starting now");
+        return difftime(time(NULL), mtime) <= 30; /* else debris of an older or foreign writer */
+    }
+    snprintf(holder, hn, "pid %ld on %s%s", pid, lhost, slurm);
+    if (!strcmp(lhost, host)) {
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
+        unsigned long long now = proc_start_time(pid);
+        return !(start && now && now != start); /* the pid was reused by another process */
+    }
+    if (!*job) return 1; /* another machine's run: cannot be checked from here */
+    my_slurm_job(mine, sizeof mine);
+    if (*mine && !strncmp(mine, job, strlen(job)) && mine[strlen(job)] == ' ') return 0; /* requeued: my earlier run */
+    int q = slurm_job_state(job, state, sizeof state);
+    if (q < 0) return 1; /* squeue unavailable: cannot tell */
+    return q == 1 && strcmp(state, "PENDING") != 0 && strcmp(state, "REQUEUED") != 0;
+}
+
+int sweep_lock_state(const char *path, char *holder, size_t hn) {
+    char content[512], host[256];
+    struct stat sb;
+    if (read_small(path, content, sizeof content) != 0 || stat(path, &sb) != 0) return 0;
+    host_name(host, sizeof host);
+    return lock_live(content, sb.st_mtime, host, holder, hn) ? 1 : 2;
 }
 
 /* sweep_lock_acquire's attempts, with its claim file named `claim`. */
@@ -110,7 +166,11 @@ static int sweep_lock_try(const char *path, const char *claim, const char *me, c
                           size_t hn) {
     for (int attempt = 0; attempt < 5; attempt++) {
         if (write_small(claim, me) != 0) return qh_error("cannot write lock claim '%s': %s", claim, strerror(errno));
+        struct stat cs;
         if (link(claim, path) == 0) return 0;
+        int e = errno;
+        if (stat(claim, &cs) == 0 && cs.st_nlink == 2) return 0; /* NFS: the link was made, its reply lost */
+        errno = e;
         if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP) { /* no hard links here: create in place */
             int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd >= 0) {
@@ -125,33 +185,16 @@ static int sweep_lock_try(const char *path, const char *claim, const char *me, c
         char content[512];
         struct stat sb;
         if (read_small(path, content, sizeof content) != 0 || stat(path, &sb) != 0) continue; /* released meanwhile */
-        long pid = 0;
-        char lhost[256] = "";
-        unsigned long long start = 0;
-        int parsed = sscanf(content, "pid %ld host %255s start %llu", &pid, lhost, &start) == 3;
-        int stale;
-        if (!parsed) {
-            stale = difftime(time(NULL), sb.st_mtime) > 30; /* debris of an older or foreign writer */
-        } else if (strcmp(lhost, host) != 0) {
-            stale = 0; /* another machine's run: cannot be checked from here */
-        } else if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-            stale = 1;
-        } else {
-            unsigned long long now = proc_start_time(pid);
-            stale = start && now && now != start; /* the pid was reused by another process */
-        }
-        if (!stale) {
-            if (parsed) snprintf(holder, hn, "pid %ld on %s", pid, lhost);
-            else snprintf(holder, hn, "a run starting now");
-            return 1;
-        }
+        if (lock_live(content, sb.st_mtime, host, holder, hn)) return 1;
+        char was[256];
+        snprintf(was, sizeof was, "%s", holder);
         /* move the stale lock aside, and make sure it was the one judged stale */
         char aside[PATH_MAX], again[512];
-        qh_pathf(aside, sizeof aside, "%s.stale.%ld", path, (long)getpid());
+        qh_pathf(aside, sizeof aside, "%s.stale.%s.%ld", path, host, (long)getpid());
         if (rename(path, aside) != 0) continue;
         if (read_small(aside, again, sizeof again) == 0 && !strcmp(again, content)) {
             unlink(aside);
-            qh_warn("removed the stale lock '%s' (%s)", path, parsed ? "its process is gone" : "empty and old");
+            qh_warn("removed the stale lock '%s' (%s: its run is gone)", path, was);
             continue;
         }
         /* another run took the lock in between: put its lock back */
@@ -169,14 +212,18 @@ static int sweep_lock_try(const char *path, const char *claim, const char *me, c
  * so a run killed at any moment never leaves an empty lock behind that would
  * read as "a run starting now". */
 int sweep_lock_acquire(const char *path, char *holder, size_t hn) {
-    char me[512], host[256], claim[PATH_MAX];
+    char me[512], host[256], claim[PATH_MAX], job[128], slurm[160] = "";
     host_name(host, sizeof host);
-    snprintf(me, sizeof me, "pid %ld host %s start %llu\n", (long)getpid(), host,
-             proc_start_time((long)getpid()));
-    qh_pathf(claim, sizeof claim, "%s.claim.%ld", path, (long)getpid());
+    my_slurm_job(job, sizeof job);
+    if (*job) snprintf(slurm, sizeof slurm, " slurm %s", job);
+    snprintf(me, sizeof me, "pid %ld host %s start %llu%s\n", (long)getpid(), host, proc_start_time((long)getpid()),
+             slurm);
+    char shost[256];
+    snprintf(shost, sizeof shost, "%.*s", (int)strcspn(host, "./"), host);
+    qh_pathf(claim, sizeof claim, "%s.claim.%s.%ld", path, shost, (long)getpid());
     int rc = sweep_lock_try(path, claim, me, host, holder, hn);
     unlink(claim);
-    if (rc == 0) remove_dead_claims(path);
+    if (rc == 0) remove_dead_claims(path, shost);
     return rc;
 }
 
@@ -203,19 +250,25 @@ static void remove_debris(const char *file) {
 
 /* ---- finished? --------------------------------------------------------------------------- */
 
-/* 1 when `file` exists, is readable HDF5 and its attribute `attr` equals id. */
-static int is_done(const char *file, const char *attr, const char *id) {
+void sweep_job_files(const char *out_dir, const char *id, int is_fp, char *file, size_t fn, char *lock, size_t ln) {
+    const char *sub = is_fp ? "fp" : "points";
+    qh_pathf(file, fn, "%s/%s/%s.h5", out_dir, sub, id);
+    qh_pathf(lock, ln, "%s/%s/%s.lock", out_dir, sub, id);
+}
+
+int sweep_result_done(const char *file, int is_fp, const char *id, int warn) {
+    const char *attr = is_fp ? "fp_id" : "point_id";
     if (access(file, F_OK) != 0) return 0;
     H5File *f;
     if (h5_open_read(file, &f) != 0) {
-        qh_warn("'%s' cannot be read: it will be recomputed", file);
+        if (warn) qh_warn("'%s' cannot be read: it will be recomputed", file);
         return 0;
     }
     char *v = NULL;
     int ok = h5_get_attr_str(f, "/", attr, &v) == 0 && v && !strcmp(v, id);
     free(v);
     h5_abort(&f);
-    if (!ok) qh_warn("'%s' belongs to other settings (%s differs): it will be recomputed", file, attr);
+    if (!ok && warn) qh_warn("'%s' belongs to other settings (%s differs): it will be recomputed", file, attr);
     return ok;
 }
 
@@ -273,6 +326,13 @@ static int make_result_dirs(const Experiment *x) {
     return mkdir_p(d);
 }
 
+int sweep_prepare_dirs(const Experiment *x) {
+    char d[PATH_MAX];
+    path_join(d, sizeof d, x->out_dir, "slurm");
+    if (mkdir_p(d) != 0 || make_result_dirs(x) != 0) return -1;
+    return sweep_write_manifest(x);
+}
+
 /* What became of one job (j = 0: full precision, j >= 1: point j - 1) in this
  * run, as seen by one worker. Workers' views are merged by taking the largest:
  * a job one worker found held by another (ELSEWHERE), or finished by it
@@ -286,7 +346,6 @@ typedef struct Worker {
     Tokenizer tok;
     Model model;          /* loaded once per worker; each job restores its original linears */
     int loaded;
-    char points_dir[PATH_MAX / 2];
     const unsigned char *rows; /* (nrows, njobs) every worker's outcomes of this run (shared mapping) */
     int nrows;
     size_t njobs;
@@ -436,17 +495,10 @@ static void run_job(Worker *w, int j, unsigned char *st) {
     char tag[64], file[PATH_MAX], lock[PATH_MAX], holder[256], line[1024] = "";
     const char *label = p ? p->label : "full precision";
     const char *id = p ? p->id : x->fp_id;
-    if (p) {
-        snprintf(tag, sizeof tag, "[%d/%d]", j, x->npoints);
-        qh_pathf(file, sizeof file, "%s/%s.h5", w->points_dir, p->id);
-        qh_pathf(lock, sizeof lock, "%s/%s.lock", w->points_dir, p->id);
-    } else {
-        snprintf(tag, sizeof tag, "[fp]");
-        qh_pathf(file, sizeof file, "%s/fp/%s.h5", x->out_dir, x->fp_id);
-        qh_pathf(lock, sizeof lock, "%s/fp/%s.lock", x->out_dir, x->fp_id);
-    }
-    const char *attr = p ? "point_id" : "fp_id";
-    if (is_done(file, attr, id)) {
+    if (p) snprintf(tag, sizeof tag, "[%d/%d]", j, x->npoints);
+    else snprintf(tag, sizeof tag, "[fp]");
+    sweep_job_files(x->out_dir, id, !p, file, sizeof file, lock, sizeof lock);
+    if (sweep_result_done(file, !p, id, 1)) {
         *st = JOB_DONE;
         printf("%-7s %-40s done earlier  %s\n", tag, label, id);
         fflush(stdout);
@@ -463,7 +515,7 @@ static void run_job(Worker *w, int j, unsigned char *st) {
         fflush(stdout);
         return;
     }
-    if (is_done(file, attr, id)) { /* finished by another run between the check and the lock */
+    if (sweep_result_done(file, !p, id, 1)) { /* finished by another run between the check and the lock */
         sweep_lock_release(lock);
         *st = JOB_DONE;
         printf("%-7s %-40s done earlier  %s\n", tag, label, id);
@@ -502,7 +554,6 @@ static void worker_main(const Experiment *x, const SweepOptions *o, int only, un
     w.nrows = nrows;
     w.njobs = (size_t)x->npoints + 1;
     unsigned char *status = rows + (size_t)me * w.njobs;
-    path_join(w.points_dir, sizeof w.points_dir, x->out_dir, "points");
     for (int j = 0; j <= x->npoints; j++)
         if (only < 0 || only == j) run_job(&w, j, &status[j]);
     if (w.loaded) {
@@ -593,59 +644,4 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
     int rc = summarize(x, merged, only, started, t0);
     free(merged);
     return rc != 0 || bad ? -1 : 0;
-}
-
-/* ---- Slurm --------------------------------------------------------------------------------- */
-
-int sweep_write_slurm(const Experiment *x, const char *path, const char *qh, char *written, size_t wn) {
-    char def[PATH_MAX], dir[PATH_MAX], cwd[PATH_MAX], ini[PATH_MAX], exe[PATH_MAX];
-    path_join(dir, sizeof dir, x->out_dir, "slurm");
-    if (!path) {
-        path_join(def, sizeof def, dir, "sweep.sbatch");
-        path = def;
-    }
-    if (mkdir_p(dir) != 0 || sweep_write_manifest(x) != 0 || make_result_dirs(x) != 0) return -1;
-    if (!getcwd(cwd, sizeof cwd)) return qh_error("getcwd failed: %s", strerror(errno));
-    if (!realpath(x->path, ini)) return qh_error("'%s': %s", x->path, strerror(errno));
-    if (!realpath(qh, exe)) snprintf(exe, sizeof exe, "%s", qh);
-    for (const char *s = cwd; *s; s++)
-        if (*s == '\'') return qh_error("the working folder '%s' holds a quote: cannot write a safe script", cwd);
-    size_t cap = 4096 + (size_t)x->npoints * 16, n = 0;
-    char *t = qh_malloc(cap);
-#define OUT(...) (n += (size_t)snprintf(t + n, cap - n, __VA_ARGS__))
-    OUT("#!/bin/bash\n");
-    OUT("# Generated by `qharness sweep %s --slurm`: one array task per point of experiment %s,\n", x->path, x->name);
-    OUT("# task 0 the full-precision evaluation. Each task writes its own file under %s/\n", x->out_dir);
-    OUT("# (points/<id>.h5, atomically; finished points are skipped), then merge with\n");
-    OUT("#   qharness report %s\n", x->out_dir);
-    OUT("#SBATCH --job-name=qh-%s\n", x->name);
-    OUT("#SBATCH --array=0-%d\n", x->npoints);
-    if (dir[0] == '/') OUT("#SBATCH --output=%s/%%A_%%a.log\n", dir);
-    else OUT("#SBATCH --output=%s/%s/%%A_%%a.log\n", cwd, dir);
-    OUT("#SBATCH --cpus-per-task=%s\n", experiment_value(x, ES_SLURM, "cpus", NULL));
-    OUT("#SBATCH --time=%s\n", experiment_value(x, ES_SLURM, "time", NULL));
-    const char *v;
-    if (*(v = experiment_value(x, ES_SLURM, "partition", NULL))) OUT("#SBATCH --partition=%s\n", v);
-    if (*(v = experiment_value(x, ES_SLURM, "account", NULL))) OUT("#SBATCH --account=%s\n", v);
-    if (*(v = experiment_value(x, ES_SLURM, "mem", NULL))) OUT("#SBATCH --mem=%s\n", v);
-    if (strcmp((v = experiment_value(x, ES_SLURM, "gpus", NULL)), "0") != 0) OUT("#SBATCH --gres=gpu:%s\n", v);
-    if (*(v = experiment_value(x, ES_SLURM, "extra", NULL))) OUT("#SBATCH %s\n", v);
-    OUT("set -euo pipefail\n");
-    OUT("points=(fp");
-    for (int i = 0; i < x->npoints; i++) {
-        if (n + 64 > cap) t = qh_realloc(t, cap *= 2);
-        OUT(" %s", x->points[i].id);
-    }
-    OUT(")\n");
-    OUT("cd '%s'\n", cwd);
-    OUT("export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n");
-    OUT("exec '%s' sweep '%s' --point \"${points[$SLURM_ARRAY_TASK_ID]}\"\n", exe, ini);
-#undef OUT
-    int rc = qh_write_file_atomic(path, t, n);
-    free(t);
-    if (rc == 0) {
-        chmod(path, 0755);
-        snprintf(written, wn, "%s", path);
-    }
-    return rc;
 }

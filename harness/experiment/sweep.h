@@ -3,11 +3,11 @@
  * evaluated and written as its own file <out>/points/<id>.h5, atomically
  * (h5io.h: temporary file, then rename), so that a killed run leaves only
  * complete files and a rerun skips what is done. A lock file per point
- * (<id>.lock, created with O_EXCL, holding pid, host and the process start
- * time) keeps concurrent runs (--jobs, two sweeps at once, Slurm array tasks)
- * off each other's points; a lock whose process is gone is stale and taken
- * over. Also writes <out>/sweep.json (the experiment and its point list, read
- * by the report) and Slurm job-array scripts.
+ * (<id>.lock, holding pid, host, the process start time and the Slurm job)
+ * keeps concurrent runs (--jobs, two sweeps at once, Slurm array tasks on
+ * several nodes) off each other's points; a lock whose run is gone is stale
+ * and taken over. Also writes <out>/sweep.json (the experiment and its point
+ * list, read by the report). Slurm scripts and submission: slurm.h.
  *
  * Not here: parsing the experiment (experiment.h), the table and plots (report.h). */
 #ifndef QH_SWEEP_H
@@ -35,15 +35,31 @@ int sweep_run(const Experiment *x, const SweepOptions *o);
 /* Write <out>/sweep.json (atomically, only when its content changes). */
 int sweep_write_manifest(const Experiment *x);
 
-/* Write a Slurm job-array script (one task per point, task 0 the
- * full-precision evaluation) to `path` (default <out>/slurm/sweep.sbatch when
- * NULL); `qh` is the qharness binary the tasks run. */
-int sweep_write_slurm(const Experiment *x, const char *path, const char *qh, char *written, size_t n);
+/* Create <out>/points, <out>/fp and <out>/slurm and write the manifest (what a
+ * Slurm submission needs before its tasks start elsewhere). */
+int sweep_prepare_dirs(const Experiment *x);
 
-/* The lock protocol. acquire: 0 = acquired, 1 = held by a live process (its
- * "pid P on host H" in holder), -1 = error (message printed). A lock left by a
- * process that no longer exists on this host is removed and taken. */
+/* The result file and lock of one job of a results folder: the full-precision
+ * evaluation (is_fp; fp/<id>.h5, fp/<id>.lock) or a point (points/<id>.h5, .lock). */
+void sweep_job_files(const char *out_dir, const char *id, int is_fp, char *file, size_t fn, char *lock, size_t ln);
+
+/* 1 when `file` is a finished result of job `id` (it exists, reads as HDF5 and
+ * its point_id / fp_id attribute is `id`), else 0; `warn`: say why a file that
+ * exists does not count. */
+int sweep_result_done(const char *file, int is_fp, const char *id, int warn);
+
+/* The lock protocol, safe on a shared file system (NFS): the lock's content
+ * ("pid P host H start T[ slurm JOBID ARRAY_TASK]") is written to a claim file
+ * of its own, then hard-linked to the lock's name (link is atomic on NFS; a
+ * claim with two links means the link was made even when its reply was lost).
+ * acquire: 0 = acquired, 1 = held by a live run (its "pid P on H[, slurm job
+ * A_T]" in holder), -1 = error (message printed). A stale lock is removed and
+ * taken: one of this host whose process is gone, or one of another host whose
+ * Slurm job is this process's own (a requeued task) or no longer running. */
 int sweep_lock_acquire(const char *path, char *holder, size_t n);
 void sweep_lock_release(const char *path);
+/* Who holds the lock at `path`, without taking it: 0 = no lock, 1 = a live
+ * run, 2 = a stale lock; the holder (live or gone) in `holder`. */
+int sweep_lock_state(const char *path, char *holder, size_t n);
 
 #endif

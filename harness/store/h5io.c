@@ -29,18 +29,11 @@ struct H5File {
 
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static char *tmp_path(const char *path) {
-    size_t n = strlen(path) + 32;
-    char *t = qh_malloc(n);
-    snprintf(t, n, "%s.tmp.%ld", path, (long)getpid());
-    return t;
-}
-
 int h5_create(const char *path, H5File **out) {
     quiet();
     H5File *f = qh_calloc(1, sizeof *f);
     f->path = qh_strdup(path);
-    f->tmp = tmp_path(path);
+    f->tmp = qh_tmp_path(path);
     errno = 0; /* H5Fcreate leaves open(2)'s errno when that is what failed */
     f->id = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f->id < 0) {
@@ -82,7 +75,7 @@ int h5_open_rw(const char *path, H5File **out) {
     quiet();
     H5File *f = qh_calloc(1, sizeof *f);
     f->path = qh_strdup(path);
-    f->tmp = tmp_path(path);
+    f->tmp = qh_tmp_path(path);
     if (copy_file(path, f->tmp) != 0 || (f->id = H5Fopen(f->tmp, H5F_ACC_RDWR, H5P_DEFAULT)) < 0) {
         unlink(f->tmp);
         qh_error("cannot open '%s' for update", path);

@@ -1,6 +1,6 @@
 /* h5io.h: the harness's only door to HDF5. A thin layer over groups, typed
  * n-dimensional datasets and scalar/string attributes, with files written
- * atomically: h5_create() writes to "<path>.tmp.<pid>" and h5_commit() renames
+ * atomically: h5_create() writes to "<path>.tmp.<host>.<pid>" and h5_commit() renames
  * it into place, so a killed process never leaves a half-written result.
  * What goes into the files (the schema) is decided by results.c and
  * quant_io.c, not here. */
