@@ -177,7 +177,8 @@ int sweep_status(const char *dir, FILE *out) {
             }
         }
         count[st]++;
-        fprintf(out, "  %-8s %-12s  %-28s %s\n", names[st], k ? id : "fp", label ? label : "", detail);
+        if (*detail) fprintf(out, "  %-8s %-12s  %-28s %s\n", names[st], k ? id : "fp", label ? label : "", detail);
+        else fprintf(out, "  %-8s %-12s  %s\n", names[st], k ? id : "fp", label ? label : "");
         if (*log) print_tail(out, log, STATUS_LOG_LINES);
     }
     if (nsub > 0) {
