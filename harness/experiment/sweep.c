@@ -1,7 +1,8 @@
-/* sweep.c: runs an experiment's points (see sweep.h): locks, skipping finished
- * points, one atomic HDF5 file per point and one for the full-precision
- * evaluation, progress lines, worker processes, the manifest and the Slurm
- * script. The numbers themselves come from calibrate.h and eval_run.h. */
+/* sweep.c: runs an experiment's points (see sweep.h): locks (NFS-safe, judged
+ * by process or by Slurm job), skipping finished points, one atomic HDF5 file
+ * per point and one for the full-precision evaluation, progress lines, worker
+ * processes and the manifest. The numbers themselves come from calibrate.h and
+ * eval_run.h; Slurm scripts and submission are slurm.h's. */
 #define _GNU_SOURCE
 #include "sweep.h"
 

@@ -353,7 +353,7 @@ check "submit ($(head -c 300 "$T/sub1.err"))" [ $? -eq 0 ]
 sed "s/^/show: $(el): /" "$T/sub1.out"
 A1=$(sed -n 's/^submitted array job \([0-9]*\): 5 tasks (--array=0-4;.*/\1/p' "$T/sub1.out")
 R1=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub1.out")
-check "array job of 5 tasks and report job submitted" [ -n "$A1" ] && [ -n "$R1" ]
+check "array job of 5 tasks and report job submitted" sh -c "[ -n '$A1' ] && [ -n '$R1' ]"
 if [ -n "$A1" ] && wait_for "$O/points/$g3.lock" "${A1}_3" 180; then
     if [ -f "$O/points/$g3.h5" ]; then
         fail "task ${A1}_3 finished before it could be cancelled"
@@ -389,7 +389,7 @@ check "resubmit ($(head -c 300 "$T/sub2.err"))" [ $? -eq 0 ]
 sed "s/^/show: $(el): /" "$T/sub2.out"
 A2=$(sed -n 's/^submitted array job \([0-9]*\): 1 task (--array=3; 4 of 5 done earlier.*/\1/p' "$T/sub2.out")
 R2=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub2.out")
-check "resubmitted: the cancelled task only" [ -n "$A2" ] && [ -n "$R2" ]
+check "resubmitted: the cancelled task only" sh -c "[ -n '$A2' ] && [ -n '$R2' ]"
 if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" 180 && [ ! -f "$O/points/$g3.h5" ]; then
     scontrol requeue "${A2}_3"
     check "scontrol requeue ${A2}_3" [ $? -eq 0 ]
