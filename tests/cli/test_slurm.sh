@@ -414,7 +414,8 @@ show "$(el): array $A2: $(states "$A2" | tr '\n' ',' | sed 's/,$//'), $(grep -c 
 check "report job $R2 COMPLETED" [ "$(jobstate "$R2")" = COMPLETED ]
 show "$(el): report job $R2: $(jobstate "$R2")"
 stat -c '%n %i %Y' "$O"/points/*.h5 "$O"/fp/*.h5 | sort | grep -v "/$g3.h5 " >"$T/after"
-check "the 4 points finished before were not recomputed (inode and mtime)" cmp -s "$T/before" "$T/after"
+check "the 4 results finished before (fp and 3 points) were not recomputed (inode and mtime)" cmp -s "$T/before" "$T/after"
+cmp -s "$T/before" "$T/after" && show "$(el): the $(wc -l <"$T/after") result files (fp and 3 points) finished before the cancel kept their inode and mtime: not recomputed"
 check "5 result files" [ "$(ls "$O"/points/*.h5 "$O"/fp/*.h5 | wc -l)" -eq 5 ]
 check "table.md identical to the local sweep's" cmp "$T/local/out/table.md" "$O/table.md"
 show "$(el): table.md from Slurm == table.md of the local sweep ($(wc -c <"$O/table.md") bytes, $(grep -c '^| [RG]' "$O/table.md") point rows)"
