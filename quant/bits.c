@@ -10,7 +10,7 @@ double quant_bits_formula_n(const QuantParams *p, int n, double outlier_fraction
     int rounded = p->round_zero || p->gptq_zero_rule;
     double sbits = p->qq_scale_bits > 0 ? p->qq_scale_bits : 16;
     double zbits = rounded ? p->wbits : (p->qq_zero_bits > 0 ? p->qq_zero_bits : 16);
-    /* each second-level coded statistic costs an fp16 scale and an fp16 zero per
+    /* each second-level coded statistic costs a 16-bit scale and a 16-bit zero per
      * (beta2 rows x group): 32 bits, "64" in the paper when both are coded */
     int second = (p->qq_scale_bits > 0) + (quant_zero_has_second_level(p) ? 1 : 0);
     double beta1 = p->groupsize > 0 ? (double)p->groupsize : (n > 0 ? (double)n : INFINITY);
@@ -34,19 +34,20 @@ static void add(QuantStoredTensor *t, int *k, const char *name, int64_t count, i
 int quant_layer_stored_tensors(const QuantLayer *q, QuantStoredTensor t[QUANT_MAX_STORED_TENSORS]) {
     int k = 0;
     int64_t stats = (int64_t)q->m * q->ngroups, second = (int64_t)q->qq_groups * q->ngroups;
+    const int fp16 = q->stats_dtype == QH_STATS_FP16, v = quant_stats_dtype_bits(q->stats_dtype);
     add(t, &k, "codes", (int64_t)q->m * q->n, q->wbits);
-    if (q->scale_f16) add(t, &k, "scale_f16", stats, 16);
+    if (q->scale_fp) add(t, &k, fp16 ? "scale_f16" : "scale_f32", stats, v);
     if (q->scale_codes) add(t, &k, "scale_codes", stats, q->scale_code_bits);
-    if (q->qq_scale_scale) add(t, &k, "qq_scale_scale", second, 16);
-    if (q->qq_scale_zero) add(t, &k, "qq_scale_zero", second, 16);
-    if (q->zero_f16) add(t, &k, "zero_f16", stats, 16);
+    if (q->qq_scale_scale) add(t, &k, "qq_scale_scale", second, v);
+    if (q->qq_scale_zero) add(t, &k, "qq_scale_zero", second, v);
+    if (q->zero_fp) add(t, &k, fp16 ? "zero_f16" : "zero_f32", stats, v);
     if (q->zero_codes) add(t, &k, "zero_codes", stats, q->zero_code_bits);
-    if (q->qq_zero_scale) add(t, &k, "qq_zero_scale", second, 16);
-    if (q->qq_zero_zero) add(t, &k, "qq_zero_zero", second, 16);
+    if (q->qq_zero_scale) add(t, &k, "qq_zero_scale", second, v);
+    if (q->qq_zero_zero) add(t, &k, "qq_zero_zero", second, v);
     if (q->outlier_rowptr) {
         add(t, &k, "outlier_rowptr", (int64_t)q->m + 1, 32);
         add(t, &k, "outlier_col", q->n_outliers, 16);
-        add(t, &k, "outlier_val", q->n_outliers, 16);
+        add(t, &k, "outlier_val", q->n_outliers, v);
     }
     if (q->params.perm == QH_PERM_ACT_ORDER) add(t, &k, "perm", q->n, 16);
     return k;

@@ -2,14 +2,17 @@
  * U, the sweep, packing into a QuantLayer, decoding W_deq), the decoder
  * quant_layer_dequantize and quant_layer_free.
  *
- * Design decision: the weights the model uses are decoded from the stored
- * representation (fp16 first-level statistics when they are not coded;
- * statistics decoded from their codes with the fp16 second level; outlier
- * values as fp16), so W_deq is written by quant_layer_dequantize and equals
- * a reload bit for bit. The sweep quantized and compensated with fp32
- * statistics (SPEC 2: second level fp32 while quantizing), so the decoded
- * weights differ slightly (fp16 rounding of the statistics, relative ~5e-4)
- * from what the error feedback accounted for; the codes are those of the sweep.
+ * Design decision: the weights the model uses are always decoded from the
+ * stored representation by quant_layer_dequantize, so W_deq equals a reload
+ * of the file bit for bit. What that representation holds is the choice of
+ * p->stats_dtype (SPEC 1): in the reference mode (fp32, the default) the
+ * first-level statistics, the second-level statistics and the outliers are
+ * kept exactly as the sweep used them, and decoding them repeats the sweep's
+ * own fp32 arithmetic (grid.h), so W_deq is bit for bit the sweep's weights,
+ * those the SpQR reference writes back; in the deployment mode (fp16) each is
+ * rounded to fp16 here, as a deployed file holds it, and the decoded weights
+ * differ slightly (relative ~5e-4) from what the error feedback accounted for;
+ * the codes are the sweep's in both modes.
  *
  * Not here: the algorithms (engine.c, prepare.c, stats.c, outliers.c) and
  * the bit accounting (bits.c). */
@@ -25,8 +28,8 @@
 void quant_layer_free(QuantLayer *q) {
     free(q->perm);
     free(q->codes);
-    free(q->scale_f16);
-    free(q->zero_f16);
+    free(q->scale_fp);
+    free(q->zero_fp);
     free(q->scale_codes);
     free(q->zero_codes);
     free(q->qq_scale_scale);
@@ -73,11 +76,14 @@ static void transpose_u8(const uint8_t *a, int rows, int cols, uint8_t *out) {
                 for (int c = c0; c < c0 + 64 && c < cols; c++) out[(size_t)c * rows + r] = a[(size_t)r * cols + c];
 }
 
-/* (rows, cols) fp32 -> (cols, rows) fp16 */
-static uint16_t *transpose_f16(const float *a, int rows, int cols) {
-    uint16_t *out = qh_malloc((size_t)rows * cols * sizeof *out);
+/* A value as the layer keeps it: as is (fp32), or rounded to the nearest fp16 (deployment mode). */
+static float keep_value(float x, QuantStatsDtype d) { return d == QH_STATS_FP16 ? qh_f16_to_f32(qh_f32_to_f16(x)) : x; }
+
+/* (rows, cols) fp32 -> (cols, rows) values in precision d */
+static float *transpose_values(const float *a, int rows, int cols, QuantStatsDtype d) {
+    float *out = qh_malloc((size_t)rows * cols * sizeof *out);
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = qh_f32_to_f16(a[(size_t)r * cols + c]);
+        for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = keep_value(a[(size_t)r * cols + c], d);
     return out;
 }
 
@@ -88,7 +94,8 @@ static uint8_t *transpose_codes(const uint8_t *a, int rows, int cols) {
 }
 
 /* CSR of the outliers, column index in original order, increasing per row;
- * values: the sweep's kept weight as fp16. outlier_t, Wt: (n, m). */
+ * values: the sweep's kept weight (exact, or rounded to fp16 in the deployment
+ * mode). outlier_t, Wt: (n, m). */
 static void build_outliers(QuantLayer *q, const uint8_t *outlier_t, const float *Wt, const int *inv) {
     int m = q->m, n = q->n;
     q->outlier_rowptr = qh_calloc((size_t)m + 1, sizeof(int64_t));
@@ -99,7 +106,7 @@ static void build_outliers(QuantLayer *q, const uint8_t *outlier_t, const float 
     int64_t nnz = q->outlier_rowptr[m];
     q->n_outliers = nnz;
     q->outlier_col = qh_malloc((size_t)nnz * sizeof(uint16_t));
-    q->outlier_val = qh_malloc((size_t)nnz * sizeof(uint16_t));
+    q->outlier_val = qh_malloc((size_t)nnz * sizeof(float));
     int64_t *fill = qh_malloc((size_t)m * sizeof(int64_t));
     memcpy(fill, q->outlier_rowptr, (size_t)m * sizeof(int64_t));
     for (int oc = 0; oc < n; oc++) { /* original column order -> sorted within each row */
@@ -108,7 +115,7 @@ static void build_outliers(QuantLayer *q, const uint8_t *outlier_t, const float 
         for (int r = 0; r < m; r++)
             if (o[r]) {
                 q->outlier_col[fill[r]] = (uint16_t)oc;
-                q->outlier_val[fill[r]] = qh_f32_to_f16(Wt[(size_t)c * m + r]);
+                q->outlier_val[fill[r]] = keep_value(Wt[(size_t)c * m + r], q->stats_dtype);
                 fill[r]++;
             }
     }
@@ -123,26 +130,28 @@ void quant_layer_pack(QuantLayer *q, const char *method, const QuantParams *p, i
     const int qq_groups = (scale_coded || zero_second) ? (m + p->qq_groupsize - 1) / p->qq_groupsize : 0;
     /* pack: (ngroups, m) / (n, m) engine layouts -> (m, ...) QuantLayer layouts */
     snprintf(q->method, sizeof q->method, "%s", method);
+    const QuantStatsDtype d = p->stats_dtype;
     q->m = m, q->n = n, q->ngroups = ngroups, q->wbits = p->wbits, q->groupsize = g;
+    q->stats_dtype = d;
     q->perm = order;
     q->codes = transpose_codes(e->codes_t, n, m);
     if (scale_coded) {
         q->scale_codes = transpose_codes(e->scale_codes, ngroups, m);
         q->scale_code_bits = p->qq_scale_bits;
-        q->qq_scale_scale = transpose_f16(e->qq_ss, ngroups, qq_groups);
-        q->qq_scale_zero = transpose_f16(e->qq_sz, ngroups, qq_groups);
+        q->qq_scale_scale = transpose_values(e->qq_ss, ngroups, qq_groups, d);
+        q->qq_scale_zero = transpose_values(e->qq_sz, ngroups, qq_groups, d);
     } else {
-        q->scale_f16 = transpose_f16(e->scale, ngroups, m);
+        q->scale_fp = transpose_values(e->scale, ngroups, m, d);
     }
     if (zero_second || zero_int) {
         q->zero_codes = transpose_codes(e->zero_codes, ngroups, m);
         q->zero_code_bits = zero_second ? p->qq_zero_bits : p->wbits;
         if (zero_second) {
-            q->qq_zero_scale = transpose_f16(e->qq_zs, ngroups, qq_groups);
-            q->qq_zero_zero = transpose_f16(e->qq_zz, ngroups, qq_groups);
+            q->qq_zero_scale = transpose_values(e->qq_zs, ngroups, qq_groups, d);
+            q->qq_zero_zero = transpose_values(e->qq_zz, ngroups, qq_groups, d);
         }
     } else {
-        q->zero_f16 = transpose_f16(e->zero, ngroups, m);
+        q->zero_fp = transpose_values(e->zero, ngroups, m, d);
     }
     q->qq_groups = qq_groups;
     q->qq_groupsize = qq_groups ? p->qq_groupsize : 0;
@@ -274,15 +283,16 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
     return 0;
 }
 
-/* A statistic of (row r, group j): fp16 value, or code decoded with the fp16
- * second level of (r / qq_groupsize, j), or the integer code itself. */
-static inline float stat_value(const uint16_t *f16, const uint8_t *codes, const uint16_t *ss, const uint16_t *sz,
+/* A statistic of (row r, group j): its value, or its code decoded with the
+ * second level of (r / qq_groupsize, j) (SPEC 2, as stats.c decoded it for
+ * the sweep), or the integer code itself. */
+static inline float stat_value(const float *val, const uint8_t *codes, const float *ss, const float *sz,
                                const QuantLayer *q, int r, int j) {
     size_t idx = (size_t)r * q->ngroups + j;
-    if (f16) return qh_f16_to_f32(f16[idx]);
+    if (val) return val[idx];
     if (!ss) return (float)codes[idx];
     size_t k = (size_t)(r / q->qq_groupsize) * q->ngroups + j;
-    return qgrid_decode((float)codes[idx], qh_f16_to_f32(ss[k]), qh_f16_to_f32(sz[k]));
+    return qgrid_decode((float)codes[idx], ss[k], sz[k]);
 }
 
 void quant_layer_dequantize(const QuantLayer *q, float *W_out) {
@@ -292,13 +302,13 @@ void quant_layer_dequantize(const QuantLayer *q, float *W_out) {
         float *out = W_out + (size_t)r * n;  /* (n) original order */
         const uint8_t *code = q->codes + (size_t)r * n; /* (n) permuted order */
         for (int j = 0; j < q->ngroups; j++) {
-            float s = stat_value(q->scale_f16, q->scale_codes, q->qq_scale_scale, q->qq_scale_zero, q, r, j);
-            float z = stat_value(q->zero_f16, q->zero_codes, q->qq_zero_scale, q->qq_zero_zero, q, r, j);
+            float s = stat_value(q->scale_fp, q->scale_codes, q->qq_scale_scale, q->qq_scale_zero, q, r, j);
+            float z = stat_value(q->zero_fp, q->zero_codes, q->qq_zero_scale, q->qq_zero_zero, q, r, j);
             int c1 = (j + 1) * g < n ? (j + 1) * g : n;
             for (int c = j * g; c < c1; c++) out[q->perm[c]] = qgrid_decode((float)code[c], s, z);
         }
         if (q->outlier_rowptr)
             for (int64_t k = q->outlier_rowptr[r]; k < q->outlier_rowptr[r + 1]; k++)
-                out[q->outlier_col[k]] = qh_f16_to_f32(q->outlier_val[k]);
+                out[q->outlier_col[k]] = q->outlier_val[k];
     }
 }

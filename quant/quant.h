@@ -21,11 +21,27 @@
 
 typedef enum { QH_PERM_IDENTITY = 0, QH_PERM_ACT_ORDER = 1 } QuantPerm;
 
+/* The precision in which a QuantLayer keeps (and a file stores) its
+ * floating-point values: the first-level statistics that are not coded, the
+ * second-level statistics and the outlier values (SPEC 1, 5).
+ * QH_STATS_FP32, the reference mode and the default: the values the sweep
+ * quantized with, so the decoded weights are the sweep's own (those the SpQR
+ * reference writes back into the model). QH_STATS_FP16, the deployment mode:
+ * every such value rounded to fp16, as a deployed SpQR file holds it, and the
+ * weights decoded from that form. */
+typedef enum { QH_STATS_FP32 = 0, QH_STATS_FP16 = 1 } QuantStatsDtype;
+/* "fp32" | "fp16" (NULL for a value out of range). */
+const char *quant_stats_dtype_name(QuantStatsDtype d);
+/* "fp32" | "fp16" -> *d; 0, or -1 (no message) for anything else. */
+int quant_stats_dtype_parse(const char *s, QuantStatsDtype *d);
+/* Bits of one stored value: 32 or 16. */
+int quant_stats_dtype_bits(QuantStatsDtype d);
+
 typedef struct QuantParams {
     int wbits;                /* 1..8 */
     int groupsize;            /* beta1; 0 = one group per row (whole input dim) */
-    int qq_scale_bits;        /* 0 = scales not quantized (kept fp16); else 1..8 */
-    int qq_zero_bits;         /* 0 = zeros not quantized (fp16) */
+    int qq_scale_bits;        /* 0 = scales not quantized (kept as values, stats_dtype); else 1..8 */
+    int qq_zero_bits;         /* 0 = zeros not quantized (values, stats_dtype) */
     int qq_groupsize;         /* beta2, rows per second-level group; required (>0) iff qq bits > 0 */
     double outlier_threshold; /* tau; INFINITY = no outliers; must be >= 0 */
     int simplified_outliers;  /* 1: skip the leave-one-out criterion (SPEC 5) */
@@ -36,13 +52,15 @@ typedef struct QuantParams {
     int blocksize;            /* SPEC 4.5, 128 */
     int true_sequential;      /* SPEC 1.3: Hessians of the block's groups in turn (model-level calibration;
                                * the layer quantizer ignores it) */
+    QuantStatsDtype stats_dtype; /* reference (fp32, default) or deployment (fp16) values; see above */
 } QuantParams;
 
 /* Defaults of a method of quant_methods[] (settings.h): the common defaults of
  * quant_settings[], then the method's own (an unknown name gets the common
  * defaults; quant_params_validate rejects it). Common: wbits 4, per-row
- * groups, fp16 statistics, no outliers, percdamp 0.01, identity order, SpQR's
- * zero rule, blocksize 128. "spqr": the paper's near-lossless setting except
+ * groups, unquantized statistics, no outliers, percdamp 0.01, identity order,
+ * SpQR's zero rule, blocksize 128, reference mode (fp32 values). "spqr": the
+ * paper's near-lossless setting except
  * the order (identity): wbits 4, groupsize 16, qq 3/3/16, tau 0.2, percdamp 1.0. */
 void quant_params_default(QuantParams *p, const char *method);
 
@@ -58,8 +76,10 @@ typedef struct QuantLayer {      /* the compressed form of one linear layer W (m
                                           * groupsize is the effective width (n when params.groupsize == 0) */
     int *perm;                   /* (n) permuted position -> original column */
     uint8_t *codes;              /* (m, n) dense code per weight, permuted column order */
-    /* first-level statistics per (row, group); either fp16 values or codes (+ second level) */
-    uint16_t *scale_f16, *zero_f16;    /* (m, ngroups) when not coded, else NULL */
+    QuantStatsDtype stats_dtype; /* the precision of every float array below (scale_fp .. outlier_val):
+                                  * fp32, or fp16 (each value then exactly an fp16 number, stored as fp16) */
+    /* first-level statistics per (row, group); either values or codes (+ second level) */
+    float *scale_fp, *zero_fp;   /* (m, ngroups) when not coded, else NULL */
     uint8_t *scale_codes, *zero_codes; /* (m, ngroups) when coded, else NULL */
     int scale_code_bits;         /* bits of a scale code (qq_scale_bits), 0 when fp16 */
     int zero_code_bits;          /* bits of a zero code: qq_zero_bits (second level), or wbits when the zero is
@@ -67,13 +87,13 @@ typedef struct QuantLayer {      /* the compressed form of one linear layer W (m
     int qq_groupsize;            /* rows per second-level group (0 when no statistic is second-level coded) */
     int qq_groups;               /* ceil(m / qq_groupsize), 0 when unused */
     /* second level: a coded statistic x of (row r, group j) decodes as
-     * ss[r / qq_groupsize, j] * (code - sz[r / qq_groupsize, j]) (fp32 arithmetic on fp16 values) */
-    uint16_t *qq_scale_scale, *qq_scale_zero; /* (qq_groups, ngroups) fp16, when scales are coded, else NULL */
-    uint16_t *qq_zero_scale, *qq_zero_zero;   /* (qq_groups, ngroups) fp16, when zeros have a second level, else NULL */
+     * ss[r / qq_groupsize, j] * (code - sz[r / qq_groupsize, j]) (fp32 arithmetic) */
+    float *qq_scale_scale, *qq_scale_zero; /* (qq_groups, ngroups), when scales are coded, else NULL */
+    float *qq_zero_scale, *qq_zero_zero;   /* (qq_groups, ngroups), when zeros have a second level, else NULL */
     /* outliers, CSR over rows, column index in ORIGINAL column order, increasing within a row */
     int64_t *outlier_rowptr;     /* (m + 1) */
     uint16_t *outlier_col;       /* (nnz) */
-    uint16_t *outlier_val;       /* (nnz) fp16 */
+    float *outlier_val;          /* (nnz) the kept weight (exact in fp32 mode) */
     int64_t n_outliers;          /* nnz */
     /* diagnostics */
     double proxy_loss;           /* SPEC 4.6: sum (w - w_hat)^2 / U[c,c]^2 / 2 over the sweep; for rtn with H:
@@ -98,7 +118,10 @@ void quant_layer_free(QuantLayer *q);
 /* Quantize W (m, n) row-major given H (n, n) row-major (double, symmetric, the
  * 2/N sum of x x^T; may be NULL for rtn) with method "rtn", "gptq" or "spqr".
  * Fills q (any previous content is ignored, not freed) and writes the weights
- * decoded from q into W_deq (m, n), original column order (W_deq may be NULL).
+ * decoded from q into W_deq (m, n), original column order (W_deq may be NULL):
+ * with p->stats_dtype fp32 (reference mode) these are bit for bit the sweep's
+ * own weights (each column as quantized with the fp32 statistics, outliers at
+ * their exact value); with fp16 they are decoded from the 16-bit form.
  * Returns 0, or -1 after a message (bad parameters, non-finite input, a
  * Hessian that stays indefinite after all damping retries). */
 int quantize_layer_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
@@ -121,10 +144,11 @@ double quant_bits_formula_n(const QuantParams *p, int n, double outlier_fraction
 
 /* The stored format: one entry per tensor written, each a packed stream of
  * `count` elements of `bits` bits, rounded up to whole bytes. Tensors:
- * codes (m*n x wbits); scale / zero as fp16 (m*ngroups x 16) or codes
- * (m*ngroups x code bits) plus the fp16 second level (2 x qq_groups*ngroups x 16);
+ * codes (m*n x wbits); scale / zero as values (m*ngroups x v) or codes
+ * (m*ngroups x code bits) plus the second level (2 x qq_groups*ngroups x v);
  * outliers when the method can have them (spqr, finite tau): row pointers
- * (m+1 x 32, uint32), columns (nnz x 16), values (nnz x 16 fp16);
+ * (m+1 x 32, uint32), columns (nnz x 16), values (nnz x v); v = 32 bits in
+ * the reference mode (fp32), 16 in the deployment mode (fp16);
  * the permutation (n x 16) when it is act_order. */
 typedef struct QuantStoredTensor {
     const char *name;

@@ -23,8 +23,8 @@ const QuantSetting quant_settings[] = {
     {"wbits", I, 0, 1, 8, NULL, GRID, AT(wbits), 4, "B", "bits per weight"},
     {"groupsize", I, QS_ROW, 0, 65536, NULL, GRID, AT(groupsize), 0, "G",
      "beta1: input columns per group of statistics (row or 0: one group per row)"},
-    {"qq_scale_bits", I, 0, 0, 8, NULL, QQ, AT(qq_scale_bits), 0, "B", "bits of the quantized scales (0 = fp16)"},
-    {"qq_zero_bits", I, 0, 0, 8, NULL, QQ, AT(qq_zero_bits), 0, "B", "bits of the quantized zeros (0 = fp16)"},
+    {"qq_scale_bits", I, 0, 0, 8, NULL, QQ, AT(qq_scale_bits), 0, "B", "bits of the quantized scales (0 = unquantized)"},
+    {"qq_zero_bits", I, 0, 0, 8, NULL, QQ, AT(qq_zero_bits), 0, "B", "bits of the quantized zeros (0 = unquantized)"},
     {"qq_groupsize", I, 0, 0, 65536, NULL, QQ, AT(qq_groupsize), 0, "G",
      "beta2: rows per second-level group of statistics"},
     {"outlier_threshold", D, QS_INF, 0, INFINITY, NULL, OUT, AT(outlier_threshold), INFINITY, "T",
@@ -40,6 +40,8 @@ const QuantSetting quant_settings[] = {
     {"gptq_zero_rule", B, 0, 0, 1, NULL, GRID, AT(gptq_zero_rule), 0, NULL,
      "GPTQ's original rule (rounded zero, range contains 0)"},
     {"blocksize", I, 0, 1, 65536, NULL, HES, AT(blocksize), 128, "N", "GPTQ lazy-batch block of columns"},
+    {"stats_dtype", E, QS_NEW, 0, 1, "fp32|fp16", GRID, AT(stats_dtype), QH_STATS_FP32, "fp32|fp16",
+     "statistics and outliers: fp32 = the reference's weights (default), fp16 = deployment, decoded from 16 bits"},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 #undef I
@@ -51,6 +53,21 @@ const QuantSetting quant_settings[] = {
 #undef OUT
 #undef HES
 #undef AT
+
+/* The QS_NEW rows: how the harness behaved before each existed. */
+static const struct {
+    const char *name;
+    double before;
+} new_settings[] = {
+    {"stats_dtype", QH_STATS_FP16}, /* the weights were decoded from fp16 statistics and outliers */
+};
+
+double quant_setting_before(const QuantSetting *s) {
+    if (s->flags & QS_NEW)
+        for (size_t i = 0; i < sizeof new_settings / sizeof new_settings[0]; i++)
+            if (!strcmp(new_settings[i].name, s->name)) return new_settings[i].before;
+    return s->def;
+}
 
 int quant_nsettings(void) {
     int n = 0;

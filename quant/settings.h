@@ -67,7 +67,9 @@ typedef enum { QS_INT, QS_DOUBLE, QS_BOOL, QS_ENUM } QuantSettingType;
 #define QS_INF 2u        /* QS_DOUBLE: "inf" accepted */
 #define QS_CALIB 4u      /* used by the calibration pass (model level), not by the layer quantizer */
 #define QS_NEW 8u        /* added after results existed: left out of the settings JSON at its common
-                          * default, so that the points of older experiments keep their ids */
+                          * default, so that the points of older experiments keep their ids; a file
+                          * made before it existed (no /settings attribute of it) holds results
+                          * computed as quant_setting_before() says */
 
 typedef struct QuantSetting {
     const char *name;      /* experiment key, JSON key, attribute name; option: '_' -> '-' */
@@ -86,6 +88,11 @@ typedef struct QuantSetting {
 extern const QuantSetting quant_settings[]; /* terminated by a NULL name; the order is the experiment file's */
 int quant_nsettings(void);
 const QuantSetting *quant_setting_find(const char *name);
+
+/* A QS_NEW setting: the value that results made before it existed were
+ * computed with (stats_dtype: fp16, the weights decoded from fp16 values);
+ * another setting: its common default. */
+double quant_setting_before(const QuantSetting *s);
 
 /* Does method `m` use setting `s`? */
 int quant_setting_used_by(const QuantSetting *s, const QuantMethod *m);

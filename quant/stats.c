@@ -2,8 +2,9 @@
  * grid per row from its range, then the second level: the m scales (and
  * zeros) of the group coded in groups of qq_groupsize consecutive rows with
  * the asymmetric min-max grid at qq_scale_bits (qq_zero_bits), fractional
- * zero, second-level statistics in fp32 while quantizing (stored as fp16 by
- * layer.c). Ranges (and the leave-one-out criterion) are in outliers.c. */
+ * zero, second-level statistics in fp32 while quantizing (kept so by layer.c
+ * in the reference mode, rounded to fp16 in the deployment mode). Ranges (and
+ * the leave-one-out criterion) are in outliers.c. */
 #include "quant_internal.h"
 
 void stats_fit_rows(const QuantParams *p, int m, int r0, int r1, const float *xmin, const float *xmax,

@@ -40,7 +40,7 @@ static const char *capture_end(void) {
     return captured;
 }
 
-/* Quantize one row x (n values) with RTN, one group, fp16 stats; return W_deq. */
+/* Quantize one row x (n values) with RTN, one group, statistics as p says; return W_deq. */
 static int rtn_row(const float *x, int n, const QuantParams *p, QuantLayer *q, float *deq) {
     return quantize_layer_ref("rtn", x, 1, n, NULL, p, q, deq);
 }
@@ -72,7 +72,7 @@ static void test_grid(void) {
             CHECK(ql.codes[i] == qe[i], "layer code %d = %d, expected %g", i, ql.codes[i], qe[i]);
             CHECK(deq[i] == xe[i], "layer x_hat %d = %g, expected %g", i, deq[i], xe[i]);
         }
-        CHECK(qh_f16_to_f32(ql.scale_f16[0]) == 1.0f && qh_f16_to_f32(ql.zero_f16[0]) == 1.0f, "stored stats");
+        CHECK(ql.stats_dtype == QH_STATS_FP32 && ql.scale_fp[0] == 1.0f && ql.zero_fp[0] == 1.0f, "stored stats");
         quant_layer_free(&ql);
     }
 
@@ -101,7 +101,7 @@ static void test_grid(void) {
         CHECK(rtn_row(x, 3, &p, &ql, deq) == 0, "rtn constant row");
         for (int i = 0; i < 3; i++) {
             CHECK(ql.codes[i] == 5, "constant code %d", ql.codes[i]);
-            CHECK_CLOSE(deq[i], 3.0 / 7.0, 1e-3, 0, "constant x_hat"); /* fp16 stats */
+            CHECK(deq[i] == s * (5.0f - z), "constant x_hat %.9g, expected 2/7 (5 - 3.5) in fp32", deq[i]); /* fp32 stats */
         }
         quant_layer_free(&ql);
     }
@@ -144,12 +144,12 @@ static void test_grid(void) {
         p.round_zero = 1;
         CHECK(rtn_row(x, 4, &p, &ql, deq) == 0, "rtn round_zero");
         for (int i = 0; i < 4; i++) CHECK(ql.codes[i] == qr[i] && deq[i] == xr[i], "round_zero %d: %d %g", i, ql.codes[i], deq[i]);
-        CHECK(qh_f16_to_f32(ql.zero_f16[0]) == 0.0f, "round_zero stored zero");
+        CHECK(ql.zero_fp[0] == 0.0f, "round_zero stored zero");
         quant_layer_free(&ql);
         p.round_zero = 0;
         CHECK(rtn_row(x, 4, &p, &ql, deq) == 0, "rtn fractional zero");
         for (int i = 0; i < 4; i++) CHECK(ql.codes[i] == qf[i] && deq[i] == xf[i], "fractional %d: %d %g", i, ql.codes[i], deq[i]);
-        CHECK(qh_f16_to_f32(ql.zero_f16[0]) == 0.5f, "fractional stored zero");
+        CHECK(ql.zero_fp[0] == 0.5f, "fractional stored zero");
         quant_layer_free(&ql);
     }
 
@@ -166,7 +166,7 @@ static void test_grid(void) {
         CHECK(rtn_row(x, 3, &p, &ql, deq) == 0, "rtn gptq rule");
         CHECK(ql.codes[0] == 0 && ql.codes[1] == 1 && ql.codes[2] == 3, "gptq rule codes");
         CHECK(deq[0] == 0 && deq[1] == 1 && deq[2] == 3, "gptq rule x_hat %g %g %g", deq[0], deq[1], deq[2]);
-        CHECK(ql.zero_codes && !ql.zero_f16 && ql.zero_codes[0] == 0 && ql.zero_code_bits == 2, "integer zero code");
+        CHECK(ql.zero_codes && !ql.zero_fp && ql.zero_codes[0] == 0 && ql.zero_code_bits == 2, "integer zero code");
         quant_layer_free(&ql);
         const float y[2] = {-3, -1};
         CHECK(rtn_row(y, 2, &p, &ql, deq) == 0, "rtn gptq rule negative");
@@ -175,10 +175,20 @@ static void test_grid(void) {
         quant_layer_free(&ql);
         p.gptq_zero_rule = 0;
         CHECK(rtn_row(x, 3, &p, &ql, deq) == 0, "rtn spqr rule");
-        CHECK_CLOSE(qh_f16_to_f32(ql.zero_f16[0]), -0.6, 1e-3, 0, "fractional zero -0.6");
-        CHECK_CLOSE(deq[0], 0.5, 1e-3, 0, "min exact");
-        CHECK_CLOSE(deq[2], 3.0, 1e-3, 0, "max exact");
+        CHECK_CLOSE(ql.zero_fp[0], -0.6, 1e-6, 0, "fractional zero -0.6");
+        CHECK_CLOSE(deq[0], 0.5, 1e-6, 0, "min exact (fp32 statistics)");
+        CHECK_CLOSE(deq[2], 3.0, 1e-6, 0, "max exact (fp32 statistics)");
         quant_layer_free(&ql);
+        /* the deployment mode: the zero rounded to fp16 (-0.6 -> -0.60009765625), x_hat decoded from it */
+        p.stats_dtype = QH_STATS_FP16;
+        CHECK(rtn_row(x, 3, &p, &ql, deq) == 0, "rtn spqr rule, fp16 statistics");
+        CHECK(ql.stats_dtype == QH_STATS_FP16 && ql.zero_fp[0] == qh_f16_to_f32(qh_f32_to_f16(-0.6f)) &&
+                  ql.zero_fp[0] != -0.6f,
+              "fp16 zero %.9g", ql.zero_fp[0]);
+        CHECK(deq[0] == ql.scale_fp[0] * ((float)ql.codes[0] - ql.zero_fp[0]) && deq[0] != 0.5f,
+              "x_hat decoded from the fp16 statistics: %.9g", deq[0]);
+        quant_layer_free(&ql);
+        p.stats_dtype = QH_STATS_FP32;
     }
 }
 
@@ -198,29 +208,42 @@ static void test_second_level(void) {
                          0, 0.6f, 1.3f, 2,     /* range 2 -> 2/3 */
                          0, 1, 3, 4,           /* 4/3 */
                          0, 8, 2, 5};          /* 8/3 */
-    QuantLayer q;
-    float deq[16];
-    CHECK(quantize_layer_ref("rtn", W, 4, 4, NULL, &p, &q, deq) == 0, "rtn with coded scales");
-    const int ce[4] = {0, 0, 1, 3};
-    for (int r = 0; r < 4; r++) CHECK(q.scale_codes[r] == ce[r], "scale code %d = %d, expected %d", r, q.scale_codes[r], ce[r]);
-    CHECK(q.qq_groups == 1 && q.scale_code_bits == 2 && !q.scale_f16 && q.zero_f16, "layout");
-    CHECK(q.qq_scale_scale[0] == qh_f32_to_f16(7.0f / 9.0f), "s2 stored fp16: %g", qh_f16_to_f32(q.qq_scale_scale[0]));
-    CHECK_CLOSE(qh_f16_to_f32(q.qq_scale_zero[0]), -3.0 / 7.0, 1e-3, 0, "z2");
-    /* row 1 (values {0, 0.6, 1.3, 2}) is quantized with the decoded scale 1/3 and
-     * zero 0: q = rint(3 x) clamped = {0, rint(1.8) = 2, rint(3.9) = 4 -> 3, 6 -> 3},
-     * x_hat = {0, 2/3, 1, 1}; decoded with the fp16 second level */
-    const int q1[4] = {0, 2, 3, 3};
-    const double x1[4] = {0, 2.0 / 3, 1, 1};
-    float s_dec = qh_f16_to_f32(q.qq_scale_scale[0]) * (0.0f - qh_f16_to_f32(q.qq_scale_zero[0]));
-    for (int c = 0; c < 4; c++) {
-        CHECK(q.codes[4 + c] == q1[c], "row 1 code %d = %d", c, q.codes[4 + c]);
-        CHECK_CLOSE(deq[4 + c], x1[c], 2e-3, 1e-6, "row 1 x_hat");
-        float z = qh_f16_to_f32(q.zero_f16[1]);
-        CHECK(deq[4 + c] == s_dec * ((float)q1[c] - z), "row 1 decoded from fp16 second level");
+    /* the sweep's fp32 arithmetic: first-level scales (xmax - xmin) / 3, second level from their range */
+    const float sc[4] = {1.0f / 3, 2.0f / 3, 4.0f / 3, 8.0f / 3};
+    const float s2 = (sc[3] - sc[0]) / 3.0f, z2 = -sc[0] / s2;
+    for (int mode = 0; mode < 2; mode++) { /* reference (fp32), then deployment (fp16) */
+        p.stats_dtype = mode ? QH_STATS_FP16 : QH_STATS_FP32;
+        const char *mn = quant_stats_dtype_name(p.stats_dtype);
+        QuantLayer q;
+        float deq[16];
+        CHECK(quantize_layer_ref("rtn", W, 4, 4, NULL, &p, &q, deq) == 0, "rtn with coded scales (%s)", mn);
+        const int ce[4] = {0, 0, 1, 3};
+        for (int r = 0; r < 4; r++)
+            CHECK(q.scale_codes[r] == ce[r], "scale code %d = %d, expected %d", r, q.scale_codes[r], ce[r]);
+        CHECK(q.qq_groups == 1 && q.scale_code_bits == 2 && !q.scale_fp && q.zero_fp, "layout");
+        CHECK_CLOSE(s2, 7.0 / 9.0, 1e-6, 0, "s2 = 7/9");
+        CHECK_CLOSE(z2, -3.0 / 7.0, 1e-6, 0, "z2 = -3/7");
+        /* kept as the sweep used them (fp32), or rounded to fp16 */
+        float ks2 = mode ? qh_f16_to_f32(qh_f32_to_f16(s2)) : s2, kz2 = mode ? qh_f16_to_f32(qh_f32_to_f16(z2)) : z2;
+        CHECK(q.qq_scale_scale[0] == ks2 && q.qq_scale_zero[0] == kz2, "%s second level kept: %.9g %.9g, expected %.9g %.9g",
+              mn, q.qq_scale_scale[0], q.qq_scale_zero[0], ks2, kz2);
+        if (mode) CHECK(ks2 != s2 && kz2 != z2, "7/9 and -3/7 are not fp16 numbers (else this cannot tell the modes apart)");
+        /* row 1 (values {0, 0.6, 1.3, 2}) is quantized with the decoded scale 1/3 and
+         * zero 0: q = rint(3 x) clamped = {0, rint(1.8) = 2, rint(3.9) = 4 -> 3, 6 -> 3},
+         * x_hat = {0, 2/3, 1, 1}; decoded with the kept second level */
+        const int q1[4] = {0, 2, 3, 3};
+        const double x1[4] = {0, 2.0 / 3, 1, 1};
+        float s_dec = ks2 * (0.0f - kz2);
+        for (int c = 0; c < 4; c++) {
+            CHECK(q.codes[4 + c] == q1[c], "row 1 code %d = %d", c, q.codes[4 + c]);
+            CHECK_CLOSE(deq[4 + c], x1[c], mode ? 2e-3 : 1e-6, 1e-6, mode ? "row 1 x_hat (fp16)" : "row 1 x_hat (fp32)");
+            float z = q.zero_fp[1];
+            CHECK(deq[4 + c] == s_dec * ((float)q1[c] - z), "row 1 decoded from the %s second level", mn);
+        }
+        /* row 2 decoded scale 10/9: x_hat = 10/9 (q - zero), zero = 0 */
+        CHECK_CLOSE(deq[8 + 3], 10.0 / 9.0 * q.codes[8 + 3], mode ? 2e-3 : 1e-6, 0, "row 2 decoded scale 10/9");
+        quant_layer_free(&q);
     }
-    /* row 2 decoded scale 10/9: x_hat = 10/9 (q - zero), zero = 0 */
-    CHECK_CLOSE(deq[8 + 3], 10.0 / 9.0 * q.codes[8 + 3], 2e-3, 0, "row 2 decoded scale 10/9");
-    quant_layer_free(&q);
 }
 
 /* SPEC 5 leave-one-out on one row {0, 0.1, 0.2, 5} at 2 bits, d = 1:
@@ -322,9 +345,10 @@ static void test_bits(void) {
 
 /* The stored format of a spqr layer m = 32, n = 48 (16 x 16 groups, 3-bit stats):
  * codes 32*48*4 bits = 768 bytes; scale codes 32*3 x 3 bits = 36 bytes; its
- * second level 2 qq groups x 3 groups x 2 bytes x 2 = 24 bytes; zeros alike
- * 36 + 24; row pointers 33 x 4 = 132 bytes; 4 bytes per outlier; identity order
- * stores no permutation. */
+ * second level 2 qq groups x 3 groups x 2 values of vb bytes = 12 vb; zeros
+ * alike 36 + 12 vb; row pointers 33 x 4 = 132 bytes; 2 + vb bytes per outlier
+ * (column, value); identity order stores no permutation. vb = 4 in the
+ * reference mode (fp32 values), 2 in the deployment mode (fp16). */
 static void test_stored_bits(void) {
     const int m = 32, n = 48;
     float *W = qh_malloc(sizeof(float) * m * n), *deq = qh_malloc(sizeof(float) * m * n);
@@ -333,22 +357,27 @@ static void test_stored_bits(void) {
     W[5] = 30; /* an outlier */
     for (int i = 0; i < n; i++) H[i * n + i] = 1 + urand();
     QuantParams p;
-    quant_params_default(&p, "spqr");
     QuantLayer q;
-    CHECK(quantize_layer_ref("spqr", W, m, n, H, &p, &q, deq) == 0, "spqr 32 x 48");
-    CHECK(q.n_outliers >= 1, "planted outlier found (%lld)", (long long)q.n_outliers);
-    int64_t expect = 8 * (768 + 36 + 24 + 36 + 24 + 132 + 4 * q.n_outliers);
-    CHECK(quant_layer_stored_bits(&q) == expect, "stored bits %lld, expected %lld",
-          (long long)quant_layer_stored_bits(&q), (long long)expect);
-    quant_layer_free(&q);
-    /* gptq, groups of 16, act_order: codes 768 + fp16 scale/zero 2 x 32*3*2 + perm 48*2 */
-    quant_params_default(&p, "gptq");
-    p.groupsize = 16;
-    p.perm = QH_PERM_ACT_ORDER;
-    CHECK(quantize_layer_ref("gptq", W, m, n, H, &p, &q, deq) == 0, "gptq 32 x 48");
-    CHECK(quant_layer_stored_bits(&q) == 8 * (768 + 192 + 192 + 96), "gptq stored bits %lld",
-          (long long)quant_layer_stored_bits(&q));
-    quant_layer_free(&q);
+    for (int mode = 0; mode < 2; mode++) { /* reference: 4-byte values; deployment: 2-byte */
+        const int vb = mode ? 2 : 4;
+        quant_params_default(&p, "spqr");
+        p.stats_dtype = mode ? QH_STATS_FP16 : QH_STATS_FP32;
+        CHECK(quantize_layer_ref("spqr", W, m, n, H, &p, &q, deq) == 0, "spqr 32 x 48");
+        CHECK(q.n_outliers >= 1, "planted outlier found (%lld)", (long long)q.n_outliers);
+        int64_t expect = 8 * (768 + 36 + 12 * vb + 36 + 12 * vb + 132 + (2 + vb) * q.n_outliers);
+        CHECK(quant_layer_stored_bits(&q) == expect, "%s stored bits %lld, expected %lld",
+              quant_stats_dtype_name(p.stats_dtype), (long long)quant_layer_stored_bits(&q), (long long)expect);
+        quant_layer_free(&q);
+        /* gptq, groups of 16, act_order: codes 768 + scale/zero 2 x 32*3*vb + perm 48*2 */
+        quant_params_default(&p, "gptq");
+        p.groupsize = 16;
+        p.perm = QH_PERM_ACT_ORDER;
+        p.stats_dtype = mode ? QH_STATS_FP16 : QH_STATS_FP32;
+        CHECK(quantize_layer_ref("gptq", W, m, n, H, &p, &q, deq) == 0, "gptq 32 x 48");
+        CHECK(quant_layer_stored_bits(&q) == 8 * (768 + 2 * 96 * vb + 96), "gptq %s stored bits %lld",
+              quant_stats_dtype_name(p.stats_dtype), (long long)quant_layer_stored_bits(&q));
+        quant_layer_free(&q);
+    }
     free(W), free(deq), free(H);
 }
 
@@ -416,7 +445,20 @@ static void test_validation(void) {
     p.outlier_threshold = INFINITY;
     p.qq_scale_bits = 3;
     p.qq_groupsize = 16;
-    CHECK(validate_msg(&p, "gptq", 64, 64, "gptq keeps fp16 statistics"), "gptq with coded stats");
+    CHECK(validate_msg(&p, "gptq", 64, 64, "gptq keeps unquantized statistics"), "gptq with coded stats");
+    quant_params_default(&p, "gptq");
+    CHECK(p.stats_dtype == QH_STATS_FP32, "the default is the reference mode (fp32 values)");
+    p.stats_dtype = (QuantStatsDtype)2;
+    CHECK(validate_msg(&p, "gptq", 64, 64, "stats_dtype = 2; expected 0 (fp32, reference) or 1 (fp16, deployment)"),
+          "stats_dtype out of range");
+    QuantStatsDtype d = QH_STATS_FP32;
+    CHECK(quant_stats_dtype_parse("fp16", &d) == 0 && d == QH_STATS_FP16 && quant_stats_dtype_parse("fp32", &d) == 0 &&
+              d == QH_STATS_FP32 && quant_stats_dtype_parse("bf16", &d) == -1 && quant_stats_dtype_parse(NULL, &d) == -1,
+          "stats_dtype names parse");
+    CHECK(!strcmp(quant_stats_dtype_name(QH_STATS_FP16), "fp16") && !strcmp(quant_stats_dtype_name(QH_STATS_FP32), "fp32") &&
+              quant_stats_dtype_name((QuantStatsDtype)7) == NULL && quant_stats_dtype_bits(QH_STATS_FP16) == 16 &&
+              quant_stats_dtype_bits(QH_STATS_FP32) == 32,
+          "stats_dtype names and bits");
 
     /* quantize_layer_ref: missing H, act_order without H, non-finite input */
     quant_params_default(&p, "gptq");

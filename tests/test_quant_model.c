@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "calibrate.h"
+#include "capture.h"
 #include "check.h"
 #include "datasets.h"
 #include "h5io.h"
@@ -50,14 +51,14 @@ static double ppl_of(const Model *m, const int *ids, size_t n) {
     return p;
 }
 
-/* Sum of the element bytes of every dataset under /layers, read back from the file. */
+/* Sum of the element bytes of every dataset under /layers, read back from the
+ * file, each element counted at the size of the type it is stored in. */
 static long long file_tensor_bytes(const char *path, int L) {
     H5File *f;
     if (h5_open_read(path, &f) != 0) return -1;
-    static const char *names[] = {"codes", "scale_f16", "scale_codes", "qq_scale_scale", "qq_scale_zero", "zero_f16",
-                                  "zero_codes", "qq_zero_scale", "qq_zero_zero", "outlier_rowptr", "outlier_col",
-                                  "outlier_val", "perm", NULL};
-    static const int esz[] = {1, 2, 1, 2, 2, 2, 1, 2, 2, 4, 2, 2, 2};
+    static const char *names[] = {"codes", "scale_f16", "scale_f32", "scale_codes", "qq_scale_scale", "qq_scale_zero",
+                                  "zero_f16", "zero_f32", "zero_codes", "qq_zero_scale", "qq_zero_zero",
+                                  "outlier_rowptr", "outlier_col", "outlier_val", "perm", NULL};
     long long total = 0;
     for (int l = 0; l < L; l++)
         for (int k = 0; k < LIN_COUNT; k++)
@@ -67,9 +68,11 @@ static long long file_tensor_bytes(const char *path, int L) {
                 if (!h5_exists(f, p)) continue;
                 void *d;
                 int64_t d0, d1;
-                H5QhType ty = esz[i] == 1 ? H5T_QH_U8 : esz[i] == 4 ? H5T_QH_I32 : H5T_QH_U16;
+                H5QhType ty;
+                if (h5_dataset_type(f, p, &ty) != 0) return -1;
+                int esz = ty == H5T_QH_U8 ? 1 : ty == H5T_QH_U16 ? 2 : ty == H5T_QH_F64 || ty == H5T_QH_I64 ? 8 : 4;
                 if (h5_read(f, p, ty, &d, &d0, &d1) == 0) {
-                    total += (long long)d0 * (d1 > 0 ? d1 : 1) * esz[i];
+                    total += (long long)d0 * (d1 > 0 ? d1 : 1) * esz;
                     free(d);
                 }
             }
@@ -77,97 +80,140 @@ static long long file_tensor_bytes(const char *path, int L) {
     return total;
 }
 
+/* The type a value dataset of layer (0, wq) is stored in, or -1. */
+static int value_type(const char *path, const char *name) {
+    H5File *f;
+    H5QhType t = (H5QhType)-1;
+    char p[128];
+    snprintf(p, sizeof p, "/layers/0/wq/%s", name);
+    if (h5_open_read(path, &f) != 0) return -1;
+    if (h5_dataset_type(f, p, &t) != 0) t = (H5QhType)-1;
+    h5_commit(&f);
+    return (int)t;
+}
+
+/* Both storage modes: quantize, save, reload; the reload decodes to the
+ * in-memory weights bit for bit (same perplexity), the file holds its mode
+ * (values as float32 / fp16 bit patterns) and refuses to be read as the other. */
 static void test_save_load_roundtrip(const int *ids, size_t n) {
-    Model m;
-    Tokenizer t;
-    if (load(&m, &t) != 0) {
-        SKIP("stories260K not found under QH_DATA");
-        return;
-    }
-    QuantRunSpec s = spec_for("spqr", 16);
-    s.params.perm = QH_PERM_ACT_ORDER; /* exercise the stored permutation too */
-    QuantRun run;
-    CHECK(quantize_model(&m, &t, &s, &run) == 0, "spqr quantization of stories260K");
-    double ppl_mem = ppl_of(&m, ids, n);
-    char dir[] = "/tmp/qh_qmodelXXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    char path[256];
-    snprintf(path, sizeof path, "%s/q.h5", dir);
-    Provenance prov;
-    char *argv0[] = {"test_quant_model"};
-    provenance_collect(&prov, 1, argv0);
-    CHECK(quant_model_save(path, &m, &s, &run, &prov, "{}") == 0, "save %s", path);
-
-    Model m2;
-    QuantModelInfo info;
-    char base[1024];
-    snprintf(base, sizeof base, "%s/models/stories260K/stories260K.bin", root());
-    CHECK(quant_model_load(path, base, NULL, &m2, NULL, &info) == 0, "load %s", path);
-    long long mismatches = 0;
-    for (int l = 0; l < m.cfg.n_layers; l++)
-        for (int k = 0; k < LIN_COUNT; k++) {
-            int rows, cols;
-            model_linear_shape(&m.cfg, (LinearKind)k, &rows, &cols);
-            if (memcmp(m.w.blocks[l].lin[k], m2.w.blocks[l].lin[k], sizeof(float) * (size_t)rows * cols) != 0)
-                mismatches++;
+    for (int mode = 0; mode < 2; mode++) {
+        Model m;
+        Tokenizer t;
+        if (load(&m, &t) != 0) {
+            SKIP("stories260K not found under QH_DATA");
+            return;
         }
-    CHECK(mismatches == 0, "%lld sub-layers differ between the saved model and the in-memory one", mismatches);
-    double ppl_file = ppl_of(&m2, ids, n);
-    CHECK(ppl_mem == ppl_file, "perplexity after reload %.17g != right after quantization %.17g", ppl_file, ppl_mem);
-    CHECK(ppl_mem > 1.0 && ppl_mem < 50.0, "tinystories ppl of the 4-bit SpQR model is %g", ppl_mem);
-    CHECK(!strcmp(info.method, "spqr"), "method attribute '%s'", info.method);
-    CHECK_CLOSE(info.avg_bits, run.avg_bits, 0, 0, "avg_bits attribute");
+        const QuantStatsDtype d = mode ? QH_STATS_FP16 : QH_STATS_FP32, other = mode ? QH_STATS_FP32 : QH_STATS_FP16;
+        const char *dn = quant_stats_dtype_name(d);
+        QuantRunSpec s = spec_for("spqr", 16);
+        s.params.perm = QH_PERM_ACT_ORDER; /* exercise the stored permutation too */
+        s.params.stats_dtype = d;
+        QuantRun run;
+        CHECK(quantize_model(&m, &t, &s, &run) == 0, "spqr quantization of stories260K (%s)", dn);
+        CHECK(run.stats_dtype == d, "the run records its mode");
+        double ppl_mem = ppl_of(&m, ids, n);
+        char dir[] = "/tmp/qh_qmodelXXXXXX";
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        char path[256];
+        snprintf(path, sizeof path, "%s/q.h5", dir);
+        Provenance prov;
+        char *argv0[] = {"test_quant_model"};
+        provenance_collect(&prov, 1, argv0);
+        CHECK(quant_model_save(path, &m, &s, &run, &prov, "{}") == 0, "save %s", path);
 
-    /* stored bits = bytes of the compressed tensors actually in the file */
-    long long bytes = file_tensor_bytes(path, m.cfg.n_layers);
-    CHECK_CLOSE((double)bytes * 8.0 / (double)run.params, run.stored_bits, 1e-12, 0, "stored bits vs file bytes");
-    CHECK(info.bytes_written == bytes, "stored_bytes attribute %lld vs %lld", (long long)info.bytes_written, bytes);
-    /* per sub-layer, stored bits are per parameter, like formula_bits (JSON and HDF5 report alike); at 4 bits
-     * both lie in 4..8 (the stored format adds the row pointers and the permutation the formula does not count:
-     * up to ~1 bit on these 64-column layers) */
-    {
-        json_t *o = quant_run_json(&run), *layers = json_object_get(o, "layers");
-        H5File *f;
-        double *tab = NULL;
-        int64_t d0 = 0, d1 = 0;
-        CHECK(h5_open_read(path, &f) == 0 && h5_read(f, "/quant/layer_stored_bits", H5T_QH_F64, (void **)&tab, &d0, &d1) == 0 &&
-              d0 == m.cfg.n_layers && d1 == LIN_COUNT, "/quant/layer_stored_bits (L, 7)");
-        for (size_t i = 0; tab && i < json_array_size(layers); i++) {
-            json_t *l = json_array_get(layers, i);
-            int li = (int)json_integer_value(json_object_get(l, "layer")), m_ = (int)json_integer_value(json_object_get(l, "m")),
-                n_ = (int)json_integer_value(json_object_get(l, "n"));
-            const char *name = json_string_value(json_object_get(l, "name"));
-            int k = 0;
-            while (k < LIN_COUNT && strcmp(linear_names[k], name)) k++;
-            char g[64];
-            int64_t sb = -1;
-            snprintf(g, sizeof g, "/layers/%d/%s", li, name);
-            h5_get_attr_i64(f, g, "stored_bytes", &sb);
-            double bits = json_real_value(json_object_get(l, "stored_bits")),
-                   formula = json_real_value(json_object_get(l, "formula_bits"));
-            CHECK(json_integer_value(json_object_get(l, "stored_bytes")) == sb &&
-                      bits == (double)sb * 8.0 / ((double)m_ * n_) && tab[li * LIN_COUNT + k] == bits &&
-                      bits > 4.0 && bits < 8.0 && formula > 4.0 && formula < 8.0,
-                  "layer %d %s: stored %g bits/param (%lld bytes in the file), HDF5 %g, formula %g", li, name, bits,
-                  (long long)sb, tab[li * LIN_COUNT + k], formula);
+        Model m2;
+        QuantModelInfo info;
+        char base[1024];
+        snprintf(base, sizeof base, "%s/models/stories260K/stories260K.bin", root());
+        CHECK(quant_model_load(path, base, NULL, (int)d, &m2, NULL, &info) == 0, "load %s as %s", path, dn);
+        long long mismatches = 0;
+        for (int l = 0; l < m.cfg.n_layers; l++)
+            for (int k = 0; k < LIN_COUNT; k++) {
+                int rows, cols;
+                model_linear_shape(&m.cfg, (LinearKind)k, &rows, &cols);
+                if (memcmp(m.w.blocks[l].lin[k], m2.w.blocks[l].lin[k], sizeof(float) * (size_t)rows * cols) != 0)
+                    mismatches++;
+            }
+        CHECK(mismatches == 0, "%s: %lld sub-layers differ between the saved model and the in-memory one", dn, mismatches);
+        double ppl_file = ppl_of(&m2, ids, n);
+        CHECK(ppl_mem == ppl_file, "%s: perplexity after reload %.17g != right after quantization %.17g", dn, ppl_file,
+              ppl_mem);
+        CHECK(ppl_mem > 1.0 && ppl_mem < 50.0, "tinystories ppl of the 4-bit SpQR model is %g", ppl_mem);
+        CHECK(!strcmp(info.method, "spqr") && info.params.stats_dtype == d, "method attribute '%s', stats_dtype %s", info.method,
+              quant_stats_dtype_name(info.params.stats_dtype));
+        CHECK_CLOSE(info.avg_bits, run.avg_bits, 0, 0, "avg_bits attribute");
+        /* values stored in the mode's type */
+        H5QhType vt = mode ? H5T_QH_U16 : H5T_QH_F32;
+        CHECK(value_type(path, "qq_scale_scale") == (int)vt && value_type(path, "qq_zero_zero") == (int)vt,
+              "%s: second-level statistics stored as %s", dn, h5_type_name(vt));
+        /* a file of one mode refuses to be read as the other */
+        {
+            Model m3;
+            QuantModelInfo i3;
+            cap_begin_in(dir);
+            int rc3 = quant_model_load(path, base, NULL, (int)other, &m3, NULL, &i3);
+            char *msg = cap_end();
+            char want[128];
+            snprintf(want, sizeof want, "holds %s values", dn);
+            CHECK(rc3 != 0 && strstr(msg, want) && strstr(msg, quant_stats_dtype_name(other)),
+                  "%s file read as %s: rc %d, message '%s'", dn, quant_stats_dtype_name(other), rc3, msg);
+            free(msg);
+            if (rc3 == 0) model_free(&m3);
         }
-        free(tab);
-        h5_commit(&f);
-        json_decref(o);
+
+        /* stored bits = bytes of the compressed tensors actually in the file */
+        long long bytes = file_tensor_bytes(path, m.cfg.n_layers);
+        CHECK_CLOSE((double)bytes * 8.0 / (double)run.params, run.stored_bits, 1e-12, 0, "stored bits vs file bytes");
+        CHECK(info.bytes_written == bytes, "stored_bytes attribute %lld vs %lld", (long long)info.bytes_written, bytes);
+        /* per sub-layer, stored bits are per parameter, like formula_bits (JSON and HDF5 report alike); at 4 bits
+         * both lie in 4..8 (the stored format adds the row pointers and the permutation the formula does not count:
+         * up to ~1 bit on these 64-column layers; fp32 values another ~0.2) */
+        {
+            json_t *o = quant_run_json(&run), *layers = json_object_get(o, "layers");
+            H5File *f;
+            double *tab = NULL;
+            int64_t d0 = 0, d1 = 0;
+            CHECK(h5_open_read(path, &f) == 0 && h5_read(f, "/quant/layer_stored_bits", H5T_QH_F64, (void **)&tab, &d0, &d1) == 0 &&
+                  d0 == m.cfg.n_layers && d1 == LIN_COUNT, "/quant/layer_stored_bits (L, 7)");
+            for (size_t i = 0; tab && i < json_array_size(layers); i++) {
+                json_t *l = json_array_get(layers, i);
+                int li = (int)json_integer_value(json_object_get(l, "layer")), m_ = (int)json_integer_value(json_object_get(l, "m")),
+                    n_ = (int)json_integer_value(json_object_get(l, "n"));
+                const char *name = json_string_value(json_object_get(l, "name"));
+                int k = 0;
+                while (k < LIN_COUNT && strcmp(linear_names[k], name)) k++;
+                char g[64];
+                int64_t sb = -1;
+                snprintf(g, sizeof g, "/layers/%d/%s", li, name);
+                h5_get_attr_i64(f, g, "stored_bytes", &sb);
+                double bits = json_real_value(json_object_get(l, "stored_bits")),
+                       formula = json_real_value(json_object_get(l, "formula_bits"));
+                CHECK(json_integer_value(json_object_get(l, "stored_bytes")) == sb &&
+                          bits == (double)sb * 8.0 / ((double)m_ * n_) && tab[li * LIN_COUNT + k] == bits &&
+                          bits > 4.0 && bits < 8.0 && formula > 4.0 && formula < 8.0,
+                      "layer %d %s: stored %g bits/param (%lld bytes in the file), HDF5 %g, formula %g", li, name, bits,
+                      (long long)sb, tab[li * LIN_COUNT + k], formula);
+            }
+            free(tab);
+            h5_commit(&f);
+            json_decref(o);
+        }
+        /* the formula: every sub-layer at wbits 4, 16x16 groups, 3-bit statistics: 4.625 + 32 r, except that the
+         * ragged second-level / column groups are counted by the formula as full ones; the same in both modes */
+        CHECK_CLOSE(run.avg_bits, 4.625 + 32.0 * run.outlier_fraction, 1e-9, 0, "model avg bits = 4.625 + 32 r");
+        CHECK(run.outlier_fraction > 0 && run.outlier_fraction < 0.05, "outlier fraction %g", run.outlier_fraction);
+        for (int l = 0; l < m.cfg.n_layers; l++)
+            CHECK(run.block_rel_err[l] > 0 && run.block_rel_err[l] < 0.5, "block %d relative error %g", l,
+                  run.block_rel_err[l]);
+        printf("spqr w4, 16 windows, %s values: stored %.4f bits per parameter, formula %.4f, tinystories ppl %.6f\n", dn,
+               run.stored_bits, run.avg_bits, ppl_mem);
+        unlink(path);
+        rmdir(dir);
+        quant_run_free(&run);
+        model_free(&m2);
+        model_free(&m);
+        tokenizer_free(&t);
     }
-    /* the formula: every sub-layer at wbits 4, 16x16 groups, 3-bit statistics: 4.625 + 32 r, except that the
-     * ragged second-level / column groups are counted by the formula as full ones */
-    CHECK_CLOSE(run.avg_bits, 4.625 + 32.0 * run.outlier_fraction, 1e-9, 0, "model avg bits = 4.625 + 32 r");
-    CHECK(run.outlier_fraction > 0 && run.outlier_fraction < 0.05, "outlier fraction %g", run.outlier_fraction);
-    for (int l = 0; l < m.cfg.n_layers; l++)
-        CHECK(run.block_rel_err[l] > 0 && run.block_rel_err[l] < 0.5, "block %d relative error %g", l,
-              run.block_rel_err[l]);
-    unlink(path);
-    rmdir(dir);
-    quant_run_free(&run);
-    model_free(&m2);
-    model_free(&m);
-    tokenizer_free(&t);
 }
 
 static double total_loss(const char *method, void (*tweak)(QuantParams *), QuantRun *keep) {
@@ -360,8 +406,8 @@ static int layers_identical(const QuantLayer *a, const QuantLayer *b) {
         return 0;
     size_t mn = (size_t)a->m * a->n, st = (size_t)a->m * a->ngroups, qq = (size_t)a->qq_groups * a->ngroups;
 #define SAME(x, cnt) (a->x == NULL ? b->x == NULL : b->x != NULL && !memcmp(a->x, b->x, sizeof *a->x * (cnt)))
-    return SAME(codes, mn) && SAME(scale_codes, st) && SAME(zero_codes, st) && SAME(scale_f16, st) &&
-           SAME(zero_f16, st) && SAME(qq_scale_scale, qq) && SAME(qq_scale_zero, qq) && SAME(qq_zero_scale, qq) &&
+    return a->stats_dtype == b->stats_dtype && SAME(codes, mn) && SAME(scale_codes, st) && SAME(zero_codes, st) &&
+           SAME(scale_fp, st) && SAME(zero_fp, st) && SAME(qq_scale_scale, qq) && SAME(qq_scale_zero, qq) && SAME(qq_zero_scale, qq) &&
            SAME(qq_zero_zero, qq) && SAME(outlier_rowptr, a->m + 1) && SAME(outlier_col, a->n_outliers) &&
            SAME(outlier_val, a->n_outliers);
 #undef SAME

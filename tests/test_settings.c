@@ -106,7 +106,7 @@ static void test_methods(void) {
         {"qq_zero_bits", "rtn spqr"},       {"qq_groupsize", "rtn spqr"},       {"outlier_threshold", "spqr"},
         {"simplified_outliers", "spqr"},    {"percdamp", "gptq spqr"},          {"perm", "gptq spqr"},
         {"true_sequential", "gptq spqr"},   {"sym", "rtn gptq spqr"},           {"round_zero", "rtn gptq spqr"},
-        {"gptq_zero_rule", "rtn gptq spqr"}, {"blocksize", "gptq spqr"},
+        {"gptq_zero_rule", "rtn gptq spqr"}, {"blocksize", "gptq spqr"},     {"stats_dtype", "rtn gptq spqr"},
     };
     int n = (int)(sizeof uses / sizeof uses[0]);
     CHECK(quant_nsettings() == n, "%d settings, %d expected here (a new row needs its line in this test)",
@@ -119,6 +119,19 @@ static void test_methods(void) {
         CHECK(exp_method_uses("gptq", uses[i].setting, applies, sizeof applies) == (strstr(uses[i].methods, "gptq") != NULL),
               "experiment keys agree: gptq and %s", uses[i].setting);
     }
+    /* QS_NEW rows say how results made before them were computed: a valid value of the row; stats_dtype's
+     * is fp16 (the weights were decoded from fp16 values), its default fp32 (the reference's weights) */
+    for (const QuantSetting *s = quant_settings; s->name; s++) {
+        double b = quant_setting_before(s), back;
+        char text[64], why[128];
+        quant_setting_format(s, b, text, sizeof text);
+        CHECK(quant_setting_parse(s, text, &back, why, sizeof why) == 0 && (back == b || isinf(b)),
+              "%s: before = %s is a value of the row", s->name, text);
+        if (!(s->flags & QS_NEW)) CHECK(b == s->def, "%s (not new): before = its default", s->name);
+    }
+    const QuantSetting *sd = quant_setting_find("stats_dtype");
+    CHECK(sd && (sd->flags & QS_NEW) && sd->def == QH_STATS_FP32 && quant_setting_before(sd) == QH_STATS_FP16,
+          "stats_dtype: new, default fp32, before fp16");
     for (int i = 0; quant_methods[i].name; i++) {
         const QuantMethod *m = &quant_methods[i];
         CHECK(m->quantize_ref != NULL && m->title && (m->caps & QUANT_CAP_GRID), "%s: quantizer, title, grid", m->name);
@@ -196,7 +209,7 @@ static void test_file(const char *data) {
     Model m;
     Tokenizer t;
     QuantModelInfo info;
-    rc = quant_model_load(file, model, NULL, &m, &t, &info);
+    rc = quant_model_load(file, model, NULL, -1, &m, &t, &info);
     CHECK(rc == 0, "the file loads");
     if (rc == 0) {
         QuantParams want;
@@ -214,7 +227,7 @@ static void test_file(const char *data) {
     CHECK(h5_open_rw(file, &f) == 0 && h5_attr_i64(f, "/settings", "wbits", 9) == 0 && h5_commit(&f) == 0,
           "set /settings/wbits = 9");
     cap_begin_in("/tmp");
-    rc = quant_model_load(file, model, NULL, &m, &t, &info);
+    rc = quant_model_load(file, model, NULL, -1, &m, &t, &info);
     char *err = cap_end();
     CHECK(rc != 0 && strstr(err, "/settings/wbits = 9") && strstr(err, "1..8"),
           "a value outside the row's range is refused by name: %s", err);

@@ -186,6 +186,20 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
         return qh_error("quantizing layer %d %s (%d x %d) failed", l, model_linear_name(&m->cfg, k), rows, cols);
     }
     double secs = qh_now() - t0;
+    /* The write-back (SPEC 1, "the weight is replaced by its dequantized value
+     * exactly as the SpQR reference computes it"). The reference, SpQR commit
+     * 543d10e, quantizes each column with the quantizer's fp32 statistics
+     * (spqr_engine.py:204-209; the second level is decoded in fp32,
+     * quant_groups.py:109-110 and 120-121), keeps each outlier at its exact
+     * fp32 value (spqr_engine.py:232-234), keeps those weights in the sweep
+     * (spqr_engine.py:249) and writes them back into the model
+     * (main.py:263-265); the next true-sequential group's Hessian and the
+     * next block's inputs are computed from them. With stats_dtype fp32 (the
+     * default, reference mode) Wdeq is bit for bit that sweep's weights
+     * (quant/layer.c decodes the fp32 form with the sweep's arithmetic); with
+     * fp16 (deployment mode) it is decoded from the 16-bit form a deployed
+     * file holds, which on a small model sends calibration down a different
+     * path (stories260K SpQR w3: wikitext2 ppl 169.75 against 163.02). */
     model_set_linear(m, l, k, Wdeq);
     free(Wdeq);
     if (f->ops->weights_changed(f, l) != 0) return -1;
@@ -244,6 +258,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     run->arch = c->arch;
     const ArchDesc *arch = arch_of(c);
     int nlin = arch->n_lin;
+    run->stats_dtype = spec->params.stats_dtype;
     run->layers = qh_calloc((size_t)L * LIN_COUNT, sizeof(QuantLayer));
     run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
     run->block_rel_err = qh_calloc((size_t)L, sizeof(double));
@@ -421,6 +436,7 @@ json_t *quant_run_json(const QuantRun *r) {
     json_t *o = json_object();
     json_object_set_new(o, "avg_bits", json_real(r->avg_bits));
     json_object_set_new(o, "stored_bits", json_real(r->stored_bits));
+    json_object_set_new(o, "stats_dtype", json_string(quant_stats_dtype_name(r->stats_dtype)));
     json_object_set_new(o, "outlier_fraction", json_real(r->outlier_fraction));
     json_object_set_new(o, "total_proxy_loss", json_real(r->total_proxy_loss));
     json_object_set_new(o, "quantized_params", json_integer(r->params));

@@ -70,6 +70,7 @@ typedef struct QuantRun {
     int64_t params;           /* quantized parameters */
     double avg_bits;          /* SPEC 6 formula over the model (parameter-weighted) */
     double stored_bits;       /* stored bits per quantized parameter */
+    QuantStatsDtype stats_dtype; /* the precision of the stored values (the spec's params.stats_dtype) */
     double outlier_fraction;
     double total_proxy_loss;
     /* seconds per phase */

@@ -17,13 +17,15 @@
 
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
-         *quantized = NULL;
+         *quantized = NULL, *stats_dtype = NULL;
     long seqlen = 0, max_windows = 0, max_memory_mb = 0;
     int json = 0, verify = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
         {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
+        {"stats-dtype", OPT_STR, &stats_dtype, "fp32|fp16",
+         "refuse a --quantized file unless it holds fp32 (reference) / fp16 (deployment) values"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
         {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
@@ -46,6 +48,11 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (seqlen < 0 || seqlen == 1) return qh_error("eval: --seqlen must be 0 or >= 2, got %ld", seqlen);
     QhDevice dev;
     if (qh_device_parse(device, &dev) != 0) return -1;
+    QuantStatsDtype want;
+    if (stats_dtype && !quantized) return qh_error("eval: --stats-dtype applies to a --quantized file");
+    if (stats_dtype && quant_stats_dtype_parse(stats_dtype, &want) != 0)
+        return qh_error("eval: --stats-dtype expects fp32 (reference mode) or fp16 (deployment mode), got '%s'",
+                        stats_dtype);
 
     CliIo io = {0}; /* --out must not replace what is read, and must be writable, before any work */
     cli_io_input(&io, "--model", model);
@@ -57,7 +64,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     Tokenizer t;
     QuantModelInfo qinfo = {0};
     if (rc == 0) rc = cli_io_check("eval", &io);
-    if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, &m, &t, &qinfo);
+    if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, stats_dtype ? (int)want : -1, &m, &t, &qinfo);
     else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
     cli_io_free(&io);
@@ -75,6 +82,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
         if (rc == 0) {
             rc = results_write_header(f, "/", &prov, &m, "{}");
             if (quantized) rc |= h5_attr_str(f, "/", "quantized_model", quantized);
+            if (quantized) rc |= h5_attr_str(f, "/", "stats_dtype", quant_stats_dtype_name(qinfo.params.stats_dtype));
             for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
@@ -83,6 +91,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc == 0 && json) {
         json_t *o = eval_outcome_json(&eo);
         if (quantized) json_object_set_new(o, "quantized_model", json_string(quantized));
+        if (quantized) json_object_set_new(o, "stats_dtype", json_string(quant_stats_dtype_name(qinfo.params.stats_dtype)));
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s);
         free(s);

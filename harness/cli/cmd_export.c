@@ -62,7 +62,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
 
     Model m;
     QuantModelInfo qinfo = {0};
-    rc = quantized ? quant_model_load(quantized, model, NULL, &m, NULL, &qinfo) : model_open(model, NULL, &m, NULL);
+    rc = quantized ? quant_model_load(quantized, model, NULL, -1, &m, NULL, &qinfo) : model_open(model, NULL, &m, NULL);
     /* again with what was opened: the base model a --quantized file names, the tokenizer found */
     if (rc == 0) rc = cli_io_check_loaded("export", &io, &m, NULL, tok);
     cli_io_free(&io);

@@ -298,9 +298,10 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         else h5_abort(&bw.f);
     }
     if (rc == 0 && !json) {
-        printf("%s %d-bit: avg bits %.4f (formula), %.4f stored, outliers %.4f%%, total proxy loss %.6g, %.2f s\n",
-               method, p->wbits, run.avg_bits, run.stored_bits, 100.0 * run.outlier_fraction, run.total_proxy_loss,
-               run.t_total);
+        printf("%s %d-bit: avg bits %.4f (formula), %.4f stored (%s values), outliers %.4f%%, total proxy loss %.6g, "
+               "%.2f s\n",
+               method, p->wbits, run.avg_bits, run.stored_bits, quant_stats_dtype_name(run.stats_dtype),
+               100.0 * run.outlier_fraction, run.total_proxy_loss, run.t_total);
         printf("%-5s %-4s %6s %6s %13s %9s %8s\n", "layer", "name", "rows", "cols", "proxy_loss", "outliers", "bits");
         for (int i = 0; i < run.n_layers * LIN_COUNT; i++) {
             if (i % LIN_COUNT >= model_n_linears(&m.cfg)) continue;

@@ -262,6 +262,33 @@ int h5_read(H5File *f, const char *path, H5QhType t, void **data, int64_t *d0, i
     return 0;
 }
 
+const char *h5_type_name(H5QhType t) {
+    static const char *names[] = {"float32", "float64", "int32", "int64", "uint8", "uint16"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+int h5_dataset_type(H5File *f, const char *path, H5QhType *t) {
+    if (!h5_exists(f, path)) return qh_error("'%s': dataset '%s' is missing", f->path, path);
+    hid_t ds = H5Dopen2(f->id, path, H5P_DEFAULT);
+    if (ds < 0) return qh_error("'%s': cannot open dataset '%s'", f->path, path);
+    hid_t ty = H5Dget_type(ds);
+    H5T_class_t cls = H5Tget_class(ty);
+    size_t sz = H5Tget_size(ty);
+    H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(ty) : H5T_SGN_ERROR;
+    H5Tclose(ty);
+    H5Dclose(ds);
+    int rc = 0;
+    if (cls == H5T_FLOAT && sz == 4) *t = H5T_QH_F32;
+    else if (cls == H5T_FLOAT && sz == 8) *t = H5T_QH_F64;
+    else if (cls == H5T_INTEGER && sign == H5T_SGN_2 && sz == 4) *t = H5T_QH_I32;
+    else if (cls == H5T_INTEGER && sign == H5T_SGN_2 && sz == 8) *t = H5T_QH_I64;
+    else if (cls == H5T_INTEGER && sign == H5T_SGN_NONE && sz == 1) *t = H5T_QH_U8;
+    else if (cls == H5T_INTEGER && sign == H5T_SGN_NONE && sz == 2) *t = H5T_QH_U16;
+    else rc = qh_error("'%s': dataset '%s' has a type the harness does not write (class %d, %zu bytes)", f->path, path,
+                       (int)cls, sz);
+    return rc;
+}
+
 static int attr_prepare(H5File *f, const char *obj, const char *name) {
     if (strcmp(obj, "/") != 0 && !h5_exists(f, obj) && h5_group(f, obj) != 0) return -1;
     if (H5Aexists_by_name(f->id, obj, name, H5P_DEFAULT) > 0) H5_CHECK(H5Adelete_by_name(f->id, obj, name, H5P_DEFAULT));

@@ -27,8 +27,13 @@ int h5_delete(H5File *f, const char *path);
 
 /* Datasets: rank 1 or 2 (dims[1] = 0 for rank 1); chunked + deflate when large. */
 int h5_write(H5File *f, const char *path, H5QhType t, const void *data, int64_t d0, int64_t d1);
-/* Read: *d0, *d1 filled; data allocated with qh_malloc. */
+/* Read: *d0, *d1 filled; data allocated with qh_malloc. The stored values are
+ * converted to t whatever their type (see h5_dataset_type to refuse that). */
 int h5_read(H5File *f, const char *path, H5QhType t, void **data, int64_t *d0, int64_t *d1);
+/* The type a dataset is stored in; -1 after a message when missing or not one of H5QhType. */
+int h5_dataset_type(H5File *f, const char *path, H5QhType *t);
+/* "float32", "float64", "int32", "int64", "uint8", "uint16". */
+const char *h5_type_name(H5QhType t);
 
 /* Attributes on an object (group or dataset path; "/" = root). */
 int h5_attr_str(H5File *f, const char *obj, const char *name, const char *value);

@@ -1,8 +1,12 @@
 /* quant_io.c: quantized-model files (see quant_io.h). Each sub-layer is a
  * group /layers/<l>/<name> holding exactly the tensors of the stored format
- * (quant_layer_stored_tensors): bit-packed codes as uint8 byte streams, fp16
- * values as uint16, outlier row pointers as int32; plus attributes for the
- * shape and the diagnostics. <name> and the linears of a block are the
+ * (quant_layer_stored_tensors): bit-packed codes as uint8 byte streams,
+ * values (statistics, outliers) as float32 in the reference mode or as fp16
+ * bit patterns (uint16) in the deployment mode, as the layer's `stats_dtype`
+ * attribute says (the file's: /settings/stats_dtype), outlier columns and the
+ * permutation as uint16, outlier row pointers as int32; plus attributes for
+ * the shape and the diagnostics. A reader refuses values stored in another
+ * type than the attribute says. <name> and the linears of a block are the
  * model family's (arch.h: "wq" .. "w2" for LLaMA, "query_key_value" ..
  * "dense_4h_to_h" for Falcon). */
 #include "quant_io.h"
@@ -13,6 +17,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "half.h"
 #include "model_open.h"
 #include "results.h"
 #include "settings.h"
@@ -46,6 +51,31 @@ static int put_u16(H5File *f, const char *grp, const char *name, const uint16_t 
     return h5_write(f, p, H5T_QH_U16, v, d0, d1);
 }
 
+/* The HDF5 type that values of precision d are stored in. */
+static H5QhType values_type(QuantStatsDtype d) { return d == QH_STATS_FP16 ? H5T_QH_U16 : H5T_QH_F32; }
+
+/* The dataset of a first-level statistic kept as values: scale_f32 / scale_f16, zero_f32 / zero_f16. */
+static const char *stat_dataset(int zero, QuantStatsDtype d) {
+    static const char *names[2][2] = {{"scale_f32", "scale_f16"}, {"zero_f32", "zero_f16"}};
+    return names[zero != 0][d == QH_STATS_FP16];
+}
+
+/* Write d0 x d1 values (d1 = 0: rank 1) in precision d: float32, or fp16 bit
+ * patterns (the values are fp16 numbers already: exact); adds the bytes. */
+static int put_values(H5File *f, const char *grp, const char *name, const float *v, int64_t d0, int64_t d1,
+                      QuantStatsDtype d, int64_t *bytes) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    int64_t count = d0 * (d1 > 0 ? d1 : 1);
+    *bytes += count * (quant_stats_dtype_bits(d) / 8);
+    if (d != QH_STATS_FP16) return h5_write(f, p, H5T_QH_F32, v, d0, d1);
+    uint16_t *h = qh_malloc(sizeof(uint16_t) * (size_t)(count > 0 ? count : 1));
+    for (int64_t i = 0; i < count; i++) h[i] = qh_f32_to_f16(v[i]);
+    int rc = h5_write(f, p, H5T_QH_U16, h, d0, d1);
+    free(h);
+    return rc;
+}
+
 /* Write sub-layer (l, k) of run under g; adds its bytes to *total. */
 static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int k, int64_t *total) {
     const QuantLayer *q = &run->layers[l * LIN_COUNT + k];
@@ -57,15 +87,16 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
     int64_t bytes = 0;
     int rc = 0;
     int64_t stats = (int64_t)q->m * q->ngroups;
+    const QuantStatsDtype d = q->stats_dtype;
     rc |= put_packed(f, grp, "codes", q->codes, (int64_t)q->m * q->n, q->wbits, &bytes);
-    if (q->scale_f16) rc |= put_u16(f, grp, "scale_f16", q->scale_f16, q->m, q->ngroups, &bytes);
+    if (q->scale_fp) rc |= put_values(f, grp, stat_dataset(0, d), q->scale_fp, q->m, q->ngroups, d, &bytes);
     if (q->scale_codes) rc |= put_packed(f, grp, "scale_codes", q->scale_codes, stats, q->scale_code_bits, &bytes);
-    if (q->qq_scale_scale) rc |= put_u16(f, grp, "qq_scale_scale", q->qq_scale_scale, q->qq_groups, q->ngroups, &bytes);
-    if (q->qq_scale_zero) rc |= put_u16(f, grp, "qq_scale_zero", q->qq_scale_zero, q->qq_groups, q->ngroups, &bytes);
-    if (q->zero_f16) rc |= put_u16(f, grp, "zero_f16", q->zero_f16, q->m, q->ngroups, &bytes);
+    if (q->qq_scale_scale) rc |= put_values(f, grp, "qq_scale_scale", q->qq_scale_scale, q->qq_groups, q->ngroups, d, &bytes);
+    if (q->qq_scale_zero) rc |= put_values(f, grp, "qq_scale_zero", q->qq_scale_zero, q->qq_groups, q->ngroups, d, &bytes);
+    if (q->zero_fp) rc |= put_values(f, grp, stat_dataset(1, d), q->zero_fp, q->m, q->ngroups, d, &bytes);
     if (q->zero_codes) rc |= put_packed(f, grp, "zero_codes", q->zero_codes, stats, q->zero_code_bits, &bytes);
-    if (q->qq_zero_scale) rc |= put_u16(f, grp, "qq_zero_scale", q->qq_zero_scale, q->qq_groups, q->ngroups, &bytes);
-    if (q->qq_zero_zero) rc |= put_u16(f, grp, "qq_zero_zero", q->qq_zero_zero, q->qq_groups, q->ngroups, &bytes);
+    if (q->qq_zero_scale) rc |= put_values(f, grp, "qq_zero_scale", q->qq_zero_scale, q->qq_groups, q->ngroups, d, &bytes);
+    if (q->qq_zero_zero) rc |= put_values(f, grp, "qq_zero_zero", q->qq_zero_zero, q->qq_groups, q->ngroups, d, &bytes);
     if (q->outlier_rowptr) {
         int32_t *rp = qh_malloc(sizeof(int32_t) * (size_t)(q->m + 1));
         for (int i = 0; i <= q->m; i++) rp[i] = (int32_t)q->outlier_rowptr[i];
@@ -75,7 +106,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         bytes += 4 * (int64_t)(q->m + 1);
         free(rp);
         rc |= put_u16(f, grp, "outlier_col", q->outlier_col, q->n_outliers, 0, &bytes);
-        rc |= put_u16(f, grp, "outlier_val", q->outlier_val, q->n_outliers, 0, &bytes);
+        rc |= put_values(f, grp, "outlier_val", q->outlier_val, q->n_outliers, 0, d, &bytes);
     }
     if (q->params.perm == QH_PERM_ACT_ORDER) {
         uint16_t *pm = qh_malloc(sizeof(uint16_t) * (size_t)q->n);
@@ -84,6 +115,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         free(pm);
     }
     rc |= h5_attr_str(f, grp, "method", q->method);
+    rc |= h5_attr_str(f, grp, "stats_dtype", quant_stats_dtype_name(d));
     rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && al->rotary_rows));
     rc |= h5_attr_i64(f, grp, "m", q->m);
     rc |= h5_attr_i64(f, grp, "n", q->n);
@@ -153,6 +185,7 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
     if (rc == 0) {
         rc |= h5_attr_f64(f, p, "avg_bits", run->avg_bits);
         rc |= h5_attr_f64(f, p, "stored_bits", run->stored_bits);
+        rc |= h5_attr_str(f, p, "stats_dtype", quant_stats_dtype_name(run->stats_dtype));
         rc |= h5_attr_f64(f, p, "outlier_fraction", run->outlier_fraction);
         rc |= h5_attr_f64(f, p, "total_proxy_loss", run->total_proxy_loss);
         rc |= h5_attr_i64(f, p, "quantized_params", run->params);
@@ -193,13 +226,18 @@ static int write_settings(H5File *f, const QuantParams *p) {
 }
 
 /* Read /settings back into p (over the method's defaults), each value checked
- * against its row; *have = 0 when the file has no /settings (older files). */
+ * against its row; *have = 0 when the file has no /settings (older files). A
+ * QS_NEW setting the file does not record takes quant_setting_before(): the
+ * file was made before the setting existed (stats_dtype: fp16 values). */
 static int read_settings(H5File *f, const char *method, QuantParams *p, int *have) {
     quant_params_default(p, method);
     *have = h5_exists(f, "/settings");
+    for (const QuantSetting *q = quant_settings; q->name; q++)
+        if ((q->flags & QS_NEW) && !(*have && h5_has_attr(f, "/settings", q->name)))
+            quant_setting_set(p, q, quant_setting_before(q));
     if (!*have) return 0;
     for (const QuantSetting *q = quant_settings; q->name; q++) {
-        if (!h5_has_attr(f, "/settings", q->name)) continue; /* a setting newer than the file: the default */
+        if (!h5_has_attr(f, "/settings", q->name)) continue; /* a setting newer than the file: as above, or the default */
         double v;
         int64_t i;
         if (q->type == QS_DOUBLE) {
@@ -283,6 +321,50 @@ static int get_u16(H5File *f, const char *grp, const char *name, uint16_t **out,
     return 0;
 }
 
+/* Read `want` values of precision d into *out (float): refused unless stored
+ * in d's type (a float32 dataset is not read as fp16 bit patterns, nor the
+ * other way round). */
+static int get_values(H5File *f, const char *grp, const char *name, float **out, int64_t want, QuantStatsDtype d) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", grp, name);
+    H5QhType t, expect = values_type(d);
+    if (h5_dataset_type(f, p, &t) != 0) return -1;
+    if (t != expect)
+        return qh_error("'%s': %s is stored as %s, but the layer's stats_dtype %s is stored as %s", h5_path(f), p,
+                        h5_type_name(t), quant_stats_dtype_name(d), h5_type_name(expect));
+    int64_t d0, d1;
+    void *data;
+    if (h5_read(f, p, expect, &data, &d0, &d1) != 0) return -1;
+    int64_t count = d0 * (d1 > 0 ? d1 : 1);
+    if (count != want) {
+        free(data);
+        return qh_error("'%s': %s has %lld elements, expected %lld", h5_path(f), p, (long long)count, (long long)want);
+    }
+    if (d == QH_STATS_FP16) {
+        float *v = qh_malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+        for (int64_t i = 0; i < count; i++) v[i] = qh_f16_to_f32(((const uint16_t *)data)[i]);
+        free(data);
+        data = v;
+    }
+    *out = data;
+    return 0;
+}
+
+/* The stats_dtype attribute of obj (a layer group or "/"); files written
+ * before the attribute existed hold fp16 values. */
+static int read_stats_dtype(H5File *f, const char *obj, QuantStatsDtype *d) {
+    *d = QH_STATS_FP16;
+    if (!h5_has_attr(f, obj, "stats_dtype")) return 0;
+    char *v = NULL;
+    if (h5_get_attr_str(f, obj, "stats_dtype", &v) != 0) return -1;
+    int rc = quant_stats_dtype_parse(v, d) == 0
+                 ? 0
+                 : qh_error("'%s': %s has stats_dtype '%s', expected fp32 (reference) or fp16 (deployment)", h5_path(f),
+                            obj, v);
+    free(v);
+    return rc;
+}
+
 static int get_packed(H5File *f, const char *grp, const char *name, uint8_t **out, int64_t count, int bits) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", grp, name);
@@ -336,17 +418,24 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
     int rc = get_packed(f, grp, "codes", &q->codes, (int64_t)q->m * q->n, q->wbits);
     char p[512];
 #define HAS(name) (snprintf(p, sizeof p, "%s/%s", grp, name), h5_exists(f, p))
-    if (rc == 0 && HAS("scale_f16")) rc = get_u16(f, grp, "scale_f16", &q->scale_f16, stats);
+    QuantStatsDtype d;
+    if (rc == 0) rc = read_stats_dtype(f, grp, &d);
+    q->stats_dtype = d;
+    for (int z = 0; z < 2 && rc == 0; z++) /* the other precision's first-level dataset means another mode */
+        if (HAS(stat_dataset(z, d == QH_STATS_FP16 ? QH_STATS_FP32 : QH_STATS_FP16)))
+            rc = qh_error("'%s': %s holds %s, but the layer's stats_dtype is %s", h5_path(f), grp,
+                          stat_dataset(z, d == QH_STATS_FP16 ? QH_STATS_FP32 : QH_STATS_FP16), quant_stats_dtype_name(d));
+    if (rc == 0 && HAS(stat_dataset(0, d))) rc = get_values(f, grp, stat_dataset(0, d), &q->scale_fp, stats, d);
     if (rc == 0 && HAS("scale_codes")) rc = get_packed(f, grp, "scale_codes", &q->scale_codes, stats, q->scale_code_bits);
-    if (rc == 0 && HAS("qq_scale_scale")) rc = get_u16(f, grp, "qq_scale_scale", &q->qq_scale_scale, second);
-    if (rc == 0 && HAS("qq_scale_zero")) rc = get_u16(f, grp, "qq_scale_zero", &q->qq_scale_zero, second);
-    if (rc == 0 && HAS("zero_f16")) rc = get_u16(f, grp, "zero_f16", &q->zero_f16, stats);
+    if (rc == 0 && HAS("qq_scale_scale")) rc = get_values(f, grp, "qq_scale_scale", &q->qq_scale_scale, second, d);
+    if (rc == 0 && HAS("qq_scale_zero")) rc = get_values(f, grp, "qq_scale_zero", &q->qq_scale_zero, second, d);
+    if (rc == 0 && HAS(stat_dataset(1, d))) rc = get_values(f, grp, stat_dataset(1, d), &q->zero_fp, stats, d);
     if (rc == 0 && HAS("zero_codes")) rc = get_packed(f, grp, "zero_codes", &q->zero_codes, stats, q->zero_code_bits);
-    if (rc == 0 && HAS("qq_zero_scale")) rc = get_u16(f, grp, "qq_zero_scale", &q->qq_zero_scale, second);
-    if (rc == 0 && HAS("qq_zero_zero")) rc = get_u16(f, grp, "qq_zero_zero", &q->qq_zero_zero, second);
-    if (rc == 0 && !(q->scale_f16 || (q->scale_codes && q->qq_scale_scale && q->qq_scale_zero)))
+    if (rc == 0 && HAS("qq_zero_scale")) rc = get_values(f, grp, "qq_zero_scale", &q->qq_zero_scale, second, d);
+    if (rc == 0 && HAS("qq_zero_zero")) rc = get_values(f, grp, "qq_zero_zero", &q->qq_zero_zero, second, d);
+    if (rc == 0 && !(q->scale_fp || (q->scale_codes && q->qq_scale_scale && q->qq_scale_zero)))
         rc = qh_error("'%s': %s has no usable scale statistics", h5_path(f), grp);
-    if (rc == 0 && !(q->zero_f16 || q->zero_codes))
+    if (rc == 0 && !(q->zero_fp || q->zero_codes))
         rc = qh_error("'%s': %s has no zero statistics", h5_path(f), grp);
     if (rc == 0 && HAS("outlier_rowptr")) {
         void *rp = NULL;
@@ -364,7 +453,7 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
         }
         free(rp);
         if (rc == 0) rc = get_u16(f, grp, "outlier_col", &q->outlier_col, q->n_outliers);
-        if (rc == 0) rc = get_u16(f, grp, "outlier_val", &q->outlier_val, q->n_outliers);
+        if (rc == 0) rc = get_values(f, grp, "outlier_val", &q->outlier_val, q->n_outliers, d);
         for (int64_t i = 0; rc == 0 && i < q->n_outliers; i++)
             if (q->outlier_col[i] >= q->n) rc = qh_error("'%s': %s/outlier_col has column %d >= %d", h5_path(f), grp, q->outlier_col[i], q->n);
     }
@@ -416,8 +505,22 @@ static int read_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, 
     return rc;
 }
 
+int quant_io_stats_dtype(H5File *f, QuantStatsDtype *d) {
+    const QuantSetting *q = quant_setting_find("stats_dtype");
+    *d = (QuantStatsDtype)quant_setting_before(q); /* a file made before the setting existed */
+    if (!h5_exists(f, "/settings") || !h5_has_attr(f, "/settings", q->name)) return 0;
+    int64_t v;
+    if (h5_get_attr_i64(f, "/settings", q->name, &v) != 0) return -1;
+    if (v < 0 || v > 1 || !quant_stats_dtype_name((QuantStatsDtype)v))
+        return qh_error("'%s': attribute /settings/stats_dtype = %lld; expected 0 (fp32) or 1 (fp16)", h5_path(f),
+                        (long long)v);
+    *d = (QuantStatsDtype)v;
+    return 0;
+}
+
 int quant_io_load_block(H5File *f, Model *m, int l) {
-    int rc = 0;
+    QuantStatsDtype file_d;
+    int rc = quant_io_stats_dtype(f, &file_d);
     for (int k = 0; k < model_n_linears(&m->cfg) && rc == 0; k++) {
         QuantLayer q;
         int rows, cols;
@@ -426,6 +529,10 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
         if (rc == 0 && (q.m != rows || q.n != cols))
             rc = qh_error("'%s': layer %d %s is %d x %d, the model's is %d x %d", h5_path(f), l,
                           model_linear_name(&m->cfg, k), q.m, q.n, rows, cols);
+        if (rc == 0 && q.stats_dtype != file_d)
+            rc = qh_error("'%s': layer %d %s holds %s values, the file says %s (/settings/stats_dtype)", h5_path(f), l,
+                          model_linear_name(&m->cfg, k), quant_stats_dtype_name(q.stats_dtype),
+                          quant_stats_dtype_name(file_d));
         int rotate_half = 0;
         if (rc == 0) rc = read_row_order(f, &m->cfg, l, (LinearKind)k, &rotate_half);
         if (rc == 0) {
@@ -440,8 +547,8 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
     return rc;
 }
 
-int quant_model_load(const char *path, const char *model_path, const char *tok_path, Model *m, Tokenizer *t,
-                     QuantModelInfo *info) {
+int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, Model *m,
+                     Tokenizer *t, QuantModelInfo *info) {
     memset(info, 0, sizeof *info);
     H5File *f;
     if (h5_open_read(path, &f) != 0) return -1;
@@ -463,6 +570,13 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         }
     }
     if (rc == 0) rc = read_settings(f, method, &info->params, &info->have_params);
+    if (rc == 0 && expect_stats_dtype >= 0 && info->params.stats_dtype != (QuantStatsDtype)expect_stats_dtype)
+        rc = qh_error("'%s' holds %s values (%s mode), not %s (%s mode): it was quantized with --stats-dtype %s",
+                      path, quant_stats_dtype_name(info->params.stats_dtype),
+                      info->params.stats_dtype == QH_STATS_FP16 ? "deployment" : "reference",
+                      quant_stats_dtype_name((QuantStatsDtype)expect_stats_dtype),
+                      expect_stats_dtype == QH_STATS_FP16 ? "deployment" : "reference",
+                      quant_stats_dtype_name(info->params.stats_dtype));
     if (rc == 0) rc = model_open(model_path ? model_path : base, tok_path, m, t);
     if (rc == 0) {
         int64_t L;

@@ -38,8 +38,12 @@ int quant_model_file_end(H5File **f, const QuantRun *run, int64_t bytes);
  * of a rotate-half checkpoint (stored in its own row order, as quantized),
  * "interleaved" otherwise (the harness's order). */
 const char *quant_io_row_order_name(int rotate_half);
+/* The file's stats_dtype (/settings/stats_dtype): fp32 (reference mode) or
+ * fp16 (deployment mode); files written before the setting existed are fp16. */
+int quant_io_stats_dtype(H5File *f, QuantStatsDtype *d);
 /* Decode block l of an open quantized-model file into m (model_set_linear),
- * rows in the harness's order whatever the layer's row_order. */
+ * rows in the harness's order whatever the layer's row_order. Each layer's
+ * values must be in the file's stats_dtype (and stored in its type). */
 int quant_io_load_block(H5File *f, Model *m, int l);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
@@ -49,8 +53,10 @@ int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec,
 int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name, QuantLayer *q);
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q);
 /* Load the base model named in the file (or model_path when given), then
- * replace its linear layers by the decoded quantized weights. t may be NULL. */
-int quant_model_load(const char *path, const char *model_path, const char *tok_path, Model *m, Tokenizer *t,
-                     QuantModelInfo *info);
+ * replace its linear layers by the decoded quantized weights. t may be NULL.
+ * expect_stats_dtype: a QuantStatsDtype the file must hold (a file of the
+ * other mode is refused), or -1 for whatever it holds (info->params.stats_dtype). */
+int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, Model *m,
+                     Tokenizer *t, QuantModelInfo *info);
 
 #endif

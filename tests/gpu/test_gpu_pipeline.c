@@ -4,9 +4,11 @@
  * bf16 (16-bit weights and GEMM inputs) within 3u (u = 2^-11 / 2^-8, the
  * type's largest relative rounding error), and visibly 16-bit: fp16 differs
  * from fp32, bf16 from fp16, bf16 further off than fp16; GPTQ and SpQR at 4
- * and 3 bits quantized by sequential calibration on each backend: every
- * sub-layer's codes, outlier mask and statistics identical and perplexity
- * within 1e-3 relative, unless a rounding tie intervenes. A tie is shown,
+ * and 3 bits quantized by sequential calibration on each backend, in the
+ * reference mode (fp32 values), and SpQR 3-bit in the deployment mode (fp16
+ * values): every sub-layer's codes, outlier mask and statistics identical
+ * (fp32 values up to 2^-16 relative: cuBLAS vs OpenBLAS summation noise) and
+ * perplexity within 1e-3 relative, unless a rounding tie intervenes. A tie is shown,
  * not assumed: up to and including the first sub-layer (in quantization
  * order) where the runs differ, the Hessians agree within 1e-5 relative
  * (Frobenius), and the CPU quantizer given the GPU run's Hessians
@@ -90,11 +92,27 @@ static long long count_diff(const void *a, const void *b, size_t len, size_t ele
     return d;
 }
 
+/* The same for two (len) arrays of values (statistics, outliers): equal when
+ * within 2^-16 relative (and, for a zero-point, 2^-16 absolute): two fp16
+ * numbers (deployment mode) are then equal only when identical, as before;
+ * two fp32 values (reference mode) may differ by the fp32 summation noise of
+ * cuBLAS vs OpenBLAS, which 16-bit rounding used to hide, never by a flipped
+ * decision (a range or a second-level code that moved on a tie moves a value
+ * by far more). */
+static long long count_diff_values(const float *a, const float *b, size_t len, int zero_like) {
+    if (!a || !b) return a == b ? 0 : (long long)len;
+    const double t = 0x1p-16;
+    long long d = 0;
+    for (size_t i = 0; i < len; i++)
+        d += !(fabs((double)a[i] - b[i]) <= t * (fabs(a[i]) + fabs(b[i])) + (zero_like ? t : 0.0));
+    return d;
+}
+
 /* What differs between two quantized layers of the same shape: codes,
  * outlier-mask entries, and statistics (first-level scale / zero codes or
- * fp16 values, the second-level fp16 statistics, the outliers' fp16 values
- * where the masks agree, the column order); *which (may be NULL) names the
- * first statistics array that differs. Returns the sum. */
+ * values, the second-level statistics, the outliers' values where the masks
+ * agree, the column order); *which (may be NULL) names the first statistics
+ * array that differs. Returns the sum. */
 static long long layer_mismatch(const QuantLayer *x, const QuantLayer *y, long long *codes, long long *outl,
                                 long long *stats, const char **which) {
     size_t n = (size_t)x->m * x->n, st = (size_t)x->m * x->ngroups, qq = (size_t)x->qq_groups * x->ngroups;
@@ -111,20 +129,27 @@ static long long layer_mismatch(const QuantLayer *x, const QuantLayer *y, long l
     const struct { const char *name; const void *a, *b; size_t len, elem; } arr[] = {
         {"scale_codes", x->scale_codes, y->scale_codes, st, 1},
         {"zero_codes", x->zero_codes, y->zero_codes, st, 1},
-        {"scale_f16", x->scale_f16, y->scale_f16, st, 2},
-        {"zero_f16", x->zero_f16, y->zero_f16, st, 2},
-        {"qq_scale_scale", x->qq_scale_scale, y->qq_scale_scale, qq, 2},
-        {"qq_scale_zero", x->qq_scale_zero, y->qq_scale_zero, qq, 2},
-        {"qq_zero_scale", x->qq_zero_scale, y->qq_zero_scale, qq, 2},
-        {"qq_zero_zero", x->qq_zero_zero, y->qq_zero_zero, qq, 2},
-        {"outlier_val", x->outlier_val, y->outlier_val, *outl == 0 ? (size_t)x->n_outliers : 0, 2},
         {"perm", x->perm, y->perm, (size_t)x->n, sizeof(int)},
     };
-    *stats = 0;
-    if (which) *which = "-";
+    const struct { const char *name; const float *a, *b; size_t len; int zero_like; } val[] = {
+        {"scale_fp", x->scale_fp, y->scale_fp, st, 0},
+        {"zero_fp", x->zero_fp, y->zero_fp, st, 1},
+        {"qq_scale_scale", x->qq_scale_scale, y->qq_scale_scale, qq, 0},
+        {"qq_scale_zero", x->qq_scale_zero, y->qq_scale_zero, qq, 1},
+        {"qq_zero_scale", x->qq_zero_scale, y->qq_zero_scale, qq, 0},
+        {"qq_zero_zero", x->qq_zero_zero, y->qq_zero_zero, qq, 1},
+        {"outlier_val", x->outlier_val, y->outlier_val, *outl == 0 ? (size_t)x->n_outliers : 0, 0},
+    };
+    *stats = x->stats_dtype != y->stats_dtype;
+    if (which) *which = *stats ? "stats_dtype" : "-";
     for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
         long long d = count_diff(arr[i].a, arr[i].b, arr[i].len, arr[i].elem);
         if (d > 0 && *stats == 0 && which) *which = arr[i].name;
+        *stats += d;
+    }
+    for (size_t i = 0; i < sizeof val / sizeof val[0]; i++) {
+        long long d = count_diff_values(val[i].a, val[i].b, val[i].len, val[i].zero_like);
+        if (d > 0 && *stats == 0 && which) *which = val[i].name;
         *stats += d;
     }
     return *codes + *outl + *stats;
@@ -195,18 +220,23 @@ int main(void) {
     printf("mean relative distance from the fp32 ppl: fp16 %.2e, bf16 %.2e\n", s16 / 4, sbf / 4);
     CHECK(sbf > 2 * s16, "bf16 further from fp32 than fp16 (%.3g vs %.3g)", sbf / 4, s16 / 4);
     unsetenv("QH_CUDA_MATH");
-    const char *methods[] = {"gptq", "spqr"};
-    int bits[] = {4, 3};
-    printf("\n%-10s %12s %12s %12s %12s %10s\n", "method", "code mism.", "outl. mism.", "cpu ppl", "cuda ppl", "rel diff");
-    for (int mi = 0; mi < 2; mi++)
-        for (int bi = 0; bi < 2; bi++) {
+    /* the reference mode (fp32 values, the default) for every method and width, the deployment mode
+     * (fp16 values) for SpQR at 3 bits */
+    static const struct { const char *method; int bits; QuantStatsDtype dtype; } runs[] = {
+        {"gptq", 4, QH_STATS_FP32}, {"gptq", 3, QH_STATS_FP32}, {"spqr", 4, QH_STATS_FP32},
+        {"spqr", 3, QH_STATS_FP32}, {"spqr", 3, QH_STATS_FP16},
+    };
+    printf("\n%-15s %12s %12s %12s %12s %10s\n", "method", "code mism.", "outl. mism.", "cpu ppl", "cuda ppl", "rel diff");
+    for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
+            const char *method = runs[ri].method;
             Model a, b;
             model_load_llama2c(&a, mp);
             model_load_llama2c(&b, mp);
-            QuantRunSpec s = {.method = methods[mi], .calib = "c4", .nsamples = 128, .seqlen = 512, .seed = 0,
+            QuantRunSpec s = {.method = method, .calib = "c4", .nsamples = 128, .seqlen = 512, .seed = 0,
                               .data_root = root(), .device = QH_DEVICE_CPU};
-            quant_params_default(&s.params, methods[mi]);
-            s.params.wbits = bits[bi];
+            quant_params_default(&s.params, method);
+            s.params.wbits = runs[ri].bits;
+            s.params.stats_dtype = runs[ri].dtype;
             QuantRun rc_, rg;
             KeptHessians hc, hg;
             kept_hessians_init(&hc, m.cfg.n_layers);
@@ -214,11 +244,11 @@ int main(void) {
             s.hessian_done = keep_hessian;
             s.hessian_user = &hc;
             int ok_c = quantize_model(&a, &t, &s, &rc_) == 0;
-            CHECK(ok_c, "cpu %s", methods[mi]);
+            CHECK(ok_c, "cpu %s", method);
             s.device = QH_DEVICE_CUDA;
             s.hessian_user = &hg;
             int ok_g = quantize_model(&b, &t, &s, &rg) == 0;
-            CHECK(ok_g, "cuda %s", methods[mi]);
+            CHECK(ok_g, "cuda %s", method);
             s.hessian_done = NULL;
             if (!ok_c || !ok_g) { /* nothing to compare */
                 quant_run_free(&rc_);
@@ -229,7 +259,7 @@ int main(void) {
                 model_free(&b);
                 continue;
             }
-            if (mi == 0 && bi == 0) { /* the host-memory fallback of the activations: the same codes exactly */
+            if (ri == 0) { /* the host-memory fallback of the activations: the same codes exactly */
                 Model c;
                 QuantRun rh;
                 model_load_llama2c(&c, mp);
@@ -268,8 +298,8 @@ int main(void) {
             }
             double pc = ppl_on(QH_DEVICE_CPU, &a, &ts[0], 512, 200), pg = ppl_on(QH_DEVICE_CUDA, &b, &ts[0], 512, 200);
             char name[32];
-            snprintf(name, sizeof name, "%s w%d", methods[mi], bits[bi]);
-            printf("%-10s %12.2e %12.2e %12.5f %12.5f %10.2e\n", name, (double)cm / nw, (double)om / nw, pc, pg,
+            snprintf(name, sizeof name, "%s w%d %s", method, runs[ri].bits, quant_stats_dtype_name(runs[ri].dtype));
+            printf("%-15s %12.2e %12.2e %12.5f %12.5f %10.2e\n", name, (double)cm / nw, (double)om / nw, pc, pg,
                    fabs(pg - pc) / pc);
             CHECK((double)cm / nw < 1e-2, "%s: code mismatch fraction %g", name, (double)cm / nw);
             CHECK((double)om / nw < 1e-2, "%s: outlier mask mismatch fraction %g", name, (double)om / nw);
@@ -296,7 +326,7 @@ int main(void) {
                     QuantLayer q = {0};
                     float *wdeq = malloc(sizeof(float) * (size_t)y->m * y->n); /* (m, n) */
                     long long c1 = y->m * (long long)y->n, o1 = 0, s1 = 0;
-                    if (hg.H[i] && quantize_linear(NULL, &r.cfg, (LinearKind)k, methods[mi], r.w.blocks[l].lin[k],
+                    if (hg.H[i] && quantize_linear(NULL, &r.cfg, (LinearKind)k, method, r.w.blocks[l].lin[k],
                                                    hg.H[i], &s.params, &q, wdeq) == 0) {
                         layer_mismatch(&q, y, &c1, &o1, &s1, NULL);
                         model_set_linear(&r, l, (LinearKind)k, wdeq);

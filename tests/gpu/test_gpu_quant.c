@@ -1,5 +1,6 @@
 /* test_gpu_quant.c: the CUDA quantization path (kernels/quant_cuda.h)
- * against the CPU reference quantize_layer_ref on random layers of odd sizes
+ * against the CPU reference quantize_layer_ref, in both storage modes
+ * (stats_dtype fp32 and fp16), on random layers of odd sizes
  * (173 x 301: ragged last column group and ragged last second-level group;
  * 64 x 172 with groups of 16: a last group 12 wide), with dead columns and a
  * correlated H, for RTN, GPTQ and SpQR under many settings (per row, groups
@@ -47,20 +48,21 @@ static float *random_W(int m, int n, double sd) {
 /* ---- comparison ---------------------------------------------------------------------- */
 
 /* a statistic of (row r, group j) of q as the decoder sees it (layer.c
- * stat_value): fp16 value, code with the fp16 second level, or integer code */
-static double stat_value(const uint16_t *f16, const uint8_t *codes, const uint16_t *ss, const uint16_t *sz,
+ * stat_value): its value (fp32, or an fp16 number in the deployment mode), its
+ * code with the second level, or the integer code */
+static double stat_value(const float *val, const uint8_t *codes, const float *ss, const float *sz,
                          const QuantLayer *q, int r, int j) {
     size_t idx = (size_t)r * q->ngroups + j;
-    if (f16) return qh_f16_to_f32(f16[idx]);
+    if (val) return val[idx];
     if (!ss) return codes[idx];
     size_t k = (size_t)(r / q->qq_groupsize) * q->ngroups + j;
-    return qh_f16_to_f32(ss[k]) * (codes[idx] - qh_f16_to_f32(sz[k]));
+    return ss[k] * (codes[idx] - sz[k]);
 }
 static double dec_scale(const QuantLayer *q, int r, int j) {
-    return stat_value(q->scale_f16, q->scale_codes, q->qq_scale_scale, q->qq_scale_zero, q, r, j);
+    return stat_value(q->scale_fp, q->scale_codes, q->qq_scale_scale, q->qq_scale_zero, q, r, j);
 }
 static double dec_zero(const QuantLayer *q, int r, int j) {
-    return stat_value(q->zero_f16, q->zero_codes, q->qq_zero_scale, q->qq_zero_zero, q, r, j);
+    return stat_value(q->zero_fp, q->zero_codes, q->qq_zero_scale, q->qq_zero_zero, q, r, j);
 }
 
 /* mask (m, n) original column order: 1 where q stores an outlier */
@@ -105,7 +107,9 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
               qc.qq_groupsize == qr.qq_groupsize && qc.scale_code_bits == qr.scale_code_bits &&
               qc.zero_code_bits == qr.zero_code_bits,
           "%s: same shape and storage kinds", name);
-    CHECK(same_presence(qc.scale_f16, qr.scale_f16) && same_presence(qc.zero_f16, qr.zero_f16) &&
+    CHECK(qc.stats_dtype == p->stats_dtype && qr.stats_dtype == p->stats_dtype, "%s: both layers in the %s mode", name,
+          quant_stats_dtype_name(p->stats_dtype));
+    CHECK(same_presence(qc.scale_fp, qr.scale_fp) && same_presence(qc.zero_fp, qr.zero_fp) &&
               same_presence(qc.scale_codes, qr.scale_codes) && same_presence(qc.zero_codes, qr.zero_codes) &&
               same_presence(qc.qq_scale_scale, qr.qq_scale_scale) &&
               same_presence(qc.qq_zero_scale, qr.qq_zero_scale) &&
@@ -124,8 +128,9 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
     else
         CHECK_CLOSE(qc.tau_abs, qr.tau_abs, 1e-9, 0, "tau_abs");
 
-    /* statistics per (row, group): equal up to fp16 rounding, or "different"
-     * (a range or a second-level code that flipped on a tie) */
+    /* statistics per (row, group): equal up to fp16 rounding (in the reference
+     * mode: up to fp32 summation noise, far below that), or "different" (a
+     * range or a second-level code that flipped on a tie) */
     const int G = qr.ngroups;
     uint8_t *gdiff = qh_malloc((size_t)m * G); /* (m, G) */
     long stat_diff = 0;
@@ -157,13 +162,13 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
                 continue;
             }
             double d = fabs((double)dc[i] - dr[i]);
-            if (mr[i]) { /* both outliers: fp16 of nearly the same kept value */
+            if (mr[i]) { /* both outliers: nearly the same kept value (fp32, or its fp16 rounding) */
                 far += d > 1e-3 * fabs(dr[i]) + 1e-6;
                 continue;
             }
             if (gdiff[(size_t)r * G + j]) continue; /* counted in stat_diff */
             double step = fabs(dec_scale(&qr, r, j));
-            /* fp16 statistics: 2^-11 relative on the scale and on the zero */
+            /* fp16 statistics: 2^-11 relative on the scale and on the zero (a bound for fp32 ones too) */
             double tol = 0x1p-9 * (fabs(dr[i]) + step * (fabs(dec_zero(&qr, r, j)) + 1)) + 1e-7;
             double steps = d / (step > 0 ? step : 1e-30);
             if (steps > max_steps) max_steps = steps;
@@ -172,7 +177,7 @@ static void compare_case(QuantCuda *ctx, const char *name, const char *method, c
         }
     double fcode = (double)code_diff / mn, fmask = (double)mask_diff / mn;
     double ploss = isnan(qr.proxy_loss) ? 0 : fabs(qc.proxy_loss - qr.proxy_loss) / fmax(fabs(qr.proxy_loss), 1e-300);
-    printf("%-32s codes %5ld/%-6zu (%.1e) stats %ld/%ld outliers %lld/%lld (mask %ld) max %.3f step (%.4f same code) "
+    printf("%-40s codes %5ld/%-6zu (%.1e) stats %ld/%ld outliers %lld/%lld (mask %ld) max %.3f step (%.4f same code) "
            "proxy %.1e  cpu %.3fs gpu %.3fs\n",
            name, code_diff, mn, fcode, stat_diff, (long)m * G, (long long)qc.n_outliers, (long long)qr.n_outliers,
            mask_diff, max_steps, max_steps_same, ploss, t1 - t0, t2 - t1);
@@ -252,7 +257,7 @@ static void test_layers(QuantCuda *ctx) {
         {"spqr g16 ragged, beta2 7",      "spqr", 1, 1, 16, 3, 3, 7,  1,   0,   0,  0,  128, 4, 0.1, 1.0},
         {"spqr per-row leave-one-out",    "spqr", 1, 1,  0, 3, 0, 16, 0,   0,   0,  0,  128, 4, 0.2, 0.01},
         {"spqr g16 blocks of 7, sym",     "spqr", 0, 1, 16, 2, 0, 16, 0,   0,   1,  0,    7, 4, 0.2, 1.0},
-        {"spqr g16 fp16 stats, tau .1",   "spqr", 1, 1, 16, 0, 0, 0,  0,   0,   0,  0,  128, 2, 0.1, 0.01},
+        {"spqr g16 unquantized, tau .1",  "spqr", 1, 1, 16, 0, 0, 0,  0,   0,   0,  0,  128, 2, 0.1, 0.01},
         /* blocks too wide for U in shared memory (read from global memory) */
         {"gptq g16 blocks of 256",        "gptq", 0, 1, 16, 0, 0, 0,  0,   0,   0,  0,  256, 4, inf, 0.01},
         {"spqr act_order blocks of 301",  "spqr", 0, 1, 16, 3, 3, 16, 1,   0,   0,  0,  301, 3, 0.2, 1.0},
@@ -261,10 +266,11 @@ static void test_layers(QuantCuda *ctx) {
         {"spqr 331 rows, beta2 16",       "spqr", 2, 1, 16, 3, 3, 16, 1,   0,   0,  0,   64, 4, 0.2, 1.0},
         {"gptq 331 rows per-row",         "gptq", 2, 1,  0, 0, 0, 0,  0,   0,   0,  0,  128, 4, inf, 0.01},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const Case *c = &cases[k];
+    for (size_t kk = 0; kk < 2 * sizeof cases / sizeof cases[0]; kk++) {
+        const Case *c = &cases[kk / 2];
         QuantParams p;
         quant_params_default(&p, c->method);
+        p.stats_dtype = kk % 2 ? QH_STATS_FP16 : QH_STATS_FP32; /* every case in both storage modes */
         p.wbits = c->wbits;
         p.groupsize = c->groupsize;
         p.qq_scale_bits = c->qs;
@@ -278,7 +284,9 @@ static void test_layers(QuantCuda *ctx) {
         p.outlier_threshold = c->tau;
         p.percdamp = c->percdamp;
         int L = c->layer;
-        compare_case(ctx, c->name, c->method, W[L], ms[L], ns[L], c->use_H ? H[L] : NULL, &p, NULL, NULL);
+        char name[80];
+        snprintf(name, sizeof name, "%s [%s]", c->name, quant_stats_dtype_name(p.stats_dtype));
+        compare_case(ctx, name, c->method, W[L], ms[L], ns[L], c->use_H ? H[L] : NULL, &p, NULL, NULL);
     }
     /* determinism: the device path twice on the same input */
     {
