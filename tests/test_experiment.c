@@ -236,6 +236,10 @@ static void test_ids(void) {
         {"[spqr]\n", "[spqr]\nperm = act_order\n", 2, 0},
         {"[spqr]\n", "[spqr]\nsimplified_outliers = true\n", 2, 0},
         {"[spqr]\n", "[methods]\nblocksize = 64\n[spqr]\n", 2, 0}, /* rtn has no blocksize */
+        /* stats_dtype (QS_NEW): its default keeps the ids published before it existed */
+        {"[spqr]\n", "[spqr]\nstats_dtype = fp32\n", 0, 0},
+        {"[spqr]\n", "[spqr]\nstats_dtype = fp16\n", 2, 0},
+        {"[spqr]\n", "[methods]\nstats_dtype = fp16\n[spqr]\n", 4, 0}, /* rtn stores statistics too */
     };
     for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
         const char *at = strstr(ref, edits[e].from);

@@ -165,6 +165,37 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
             free(msg);
             if (rc3 == 0) model_free(&m3);
         }
+        /* a file whose attributes disagree with what it stores is refused too: a layer
+         * said to be in the other mode (its values stored in this mode's type), then the
+         * file said to be (/settings/stats_dtype; its layers are not) */
+        const char *what[2] = {"/layers/0/wq", "/settings"};
+        for (int w = 0; w < 2; w++) {
+            char bad[300];
+            snprintf(bad, sizeof bad, "%s/bad%d.h5", dir, w);
+            char *bytes_ = NULL;
+            size_t nb = 0;
+            H5File *e = NULL;
+            int ok = qh_read_file(path, &bytes_, &nb) == 0 && qh_write_file_atomic(bad, bytes_, nb) == 0 &&
+                     h5_open_rw(bad, &e) == 0 &&
+                     (w == 0 ? h5_attr_str(e, what[w], "stats_dtype", quant_stats_dtype_name(other))
+                             : h5_attr_i64(e, what[w], "stats_dtype", (int64_t)other)) == 0 &&
+                     h5_commit(&e) == 0;
+            free(bytes_);
+            Model m3;
+            QuantModelInfo i3;
+            cap_begin_in(dir);
+            int rc3 = ok ? quant_model_load(bad, base, NULL, -1, &m3, NULL, &i3) : 0;
+            char *msg = cap_end();
+            char want[160];
+            if (w == 0) snprintf(want, sizeof want, "is stored as %s, but the layer's stats_dtype %s", h5_type_name(vt),
+                                 quant_stats_dtype_name(other));
+            else snprintf(want, sizeof want, "holds %s values, the file says %s", dn, quant_stats_dtype_name(other));
+            CHECK(ok && rc3 != 0 && strstr(msg, want), "%s file with %s stats_dtype %s: rc %d, message '%s'", dn,
+                  what[w], quant_stats_dtype_name(other), rc3, msg);
+            free(msg);
+            if (rc3 == 0 && ok) model_free(&m3);
+            unlink(bad);
+        }
 
         /* stored bits = bytes of the compressed tensors actually in the file */
         long long bytes = file_tensor_bytes(path, m.cfg.n_layers);
