@@ -2,9 +2,10 @@
 # dataset, one series per method, the Pareto front marked (open circles joined
 # by a dashed line), the full-precision perplexity as a horizontal line.
 # Variables (gnuplot -e, set by `qharness plot`): scriptdir, term, outfile, datafile (one
-# block per method, first row of each block its title), paretofile, nblocks,
-# series (per block the method's number: RTN 1, GPTQ 2, SpQR 3, so that a
-# method has the same colour in every plot),
+# block per method and storage mode, first row of each block its title), paretofile,
+# nblocks, series (per block the method's number: RTN 1, GPTQ 2, SpQR 3, and 5, 6, 7
+# for their deployment-mode points (stats_dtype fp16), so that a series has the same
+# colour in every plot),
 # dataset, experiment, hasfp, fp, logy (1: perplexities span more than 3x).
 # Data are written by the harness, not here.
 load scriptdir.'/common.gp'

@@ -727,24 +727,33 @@ static int plot_bits(PlotCtx *c) {
         const char *ds = r->datasets[d];
         Buf data = {0}, pf = {0};
         int blocks = 0;
-        char series[64] = ""; /* per block: 1 + the method's rank, so a method keeps its colour in every plot */
+        char series[64] = ""; /* per block: 1 + the method's rank (5 + it for fp16 points), so a series keeps its
+                               * colour in every plot */
         XY *all = qh_malloc(sizeof(XY) * (size_t)(r->npoints + 1));
         int nall = 0;
-        bprintf(&data, "# %s: avg bits (SPEC 6) vs %s perplexity; one block per method\n", r->name, ds);
-        for (int m = 0; m <= NMETHODS; m++) {
+        bprintf(&data, "# %s: avg bits (SPEC 6) vs %s perplexity; one block per method and storage mode\n", r->name,
+                ds);
+        /* a method's deployment-mode points (stats_dtype fp16) are a series of their own, numbered after the
+         * methods' (colour 5 + rank): joined to the reference-mode points, one line would zigzag */
+        for (int mv = 0; mv < 2 * (NMETHODS + 1); mv++) {
+            const int m = mv % (NMETHODS + 1), fp16 = mv / (NMETHODS + 1);
             XY *xy = qh_malloc(sizeof(XY) * (size_t)(r->npoints + 1));
             int n = 0;
             for (int i = 0; i < r->npoints; i++) {
                 const ReportPoint *p = &r->points[i];
-                if (method_rank(p->method) != m || isnan(p->ppl[d])) continue;
+                char dt[16];
+                setting_text(p, "stats_dtype", dt, sizeof dt);
+                if (method_rank(p->method) != m || (strcmp(dt, "fp16") == 0) != fp16 || isnan(p->ppl[d])) continue;
                 xy[n++] = (XY){p->avg_bits, p->ppl[d], p->stored_bits, p};
                 all[nall++] = xy[n - 1];
             }
             if (n) {
                 qsort(xy, (size_t)n, sizeof(XY), cmp_x);
                 if (blocks++) bprintf(&data, "\n\n");
-                snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "", m + 1);
-                bprintf(&data, "\"%s\" \"ppl\" \"stored_bits\" \"id\"\n", m < NMETHODS ? method_title(m) : "other");
+                snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "",
+                         m + 1 + (fp16 ? NMETHODS + 1 : 0));
+                bprintf(&data, "\"%s%s\" \"ppl\" \"stored_bits\" \"id\"\n", m < NMETHODS ? method_title(m) : "other",
+                        fp16 ? ", fp16 statistics" : "");
                 for (int i = 0; i < n; i++) bprintf(&data, "%.6f %.6f %.6f %s\n", xy[i].x, xy[i].y, xy[i].z, xy[i].p->id);
             }
             free(xy);
