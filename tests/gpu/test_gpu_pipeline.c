@@ -8,8 +8,8 @@
  * reference mode (fp32 values), and SpQR 3-bit in the deployment mode (fp16
  * values): every sub-layer's codes, outlier mask and statistics identical
  * (fp32 values up to 2^-16 relative: cuBLAS vs OpenBLAS summation noise) and
- * perplexity within 1e-3 relative, unless a rounding tie intervenes. A tie is shown,
- * not assumed: up to and including the first sub-layer (in quantization
+ * perplexity within 1e-3 relative, unless a rounding tie intervenes. A tie is
+ * shown, not assumed: up to and including the first sub-layer (in quantization
  * order) where the runs differ, the Hessians agree within 1e-5 relative
  * (Frobenius), and the CPU quantizer given the GPU run's Hessians
  * rebuilds the GPU's model exactly (every code, outlier and statistic), with
@@ -228,145 +228,145 @@ int main(void) {
     };
     printf("\n%-15s %12s %12s %12s %12s %10s\n", "method", "code mism.", "outl. mism.", "cpu ppl", "cuda ppl", "rel diff");
     for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
-            const char *method = runs[ri].method;
-            Model a, b;
-            model_load_llama2c(&a, mp);
-            model_load_llama2c(&b, mp);
-            QuantRunSpec s = {.method = method, .calib = "c4", .nsamples = 128, .seqlen = 512, .seed = 0,
-                              .data_root = root(), .device = QH_DEVICE_CPU};
-            quant_params_default(&s.params, method);
-            s.params.wbits = runs[ri].bits;
-            s.params.stats_dtype = runs[ri].dtype;
-            QuantRun rc_, rg;
-            KeptHessians hc, hg;
-            kept_hessians_init(&hc, m.cfg.n_layers);
-            kept_hessians_init(&hg, m.cfg.n_layers);
-            s.hessian_done = keep_hessian;
-            s.hessian_user = &hc;
-            int ok_c = quantize_model(&a, &t, &s, &rc_) == 0;
-            CHECK(ok_c, "cpu %s", method);
-            s.device = QH_DEVICE_CUDA;
-            s.hessian_user = &hg;
-            int ok_g = quantize_model(&b, &t, &s, &rg) == 0;
-            CHECK(ok_g, "cuda %s", method);
-            s.hessian_done = NULL;
-            if (!ok_c || !ok_g) { /* nothing to compare */
-                quant_run_free(&rc_);
-                quant_run_free(&rg);
-                kept_hessians_free(&hc);
-                kept_hessians_free(&hg);
-                model_free(&a);
-                model_free(&b);
-                continue;
-            }
-            if (ri == 0) { /* the host-memory fallback of the activations: the same codes exactly */
-                Model c;
-                QuantRun rh;
-                model_load_llama2c(&c, mp);
-                setenv("QH_CUDA_ACTS", "host", 1);
-                int ok_h = quantize_model(&c, &t, &s, &rh) == 0;
-                CHECK(ok_h, "cuda, activations in host memory");
-                unsetenv("QH_CUDA_ACTS");
-                if (!ok_h) rh.n_layers = 0; /* nothing to compare */
-                long long diff = 0;
-                double worst = 0;
-                for (int i = 0; i < rh.n_layers * LIN_COUNT; i++)
-                    diff += memcmp(rg.layers[i].codes, rh.layers[i].codes, (size_t)rg.layers[i].m * rg.layers[i].n) != 0;
-                for (int l = 0; l < rh.n_layers; l++) {
-                    double e = fabs(rg.block_rel_err[l] - rh.block_rel_err[l]) / rh.block_rel_err[l];
-                    if (e > worst) worst = e;
-                }
-                printf("activations on the device vs in host memory: %lld sub-layers with different codes, block "
-                       "relative error differs by %.2e (relative); seconds %.2f vs %.2f\n", diff, worst, rg.t_total,
-                       rh.t_total);
-                CHECK(rg.calib_acts && !strcmp(rg.calib_acts, "device"), "stories260K's activations kept in %s, "
-                      "not in device memory", rg.calib_acts ? rg.calib_acts : "(none)");
-                CHECK(rh.calib_acts && !strcmp(rh.calib_acts, "host"), "QH_CUDA_ACTS=host: activations kept in %s",
-                      rh.calib_acts ? rh.calib_acts : "(none)");
-                CHECK(diff == 0, "device vs host activations: %lld sub-layers differ", diff);
-                CHECK(worst < 1e-9, "block relative errors differ by %g", worst);
-                quant_run_free(&rh);
-                model_free(&c);
-            }
-            long long nw = 0, cm = 0, om = 0;
-            int first = -1; /* the first sub-layer, in quantization order, where the runs differ */
-            for (int i = 0; i < rc_.n_layers * LIN_COUNT; i++) {
-                long long c1, o1, s1;
-                if (layer_mismatch(&rc_.layers[i], &rg.layers[i], &c1, &o1, &s1, NULL) > 0 && first < 0) first = i;
-                cm += c1, om += o1;
-                nw += (long long)rc_.layers[i].m * rc_.layers[i].n;
-            }
-            double pc = ppl_on(QH_DEVICE_CPU, &a, &ts[0], 512, 200), pg = ppl_on(QH_DEVICE_CUDA, &b, &ts[0], 512, 200);
-            char name[32];
-            snprintf(name, sizeof name, "%s w%d %s", method, runs[ri].bits, quant_stats_dtype_name(runs[ri].dtype));
-            printf("%-15s %12.2e %12.2e %12.5f %12.5f %10.2e\n", name, (double)cm / nw, (double)om / nw, pc, pg,
-                   fabs(pg - pc) / pc);
-            CHECK((double)cm / nw < 1e-2, "%s: code mismatch fraction %g", name, (double)cm / nw);
-            CHECK((double)om / nw < 1e-2, "%s: outlier mask mismatch fraction %g", name, (double)om / nw);
-            /* Hessians of every sub-layer up to the first difference (after it, the inputs differ by design) */
-            int upto = first < 0 ? rc_.n_layers * LIN_COUNT : first + 1;
-            double hmax = 0;
-            for (int i = 0; i < upto; i++) {
-                double d = hc.H[i] && hg.H[i] && hc.n[i] == hg.n[i] ? rel_frobenius(hg.H[i], hc.H[i], hc.n[i]) : INFINITY;
-                if (!(d <= hmax)) hmax = d; /* NaN stays NaN and fails below */
-            }
-            printf("           Hessians of the first %d sub-layers: largest relative difference %.2e\n", upto, hmax);
-            CHECK(hmax < 1e-5, "%s: Hessians differ by %.3g (relative)", name, hmax);
-            /* replay: the CPU quantizer fed the GPU run's Hessians, sub-layer by
-             * sub-layer, must rebuild the GPU's model exactly, and its CPU
-             * perplexity must match the GPU's (the quantizers and the evaluation
-             * agree; only the Hessians' float noise can separate the two runs) */
-            Model r;
-            long long xc = 0, xo = 0, xs = 0, rdiff_first = -1;
-            double pr = NAN;
-            if (model_load_llama2c(&r, mp) == 0) {
-                for (int i = 0; i < r.cfg.n_layers * LIN_COUNT; i++) {
-                    int l = i / LIN_COUNT, k = i % LIN_COUNT;
-                    const QuantLayer *y = &rg.layers[i];
-                    QuantLayer q = {0};
-                    float *wdeq = malloc(sizeof(float) * (size_t)y->m * y->n); /* (m, n) */
-                    long long c1 = y->m * (long long)y->n, o1 = 0, s1 = 0;
-                    if (hg.H[i] && quantize_linear(NULL, &r.cfg, (LinearKind)k, method, r.w.blocks[l].lin[k],
-                                                   hg.H[i], &s.params, &q, wdeq) == 0) {
-                        layer_mismatch(&q, y, &c1, &o1, &s1, NULL);
-                        model_set_linear(&r, l, (LinearKind)k, wdeq);
-                    }
-                    if (c1 + o1 + s1 > 0 && rdiff_first < 0) rdiff_first = i;
-                    xc += c1, xo += o1, xs += s1;
-                    quant_layer_free(&q);
-                    free(wdeq);
-                }
-                pr = ppl_on(QH_DEVICE_CPU, &r, &ts[0], 512, 200);
-                model_free(&r);
-            }
-            printf("           CPU quantizer with the GPU's Hessians: %lld codes, %lld outliers, %lld statistics differ "
-                   "from the GPU's; cpu ppl %.5f, rel diff from cuda %.2e\n", xc, xo, xs, pr, fabs(pg - pr) / pg);
-            CHECK(xc == 0 && xo == 0 && xs == 0, "%s: the CPU quantizer given the GPU's Hessians differs first at "
-                  "sub-layer %lld (%lld codes, %lld outliers, %lld statistics in all)", name, rdiff_first, xc, xo, xs);
-            CHECK(fabs(pg - pr) <= 1e-3 * pg, "%s: ppl of the replayed model %.6f (cpu) vs %.6f (cuda)", name, pr, pg);
-            if (first < 0) {
-                CHECK(fabs(pg - pc) <= 1e-3 * pc, "%s: wikitext2 ppl cuda %.6f vs cpu %.6f", name, pg, pc);
-            } else {
-                int l = first / LIN_COUNT, k = first % LIN_COUNT;
-                long long own_c, own_o, own_s;
-                const char *which;
-                layer_mismatch(&rc_.layers[first], &rg.layers[first], &own_c, &own_o, &own_s, &which);
-                printf("           first difference at layer %d %s: %lld codes, %lld outliers, %lld statistics (first in "
-                       "%s), with Hessians %.2e apart (relative, Frobenius): a rounding tie, inherited by every later "
-                       "sub-layer\n",
-                       l, linear_names[k], own_c, own_o, own_s, which,
-                       hc.H[first] && hg.H[first] ? rel_frobenius(hg.H[first], hc.H[first], hc.n[first]) : INFINITY);
-            }
-            kept_hessians_free(&hc);
-            kept_hessians_free(&hg);
-            printf("           seconds cpu %.2f (hessian %.2f, factor %.2f, sweep %.2f)  cuda %.2f (hessian %.2f, factor %.2f, sweep %.2f)\n",
-                   rc_.t_total, rc_.t_hessian, rc_.t_factor, rc_.t_sweep, rg.t_total, rg.t_hessian, rg.t_factor,
-                   rg.t_sweep);
+        const char *method = runs[ri].method;
+        Model a, b;
+        model_load_llama2c(&a, mp);
+        model_load_llama2c(&b, mp);
+        QuantRunSpec s = {.method = method, .calib = "c4", .nsamples = 128, .seqlen = 512, .seed = 0,
+                          .data_root = root(), .device = QH_DEVICE_CPU};
+        quant_params_default(&s.params, method);
+        s.params.wbits = runs[ri].bits;
+        s.params.stats_dtype = runs[ri].dtype;
+        QuantRun rc_, rg;
+        KeptHessians hc, hg;
+        kept_hessians_init(&hc, m.cfg.n_layers);
+        kept_hessians_init(&hg, m.cfg.n_layers);
+        s.hessian_done = keep_hessian;
+        s.hessian_user = &hc;
+        int ok_c = quantize_model(&a, &t, &s, &rc_) == 0;
+        CHECK(ok_c, "cpu %s", method);
+        s.device = QH_DEVICE_CUDA;
+        s.hessian_user = &hg;
+        int ok_g = quantize_model(&b, &t, &s, &rg) == 0;
+        CHECK(ok_g, "cuda %s", method);
+        s.hessian_done = NULL;
+        if (!ok_c || !ok_g) { /* nothing to compare */
             quant_run_free(&rc_);
             quant_run_free(&rg);
+            kept_hessians_free(&hc);
+            kept_hessians_free(&hg);
             model_free(&a);
             model_free(&b);
+            continue;
         }
+        if (ri == 0) { /* the host-memory fallback of the activations: the same codes exactly */
+            Model c;
+            QuantRun rh;
+            model_load_llama2c(&c, mp);
+            setenv("QH_CUDA_ACTS", "host", 1);
+            int ok_h = quantize_model(&c, &t, &s, &rh) == 0;
+            CHECK(ok_h, "cuda, activations in host memory");
+            unsetenv("QH_CUDA_ACTS");
+            if (!ok_h) rh.n_layers = 0; /* nothing to compare */
+            long long diff = 0;
+            double worst = 0;
+            for (int i = 0; i < rh.n_layers * LIN_COUNT; i++)
+                diff += memcmp(rg.layers[i].codes, rh.layers[i].codes, (size_t)rg.layers[i].m * rg.layers[i].n) != 0;
+            for (int l = 0; l < rh.n_layers; l++) {
+                double e = fabs(rg.block_rel_err[l] - rh.block_rel_err[l]) / rh.block_rel_err[l];
+                if (e > worst) worst = e;
+            }
+            printf("activations on the device vs in host memory: %lld sub-layers with different codes, block "
+                   "relative error differs by %.2e (relative); seconds %.2f vs %.2f\n", diff, worst, rg.t_total,
+                   rh.t_total);
+            CHECK(rg.calib_acts && !strcmp(rg.calib_acts, "device"), "stories260K's activations kept in %s, "
+                  "not in device memory", rg.calib_acts ? rg.calib_acts : "(none)");
+            CHECK(rh.calib_acts && !strcmp(rh.calib_acts, "host"), "QH_CUDA_ACTS=host: activations kept in %s",
+                  rh.calib_acts ? rh.calib_acts : "(none)");
+            CHECK(diff == 0, "device vs host activations: %lld sub-layers differ", diff);
+            CHECK(worst < 1e-9, "block relative errors differ by %g", worst);
+            quant_run_free(&rh);
+            model_free(&c);
+        }
+        long long nw = 0, cm = 0, om = 0;
+        int first = -1; /* the first sub-layer, in quantization order, where the runs differ */
+        for (int i = 0; i < rc_.n_layers * LIN_COUNT; i++) {
+            long long c1, o1, s1;
+            if (layer_mismatch(&rc_.layers[i], &rg.layers[i], &c1, &o1, &s1, NULL) > 0 && first < 0) first = i;
+            cm += c1, om += o1;
+            nw += (long long)rc_.layers[i].m * rc_.layers[i].n;
+        }
+        double pc = ppl_on(QH_DEVICE_CPU, &a, &ts[0], 512, 200), pg = ppl_on(QH_DEVICE_CUDA, &b, &ts[0], 512, 200);
+        char name[32];
+        snprintf(name, sizeof name, "%s w%d %s", method, runs[ri].bits, quant_stats_dtype_name(runs[ri].dtype));
+        printf("%-15s %12.2e %12.2e %12.5f %12.5f %10.2e\n", name, (double)cm / nw, (double)om / nw, pc, pg,
+               fabs(pg - pc) / pc);
+        CHECK((double)cm / nw < 1e-2, "%s: code mismatch fraction %g", name, (double)cm / nw);
+        CHECK((double)om / nw < 1e-2, "%s: outlier mask mismatch fraction %g", name, (double)om / nw);
+        /* Hessians of every sub-layer up to the first difference (after it, the inputs differ by design) */
+        int upto = first < 0 ? rc_.n_layers * LIN_COUNT : first + 1;
+        double hmax = 0;
+        for (int i = 0; i < upto; i++) {
+            double d = hc.H[i] && hg.H[i] && hc.n[i] == hg.n[i] ? rel_frobenius(hg.H[i], hc.H[i], hc.n[i]) : INFINITY;
+            if (!(d <= hmax)) hmax = d; /* NaN stays NaN and fails below */
+        }
+        printf("           Hessians of the first %d sub-layers: largest relative difference %.2e\n", upto, hmax);
+        CHECK(hmax < 1e-5, "%s: Hessians differ by %.3g (relative)", name, hmax);
+        /* replay: the CPU quantizer fed the GPU run's Hessians, sub-layer by
+         * sub-layer, must rebuild the GPU's model exactly, and its CPU
+         * perplexity must match the GPU's (the quantizers and the evaluation
+         * agree; only the Hessians' float noise can separate the two runs) */
+        Model r;
+        long long xc = 0, xo = 0, xs = 0, rdiff_first = -1;
+        double pr = NAN;
+        if (model_load_llama2c(&r, mp) == 0) {
+            for (int i = 0; i < r.cfg.n_layers * LIN_COUNT; i++) {
+                int l = i / LIN_COUNT, k = i % LIN_COUNT;
+                const QuantLayer *y = &rg.layers[i];
+                QuantLayer q = {0};
+                float *wdeq = malloc(sizeof(float) * (size_t)y->m * y->n); /* (m, n) */
+                long long c1 = y->m * (long long)y->n, o1 = 0, s1 = 0;
+                if (hg.H[i] && quantize_linear(NULL, &r.cfg, (LinearKind)k, method, r.w.blocks[l].lin[k],
+                                               hg.H[i], &s.params, &q, wdeq) == 0) {
+                    layer_mismatch(&q, y, &c1, &o1, &s1, NULL);
+                    model_set_linear(&r, l, (LinearKind)k, wdeq);
+                }
+                if (c1 + o1 + s1 > 0 && rdiff_first < 0) rdiff_first = i;
+                xc += c1, xo += o1, xs += s1;
+                quant_layer_free(&q);
+                free(wdeq);
+            }
+            pr = ppl_on(QH_DEVICE_CPU, &r, &ts[0], 512, 200);
+            model_free(&r);
+        }
+        printf("           CPU quantizer with the GPU's Hessians: %lld codes, %lld outliers, %lld statistics differ "
+               "from the GPU's; cpu ppl %.5f, rel diff from cuda %.2e\n", xc, xo, xs, pr, fabs(pg - pr) / pg);
+        CHECK(xc == 0 && xo == 0 && xs == 0, "%s: the CPU quantizer given the GPU's Hessians differs first at "
+              "sub-layer %lld (%lld codes, %lld outliers, %lld statistics in all)", name, rdiff_first, xc, xo, xs);
+        CHECK(fabs(pg - pr) <= 1e-3 * pg, "%s: ppl of the replayed model %.6f (cpu) vs %.6f (cuda)", name, pr, pg);
+        if (first < 0) {
+            CHECK(fabs(pg - pc) <= 1e-3 * pc, "%s: wikitext2 ppl cuda %.6f vs cpu %.6f", name, pg, pc);
+        } else {
+            int l = first / LIN_COUNT, k = first % LIN_COUNT;
+            long long own_c, own_o, own_s;
+            const char *which;
+            layer_mismatch(&rc_.layers[first], &rg.layers[first], &own_c, &own_o, &own_s, &which);
+            printf("           first difference at layer %d %s: %lld codes, %lld outliers, %lld statistics (first in "
+                   "%s), with Hessians %.2e apart (relative, Frobenius): a rounding tie, inherited by every later "
+                   "sub-layer\n",
+                   l, linear_names[k], own_c, own_o, own_s, which,
+                   hc.H[first] && hg.H[first] ? rel_frobenius(hg.H[first], hc.H[first], hc.n[first]) : INFINITY);
+        }
+        kept_hessians_free(&hc);
+        kept_hessians_free(&hg);
+        printf("           seconds cpu %.2f (hessian %.2f, factor %.2f, sweep %.2f)  cuda %.2f (hessian %.2f, factor %.2f, sweep %.2f)\n",
+               rc_.t_total, rc_.t_hessian, rc_.t_factor, rc_.t_sweep, rg.t_total, rg.t_hessian, rg.t_factor,
+               rg.t_sweep);
+        quant_run_free(&rc_);
+        quant_run_free(&rg);
+        model_free(&a);
+        model_free(&b);
+    }
     for (int i = 0; i < 4; i++) token_stream_free(&ts[i]);
     tokenizer_free(&t);
     model_free(&m);
