@@ -523,7 +523,7 @@ static void test_first_block_writeback(void) {
         s.params.wbits = 3;
         s.params.perm = QH_PERM_ACT_ORDER;
         s.params.stats_dtype = d;
-        s.true_sequential = 1;
+        s.params.true_sequential = 1;
         Block0Hessians bh = {{NULL}};
         s.hessian_done = keep_block0;
         s.hessian_user = &bh;

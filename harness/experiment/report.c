@@ -335,7 +335,9 @@ void report_free(Report *r) {
 /* A setting of a point as text ("inf", "true", "16", "c4"). */
 static void setting_text(const ReportPoint *p, const char *key, char *buf, size_t n) {
     json_t *v = json_object_get(json_object_get(p->settings, "quant"), key);
-    if (json_is_integer(v)) snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+    const QuantSetting *q = quant_setting_find(key);
+    if (!v && q && (q->flags & QS_NEW)) quant_setting_format(q, q->def, buf, n); /* left out at its default */
+    else if (json_is_integer(v)) snprintf(buf, n, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v)) snprintf(buf, n, "%g", json_real_value(v));
     else if (json_is_string(v)) snprintf(buf, n, "%s", json_string_value(v));
     else if (json_is_boolean(v)) snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
@@ -346,9 +348,16 @@ static void setting_text(const ReportPoint *p, const char *key, char *buf, size_
 static int varying_keys(const Report *r, const char **keys, int max) {
     int n = 0;
     json_t *first = r->npoints ? json_object_get(r->points[0].settings, "quant") : NULL;
+    /* the first point's keys, then the QS_NEW settings it leaves out at their default */
+    const char *cand[128];
+    int nc = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(first, k, v) {
+    json_object_foreach(first, k, v) if (nc < 128) cand[nc++] = k;
+    for (const QuantSetting *q = quant_settings; first && q->name && nc < 128; q++)
+        if ((q->flags & QS_NEW) && !json_object_get(first, q->name)) cand[nc++] = q->name;
+    for (int c = 0; c < nc; c++) {
+        k = cand[c];
         if (!strcmp(k, "method") || !strcmp(k, "wbits") || !strcmp(k, "groupsize")) continue;
         int varies = 0;
         for (int i = 0; i < r->npoints && !varies; i++)

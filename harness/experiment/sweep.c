@@ -268,8 +268,24 @@ int sweep_result_done(const char *file, int is_fp, const char *id, int warn) {
     char *v = NULL;
     int ok = h5_get_attr_str(f, "/", attr, &v) == 0 && v && !strcmp(v, id);
     free(v);
-    h5_abort(&f);
     if (!ok && warn) qh_warn("'%s' belongs to other settings (%s differs): it will be recomputed", file, attr);
+    /* A point file made before a QS_NEW setting existed has the point's id (the setting is left out of the id
+     * at its default, and so the point has the default) but no /settings attribute of it: it was computed as
+     * quant_setting_before() says, and counts as done only when that is the default (stats_dtype: such files
+     * hold weights decoded from fp16 values, not the reference's). */
+    for (const QuantSetting *q = quant_settings; ok && !is_fp && q->name; q++) {
+        if (!(q->flags & QS_NEW) || (h5_exists(f, "/settings") && h5_has_attr(f, "/settings", q->name)) ||
+            quant_setting_before(q) == q->def)
+            continue;
+        char a[64], b[64];
+        quant_setting_format(q, quant_setting_before(q), a, sizeof a);
+        quant_setting_format(q, q->def, b, sizeof b);
+        if (warn)
+            qh_warn("'%s' was computed with %s = %s (made before the setting existed), this point has %s: it will be "
+                    "recomputed", file, q->name, a, b);
+        ok = 0;
+    }
+    h5_abort(&f);
     return ok;
 }
 
@@ -465,6 +481,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         rc = h5_create(file, &f);
         if (rc == 0) {
             rc = results_write_header(f, "/", &prov, m, p->json);
+            if (rc == 0) rc = quant_io_write_settings(f, &spec.params);
             if (rc == 0) rc = write_common(f, x, "sweep_point");
             if (rc == 0) {
                 rc |= h5_attr_str(f, "/", "point_id", p->id);

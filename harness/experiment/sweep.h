@@ -44,8 +44,10 @@ int sweep_prepare_dirs(const Experiment *x);
 void sweep_job_files(const char *out_dir, const char *id, int is_fp, char *file, size_t fn, char *lock, size_t ln);
 
 /* 1 when `file` is a finished result of job `id` (it exists, reads as HDF5 and
- * its point_id / fp_id attribute is `id`), else 0; `warn`: say why a file that
- * exists does not count. */
+ * its point_id / fp_id attribute is `id`; a point file also records every
+ * QS_NEW setting whose value before it existed is not its default, else it was
+ * computed otherwise: settings.h), else 0; `warn`: say why a file that exists
+ * does not count. */
 int sweep_result_done(const char *file, int is_fp, const char *id, int warn);
 
 /* The lock protocol, safe on a shared file system (NFS): the lock's content

@@ -216,7 +216,7 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
 /* The settings of the file, one attribute of /settings per row of
  * quant_settings[] (settings.h): integers, booleans and enums as int64,
  * numbers as float64 (inf for no outliers). */
-static int write_settings(H5File *f, const QuantParams *p) {
+int quant_io_write_settings(H5File *f, const QuantParams *p) {
     int rc = h5_group(f, "/settings");
     for (const QuantSetting *q = quant_settings; q->name && rc == 0; q++) {
         double v = quant_setting_get(p, q);
@@ -225,36 +225,41 @@ static int write_settings(H5File *f, const QuantParams *p) {
     return rc;
 }
 
+int quant_io_setting_value(H5File *f, const QuantSetting *q, double *v) {
+    if (!h5_exists(f, "/settings") || !h5_has_attr(f, "/settings", q->name)) {
+        if (!(q->flags & QS_NEW)) return 1;
+        *v = quant_setting_before(q); /* the file was made before the setting existed */
+        return 0;
+    }
+    int64_t i;
+    if (q->type == QS_DOUBLE) {
+        if (h5_get_attr_f64(f, "/settings", q->name, v) != 0) return -1;
+    } else {
+        if (h5_get_attr_i64(f, "/settings", q->name, &i) != 0) return -1;
+        *v = (double)i;
+    }
+    char text[64], exp[128], why[256];
+    quant_setting_format(q, *v, text, sizeof text);
+    quant_setting_expected(q, exp, sizeof exp);
+    double back;
+    int ok = (q->type == QS_DOUBLE ? !isnan(*v) : *v == (double)(int)*v) &&
+             quant_setting_parse(q, text, &back, why, sizeof why) == 0 && (back == *v || isinf(*v));
+    if (!ok) return qh_error("'%s': attribute /settings/%s = %s; expected %s", h5_path(f), q->name, text, exp);
+    return 0;
+}
+
 /* Read /settings back into p (over the method's defaults), each value checked
- * against its row; *have = 0 when the file has no /settings (older files). A
- * QS_NEW setting the file does not record takes quant_setting_before(): the
- * file was made before the setting existed (stats_dtype: fp16 values). */
+ * against its row (quant_io_setting_value: a QS_NEW setting the file does not
+ * record is the value it was made with before the setting existed);
+ * *have = 0 when the file has no /settings (older files). */
 static int read_settings(H5File *f, const char *method, QuantParams *p, int *have) {
     quant_params_default(p, method);
     *have = h5_exists(f, "/settings");
-    for (const QuantSetting *q = quant_settings; q->name; q++)
-        if ((q->flags & QS_NEW) && !(*have && h5_has_attr(f, "/settings", q->name)))
-            quant_setting_set(p, q, quant_setting_before(q));
-    if (!*have) return 0;
     for (const QuantSetting *q = quant_settings; q->name; q++) {
-        if (!h5_has_attr(f, "/settings", q->name)) continue; /* a setting newer than the file: as above, or the default */
         double v;
-        int64_t i;
-        if (q->type == QS_DOUBLE) {
-            if (h5_get_attr_f64(f, "/settings", q->name, &v) != 0) return -1;
-        } else {
-            if (h5_get_attr_i64(f, "/settings", q->name, &i) != 0) return -1;
-            v = (double)i;
-        }
-        char text[64], exp[128], why[256];
-        quant_setting_format(q, v, text, sizeof text);
-        quant_setting_expected(q, exp, sizeof exp);
-        double back;
-        int ok = (q->type == QS_DOUBLE ? !isnan(v) : v == (double)(int)v) &&
-                 quant_setting_parse(q, text, &back, why, sizeof why) == 0 && (back == v || isinf(v));
-        if (!ok)
-            return qh_error("'%s': attribute /settings/%s = %s; expected %s", h5_path(f), q->name, text, exp);
-        quant_setting_set(p, q, v);
+        int rc = quant_io_setting_value(f, q, &v);
+        if (rc < 0) return -1;
+        if (rc == 0) quant_setting_set(p, q, v);
     }
     return 0;
 }
@@ -266,7 +271,7 @@ int quant_model_file_begin(const char *path, const Model *m, const QuantRunSpec 
     int rc = results_write_header(f, "/", prov, m, settings_json);
     rc |= h5_attr_str(f, "/", "kind", "quantized_model");
     rc |= h5_attr_str(f, "/", "method", spec->method);
-    if (rc == 0) rc = write_settings(f, &spec->params);
+    if (rc == 0) rc = quant_io_write_settings(f, &spec->params);
     if (rc != 0) {
         h5_abort(&f);
         return qh_error("'%s' was not written", path);
@@ -506,20 +511,14 @@ static int read_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, 
 }
 
 int quant_io_stats_dtype(H5File *f, QuantStatsDtype *d) {
-    const QuantSetting *q = quant_setting_find("stats_dtype");
-    *d = (QuantStatsDtype)quant_setting_before(q); /* a file made before the setting existed */
-    if (!h5_exists(f, "/settings") || !h5_has_attr(f, "/settings", q->name)) return 0;
-    int64_t v;
-    if (h5_get_attr_i64(f, "/settings", q->name, &v) != 0) return -1;
-    if (v < 0 || v > 1 || !quant_stats_dtype_name((QuantStatsDtype)v))
-        return qh_error("'%s': attribute /settings/stats_dtype = %lld; expected 0 (fp32) or 1 (fp16)", h5_path(f),
-                        (long long)v);
+    double v;
+    if (quant_io_setting_value(f, quant_setting_find("stats_dtype"), &v) != 0) return -1; /* QS_NEW: never 1 */
     *d = (QuantStatsDtype)v;
     return 0;
 }
 
 int quant_io_load_block(H5File *f, Model *m, int l) {
-    QuantStatsDtype file_d;
+    QuantStatsDtype file_d = QH_STATS_FP32;
     int rc = quant_io_stats_dtype(f, &file_d);
     for (int k = 0; k < model_n_linears(&m->cfg) && rc == 0; k++) {
         QuantLayer q;

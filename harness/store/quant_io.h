@@ -10,6 +10,7 @@
 #include "h5io.h"
 #include "model.h"
 #include "provenance.h"
+#include "settings.h"
 #include "tokenizer.h"
 
 typedef struct QuantModelInfo {
@@ -38,6 +39,16 @@ int quant_model_file_end(H5File **f, const QuantRun *run, int64_t bytes);
  * of a rotate-half checkpoint (stored in its own row order, as quantized),
  * "interleaved" otherwise (the harness's order). */
 const char *quant_io_row_order_name(int rotate_half);
+/* Write the group /settings: one attribute per row of quant_settings[]
+ * (settings.h), int64 for integers, booleans and enum indices, float64 for
+ * numbers; quantized-model files and sweep point files carry it. */
+int quant_io_write_settings(H5File *f, const QuantParams *p);
+/* The value of setting q that f was made with: its /settings attribute
+ * (checked against the row), or, for a QS_NEW setting the file does not
+ * record, quant_setting_before(q) (the file predates the setting): 0 with *v
+ * set; 1 when the file records nothing of a setting that is not new; -1
+ * after a message. */
+int quant_io_setting_value(H5File *f, const QuantSetting *q, double *v);
 /* The file's stats_dtype (/settings/stats_dtype): fp32 (reference mode) or
  * fp16 (deployment mode); files written before the setting existed are fp16. */
 int quant_io_stats_dtype(H5File *f, QuantStatsDtype *d);
