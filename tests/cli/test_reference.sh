@@ -27,8 +27,11 @@ ppl_of() { sed -E "s/.*\"$1\": *\{[^}]*\"ppl\": *([0-9.eE+-]+).*/\1/" "$2"; }
 eval_ppl() { sed -E 's/.*"ppl": *([0-9.eE+-]+).*/\1/' "$1"; }
 
 # ---- the reference mode against the authors' engine ----------------------------------
+# the 1000-document C4 train slice named as such (jsonl:, sampled like c4), so that the paper's C4 train shard,
+# when installed (make data's optional rows), does not replace it
+SLICE=$QH_DATA/text/c4/c4_train_00000_first1000.jsonl
 $QH quantize --model "$M" --method spqr --wbits 3 --perm act_order --true-sequential --nsamples 128 --seqlen 512 \
-    --eval wikitext2 --max-windows 128 --save "$T/ref.h5" --json >"$T/ref.json" 2>"$T/ref.err"
+    --calib "jsonl:$SLICE" --eval wikitext2 --max-windows 128 --save "$T/ref.h5" --json >"$T/ref.json" 2>"$T/ref.err"
 rc=$?
 check "spqr w3 reference quantization exit 0 ($(head -c 300 "$T/ref.err"))" test $rc -eq 0
 check "the run is in the reference mode (fp32 values)" grep -q '"stats_dtype": *"fp32"' "$T/ref.json"
