@@ -27,7 +27,7 @@ $(foreach d,$(LAYERS),$(eval layer_inc += -I$(d))$(eval $(BUILD)/$(d)/%.o: LAYER
 CC       ?= gcc
 OPT      ?= -O3 -march=native
 CFLAGS   += $(OPT) -std=gnu11 -fno-math-errno -g -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp -MMD -MP
-PKGS      = hdf5-serial gsl jansson inih
+PKGS      = hdf5-serial gsl jansson inih libpcre2-8 libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # OpenBLAS built on OpenMP (Debian's openblas-openmp flavour) shares libgomp's

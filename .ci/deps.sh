@@ -4,7 +4,7 @@
 # everything is present (exit 0) or not (exit 1).
 set -eu
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libgsl-dev libopenblas-openmp-dev \
-libinih-dev libjansson-dev zlib1g-dev gnuplot-nox ca-certificates curl unzip"
+libinih-dev libjansson-dev libpcre2-dev libutf8proc-dev zlib1g-dev gnuplot-nox ca-certificates curl unzip"
 
 missing=""
 for p in $PKGS; do

@@ -93,6 +93,7 @@ static void write_hf_dir(const char *dir, const char *config, const unsigned cha
 
 /* ---- stderr capture ------------------------------------------------------------ */
 #include "capture.h"
+#include "fuzz.h"
 #define cap_begin() cap_begin_in(tmp)
 
 /* ---- model helpers -------------------------------------------------------------- */
@@ -1015,88 +1016,10 @@ static void test_save_refusals(void) {
 
 /* ---- fuzz -------------------------------------------------------------------------------------- */
 
-static uint64_t fz;
-static uint64_t frand(void) {
-    uint64_t z = (fz += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static size_t frange(size_t n) { return n ? (size_t)(frand() % n) : 0; }
-
 static const char *const dict[] = {"{", "}", "[", "]", "\"", ",", ":", "-1", "0", "1e999", "-0", "1.5",
                                    "18446744073709551615", "9223372036854775807", "null", "true", "\"F64\"",
                                    "\"BF16\"", "\"F16\"", "\\u0000", "\\", "\"shape\"", "\"data_offsets\"",
                                    "\"dtype\"", "model.layers.1.", "\"__metadata__\"", "\xff", " "};
-static const char *const numbers[] = {"0", "1", "-1", "2", "3", "7", "8", "16", "4294967296", "9223372036854775807",
-                                      "9223372036854775808", "-9223372036854775808", "1e3", "2.5", "65", "127",
-                                      "1e-300", "100000000", "99999999999999999999999"};
-
-/* One random mutation of buf[0..*n) (capacity cap); `lo`, `hi`: the byte range most mutations target. */
-static void mutate(unsigned char *buf, size_t *n, size_t cap, size_t lo, size_t hi) {
-    if (hi > *n) hi = *n;
-    if (lo >= hi) lo = 0, hi = *n;
-    size_t span = hi - lo;
-    switch (frand() % 6) {
-    case 0: /* bit flips */
-        for (int k = 1 + (int)frange(3); k-- > 0 && *n;) buf[lo + frange(span)] ^= (unsigned char)(1u << frange(8));
-        break;
-    case 1: /* truncation */
-        *n = frange(*n + 1);
-        break;
-    case 2: { /* insertion: dictionary token or random bytes */
-        unsigned char ins[32];
-        size_t k;
-        if (frand() % 2) {
-            const char *d = dict[frange(sizeof dict / sizeof dict[0])];
-            k = strlen(d);
-            memcpy(ins, d, k);
-        } else {
-            k = 1 + frange(8);
-            for (size_t i = 0; i < k; i++) ins[i] = (unsigned char)frand();
-        }
-        if (*n + k > cap) break;
-        size_t at = lo + frange(span + 1);
-        memmove(buf + at + k, buf + at, *n - at);
-        memcpy(buf + at, ins, k);
-        *n += k;
-        break;
-    }
-    case 3: { /* deletion */
-        if (!span) break;
-        size_t at = lo + frange(span), k = 1 + frange(16);
-        if (at + k > *n) k = *n - at;
-        memmove(buf + at, buf + at + k, *n - at - k);
-        *n -= k;
-        break;
-    }
-    case 4: { /* number change: a digit run in the target range replaced */
-        if (!span) break;
-        size_t at = lo + frange(span), end = at;
-        while (at < hi && !(buf[at] >= '0' && buf[at] <= '9')) at++;
-        if (at >= hi) break;
-        end = at;
-        while (end < *n && buf[end] >= '0' && buf[end] <= '9') end++;
-        char num[32];
-        if (frand() % 3) snprintf(num, sizeof num, "%s", numbers[frange(sizeof numbers / sizeof numbers[0])]);
-        else snprintf(num, sizeof num, "%llu", (unsigned long long)(frand() >> frange(64)));
-        size_t k = strlen(num), old = end - at;
-        if (*n - old + k > cap) break;
-        memmove(buf + at + k, buf + end, *n - end);
-        memcpy(buf + at, num, k);
-        *n = *n - old + k;
-        break;
-    }
-    default: { /* copy a chunk over another place */
-        if (span < 2) break;
-        size_t a = lo + frange(span), b = lo + frange(span), k = 1 + frange(24);
-        if (a + k > *n) k = *n - a;
-        if (b + k > *n) k = *n - b;
-        memmove(buf + b, buf + a, k);
-        break;
-    }
-    }
-}
 
 static void on_alarm(int sig) {
     (void)sig;
@@ -1123,7 +1046,8 @@ static void test_fuzz(void) {
     const char *seed_env = getenv("QH_TEST_SEED");
     long seed = 12345;
     if (seed_env) qh_parse_long(seed_env, &seed);
-    fz = (uint64_t)seed;
+    Fuzz fz;
+    fuzz_init(&fz, (uint64_t)seed, dict, sizeof dict / sizeof dict[0]);
     const int N_RAW = 3000, N_HDR = 3000, N_CFG = 4000;
     size_t cap = st_len + 4096;
     unsigned char *buf = qh_malloc(cap);
@@ -1138,7 +1062,8 @@ static void test_fuzz(void) {
     for (int it = 0; it < N_RAW; it++) {
         size_t n = st_len;
         memcpy(buf, st, n);
-        for (int k = 1 + (int)frange(3); k-- > 0;) mutate(buf, &n, cap, 0, frange(8) ? 8 + hlen : n);
+        for (int k = 1 + (int)fuzz_range(&fz, 3); k-- > 0;)
+            fuzz_mutate(&fz, buf, &n, cap, 0, fuzz_range(&fz, 8) ? 8 + hlen : n);
         StFile f;
         int rc = st_parse(&f, buf, n, "fuzz.safetensors");
         bad_rc += rc != 0 && rc != -1;
@@ -1159,7 +1084,7 @@ static void test_fuzz(void) {
     for (int it = 0; it < N_HDR; it++) {
         size_t n = hlen;
         memcpy(buf, st + 8, n);
-        for (int k = 1 + (int)frange(3); k-- > 0;) mutate(buf, &n, cap - 8 - (st_len - 8 - hlen), 0, n);
+        for (int k = 1 + (int)fuzz_range(&fz, 3); k-- > 0;) fuzz_mutate(&fz, buf, &n, cap - 8 - (st_len - 8 - hlen), 0, n);
         unsigned char *whole = qh_malloc(8 + n + (st_len - 8 - hlen));
         for (int i = 0; i < 8; i++) whole[i] = (unsigned char)((uint64_t)n >> (8 * i));
         memcpy(whole + 8, buf, n);
@@ -1175,7 +1100,7 @@ static void test_fuzz(void) {
     for (int it = 0; it < N_CFG; it++) {
         size_t n = cfg_len;
         memcpy(buf, cfg, n);
-        for (int k = 1 + (int)frange(3); k-- > 0;) mutate(buf, &n, cap, 0, n);
+        for (int k = 1 + (int)fuzz_range(&fz, 3); k-- > 0;) fuzz_mutate(&fz, buf, &n, cap, 0, n);
         ModelConfig c;
         int rc = hf_config_parse((const char *)buf, n, "fuzz/config.json", &c);
         bad_rc += rc != 0 && rc != -1;

@@ -138,6 +138,8 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
     json_object_set_new(o, "is_train_data", json_boolean(ts->is_train_data));
     json_object_set_new(o, "dataset_source", json_string(ts->source));
     json_object_set_new(o, "origin", json_string(ts->origin));
+    json_object_set_new(o, "tokenizer", json_string(ts->tokenizer_path));
+    json_object_set_new(o, "tokenizer_sha256", json_string(ts->tokenizer_sha256));
     return o;
 }
 

@@ -61,6 +61,9 @@ int results_write_eval(H5File *f, const char *group, const TokenStream *ts, cons
     rc |= h5_attr_str(f, g, "dataset_rule", ts->rule);
     rc |= h5_attr_i64(f, g, "dataset_is_train_data", ts->is_train_data);
     rc |= h5_attr_str(f, g, "dataset_origin", ts->origin);
+    rc |= h5_attr_str(f, g, "tokenizer_path", ts->tokenizer_path);
+    rc |= h5_attr_str(f, g, "tokenizer_sha256", ts->tokenizer_sha256);
+    rc |= h5_attr_str(f, g, "tokenizer_kind", ts->tokenizer_kind);
     char p[600];
     snprintf(p, sizeof p, "%s/window_nll", g);
     rc |= h5_write(f, p, H5T_QH_F64, r->window_nll, r->nwindows, 0);

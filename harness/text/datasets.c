@@ -181,6 +181,13 @@ static int read_source(const char *path, const char *dsname, const char *hint, T
     return 0;
 }
 
+/* Record which tokenizer file the stream's ids come from (none: tok NULL). */
+static void set_tokenizer(TokenStream *s, const Tokenizer *tok) {
+    snprintf(s->tokenizer_path, sizeof s->tokenizer_path, "%s", tok && tok->path ? tok->path : "");
+    snprintf(s->tokenizer_sha256, sizeof s->tokenizer_sha256, "%s", tok ? tok->sha256 : "");
+    snprintf(s->tokenizer_kind, sizeof s->tokenizer_kind, "%s", tok ? tokenizer_kind_name(tok) : "");
+}
+
 static int encode_all(const Tokenizer *tok, const char *text, size_t len, TokenStream *s) {
     int *ids;
     size_t n;
@@ -299,6 +306,7 @@ static int c4_sample(const Tokenizer *tok, const JsonlDocs *d, int count, int se
 int dataset_eval(const char *name, const char *root, const Tokenizer *tok, int seqlen, TokenStream *s) {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
+    set_tokenizer(s, tok);
     char *raw = NULL, *text = NULL;
     size_t len = 0;
     int rc = -1;
@@ -427,6 +435,7 @@ int dataset_calib(const char *name, const char *root, const Tokenizer *tok, int 
                   int **windows, TokenStream *s) {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
+    set_tokenizer(s, tok);
     if (nsamples <= 0 || seqlen < 2) return qh_error("calibration: need nsamples >= 1 and seqlen >= 2 (got %d, %d)", nsamples, seqlen);
     char *raw = NULL, *text = NULL;
     size_t len = 0;
@@ -451,6 +460,7 @@ int dataset_calib(const char *name, const char *root, const Tokenizer *tok, int 
         rc = c4_sample(tok, &d, nsamples, seqlen, seed, 1, w, s->draws, &s->ndocs_tokenized);
         jsonl_close(&d);
     } else if (!strncmp(name, "tokens:", 7)) {
+        set_tokenizer(s, NULL); /* the ids are the file's, no tokenizer made them */
         rc = calib_tokens(path, nsamples, seqlen, w, s);
     } else {
         /* one token stream of a train split (or a file) */

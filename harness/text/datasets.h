@@ -26,6 +26,9 @@ typedef struct TokenStream {
     int64_t *draws;      /* (ndraws, 3) sampled windows: document index, its tokens, window start (-1: the
                           * whole document); owned, NULL when the windows were not sampled from documents */
     int ndraws;
+    char tokenizer_path[512];   /* the tokenizer file the ids come from ("" for one built in memory) */
+    char tokenizer_sha256[65];  /* its sha256 */
+    char tokenizer_kind[32];    /* tokenizer_kind_name */
 } TokenStream;
 
 /* Names accepted by dataset_eval: wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH */

@@ -195,6 +195,10 @@ int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size) {
     memcpy(img, &maxlen, 4);
     rc = tokenizer_load_buffer(t, img, (size_t)(o - img), vocab_size > 0 ? vocab_size : np, path);
     free(img);
+    if (rc == 0) {
+        t->kind = TOKENIZER_SPM;
+        tokenizer_set_source(t, path, buf, size);
+    }
 out:
     free(pieces);
     free(buf);

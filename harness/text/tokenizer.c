@@ -19,7 +19,10 @@
  * heap (same merges, same relative order: about 4x faster on WikiText-2).
  * Otherwise the whole text is one heap.
  *
- * Not here: SentencePiece .model parsing, text normalization, dataset joins. */
+ * A tokenizer.json is handed to hf_tok.h whole; this file only wraps it in
+ * the common interface (its per-token bytes in vocab[] for tokenizer_decode).
+ *
+ * Not here: SentencePiece .model parsing, tokenizer.json parsing, dataset joins. */
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -30,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_tok.h"
+#include "sha256.h"
 #include "util.h"
 
 /* run.c starts its best-score search at -1e10: pairs scoring <= that never merge. */
@@ -65,6 +70,7 @@ static uint64_t hash_bytes(const char *s, size_t len) {
 }
 
 int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len) {
+    if (t->hf) return hf_tok_token_to_id(t->hf, piece, len);
     size_t i = (size_t)hash_bytes(piece, len) & t->table_mask;
     for (;;) {
         int id = t->table[i];
@@ -100,20 +106,90 @@ void tokenizer_free(Tokenizer *t) {
     free(t->piece_len);
     free(t->arena);
     free(t->table);
+    if (t->hf) hf_tok_free(t->hf);
+    free(t->path);
     memset(t, 0, sizeof *t);
+}
+
+void tokenizer_set_source(Tokenizer *t, const char *path, const void *file, size_t size) {
+    free(t->path);
+    t->path = qh_strdup(path);
+    sha256_buf(file, size, t->sha256);
+}
+
+const char *tokenizer_kind_name(const Tokenizer *t) {
+    switch (t->kind) {
+    case TOKENIZER_SPM: return "SentencePiece model";
+    case TOKENIZER_HF_JSON: return "tokenizer.json (BPE)";
+    default: return "llama2.c tokenizer.bin";
+    }
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
 }
 
 int tokenizer_load(Tokenizer *t, const char *path, int vocab_size) {
     memset(t, 0, sizeof *t);
-    size_t plen = strlen(path);
-    if (plen > 6 && !strcmp(path + plen - 6, ".model")) return tokenizer_load_spm(t, path, vocab_size);
+    if (ends_with(path, ".model")) return tokenizer_load_spm(t, path, vocab_size);
+    if (ends_with(path, ".json")) return tokenizer_load_hf(t, path, vocab_size);
     char *buf;
     size_t size;
     if (qh_read_file(path, &buf, &size) != 0)
         return qh_error("%s: cannot read tokenizer file", path);
     int rc = tokenizer_load_buffer(t, buf, size, vocab_size, path);
+    if (rc == 0) tokenizer_set_source(t, path, buf, size);
     free(buf);
     return rc;
+}
+
+int tokenizer_load_hf(Tokenizer *t, const char *path, int vocab_size) {
+    memset(t, 0, sizeof *t);
+    char *buf;
+    size_t size;
+    if (qh_read_file(path, &buf, &size) != 0) return qh_error("%s: cannot read tokenizer file", path);
+    int rc = tokenizer_load_hf_buffer(t, buf, size, vocab_size, path);
+    if (rc == 0) tokenizer_set_source(t, path, buf, size);
+    free(buf);
+    return rc;
+}
+
+int tokenizer_load_hf_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_size, const char *path) {
+    memset(t, 0, sizeof *t);
+    HfTok *h;
+    if (hf_tok_load(&h, buf, size, path, vocab_size) != 0) return -1;
+    t->kind = TOKENIZER_HF_JSON;
+    t->hf = h;
+    int n = hf_tok_n_ids(h);
+    /* vocab[i]: the bytes token i decodes to on its own (streaming output) */
+    char **pieces = qh_malloc(sizeof(char *) * (size_t)n);
+    size_t *lens = qh_malloc(sizeof(size_t) * (size_t)n), total = 0;
+    for (int i = 0; i < n; i++) {
+        if (hf_tok_id_to_token(h, i, NULL) == NULL || hf_tok_token_bytes(h, i, &pieces[i], &lens[i]) != 0) {
+            pieces[i] = NULL; /* an id without a token (a gap before an added token) */
+            lens[i] = 0;
+        }
+        total += lens[i] + 1;
+    }
+    t->vocab_size = n;
+    t->vocab = qh_malloc(sizeof(char *) * (size_t)n);
+    t->piece_len = qh_malloc(sizeof(int) * (size_t)n);
+    t->arena = qh_malloc(total);
+    char *dst = t->arena;
+    for (int i = 0; i < n; i++) {
+        memcpy(dst, pieces[i] ? pieces[i] : "", lens[i]);
+        dst[lens[i]] = '\0';
+        t->vocab[i] = dst;
+        t->piece_len[i] = (int)lens[i];
+        if ((int)lens[i] > t->max_piece_len) t->max_piece_len = (int)lens[i];
+        dst += lens[i] + 1;
+        free(pieces[i]);
+    }
+    t->max_token_length = t->max_piece_len;
+    free(pieces);
+    free(lens);
+    return 0;
 }
 
 int tokenizer_load_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_size, const char *path) {
@@ -236,6 +312,7 @@ const char *tokenizer_decode(const Tokenizer *t, int prev_token, int token) {
         qh_error("tokenizer_decode: token id %d outside the vocabulary 0..%d", token, t->vocab_size - 1);
         return NULL;
     }
+    if (t->hf) return t->vocab[token];
     const char *piece = t->vocab[token];
     if (prev_token == TOKENIZER_BOS && piece[0] == ' ') piece++;
     if (piece[0] == '<' && piece[1] == '0' && piece[2] == 'x') {
@@ -385,6 +462,10 @@ static void merge_segment(const Tokenizer *t, PairHeap *h, int *sym, int *prev, 
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos,
                      int **ids, size_t *n) {
     if (check_args("tokenizer_encode", text, len, ids, n)) return -1;
+    if (t->hf) {
+        if (eos) return qh_error("%s: a tokenizer.json defines no end-of-sequence id to append", t->path ? t->path : "tokenizer");
+        return hf_tok_encode(t->hf, text, len, bos, ids, n);
+    }
     int *sym = qh_malloc((len + 3) * sizeof(int));
     int m = segment(t, text, len, bos, sym);
     if (m < 0) {
@@ -452,6 +533,7 @@ static int sorted_lookup_str(const SortedVocab *sv, const char *key) {
 int tokenizer_encode_ref(const Tokenizer *t, const char *text, size_t len, int bos, int eos,
                          int **ids, size_t *n) {
     if (check_args("tokenizer_encode_ref", text, len, ids, n)) return -1;
+    if (t->hf) return qh_error("tokenizer_encode_ref: run.c's algorithm does not apply to a tokenizer.json");
     SortedVocab sv = {qh_malloc((size_t)t->vocab_size * sizeof(SortedPiece)), t->vocab_size};
     for (int i = 0; i < t->vocab_size; i++) sv.v[i] = (SortedPiece){t->vocab[i], i};
     qsort(sv.v, (size_t)sv.n, sizeof(SortedPiece), cmp_sorted_piece);
@@ -535,4 +617,43 @@ int tokenizer_encode_ref(const Tokenizer *t, const char *text, size_t len, int b
     *ids = tokens;
     *n = (size_t)nt;
     return 0;
+}
+
+/* ------------------------------------------------ whole texts, generation */
+
+int tokenizer_decode_text(const Tokenizer *t, const int *ids, size_t n, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    if (t->hf) return hf_tok_decode(t->hf, ids, n, 0, out, len);
+    size_t cap = 64, k = 0;
+    char *o = qh_malloc(cap);
+    for (size_t i = 0; i < n; i++) {
+        const char *p = tokenizer_decode(t, i ? ids[i - 1] : TOKENIZER_BOS, ids[i]);
+        if (!p) {
+            free(o);
+            return -1;
+        }
+        size_t pl = strlen(p);
+        if (k + pl + 1 > cap) o = qh_realloc(o, cap = 2 * (k + pl + 1));
+        memcpy(o + k, p, pl);
+        k += pl;
+    }
+    o[k] = '\0';
+    *out = o;
+    *len = k;
+    return 0;
+}
+
+int tokenizer_start_token(const Tokenizer *t) {
+    if (!t->hf) return TOKENIZER_BOS;
+    int np;
+    const int *pre = hf_tok_prefix(t->hf, &np);
+    if (np > 0) return pre[0];
+    for (int i = 0; i < t->vocab_size; i++)
+        if (hf_tok_is_special(t->hf, i)) return i;
+    return -1;
+}
+
+int tokenizer_is_stop(const Tokenizer *t, int token) {
+    return t->hf ? hf_tok_is_special(t->hf, token) : token == TOKENIZER_BOS;
 }

@@ -1,4 +1,11 @@
-/* tokenizer.h: the llama2.c tokenizer: loading a `tokenizer.bin` (int32
+/* tokenizer.h: the one tokenizer interface over the three kinds of file:
+ * a llama2.c `tokenizer.bin`, a SentencePiece `tokenizer.model` (converted to
+ * the llama2.c vocabulary, spm_model.c) and a Hugging Face `tokenizer.json`
+ * (byte-level BPE and the rest of hf_tok.h, which this interface wraps).
+ * tokenizer_load picks the kind by the file name (*.model, *.json, else
+ * tokenizer.bin); encode, decode and the rest do not care which kind they hold.
+ *
+ * The llama2.c tokenizer: loading a `tokenizer.bin` (int32
  * max_token_length, then per token: float32 score, int32 length, that many
  * bytes, no NUL), encoding text exactly as llama2.c run.c encode() does (dummy
  * prefix, UTF-8 codepoint lookup with <0xXX> byte fallback, greedy
@@ -6,8 +13,8 @@
  * Two encoders with the same contract: tokenizer_encode (linked list + heap,
  * O(n log n), for whole corpora) and tokenizer_encode_ref (run.c's O(n^2)
  * merge loop, kept as an executable specification for the tests).
- * Not here: SentencePiece .model files, normalization, sampling, or any
- * knowledge of datasets and how their lines are joined (SPEC section 7). */
+ * Not here: sampling, or any knowledge of datasets and how their lines are
+ * joined (SPEC section 7). */
 #ifndef QH_TOKENIZER_H
 #define QH_TOKENIZER_H
 
@@ -17,6 +24,10 @@
 #define TOKENIZER_BOS 1
 #define TOKENIZER_EOS 2
 #define TOKENIZER_BYTE0 3 /* <0x00> .. <0xFF> are ids 3 .. 258 */
+
+typedef enum { TOKENIZER_LLAMA2C = 0, TOKENIZER_SPM, TOKENIZER_HF_JSON } TokenizerKind;
+
+struct HfTok;
 
 typedef struct Tokenizer {
     char **vocab;         /* vocab[i]: piece i, NUL-terminated (pieces never contain NUL) */
@@ -31,9 +42,17 @@ typedef struct Tokenizer {
     size_t table_mask;    /* table size - 1 (a power of two) */
     unsigned char byte_pieces[512]; /* byte b followed by NUL at 2*b */
     int space_prefix_only; /* every mergeable piece has spaces only in a leading run */
+    /* every kind: */
+    TokenizerKind kind;
+    struct HfTok *hf;     /* tokenizer.json: the parsed file (owned), else NULL; then scores and
+                           * table are NULL and vocab[i] holds token i's bytes (hf_tok_token_bytes) */
+    char *path;           /* the file it was loaded from (owned; NULL for a buffer) */
+    char sha256[65];      /* sha256 of that file's bytes ("" for a buffer) */
 } Tokenizer;
 
-/* Load a llama2.c tokenizer.bin. vocab_size <= 0: read tokens until the end of
+/* Load a tokenizer file of any kind: *.model -> tokenizer_load_spm, *.json ->
+ * tokenizer_load_hf, anything else is read as a llama2.c tokenizer.bin, with
+ * path and sha256 recorded. tokenizer.bin: vocab_size <= 0: read tokens until the end of
  * the file; > 0: exactly that many, and the file must end right after them.
  * Rejected with a message naming the file (and token index, offset and the
  * bytes expected where that applies): short files, trailing bytes, lengths
@@ -54,8 +73,19 @@ int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size);
  * tokenizer.model, beside the file / inside the directory; its path in
  * buf[0..n). -1 (no message) when there is none. tokenizer_find.c. */
 int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n);
+/* A Hugging Face tokenizer.json (hf_tok.h). vocab_size > 0 is the model's
+ * embedding rows: every id of the file must be below it (a model's table may
+ * have more rows than the tokenizer has ids, never fewer). */
+int tokenizer_load_hf(Tokenizer *t, const char *path, int vocab_size);
+/* The same from the file's text in memory (`path` names it in messages). */
+int tokenizer_load_hf_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_size, const char *path);
+/* For the loaders: record the file (path and sha256 of its bytes) in t. */
+void tokenizer_set_source(Tokenizer *t, const char *path, const void *file, size_t size);
+/* "llama2.c tokenizer.bin", "SentencePiece model" or "tokenizer.json (BPE)". */
+const char *tokenizer_kind_name(const Tokenizer *t);
 
-/* Piece -> id, or -1 if the exact byte string is not in the vocabulary. */
+/* Piece -> id, or -1 if the exact byte string is not in the vocabulary
+ * (tokenizer.json: the token string as written in the file, e.g. "Ġthe"). */
 int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len);
 
 /* Encode text[0..len) like llama2.c run.c encode(): optional BOS (id 1); the
@@ -72,6 +102,10 @@ int tokenizer_lookup(const Tokenizer *t, const char *piece, size_t len);
  * without a " " piece for the dummy prefix, text longer than INT_MAX/4). */
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos,
                      int **ids, size_t *n);
+/* For a tokenizer.json, tokenizer_encode is the library's encode(text,
+ * add_special_tokens=bos): `bos` adds what the file's post-processor adds (a
+ * BOS for Llama-3, nothing for Qwen); eos must be 0 (such a file defines no
+ * end-of-sequence id of its own: refused with a message). */
 /* The same contract computed with run.c's naive algorithm: after every merge
  * rescan all adjacent pairs for the first strictly highest score, merge it,
  * shift the tail left. String lookups by binary search in a sorted copy of
@@ -88,5 +122,23 @@ int tokenizer_encode_ref(const Tokenizer *t, const char *text, size_t len, int b
  * Returns a pointer valid while t lives, or NULL with a message if token is
  * not in 0..vocab_size-1. */
 const char *tokenizer_decode(const Tokenizer *t, int prev_token, int token);
+/* For a tokenizer.json: token's own bytes (ByteLevel: the raw bytes, possibly
+ * part of a UTF-8 character), whatever prev_token; the pieces of a sequence
+ * concatenate to its text wherever the decoder works token by token. */
+
+/* The text of a whole id sequence: tokenizer.json: the library's
+ * decode(ids, skip_special_tokens=False); the other kinds: the concatenation
+ * of tokenizer_decode(ids[i-1], ids[i]) (ids[0] after BOS). *out allocated,
+ * NUL-terminated, *len its length. 0, or -1 with a message (an id out of range). */
+int tokenizer_decode_text(const Tokenizer *t, const int *ids, size_t n, char **out, size_t *len);
+
+/* The token `generate` starts from: BOS (1) for llama2.c / SentencePiece;
+ * for a tokenizer.json the first token its post-processor puts in front of a
+ * text, else (Qwen) its first special added token (the document separator
+ * <|endoftext|>); -1 if it has none. */
+int tokenizer_start_token(const Tokenizer *t);
+/* Does generation stop at this token? BOS (1) for llama2.c / SentencePiece,
+ * as run.c; any special added token for a tokenizer.json. */
+int tokenizer_is_stop(const Tokenizer *t, int token);
 
 #endif
