@@ -26,7 +26,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
         {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
         {"stats-dtype", OPT_STR, &stats_dtype, "fp32|fp16",
          "refuse a --quantized file unless it holds fp32 (reference) / fp16 (deployment) values"},
-        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin, .model or tokenizer.json (default: found beside / in the model)"},
         {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},

@@ -2,10 +2,10 @@
  * load (a llama2.c checkpoint, a Hugging Face directory, of any family), or a
  * quantized model (--quantized F.h5: its decoded weights, quant_model_load),
  * as a Hugging Face directory: config.json, model.safetensors (or shards and
- * an index) in fp32, bf16 or fp16, and the llama2.c tokenizer as
- * tokenizer.bin when one is found, so that `qharness eval --model DIR` runs as
- * it did on the original (bit for bit in fp32, for a quantized model too) and
- * transformers loads it. Written into DIR.tmp.<pid> and renamed. The format
+ * an index) in fp32, bf16 or fp16, and the tokenizer when one is found
+ * (tokenizer.bin, tokenizer.model or tokenizer.json, named by its kind), so
+ * that `qharness eval --model DIR` runs as it did on the original (bit for bit
+ * in fp32, for a quantized model too) and transformers loads it. Written into DIR.tmp.<pid> and renamed. The format
  * itself (tensor names, Falcon's fused query_key_value and LLaMA's rotary row
  * order as in the family's checkpoints) is hf_model.c's business. */
 #include <stdio.h>
@@ -32,7 +32,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
         {"dtype", OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type in model.safetensors (fp32 is exact)"},
         {"max-shard-bytes", OPT_INT, &shard_bytes, "N",
          "split into shards of at most N data bytes plus model.safetensors.index.json (0: one file)"},
-        {"tokenizer", OPT_STR, &tok, "T", "llama2.c tokenizer to copy as DIR/tokenizer.bin (default: beside the model)"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer to copy as DIR/tokenizer.bin, .model or .json by its kind (default: beside the model)"},
         {"no-tokenizer", OPT_FLAG, &no_tok, NULL, "copy no tokenizer"},
         {NULL, 0, NULL, NULL, NULL},
     };

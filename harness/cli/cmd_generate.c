@@ -1,6 +1,9 @@
 /* cmd_generate.c: `qharness generate`: greedy (temperature 0) decoding from BOS,
  * as llama2.c's run.c does it: `steps` positions, each printing the decoded
- * next token, stopping early at BOS; non-printable single bytes are skipped. */
+ * next token, stopping early at BOS; non-printable single bytes are skipped.
+ * With a tokenizer.json: from the token its post-processor puts first (or its
+ * first special token), stopping at any special token, each token printed as
+ * its bytes (tokenizer_start_token, tokenizer_is_stop). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +26,8 @@ int cmd_generate(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *device = "cpu";
     long steps = 256;
     const OptSpec specs[] = {
-        {"model", OPT_STR, &model, "M", "llama2.c checkpoint"},
-        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
+        {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin, .model or tokenizer.json (default: found beside / in the model)"},
         {"steps", OPT_INT, &steps, "N", "positions to run (llama2.c -n)"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
         {NULL, 0, NULL, NULL, NULL},
@@ -48,9 +51,17 @@ int cmd_generate(int argc, char **argv, int full_argc, char **full_argv) {
         model_free(&m);
         return -1;
     }
+    int start = tokenizer_start_token(&t);
+    if (start < 0 || start >= m.cfg.vocab_size) {
+        qh_error("generate: the tokenizer '%s' has no token to start from (no BOS, no special token)", t.path ? t.path : "");
+        forward_destroy(&f);
+        tokenizer_free(&t);
+        model_free(&m);
+        return -1;
+    }
     int *tokens = qh_malloc(sizeof(int) * (size_t)steps);
     float *logits = qh_malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
-    tokens[0] = 1; /* BOS */
+    tokens[0] = start; /* BOS */
     for (int pos = 0; pos < steps; pos++) {
         if (f->ops->last_logits(f, tokens, pos + 1, logits) != 0) {
             rc = -1;
@@ -59,8 +70,14 @@ int cmd_generate(int argc, char **argv, int full_argc, char **full_argv) {
         int next = 0;
         for (int i = 1; i < m.cfg.vocab_size; i++)
             if (logits[i] > logits[next]) next = i;
-        if (next == 1) break;
-        safe_print(tokenizer_decode(&t, tokens[pos], next));
+        if (tokenizer_is_stop(&t, next)) break;
+        if (next >= t.vocab_size) { /* an embedding row beyond the tokenizer's ids: nothing to print */
+            qh_warn("generate: token %d has no text (the tokenizer has %d ids)", next, t.vocab_size);
+            break;
+        }
+        const char *piece = tokenizer_decode(&t, tokens[pos], next);
+        if (t.hf) fputs(piece, stdout); /* bytes of the text, maybe part of a character: all printed */
+        else safe_print(piece);
         fflush(stdout);
         if (pos + 1 < steps) tokens[pos + 1] = next;
     }

@@ -195,7 +195,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     quant_method_names(~0u, "|", method_meta, sizeof method_meta);
     const OptSpec head[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
-        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin (default: beside the model)"},
+        {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin, .model or tokenizer.json (default: found beside / in the model)"},
         {"method", OPT_STR, &method, method_meta, "quantization method"},
     };
     const OptSpec tail[] = {

@@ -117,7 +117,7 @@ static const ExpKey fixed_keys[] = {
      "the checkpoint (llama2.c .bin, or a Hugging Face directory); e.g. ${LLAMA7B_PATH}"},
     {ES_MODEL, "format", EK_ENUM, 0, "auto", 0, 0, "auto|llama2c|hf", 0, NULL,
      "checkpoint format: auto (a file is llama2.c, a directory Hugging Face)"},
-    {ES_MODEL, "tokenizer", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "tokenizer.bin (default: tok<V>.bin or tokenizer.bin beside the model)"},
+    {ES_MODEL, "tokenizer", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "tokenizer.bin, tokenizer.model or tokenizer.json (default: the one found beside / in the model, as --model finds it)"},
     {ES_CALIBRATION, "dataset", EK_STR, EXP_SWEEP, "c4", 0, 0, NULL, EXP_CALIB_METHODS, check_calib,
      "calibration: c4 | wikitext2 | ptb | file:PATH (text) | jsonl:PATH (documents, sampled like c4) | tokens:PATH "
      "(ids as given: .npy (N, seqlen) or (T,), raw int32) (rtn uses none)"},
@@ -1328,8 +1328,9 @@ int experiment_check_run(const Experiment *x, int here) {
         if (!bad && !*x->tokenizer && tokenizer_find(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
             int line = 0;
             experiment_value(x, ES_MODEL, "path", &line);
-            bad = qh_error("%s:%d: model.path: no tokenizer found beside '%s' (tried tok%d.bin, tokenizer.bin and "
-                           "tokenizer.model): set [model] tokenizer", x->path, line, x->model_path, c.vocab_size) != 0;
+            bad = qh_error("%s:%d: model.path: no tokenizer found beside '%s' (tried tokenizer.json, tok%d.bin, "
+                           "tokenizer.bin and tokenizer.model): set [model] tokenizer", x->path, line, x->model_path,
+                           c.vocab_size) != 0;
         }
     } else {
         bad = 1;

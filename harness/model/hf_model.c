@@ -992,9 +992,13 @@ int hf_model_save(const Model *m, const char *dir_in, const HfSaveOptions *o) {
     p = path_join(tmp, "config.json");
     cfg = config_json(c, o->dtype);
     if (write_text(p, cfg) != 0) goto done;
-    if (o->tokenizer) {
+    if (o->tokenizer) { /* named by its kind, as tokenizer_load tells them apart */
+        size_t tl = strlen(o->tokenizer);
+        const char *name = tl > 5 && !strcmp(o->tokenizer + tl - 5, ".json")    ? "tokenizer.json"
+                           : tl > 6 && !strcmp(o->tokenizer + tl - 6, ".model") ? "tokenizer.model"
+                                                                                  : "tokenizer.bin";
         free(p);
-        p = path_join(tmp, "tokenizer.bin");
+        p = path_join(tmp, name);
         if (copy_file(o->tokenizer, p) != 0) goto done;
     }
     if (rename(tmp, dir) != 0) {

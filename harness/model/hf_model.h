@@ -53,7 +53,8 @@ typedef struct HfSaveOptions {
     uint64_t max_shard_bytes; /* 0: one model.safetensors; else shards of at most this many data
                                  bytes (a tensor is never split; one larger tensor gets a shard of
                                  its own) and model.safetensors.index.json */
-    const char *tokenizer;    /* a llama2.c tokenizer file copied to DIR/tokenizer.bin, or NULL */
+    const char *tokenizer;    /* a tokenizer file copied to DIR/tokenizer.json (*.json), DIR/tokenizer.model
+                                 (*.model) or DIR/tokenizer.bin (else), or NULL */
 } HfSaveOptions;
 
 /* Write *m as the Hugging Face directory `dir` (which must not exist): into

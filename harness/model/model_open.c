@@ -27,7 +27,8 @@ int model_open_for(const char *model_path, const char *tok_path, Model *m, Token
         if (tokenizer_find(model_path, m->cfg.vocab_size, buf, sizeof buf) != 0) {
             int V = m->cfg.vocab_size;
             model_free(m);
-            return qh_error("no tokenizer found %s '%s' (tried tok%d.bin, tokenizer.bin and tokenizer.model): pass --tokenizer",
+            return qh_error("no tokenizer found %s '%s' (tried tokenizer.json, tok%d.bin, tokenizer.bin and tokenizer.model): "
+                            "pass --tokenizer",
                             is_dir ? "in" : "beside", model_path, V);
         }
         tok_path = buf;

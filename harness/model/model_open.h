@@ -11,8 +11,10 @@
 
 /* Load the model at model_path (a llama2.c checkpoint file, or a Hugging Face
  * directory holding config.json, hf_model.h) and its tokenizer: tok_path, or
- * else tok<V>.bin / tokenizer.bin beside the file / inside the directory. t may
- * be NULL (no tokenizer wanted). */
+ * else the one tokenizer_find gives (tokenizer.json first inside a
+ * directory). The tokenizer must fit the model: the same vocabulary size for
+ * a llama2.c / SentencePiece vocabulary, every id below the embedding rows
+ * for a tokenizer.json. t may be NULL (no tokenizer wanted). */
 int model_open(const char *model_path, const char *tok_path, Model *m, Tokenizer *t);
 /* The same; with block_by_block a Hugging Face directory is opened streamed
  * (hf_model_open_streamed: one block's linears resident at a time) for work

@@ -86,14 +86,19 @@ int bpe_set_token(BpeModel *m, int id, const char *s, size_t len) {
     return 0;
 }
 
+/* A string-hash slot: the hash's high 32 bits (a fingerprint, so that most
+ * probes never touch the strings) and id + 1; 0 is empty. */
+static inline uint64_t slot_of(uint64_t h, int id) { return (h & 0xffffffff00000000ull) | (uint64_t)(uint32_t)(id + 1); }
+
 int bpe_lookup(const BpeModel *m, const char *s, size_t len) {
     if (!m->tab) return -1;
-    size_t i = (size_t)hash_bytes(s, len) & m->tab_mask;
+    uint64_t h = hash_bytes(s, len), fp = h & 0xffffffff00000000ull;
+    size_t i = (size_t)h & m->tab_mask;
     for (;;) {
-        uint32_t e = m->tab[i];
+        uint64_t e = m->tab[i];
         if (!e) return -1;
-        int id = (int)e - 1;
-        if (m->len[id] == len && memcmp(m->arena + m->off[id], s, len) == 0) return id;
+        int id = (int)(uint32_t)e - 1;
+        if ((e & 0xffffffff00000000ull) == fp && m->len[id] == len && memcmp(m->arena + m->off[id], s, len) == 0) return id;
         i = (i + 1) & m->tab_mask;
     }
 }
@@ -104,19 +109,33 @@ const char *bpe_token(const BpeModel *m, int id, size_t *len) {
     return m->arena + m->off[id];
 }
 
-int bpe_finish_vocab(BpeModel *m, int *missing) {
+int bpe_finish_vocab(BpeModel *m, int *bad) {
     for (int i = 0; i < m->n; i++)
         if (m->off[i] == SIZE_MAX) {
-            *missing = i;
+            *bad = i;
             return -1;
         }
     size_t cap = pow2_at_least(2 * (size_t)m->n + 1);
-    m->tab = qh_calloc(cap, sizeof(uint32_t));
+    m->tab = qh_calloc(cap, sizeof(uint64_t));
     m->tab_mask = cap - 1;
+    m->max_len = 0;
     for (int id = 0; id < m->n; id++) {
-        size_t i = (size_t)hash_bytes(m->arena + m->off[id], m->len[id]) & m->tab_mask;
-        while (m->tab[i]) i = (i + 1) & m->tab_mask; /* strings are distinct: JSON object keys */
-        m->tab[i] = (uint32_t)id + 1;
+        const char *s = m->arena + m->off[id];
+        size_t len = m->len[id];
+        if (len > m->max_len) m->max_len = len;
+        uint64_t h = hash_bytes(s, len);
+        size_t i = (size_t)h & m->tab_mask;
+        for (;;) {
+            uint64_t e = m->tab[i];
+            if (!e) break;
+            int other = (int)(uint32_t)e - 1;
+            if (m->len[other] == len && memcmp(m->arena + m->off[other], s, len) == 0) {
+                *bad = id;
+                return -2;
+            }
+            i = (i + 1) & m->tab_mask;
+        }
+        m->tab[i] = slot_of(h, id);
     }
     for (int b = 0; b < 256; b++) {
         static const char hex[] = "0123456789ABCDEF";
@@ -142,6 +161,25 @@ static inline int merge_of(const BpeModel *m, int a, int b, uint32_t *rank, uint
     }
 }
 
+/* Double the merge hash. */
+static void grow_merges(BpeModel *m) {
+    size_t oldn = m->mmask + 1, n = 2 * oldn;
+    uint64_t *key = m->mkey;
+    uint32_t *rank = m->mrank, *nw = m->mnew;
+    m->mkey = qh_malloc(sizeof(uint64_t) * n);
+    m->mrank = qh_malloc(sizeof(uint32_t) * n);
+    m->mnew = qh_malloc(sizeof(uint32_t) * n);
+    memset(m->mkey, 0xff, sizeof(uint64_t) * n);
+    m->mmask = n - 1;
+    for (size_t j = 0; j < oldn; j++) {
+        if (key[j] == UINT64_MAX) continue;
+        size_t i = (size_t)hash_pair(key[j]) & m->mmask;
+        while (m->mkey[i] != UINT64_MAX) i = (i + 1) & m->mmask;
+        m->mkey[i] = key[j], m->mrank[i] = rank[j], m->mnew[i] = nw[j];
+    }
+    free(key), free(rank), free(nw);
+}
+
 int bpe_add_merge(BpeModel *m, const char *a, size_t alen, const char *b, size_t blen, uint32_t rank, char *buf,
                   size_t bufn, const char **bad) {
     int ia = bpe_lookup(m, a, alen), ib = bpe_lookup(m, b, blen);
@@ -162,6 +200,7 @@ int bpe_add_merge(BpeModel *m, const char *a, size_t alen, const char *b, size_t
         *bad = buf;
         return -1;
     }
+    if (2 * (m->nmerges + 1) > m->mmask) grow_merges(m);
     uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
     size_t i = (size_t)hash_pair(key) & m->mmask;
     while (m->mkey[i] != UINT64_MAX && m->mkey[i] != key) i = (i + 1) & m->mmask;

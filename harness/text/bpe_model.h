@@ -23,12 +23,13 @@ typedef struct BpeModel {
     size_t arena_len, arena_cap;
     size_t *off;          /* (n) offset of token id in arena, SIZE_MAX while unset */
     uint32_t *len;        /* (n) its byte length */
-    uint32_t *tab;        /* string hash: id + 1, 0 = empty (owned) */
+    uint64_t *tab;        /* string hash: fingerprint << 32 | id + 1, 0 = empty (owned) */
     size_t tab_mask;
     uint64_t *mkey;       /* merge hash: key (left id << 32 | right id), UINT64_MAX = empty */
     uint32_t *mrank;      /* rank of the merge (its index in the file; a repeated pair keeps the last) */
     uint32_t *mnew;       /* id of the merged token */
-    size_t mmask, nmerges;
+    size_t mmask, nmerges;  /* the merge hash grows as merges are added */
+    size_t max_len;       /* longest token string */
     int unk_id;           /* the unknown token's id, or -1 (no unk_token: unknown characters are dropped) */
     int fuse_unk;         /* consecutive unknown characters become one unknown token */
     int byte_fallback;    /* unknown characters become their <0xXX> tokens when all exist */
@@ -36,14 +37,16 @@ typedef struct BpeModel {
     int byte_id[256];     /* id of "<0xXX>" or -1 */
 } BpeModel;
 
-/* An empty model for n tokens (ids 0..n-1) and room for nmerges merges. */
+/* An empty model for n tokens (ids 0..n-1), the merge hash sized for about
+ * nmerges merges (it grows when more come). */
 void bpe_init(BpeModel *m, int n, size_t nmerges);
 void bpe_free(BpeModel *m);
 /* Token `id` is s[0..len). -1 if id is outside 0..n-1 or already set (no message). */
 int bpe_set_token(BpeModel *m, int id, const char *s, size_t len);
 /* After every id is set: build the string hash and the byte-fallback table.
- * -1 if some id in 0..n-1 was never set (*missing gets it). */
-int bpe_finish_vocab(BpeModel *m, int *missing);
+ * -1 if some id in 0..n-1 was never set (*bad gets it), -2 if two ids have
+ * the same string (*bad gets the later id). */
+int bpe_finish_vocab(BpeModel *m, int *bad);
 /* Token string -> id, or -1. */
 int bpe_lookup(const BpeModel *m, const char *s, size_t len);
 /* Token id -> string (NUL-terminated), *len its length; NULL outside 0..n-1. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_json_scan.h"
 #include "hf_tok_internal.h"
 #include "hf_unicode.h"
 #include "util.h"
@@ -23,16 +24,29 @@ typedef struct {
     const char *file;
 } Ctx;
 
-/* "FILE: PATH = VALUE: message"; -1. */
-static int bad(const Ctx *c, const char *jpath, const json_t *v, const char *fmt, ...) {
+/* "FILE: PATH = VALUE: message" (VALUE: the JSON text, NULL when missing); -1. */
+static int vbad_text(const Ctx *c, const char *jpath, const char *val, size_t vlen, const char *fmt, va_list ap) {
     char msg[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    qh_error("%s: %s%s%.*s%s: %s", c->file, jpath, val ? " = " : " is missing", val ? (int)(vlen > 150 ? 150 : vlen) : 0,
+             val ? val : "", val && vlen > 150 ? "..." : "", msg);
+    return -1;
+}
+
+static int bad_text(const Ctx *c, const char *jpath, const char *val, size_t vlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vbad_text(c, jpath, val, vlen, fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+static int bad(const Ctx *c, const char *jpath, const json_t *v, const char *fmt, ...) {
     char *val = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    if (val && strlen(val) > 160) strcpy(val + 150, "...");
-    qh_error("%s: %s%s%s: %s", c->file, jpath, val ? " = " : " is missing", val ? val : "", msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vbad_text(c, jpath, val, val ? strlen(val) : 0, fmt, ap);
+    va_end(ap);
     free(val);
     return -1;
 }
@@ -202,15 +216,213 @@ static int get_metaspace(const Ctx *c, const char *jpath, json_t *o, uint32_t *c
 
 /* ---------------------------------------------------------------- model */
 
-/* model.merges[i] refused (the path is formatted only here: 280k merges). */
-static int bad_merge(const Ctx *c, size_t i, const json_t *e, const char *fmt, const char *arg) {
+/* model.merges[i] = VALUE refused (the path is formatted only here: 280k merges). */
+static int bad_merge(const Ctx *c, size_t i, const char *val, size_t vlen, const char *fmt, const char *arg) {
     char p[64], msg[300];
     snprintf(p, sizeof p, "model.merges[%zu]", i);
     snprintf(msg, sizeof msg, fmt, arg);
-    return bad(c, p, e, "%s", msg);
+    return bad_text(c, p, val, vlen, "%s", msg);
 }
 
-static int load_model(const Ctx *c, json_t *root, HfTok *h) {
+static int bad_merge_json(const Ctx *c, size_t i, const json_t *e, const char *fmt, const char *arg) {
+    char *val = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
+    int rc = bad_merge(c, i, val, val ? strlen(val) : 0, fmt, arg);
+    free(val);
+    return rc;
+}
+
+/* One vocabulary entry, from either reader: key -> id (is_int 0: not an integer). */
+static int vocab_entry(const Ctx *c, HfTok *h, size_t N, const char *key, size_t klen, int is_int, long long id,
+                       const char *val, size_t vlen) {
+    if (is_int && id >= 0 && (size_t)id < N && bpe_set_token(&h->model, (int)id, key, klen) == 0) return 0;
+    char p[300]; /* the path is only written out for an error */
+    snprintf(p, sizeof p, "model.vocab[\"%.200s\"]", key);
+    if (!is_int) return bad_text(c, p, val, vlen, "expected an integer id");
+    if (id < 0 || (size_t)id >= N)
+        return bad_text(c, p, val, vlen, "id out of range: the vocabulary has %zu entries, so ids 0..%zu", N, N - 1);
+    return bad_text(c, p, val, vlen, "duplicated id: token \"%.200s\" has it too", bpe_token(&h->model, (int)id, NULL));
+}
+
+/* "a b" -> the two tokens; 0, or -1 when it is not two tokens and one space. */
+static int split_legacy(const char *s, size_t n, const char **a, size_t *al, const char **b, size_t *bl) {
+    const char *sp = memchr(s, ' ', n);
+    if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) return -1;
+    *a = s, *al = (size_t)(sp - s), *b = sp + 1, *bl = n - *al - 1;
+    return 0;
+}
+
+/* The vocabulary and merges from the jansson tree. */
+static int read_vocab_merges_json(const Ctx *c, json_t *vocab, json_t *merges, HfTok *h) {
+    size_t N = json_object_size(vocab);
+    if (N == 0) return bad(c, "model.vocab", vocab, "the vocabulary is empty");
+    if (N > (size_t)INT32_MAX / 2) return bad(c, "model.vocab", NULL, "%zu entries is too many", N);
+    bpe_init(&h->model, (int)N, json_array_size(merges));
+    const char *key;
+    json_t *v;
+    json_object_foreach(vocab, key, v) {
+        int is_int = json_is_integer(v);
+        long long id = is_int ? json_integer_value(v) : -1;
+        if (is_int && id >= 0 && (size_t)id < N && bpe_set_token(&h->model, (int)id, key, strlen(key)) == 0) continue;
+        char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        vocab_entry(c, h, N, key, strlen(key), is_int, id, val, val ? strlen(val) : 0);
+        free(val);
+        return -1;
+    }
+    int bad_id;
+    if (bpe_finish_vocab(&h->model, &bad_id) != 0) /* unreachable: N distinct keys, N distinct ids in 0..N-1 */
+        return bad(c, "model.vocab", NULL, "no token has id %d", bad_id);
+    size_t nm = json_array_size(merges), bufn = 2 * h->model.max_len + 2;
+    char *buf = qh_malloc(bufn);
+    int legacy = nm > 0 && json_is_string(json_array_get(merges, 0));
+    uint32_t rank = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nm && rc == 0; i++) {
+        json_t *e = json_array_get(merges, i);
+        const char *a, *b;
+        size_t al, bl;
+        if (legacy) {
+            if (!json_is_string(e)) {
+                rc = bad_merge_json(c, i, e, "expected a string \"a b\" like model.merges[0]", NULL);
+                break;
+            }
+            const char *s = json_string_value(e);
+            size_t n = json_string_length(e);
+            if (n >= 8 && !strncmp(s, "#version", 8)) continue; /* the library skips these lines */
+            if (memchr(s, '\0', n) || split_legacy(s, n, &a, &al, &b, &bl)) {
+                rc = bad_merge_json(c, i, e, "expected two tokens separated by one space", NULL);
+                break;
+            }
+        } else {
+            json_t *ja = json_array_get(e, 0), *jb = json_array_get(e, 1);
+            if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_string(ja) || !json_is_string(jb)) {
+                rc = bad_merge_json(c, i, e, "expected a pair [\"a\", \"b\"] like model.merges[0]", NULL);
+                break;
+            }
+            a = json_string_value(ja), al = json_string_length(ja), b = json_string_value(jb), bl = json_string_length(jb);
+        }
+        const char *which;
+        if (bpe_add_merge(&h->model, a, al, b, bl, rank++, buf, bufn, &which) != 0)
+            rc = bad_merge_json(c, i, e, "the token \"%.200s\" is not in model.vocab", which);
+    }
+    free(buf);
+    return rc;
+}
+
+/* The vocabulary and merges read straight from the file text (hf_json_scan.h). */
+static int read_vocab_merges_fast(const Ctx *c, const char *text, HfJsonSpan vs, HfJsonSpan ms, HfTok *h) {
+    HfJsonReader r = {text, vs.start, vs.end, ""};
+    size_t cap = vs.end - vs.start + 1, used = 0, n = 0, ncap = 4096;
+    char *keys = qh_malloc(cap);        /* decoded keys, NUL-separated */
+    size_t *koff = qh_malloc(sizeof(size_t) * ncap), *klen = qh_malloc(sizeof(size_t) * ncap);
+    long long *ids = qh_malloc(sizeof(long long) * ncap);
+    size_t *vstart = qh_malloc(sizeof(size_t) * ncap), *vend = qh_malloc(sizeof(size_t) * ncap);
+    char *isint = qh_malloc(ncap);
+    int rc = hf_json_expect(&r, '{');
+    if (rc == 0 && hf_json_peek(&r) != '}') {
+        for (;;) {
+            if (n == ncap) {
+                ncap *= 2;
+                koff = qh_realloc(koff, sizeof(size_t) * ncap), klen = qh_realloc(klen, sizeof(size_t) * ncap);
+                ids = qh_realloc(ids, sizeof(long long) * ncap);
+                vstart = qh_realloc(vstart, sizeof(size_t) * ncap), vend = qh_realloc(vend, sizeof(size_t) * ncap);
+                isint = qh_realloc(isint, ncap);
+            }
+            size_t kl;
+            if ((rc = hf_json_string(&r, keys + used, cap - used - 1, &kl)) || (rc = hf_json_expect(&r, ':'))) break;
+            int got = hf_json_integer(&r, &ids[n], &vstart[n], &vend[n]);
+            if ((rc = got < 0 ? -1 : 0)) break;
+            isint[n] = got == 0;
+            keys[used + kl] = '\0';
+            koff[n] = used, klen[n] = kl;
+            used += kl + 1;
+            n++;
+            char d = hf_json_peek(&r);
+            r.pos++;
+            if (d == '}') break;
+            if (d != ',') {
+                rc = -1;
+                snprintf(r.err, sizeof r.err, " not valid JSON: expected ',' or '}' after entry %zu", n);
+                break;
+            }
+        }
+    } else if (rc == 0) {
+        r.pos++;
+    }
+    if (rc) {
+        rc = qh_error("%s:%s (in model.vocab)", c->file, r.err);
+    } else if (n == 0) {
+        rc = bad_text(c, "model.vocab", "{}", 2, "the vocabulary is empty");
+    } else if (n > (size_t)INT32_MAX / 2) {
+        rc = bad_text(c, "model.vocab", "{...}", 5, "%zu entries is too many", n);
+    } else {
+        bpe_init(&h->model, (int)n, 1024);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = vocab_entry(c, h, n, keys + koff[i], klen[i], isint[i], ids[i], text + vstart[i], vend[i] - vstart[i]);
+        int dup;
+        if (rc == 0 && bpe_finish_vocab(&h->model, &dup) != 0) { /* n ids in 0..n-1, all distinct: a repeated key */
+            rc = qh_error("%s: model.vocab: not valid JSON: the key \"%.200s\" appears twice", c->file,
+                          bpe_token(&h->model, dup, NULL));
+        }
+    }
+    free(keys), free(koff), free(klen), free(ids), free(vstart), free(vend), free(isint);
+    if (rc) return -1;
+
+    /* merges: all "a b" strings, or all ["a", "b"] pairs */
+    size_t bufn = 2 * h->model.max_len + 2, sn = 4 * h->model.max_len + 16;
+    char *buf = qh_malloc(bufn), *sa = qh_malloc(sn), *sb = qh_malloc(sn);
+    r = (HfJsonReader){text, ms.start, ms.end, ""};
+    rc = hf_json_expect(&r, '[');
+    int legacy = hf_json_peek(&r) == '"', done = hf_json_peek(&r) == ']';
+    if (done) r.pos++;
+    uint32_t rank = 0;
+    for (size_t i = 0; rc == 0 && !done; i++) {
+        size_t e0 = (hf_json_peek(&r), r.pos), al, bl;
+        const char *a = sa, *b = sb;
+        int shape = 0; /* 0 ok, 1 the wrong shape for this merge list */
+        if (legacy) {
+            if (hf_json_peek(&r) != '"') shape = 1;
+            else if (hf_json_string(&r, sa, sn, &al) != 0) shape = 2; /* a string no token can be: too long or bad */
+            else if (al >= 8 && sa[0] == '#' && !strncmp(sa, "#version", 8)) a = NULL;
+            else if (split_legacy(sa, al, &a, &al, &b, &bl)) shape = 3;
+        } else {
+            if (hf_json_expect(&r, '[') || hf_json_string(&r, sa, sn, &al) || hf_json_expect(&r, ',') ||
+                hf_json_string(&r, sb, sn, &bl) || hf_json_expect(&r, ']'))
+                shape = 1;
+        }
+        if (shape) {
+            r.pos = e0; /* the whole element, for the message */
+            if (hf_json_skip(&r) != 0) {
+                rc = qh_error("%s:%s (in model.merges)", c->file, r.err);
+                break;
+            }
+            rc = bad_merge(c, i, text + e0, r.pos - e0,
+                           shape == 3  ? "expected two tokens separated by one space"
+                           : legacy    ? "expected a string \"a b\" like model.merges[0]%s"
+                                       : "expected a pair [\"a\", \"b\"] like model.merges[0]%s",
+                           "");
+            break;
+        }
+        if (a) {
+            const char *which;
+            if (bpe_add_merge(&h->model, a, al, b, bl, rank, buf, bufn, &which) != 0) {
+                rc = bad_merge(c, i, text + e0, r.pos - e0, "the token \"%.200s\" is not in model.vocab", which);
+                break;
+            }
+            rank++;
+        }
+        char d = hf_json_peek(&r);
+        r.pos++;
+        if (d == ']') break;
+        if (d != ',') rc = qh_error("%s: model.merges: not valid JSON: expected ',' or ']' after element %zu", c->file, i);
+    }
+    free(buf), free(sa), free(sb);
+    return rc ? -1 : 0;
+}
+
+/* model: the small keys from the jansson tree; vocab and merges from it, or,
+ * when fast is not NULL, from the file text at fast[0] and fast[1] (the tree
+ * then holds {} and [] there). */
+static int load_model(const Ctx *c, json_t *root, const char *text, const HfJsonSpan *fast, HfTok *h) {
     static const char *const keys[] = {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
                                        "fuse_unk", "byte_fallback", "ignore_merges", "vocab", "merges", NULL};
     json_t *m = json_object_get(root, "model");
@@ -233,25 +445,7 @@ static int load_model(const Ctx *c, json_t *root, HfTok *h) {
     json_t *vocab = json_object_get(m, "vocab"), *merges = json_object_get(m, "merges");
     if (!json_is_object(vocab)) return bad(c, "model.vocab", vocab, "expected an object (token -> id)");
     if (!json_is_array(merges)) return bad(c, "model.merges", merges, "expected an array");
-    size_t N = json_object_size(vocab);
-    if (N == 0) return bad(c, "model.vocab", vocab, "the vocabulary is empty");
-    if (N > (size_t)INT32_MAX / 2) return bad(c, "model.vocab", NULL, "%zu entries is too many", N);
-    bpe_init(&h->model, (int)N, json_array_size(merges));
-    const char *key;
-    json_t *v;
-    json_object_foreach(vocab, key, v) {
-        json_int_t id = json_is_integer(v) ? json_integer_value(v) : -1;
-        if (id >= 0 && (size_t)id < N && bpe_set_token(&h->model, (int)id, key, strlen(key)) == 0) continue;
-        char p[300]; /* the path is only written out for an error */
-        snprintf(p, sizeof p, "model.vocab[\"%.200s\"]", key);
-        if (!json_is_integer(v)) return bad(c, p, v, "expected an integer id");
-        if (id < 0 || (size_t)id >= N)
-            return bad(c, p, v, "id out of range: the vocabulary has %zu entries, so ids 0..%zu", N, N - 1);
-        return bad(c, p, v, "duplicated id: token \"%.200s\" has it too", bpe_token(&h->model, (int)id, NULL));
-    }
-    int missing;
-    if (bpe_finish_vocab(&h->model, &missing) != 0) /* unreachable: N distinct ids in 0..N-1 */
-        return bad(c, "model.vocab", NULL, "no token has id %d", missing);
+    if (fast ? read_vocab_merges_fast(c, text, fast[0], fast[1], h) : read_vocab_merges_json(c, vocab, merges, h)) return -1;
     int fuse = 0, fallback = 0, ignore = 0;
     if (get_bool(c, "model", m, "fuse_unk", 0, &fuse) || get_bool(c, "model", m, "byte_fallback", 0, &fallback) ||
         get_bool(c, "model", m, "ignore_merges", 0, &ignore))
@@ -264,49 +458,7 @@ static int load_model(const Ctx *c, json_t *root, HfTok *h) {
     if (get_str(c, "model", m, "unk_token", 1, &unk, &unk_len)) return -1;
     if (unk && (h->model.unk_id = bpe_lookup(&h->model, unk, unk_len)) < 0)
         return bad(c, "model.unk_token", json_object_get(m, "unk_token"), "not a token of model.vocab");
-    /* merges: all "a b" strings, or all ["a", "b"] pairs */
-    size_t nm = json_array_size(merges), maxlen = 0;
-    for (size_t t = 0; t < N; t++) {
-        size_t l;
-        bpe_token(&h->model, (int)t, &l);
-        if (l > maxlen) maxlen = l;
-    }
-    char *buf = qh_malloc(2 * maxlen + 2);
-    int legacy = nm > 0 && json_is_string(json_array_get(merges, 0));
-    uint32_t rank = 0;
-    int rc = 0;
-    for (size_t i = 0; i < nm && rc == 0; i++) {
-        json_t *e = json_array_get(merges, i);
-        const char *a, *b;
-        size_t al, bl;
-        if (legacy) {
-            if (!json_is_string(e)) {
-                rc = bad_merge(c, i, e, "expected a string \"a b\" like model.merges[0]", NULL);
-                break;
-            }
-            const char *s = json_string_value(e);
-            size_t n = json_string_length(e);
-            if (n >= 8 && !strncmp(s, "#version", 8)) continue; /* the library skips these lines */
-            const char *sp = memchr(s, ' ', n);
-            if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s)) || memchr(s, '\0', n)) {
-                rc = bad_merge(c, i, e, "expected two tokens separated by one space", NULL);
-                break;
-            }
-            a = s, al = (size_t)(sp - s), b = sp + 1, bl = n - al - 1;
-        } else {
-            json_t *ja = json_array_get(e, 0), *jb = json_array_get(e, 1);
-            if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_string(ja) || !json_is_string(jb)) {
-                rc = bad_merge(c, i, e, "expected a pair [\"a\", \"b\"] like model.merges[0]", NULL);
-                break;
-            }
-            a = json_string_value(ja), al = json_string_length(ja), b = json_string_value(jb), bl = json_string_length(jb);
-        }
-        const char *which;
-        if (bpe_add_merge(&h->model, a, al, b, bl, rank++, buf, 2 * maxlen + 2, &which) != 0)
-            rc = bad_merge(c, i, e, "the token \"%.200s\" is not in model.vocab", which);
-    }
-    free(buf);
-    return rc;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- normalizer */
@@ -807,7 +959,23 @@ int hf_tok_load(HfTok **out, const char *buf, size_t len, const char *path, int 
     *out = NULL;
     Ctx c = {path};
     json_error_t e;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+    /* model.vocab and model.merges are most of the file: when they can be
+     * found, jansson reads a copy with {} and [] in their place (the same
+     * length, so its line:column messages stay right) and the scanner reads them */
+    HfJsonSpan fast[2];
+    int have_fast = hf_json_model_spans(buf, len, &fast[0], &fast[1]);
+    char *copy = NULL;
+    if (have_fast) {
+        copy = qh_malloc(len + 1);
+        memcpy(copy, buf, len);
+        for (int k = 0; k < 2; k++) {
+            memset(copy + fast[k].start, ' ', fast[k].end - fast[k].start);
+            copy[fast[k].start] = k ? '[' : '{';
+            copy[fast[k].start + 1] = k ? ']' : '}';
+        }
+    }
+    json_t *root = json_loadb(copy ? copy : buf, len, JSON_REJECT_DUPLICATES, &e);
+    free(copy);
     if (!root) return qh_error("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
     HfTok *h = qh_calloc(1, sizeof *h);
     h->path = qh_strdup(path);
@@ -821,7 +989,7 @@ int hf_tok_load(HfTok **out, const char *buf, size_t len, const char *path, int 
     if (rc == 0)
         rc = want_null(&c, "truncation", root, "truncation would cut every text: not supported (expected null)") ||
              want_null(&c, "padding", root, "padding is not supported (expected null)");
-    if (rc == 0) rc = load_model(&c, root, h);
+    if (rc == 0) rc = load_model(&c, root, buf, have_fast ? fast : NULL, h);
     json_t *v;
     if (rc == 0 && (v = json_object_get(root, "normalizer")) && !json_is_null(v)) {
         h->has_normalizer = 1;

@@ -69,9 +69,11 @@ int tokenizer_load_buffer(Tokenizer *t, const char *buf, size_t size, int vocab_
  * tokenizer_load dispatches here for paths ending in ".model". */
 int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size);
 /* The tokenizer that goes with the model at model_path (a checkpoint file or
- * a model directory) of vocab_size: tok<V>.bin, else tokenizer.bin, else
- * tokenizer.model, beside the file / inside the directory; its path in
- * buf[0..n). -1 (no message) when there is none. tokenizer_find.c. */
+ * a model directory) of vocab_size: inside a directory the first of
+ * tokenizer.json (as AutoTokenizer), tok<V>.bin, tokenizer.bin,
+ * tokenizer.model; beside a file the first of tok<V>.bin, tokenizer.bin,
+ * tokenizer.model, tokenizer.json; its path in buf[0..n). -1 (no message)
+ * when there is none. tokenizer_find.c. */
 int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n);
 /* A Hugging Face tokenizer.json (hf_tok.h). vocab_size > 0 is the model's
  * embedding rows: every id of the file must be below it (a model's table may
