@@ -570,16 +570,22 @@ static void test_fuzz(void) {
                                        "4294967296", "\"BPE\"", "\"Split\"", "\"Regex\"", "\"String\"", "\\\\", "\\u0000",
                                        "(?", "[^", "\\\\p{", "\"Sequence\"", "\"type\"", "\"Metaspace\"", "\"ByteLevel\"",
                                        "\"Replace\"", "\"Strip\"", "\"ids\"", "\xff", " ", "\"a b\"", "\"ab\""};
-    /* the seed: the base file plus every component, as one file */
-    const char *seed_text = NULL;
-    size_t seed_len = 0;
-    char *seed = NULL;
-    if (qh_read_file("tests/fixtures/bpe_synth_b.json", &seed, &seed_len) == 0) seed_text = seed;
+    /* the seeds: the base file and the three small files of our own (every component) */
+    const char *seeds[4] = {base_json, NULL, NULL, NULL};
+    size_t lens[4] = {strlen(base_json), 0, 0, 0}, cap = lens[0];
+    char *own[3] = {NULL, NULL, NULL};
+    int nseeds = 1;
+    for (int k = 0; k < 3; k++) {
+        char p[64];
+        snprintf(p, sizeof p, "tests/fixtures/bpe_synth_%c.json", 'a' + k);
+        if (qh_read_file(p, &own[k], &lens[nseeds]) != 0) continue;
+        seeds[nseeds] = own[k];
+        if (lens[nseeds] > cap) cap = lens[nseeds];
+        nseeds++;
+    }
+    cap += 8192;
     long nfuzz = 1500;
     if (getenv("QH_FUZZ_N")) qh_parse_long(getenv("QH_FUZZ_N"), &nfuzz);
-    const char *seeds[2] = {base_json, seed_text};
-    size_t lens[2] = {strlen(base_json), seed_text ? seed_len : 0};
-    size_t cap = (lens[1] > lens[0] ? lens[1] : lens[0]) + 8192;
     unsigned char *buf = qh_malloc(cap);
     Fuzz fz;
     fuzz_init(&fz, 777, dict, sizeof dict / sizeof dict[0]);
@@ -590,10 +596,14 @@ static void test_fuzz(void) {
     double t0 = qh_now();
     cap_begin_in(tmp);
     for (long it = 0; it < nfuzz; it++) {
-        int which = seed_text ? (int)(it % 2) : 0;
+        int which = (int)(it % nseeds);
         size_t n = lens[which];
         memcpy(buf, seeds[which], n);
-        for (int k = 1 + (int)fuzz_range(&fz, 3); k-- > 0;) fuzz_mutate(&fz, buf, &n, cap, 0, n);
+        /* half the time only the part before "model" (normalizer, pre-tokenizers,
+         * post-processor, decoder): the mutations then reach encoding more often */
+        const char *model = strstr(seeds[which], "\"model\"");
+        size_t hi = it % 4 < 2 && model ? (size_t)(model - seeds[which]) : n;
+        for (int k = 1 + (int)fuzz_range(&fz, 3); k-- > 0;) fuzz_mutate(&fz, buf, &n, cap, 0, hi);
         Tokenizer t;
         int rc = tokenizer_load_hf_buffer(&t, (const char *)buf, n, (int)fuzz_range(&fz, 2) ? 0 : 600, "fuzz.json");
         bad_rc += rc != 0 && rc != -1;
@@ -622,7 +632,172 @@ static void test_fuzz(void) {
            accepted, encoded, dt);
     free(err);
     free(buf);
-    free(seed);
+    for (int k = 0; k < 3; k++) free(own[k]);
+}
+
+/* Structured fuzz: the settings of the small files of our own changed at
+ * random (booleans flipped, behaviors, schemes, patterns and contents drawn
+ * from lists, numbers changed, pipeline steps swapped; the model and the
+ * added tokens kept), so that most files load and the encoders and decoders
+ * run on odd combinations of components. */
+static json_t *new_setting(Fuzz *fz, const char *key, const json_t *old) {
+    static const char *const behaviors[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    static const char *const schemes[] = {"always", "first", "never"};
+    static const char *const regexes[] = {"\\s+", "\\p{L}+|\\p{N}", "(?i:'s|'t)|[^\\s\\p{L}]+", "a*", "$|^", "(?=x)",
+                                          "\\S+(?!\\S)", "\\d", ".", "[\\s\\x{85}]", "x?"};
+    static const char *const texts[] = {"", " ", "\xe2\x96\x81", "ab", "<s>", "\xc3\xa9", "--", "\n"};
+    static const char *const reps[] = {"\xe2\x96\x81", "_", " ", "\xc3\xa9"};
+#define PICK(a) a[fuzz_range(fz, sizeof a / sizeof a[0])]
+    if (json_is_boolean(old)) return json_boolean(!json_is_true(old));
+    if (json_is_integer(old)) return json_integer((json_int_t)fuzz_range(fz, 4));
+    if (!key || !json_is_string(old)) return NULL;
+    if (!strcmp(key, "behavior")) return json_string(PICK(behaviors));
+    if (!strcmp(key, "prepend_scheme")) return json_string(PICK(schemes));
+    if (!strcmp(key, "Regex")) return json_string(PICK(regexes));
+    if (!strcmp(key, "String") || !strcmp(key, "content") || !strcmp(key, "prepend")) return json_string(PICK(texts));
+    if (!strcmp(key, "replacement")) return json_string(PICK(reps));
+#undef PICK
+    return NULL;
+}
+
+static int fixed_key(const char *k) {
+    return !strcmp(k, "type") || !strcmp(k, "id") || !strcmp(k, "type_id") || !strcmp(k, "ids") || !strcmp(k, "tokens") ||
+           !strcmp(k, "version") || !strcmp(k, "model") || !strcmp(k, "added_tokens") || !strcmp(k, "special_tokens");
+}
+
+static void mutate_settings(Fuzz *fz, json_t *v) {
+    if (json_is_object(v)) {
+        const char *keys[64];
+        int nk = 0;
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) if (nk < 64) keys[nk++] = k;
+        for (int i = 0; i < nk; i++) {
+            if (fixed_key(keys[i])) continue;
+            x = json_object_get(v, keys[i]);
+            json_t *nv;
+            if (json_is_object(x) || json_is_array(x)) mutate_settings(fz, x);
+            else if (fuzz_range(fz, 3) == 0 && (nv = new_setting(fz, keys[i], x))) json_object_set_new(v, keys[i], nv);
+        }
+    } else if (json_is_array(v)) {
+        size_t n = json_array_size(v);
+        if (n > 1 && fuzz_range(fz, 3) == 0) { /* two steps swapped */
+            size_t a = fuzz_range(fz, n), b = fuzz_range(fz, n);
+            json_t *x = json_incref(json_array_get(v, a)), *y = json_incref(json_array_get(v, b));
+            json_array_set_new(v, a, y);
+            json_array_set_new(v, b, x);
+        }
+        for (size_t i = 0; i < json_array_size(v); i++) mutate_settings(fz, json_array_get(v, i));
+    }
+}
+
+static void test_fuzz_settings(void) {
+    const char *texts[] = {"Hello wiki world 123 -- x--y", "  a|b <s> </s> <mask> foo <x> <r>  \xe2\x96\x81z",
+                           "\xe4\xbd\xa0\xe5\xa5\xbd caf\xc3\xa9 e\xcc\x81 \xf0\x9f\x98\x80", "\xff\xfe\x80 broken", ""};
+    json_t *seeds[3];
+    int ns = 0;
+    for (int k = 0; k < 3; k++) {
+        char p[64];
+        snprintf(p, sizeof p, "tests/fixtures/bpe_synth_%c.json", 'a' + k);
+        json_t *j = json_load_file(p, 0, NULL);
+        if (j) seeds[ns++] = j;
+    }
+    if (!ns) {
+        SKIP("tests/fixtures/bpe_synth_*.json not found");
+        return;
+    }
+    long n = 1500;
+    if (getenv("QH_FUZZ_N")) qh_parse_long(getenv("QH_FUZZ_N"), &n);
+    n /= 3;
+    Fuzz fz;
+    fuzz_init(&fz, 99, NULL, 0);
+    int accepted = 0, bad_rc = 0, encoded = 0;
+    double t0 = qh_now();
+    cap_begin_in(tmp);
+    for (long it = 0; it < n; it++) {
+        json_t *j = json_deep_copy(seeds[it % ns]);
+        mutate_settings(&fz, j);
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        Tokenizer t;
+        int rc = tokenizer_load_hf_buffer(&t, text, strlen(text), 0, "fuzz-settings.json");
+        free(text);
+        bad_rc += rc != 0 && rc != -1;
+        if (rc != 0) continue;
+        accepted++;
+        for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+            int *ids;
+            size_t m;
+            if (tokenizer_encode(&t, texts[k], strlen(texts[k]), 1, 0, &ids, &m) != 0) continue;
+            encoded++;
+            char *d;
+            size_t dl;
+            if (tokenizer_decode_text(&t, ids, m, &d, &dl) == 0) free(d);
+            for (size_t i = 0; i < m; i++) tokenizer_decode(&t, i ? ids[i - 1] : -1, ids[i]);
+            free(ids);
+        }
+        tokenizer_free(&t);
+    }
+    char *err = cap_end();
+    CHECK(bad_rc == 0, "settings fuzz: %d loads returned something other than 0 or -1", bad_rc);
+    CHECK(accepted > n / 4, "settings fuzz: %d of %ld changed files load (most should)", accepted, n);
+    printf("fuzz: %ld tokenizer.json files with changed settings (%d accepted, %d texts encoded and decoded) in %.2f s\n",
+           n, accepted, encoded, qh_now() - t0);
+    free(err);
+    for (int k = 0; k < ns; k++) json_decref(seeds[k]);
+}
+
+/* Random texts from hard fragments (special tokens, partial UTF-8, combining
+ * marks, whitespace runs, digits) through both real files: byte-level BPE
+ * loses nothing, so decode(encode(s)) without the BOS is the repaired text
+ * for Llama-3 and its NFC for Qwen3 (QH_FUZZ_N / 5 texts, at least 200). */
+static void test_random_texts(const Tokenizer *tl, const Tokenizer *tq) {
+    static const char *const frag[] = {"<|begin_of_text|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>", "<|", "|>",
+                                       " ", "  ", "\t", "\n", "\r\n", "\n\n\n", "\xc2\xa0", "\xc2\x85", "e\xcc\x81",
+                                       "\xe2\x84\xab", "\xe1\x84\x80\xe1\x85\xa1", "\xe4\xbd\xa0\xe5\xa5\xbd",
+                                       "\xf0\x9f\x98\x80", "\xf0\x9f", "\xe4\xbd", "\xff", "\x80", "'s", "'LL", "123",
+                                       "4567", "\xd9\xa3", "the", " the", "Hello", "don't", ".", "...", "!?", "_", "\x00",
+                                       "\xe2\x80\x8b", "\xef\xbb\xbf", "A", "z", "\xf0\x9d\x90\x80", "\xed\xa0\x80"};
+    long n = 1500;
+    if (getenv("QH_FUZZ_N")) qh_parse_long(getenv("QH_FUZZ_N"), &n);
+    n = n / 5 > 200 ? n / 5 : 200;
+    Fuzz fz;
+    fuzz_init(&fz, 4242, NULL, 0);
+    int bad[2] = {0, 0};
+    char text[2048];
+    for (long it = 0; it < n; it++) {
+        size_t len = 0;
+        for (int k = 1 + (int)fuzz_range(&fz, 60); k-- > 0;) {
+            const char *f = frag[fuzz_range(&fz, sizeof frag / sizeof frag[0])];
+            size_t fl = !strcmp(f, "\x00") ? 1 : strlen(f);
+            if (len + fl < sizeof text) memcpy(text + len, f, fl), len += fl;
+        }
+        size_t rl, nl;
+        char *fixed = u8_repair(text, len, &rl), *nfc = NULL;
+        if (u8_nfc(fixed, rl, &nfc, &nl) != 0) nfc = NULL;
+        const Tokenizer *ts[2] = {tl, tq};
+        for (int k = 0; k < 2; k++) {
+            int *ids;
+            size_t m;
+            char *dec;
+            size_t dl;
+            int skip = k == 0; /* Llama-3's BOS */
+            int ok = tokenizer_encode(ts[k], text, len, 1, 0, &ids, &m) == 0 &&
+                     tokenizer_decode_text(ts[k], ids + skip, m - (size_t)skip, &dec, &dl) == 0;
+            const char *want = k == 0 ? fixed : nfc;
+            size_t wl = k == 0 ? rl : nl;
+            if (ok) {
+                ok = want && dl == wl && !memcmp(dec, want, dl);
+                free(dec);
+                free(ids);
+            }
+            if (!ok && bad[k]++ < 3) fprintf(stderr, "FAIL %s: random text %ld does not come back\n", k ? "qwen3" : "llama3", it);
+        }
+        free(fixed);
+        free(nfc);
+    }
+    CHECK(bad[0] == 0, "llama3: decode(encode(s)) == repaired s for %ld random texts (%d differ)", n, bad[0]);
+    CHECK(bad[1] == 0, "qwen3: decode(encode(s)) == NFC(repaired s) for %ld random texts (%d differ)", n, bad[1]);
 }
 
 int main(void) {
@@ -635,6 +810,7 @@ int main(void) {
     test_bad_files();
     test_synth();
     test_fuzz();
+    test_fuzz_settings();
     Tokenizer tl, tq;
     int have_l = load_real(&tl, "llama3") == 0, have_q = load_real(&tq, "qwen3") == 0;
     Cases cases;
@@ -648,6 +824,7 @@ int main(void) {
         test_wikitext_valid(&tl, "llama3");
         test_wikitext_valid(&tq, "qwen3");
         test_reference(&tl, &tq, &cases);
+        test_random_texts(&tl, &tq);
         test_dataset_stream(&tl, "llama3", 128000);
         test_dataset_stream(&tq, "qwen3", -1);
     }

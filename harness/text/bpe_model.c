@@ -181,23 +181,20 @@ static void grow_merges(BpeModel *m) {
 }
 
 int bpe_add_merge(BpeModel *m, const char *a, size_t alen, const char *b, size_t blen, uint32_t rank, char *buf,
-                  size_t bufn, const char **bad) {
+                  size_t bufn, int *missing) {
     int ia = bpe_lookup(m, a, alen), ib = bpe_lookup(m, b, blen);
-    if (ia < 0) {
-        *bad = a;
+    if (ia < 0 || ib < 0) {
+        *missing = ia < 0 ? 0 : 1;
         return -1;
     }
-    if (ib < 0) {
-        *bad = b;
-        return -1;
+    int inew = -1;
+    if (alen + blen <= bufn) {
+        memcpy(buf, a, alen);
+        memcpy(buf + alen, b, blen);
+        inew = bpe_lookup(m, buf, alen + blen);
     }
-    size_t n = alen + blen < bufn - 1 ? alen + blen : bufn - 1;
-    memcpy(buf, a, alen < n ? alen : n);
-    if (n > alen) memcpy(buf + alen, b, n - alen);
-    buf[n] = '\0';
-    int inew = alen + blen < bufn ? bpe_lookup(m, buf, alen + blen) : -1;
     if (inew < 0) {
-        *bad = buf;
+        *missing = 2;
         return -1;
     }
     if (2 * (m->nmerges + 1) > m->mmask) grow_merges(m);
@@ -288,6 +285,7 @@ static void add_symbol(BpeWork *w, int *ns, int id, int blen) {
 }
 
 static void append_ids(int **out, size_t *nout, size_t *cap, const int *ids, size_t k) {
+    if (k == 0) return;
     if (*nout + k > *cap) {
         *cap = 2 * (*nout + k) + 1024;
         *out = qh_realloc(*out, *cap * sizeof(int));

@@ -51,11 +51,11 @@ int bpe_finish_vocab(BpeModel *m, int *bad);
 int bpe_lookup(const BpeModel *m, const char *s, size_t len);
 /* Token id -> string (NUL-terminated), *len its length; NULL outside 0..n-1. */
 const char *bpe_token(const BpeModel *m, int id, size_t *len);
-/* Add merge of rank `rank` of the tokens a and b (strings): 0, or -1 with
- * *bad pointing at the string that is not in the vocabulary: a, b, or
- * buf holding their concatenation (capacity bufn). */
+/* Add merge of rank `rank` of the tokens a and b (buf: scratch of bufn
+ * bytes for their concatenation). 0, or -1 with *missing saying which string
+ * is not in the vocabulary: 0 a, 1 b, 2 a and b joined. */
 int bpe_add_merge(BpeModel *m, const char *a, size_t alen, const char *b, size_t blen, uint32_t rank, char *buf,
-                  size_t bufn, const char **bad);
+                  size_t bufn, int *missing);
 
 /* Scratch for encoding: symbol lists, the heap, the word cache. One per thread. */
 typedef struct BpeWork {

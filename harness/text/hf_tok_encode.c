@@ -102,6 +102,7 @@ typedef struct Enc {
 } Enc;
 
 static void emit(Enc *e, const int *ids, size_t k) {
+    if (k == 0) return;
     if (e->n + k > e->cap) {
         e->cap = 2 * (e->n + k) + 1024;
         e->out = qh_realloc(e->out, e->cap * sizeof(int));

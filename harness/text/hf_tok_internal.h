@@ -38,6 +38,9 @@ typedef struct HfNorm {
     HfRegex re;         /* Replace: the pattern */
 } HfNorm;
 
+/* Pre-tokenizers run nested, one call level each: their number is bounded. */
+#define HF_MAX_PRETOKS 64
+
 typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } HfSplitBehavior;
 typedef enum { PT_SPLIT, PT_BYTE_LEVEL, PT_DIGITS, PT_PUNCTUATION, PT_METASPACE } HfPreTokKind;
 typedef enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER } HfPrependScheme;

@@ -217,18 +217,26 @@ static int get_metaspace(const Ctx *c, const char *jpath, json_t *o, uint32_t *c
 /* ---------------------------------------------------------------- model */
 
 /* model.merges[i] = VALUE refused (the path is formatted only here: 280k merges). */
-static int bad_merge(const Ctx *c, size_t i, const char *val, size_t vlen, const char *fmt, const char *arg) {
-    char p[64], msg[300];
+static int bad_merge(const Ctx *c, size_t i, const char *val, size_t vlen, const char *msg) {
+    char p[64];
     snprintf(p, sizeof p, "model.merges[%zu]", i);
-    snprintf(msg, sizeof msg, fmt, arg);
     return bad_text(c, p, val, vlen, "%s", msg);
 }
 
-static int bad_merge_json(const Ctx *c, size_t i, const json_t *e, const char *fmt, const char *arg) {
+static int bad_merge_json(const Ctx *c, size_t i, const json_t *e, const char *msg) {
     char *val = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
-    int rc = bad_merge(c, i, val, val ? strlen(val) : 0, fmt, arg);
+    int rc = bad_merge(c, i, val, val ? strlen(val) : 0, msg);
     free(val);
     return rc;
+}
+
+/* The message for a merge whose token (bpe_add_merge's `missing`) is not in the vocabulary. */
+static void missing_token(char *msg, size_t n, int missing, const char *a, size_t al, const char *b, size_t bl) {
+    if (missing == 0) snprintf(msg, n, "the token \"%.*s\" is not in model.vocab", (int)(al > 200 ? 200 : al), a);
+    else if (missing == 1) snprintf(msg, n, "the token \"%.*s\" is not in model.vocab", (int)(bl > 200 ? 200 : bl), b);
+    else
+        snprintf(msg, n, "the merged token \"%.*s%.*s\" is not in model.vocab", (int)(al > 100 ? 100 : al), a,
+                 (int)(bl > 100 ? 100 : bl), b);
 }
 
 /* One vocabulary entry, from either reader: key -> id (is_int 0: not an integer). */
@@ -282,27 +290,30 @@ static int read_vocab_merges_json(const Ctx *c, json_t *vocab, json_t *merges, H
         size_t al, bl;
         if (legacy) {
             if (!json_is_string(e)) {
-                rc = bad_merge_json(c, i, e, "expected a string \"a b\" like model.merges[0]", NULL);
+                rc = bad_merge_json(c, i, e, "expected a string \"a b\" like model.merges[0]");
                 break;
             }
             const char *s = json_string_value(e);
             size_t n = json_string_length(e);
             if (n >= 8 && !strncmp(s, "#version", 8)) continue; /* the library skips these lines */
             if (memchr(s, '\0', n) || split_legacy(s, n, &a, &al, &b, &bl)) {
-                rc = bad_merge_json(c, i, e, "expected two tokens separated by one space", NULL);
+                rc = bad_merge_json(c, i, e, "expected two tokens separated by one space");
                 break;
             }
         } else {
             json_t *ja = json_array_get(e, 0), *jb = json_array_get(e, 1);
             if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_string(ja) || !json_is_string(jb)) {
-                rc = bad_merge_json(c, i, e, "expected a pair [\"a\", \"b\"] like model.merges[0]", NULL);
+                rc = bad_merge_json(c, i, e, "expected a pair [\"a\", \"b\"] like model.merges[0]");
                 break;
             }
             a = json_string_value(ja), al = json_string_length(ja), b = json_string_value(jb), bl = json_string_length(jb);
         }
-        const char *which;
-        if (bpe_add_merge(&h->model, a, al, b, bl, rank++, buf, bufn, &which) != 0)
-            rc = bad_merge_json(c, i, e, "the token \"%.200s\" is not in model.vocab", which);
+        int missing;
+        if (bpe_add_merge(&h->model, a, al, b, bl, rank++, buf, bufn, &missing) != 0) {
+            char msg[300];
+            missing_token(msg, sizeof msg, missing, a, al, b, bl);
+            rc = bad_merge_json(c, i, e, msg);
+        }
     }
     free(buf);
     return rc;
@@ -397,15 +408,16 @@ static int read_vocab_merges_fast(const Ctx *c, const char *text, HfJsonSpan vs,
             }
             rc = bad_merge(c, i, text + e0, r.pos - e0,
                            shape == 3  ? "expected two tokens separated by one space"
-                           : legacy    ? "expected a string \"a b\" like model.merges[0]%s"
-                                       : "expected a pair [\"a\", \"b\"] like model.merges[0]%s",
-                           "");
+                           : legacy    ? "expected a string \"a b\" like model.merges[0]"
+                                       : "expected a pair [\"a\", \"b\"] like model.merges[0]");
             break;
         }
         if (a) {
-            const char *which;
-            if (bpe_add_merge(&h->model, a, al, b, bl, rank, buf, bufn, &which) != 0) {
-                rc = bad_merge(c, i, text + e0, r.pos - e0, "the token \"%.200s\" is not in model.vocab", which);
+            int missing;
+            if (bpe_add_merge(&h->model, a, al, b, bl, rank, buf, bufn, &missing) != 0) {
+                char msg[300];
+                missing_token(msg, sizeof msg, missing, a, al, b, bl);
+                rc = bad_merge(c, i, text + e0, r.pos - e0, msg);
                 break;
             }
             rank++;
@@ -567,6 +579,8 @@ static int add_pretok(const Ctx *c, const char *jpath, json_t *o, HfTok *h) {
         return bad(c, p, json_object_get(o, "type"),
                    "unknown pre-tokenizer (supported: Split, ByteLevel, Digits, Punctuation, Metaspace, Sequence)");
     }
+    if (rc == 0 && h->n_pretoks >= HF_MAX_PRETOKS)
+        rc = bad(c, p, json_object_get(o, "type"), "more than %d pre-tokenizers in all: not supported", HF_MAX_PRETOKS);
     if (rc) {
         hf_regex_free(&pt.re);
         return -1;
@@ -820,15 +834,15 @@ static void compose_templates(HfTok *h) {
             const HfTplItem *it = &tp->items[i];
             if (it->n < 0) {
                 seen = 1;
-                memcpy(pre + kp, h->prefix, sizeof(int) * (size_t)h->n_prefix);
+                if (h->n_prefix) memcpy(pre + kp, h->prefix, sizeof(int) * (size_t)h->n_prefix);
                 kp += h->n_prefix;
-                memcpy(suf, h->suffix, sizeof(int) * (size_t)h->n_suffix);
+                if (h->n_suffix) memcpy(suf, h->suffix, sizeof(int) * (size_t)h->n_suffix);
                 ks = h->n_suffix;
             } else if (seen) {
-                memcpy(suf + ks, it->ids, sizeof(int) * (size_t)it->n);
+                if (it->n) memcpy(suf + ks, it->ids, sizeof(int) * (size_t)it->n);
                 ks += it->n;
             } else {
-                memcpy(pre + kp, it->ids, sizeof(int) * (size_t)it->n);
+                if (it->n) memcpy(pre + kp, it->ids, sizeof(int) * (size_t)it->n);
                 kp += it->n;
             }
         }
