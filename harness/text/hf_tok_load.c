@@ -211,7 +211,8 @@ static int get_metaspace(const Ctx *c, const char *jpath, json_t *o, uint32_t *c
         join(p, sizeof p, jpath, "str_rep");
         return bad(c, p, sr, "expected a string");
     }
-    return split ? get_bool(c, jpath, o, "split", 1, split) : 0;
+    int unused;
+    return get_bool(c, jpath, o, "split", 1, split ? split : &unused); /* the decoder does not split, but checks it */
 }
 
 /* ---------------------------------------------------------------- model */
