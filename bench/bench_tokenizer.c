@@ -2,7 +2,7 @@
  * rows joined with "\n\n", 1.29 MB) with the Llama-3.2 and Qwen3
  * tokenizer.json files of data/, best of 3, next to the Hugging Face
  * `tokenizers` library timed on the same file and string in the same run
- * (kernels/bench/hf_tokenizers_time.py through python3; skipped, and said so,
+ * (bench/hf_tokenizers_time.py through python3; skipped, and said so,
  * where Python or the library is absent). The ratio is library time / ours
  * (target: at least 2x), in wall-clock time and in process CPU time (the
  * latter steadier on a shared machine; both sides run one thread); the
@@ -61,7 +61,7 @@ static void print_row(const char *file, const char *who, const Timing *t) {
 /* The library, through python3: 0 with its timing and ids, 1 when unavailable (said why). */
 static int time_library(const char *json, const char *text_file, const char *tmpdir, int reps, Timing *t, int **ids,
                         size_t *n) {
-    const char *script = "kernels/bench/hf_tokenizers_time.py";
+    const char *script = "bench/hf_tokenizers_time.py";
     if (access(script, R_OK) != 0) {
         printf("  library: skipped (%s not found: run from the repository root)\n", script);
         return 1;
