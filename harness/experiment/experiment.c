@@ -1328,9 +1328,10 @@ int experiment_check_run(const Experiment *x, int here) {
         if (!bad && !*x->tokenizer && tokenizer_find(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
             int line = 0;
             experiment_value(x, ES_MODEL, "path", &line);
-            bad = qh_error("%s:%d: model.path: no tokenizer found beside '%s' (tried tokenizer.json, tok%d.bin, "
-                           "tokenizer.bin and tokenizer.model): set [model] tokenizer", x->path, line, x->model_path,
-                           c.vocab_size) != 0;
+            char tried[160];
+            tokenizer_find_tried(x->model_path, c.vocab_size, tried, sizeof tried);
+            bad = qh_error("%s:%d: model.path: no tokenizer found beside '%s' (tried %s): set [model] tokenizer", x->path,
+                           line, x->model_path, tried) != 0;
         }
     } else {
         bad = 1;

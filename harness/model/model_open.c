@@ -25,11 +25,11 @@ int model_open_for(const char *model_path, const char *tok_path, Model *m, Token
     char buf[4096];
     if (!tok_path) {
         if (tokenizer_find(model_path, m->cfg.vocab_size, buf, sizeof buf) != 0) {
-            int V = m->cfg.vocab_size;
+            char tried[160];
+            tokenizer_find_tried(model_path, m->cfg.vocab_size, tried, sizeof tried);
             model_free(m);
-            return qh_error("no tokenizer found %s '%s' (tried tokenizer.json, tok%d.bin, tokenizer.bin and tokenizer.model): "
-                            "pass --tokenizer",
-                            is_dir ? "in" : "beside", model_path, V);
+            return qh_error("no tokenizer found %s '%s' (tried %s): pass --tokenizer", is_dir ? "in" : "beside",
+                            model_path, tried);
         }
         tok_path = buf;
     }

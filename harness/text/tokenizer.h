@@ -75,6 +75,9 @@ int tokenizer_load_spm(Tokenizer *t, const char *path, int vocab_size);
  * tokenizer.model, tokenizer.json; its path in buf[0..n). -1 (no message)
  * when there is none. tokenizer_find.c. */
 int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n);
+/* The names tokenizer_find tries for that model, in its order, for messages:
+ * "tok512.bin, tokenizer.bin, tokenizer.model and tokenizer.json". */
+void tokenizer_find_tried(const char *model_path, int vocab_size, char *buf, size_t n);
 /* A Hugging Face tokenizer.json (hf_tok.h). vocab_size > 0 is the model's
  * embedding rows: every id of the file must be below it (a model's table may
  * have more rows than the tokenizer has ids, never fewer). */

@@ -13,17 +13,25 @@
 #include "tokenizer.h"
 #include "util.h"
 
-int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n) {
+/* The candidate names, in the order they are tried (bin: "tok<V>.bin"). */
+static const char **find_order(const char *model_path, const char *bin, const char *order[4], int *is_dir) {
     struct stat st;
-    int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
-    char *copy = qh_strdup(model_path);
-    const char *dir = is_dir ? copy : dirname(copy); /* beside a file, inside a directory */
+    *is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
+    /* a Hugging Face folder: tokenizer.json first, as AutoTokenizer picks it */
+    const char *dir_order[] = {"tokenizer.json", bin, "tokenizer.bin", "tokenizer.model"};
+    const char *file_order[] = {bin, "tokenizer.bin", "tokenizer.model", "tokenizer.json"};
+    for (int i = 0; i < 4; i++) order[i] = *is_dir ? dir_order[i] : file_order[i];
+    return order;
+}
+
+int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n) {
     char bin[64];
     snprintf(bin, sizeof bin, "tok%d.bin", vocab_size);
-    /* a Hugging Face folder: tokenizer.json first, as AutoTokenizer picks it */
-    const char *order_dir[] = {"tokenizer.json", bin, "tokenizer.bin", "tokenizer.model"};
-    const char *order_file[] = {bin, "tokenizer.bin", "tokenizer.model", "tokenizer.json"};
-    const char **order = is_dir ? order_dir : order_file;
+    const char *order[4];
+    int is_dir;
+    find_order(model_path, bin, order, &is_dir);
+    char *copy = qh_strdup(model_path);
+    const char *dir = is_dir ? copy : dirname(copy); /* beside a file, inside a directory */
     int found = -1;
     for (int i = 0; i < 4 && found < 0; i++) {
         snprintf(buf, n, "%s/%s", dir, order[i]);
@@ -31,4 +39,13 @@ int tokenizer_find(const char *model_path, int vocab_size, char *buf, size_t n) 
     }
     free(copy);
     return found;
+}
+
+void tokenizer_find_tried(const char *model_path, int vocab_size, char *buf, size_t n) {
+    char bin[64];
+    snprintf(bin, sizeof bin, "tok%d.bin", vocab_size);
+    const char *order[4];
+    int is_dir;
+    find_order(model_path, bin, order, &is_dir);
+    snprintf(buf, n, "%s, %s, %s and %s", order[0], order[1], order[2], order[3]);
 }
