@@ -975,21 +975,32 @@ int hf_tok_load(HfTok **out, const char *buf, size_t len, const char *path, int 
     Ctx c = {path};
     json_error_t e;
     /* model.vocab and model.merges are most of the file: when they can be
-     * found, jansson reads a copy with {} and [] in their place (the same
-     * length, so its line:column messages stay right) and the scanner reads them */
+     * found, jansson reads a copy with {} and [] in their place, followed by
+     * as many newlines as they spanned (so that its line numbers stay right),
+     * and the scanner reads them */
     HfJsonSpan fast[2];
     int have_fast = hf_json_model_spans(buf, len, &fast[0], &fast[1]);
     char *copy = NULL;
+    size_t clen = len;
     if (have_fast) {
+        int first = fast[1].start < fast[0].start; /* the span that comes first in the file */
+        HfJsonSpan sp[2] = {fast[first], fast[!first]};
         copy = qh_malloc(len + 1);
-        memcpy(copy, buf, len);
+        size_t o = 0, from = 0;
         for (int k = 0; k < 2; k++) {
-            memset(copy + fast[k].start, ' ', fast[k].end - fast[k].start);
-            copy[fast[k].start] = k ? '[' : '{';
-            copy[fast[k].start + 1] = k ? ']' : '}';
+            memcpy(copy + o, buf + from, sp[k].start - from);
+            o += sp[k].start - from;
+            int is_merges = sp[k].start == fast[1].start;
+            copy[o++] = is_merges ? '[' : '{';
+            copy[o++] = is_merges ? ']' : '}';
+            for (size_t i = sp[k].start; i < sp[k].end; i++)
+                if (buf[i] == '\n') copy[o++] = '\n';
+            from = sp[k].end;
         }
+        memcpy(copy + o, buf + from, len - from);
+        clen = o + len - from;
     }
-    json_t *root = json_loadb(copy ? copy : buf, len, JSON_REJECT_DUPLICATES, &e);
+    json_t *root = json_loadb(copy ? copy : buf, clen, JSON_REJECT_DUPLICATES, &e);
     free(copy);
     if (!root) return qh_error("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
     HfTok *h = qh_calloc(1, sizeof *h);
