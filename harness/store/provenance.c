@@ -1,5 +1,8 @@
 /* provenance.c: collect the provenance strings of provenance.h. The git commit
- * is compiled in by the Makefile (QH_GIT_COMMIT). */
+ * comes from build/gen/git_version.c, which the Makefile regenerates on every
+ * make (rewritten, and qharness relinked, only when HEAD or the dirty state
+ * changed) and links into build/qharness only; other binaries (tests) get the
+ * weak "unknown" below. */
 #include "provenance.h"
 
 #include <stdio.h>
@@ -10,9 +13,8 @@
 
 #include "forward.h"
 
-#ifndef QH_GIT_COMMIT
-#define QH_GIT_COMMIT "unknown"
-#endif
+/* The full commit hash, "-dirty" appended when the tree had changes. */
+__attribute__((weak)) const char qh_git_commit[] = "unknown";
 
 char *openblas_get_config(void);
 int openblas_get_num_threads(void);
@@ -22,7 +24,7 @@ void provenance_collect(Provenance *p, int argc, char **argv) {
     size_t off = 0;
     for (int i = 0; i < argc && off < sizeof p->cmdline - 2; i++)
         off += (size_t)snprintf(p->cmdline + off, sizeof p->cmdline - off, "%s%s", i ? " " : "", argv[i]);
-    snprintf(p->git_commit, sizeof p->git_commit, "%s", QH_GIT_COMMIT);
+    snprintf(p->git_commit, sizeof p->git_commit, "%s", qh_git_commit);
     snprintf(p->compiler, sizeof p->compiler, "gcc %s", __VERSION__);
     snprintf(p->blas, sizeof p->blas, "OpenBLAS %s", openblas_get_config());
 #ifdef QH_HAVE_CUDA
