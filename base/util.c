@@ -4,13 +4,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <unistd.h>
@@ -118,9 +121,44 @@ void qh_drop_pages(const void *p, size_t bytes) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+int qh_blas_begin(double work) {
+    int n = omp_get_max_threads();
+    if (work < QH_PAR_MIN_WORK && n > 1) omp_set_num_threads(1);
+    return n;
+}
+
+void qh_blas_end(int saved) {
+    if (omp_get_max_threads() != saved) omp_set_num_threads(saved);
+}
+
+int qh_open_regular(const char *path, const char *what, struct stat *st) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return qh_error("cannot open %s '%s': %s", what, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return qh_error("cannot stat %s '%s': %s", what, path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return qh_error("%s '%s' is not a regular file (%s)", what, path,
+                        S_ISDIR(sb.st_mode) ? "a folder" : S_ISFIFO(sb.st_mode) ? "a FIFO" : "a device or socket");
+    }
+    int fl = fcntl(fd, F_GETFL); /* ordinary (blocking) reads from here on */
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (st) *st = sb;
+    return fd;
+}
+
 int qh_read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qh_error("cannot open '%s': %s", path, strerror(errno));
+    int fd = qh_open_regular(path, "file", NULL);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return qh_error("cannot open '%s': %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = qh_malloc(cap);
     for (;;) {

@@ -5,6 +5,7 @@
 #define QH_UTIL_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 /* Print "qharness: error: <message>\n" to stderr. Returns -1 so that callers can
@@ -37,7 +38,28 @@ void qh_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* snprintf for paths: an over-long path is cut (and then simply not found). */
 void qh_pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Read a whole file into memory (NUL-terminated; *len excludes the NUL). */
+/* Open `path` for reading only if it is a regular file: opened without
+ * blocking (a FIFO would wait for a writer, a device never end), then checked
+ * with fstat (into *st when not NULL). The descriptor, or -1 with a message
+ * naming `what` ("model", "tokenizer", ...) and the path. */
+int qh_open_regular(const char *path, const char *what, struct stat *st);
+
+/* Parallel work. A loop or a BLAS call goes to the OpenMP team only when its
+ * work (about floating-point operations) reaches QH_PAR_MIN_WORK, ~1-2 ms on
+ * one core: every parallel region synchronizes the team, which costs
+ * microseconds on idle cores but up to a scheduler time slice (milliseconds)
+ * when other processes hold them, and thousands of small regions made a
+ * stories260K quantization 8-49x slower on a loaded machine
+ * (kernels/bench/loaded_quant.sh). Which loops run in parallel depends on the
+ * shapes only, never on the load: results stay reproducible. */
+#define QH_PAR_MIN_WORK 16777216.0
+/* Around a BLAS call of `work` operations: below QH_PAR_MIN_WORK it runs on
+ * one thread (OpenBLAS's OpenMP build sizes its team from omp_get_max_threads
+ * at each call). Returns the thread count to hand back to qh_blas_end. */
+int qh_blas_begin(double work);
+void qh_blas_end(int saved);
+
+/* Read a whole regular file into memory (NUL-terminated; *len excludes the NUL). */
 int qh_read_file(const char *path, char **data, size_t *len);
 
 /* The temporary name of `path` while it is written (owned): PATH.tmp.HOST.PID,

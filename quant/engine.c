@@ -52,7 +52,9 @@ int quant_engine_ref(QuantEngine *e) {
      * chunks) and of 16 rows (64-byte lines) where possible */
     int unit = qq_groups ? p->qq_groupsize : 1;
     while (unit < 16) unit *= 2;
-    int nthr = omp_get_max_threads();
+    /* a layer of fewer than 512 rows is one chunk: its group sweeps are far too
+     * short to pay for a synchronization of the team (QH_PAR_MIN_WORK) */
+    int nthr = m < 512 ? 1 : omp_get_max_threads();
     int chunk = (m + nthr - 1) / nthr;
     chunk = (chunk + unit - 1) / unit * unit;
     const int nchunks = (m + chunk - 1) / chunk;
@@ -92,7 +94,7 @@ int quant_engine_ref(QuantEngine *e) {
                     .qq_zs = e->qq_zs ? e->qq_zs + (size_t)gi * qq_groups : NULL,
                     .qq_zz = e->qq_zz ? e->qq_zz + (size_t)gi * qq_groups : NULL,
                 };
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nchunks > 1)
                 for (int ch = 0; ch < nchunks; ch++) {
                     int r0 = ch * chunk, r1 = r0 + chunk < m ? r0 + chunk : m;
                     group_range(e->Wt, m, c0, ge, r0, r1, &grid, e->use_loo ? dgrp : NULL, e->tau_abs,
@@ -102,7 +104,7 @@ int quant_engine_ref(QuantEngine *e) {
                 tfit += qh_now() - t0;
             }
             /* SPEC 4.5: quantize columns c0..c1-1, error feedback inside the block */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nchunks > 1)
             for (int ch = 0; ch < nchunks; ch++) {
                 int r0 = ch * chunk, r1 = r0 + chunk < m ? r0 + chunk : m;
                 for (int c = c0; c < c1; c++) {
@@ -156,9 +158,12 @@ int quant_engine_ref(QuantEngine *e) {
         /* SPEC 4.5 lazy batch update (GPTQ Alg. 1, last line of the block loop):
          * W[:, be:] -= Err_block @ U[block, be:].
          * Transposed storage: Wt[be:, :] (n-be, m) -= U[bs:be, be:]^T (n-be, K) x Err (K, m). */
-        if (e->U && be < n)
+        if (e->U && be < n) {
+            int nt = qh_blas_begin(2.0 * (n - be) * m * (be - bs));
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n - be, m, be - bs, -1.0f,
                         e->U + (size_t)bs * n + be, n, Err, m, 1.0f, e->Wt + (size_t)be * m, m);
+            qh_blas_end(nt);
+        }
     }
 
     if (scr) {

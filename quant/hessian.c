@@ -32,8 +32,13 @@ void hessian_add_window(HessianAcc *h, const float *X, int ntok) {
      * most of a layer's arithmetic), then folded into the double running mean */
     if (!h->scratch) h->scratch = qh_malloc(sizeof(float) * (size_t)n * n);
     float *G = h->scratch; /* (n, n), upper triangle */
-    if (ntok > 0) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, X, n, 0.0f, G, n);
-#pragma omp parallel for schedule(dynamic, 16)
+    if (ntok > 0) {
+        int nt = qh_blas_begin((double)n * n * ntok);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, X, n, 0.0f, G, n);
+        qh_blas_end(nt);
+    }
+    const int par = 4.0 * n * n >= QH_PAR_MIN_WORK; /* the folds below: a few operations per element */
+#pragma omp parallel for schedule(dynamic, 16) if (par)
     for (int i = 0; i < n; i++) {
         double *Hr = h->H + (size_t)i * n;
         const float *Gr = G + (size_t)i * n;
@@ -43,7 +48,7 @@ void hessian_add_window(HessianAcc *h, const float *X, int ntok) {
             for (int j = i; j < n; j++) Hr[j] *= keep;
     }
     /* mirror the upper triangle into the lower one, in 64 x 64 tiles */
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (par)
     for (int i0 = 0; i0 < n; i0 += 64)
         for (int j0 = 0; j0 <= i0; j0 += 64)
             for (int i = i0; i < i0 + 64 && i < n; i++)

@@ -60,7 +60,9 @@ static int check_finite_d(const double *x, size_t count, const char *what) {
  * updates), the final dot product in double. */
 static double trace_loss(const float *dWt, const float *Hp, int m, int n) {
     float *T = qh_malloc((size_t)n * m * sizeof *T); /* (n, m) = H' dW^T */
+    int nt = qh_blas_begin(2.0 * n * n * m);
     cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, n, m, 1.0f, Hp, n, dWt, m, 0.0f, T, m);
+    qh_blas_end(nt);
     double s = 0;
     for (size_t i = 0; i < (size_t)n * m; i++) s += (double)dWt[i] * T[i];
     free(T);
@@ -69,7 +71,7 @@ static double trace_loss(const float *dWt, const float *Hp, int m, int n) {
 
 /* transpose a (rows, cols) row-major byte matrix into (cols, rows) */
 static void transpose_u8(const uint8_t *a, int rows, int cols, uint8_t *out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (1.0 * rows * cols >= QH_PAR_MIN_WORK)
     for (int r0 = 0; r0 < rows; r0 += 64)
         for (int c0 = 0; c0 < cols; c0 += 64)
             for (int r = r0; r < r0 + 64 && r < rows; r++)
@@ -191,7 +193,7 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
     for (int i = 0; i < n; i++) inv[order[i]] = i;
 
     float *Wt = qh_malloc((size_t)n * m * sizeof(float)); /* (n, m) permuted W, transposed */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (1.0 * n * m >= QH_PAR_MIN_WORK)
     for (int c = 0; c < n; c++)
         for (int r = 0; r < m; r++) Wt[(size_t)c * m + r] = W[(size_t)r * n + order[c]];
 
@@ -249,7 +251,7 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
             for (size_t i = 0; i < (size_t)n * n; i++) Hp[i] = (float)Hd[i];
             free(Hd);
             float *dWt = qh_malloc((size_t)n * m * sizeof(float)); /* (n, m) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (1.0 * n * m >= QH_PAR_MIN_WORK)
             for (int c = 0; c < n; c++)
                 for (int r = 0; r < m; r++) dWt[(size_t)c * m + r] = W[(size_t)r * n + order[c]] - Wt[(size_t)c * m + r];
             proxy = trace_loss(dWt, Hp, m, n);
@@ -297,7 +299,7 @@ static inline float stat_value(const float *val, const uint8_t *codes, const flo
 
 void quant_layer_dequantize(const QuantLayer *q, float *W_out) {
     const int m = q->m, n = q->n, g = q->groupsize;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (4.0 * m * n >= QH_PAR_MIN_WORK)
     for (int r = 0; r < m; r++) {
         float *out = W_out + (size_t)r * n;  /* (n) original order */
         const uint8_t *code = q->codes + (size_t)r * n; /* (n) permuted order */

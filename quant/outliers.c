@@ -12,7 +12,7 @@
 double spqr_outlier_scale(const float *Wt, int m, int n, const float *U) {
     if (m < 2) return NAN; /* unbiased variance undefined */
     double *term = qh_malloc((size_t)n * sizeof(double)); /* (n), summed in order: deterministic */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (4.0 * m * n >= QH_PAR_MIN_WORK)
     for (int j = 0; j < n; j++) {
         const float *w = Wt + (size_t)j * m; /* column j, (m) */
         double mean = 0, ss = 0;

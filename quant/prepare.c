@@ -45,7 +45,7 @@ double quant_mean_diag(const double *H, int n) {
 
 int quant_build_hprime(const double *H, int n, const int *order, double damp_abs, double *A, uint8_t *dead) {
     int ndead = 0;
-#pragma omp parallel for schedule(static) reduction(+ : ndead)
+#pragma omp parallel for schedule(static) reduction(+ : ndead) if (1.0 * n * n >= QH_PAR_MIN_WORK)
     for (int i = 0; i < n; i++) {
         const double *Hrow = H + (size_t)order[i] * n;
         double *Arow = A + (size_t)i * n;

@@ -92,7 +92,7 @@ static void test_method(const char *name, const char *method, const Tokenizer *t
     CHECK(quant_model_save(path, &m, &s, &run, &prov, "{}") == 0, "%s %s: save", name, method);
     Model m2;
     QuantModelInfo info;
-    if (quant_model_load(path, fx.dir, NULL, -1, &m2, NULL, &info) == 0) {
+    if (quant_model_load(path, fx.dir, NULL, -1, 0, &m2, NULL, &info) == 0) {
         long diff = 0;
         for (int l = 0; l < m.cfg.n_layers; l++)
             for (int k = 0; k < a->n_lin; k++) {

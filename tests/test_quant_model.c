@@ -130,7 +130,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
         QuantModelInfo info;
         char base[1024];
         snprintf(base, sizeof base, "%s/models/stories260K/stories260K.bin", root());
-        CHECK(quant_model_load(path, base, NULL, (int)d, &m2, NULL, &info) == 0, "load %s as %s", path, dn);
+        CHECK(quant_model_load(path, base, NULL, (int)d, 0, &m2, NULL, &info) == 0, "load %s as %s", path, dn);
         long long mismatches = 0;
         for (int l = 0; l < m.cfg.n_layers; l++)
             for (int k = 0; k < LIN_COUNT; k++) {
@@ -156,7 +156,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
             Model m3;
             QuantModelInfo i3;
             cap_begin_in(dir);
-            int rc3 = quant_model_load(path, base, NULL, (int)other, &m3, NULL, &i3);
+            int rc3 = quant_model_load(path, base, NULL, (int)other, 0, &m3, NULL, &i3);
             char *msg = cap_end();
             char want[128];
             snprintf(want, sizeof want, "holds %s values", dn);
@@ -184,7 +184,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
             Model m3;
             QuantModelInfo i3;
             cap_begin_in(dir);
-            int rc3 = ok ? quant_model_load(bad, base, NULL, -1, &m3, NULL, &i3) : 0;
+            int rc3 = ok ? quant_model_load(bad, base, NULL, -1, 0, &m3, NULL, &i3) : 0;
             char *msg = cap_end();
             char want[160];
             if (w == 0) snprintf(want, sizeof want, "is stored as %s, but the layer's stats_dtype %s", h5_type_name(vt),

@@ -209,7 +209,7 @@ static void test_file(const char *data) {
     Model m;
     Tokenizer t;
     QuantModelInfo info;
-    rc = quant_model_load(file, model, NULL, -1, &m, &t, &info);
+    rc = quant_model_load(file, model, NULL, -1, 0, &m, &t, &info);
     CHECK(rc == 0, "the file loads");
     if (rc == 0) {
         QuantParams want;
@@ -227,7 +227,7 @@ static void test_file(const char *data) {
     CHECK(h5_open_rw(file, &f) == 0 && h5_attr_i64(f, "/settings", "wbits", 9) == 0 && h5_commit(&f) == 0,
           "set /settings/wbits = 9");
     cap_begin_in("/tmp");
-    rc = quant_model_load(file, model, NULL, -1, &m, &t, &info);
+    rc = quant_model_load(file, model, NULL, -1, 0, &m, &t, &info);
     char *err = cap_end();
     CHECK(rc != 0 && strstr(err, "/settings/wbits = 9") && strstr(err, "1..8"),
           "a value outside the row's range is refused by name: %s", err);

@@ -19,13 +19,14 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
          *quantized = NULL, *stats_dtype = NULL;
     long seqlen = 0, max_windows = 0, max_memory_mb = 0;
-    int json = 0, verify = 0;
+    int json = 0, verify = 0, force = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
         {"quantized", OPT_STR, &quantized, "F.h5", "a quantized model saved by `qharness quantize --save`"},
         {"stats-dtype", OPT_STR, &stats_dtype, "fp32|fp16",
          "refuse a --quantized file unless it holds fp32 (reference) / fp16 (deployment) values"},
+        {"force", OPT_FLAG, &force, NULL, "--quantized: accept a --model other than the one the file was made from"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin, .model or tokenizer.json (default: found beside / in the model)"},
         {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
@@ -45,6 +46,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (max_windows < 0) return qh_error("eval: --max-windows must be >= 0, got %ld", max_windows);
     if (max_memory_mb < 0 || max_memory_mb > (1L << 30))
         return qh_error("eval: --max-memory must be a size in MB >= 0, got %ld", max_memory_mb);
+    if (force && !quantized) return qh_error("eval: --force applies to --quantized only");
     if (seqlen < 0 || seqlen == 1) return qh_error("eval: --seqlen must be 0 or >= 2, got %ld", seqlen);
     QhDevice dev;
     if (qh_device_parse(device, &dev) != 0) return -1;
@@ -64,7 +66,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     Tokenizer t;
     QuantModelInfo qinfo = {0};
     if (rc == 0) rc = cli_io_check("eval", &io);
-    if (rc == 0 && quantized) rc = quant_model_load(quantized, model, tok, stats_dtype ? (int)want : -1, &m, &t, &qinfo);
+    if (rc == 0 && quantized)
+        rc = quant_model_load(quantized, model, tok, stats_dtype ? (int)want : -1, force, &m, &t, &qinfo);
     else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
     cli_io_free(&io);
@@ -76,6 +79,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
                    .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
+    if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no result written */
     if (rc == 0 && out) {
         H5File *f;
         rc = h5_create(out, &f);

@@ -20,13 +20,14 @@
 int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *format = NULL, *out = NULL, *dtype = "fp32", *quantized = NULL;
     long shard_bytes = 0;
-    int no_tok = 0;
+    int no_tok = 0, force = 0;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M",
          "model to export: llama2.c checkpoint or Hugging Face directory (with --quantized: the base model, "
          "default the one the file names)"},
         {"quantized", OPT_STR, &quantized, "F.h5",
          "export this quantized model (`qharness quantize --save`): its decoded (dequantized) weights"},
+        {"force", OPT_FLAG, &force, NULL, "--quantized: accept a --model other than the one the file was made from"},
         {"format", OPT_STR, &format, "hf", "output format (only hf: a Hugging Face directory)"},
         {"out", OPT_STR, &out, "DIR", "output directory (must not exist)"},
         {"dtype", OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type in model.safetensors (fp32 is exact)"},
@@ -40,6 +41,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
                         argc, argv);
     if (rc) return rc > 0 ? 0 : -1;
     if (!model && !quantized) return qh_error("export: --model (or --quantized) is required");
+    if (force && !quantized) return qh_error("export: --force applies to --quantized only");
     if (!format) return qh_error("export: --format is required (hf)");
     if (strcmp(format, "hf")) return qh_error("export: --format '%s' is not supported (expected hf)", format);
     if (!out) return qh_error("export: --out is required");
@@ -62,7 +64,7 @@ int cmd_export(int argc, char **argv, int full_argc, char **full_argv) {
 
     Model m;
     QuantModelInfo qinfo = {0};
-    rc = quantized ? quant_model_load(quantized, model, NULL, -1, &m, NULL, &qinfo) : model_open(model, NULL, &m, NULL);
+    rc = quantized ? quant_model_load(quantized, model, NULL, -1, force, &m, NULL, &qinfo) : model_open(model, NULL, &m, NULL);
     /* again with what was opened: the base model a --quantized file names, the tokenizer found */
     if (rc == 0) rc = cli_io_check_loaded("export", &io, &m, NULL, tok);
     cli_io_free(&io);

@@ -322,6 +322,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
                        .device = spec.device, .data_root = spec.data_root, .quiet = json,
                        .max_memory = budget, .loader = budget ? &loader : NULL};
         if (rc == 0) rc = eval_run(&m, &t, &es, &eo);
+        if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no --out written */
         if (qf) h5_commit(&qf);
     }
     if (rc == 0 && out) {

@@ -78,8 +78,14 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     /* everything that would stop the run, reported before it starts (the device
      * only where the points run: Slurm tasks run elsewhere) */
     rc = experiment_check_run(&x, !slurm || check);
+    if (rc == 0 && (check || slurm)) { /* the windows fit the datasets: costs a tokenization, so only here */
+        ModelConfig c;
+        rc = experiment_model_config(&x, &c);
+        if (rc == 0) rc = experiment_check_windows(&x, &c);
+    }
     if (rc == 0 && check)
-        printf("%s: valid, %d points, model found, its shape fits every point, data files present\n", file, x.npoints);
+        printf("%s: valid, %d points, model found, its shape fits every point, data files present, every "
+               "evaluation dataset holds a window\n", file, x.npoints);
     if (rc == 0 && !check && submit) {
         rc = slurm_submit(&x, slurm_out, full_argv[0]);
     } else if (rc == 0 && !check && slurm) {

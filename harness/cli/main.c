@@ -1,7 +1,9 @@
 /* main.c: the qharness command-line entry point: dispatches to the
  * subcommands of cli.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -30,7 +32,27 @@ static void usage(void) {
     for (const Command *c = commands; c->name; c++) printf("  %-11s %s\n", c->name, c->help);
 }
 
+/* OpenMP threads that wait at a barrier sleep instead of spinning (passive),
+ * so that a waiting thread leaves its core to whoever needs it: the team's
+ * straggler, or other processes of a shared machine (spinning made a loaded
+ * stories260K quantization several times slower, kernels/bench/loaded_quant.sh;
+ * alone it is as fast). libgomp reads OMP_WAIT_POLICY once, when it is loaded
+ * (before main), so when the variable is unset qharness sets it and executes
+ * itself again, once: the variable then set stops a second time. A value set
+ * by the user (active, passive) is kept. Only the commands that compute
+ * (eval, quantize, sweep, generate) pay for the second start (~0.1 s: the
+ * CUDA libraries are loaded again). */
+static void passive_wait_policy(int argc, char **argv) {
+    static const char *const compute[] = {"eval", "quantize", "sweep", "generate", NULL};
+    int computes = 0; /* the other commands start no parallel work: not worth a second start */
+    for (int i = 0; argc > 1 && compute[i]; i++) computes |= !strcmp(argv[1], compute[i]);
+    if (!computes || getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: run on, as before */
+}
+
 int main(int argc, char **argv) {
+    passive_wait_policy(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage();
         return argc < 2 ? 2 : 0;

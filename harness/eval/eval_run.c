@@ -29,6 +29,25 @@ static const char *stream_note(const TokenStream *ts, char *buf, size_t n) {
     return buf;
 }
 
+int eval_outcome_check(const EvalOutcome *o, char *what, size_t n) {
+    int bad = 0;
+    if (what && n) what[0] = 0;
+    for (int i = 0; i < o->n; i++) {
+        const PplResult *r = &o->ppl[i];
+        if (isfinite(r->ppl)) continue;
+        bad++;
+        long w = 0; /* the first window whose mean NLL is not finite */
+        while (w < r->nwindows && isfinite(r->window_nll[w])) w++;
+        qh_error("evaluation on %s failed: perplexity %g (window %ld of %ld has a non-finite mean NLL: a NaN or "
+                 "infinite weight or activation in the forward pass)", o->streams[i].name, r->ppl, w + 1, r->nwindows);
+        if (what && n) {
+            size_t l = strlen(what);
+            snprintf(what + l, n - l, "%s%s ppl %g", l ? "; " : "", o->streams[i].name, r->ppl);
+        }
+    }
+    return bad ? -1 : 0;
+}
+
 /* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
 static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
     if (s->device == QH_DEVICE_CUDA || s->verify)

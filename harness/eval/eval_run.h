@@ -35,6 +35,12 @@ typedef struct EvalOutcome {
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out);
 void eval_outcome_free(EvalOutcome *o);
+/* A non-finite perplexity (NaN or infinite: a NaN or infinite weight or
+ * activation in the forward pass) is a failed evaluation, never a number:
+ * 0 when every dataset's ppl is finite, else -1 after one message naming each
+ * failed dataset; `what` (may be NULL) gets "wikitext2 ppl nan; ..." for the
+ * records of a failure. */
+int eval_outcome_check(const EvalOutcome *o, char *what, size_t n);
 /* The same shape whatever the number of datasets: {"results": [one object per
  * dataset, eval_one_json (+ "verify_cpu_ppl" when verifying)], "peak_rss_mb",
  * "base_rss_mb" (+ "verify_max_rel" when verifying)}. */

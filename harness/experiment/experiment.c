@@ -577,6 +577,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
     int s = -1;
     for (int i = 0; i < ES_COUNT; i++)
         if (exp_section_name((ExpSection)i) && !strcmp(section, exp_section_name((ExpSection)i))) s = i;
+    if (!*section) { /* before the first [section]: inih passes "" */
+        perr(st, line, "(no section)", name, "a key before the first [section] (expected it under one: [model], "
+             "[methods], ...; see qharness sweep --help)");
+        return 1;
+    }
     if (s < 0) {
         if (strcmp(st->bad_section, section) != 0) {
             snprintf(st->bad_section, sizeof st->bad_section, "%s", section);
@@ -856,10 +861,51 @@ static int rule_matches(const ExpEntry *r, int m, const QuantRunSpec *sp) {
     return r->n > 0;
 }
 
-/* The product of the lists for every method, minus exclusions and duplicates. */
+/* The size of the product of the lists, over every method, before anything is
+ * expanded: -1 after a message naming each method's lists when it exceeds
+ * EXP_MAX_POINTS. */
+static int check_product_size(const Experiment *x, ParseState *st, const ExpEntry *run) {
+    int nk = exp_nkeys();
+    double total = 0;
+    char what[1024] = "";
+    for (int r = 0; run && r < run->n; r++) {
+        int m = (int)run->num[r];
+        double prod = 1;
+        char f[512] = "";
+        for (int ki = 0; ki < nk; ki++) {
+            const ExpEntry *e = key_applies(&exp_keys[ki], m) ? method_entry(x, m, ki) : NULL;
+            if (!e || e->n < 2) continue;
+            prod *= e->n;
+            size_t l = strlen(f);
+            snprintf(f + l, sizeof f - l, "%s%d %s (line %d)", l ? " x " : "", e->n, exp_keys[ki].name, e->line);
+        }
+        total += prod;
+        size_t l = strlen(what);
+        snprintf(what + l, sizeof what - l, "%s%s: %.0f%s%s", l ? "; " : "", quant_methods[m].name, prod, *f ? " = " : "", f);
+    }
+    if (total <= EXP_MAX_POINTS) return 0;
+    perr(st, run->line, "methods", "run", "the lists make %.0f points (%s), more than %d: split the experiment into "
+         "several files or shorten the lists", total, what, EXP_MAX_POINTS);
+    return -1;
+}
+
+/* Open-addressing set of point ids (their first 12 hex digits are the hash):
+ * index + 1 of the point in x->points, 0 for an empty slot. */
+static int *id_set_find(int *tab, size_t cap, const ExpPoint *pts, const char *id) {
+    size_t h = (size_t)strtoull(id, NULL, 16) & (cap - 1);
+    while (tab[h] && strcmp(pts[tab[h] - 1].id, id) != 0) h = (h + 1) & (cap - 1);
+    return &tab[h];
+}
+
+/* The product of the lists for every method, minus exclusions and duplicates
+ * (found through a hash set of ids: linear in the points). */
 static int expand_points(Experiment *x, ParseState *st) {
     const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
     int nk = exp_nkeys(), cap = 0, rc = 0;
+    if (check_product_size(x, st, run) != 0) return -1;
+    size_t set_cap = 16;
+    while (set_cap < 2 * (size_t)EXP_MAX_POINTS) set_cap *= 2;
+    int *id_set = qh_calloc(set_cap, sizeof(int)); /* (set_cap) */
     for (int r = 0; run && r < run->n; r++) {
         int m = (int)run->num[r];
         int axes[EXP_MAX_KEYS], na = 0;
@@ -922,15 +968,14 @@ static int expand_points(Experiment *x, ParseState *st) {
                 json_object_set_new(o, "quant", quant_spec_json(sp));
                 pt.json = dumps(o);
                 experiment_id_of(pt.json, pt.id);
-                int dup = 0;
-                for (int i = 0; i < x->npoints; i++)
-                    if (!strcmp(x->points[i].id, pt.id)) dup = 1;
-                if (dup) {
+                int *slot = id_set_find(id_set, set_cap, x->points, pt.id);
+                if (*slot) {
                     x->nduplicates++;
                     free(pt.json);
                 } else {
                     if (x->npoints == cap) x->points = qh_realloc(x->points, sizeof(ExpPoint) * (size_t)(cap = cap * 2 + 8));
                     x->points[x->npoints++] = pt;
+                    *slot = x->npoints;
                 }
             }
             /* odometer: the last axis turns fastest */
@@ -943,6 +988,7 @@ static int expand_points(Experiment *x, ParseState *st) {
             if (a < 0) break;
         }
     }
+    free(id_set);
     /* labels: method, bits, group, then every swept key whose value varies between points */
     int varies[EXP_MAX_KEYS] = {0};
     for (int ki = 0; ki < nk; ki++) {
@@ -1338,6 +1384,7 @@ int experiment_check_run(const Experiment *x, int here) {
     }
     if (here) bad |= experiment_check_device(x) != 0;
     bad |= experiment_check_data(x) != 0;
+    bad |= experiment_check_output(x) != 0;
     return bad ? -1 : 0;
 }
 

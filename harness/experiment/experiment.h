@@ -86,6 +86,10 @@ typedef struct ExpEntry {
 } ExpEntry;
 
 #define EXP_MAX_KEYS 64  /* at least the number of rows of exp_keys (checked) */
+/* The most points the product of an experiment's lists may make (summed over
+ * its methods, before exclusions): every point is a quantization run, so a
+ * larger product is a mistake or several experiments (refused naming the lists). */
+#define EXP_MAX_POINTS 10000
 
 typedef struct ExpPoint {
     char id[13];          /* 12 hex digits of sha256(json) */
@@ -169,9 +173,22 @@ int experiment_check_data(const Experiment *x);
 /* Everything a run can be refused for before it starts, each reported:
  * experiment_check_model, the model's configuration and experiment_check_shapes,
  * the tokenizer (given, or found beside the model as the run will look for it),
- * experiment_check_data, and (when `here`, i.e. the points run on this machine,
- * not as Slurm tasks elsewhere) experiment_check_device. 0 or -1. */
+ * experiment_check_data, experiment_check_output, and (when `here`, i.e. the
+ * points run on this machine, not as Slurm tasks elsewhere)
+ * experiment_check_device. 0 or -1. */
 int experiment_check_run(const Experiment *x, int here);
+
+/* The output folder can be written: its deepest existing folder is a folder
+ * where a file can really be created (a probe file, removed at once), so that
+ * /proc, /sys or a read-only mount are refused before the run. -1 after a
+ * message naming FILE:LINE: output.dir (experiment_check.c). */
+int experiment_check_output(const Experiment *x);
+
+/* Every evaluation dataset, built as the run builds it (tokenized with the
+ * model's tokenizer), holds at least one window of the evaluation seqlen: -1
+ * after a message naming FILE:LINE: eval.seqlen and the dataset's token count.
+ * Costs a tokenization of each dataset (`sweep --check` and `--slurm` only). */
+int experiment_check_windows(const Experiment *x, const ModelConfig *c);
 
 /* Where a point's settings came from: "FILE:LINE: SECTION.KEY = VALUE; ..." (or "method defaults"). */
 void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, size_t n);

@@ -68,12 +68,15 @@ static void eval_group(char *g, size_t n, const char *ds) {
         if (*c == '/') *c = '|';
 }
 
-static void read_ppl(H5File *f, const Report *r, double *ppl) {
+/* ppl[d]: NAN when dataset d was not evaluated; bad[d] = 1 when it was and
+ * its perplexity is not finite (a failed evaluation, sweep.c). */
+static void read_ppl(H5File *f, const Report *r, double *ppl, unsigned char *bad) {
     for (int d = 0; d < r->ndatasets; d++) {
         char g[600];
         eval_group(g, sizeof g, r->datasets[d]);
         ppl[d] = NAN;
-        if (h5_exists(f, g)) h5_get_attr_f64(f, g, "ppl", &ppl[d]);
+        bad[d] = 0;
+        if (h5_exists(f, g) && h5_get_attr_f64(f, g, "ppl", &ppl[d]) == 0) bad[d] = !isfinite(ppl[d]);
     }
 }
 
@@ -114,6 +117,20 @@ static void free_sources(char **src, int n) {
     free(src);
 }
 
+/* The root "status" of a result file: 1 when it records a failed run (its
+ * reason, or the status, in *why: owned), 0 for "ok" or files without one. */
+static int read_failed(H5File *f, char **why) {
+    char *st = NULL;
+    *why = NULL;
+    if (!h5_has_attr(f, "/", "status") || h5_get_attr_str(f, "/", "status", &st) != 0 || !strcmp(st, "ok")) {
+        free(st);
+        return 0;
+    }
+    if (!h5_has_attr(f, "/", "failure") || h5_get_attr_str(f, "/", "failure", why) != 0) *why = qh_strdup(st);
+    free(st);
+    return 1;
+}
+
 static int load_point(Report *r, const char *file, ReportPoint *p) {
     memset(p, 0, sizeof *p);
     H5File *f;
@@ -131,13 +148,23 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
     h5_get_attr_f64(f, "/", "seconds_quantize", &tq);
     h5_get_attr_f64(f, "/", "seconds_eval", &te);
     p->seconds = tq + te;
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    if (rc == 0 && (strlen(base) != strlen(id) + 3 || strncmp(base, id, strlen(id)) != 0 || strcmp(base + strlen(id), ".h5"))) {
+        /* the sweep names each file by its point; another name is a copy or a rename */
+        qh_error("'%s' holds point %s (its point_id), not the point its name says: a copied or renamed file would "
+                 "put one point in the table twice (remove it, or rerun the sweep)", file, id);
+        rc = -2;
+    }
     if (rc == 0) {
         snprintf(p->id, sizeof p->id, "%s", id);
         snprintf(p->method, sizeof p->method, "%s", method);
         p->label = qh_strdup(label);
         p->settings = json_loads(settings, 0, NULL);
         p->ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
-        read_ppl(f, r, p->ppl);
+        p->bad = qh_calloc((size_t)(r->ndatasets ? r->ndatasets : 1), 1);
+        read_ppl(f, r, p->ppl, p->bad);
+        p->failed = read_failed(f, &p->failure);
         p->src = read_sources(f, r);
         p->calib_src = source_text(f, "/quant", "calib_origin", "calib_source", "calib_sha256");
         void *data;
@@ -162,7 +189,7 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
             }
             free(cols);
         }
-    } else {
+    } else if (rc != -2) {
         qh_warn("'%s' lacks the attributes of a sweep point: ignored", file);
     }
     free(id);
@@ -170,7 +197,7 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
     free(label);
     free(settings);
     h5_abort(&f);
-    return rc ? -1 : 0;
+    return rc == -2 ? -2 : rc ? -1 : 0;
 }
 
 static void point_free(ReportPoint *p, int ndatasets) {
@@ -179,6 +206,8 @@ static void point_free(ReportPoint *p, int ndatasets) {
     free(p->label);
     json_decref(p->settings);
     free(p->ppl);
+    free(p->bad);
+    free(p->failure);
     free(p->layer_outliers);
     for (int k = 0; p->lin_names && k < p->n_lin; k++) free(p->lin_names[k]);
     free(p->lin_names);
@@ -260,10 +289,12 @@ int report_load(const char *dir, Report *r) {
     for (int d = 0; d < r->ndatasets; d++) r->datasets[d] = qh_strdup(json_string_value(json_array_get(ds, (size_t)d)));
     json_decref(owned);
     /* the points present */
-    int cap = 0;
+    int cap = 0, misnamed = 0;
     for (size_t i = 0; found && i < g.gl_pathc; i++) {
         ReportPoint p;
-        if (load_point(r, g.gl_pathv[i], &p) != 0) continue;
+        int lr = load_point(r, g.gl_pathv[i], &p);
+        misnamed += lr == -2;
+        if (lr != 0) continue;
         if (r->manifest && manifest_index(r, p.id) < 0) {
             r->nstale++;
             point_free(&p, r->ndatasets);
@@ -273,9 +304,12 @@ int report_load(const char *dir, Report *r) {
         r->points[r->npoints++] = p;
     }
     if (found) globfree(&g);
+    if (misnamed) return qh_error("'%s': %d point file%s not named by %s point: no table written", r->dir, misnamed,
+                                  misnamed == 1 ? " is" : "s are", misnamed == 1 ? "its" : "their");
     qsort_r(r->points, (size_t)r->npoints, sizeof(ReportPoint), cmp_points, r); /* the manifest's order */
     /* the full-precision evaluation */
     r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
+    r->fp_bad = qh_calloc((size_t)(r->ndatasets ? r->ndatasets : 1), 1);
     for (int d = 0; d < r->ndatasets; d++) r->fp_ppl[d] = NAN;
     const char *want = r->manifest ? json_string_value(json_object_get(r->manifest, "fp_id")) : NULL;
     if (want) qh_pathf(path, sizeof path, "%s/fp/%s.h5", r->dir, want);
@@ -284,9 +318,10 @@ int report_load(const char *dir, Report *r) {
         if (h5_open_read(path, &f) == 0) {
             char *fid = NULL;
             if (h5_get_attr_str(f, "/", "fp_id", &fid) == 0 && !strcmp(want, fid)) {
-                read_ppl(f, r, r->fp_ppl);
+                read_ppl(f, r, r->fp_ppl, r->fp_bad);
                 r->fp_src = read_sources(f, r);
                 r->have_fp = 1;
+                r->fp_failed = read_failed(f, &r->fp_failure);
             } else {
                 qh_warn("'%s' holds another fp_id than its name: ignored", path);
             }
@@ -311,6 +346,14 @@ int report_load(const char *dir, Report *r) {
         }
     }
     r->missing = miss.s ? miss.s : qh_strdup("");
+    /* what failed: kept in the table, listed as failed */
+    Buf fl = {0};
+    for (int k = 0; k < r->npoints; k++)
+        if (r->points[k].failed) {
+            r->nfailed++;
+            bprintf(&fl, "%s%s (%s): %s", fl.n ? "; " : "", r->points[k].id, r->points[k].label, r->points[k].failure);
+        }
+    r->failed = fl.s ? fl.s : qh_strdup("");
     if (r->npoints == 0) qh_warn("no finished point under '%s/points'", r->dir);
     return 0;
 }
@@ -322,7 +365,10 @@ void report_free(Report *r) {
     for (int d = 0; d < r->ndatasets; d++) free(r->datasets[d]);
     free(r->datasets);
     free(r->fp_ppl);
+    free(r->fp_bad);
+    free(r->fp_failure);
     free(r->missing);
+    free(r->failed);
     free(r->dir);
     free(r->name);
     free(r->description);
@@ -373,8 +419,11 @@ static int varying_keys(const Report *r, const char **keys, int max) {
     return n;
 }
 
-static void fmt_ppl(char *buf, size_t n, double v) {
-    if (isnan(v)) snprintf(buf, n, "-");
+/* A perplexity cell: "-" when not evaluated, "FAILED (nan)" when evaluated
+ * without a finite result (bad). */
+static void fmt_ppl(char *buf, size_t n, double v, int bad) {
+    if (bad) snprintf(buf, n, "FAILED (%g)", v);
+    else if (isnan(v)) snprintf(buf, n, "-");
     else if (v < 1000) snprintf(buf, n, "%.3f", v);
     else snprintf(buf, n, "%.1f", v);
 }
@@ -515,7 +564,7 @@ int report_write_tables(const Report *r, int print) {
         bprintf(&md, " | - | - | -");
         for (int d = 0; d < r->ndatasets; d++) {
             char a[32];
-            fmt_ppl(a, sizeof a, r->fp_ppl[d]);
+            fmt_ppl(a, sizeof a, r->fp_ppl[d], r->fp_bad[d]);
             bprintf(&md, " | %s%s", a, source_mark(&src, d, 0, mk, sizeof mk));
         }
         bprintf(&md, " | fp |\n");
@@ -536,8 +585,8 @@ int report_write_tables(const Report *r, int print) {
         bprintf(&md, " | %.3f | %.3f | %.3f", p->avg_bits, p->stored_bits, 100.0 * p->outlier_fraction);
         for (int d = 0; d < r->ndatasets; d++) {
             char a[32];
-            fmt_ppl(a, sizeof a, p->ppl[d]);
-            if (r->have_fp && !isnan(p->ppl[d]) && !isnan(r->fp_ppl[d]))
+            fmt_ppl(a, sizeof a, p->ppl[d], p->bad[d]);
+            if (r->have_fp && isfinite(p->ppl[d]) && isfinite(r->fp_ppl[d]))
                 bprintf(&md, " | %s (%+.3f)%s", a, p->ppl[d] - r->fp_ppl[d], source_mark(&src, d, i + 1, mk, sizeof mk));
             else bprintf(&md, " | %s%s", a, source_mark(&src, d, i + 1, mk, sizeof mk));
         }
@@ -546,6 +595,8 @@ int report_write_tables(const Report *r, int print) {
     bprintf(&md, "\n%d point%s", r->npoints, r->npoints == 1 ? "" : "s");
     if (r->nexpected) bprintf(&md, " of %d", r->nexpected);
     if (!r->have_fp) bprintf(&md, "; full-precision evaluation missing");
+    if (r->fp_failed) bprintf(&md, "; full-precision evaluation FAILED: %s", r->fp_failure);
+    if (r->nfailed) bprintf(&md, "; %d FAILED: %s", r->nfailed, r->failed);
     if (r->nmissing) bprintf(&md, "; missing: %s", r->missing);
     if (r->nstale) bprintf(&md, "; %d point file%s of other settings ignored", r->nstale, r->nstale == 1 ? "" : "s");
     bprintf(&md, ".\n");
@@ -563,15 +614,15 @@ int report_write_tables(const Report *r, int print) {
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",ppl_%s,delta_%s", r->datasets[d], r->datasets[d]);
     bprintf(&csv, ",seconds");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",source_%s", r->datasets[d]);
-    bprintf(&csv, ",calib_source\n");
+    bprintf(&csv, ",calib_source,status\n");
     if (r->have_fp) {
         bprintf(&csv, "%s,fp,fp,full precision", r->name);
         for (int j = 0; j < na; j++) bprintf(&csv, ",");
         bprintf(&csv, ",,,");
-        for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",%.6f,0", r->fp_ppl[d]);
+        for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",%.6f,%s", r->fp_ppl[d], isfinite(r->fp_ppl[d]) ? "0" : "");
         bprintf(&csv, ",");
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, r->fp_src ? r->fp_src[d] : NULL);
-        bprintf(&csv, ",\n");
+        bprintf(&csv, ",,%s\n", r->fp_failed ? "failed" : "ok");
     }
     for (int i = 0; i < r->npoints; i++) {
         const ReportPoint *p = &r->points[i];
@@ -583,14 +634,15 @@ int report_write_tables(const Report *r, int print) {
         }
         bprintf(&csv, ",%.6f,%.6f,%.8f", p->avg_bits, p->stored_bits, p->outlier_fraction);
         for (int d = 0; d < r->ndatasets; d++) {
-            if (isnan(p->ppl[d])) bprintf(&csv, ",,");
-            else if (r->have_fp && !isnan(r->fp_ppl[d])) bprintf(&csv, ",%.6f,%.6f", p->ppl[d], p->ppl[d] - r->fp_ppl[d]);
+            if (isnan(p->ppl[d]) && !p->bad[d]) bprintf(&csv, ",,");
+            else if (p->bad[d]) bprintf(&csv, ",%.6f,", p->ppl[d]); /* nan / inf: a failed evaluation */
+            else if (r->have_fp && isfinite(r->fp_ppl[d])) bprintf(&csv, ",%.6f,%.6f", p->ppl[d], p->ppl[d] - r->fp_ppl[d]);
             else bprintf(&csv, ",%.6f,", p->ppl[d]);
         }
         bprintf(&csv, ",%.3f", p->seconds);
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, isnan(p->ppl[d]) || !p->src ? NULL : p->src[d]);
         csv_quoted(&csv, p->calib_src);
-        bprintf(&csv, "\n");
+        bprintf(&csv, ",%s\n", p->failed ? "failed" : "ok");
     }
     char path[PATH_MAX];
     qh_pathf(path, sizeof path, "%s/table.md", r->dir);
@@ -752,7 +804,7 @@ static int plot_bits(PlotCtx *c) {
                 const ReportPoint *p = &r->points[i];
                 char dt[16];
                 setting_text(p, "stats_dtype", dt, sizeof dt);
-                if (method_rank(p->method) != m || (strcmp(dt, "fp16") == 0) != fp16 || isnan(p->ppl[d])) continue;
+                if (method_rank(p->method) != m || (strcmp(dt, "fp16") == 0) != fp16 || !isfinite(p->ppl[d])) continue;
                 xy[n++] = (XY){p->avg_bits, p->ppl[d], p->stored_bits, p};
                 all[nall++] = xy[n - 1];
             }
@@ -796,10 +848,10 @@ static int plot_bits(PlotCtx *c) {
         }
         if (!quote_safe(ds) || !quote_safe(df) || !quote_safe(r->name)) return qh_error("plot: a name holds a quote");
         /* a log scale when the perplexities span more than 3x */
-        int hasfp = r->have_fp && !isnan(r->fp_ppl[d]);
+        int hasfp = r->have_fp && isfinite(r->fp_ppl[d]);
         double lo = hasfp ? r->fp_ppl[d] : INFINITY, hi = hasfp ? r->fp_ppl[d] : 0;
         for (int i = 0; i < r->npoints; i++)
-            if (!isnan(r->points[i].ppl[d])) {
+            if (isfinite(r->points[i].ppl[d])) {
                 if (r->points[i].ppl[d] < lo) lo = r->points[i].ppl[d];
                 if (r->points[i].ppl[d] > hi) hi = r->points[i].ppl[d];
             }

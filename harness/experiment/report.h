@@ -19,6 +19,9 @@ typedef struct ReportPoint {
     double stored_bits;       /* bits per parameter of the stored format */
     double outlier_fraction;  /* outliers / quantized parameters */
     double *ppl;              /* (ndatasets) NAN when the dataset is missing */
+    unsigned char *bad;       /* (ndatasets) 1: evaluated, perplexity not finite (a failed evaluation) */
+    int failed;               /* the file's status is "failed" */
+    char *failure;            /* why (owned), NULL unless failed */
     int n_layers;             /* L */
     double *layer_outliers;   /* (L, n_lin) outlier fraction per sub-layer, columns the family's linears */
     int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
@@ -36,14 +39,19 @@ typedef struct Report {
     int ndatasets;
     char **datasets;          /* (ndatasets) owned */
     double *fp_ppl;           /* (ndatasets) NAN when fp/<fp_id>.h5 is missing */
+    unsigned char *fp_bad;    /* (ndatasets) as ReportPoint.bad */
     int have_fp;
     char **fp_src;            /* (ndatasets) sources of the full-precision evaluation (owned, NULL entries) */
+    int fp_failed;            /* the full-precision file records a failed evaluation */
+    char *fp_failure;         /* why (owned), or NULL */
     ReportPoint *points;      /* (npoints) owned, in the experiment's order */
     int npoints;
     int nexpected;            /* points listed in sweep.json (0 when it is missing) */
     int nmissing;             /* listed but without a file */
     char *missing;            /* "id label; ..." (owned) */
     int nstale;               /* files of points that are not in sweep.json (ignored) */
+    int nfailed;              /* points whose file records a failed evaluation (kept in the table, listed) */
+    char *failed;             /* "id (label): why; ..." (owned) */
     json_t *manifest;         /* sweep.json, or NULL */
 } Report;
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -265,8 +266,11 @@ int sweep_result_done(const char *file, int is_fp, const char *id, int warn) {
         if (warn) qh_warn("'%s' cannot be read: it will be recomputed", file);
         return 0;
     }
-    char *v = NULL;
+    char *v = NULL, *status = NULL, *why = NULL;
     int ok = h5_get_attr_str(f, "/", attr, &v) == 0 && v && !strcmp(v, id);
+    int failed = ok && h5_has_attr(f, "/", "status") && h5_get_attr_str(f, "/", "status", &status) == 0 &&
+                 strcmp(status, "ok") != 0;
+    if (failed && h5_has_attr(f, "/", "failure")) h5_get_attr_str(f, "/", "failure", &why);
     free(v);
     if (!ok && warn) qh_warn("'%s' belongs to other settings (%s differs): it will be recomputed", file, attr);
     /* A point file made before a QS_NEW setting existed has the point's id (the setting is left out of the id
@@ -286,7 +290,10 @@ int sweep_result_done(const char *file, int is_fp, const char *id, int warn) {
         ok = 0;
     }
     h5_abort(&f);
-    return ok;
+    if (failed && warn) qh_warn("'%s' records a failed run (%s): it will be recomputed", file, why ? why : status);
+    free(status);
+    free(why);
+    return ok && !failed;
 }
 
 /* ---- manifest ------------------------------------------------------------------------------ */
@@ -408,6 +415,15 @@ static int write_common(H5File *f, const Experiment *x, const char *kind) {
     return rc ? -1 : 0;
 }
 
+/* The root "status" of a result: "ok", or "failed" with the reason in
+ * "failure" (a non-finite perplexity: the numbers are kept, the job counts as
+ * failed, the report lists it as such and the next run computes it again). */
+static int write_status(H5File *f, const char *failure) {
+    int rc = h5_attr_str(f, "/", "status", *failure ? "failed" : "ok");
+    if (*failure) rc |= h5_attr_str(f, "/", "failure", failure);
+    return rc ? -1 : 0;
+}
+
 static void ppl_summary(const EvalOutcome *eo, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < eo->n; i++) {
@@ -424,7 +440,9 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1};
     EvalOutcome eo;
+    char failure[512] = "";
     int rc = eval_run(m, &w->tok, &es, &eo);
+    int nonfinite = rc == 0 && eval_outcome_check(&eo, failure, sizeof failure) != 0;
     if (rc == 0) {
         Provenance prov;
         provenance_collect(&prov, w->o->argc, w->o->argv);
@@ -433,6 +451,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
         if (rc == 0) {
             rc = results_write_header(f, "/", &prov, m, x->fp_json);
             if (rc == 0) rc = write_common(f, x, "full_precision");
+            if (rc == 0) rc = write_status(f, failure);
             for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
@@ -442,7 +461,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
         snprintf(line, ln, "%s  (%.1f s)", s, qh_now() - t0);
         eval_outcome_free(&eo);
     }
-    return rc;
+    return nonfinite ? -1 : rc;
 }
 
 static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line, size_t ln) {
@@ -474,7 +493,9 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1};
     EvalOutcome eo = {0};
+    char failure[512] = "";
     if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
+    int nonfinite = rc == 0 && eval_outcome_check(&eo, failure, sizeof failure) != 0;
     double te = qh_now() - t0 - tq;
     if (rc == 0) {
         H5File *f;
@@ -483,6 +504,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
             rc = results_write_header(f, "/", &prov, m, p->json);
             if (rc == 0) rc = quant_io_write_settings(f, &spec.params);
             if (rc == 0) rc = write_common(f, x, "sweep_point");
+            if (rc == 0) rc = write_status(f, failure);
             if (rc == 0) {
                 rc |= h5_attr_str(f, "/", "point_id", p->id);
                 rc |= h5_attr_str(f, "/", "label", p->label);
@@ -503,7 +525,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     eval_outcome_free(&eo);
     quant_run_free(&run);
     close_model(w);
-    return rc;
+    return nonfinite ? -1 : rc;
 }
 
 /* One job: j = 0 is the full-precision evaluation, j >= 1 point j - 1; its outcome in *st. */
@@ -627,6 +649,7 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
     fflush(stderr);
     int nproc = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = nproc / jobs > 0 ? nproc / jobs : 1;
     pid_t *pids = qh_calloc((size_t)jobs, sizeof(pid_t));
+    pid_t parent = getpid();
     int started = 0, bad = 0;
     for (; started < jobs; started++) {
         pid_t pid = fork();
@@ -636,6 +659,9 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
             break;
         }
         if (pid == 0) {
+            /* a worker ends with the run that started it (killed or not): SIGTERM
+             * when the parent dies, and at once if it died before this line */
+            if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(1);
             if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(threads);
             worker_main(x, o, only, rows, jobs, started);
             fflush(stdout);

@@ -55,7 +55,7 @@ int forward_host_acts_copy(Forward *f, int dst, int src, long s) {
     size_t n = (size_t)f->acts.T * f->model->cfg.dim, chunk = 1 << 18;
     float *d = window(f, dst, s);
     const float *x = window(f, src, s);
-#pragma omp parallel for schedule(static) /* a window is tens of MB on large models */
+#pragma omp parallel for schedule(static) if (n >= QH_PAR_MIN_WORK) /* a window is tens of MB on large models */
     for (size_t i = 0; i < n; i += chunk) memcpy(d + i, x + i, sizeof(float) * (n - i < chunk ? n - i : chunk));
     return 0;
 }

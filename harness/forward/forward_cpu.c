@@ -36,7 +36,9 @@ typedef struct CpuForward {
 
 /* Y (T, out) = X (T, in) W^T, W (out, in) row-major. */
 static void linear(float *Y, const float *X, const float *W, int T, int in, int out) {
+    int nt = qh_blas_begin(2.0 * T * in * out);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+    qh_blas_end(nt);
 }
 
 static int cpu_embed(Forward *f, const int *tokens, int T, float *x) {

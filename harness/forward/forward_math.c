@@ -10,7 +10,7 @@
 #include <string.h>
 
 void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float eps) {
-#pragma omp parallel for schedule(static) if (T > 16)
+#pragma omp parallel for schedule(static) if (4.0 * T * D >= QH_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (long)t * D;
         float *o = out + (long)t * D;
@@ -22,7 +22,7 @@ void rmsnorm_ref(float *out, const float *x, const float *w, int T, int D, float
 }
 
 void rope_freq_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, const float *inv_freq) {
-#pragma omp parallel for schedule(static) if (T > 16)
+#pragma omp parallel for schedule(static) if (20.0 * T * D >= QH_PAR_MIN_WORK) /* cosf, sinf per pair */
     for (int t = 0; t < T; t++) {
         int pos = pos0 + t;
         for (int i = 0; i < D; i += 2) {
@@ -42,7 +42,7 @@ void rope_ref(float *q, float *k, int T, int D, int KV, int hs, int pos0, float 
 }
 
 void layernorm_ref(float *out, const float *x, const float *w, const float *b, int T, int D, float eps) {
-#pragma omp parallel for schedule(static) if (T > 16)
+#pragma omp parallel for schedule(static) if (8.0 * T * D >= QH_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (long)t * D;
         float *o = out + (long)t * D;
@@ -56,19 +56,19 @@ void layernorm_ref(float *out, const float *x, const float *w, const float *b, i
 }
 
 void gelu_ref(float *h, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (20.0 * n >= QH_PAR_MIN_WORK) /* erff */
     for (long i = 0; i < n; i++) h[i] = gelu_one(h[i]);
 }
 
 void qkv_split_ref(float *q, float *k, float *v, const float *qkv, const int *map, int T, int D, int KV) {
     int QKV = D + 2 * KV;
-#pragma omp parallel for schedule(static) if (T > 16)
+#pragma omp parallel for schedule(static) if (1.0 * T * QKV >= QH_PAR_MIN_WORK)
     for (int t = 0; t < T; t++)
         for (int r = 0; r < QKV; r++) qkv_split_one(q, k, v, qkv + (long)t * QKV, map, t, r, D, KV);
 }
 
 void parallel_residual_ref(float *x, const float *attn, const float *mlp, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (2.0 * n >= QH_PAR_MIN_WORK)
     for (long i = 0; i < n; i++) x[i] += attn[i] + mlp[i];
 }
 
@@ -151,7 +151,7 @@ static void attention_rows(float *out, const float *q, const float *k, const flo
     float scale = 1.0f / sqrtf((float)hs);
     float *kt = qh_malloc(sizeof(float) * (size_t)T * KV * 2); /* (Hkv, hs, T) */
     float *vt = kt + (size_t)T * KV;                         /* (Hkv, hs, T) */
-#pragma omp parallel
+#pragma omp parallel if (2.0 * H * T * (T + 1.0) * hs >= QH_PAR_MIN_WORK) /* the causal q k^T and att v */
     {
 #pragma omp for schedule(static)
         for (int c = 0; c < KV; c++)
@@ -198,7 +198,7 @@ void attention_simd(float *out, const float *q, const float *k, const float *v, 
 
 void swiglu_ref(float *hb, const float *hb2, int T, int F) {
     long n = (long)T * F;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (20.0 * n >= QH_PAR_MIN_WORK) /* expf */
     for (long i = 0; i < n; i++) {
         float x = hb[i];
         hb[i] = x * (1.0f / (1.0f + expf(-x))) * hb2[i];
@@ -218,13 +218,13 @@ void sqdiff_ref(const float *a, const float *b, long n, double *num, double *den
 }
 
 void add_bias_ref(float *y, const float *b, int T, int n) {
-#pragma omp parallel for schedule(static) if ((long)T * n > 65536)
+#pragma omp parallel for schedule(static) if (1.0 * T * n >= QH_PAR_MIN_WORK)
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) y[(long)t * n + i] += b[i];
 }
 
 void nll_ref(double *nll, const float *logits, const int *target, int T, int V) {
-#pragma omp parallel for schedule(static) if (T > 4)
+#pragma omp parallel for schedule(static) if (20.0 * T * V >= QH_PAR_MIN_WORK) /* expf */
     for (int t = 0; t < T; t++) {
         const float *l = logits + (long)t * V;
         float mx = l[0];

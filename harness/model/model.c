@@ -148,13 +148,9 @@ static void bias_assign(Model *m, const float *p) {
 
 int model_load_llama2c(Model *m, const char *path) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return qh_error("cannot open model '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return qh_error("cannot stat model '%s': %s", path, strerror(errno));
-    }
+    int fd = qh_open_regular(path, "model", &st);
+    if (fd < 0) return -1;
     size_t size = (size_t)st.st_size;
     int32_t hdr[7];
     if (size < sizeof hdr || pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {

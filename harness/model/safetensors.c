@@ -207,13 +207,9 @@ done:
 
 int st_open(StFile *f, const char *path) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return qh_error("cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return qh_error("'%s' is not a regular file", path);
-    }
+    int fd = qh_open_regular(path, "safetensors file", &st);
+    if (fd < 0) return -1;
     size_t size = (size_t)st.st_size;
     if (size < 8) {
         close(fd);

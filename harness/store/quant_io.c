@@ -18,6 +18,7 @@
 
 #include "arch.h"
 #include "half.h"
+#include "model_hash.h"
 #include "model_open.h"
 #include "results.h"
 #include "settings.h"
@@ -388,6 +389,39 @@ static int get_packed(H5File *f, const char *grp, const char *name, uint8_t **ou
     return 0;
 }
 
+/* The shape attributes of a layer group (m n ngroups groupsize wbits
+ * scale_code_bits zero_code_bits qq_groupsize qq_groups n_outliers, in v[])
+ * against each other, in 64-bit arithmetic before anything is cast, sized or
+ * divided by: -1 with a message naming the attribute and what was expected. */
+static int check_shape_attrs(H5File *f, const char *grp, const int64_t v[10]) {
+    const int64_t m = v[0], n = v[1], ngroups = v[2], gs = v[3], qq_gs = v[7], qq_groups = v[8], nnz = v[9];
+    const int64_t dim_max = (int64_t)1 << 24; /* rows / columns of one linear layer (LLaMA-65B: 22016) */
+#define BAD(...) qh_error("'%s': %s: " __VA_ARGS__)
+    if (m < 1 || m > dim_max) return BAD("m = %lld, expected 1..%lld", h5_path(f), grp, (long long)m, (long long)dim_max);
+    if (n < 1 || n > dim_max) return BAD("n = %lld, expected 1..%lld", h5_path(f), grp, (long long)n, (long long)dim_max);
+    if (gs < 1 || gs > n) return BAD("groupsize = %lld, expected 1..%lld (n)", h5_path(f), grp, (long long)gs, (long long)n);
+    if (ngroups != (n + gs - 1) / gs)
+        return BAD("ngroups = %lld, expected ceil(n / groupsize) = %lld", h5_path(f), grp, (long long)ngroups,
+                   (long long)((n + gs - 1) / gs));
+    if (v[4] < 1 || v[4] > 8) return BAD("wbits = %lld, expected 1..8", h5_path(f), grp, (long long)v[4]);
+    for (int i = 5; i <= 6; i++)
+        if (v[i] < 0 || v[i] > 8)
+            return BAD("%s = %lld, expected 0..8", h5_path(f), grp, i == 5 ? "scale_code_bits" : "zero_code_bits",
+                       (long long)v[i]);
+    if (qq_gs == 0 && qq_groups != 0)
+        return BAD("qq_groupsize = 0 (no second-level statistics) but qq_groups = %lld, expected 0", h5_path(f), grp,
+                   (long long)qq_groups);
+    if (qq_gs < 0 || qq_gs > m)
+        return BAD("qq_groupsize = %lld, expected 0 (none) or 1..%lld (m)", h5_path(f), grp, (long long)qq_gs, (long long)m);
+    if (qq_gs > 0 && qq_groups != (m + qq_gs - 1) / qq_gs)
+        return BAD("qq_groups = %lld, expected ceil(m / qq_groupsize) = %lld", h5_path(f), grp, (long long)qq_groups,
+                   (long long)((m + qq_gs - 1) / qq_gs));
+    if (nnz < 0 || nnz > m * n)
+        return BAD("n_outliers = %lld, expected 0..%lld (m n)", h5_path(f), grp, (long long)nnz, (long long)(m * n));
+#undef BAD
+    return 0;
+}
+
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q) {
     return quant_io_read_layer_named(f, g, l, linear_names[k], q);
 }
@@ -402,6 +436,7 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
                                     "qq_groupsize", "qq_groups", "n_outliers"};
     for (int i = 0; i < 10; i++)
         if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
+    if (check_shape_attrs(f, grp, v) != 0) return -1;
     q->m = (int)v[0];
     q->n = (int)v[1];
     q->ngroups = (int)v[2];
@@ -412,9 +447,6 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
     q->qq_groupsize = (int)v[7];
     q->qq_groups = (int)v[8];
     q->n_outliers = v[9];
-    if (q->m <= 0 || q->n <= 0 || q->groupsize <= 0 || q->ngroups != (q->n + q->groupsize - 1) / q->groupsize ||
-        (q->qq_groupsize > 0 && q->qq_groups != (q->m + q->qq_groupsize - 1) / q->qq_groupsize) || q->n_outliers < 0)
-        return qh_error("'%s': inconsistent shape attributes in %s", h5_path(f), grp);
     char *method = NULL;
     if (h5_get_attr_str(f, grp, "method", &method) != 0) return -1;
     snprintf(q->method, sizeof q->method, "%s", method);
@@ -438,6 +470,13 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
     if (rc == 0 && HAS("zero_codes")) rc = get_packed(f, grp, "zero_codes", &q->zero_codes, stats, q->zero_code_bits);
     if (rc == 0 && HAS("qq_zero_scale")) rc = get_values(f, grp, "qq_zero_scale", &q->qq_zero_scale, second, d);
     if (rc == 0 && HAS("qq_zero_zero")) rc = get_values(f, grp, "qq_zero_zero", &q->qq_zero_zero, second, d);
+    /* decoding divides row indices by qq_groupsize wherever second-level statistics exist */
+    if (rc == 0 && (q->qq_scale_scale || q->qq_scale_zero || q->qq_zero_scale || q->qq_zero_zero) && q->qq_groupsize < 1)
+        rc = qh_error("'%s': %s has second-level statistics (qq_*) but qq_groupsize = 0, expected 1..%d", h5_path(f),
+                      grp, q->m);
+    if (rc == 0 && (!q->qq_scale_scale != !q->qq_scale_zero || !q->qq_zero_scale != !q->qq_zero_zero))
+        rc = qh_error("'%s': %s has one of a pair of second-level statistics (qq_scale_scale / qq_scale_zero, "
+                      "qq_zero_scale / qq_zero_zero) without the other", h5_path(f), grp);
     if (rc == 0 && !(q->scale_fp || (q->scale_codes && q->qq_scale_scale && q->qq_scale_zero)))
         rc = qh_error("'%s': %s has no usable scale statistics", h5_path(f), grp);
     if (rc == 0 && !(q->zero_fp || q->zero_codes))
@@ -546,8 +585,33 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
     return rc;
 }
 
-int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, Model *m,
-                     Tokenizer *t, QuantModelInfo *info) {
+/* The base model against the content hash the file recorded (model_hash.h):
+ * -1 with a message on a mismatch unless `force` (then a warning). */
+static int check_base_model(H5File *f, const char *path, const char *base, const Model *m, int force) {
+    if (!h5_has_attr(f, "/", "model_sha256")) {
+        qh_warn("'%s' records no model_sha256 (written before the hash existed): cannot check that '%s' is the model "
+                "it was made from", path, m->path);
+        return 0;
+    }
+    char *want = NULL, have[65];
+    if (h5_get_attr_str(f, "/", "model_sha256", &want) != 0) return -1;
+    model_content_sha256(m, have);
+    int rc = 0;
+    if (strcmp(want, have) != 0) {
+        if (force)
+            qh_warn("--force: '%s' was made from another model than '%s' (model_sha256 %.12s..., this one %.12s...)",
+                    path, m->path, want, have);
+        else
+            rc = qh_error("'%s' was quantized from another model (model_path '%s', model_sha256 %.12s...), not from "
+                          "'%s' (model_sha256 %.12s...): the embedding, norms or head differ (pass --force to "
+                          "evaluate this combination anyway)", path, base, want, m->path, have);
+    }
+    free(want);
+    return rc;
+}
+
+int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, int force,
+                     Model *m, Tokenizer *t, QuantModelInfo *info) {
     memset(info, 0, sizeof *info);
     H5File *f;
     if (h5_open_read(path, &f) != 0) return -1;
@@ -583,6 +647,7 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         if (rc == 0 && L != m->cfg.n_layers)
             rc = qh_error("'%s' quantizes a %lld-layer model, but '%s' has %d layers", path, (long long)L, m->path,
                           m->cfg.n_layers);
+        if (rc == 0) rc = check_base_model(f, path, base, m, force);
         for (int l = 0; l < m->cfg.n_layers && rc == 0; l++) rc = quant_io_load_block(f, m, l);
         if (rc != 0) {
             if (t) tokenizer_free(t);

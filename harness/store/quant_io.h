@@ -63,11 +63,13 @@ int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec,
  * family's (model_linear_name). quant_io_read_layer: LLaMA's layer (l, k). */
 int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name, QuantLayer *q);
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q);
-/* Load the base model named in the file (or model_path when given), then
- * replace its linear layers by the decoded quantized weights. t may be NULL.
- * expect_stats_dtype: a QuantStatsDtype the file must hold (a file of the
- * other mode is refused), or -1 for whatever it holds (info->params.stats_dtype). */
-int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, Model *m,
-                     Tokenizer *t, QuantModelInfo *info);
+/* Load the base model named in the file (or model_path when given), check
+ * that it is the model the file was made from (its model_sha256, model_hash.h;
+ * a mismatch is refused unless `force`), then replace its linear layers by the
+ * decoded quantized weights. t may be NULL. expect_stats_dtype: a
+ * QuantStatsDtype the file must hold (a file of the other mode is refused), or
+ * -1 for whatever it holds (info->params.stats_dtype). */
+int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, int force,
+                     Model *m, Tokenizer *t, QuantModelInfo *info);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model_hash.h"
 #include "util.h"
 
 int results_write_header(H5File *f, const char *group, const Provenance *p, const Model *m, const char *settings) {
@@ -24,7 +25,10 @@ int results_write_header(H5File *f, const char *group, const Provenance *p, cons
     rc |= h5_attr_str(f, g, "settings_json", settings ? settings : "{}");
     if (m) {
         const ModelConfig *c = &m->cfg;
+        char sha[65];
+        model_content_sha256(m, sha);
         rc |= h5_attr_str(f, g, "model_path", m->path ? m->path : "");
+        rc |= h5_attr_str(f, g, "model_sha256", sha);
         rc |= h5_attr_i64(f, g, "model_dim", c->dim);
         rc |= h5_attr_i64(f, g, "model_hidden_dim", c->hidden_dim);
         rc |= h5_attr_i64(f, g, "model_n_layers", c->n_layers);

@@ -12,7 +12,7 @@
 
 #define QH_SCHEMA_VERSION 1
 
-/* Root attributes: schema_version, provenance, model path/config, settings (JSON text). */
+/* Root attributes: schema_version, provenance, model path/config/content hash (model_hash.h), settings (JSON text). */
 int results_write_header(H5File *f, const char *group, const Provenance *p, const Model *m, const char *settings_json);
 /* <group>/eval/<dataset>: attributes ppl, ppl_stderr, ..., datasets window_nll, nll. */
 int results_write_eval(H5File *f, const char *group, const TokenStream *ts, const PplResult *r, const char *device);

@@ -151,7 +151,17 @@ static int readable(const char *path, const char *hint, char *why, size_t n) {
         snprintf(why, n, "'%s' is a folder (expected a text file)", path);
         return -1;
     }
-    if (access(path, R_OK) == 0) return 0;
+    if (access(path, R_OK) == 0) {
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a FIFO or device would block or never end */
+            snprintf(why, n, "'%s' is not a regular file (expected a text file)", path);
+            return -1;
+        }
+        if (stat(path, &st) == 0 && st.st_size == 0) {
+            snprintf(why, n, "file '%s' is empty (expected text)", path);
+            return -1;
+        }
+        return 0;
+    }
     if (errno == ENOENT) snprintf(what, sizeof what, "is missing");
     else snprintf(what, sizeof what, "cannot be read (%s)", strerror(errno));
     snprintf(why, n, "file '%s' %s%s%s%s", path, what, *hint ? " (" : "", hint, *hint ? ")" : "");
