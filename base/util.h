@@ -50,7 +50,7 @@ int qh_open_regular(const char *path, const char *what, struct stat *st);
  * microseconds on idle cores but up to a scheduler time slice (milliseconds)
  * when other processes hold them, and thousands of small regions made a
  * stories260K quantization 8-49x slower on a loaded machine
- * (kernels/bench/loaded_quant.sh). Which loops run in parallel depends on the
+ * (bench/loaded_quant.sh). Which loops run in parallel depends on the
  * shapes only, never on the load: results stay reproducible. */
 #define QH_PAR_MIN_WORK 16777216.0
 /* Around a BLAS call of `work` operations: below QH_PAR_MIN_WORK it runs on

@@ -2,8 +2,9 @@
 # run_bench.sh BUILD: the CPU benchmarks (bench/bench_*.c, built into
 # BUILD/bench/), each reporting its timings as ratios against the sgemm rate
 # measured in the same run, then evaluation under --max-memory
-# (stream_eval_rss.sh). The GPU benchmarks: kernels/bench/run_bench.sh
-# (`make bench` runs both). Measured numbers: bench/RESULTS.md.
+# (stream_eval_rss.sh) and a quantization on a loaded machine
+# (loaded_quant.sh: idle, then one busy process per CPU). The GPU
+# benchmarks: kernels/bench/run_bench.sh (`make bench` runs both). Measured numbers: bench/RESULTS.md.
 set -eu
 build=${1:-build}
 here=$(dirname "$0")
@@ -17,3 +18,6 @@ for src in "$here"/bench_*.c; do
 done
 echo "==== stream_eval_rss (evaluation under --max-memory) ===="
 "$here/stream_eval_rss.sh" "$build"
+echo
+echo "==== loaded_quant (stories260K SpQR quantization: idle, then one busy process per CPU) ===="
+"$here/loaded_quant.sh" "$build"

@@ -35,7 +35,7 @@ static void usage(void) {
 /* OpenMP threads that wait at a barrier sleep instead of spinning (passive),
  * so that a waiting thread leaves its core to whoever needs it: the team's
  * straggler, or other processes of a shared machine (spinning made a loaded
- * stories260K quantization several times slower, kernels/bench/loaded_quant.sh;
+ * stories260K quantization several times slower, bench/loaded_quant.sh;
  * alone it is as fast). libgomp reads OMP_WAIT_POLICY once, when it is loaded
  * (before main), so when the variable is unset qharness sets it and executes
  * itself again, once: the variable then set stops a second time. A value set
