@@ -117,10 +117,14 @@ static void expected_hash(const Model *m, char hex[65]) {
     Sha256 all;
     char cfg[512];
     int len = snprintf(cfg, sizeof cfg,
-                       "qharness model content v1: dim=%d hidden_dim=%d n_layers=%d n_heads=%d n_kv_heads=%d "
-                       "vocab_size=%d seq_len=%d rope_theta=%.9g norm_eps=%.9g qkv_bias=%d chunk_bytes=%zu\n",
-                       c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
-                       (double)c->rope_theta, (double)c->norm_eps, c->qkv_bias, chunk);
+                       "qharness model content v1: arch=%d dim=%d hidden_dim=%d n_layers=%d n_heads=%d "
+                       "n_kv_heads=%d vocab_size=%d seq_len=%d rope_theta=%.9g rope_scaling=%d rope_factor=%.9g "
+                       "rope_low_freq_factor=%.9g rope_high_freq_factor=%.9g rope_original_max_pos=%d norm_eps=%.9g "
+                       "qkv_bias=%d linear_bias=%d chunk_bytes=%zu\n",
+                       c->arch, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+                       c->seq_len, (double)c->rope_theta, c->rope_scaling, (double)c->rope_factor,
+                       (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor, c->rope_original_max_pos,
+                       (double)c->norm_eps, c->qkv_bias, c->linear_bias, chunk);
     sha256_init(&all);
     sha256_update(&all, cfg, (size_t)len);
     const float *seg[64];
