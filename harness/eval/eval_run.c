@@ -38,11 +38,12 @@ int eval_outcome_check(const EvalOutcome *o, char *what, size_t n) {
         bad++;
         long w = 0; /* the first window whose mean NLL is not finite */
         while (w < r->nwindows && isfinite(r->window_nll[w])) w++;
-        qh_error("evaluation on %s failed: perplexity %g (window %ld of %ld has a non-finite mean NLL: a NaN or "
-                 "infinite weight or activation in the forward pass)", o->streams[i].name, r->ppl, w + 1, r->nwindows);
+        const char *v = isnan(r->ppl) ? "nan" : r->ppl > 0 ? "inf" : "-inf"; /* printf may write "-nan" */
+        qh_error("evaluation on %s failed: perplexity %s (window %ld of %ld has a non-finite mean NLL: a NaN or "
+                 "infinite weight or activation in the forward pass)", o->streams[i].name, v, w + 1, r->nwindows);
         if (what && n) {
             size_t l = strlen(what);
-            snprintf(what + l, n - l, "%s%s ppl %g", l ? "; " : "", o->streams[i].name, r->ppl);
+            snprintf(what + l, n - l, "%s%s ppl %s", l ? "; " : "", o->streams[i].name, v);
         }
     }
     return bad ? -1 : 0;

@@ -419,10 +419,13 @@ static int varying_keys(const Report *r, const char **keys, int max) {
     return n;
 }
 
+/* "nan", "inf" or "-inf" (printf may write "-nan"). */
+static const char *nonfinite_text(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
 /* A perplexity cell: "-" when not evaluated, "FAILED (nan)" when evaluated
  * without a finite result (bad). */
 static void fmt_ppl(char *buf, size_t n, double v, int bad) {
-    if (bad) snprintf(buf, n, "FAILED (%g)", v);
+    if (bad) snprintf(buf, n, "FAILED (%s)", nonfinite_text(v));
     else if (isnan(v)) snprintf(buf, n, "-");
     else if (v < 1000) snprintf(buf, n, "%.3f", v);
     else snprintf(buf, n, "%.1f", v);
@@ -614,15 +617,18 @@ int report_write_tables(const Report *r, int print) {
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",ppl_%s,delta_%s", r->datasets[d], r->datasets[d]);
     bprintf(&csv, ",seconds");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",source_%s", r->datasets[d]);
-    bprintf(&csv, ",calib_source,status\n");
+    bprintf(&csv, ",calib_source\n");
     if (r->have_fp) {
         bprintf(&csv, "%s,fp,fp,full precision", r->name);
         for (int j = 0; j < na; j++) bprintf(&csv, ",");
         bprintf(&csv, ",,,");
-        for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",%.6f,%s", r->fp_ppl[d], isfinite(r->fp_ppl[d]) ? "0" : "");
+        for (int d = 0; d < r->ndatasets; d++) {
+            if (r->fp_bad[d]) bprintf(&csv, ",%s,", nonfinite_text(r->fp_ppl[d])); /* a failed evaluation */
+            else bprintf(&csv, ",%.6f,%s", r->fp_ppl[d], isfinite(r->fp_ppl[d]) ? "0" : "");
+        }
         bprintf(&csv, ",");
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, r->fp_src ? r->fp_src[d] : NULL);
-        bprintf(&csv, ",,%s\n", r->fp_failed ? "failed" : "ok");
+        bprintf(&csv, ",\n");
     }
     for (int i = 0; i < r->npoints; i++) {
         const ReportPoint *p = &r->points[i];
@@ -635,14 +641,14 @@ int report_write_tables(const Report *r, int print) {
         bprintf(&csv, ",%.6f,%.6f,%.8f", p->avg_bits, p->stored_bits, p->outlier_fraction);
         for (int d = 0; d < r->ndatasets; d++) {
             if (isnan(p->ppl[d]) && !p->bad[d]) bprintf(&csv, ",,");
-            else if (p->bad[d]) bprintf(&csv, ",%.6f,", p->ppl[d]); /* nan / inf: a failed evaluation */
+            else if (p->bad[d]) bprintf(&csv, ",%s,", nonfinite_text(p->ppl[d])); /* a failed evaluation */
             else if (r->have_fp && isfinite(r->fp_ppl[d])) bprintf(&csv, ",%.6f,%.6f", p->ppl[d], p->ppl[d] - r->fp_ppl[d]);
             else bprintf(&csv, ",%.6f,", p->ppl[d]);
         }
         bprintf(&csv, ",%.3f", p->seconds);
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, isnan(p->ppl[d]) || !p->src ? NULL : p->src[d]);
         csv_quoted(&csv, p->calib_src);
-        bprintf(&csv, ",%s\n", p->failed ? "failed" : "ok");
+        bprintf(&csv, "\n");
     }
     char path[PATH_MAX];
     qh_pathf(path, sizeof path, "%s/table.md", r->dir);

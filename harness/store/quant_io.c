@@ -647,8 +647,8 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
         if (rc == 0 && L != m->cfg.n_layers)
             rc = qh_error("'%s' quantizes a %lld-layer model, but '%s' has %d layers", path, (long long)L, m->path,
                           m->cfg.n_layers);
-        if (rc == 0) rc = check_base_model(f, path, base, m, force);
         for (int l = 0; l < m->cfg.n_layers && rc == 0; l++) rc = quant_io_load_block(f, m, l);
+        if (rc == 0) rc = check_base_model(f, path, base, m, force); /* after the shapes: their message says more */
         if (rc != 0) {
             if (t) tokenizer_free(t);
             model_free(m);

@@ -11,7 +11,7 @@
 # - a product of lists of more than 10000 points: refused naming the lists;
 # - a NaN weight: eval fails and writes no --out; the sweep counts both jobs
 #   failed (exit 1), keeps their files with status "failed", the report lists
-#   them as FAILED (table.md, table.csv status column) and a rerun computes
+#   them as FAILED (table.md; nan in table.csv) and a rerun computes
 #   them again;
 # - a FIFO as --model and as a Hugging Face folder's model.safetensors: refused
 #   at once (not waited on);
@@ -115,7 +115,7 @@ check "report of failed points runs ($(head -c 200 "$T/rep.err"))" [ $? -eq 0 ]
 check "report: the full-precision row FAILED" grep -q '^| full precision .*| FAILED (nan) | FAILED (nan) | fp |' "$T/nan_out/table.md"
 check "report: both points FAILED in the table" [ "$(grep -c '^| RTN .*| FAILED (nan) | FAILED (nan) |' "$T/nan_out/table.md")" -eq 2 ]
 check "report: listed as failed" grep -q "; 2 FAILED: .*tinystories ppl nan" "$T/nan_out/table.md"
-check "report: csv status column" [ "$(grep -c ',failed$' "$T/nan_out/table.csv")" -eq 3 ]
+check "report: csv: nan where the evaluation failed" [ "$(grep -c ',nan,,nan,' "$T/nan_out/table.csv")" -eq 3 ]
 "$QH" sweep "$T/nan.ini" >"$T/nan2.out" 2>"$T/nan2.err"
 check "rerun: failed jobs are computed again, not 'done earlier'" \
     sh -c "! grep -q 'done earlier  ' '$T/nan2.out' && grep -q 'records a failed run' '$T/nan2.err'"
