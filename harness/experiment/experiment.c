@@ -134,6 +134,11 @@ static const ExpKey fixed_keys[] = {
     {ES_EVAL, "seqlen", EK_INT, 0, "0", 0, 1 << 20, NULL, 0, check_seqlen,
      "evaluation window (0: the model's seq_len, at most 2048)"},
     {ES_EVAL, "max_windows", EK_INT, 0, "0", 0, 1e12, NULL, 0, NULL, "at most this many windows per dataset (0: all)"},
+    {ES_EVAL, "kld", EK_BOOL, 0, "false", 0, 0, NULL, 0, NULL,
+     "also KL divergence, top-token agreement and dp against the full-precision model (llama.cpp's statistics; "
+     "runs the full-precision model alongside each point's evaluation)"},
+    {ES_EVAL, "kld_scope", EK_ENUM, 0, "all", 0, 0, "all|second-half", 0, NULL,
+     "positions of those metrics: every target, or llama.cpp's second half of each window"},
     {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
     {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
     {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
@@ -810,7 +815,10 @@ static json_t *model_json(const Experiment *x) {
     return o;
 }
 
-static json_t *eval_json(const Experiment *x) {
+/* The evaluation settings; with_kld: the points' (the KL divergence named when
+ * on, so that ids of experiments without it stay as they were), else the
+ * full-precision evaluation's (which has none). */
+static json_t *eval_json(const Experiment *x, int with_kld) {
     json_t *o = json_object(), *a = json_array();
     const ExpEntry *e = experiment_entry(x, ES_EVAL, "datasets");
     if (e) {
@@ -823,6 +831,7 @@ static json_t *eval_json(const Experiment *x) {
     json_object_set_new(o, "datasets", a);
     json_object_set_new(o, "seqlen", json_integer(x->eval_seqlen));
     json_object_set_new(o, "max_windows", json_integer(x->max_windows));
+    if (with_kld && x->kld) json_object_set_new(o, "kld", json_string(kld_scope_names[x->kld_scope]));
     return o;
 }
 
@@ -918,7 +927,7 @@ static int expand_points(Experiment *x, ParseState *st) {
             } else {
                 json_t *o = json_object();
                 json_object_set_new(o, "model", model_json(x));
-                json_object_set_new(o, "eval", eval_json(x));
+                json_object_set_new(o, "eval", eval_json(x, 1));
                 json_object_set_new(o, "quant", quant_spec_json(sp));
                 pt.json = dumps(o);
                 experiment_id_of(pt.json, pt.id);
@@ -1031,6 +1040,10 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     qh_parse_long(experiment_value(x, ES_EVAL, "seqlen", NULL), &v);
     x->eval_seqlen = (int)v;
     qh_parse_long(experiment_value(x, ES_EVAL, "max_windows", NULL), &x->max_windows);
+    double kb = 0;
+    parse_bool(experiment_value(x, ES_EVAL, "kld", NULL), &kb);
+    x->kld = (int)kb;
+    kld_scope_parse(experiment_value(x, ES_EVAL, "kld_scope", NULL), "eval.kld_scope", &x->kld_scope);
     x->device_name = experiment_value(x, ES_RUN, "device", NULL);
     qh_device_parse(x->device_name, &x->device);
     const char *data = experiment_value(x, ES_RUN, "data", NULL);
@@ -1049,7 +1062,7 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     x->save_models = (int)b;
     json_t *o = json_object();
     json_object_set_new(o, "model", model_json(x));
-    json_object_set_new(o, "eval", eval_json(x));
+    json_object_set_new(o, "eval", eval_json(x, 0));
     x->fp_json = dumps(o);
     experiment_id_of(x->fp_json, x->fp_id);
     if (expand_points(x, &st) != 0) return -1;

@@ -14,7 +14,7 @@
  *   [calibration] dataset nsamples seqlen seed
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
- *   [eval] datasets seqlen max_windows    [run] device data
+ *   [eval] datasets seqlen max_windows kld kld_scope    [run] device data
  *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
  *                                          gpu_type mem constraint extra
  *   [exclude] NAME = key=value, key=value (drop the points matching all of them)
@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "calibrate.h"
+#include "kld_eval.h"
 
 /* ---- the table of keys ------------------------------------------------------- */
 
@@ -106,6 +107,8 @@ typedef struct Experiment {
     const char *eval_datasets;  /* "wikitext2,ptb" (owned copy, joined with commas) */
     int eval_seqlen;            /* 0: the model's seq_len, at most 2048 */
     long max_windows;           /* 0: all */
+    int kld;                    /* each point also gets the distribution metrics against full precision */
+    KldScope kld_scope;
     const char *device_name;    /* auto | cpu | cuda */
     QhDevice device;
     const char *data_root;      /* [run] data, else $QH_DATA, else "data" */

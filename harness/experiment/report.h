@@ -19,6 +19,8 @@ typedef struct ReportPoint {
     double stored_bits;       /* bits per parameter of the stored format */
     double outlier_fraction;  /* outliers / quantized parameters */
     double *ppl;              /* (ndatasets) NAN when the dataset is missing */
+    double *kld;              /* (ndatasets) mean KL divergence against full precision, NAN when not measured */
+    double *same_top;         /* (ndatasets) top-token agreement (0..1), NAN when not measured */
     int n_layers;             /* L */
     double *layer_outliers;   /* (L, n_lin) outlier fraction per sub-layer, columns the family's linears */
     int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
@@ -44,6 +46,7 @@ typedef struct Report {
     int nmissing;             /* listed but without a file */
     char *missing;            /* "id label; ..." (owned) */
     int nstale;               /* files of points that are not in sweep.json (ignored) */
+    int kld_dataset;          /* the first dataset with a KL divergence in some point, -1 for none */
     json_t *manifest;         /* sweep.json, or NULL */
 } Report;
 

@@ -471,10 +471,14 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         rc = mkdir_p(dir);
         if (rc == 0) rc = quant_model_save(mp, m, &spec, &run, &prov, p->json);
     }
+    Model fp = {0}; /* [eval] kld: the weights as loaded, alongside */
+    if (rc == 0 && x->kld) rc = model_view_loaded(m, &fp);
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
-                   .device = x->device, .data_root = x->data_root, .quiet = 1};
+                   .device = x->device, .data_root = x->data_root, .quiet = 1,
+                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope};
     EvalOutcome eo = {0};
     if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
+    model_free(&fp);
     double te = qh_now() - t0 - tq;
     if (rc == 0) {
         H5File *f;
@@ -492,12 +496,17 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
                 rc |= h5_attr_f64(f, "/", "seconds_eval", te);
             }
             if (rc == 0) rc = quant_io_write_report(f, "/", &run);
-            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            for (int i = 0; rc == 0 && i < eo.n; i++) {
+                rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+                if (rc == 0 && eo.kld)
+                    rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
+            }
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }
         char s[512];
         ppl_summary(&eo, s, sizeof s);
+        if (eo.kld) snprintf(s + strlen(s), sizeof s - strlen(s), "  KLD(%s) %.4g", eo.streams[0].name, eo.kld[0].kld_mean);
         snprintf(line, ln, "%.3f bits  %s  (%.1f s)", run.avg_bits, s, qh_now() - t0);
     }
     eval_outcome_free(&eo);
