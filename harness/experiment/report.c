@@ -329,11 +329,69 @@ int report_load(const char *dir, Report *r) {
         }
     }
     r->missing = miss.s ? miss.s : qh_strdup("");
+    /* the experiment itself, for its [report] targets and [paper] values */
+    const char *ini = r->manifest ? json_string_value(json_object_get(r->manifest, "experiment_ini")) : NULL;
+    const char *ipath = r->manifest ? json_string_value(json_object_get(r->manifest, "experiment_file")) : NULL;
+    if (ini) {
+        r->x = qh_calloc(1, sizeof(Experiment));
+        if (experiment_parse_flags(ipath ? ipath : r->name, ini, EXP_PARSE_KEEP_UNSET, r->x) != 0) {
+            qh_warn("%s: the experiment recorded in sweep.json cannot be parsed (above): its targets and published "
+                    "values are not shown", path);
+            experiment_free(r->x);
+            QH_FREE(r->x);
+        }
+    }
     r->kld_dataset = -1;
     for (int d = 0; d < r->ndatasets && r->kld_dataset < 0; d++)
         for (int i = 0; i < r->npoints; i++)
             if (!isnan(r->points[i].kld[d])) r->kld_dataset = d;
     if (r->npoints == 0) qh_warn("no finished point under '%s/points'", r->dir);
+    return 0;
+}
+
+int report_load_ini(const char *ini, Report *r) {
+    memset(r, 0, sizeof *r);
+    Experiment *x = qh_calloc(1, sizeof *x);
+    char *text;
+    size_t len;
+    if (qh_read_file(ini, &text, &len) != 0) {
+        free(x);
+        return qh_error("experiment file '%s' cannot be read", ini);
+    }
+    int rc = experiment_parse_flags(ini, text, EXP_PARSE_KEEP_UNSET, x);
+    free(text);
+    if (rc != 0) {
+        experiment_free(x);
+        free(x);
+        return -1;
+    }
+    struct stat sb;
+    if (stat(x->out_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (report_load(x->out_dir, r) != 0) {
+            experiment_free(x);
+            free(x);
+            return -1;
+        }
+        if (r->x) experiment_free(r->x);
+        free(r->x);
+        r->x = x; /* the file as it is now */
+        return 0;
+    }
+    /* not swept yet: the published values alone */
+    r->x = x;
+    r->no_folder = 1;
+    r->dir = qh_strdup(x->out_dir);
+    r->name = qh_strdup(x->name);
+    r->description = qh_strdup(experiment_value(x, ES_EXPERIMENT, "description", NULL));
+    char *d = qh_strdup(x->eval_datasets), *save = NULL;
+    r->datasets = qh_calloc(strlen(d) + 2, sizeof(char *));
+    for (char *t = strtok_r(d, ",", &save); t; t = strtok_r(NULL, ",", &save)) r->datasets[r->ndatasets++] = qh_strdup(t);
+    free(d);
+    r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
+    for (int i = 0; i < r->ndatasets; i++) r->fp_ppl[i] = NAN;
+    r->missing = qh_strdup("");
+    r->kld_dataset = -1;
+    r->nexpected = x->npoints;
     return 0;
 }
 
@@ -349,6 +407,8 @@ void report_free(Report *r) {
     free(r->name);
     free(r->description);
     json_decref(r->manifest);
+    if (r->x) experiment_free(r->x);
+    free(r->x);
     memset(r, 0, sizeof *r);
 }
 
@@ -632,14 +692,27 @@ int report_write_tables(const Report *r, int print) {
         csv_quoted(&csv, p->calib_src);
         bprintf(&csv, "\n");
     }
+    /* the comparisons: bits at equal accuracy, published values */
+    char *cs = NULL;
+    size_t cn = 0;
+    FILE *mem = open_memstream(&cs, &cn);
+    if (r->npoints) report_equal_accuracy(r, mem);
+    if (r->x && r->x->npaper) report_published(r, mem);
+    fclose(mem);
+    bprintf(&md, "%s", cs);
+    free(cs);
     char path[PATH_MAX];
-    qh_pathf(path, sizeof path, "%s/table.md", r->dir);
-    int rc = qh_write_file_atomic(path, md.s, md.n);
-    qh_pathf(path, sizeof path, "%s/table.csv", r->dir);
-    if (rc == 0) rc = qh_write_file_atomic(path, csv.s, csv.n);
+    int rc = 0;
+    if (!r->no_folder) {
+        qh_pathf(path, sizeof path, "%s/table.md", r->dir);
+        rc = qh_write_file_atomic(path, md.s, md.n);
+        qh_pathf(path, sizeof path, "%s/table.csv", r->dir);
+        if (rc == 0) rc = qh_write_file_atomic(path, csv.s, csv.n);
+    }
     if (rc == 0 && print) {
         fwrite(md.s, 1, md.n, stdout);
-        printf("\nwritten: %s/table.md, %s/table.csv\n", r->dir, r->dir);
+        if (r->no_folder) printf("\n(no results folder '%s' yet: nothing written)\n", r->dir);
+        else printf("\nwritten: %s/table.md, %s/table.csv\n", r->dir, r->dir);
     }
     free(md.s);
     free(csv.s);
