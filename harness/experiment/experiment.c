@@ -184,8 +184,8 @@ static const ExpKey fixed_keys[] = {
      "a [search] section makes `sweep` bisect one knob of this method instead of running the product"},
     {ES_SEARCH, "key", EK_ENUM, 0, "", 0, 0, "groupsize|outlier_threshold|wbits", 0, NULL,
      "the knob searched (the method's other keys must have one value each)"},
-    {ES_SEARCH, "lo", EK_DOUBLE, EXP_INF, "", 0, INFINITY, NULL, 0, NULL, "one end of the range searched"},
-    {ES_SEARCH, "hi", EK_DOUBLE, EXP_INF, "", 0, INFINITY, NULL, 0, NULL, "the other end"},
+    {ES_SEARCH, "lo", EK_DOUBLE, 0, "", 0, 1e12, NULL, 0, NULL, "one end of the range searched"},
+    {ES_SEARCH, "hi", EK_DOUBLE, 0, "", 0, 1e12, NULL, 0, NULL, "the other end"},
     {ES_SEARCH, "target", EK_STR, 0, "+1%", 0, 0, NULL, 0, check_target,
      "the perplexity to reach: +X% above full precision or DATASET:PPL (dataset default: the first of [eval])"},
     {ES_SEARCH, "tolerance", EK_DOUBLE, 0, "1", 0, 1e12, NULL, 0, NULL,
@@ -1166,10 +1166,9 @@ static void resolve_search(Experiment *x, ParseState *st) {
     double ends[2] = {x->search.lo, x->search.hi};
     int lines[2] = {ll, lh};
     for (int i = 0; i < 2; i++)
-        if ((integer && ends[i] != floor(ends[i])) || ends[i] < lim_lo || ends[i] > lim_hi ||
-            (integer && isinf(ends[i])))
+        if ((integer && ends[i] != floor(ends[i])) || ends[i] < lim_lo || ends[i] > lim_hi)
             perr(st, lines[i], "search", i ? "hi" : "lo", "%g does not fit %s (expected %s in %g..%g)", ends[i],
-                 x->search.key, integer ? "an integer" : "a number or inf", lim_lo, lim_hi);
+                 x->search.key, integer ? "an integer" : "a number", lim_lo, lim_hi);
     if (x->search.lo == x->search.hi) perr(st, lh, "search", "hi", "equals lo (%g): nothing to search", x->search.lo);
     if (!(x->search.tolerance > 0)) perr(st, 0, "search", "tolerance", "expected a number > 0");
     /* the method's one point */
@@ -1665,12 +1664,15 @@ void experiment_dump(const Experiment *x, FILE *out) {
         fprintf(out, "%-20s = %s %s %s: %s %g (%s)    ; %s:%d\n", p->name, p->method, p->dataset, set,
                 p->kind == PAPER_BITS ? "bits" : "ppl", p->value, p->source, x->path, p->line);
     }
-    if (x->search.on)
-        fprintf(out, "\n; [search]: bisection of %s %s over %g..%g to %s %s%g (tolerance %g), from point %s\n",
-                x->search.method, x->search.key, x->search.lo, x->search.hi, x->search.target.dataset,
-                x->search.target.relative ? "fp +" : "ppl ", x->search.target.relative ? 100 * x->search.target.value
-                                                                                       : x->search.target.value,
-                x->search.tolerance, x->points[x->search.base].id);
+    if (x->search.on) {
+        char t[96];
+        acc_target_text(&x->search.target, t, sizeof t);
+        fprintf(out, "\n; [search]: `sweep` bisects %s %s over %g..%g to reach %s%s (tolerance %g), the other settings "
+                     "those of point %s\n",
+                x->search.method, x->search.key, x->search.lo, x->search.hi, t,
+                x->search.target.relative ? " above full precision" : "", x->search.tolerance,
+                x->points[x->search.base].id);
+    }
     fprintf(out, "\n; %d points (%d excluded, %d duplicates dropped); full-precision evaluation %s\n", x->npoints,
             x->nexcluded, x->nduplicates, x->fp_id);
     for (int i = 0; i < x->npoints; i++) fprintf(out, "; %s  %s\n", x->points[i].id, x->points[i].label);
