@@ -180,17 +180,23 @@ json_t *kld_stats_json(const KldStats *s) {
 }
 
 void kld_stats_print(FILE *out, const KldStats *s, const char *in) {
-    fprintf(out, "%sover %ld scored positions, against the full-precision model:\n", in, s->n);
-    fprintf(out, "%s  PPL(Q) %.6f +- %.6f   PPL(base) %.6f +- %.6f\n", in, s->ppl_q, s->ppl_q_unc, s->ppl_base,
-            s->ppl_base_unc);
-    fprintf(out, "%s  ln(PPL(Q)/PPL(base)) %.6f +- %.6f   correlation of ln p %.2f%%\n", in, s->ln_ppl_ratio,
-            s->ln_ppl_ratio_unc, 100 * s->ln_ppl_cor);
-    fprintf(out, "%s  KLD mean %.6f +- %.6f   max %.6f", in, s->kld_mean, s->kld_unc, s->kld_max);
-    for (int i = 0; i < KLD_NPCT; i++) fprintf(out, "  %g%% %.6f", 100 * kld_pct_levels[i], s->kld_pct[i]);
-    fprintf(out, "  min %.6f\n", s->kld_min);
-    fprintf(out, "%s  same top token %.3f +- %.3f %%\n", in, 100 * s->same_top, 100 * s->same_top_unc);
-    fprintf(out, "%s  dp mean %.3f +- %.3f %%   RMS %.3f +- %.3f %%   max %.3f%%", in, 100 * s->dp_mean, 100 * s->dp_unc,
-            100 * s->dp_rms, 100 * s->dp_rms_unc, 100 * s->dp_max);
-    for (int i = 0; i < KLD_NDPCT; i++) fprintf(out, "  %g%% %.3f%%", 100 * kld_dpct_levels[i], 100 * s->dp_pct[i]);
-    fprintf(out, "  min %.3f%%\n", 100 * s->dp_min);
+    fprintf(out, "%s%-30s %ld\n", in, "positions", s->n);
+    fprintf(out, "%s%-30s %.6f +- %.6f\n", in, "PPL(Q)", s->ppl_q, s->ppl_q_unc);
+    fprintf(out, "%s%-30s %.6f +- %.6f\n", in, "PPL(base)", s->ppl_base, s->ppl_base_unc);
+    fprintf(out, "%s%-30s %.6f +- %.6f\n", in, "ln(PPL(Q)/PPL(base))", s->ln_ppl_ratio, s->ln_ppl_ratio_unc);
+    fprintf(out, "%s%-30s %.2f%%\n", in, "correlation of ln p", 100 * s->ln_ppl_cor);
+    fprintf(out, "%s%-30s %.6f +- %.6f\n", in, "KLD mean", s->kld_mean, s->kld_unc);
+    fprintf(out, "%s%-30s %.6f", in, "KLD max, 99.9% ... 90%", s->kld_max);
+    for (int i = 0; i < 4; i++) fprintf(out, "  %.6f", s->kld_pct[i]);
+    fprintf(out, "\n%s%-30s", in, "KLD median, 10% ... 0.1%, min");
+    for (int i = 4; i < KLD_NPCT; i++) fprintf(out, "  %.6f", s->kld_pct[i]);
+    fprintf(out, "  %.6f\n", s->kld_min);
+    fprintf(out, "%s%-30s %.3f +- %.3f %%\n", in, "same top token", 100 * s->same_top, 100 * s->same_top_unc);
+    fprintf(out, "%s%-30s %.3f +- %.3f %%\n", in, "dp mean", 100 * s->dp_mean, 100 * s->dp_unc);
+    fprintf(out, "%s%-30s %.3f +- %.3f %%\n", in, "dp RMS", 100 * s->dp_rms, 100 * s->dp_rms_unc);
+    fprintf(out, "%s%-30s %.3f%%", in, "dp max, 99.9% ... 75%", 100 * s->dp_max);
+    for (int i = 0; i < 5; i++) fprintf(out, "  %.3f%%", 100 * s->dp_pct[i]);
+    fprintf(out, "\n%s%-30s", in, "dp median, 25% ... 0.1%, min");
+    for (int i = 5; i < KLD_NDPCT; i++) fprintf(out, "  %.3f%%", 100 * s->dp_pct[i]);
+    fprintf(out, "  %.3f%%\n", 100 * s->dp_min);
 }
