@@ -716,6 +716,14 @@ static void test_metrics_sections(void) {
     ids_of("c.ini", on, b, sizeof b, fb);
     CHECK(strcmp(a, b) != 0 && !strcmp(fa, fb), "kld on: new point ids, the same full-precision id");
     free(on);
+    char c[4096];
+    on = cat(ref, "kld = true\nkld_datasets = ptb\n");
+    ids_of("d.ini", on, c, sizeof c, fb);
+    CHECK(strcmp(c, b) != 0 && strcmp(c, a) != 0, "kld_datasets is part of the ids");
+    free(on);
+    on = cat(ref, "kld = true\nkld_datasets = c4\n");
+    expect_error("kld_datasets outside [eval] datasets", on, "bad.ini:9: eval.kld_datasets: c4 is not one of the [eval] datasets", NULL);
+    free(on);
 
     Experiment x;
     char *t = cat(ref, "[report]\ntargets = +5%, ptb:12.5, +1%\n"

@@ -11,6 +11,18 @@
 
 int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
 
+/* Is `name` one of the comma-separated `list`? */
+static int name_in_list(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *c = list; c && *c;) {
+        const char *e = strchr(c, ',');
+        size_t k = e ? (size_t)(e - c) : strlen(c);
+        if (k == l && !strncmp(c, name, l)) return 1;
+        c = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
 /* The table printed as datasets finish; with the metrics, two more columns. */
 static void table_header(int kld) {
     printf("%-12s %10s %9s %9s %8s %7s", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen");
@@ -29,7 +41,8 @@ static void table_row(const EvalOutcome *o, int i) {
     const PplResult *r = &o->ppl[i];
     printf("%-12s %10.4f %9.4f %9ld %8ld %7d", o->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens, r->nwindows,
            r->seqlen);
-    if (o->kld) printf(" %10.6f %8.3f%%", o->kld[i].kld_mean, 100 * o->kld[i].same_top);
+    if (o->kld && o->kld[i].n) printf(" %10.6f %8.3f%%", o->kld[i].kld_mean, 100 * o->kld[i].same_top);
+    else if (o->kld) printf(" %10s %9s", "-", "-");
     char note[200];
     printf("  %s\n", stream_note(&o->streams[i], note, sizeof note));
     fflush(stdout);
@@ -110,7 +123,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     for (int i = 0; rc == 0 && i < out->n; i++) {
         const TokenStream *ts = &out->streams[i];
         qh_progress("eval %s (%zu tokens, seqlen %d%s)", ts->name, ts->n, seqlen, ref ? ", with KL divergence" : "");
-        if (ref)
+        if (ref && (!s->kld_datasets || name_in_list(s->kld_datasets, ts->name)))
             rc = perplexity_eval_kld(f, ref, ts->ids, ts->n, seqlen, s->max_windows, s->kld_scope, &out->ppl[i],
                                      &out->kld[i]);
         else rc = perplexity_eval(f, ts->ids, ts->n, seqlen, s->max_windows, &out->ppl[i]);
@@ -118,6 +131,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     }
     if (rc == 0 && ref && !s->quiet)
         for (int i = 0; i < out->n; i++) {
+            if (!out->kld[i].n) continue;
             printf("\n%s, positions: %s\n", out->streams[i].name, kld_scope_names[s->kld_scope]);
             kld_stats_print(stdout, &out->kld[i], "  ");
         }
@@ -172,7 +186,7 @@ json_t *eval_outcome_json(const EvalOutcome *o) {
     for (int i = 0; i < o->n; i++) {
         json_t *one = eval_one_json(&o->streams[i], &o->ppl[i], o->device);
         if (o->verify_ppl) json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[i]));
-        if (o->kld) {
+        if (o->kld && o->kld[i].n) {
             json_object_set_new(one, "kld", kld_stats_json(&o->kld[i]));
             json_object_set_new(one, "kld_scope", json_string(kld_scope_names[o->kld_scope]));
         }

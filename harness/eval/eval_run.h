@@ -24,6 +24,7 @@ typedef struct EvalSpec {
     const Model *kld_ref;  /* non-NULL: also the distribution metrics (kld.h) against this model (the full-precision
                               one), run alongside on the same device, window by window; not with max_memory */
     KldScope kld_scope;    /* the positions they are taken over */
+    const char *kld_datasets; /* with kld_ref: only these ("wikitext2,c4"); NULL: every dataset */
 } EvalSpec;
 
 typedef struct EvalOutcome {
@@ -32,7 +33,8 @@ typedef struct EvalOutcome {
     PplResult *ppl;       /* (n) */
     const char *device;   /* backend name that ran */
     double *verify_ppl;   /* (n) the CPU's perplexity when verifying, else NULL */
-    KldStats *kld;        /* (n) the metrics against EvalSpec.kld_ref, else NULL */
+    KldStats *kld;        /* (n) the metrics against EvalSpec.kld_ref, else NULL; .n == 0 for a dataset
+                             not in kld_datasets */
     KldScope kld_scope;
     double verify_max_rel;/* max over datasets of |ppl_gpu - ppl_cpu| / ppl_cpu */
     size_t peak_rss;      /* peak resident set size of the process after the evaluation (bytes) */

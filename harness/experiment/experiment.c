@@ -157,6 +157,8 @@ static const ExpKey fixed_keys[] = {
      "runs the full-precision model alongside each point's evaluation)"},
     {ES_EVAL, "kld_scope", EK_ENUM, 0, "all", 0, 0, "all|second-half", 0, NULL,
      "positions of those metrics: every target, or llama.cpp's second half of each window"},
+    {ES_EVAL, "kld_datasets", EK_STR, EXP_LIST, "", 0, 0, NULL, 0, check_eval_dataset,
+     "with kld: only these of the datasets (default: every one; each costs a second forward pass)"},
     {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
     {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
     {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
@@ -914,7 +916,15 @@ static json_t *eval_json(const Experiment *x, int with_kld) {
     json_object_set_new(o, "datasets", a);
     json_object_set_new(o, "seqlen", json_integer(x->eval_seqlen));
     json_object_set_new(o, "max_windows", json_integer(x->max_windows));
-    if (with_kld && x->kld) json_object_set_new(o, "kld", json_string(kld_scope_names[x->kld_scope]));
+    if (with_kld && x->kld) {
+        json_object_set_new(o, "kld", json_string(kld_scope_names[x->kld_scope]));
+        const ExpEntry *k = experiment_entry(x, ES_EVAL, "kld_datasets");
+        if (k) {
+            json_t *ka = json_array();
+            for (int i = 0; i < k->n; i++) json_array_append_new(ka, json_string(k->text[i]));
+            json_object_set_new(o, "kld_datasets", ka);
+        }
+    }
     return o;
 }
 
@@ -1242,6 +1252,21 @@ int experiment_parse_flags(const char *path, const char *text, unsigned flags, E
     parse_bool(experiment_value(x, ES_EVAL, "kld", NULL), &kb);
     x->kld = (int)kb;
     kld_scope_parse(experiment_value(x, ES_EVAL, "kld_scope", NULL), "eval.kld_scope", &x->kld_scope);
+    const ExpEntry *kd = experiment_entry(x, ES_EVAL, "kld_datasets");
+    if (kd) {
+        size_t len = 1;
+        for (int i = 0; i < kd->n; i++) len += strlen(kd->text[i]) + 1;
+        char *j = qh_calloc(len, 1);
+        for (int i = 0; i < kd->n; i++) {
+            if (i) strcat(j, ",");
+            strcat(j, kd->text[i]);
+            if (!dataset_in_list(x->eval_datasets, kd->text[i]))
+                perr(&st, kd->line, "eval", "kld_datasets", "%s is not one of the [eval] datasets (%s)", kd->text[i],
+                     x->eval_datasets);
+        }
+        x->kld_datasets = j;
+        if (!x->kld) qh_warn("%s:%d: eval.kld_datasets: kld is not on: ignored", path, kd->line);
+    }
     x->device_name = experiment_value(x, ES_RUN, "device", NULL);
     qh_device_parse(x->device_name, &x->device);
     const char *data = experiment_value(x, ES_RUN, "data", NULL);
@@ -1303,6 +1328,7 @@ void experiment_free(Experiment *x) {
     free(x->points);
     free(x->targets);
     free(x->paper);
+    free((char *)x->kld_datasets);
     free((char *)x->eval_datasets);
     free(x->out_dir);
     free(x->fp_json);

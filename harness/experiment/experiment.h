@@ -14,7 +14,7 @@
  *   [calibration] dataset nsamples seqlen seed
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
- *   [eval] datasets seqlen max_windows kld kld_scope    [run] device data
+ *   [eval] datasets seqlen max_windows kld kld_scope kld_datasets    [run] device data
  *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
  *                                          gpu_type mem constraint extra
  *   [report] targets (bits at equal accuracy, accuracy.h)
@@ -113,6 +113,7 @@ typedef struct Experiment {
     long max_windows;           /* 0: all */
     int kld;                    /* each point also gets the distribution metrics against full precision */
     KldScope kld_scope;
+    const char *kld_datasets;   /* [eval] kld_datasets joined with commas (owned), NULL: every dataset */
     const char *device_name;    /* auto | cpu | cuda */
     QhDevice device;
     const char *data_root;      /* [run] data, else $QH_DATA, else "data" */

@@ -475,7 +475,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     if (rc == 0 && x->kld) rc = model_view_loaded(m, &fp);
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1,
-                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope};
+                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope, .kld_datasets = x->kld_datasets};
     EvalOutcome eo = {0};
     if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
     model_free(&fp);
@@ -498,7 +498,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
             if (rc == 0) rc = quant_io_write_report(f, "/", &run);
             for (int i = 0; rc == 0 && i < eo.n; i++) {
                 rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
-                if (rc == 0 && eo.kld)
+                if (rc == 0 && eo.kld && eo.kld[i].n)
                     rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
             }
             if (rc == 0) rc = h5_commit(&f);
@@ -506,7 +506,11 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         }
         char s[512];
         ppl_summary(&eo, s, sizeof s);
-        if (eo.kld) snprintf(s + strlen(s), sizeof s - strlen(s), "  KLD(%s) %.4g", eo.streams[0].name, eo.kld[0].kld_mean);
+        for (int i = 0; eo.kld && i < eo.n; i++)
+            if (eo.kld[i].n) {
+                snprintf(s + strlen(s), sizeof s - strlen(s), "  KLD(%s) %.4g", eo.streams[i].name, eo.kld[i].kld_mean);
+                break;
+            }
         snprintf(line, ln, "%.3f bits  %s  (%.1f s)", run.avg_bits, s, qh_now() - t0);
     }
     eval_outcome_free(&eo);

@@ -173,7 +173,7 @@ static int cpu_head_logits(Forward *f, const float *x, int n, float *logits) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
     if (n < 1 || n > f->max_T) return qh_error("%d positions are outside the backend's 1..%d", n, f->max_T);
-    rmsnorm_ref(s->xb, x, f->model->w.rms_final, n, c->dim, c->norm_eps);
+    final_norm(f, s->xb, x, n);
     linear(logits, s->xb, f->model->w.wcls, n, c->dim, c->vocab_size);
     return 0;
 }
