@@ -69,7 +69,7 @@ static void test_parsing(void) {
               p.at == 4.07, "ppl at bits");
     const char *bad[][2] = {
         {"method=gptq, dataset=c4, ppl=7", "no source"},
-        {"method=awq, dataset=c4, ppl=7, source=x", "expected fp16"},
+        {"method=bogus, dataset=c4, ppl=7, source=x", "expected fp16"},
         {"method=gptq, dataset=c4, ppl=7, bits=4, source=x", "exactly one"},
         {"method=gptq, dataset=c4, ppl=7, source=x", "needs its settings"},
         {"method=gptq, dataset=c4, bits=4, source=x", "needs at_ppl"},

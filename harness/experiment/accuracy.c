@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "settings.h"
 #include "util.h"
 
 const char *const acc_status_names[3] = {"interpolated", "at the fewest bits measured", "not reached"};
@@ -160,8 +161,10 @@ int paper_parse(const char *name, const char *value, PaperValue *p, char *why, s
             goto out;
         }
         if (!strcmp(k, "method")) {
-            if (strcmp(v, "fp16") && strcmp(v, "rtn") && strcmp(v, "gptq") && strcmp(v, "spqr")) {
-                snprintf(why, n, "method = '%s' (expected fp16, rtn, gptq or spqr)", v);
+            if (strcmp(v, "fp16") && (!quant_method_find(v) || strlen(v) >= sizeof p->method)) {
+                char names[256];
+                quant_method_names(~0u, ", ", names, sizeof names);
+                snprintf(why, n, "method = '%s' (expected fp16 (full precision) or a method: %s)", v, names);
                 goto out;
             }
             snprintf(p->method, sizeof p->method, "%s", v);

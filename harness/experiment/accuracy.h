@@ -58,7 +58,7 @@ typedef enum { PAPER_PPL = 0, PAPER_BITS = 1 } PaperKind;
 typedef struct PaperValue {
     char name[64];       /* the entry's key in [paper] */
     int line;            /* its line in the experiment file */
-    char method[8];      /* fp16 | rtn | gptq | spqr */
+    char method[16];     /* fp16 (the full-precision evaluation) or a method of quant_methods[] */
     char dataset[64];
     PaperKind kind;      /* PAPER_PPL: value is a perplexity; PAPER_BITS: average bits */
     double value;

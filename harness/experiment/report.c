@@ -956,7 +956,7 @@ static int plot_kld(PlotCtx *c) {
                 qsort(xy, (size_t)n, sizeof(XY), cmp_x);
                 if (blocks++) bprintf(&data, "\n\n");
                 snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "", m + 1);
-                bprintf(&data, "\"%s\" \"kld\" \"same_top\" \"id\"\n", m < NMETHODS ? method_title[m] : "other");
+                bprintf(&data, "\"%s\" \"kld\" \"same_top\" \"id\"\n", m < NMETHODS ? method_title(m) : "other");
                 for (int i = 0; i < n; i++) bprintf(&data, "%.6f %.9g %.6f %s\n", xy[i].x, xy[i].y, xy[i].z, xy[i].p->id);
             }
             free(xy);

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "report.h"
+#include "settings.h"
 
-static const char *const methods[] = {"rtn", "gptq", "spqr"};
-static const char *const titles[] = {"RTN", "GPTQ", "SpQR"};
-#define NM 3
+/* the methods in the report's order (quant_methods[]) */
+#define NM quant_nmethods()
+#define METHOD(m) (quant_methods[m].name)
+#define TITLE(m) (quant_methods[m].title)
 
 static int dataset_index(const Report *r, const char *ds) {
     for (int d = 0; d < r->ndatasets; d++)
@@ -40,9 +42,9 @@ static void target_rows(const Report *r, int d, double t, const char *what, FILE
     int first = 1;
     for (int m = 0; m < NM; m++) {
         int has = 0;
-        for (int i = 0; i < r->npoints; i++) has |= !strcmp(r->points[i].method, methods[m]);
+        for (int i = 0; i < r->npoints; i++) has |= !strcmp(r->points[i].method, METHOD(m));
         if (!has) continue;
-        int n = method_front(r, methods[m], d, f);
+        int n = method_front(r, METHOD(m), d, f);
         AccStatus st;
         double b = acc_bits_at_ppl(f, n, t, &st);
         char tt[160] = "", bits[96];
@@ -57,10 +59,10 @@ static void target_rows(const Report *r, int d, double t, const char *what, FILE
         } else {
             snprintf(bits, sizeof bits, "%.3f", b);
         }
-        fprintf(md, "| %s | %s | %s", tt, titles[m], bits);
+        fprintf(md, "| %s | %s | %s", tt, TITLE(m), bits);
         for (int e = 0; e < r->ndatasets; e++) {
             char c[32];
-            int k = method_front(r, methods[m], e, g);
+            int k = method_front(r, METHOD(m), e, g);
             fmt(c, sizeof c, st == ACC_NOT_REACHED ? NAN : acc_ppl_at_bits(g, k, b));
             fprintf(md, " | %s", c);
         }
@@ -164,7 +166,7 @@ void report_published(const Report *r, FILE *md) {
         paper_setting_text(p, set, sizeof set);
         const char *title = p->method;
         for (int m = 0; m < NM; m++)
-            if (!strcmp(methods[m], p->method)) title = titles[m];
+            if (!strcmp(METHOD(m), p->method)) title = TITLE(m);
         if (!strcmp(p->method, "fp16")) title = "full precision";
         snprintf(pub, sizeof pub, p->kind == PAPER_BITS ? "%.2f bits" : "%.2f", p->value);
         if (d < 0) {
