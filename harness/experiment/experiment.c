@@ -1714,7 +1714,9 @@ void experiment_help(FILE *out) {
     fprintf(out, "\nexperiment file keys (INI; ${VAR} and ${VAR:-default} expand from the environment;\n"
                  "a key marked 'list' may hold several values separated by commas, and the points are\n"
                  "the product of those lists; method keys go in [methods] for every method or in\n"
-                 "%s for one; [exclude] NAME = key=value, key=value drops matching points):\n", msec);
+                 "%s for one; [exclude] NAME = key=value, key=value drops matching points;\n"
+                 "[paper] NAME = method=M, dataset=D, ppl=P | bits=B, <settings> | at_bits=B | at_ppl=P,\n"
+                 "source=TEXT holds one published value, shown by `report` beside the measured one):\n", msec);
     int last = -1;
     for (int ki = 0; exp_keys[ki].name; ki++) {
         const ExpKey *k = &exp_keys[ki];
