@@ -1181,6 +1181,15 @@ static void resolve_search(Experiment *x, ParseState *st) {
                  x->search.key, integer ? "an integer" : "a number", lim_lo, lim_hi);
     if (x->search.lo == x->search.hi) perr(st, lh, "search", "hi", "equals lo (%g): nothing to search", x->search.lo);
     if (!(x->search.tolerance > 0)) perr(st, 0, "search", "tolerance", "expected a number > 0");
+    /* the search's target is also a target of the report's equal-accuracy table */
+    int dup = 0;
+    for (int j = 0; j < x->ntargets; j++)
+        dup |= !strcmp(x->targets[j].dataset, x->search.target.dataset) &&
+               x->targets[j].relative == x->search.target.relative && x->targets[j].value == x->search.target.value;
+    if (!dup) {
+        x->targets = qh_realloc(x->targets, sizeof(AccTarget) * (size_t)(x->ntargets + 1));
+        x->targets[x->ntargets++] = x->search.target;
+    }
     /* the method's one point */
     int count = 0;
     for (int i = 0; i < x->npoints; i++)
