@@ -594,7 +594,6 @@ SweepRunner *sweep_runner_new(const Experiment *x, const SweepOptions *o) {
     SweepRunner *r = qh_calloc(1, sizeof *r);
     r->w.x = x;
     r->w.o = o;
-    path_join(r->w.points_dir, sizeof r->w.points_dir, x->out_dir, "points");
     setvbuf(stdout, NULL, _IOLBF, 0);
     return r;
 }
