@@ -28,8 +28,9 @@
  * The ForwardOps entries take HOST pointers: embed/block/head_nll copy in and
  * out around the device work (the hook, when given, receives host copies of
  * each linear input (T, in), called exactly as the CPU backend calls it);
- * window_nll and last_logits run entirely on the device and copy back only the
- * result. The calibration activations of calibrate.c (acts_*) stay in device
+ * window_nll, last_logits and body run entirely on the device and copy back only the
+ * result (body: the final residual stream (T, D)); head_logits copies (n, D) in and the
+ * logits (n, V) out. The calibration activations of calibrate.c (acts_*) stay in device
  * memory when they fit: the sequential pass then moves no activations between
  * host and device (the Hessian hook gets device pointers). Not here: the kernels themselves (forward_kernels.cu), quantized
  * weight formats, KV caches or multi-GPU. */
@@ -511,6 +512,36 @@ static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits)
     return 0;
 }
 
+static int cuda_body(Forward *f, const int *tokens, int T, float *x) {
+    CudaForward *s = (CudaForward *)f;
+    int D = f->model->cfg.dim;
+    if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
+    if (body_device(s, T)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(x, s->x, (size_t)T * D * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
+/* logits (n, V) host <- head of x (n, D) host, through s->logits in chunks of logit_chunk positions. */
+static int cuda_head_logits(Forward *f, const float *x, int n, float *logits) {
+    CudaForward *s = (CudaForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    int D = c->dim, V = c->vocab_size;
+    if (check_window(f, n, 1)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(s->x, x, (size_t)n * D * sizeof(float), cudaMemcpyHostToDevice, s->stream));
+    if (launch_rmsnorm(s->xb, s->x, s->rms_final, n, D, c->norm_eps, s->stream)) return -1;
+    const void *in;
+    if (linear_input(s, s->xb, (long)n * D, &in)) return -1;
+    for (int t0 = 0; t0 < n; t0 += s->logit_chunk) {
+        int tc = n - t0 < s->logit_chunk ? n - t0 : s->logit_chunk;
+        if (linear_forward(s->blas, s->math, s->logits, operand_at(s, in, (long)t0 * D), s->wcls, tc, D, V)) return -1;
+        CUDA_CHECK(cudaMemcpyAsync(logits + (size_t)t0 * V, s->logits, (size_t)tc * V * sizeof(float),
+                                   cudaMemcpyDeviceToHost, s->stream));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
 static int cuda_weights_changed(Forward *f, int layer) {
     CudaForward *s = (CudaForward *)f;
     if (check_layer(f, layer, "weights_changed")) return -1;
@@ -632,7 +663,7 @@ static void cuda_destroy(Forward *f) {
 
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
-    cuda_weights_changed, cuda_acts_create, cuda_acts_embed, cuda_acts_copy,
+    cuda_body, cuda_head_logits, cuda_weights_changed, cuda_acts_create, cuda_acts_embed, cuda_acts_copy,
     cuda_acts_block, cuda_acts_sqdiff,
 };
 

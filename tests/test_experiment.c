@@ -44,6 +44,7 @@
 #include "capture.h"
 #include "check.h"
 #include "experiment.h"
+#include "search.h"
 #include "slurm.h"
 #include "sweep.h"
 #include "util.h"
@@ -699,8 +700,106 @@ static void test_slurm_values(void) {
           "extra: an item that is no option named: %s", why);
 }
 
+/* [eval] kld, [report] targets, [paper], [search], the lenient parse, and
+ * experiment_make_point / search_next. */
+static void test_metrics_sections(void) {
+    const char *ref = "[model]\npath = data/models/stories260K/stories260K.bin\n"
+                      "[methods]\nrun = rtn, gptq\nwbits = 3, 4\n[eval]\ndatasets = tinystories, ptb\n";
+    char a[4096], b[4096], fa[16], fb[16];
+    if (ids_of("a.ini", ref, a, sizeof a, fa) != 0) return;
+    char *off = cat(ref, "kld = false\nkld_scope = all\n[report]\ntargets = +5%\n"
+                         "[paper]\nx = method=rtn, wbits=4, dataset=ptb, ppl=9, source=s, t\n");
+    ids_of("b.ini", off, b, sizeof b, fb);
+    CHECK(!strcmp(a, b) && !strcmp(fa, fb), "kld off, [report] and [paper] leave the ids as they were");
+    free(off);
+    char *on = cat(ref, "kld = true\n");
+    ids_of("c.ini", on, b, sizeof b, fb);
+    CHECK(strcmp(a, b) != 0 && !strcmp(fa, fb), "kld on: new point ids, the same full-precision id");
+    free(on);
+    char c[4096];
+    on = cat(ref, "kld = true\nkld_datasets = ptb\n");
+    ids_of("d.ini", on, c, sizeof c, fb);
+    CHECK(strcmp(c, b) != 0 && strcmp(c, a) != 0, "kld_datasets is part of the ids");
+    free(on);
+    on = cat(ref, "kld = true\nkld_datasets = c4\n");
+    expect_error("kld_datasets outside [eval] datasets", on, "bad.ini:9: eval.kld_datasets: c4 is not one of the [eval] datasets", NULL);
+    free(on);
+
+    Experiment x;
+    char *t = cat(ref, "[report]\ntargets = +5%, ptb:12.5, +1%\n"
+                       "[paper]\ng = method=gptq, wbits=4, groupsize=row, dataset=ptb, ppl=9.5, source=a, b\n"
+                       "e = method=gptq, dataset=tinystories, bits=3.5, at_ppl=4, source=c\n");
+    int rc = parse_capture("m.ini", t, &x);
+    free(t);
+    CHECK(rc == 0, "targets and paper: %s", errbuf);
+    if (rc == 0) {
+        CHECK(x.ntargets == 3 && x.targets[0].relative && x.targets[0].value == 0.01 && x.targets[1].value == 0.05 &&
+                  !strcmp(x.targets[2].dataset, "ptb") && x.targets[2].value == 12.5,
+              "targets: +1%% first, the listed +1%% dropped as a duplicate (%d)", x.ntargets);
+        CHECK(x.npaper == 2 && x.paper[0].line == 11 && x.paper[0].cond_num[1] == 0 && !strcmp(x.paper[0].source, "a, b") &&
+                  x.paper[1].kind == PAPER_BITS, "paper entries (line %d)", x.npaper ? x.paper[0].line : 0);
+    }
+    experiment_free(&x);
+
+    /* unset variables kept as written when asked (report of a file whose model is elsewhere) */
+    unsetenv("QH_TEST_EXP_NOPE");
+    const char *env = "[model]\npath = ${QH_TEST_EXP_NOPE}\n[methods]\nrun = rtn\n";
+    capture_begin();
+    rc = experiment_parse_flags("e.ini", env, EXP_PARSE_KEEP_UNSET, &x);
+    capture_to_errbuf();
+    CHECK(rc == 0 && !strcmp(x.model_path, "${QH_TEST_EXP_NOPE}"), "kept: '%s' %s", rc == 0 ? x.model_path : "", errbuf);
+    experiment_free(&x);
+    expect_error("unset variable, strict", env, "bad.ini:2: model.path: environment variable QH_TEST_EXP_NOPE is not set", NULL);
+
+    /* a search: its base point, a point made from it */
+    t = cat("[model]\npath = data/models/stories260K/stories260K.bin\n[methods]\nrun = rtn, gptq\nwbits = 3\n"
+            "[eval]\ndatasets = tinystories, ptb\n",
+            "[search]\nmethod = gptq\nkey = groupsize\nlo = 64\nhi = 4\ntarget = +2%\n");
+    rc = parse_capture("s.ini", t, &x);
+    free(t);
+    CHECK(rc == 0, "search: %s", errbuf);
+    if (rc == 0) {
+        CHECK(x.search.on && !strcmp(x.search.method, "gptq") && x.search.lo == 64 && x.search.hi == 4 &&
+                  !strcmp(x.search.target.dataset, "tinystories") && x.search.tolerance == 1 &&
+                  !strcmp(x.points[x.search.base].spec.method, "gptq"),
+              "search resolved: target on the first [eval] dataset");
+        QuantRunSpec sp = x.points[x.search.base].spec;
+        sp.params.groupsize = 23;
+        ExpPoint pt;
+        CHECK(experiment_make_point(&x, &sp, NULL, &pt) == 0 && !strcmp(pt.label, "gptq w3 g23") && strlen(pt.id) == 12,
+              "a step's point");
+        experiment_point_free(&pt);
+        sp.params.wbits = 9;
+        capture_begin();
+        CHECK(experiment_make_point(&x, &sp, NULL, &pt) != 0, "an invalid step is refused");
+        capture_to_errbuf();
+    }
+    experiment_free(&x);
+    expect_error("search groupsize not an integer",
+                 "[model]\npath = m\n[methods]\nrun = gptq\n[search]\nmethod = gptq\nkey = groupsize\nlo = 4.5\nhi = 8\n",
+                 "bad.ini:8: search.lo: 4.5 does not fit groupsize (expected an integer", NULL);
+    expect_error("search of a key the method does not use",
+                 "[model]\npath = m\n[methods]\nrun = gptq\n[search]\nmethod = gptq\nkey = outlier_threshold\nlo = 0.1\n"
+                 "hi = 1\n",
+                 "search.key: gptq does not use outlier_threshold", NULL);
+    expect_error("paper dataset unknown", "[model]\npath = m\n[methods]\nrun = rtn\n[paper]\nx = method=fp16, dataset=wiki, "
+                 "ppl=5, source=s\n", "bad.ini:6: paper.x: unknown dataset 'wiki'", NULL);
+    expect_error("paper defined twice", "[model]\npath = m\n[methods]\nrun = rtn\n[paper]\nx = method=fp16, "
+                 "dataset=ptb, ppl=5, source=s\nx = method=fp16, dataset=ptb, ppl=6, source=s\n",
+                 "bad.ini:7: paper.x: defined twice (first at line 6", NULL);
+
+    /* the next bisection step */
+    CHECK(search_next(4, 64, 1, 1) == 34 && search_next(64, 4, 1, 1) == 34, "midpoint of 4 and 64");
+    CHECK(isnan(search_next(6, 7, 1, 1)) && isnan(search_next(6, 7, 0.1, 1)), "adjacent integers: done");
+    CHECK(search_next(6, 8, 1, 1) == 7 && isnan(search_next(6, 8, 2, 1)), "tolerance 2 stops at a gap of 2");
+    CHECK(search_next(0.1, 0.2, 0.01, 0) == 0.15000000000000002 || fabs(search_next(0.1, 0.2, 0.01, 0) - 0.15) < 1e-15,
+          "continuous midpoint");
+    CHECK(isnan(search_next(0.1, 0.105, 0.01, 0)), "within the tolerance");
+}
+
 int main(void) {
     test_product();
+    test_metrics_sections();
     test_ids();
     test_env();
     test_errors();

@@ -1,6 +1,8 @@
 /* cmd_eval.c: `qharness eval`: perplexity of a llama2.c model on one or more
  * datasets by the SPEC 7 protocol, printed as a table or as JSON, stored in
- * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model. */
+ * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model; `--kld`
+ * adds the distribution metrics (kld.h) against the full-precision weights of
+ * --model (the model against itself without --quantized). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +19,9 @@
 
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
-         *quantized = NULL, *stats_dtype = NULL;
+         *quantized = NULL, *stats_dtype = NULL, *kld_scope = "all";
     long seqlen = 0, max_windows = 0, max_memory_mb = 0;
-    int json = 0, verify = 0, force = 0;
+    int json = 0, verify = 0, force = 0, kld = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
         {"model", OPT_STR, &model, "M", "llama2.c checkpoint or Hugging Face directory"},
@@ -37,6 +39,11 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
         {"verify", OPT_FLAG, &verify, NULL, "run on the GPU and on the CPU and compare (fails beyond --verify-rtol)"},
         {"verify-rtol", OPT_DOUBLE, &verify_rtol, "R", "relative perplexity tolerance of --verify"},
+        {"kld", OPT_FLAG, &kld, NULL,
+         "also KL divergence, top-token agreement and the change in the right token's probability against the "
+         "full-precision model (--model's weights; the model itself without --quantized), llama.cpp's definitions"},
+        {"kld-scope", OPT_STR, &kld_scope, "all|second-half",
+         "positions of those metrics: every target (default) or llama.cpp's second half of each window"},
         {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
         {NULL, 0, NULL, NULL, NULL},
     };
@@ -55,6 +62,9 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (stats_dtype && quant_stats_dtype_parse(stats_dtype, &want) != 0)
         return qh_error("eval: --stats-dtype expects fp32 (reference mode) or fp16 (deployment mode), got '%s'",
                         stats_dtype);
+    KldScope scope;
+    if (kld_scope_parse(kld_scope, "eval: --kld-scope", &scope) != 0) return -1;
+    if (strcmp(kld_scope, "all") != 0 && !kld) return qh_error("eval: --kld-scope applies to --kld, which is not given");
 
     CliIo io = {0}; /* --out must not replace what is read, and must be writable, before any work */
     cli_io_input(&io, "--model", model);
@@ -74,12 +84,20 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc != 0) return -1;
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);
+    Model fp = {0}; /* --kld: the weights as loaded (the quantized ones replace them in m) */
+    if (kld && model_view_loaded(&m, &fp) != 0) {
+        tokenizer_free(&t);
+        model_free(&m);
+        return -1;
+    }
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
                    .data_root = cli_data_root(data), .quiet = json,
-                   .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20};
+                   .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20,
+                   .kld_ref = kld ? &fp : NULL, .kld_scope = scope};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
     if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no result written */
+    model_free(&fp);
     if (rc == 0 && out) {
         H5File *f;
         rc = h5_create(out, &f);
@@ -87,7 +105,11 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
             rc = results_write_header(f, "/", &prov, &m, "{}");
             if (quantized) rc |= h5_attr_str(f, "/", "quantized_model", quantized);
             if (quantized) rc |= h5_attr_str(f, "/", "stats_dtype", quant_stats_dtype_name(qinfo.params.stats_dtype));
-            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            for (int i = 0; rc == 0 && i < eo.n; i++) {
+                rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+                if (rc == 0 && eo.kld && eo.kld[i].n)
+                    rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
+            }
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }

@@ -1,4 +1,4 @@
-/* cmd_report.c: `qharness report DIR` (the paper-shaped table of an
+/* cmd_report.c: `qharness report DIR|FILE.ini` (the paper-shaped table of an
  * experiment's results: DIR/table.md and DIR/table.csv) and `qharness plot
  * DIR` (data files under DIR/plots and the gnuplot images drawn from them).
  * Both read what `qharness sweep` wrote (report.h). */
@@ -27,12 +27,16 @@ int cmd_report(int argc, char **argv, int full_argc, char **full_argv) {
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *dir = take_dir(&argc, &argv);
-    int rc = opts_parse("report DIR", "Print and write DIR/table.md and DIR/table.csv from a sweep's results "
-                        "(DIR = results/NAME).", specs, argc, argv);
+    int rc = opts_parse("report DIR|FILE.ini", "Print and write DIR/table.md and DIR/table.csv from a sweep's results "
+                        "(DIR = results/NAME): the table, bits at equal accuracy, and the published values of the "
+                        "experiment's [paper] section beside the measured ones. Given an experiment file, its "
+                        "results folder (the published values alone when it was not swept yet).", specs, argc, argv);
     if (rc) return rc > 0 ? 0 : -1;
     if (!dir) return qh_error("report: a results folder is required: qharness report results/NAME");
     Report r;
-    if (report_load(dir, &r) != 0) {
+    size_t dl = strlen(dir);
+    int ini = dl > 4 && !strcmp(dir + dl - 4, ".ini");
+    if ((ini ? report_load_ini(dir, &r) : report_load(dir, &r)) != 0) {
         report_free(&r);
         return -1;
     }

@@ -4,7 +4,8 @@
  * its shape against every point, the data files, the device) and runs
  * nothing, --slurm writes a Slurm job-array script instead of running
  * (--submit: and submits it with a report job, slurm.h), --point ID runs one
- * point (what each array task does), --jobs N runs N worker processes;
+ * point (what each array task does), --jobs N runs N worker processes; a
+ * [search] section runs its bisection instead (search.h);
  * `sweep --status results/NAME` says what became of each point (status.h). `qharness sweep --help` lists the options and every key an
  * experiment file may hold. */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "cli.h"
 #include "experiment.h"
+#include "search.h"
 #include "slurm.h"
 #include "status.h"
 #include "sweep.h"
@@ -77,6 +79,11 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     }
     /* everything that would stop the run, reported before it starts (the device
      * only where the points run: Slurm tasks run elsewhere) */
+    if (x.search.on && (slurm || point || jobs > 1)) {
+        experiment_free(&x);
+        return qh_error("%s: a [search] runs its steps one after the other, each chosen by the last: --slurm, --point "
+                        "and --jobs do not apply", file);
+    }
     rc = experiment_check_run(&x, !slurm || check);
     if (rc == 0 && (check || slurm)) { /* the windows fit the datasets: costs a tokenization, so only here */
         ModelConfig c;
@@ -97,7 +104,7 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
                    written, x.npoints + 1, x.npoints, written, file, x.out_dir);
     } else if (rc == 0 && !check) {
         SweepOptions o = {.only = point, .jobs = (int)jobs, .argc = full_argc, .argv = full_argv};
-        rc = sweep_run(&x, &o);
+        rc = x.search.on ? search_run(&x, &o) : sweep_run(&x, &o);
         if (rc == 0 && !point) printf("next: qharness report %s\n", x.out_dir);
     }
     experiment_free(&x);

@@ -11,15 +11,23 @@
 
 int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
 
-void eval_outcome_free(EvalOutcome *o) {
-    for (int i = 0; i < o->n; i++) {
-        token_stream_free(&o->streams[i]);
-        ppl_result_free(&o->ppl[i]);
+/* Is `name` one of the comma-separated `list`? */
+static int name_in_list(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *c = list; c && *c;) {
+        const char *e = strchr(c, ',');
+        size_t k = e ? (size_t)(e - c) : strlen(c);
+        if (k == l && !strncmp(c, name, l)) return 1;
+        c = e ? e + 1 : NULL;
     }
-    QH_FREE(o->streams);
-    QH_FREE(o->ppl);
-    QH_FREE(o->verify_ppl);
-    o->n = 0;
+    return 0;
+}
+
+/* The table printed as datasets finish; with the metrics, two more columns. */
+static void table_header(int kld) {
+    printf("%-12s %10s %9s %9s %8s %7s", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen");
+    if (kld) printf(" %10s %9s", "KLD", "same top");
+    printf("  %s\n", "note");
 }
 
 /* The table's note on where a stream's text came from ("train data: C4 en train shard 00000, first 1000 ..."). */
@@ -49,22 +57,44 @@ int eval_outcome_check(const EvalOutcome *o, char *what, size_t n) {
     return bad ? -1 : 0;
 }
 
+static void table_row(const EvalOutcome *o, int i) {
+    const PplResult *r = &o->ppl[i];
+    printf("%-12s %10.4f %9.4f %9ld %8ld %7d", o->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens, r->nwindows,
+           r->seqlen);
+    if (o->kld && o->kld[i].n) printf(" %10.6f %8.3f%%", o->kld[i].kld_mean, 100 * o->kld[i].same_top);
+    else if (o->kld) printf(" %10s %9s", "-", "-");
+    char note[200];
+    printf("  %s\n", stream_note(&o->streams[i], note, sizeof note));
+    fflush(stdout);
+}
+
+void eval_outcome_free(EvalOutcome *o) {
+    for (int i = 0; i < o->n; i++) {
+        token_stream_free(&o->streams[i]);
+        ppl_result_free(&o->ppl[i]);
+    }
+    QH_FREE(o->streams);
+    QH_FREE(o->ppl);
+    QH_FREE(o->verify_ppl);
+    QH_FREE(o->kld);
+    o->n = 0;
+}
+
 /* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
 static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
     if (s->device == QH_DEVICE_CUDA || s->verify)
         return qh_error("--max-memory evaluates block by block on the CPU backend only (got --device cuda/--verify)");
+    if (s->kld_ref)
+        return qh_error("--max-memory evaluates one model block by block: the KL divergence against the full-precision "
+                        "model (--kld) needs both resident (drop --max-memory or --kld)");
     out->device = "cpu";
     if (stream_eval_check(m, seqlen, s->max_memory) != 0) return -1; /* before the table header */
-    if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
+    if (!s->quiet) table_header(0);
     for (int i = 0; i < out->n; i++) {
         if (perplexity_eval_streamed((Model *)m, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows,
                                      s->max_memory, s->loader, &out->ppl[i]) != 0)
             return -1;
-        const PplResult *r = &out->ppl[i];
-        char note[200];
-        if (!s->quiet)
-            printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
-                   r->nwindows, r->seqlen, stream_note(&out->streams[i], note, sizeof note));
+        if (!s->quiet) table_row(out, i);
     }
     return 0;
 }
@@ -97,25 +127,35 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         if (rc != 0) eval_outcome_free(out);
         return rc;
     }
-    Forward *f = NULL;
+    Forward *f = NULL, *ref = NULL;
     if (rc == 0 && s->verify && !qh_cuda_available())
         rc = qh_error("--verify compares the CUDA backend with the CPU one, but no CUDA GPU is usable here");
     if (rc == 0) rc = forward_create(s->verify ? QH_DEVICE_CUDA : s->device, m, seqlen, &f);
+    if (rc == 0 && s->kld_ref) { /* the reference on the same backend as the model */
+        rc = forward_create(!strcmp(f->ops->name, "cuda") ? QH_DEVICE_CUDA : QH_DEVICE_CPU, s->kld_ref, seqlen, &ref);
+        out->kld = qh_calloc((size_t)out->n, sizeof(KldStats));
+        out->kld_scope = s->kld_scope;
+    }
     if (rc == 0) {
         out->device = f->ops->name;
-        if (!s->quiet) printf("%-12s %10s %9s %9s %8s %7s  %s\n", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen", "note");
+        if (!s->quiet) table_header(ref != NULL);
     }
     for (int i = 0; rc == 0 && i < out->n; i++) {
-        qh_progress("eval %s (%zu tokens, seqlen %d)", out->streams[i].name, out->streams[i].n, seqlen);
-        rc = perplexity_eval(f, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows, &out->ppl[i]);
-        if (rc == 0 && !s->quiet) {
-            const PplResult *r = &out->ppl[i];
-            char note[200];
-            printf("%-12s %10.4f %9.4f %9ld %8ld %7d  %s\n", out->streams[i].name, r->ppl, r->ppl_stderr, r->ntokens,
-                   r->nwindows, r->seqlen, stream_note(&out->streams[i], note, sizeof note));
-            fflush(stdout);
-        }
+        const TokenStream *ts = &out->streams[i];
+        qh_progress("eval %s (%zu tokens, seqlen %d%s)", ts->name, ts->n, seqlen, ref ? ", with KL divergence" : "");
+        if (ref && (!s->kld_datasets || name_in_list(s->kld_datasets, ts->name)))
+            rc = perplexity_eval_kld(f, ref, ts->ids, ts->n, seqlen, s->max_windows, s->kld_scope, &out->ppl[i],
+                                     &out->kld[i]);
+        else rc = perplexity_eval(f, ts->ids, ts->n, seqlen, s->max_windows, &out->ppl[i]);
+        if (rc == 0 && !s->quiet) table_row(out, i);
     }
+    if (rc == 0 && ref && !s->quiet)
+        for (int i = 0; i < out->n; i++) {
+            if (!out->kld[i].n) continue;
+            printf("\n%s, positions: %s\n", out->streams[i].name, kld_scope_names[s->kld_scope]);
+            kld_stats_print(stdout, &out->kld[i], "  ");
+        }
+    forward_destroy(&ref);
     forward_destroy(&f);
     out->peak_rss = qh_peak_rss_bytes();
     if (rc == 0 && s->verify) {
@@ -168,6 +208,10 @@ json_t *eval_outcome_json(const EvalOutcome *o) {
     for (int i = 0; i < o->n; i++) {
         json_t *one = eval_one_json(&o->streams[i], &o->ppl[i], o->device);
         if (o->verify_ppl) json_object_set_new(one, "verify_cpu_ppl", json_real(o->verify_ppl[i]));
+        if (o->kld && o->kld[i].n) {
+            json_object_set_new(one, "kld", kld_stats_json(&o->kld[i]));
+            json_object_set_new(one, "kld_scope", json_string(kld_scope_names[o->kld_scope]));
+        }
         json_array_append_new(arr, one);
     }
     json_t *root = json_object();

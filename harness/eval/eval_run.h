@@ -7,6 +7,7 @@
 
 #include "datasets.h"
 #include "forward.h"
+#include "kld_eval.h"
 #include "perplexity.h"
 
 typedef struct EvalSpec {
@@ -20,6 +21,10 @@ typedef struct EvalSpec {
     double verify_rtol;    /* relative perplexity tolerance of the comparison (fp32: 1e-4) */
     size_t max_memory;     /* > 0: evaluate block by block within this many bytes (CPU, llama2.c mmap) */
     const struct StreamLoader *loader; /* with max_memory: where blocks come from (NULL: the file as loaded) */
+    const Model *kld_ref;  /* non-NULL: also the distribution metrics (kld.h) against this model (the full-precision
+                              one), run alongside on the same device, window by window; not with max_memory */
+    KldScope kld_scope;    /* the positions they are taken over */
+    const char *kld_datasets; /* with kld_ref: only these ("wikitext2,c4"); NULL: every dataset */
 } EvalSpec;
 
 typedef struct EvalOutcome {
@@ -28,6 +33,9 @@ typedef struct EvalOutcome {
     PplResult *ppl;       /* (n) */
     const char *device;   /* backend name that ran */
     double *verify_ppl;   /* (n) the CPU's perplexity when verifying, else NULL */
+    KldStats *kld;        /* (n) the metrics against EvalSpec.kld_ref, else NULL; .n == 0 for a dataset
+                             not in kld_datasets */
+    KldScope kld_scope;
     double verify_max_rel;/* max over datasets of |ppl_gpu - ppl_cpu| / ppl_cpu */
     size_t peak_rss;      /* peak resident set size of the process after the evaluation (bytes) */
     size_t base_rss;      /* resident set size when the evaluation started (libraries, model header...) */
@@ -42,7 +50,8 @@ void eval_outcome_free(EvalOutcome *o);
  * records of a failure. */
 int eval_outcome_check(const EvalOutcome *o, char *what, size_t n);
 /* The same shape whatever the number of datasets: {"results": [one object per
- * dataset, eval_one_json (+ "verify_cpu_ppl" when verifying)], "peak_rss_mb",
+ * dataset, eval_one_json (+ "verify_cpu_ppl" when verifying, + "kld":
+ * kld_stats_json and "kld_scope" with the metrics)], "peak_rss_mb",
  * "base_rss_mb" (+ "verify_max_rel" when verifying)}. */
 json_t *eval_outcome_json(const EvalOutcome *o);
 json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device);

@@ -30,7 +30,8 @@
 #define EXP_MAX_VALUES 256
 
 static const char *const fixed_section_names[] = {"experiment", "model", "calibration", "methods"};
-static const char *const late_section_names[] = {"eval", "run", "output", "slurm", "exclude"}; /* from ES_EVAL */
+static const char *const late_section_names[] = {"eval", "run", "output", "slurm", "report", "paper",
+                                                    "search", "exclude"}; /* from ES_EVAL */
 
 const char *exp_section_name(ExpSection s) {
     if (s < ES_METHOD0) return fixed_section_names[s];
@@ -62,6 +63,18 @@ static int check_eval_dataset(const char *v, char *why, size_t n) {
     return -1;
 }
 
+/* Is `name` one of the comma-separated `list`? */
+static int dataset_in_list(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *c = list; c && *c;) {
+        const char *e = strchr(c, ',');
+        size_t k = e ? (size_t)(e - c) : strlen(c);
+        if (k == l && !strncmp(c, name, l)) return 1;
+        c = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
 static int check_seqlen(const char *v, char *why, size_t n) {
     if (strcmp(v, "1") != 0) return 0;
     snprintf(why, n, "a window of 1 token has no target (expected 0 = the model's, or >= 2)");
@@ -72,6 +85,11 @@ static int check_nonempty(const char *v, char *why, size_t n) {
     if (*v) return 0;
     snprintf(why, n, "empty value");
     return -1;
+}
+
+static int check_target(const char *v, char *why, size_t n) {
+    AccTarget t;
+    return acc_target_parse(v, &t, why, n);
 }
 
 static int check_no_quote(const char *v, char *why, size_t n) {
@@ -134,6 +152,13 @@ static const ExpKey fixed_keys[] = {
     {ES_EVAL, "seqlen", EK_INT, 0, "0", 0, 1 << 20, NULL, 0, check_seqlen,
      "evaluation window (0: the model's seq_len, at most 2048)"},
     {ES_EVAL, "max_windows", EK_INT, 0, "0", 0, 1e12, NULL, 0, NULL, "at most this many windows per dataset (0: all)"},
+    {ES_EVAL, "kld", EK_BOOL, 0, "false", 0, 0, NULL, 0, NULL,
+     "also KL divergence, top-token agreement and dp against the full-precision model (llama.cpp's statistics; "
+     "runs the full-precision model alongside each point's evaluation)"},
+    {ES_EVAL, "kld_scope", EK_ENUM, 0, "all", 0, 0, "all|second-half", 0, NULL,
+     "positions of those metrics: every target, or llama.cpp's second half of each window"},
+    {ES_EVAL, "kld_datasets", EK_STR, EXP_LIST, "", 0, 0, NULL, 0, check_eval_dataset,
+     "with kld: only these of the datasets (default: every one; each costs a second forward pass)"},
     {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
     {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
     {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
@@ -154,6 +179,19 @@ static const ExpKey fixed_keys[] = {
     {ES_SLURM, "constraint", EK_STR, 0, "", 0, 0, NULL, 0, check_no_quote, "#SBATCH --constraint (node features)"},
     {ES_SLURM, "extra", EK_STR, 0, "", 0, 0, NULL, 0, slurm_check_extra,
      "more #SBATCH options, separated by ';' (e.g. --mail-type=END,FAIL; --exclusive)"},
+    {ES_REPORT, "targets", EK_STR, EXP_LIST, "+1%", 0, 0, NULL, 0, check_target,
+     "perplexity targets of the bits-at-equal-accuracy table besides full precision +1%: +X% (every dataset) or "
+     "DATASET:PPL, e.g. wikitext2:5.88"},
+    {ES_SEARCH, "method", EK_ENUM, 0, "", 0, 0, NULL /* the method names */, 0, NULL,
+     "a [search] section makes `sweep` bisect one knob of this method instead of running the product"},
+    {ES_SEARCH, "key", EK_ENUM, 0, "", 0, 0, "groupsize|outlier_threshold|wbits", 0, NULL,
+     "the knob searched (the method's other keys must have one value each)"},
+    {ES_SEARCH, "lo", EK_DOUBLE, 0, "", 0, 1e12, NULL, 0, NULL, "one end of the range searched"},
+    {ES_SEARCH, "hi", EK_DOUBLE, 0, "", 0, 1e12, NULL, 0, NULL, "the other end"},
+    {ES_SEARCH, "target", EK_STR, 0, "+1%", 0, 0, NULL, 0, check_target,
+     "the perplexity to reach: +X% above full precision or DATASET:PPL (dataset default: the first of [eval])"},
+    {ES_SEARCH, "tolerance", EK_DOUBLE, 0, "1", 0, 1e12, NULL, 0, NULL,
+     "stop when the setting that reaches the target and the one that misses it are this close (knob units)"},
     {0, NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -179,7 +217,7 @@ const ExpKey *exp_key_table(void) {
         exp_keys[n] = *k;
         if (exp_keys[n].methods == EXP_CALIB_METHODS) exp_keys[n].methods = calib_mask;
         int is_run = k->section == ES_METHODS && !strcmp(k->name, "run");
-        if (is_run) exp_keys[n].choices = method_choices;
+        if (is_run || (k->section == ES_SEARCH && !strcmp(k->name, "method"))) exp_keys[n].choices = method_choices;
         n++;
         if (!is_run) continue;
         for (const QuantSetting *q = quant_settings; q->name; q++) {
@@ -273,6 +311,7 @@ typedef struct ParseState {
     int nerr;
     char bad_section[64]; /* last unknown section reported */
     int cap;
+    unsigned flags;       /* EXP_PARSE_* */
     unsigned char bad[ES_COUNT][EXP_MAX_KEYS]; /* (section, key) had an error: no "missing" message too */
 } ParseState;
 
@@ -322,8 +361,9 @@ static int next_line_continues(const ParseState *st) {
     return *c && *c != '\n' && *c != '\r' && *c != ';' && *c != '#';
 }
 
-/* ${VAR} and ${VAR:-default}. 0, or -1 with `why`. *out owned. */
-static int expand_env(const char *in, char **out, char *why, size_t wn) {
+/* ${VAR} and ${VAR:-default}. 0, or -1 with `why`. *out owned. keep_unset:
+ * an unset variable without default stays as written. */
+static int expand_env(const char *in, char **out, char *why, size_t wn, int keep_unset) {
     size_t cap = strlen(in) + 64, n = 0;
     char *o = qh_malloc(cap);
     for (const char *c = in; *c;) {
@@ -347,6 +387,11 @@ static int expand_env(const char *in, char **out, char *why, size_t wn) {
             }
             const char *val = getenv(var);
             if (!val || !*val) val = def;
+            char kept[300];
+            if (!val && keep_unset) {
+                snprintf(kept, sizeof kept, "${%s}", var);
+                val = kept;
+            }
             if (!val) {
                 snprintf(why, wn, "environment variable %s is not set (export %s=..., or write ${%s:-default})", var,
                          var, var);
@@ -571,6 +616,47 @@ static void parse_exclude(ParseState *st, const char *name, const char *value) {
     free(buf);
 }
 
+/* A [paper] entry: one published number (accuracy.h paper_parse), its setting
+ * keys checked against the table like [exclude]'s. */
+static void parse_paper(ParseState *st, const char *name, const char *value) {
+    int line = st->line;
+    Experiment *x = st->x;
+    for (int i = 0; i < x->npaper; i++)
+        if (!strcmp(x->paper[i].name, name)) {
+            perr(st, line, "paper", name, "%s (first at line %d; keep each entry on one line)",
+                 st->cont ? "a continuation line" : "defined twice", x->paper[i].line);
+            return;
+        }
+    PaperValue p;
+    char why[1024];
+    if (paper_parse(name, value, &p, why, sizeof why, check_eval_dataset) != 0) {
+        perr(st, line, "paper", name, "%s", why);
+        return;
+    }
+    p.line = line;
+    int m = method_index(p.method);
+    for (int i = 0; i < p.nconds; i++) {
+        int ki = key_index(ES_METHODS, p.cond_key[i]);
+        if (ki < 0 || !(exp_keys[ki].flags & EXP_SWEEP)) {
+            perr(st, line, "paper", name, "'%s' is not a method key (expected e.g. wbits, groupsize, outlier_threshold)",
+                 p.cond_key[i]);
+            return;
+        }
+        if (m >= 0 && !(exp_keys[ki].methods & method_bit(m))) {
+            perr(st, line, "paper", name, "%s does not use %s", p.method, p.cond_key[i]);
+            return;
+        }
+        double num;
+        if (parse_value(&exp_keys[ki], p.cond_val[i], &num, why, sizeof why) != 0) {
+            perr(st, line, "paper", name, "%s: %s", p.cond_key[i], why);
+            return;
+        }
+        p.cond_num[i] = num;
+    }
+    x->paper = qh_realloc(x->paper, sizeof(PaperValue) * (size_t)(x->npaper + 1));
+    x->paper[x->npaper++] = p;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value) {
     ParseState *st = user;
     int line = st->line;
@@ -597,6 +683,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     if (s == ES_EXCLUDE) {
         parse_exclude(st, name, value);
+        return 1;
+    }
+    if (s == ES_PAPER) {
+        parse_paper(st, name, value);
         return 1;
     }
     int ki;
@@ -641,7 +731,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     char why[1024], *expanded;
     st->bad[s][ki] = 1; /* until the value is stored */
-    if (expand_env(value, &expanded, why, sizeof why) != 0) {
+    if (expand_env(value, &expanded, why, sizeof why, (st->flags & EXP_PARSE_KEEP_UNSET) != 0) != 0) {
         perr(st, line, section, name, "%s; %s.%s is %s", why, section, name, k->help);
         return 1;
     }
@@ -815,7 +905,10 @@ static json_t *model_json(const Experiment *x) {
     return o;
 }
 
-static json_t *eval_json(const Experiment *x) {
+/* The evaluation settings; with_kld: the points' (the KL divergence named when
+ * on, so that ids of experiments without it stay as they were), else the
+ * full-precision evaluation's (which has none). */
+static json_t *eval_json(const Experiment *x, int with_kld) {
     json_t *o = json_object(), *a = json_array();
     const ExpEntry *e = experiment_entry(x, ES_EVAL, "datasets");
     if (e) {
@@ -828,6 +921,15 @@ static json_t *eval_json(const Experiment *x) {
     json_object_set_new(o, "datasets", a);
     json_object_set_new(o, "seqlen", json_integer(x->eval_seqlen));
     json_object_set_new(o, "max_windows", json_integer(x->max_windows));
+    if (with_kld && x->kld) {
+        json_object_set_new(o, "kld", json_string(kld_scope_names[x->kld_scope]));
+        const ExpEntry *k = experiment_entry(x, ES_EVAL, "kld_datasets");
+        if (k) {
+            json_t *ka = json_array();
+            for (int i = 0; i < k->n; i++) json_array_append_new(ka, json_string(k->text[i]));
+            json_object_set_new(o, "kld_datasets", ka);
+        }
+    }
     return o;
 }
 
@@ -897,6 +999,40 @@ static int *id_set_find(int *tab, size_t cap, const ExpPoint *pts, const char *i
     return &tab[h];
 }
 
+/* pt->json and pt->id from pt->spec: the canonical settings and their hash. */
+static void point_identity(const Experiment *x, ExpPoint *pt) {
+    json_t *o = json_object();
+    json_object_set_new(o, "model", model_json(x));
+    json_object_set_new(o, "eval", eval_json(x, 1));
+    json_object_set_new(o, "quant", quant_spec_json(&pt->spec));
+    pt->json = dumps(o);
+    experiment_id_of(pt->json, pt->id);
+}
+
+static void base_label(const QuantRunSpec *sp, char *lab, size_t n) {
+    const QuantParams *q = &sp->params;
+    if (q->groupsize) snprintf(lab, n, "%s w%d g%d", sp->method, q->wbits, q->groupsize);
+    else snprintf(lab, n, "%s w%d row", sp->method, q->wbits);
+}
+
+int experiment_make_point(const Experiment *x, const QuantRunSpec *spec, const char *extra, ExpPoint *pt) {
+    memset(pt, 0, sizeof *pt);
+    pt->spec = *spec;
+    if (quant_params_validate(&spec->params, spec->method, INT_MAX / 2, 65536) != 0) return -1;
+    point_identity(x, pt);
+    char lab[512];
+    base_label(spec, lab, sizeof lab);
+    if (extra && *extra) snprintf(lab + strlen(lab), sizeof lab - strlen(lab), " %s", extra);
+    pt->label = qh_strdup(lab);
+    return 0;
+}
+
+void experiment_point_free(ExpPoint *pt) {
+    free(pt->label);
+    free(pt->json);
+    memset(pt, 0, sizeof *pt);
+}
+
 /* The product of the lists for every method, minus exclusions and duplicates
  * (found through a hash set of ids: linear in the points). */
 static int expand_points(Experiment *x, ParseState *st) {
@@ -962,12 +1098,7 @@ static int expand_points(Experiment *x, ParseState *st) {
                      where[0] ? where : " the method defaults", " (see the message above)");
                 rc = -1;
             } else {
-                json_t *o = json_object();
-                json_object_set_new(o, "model", model_json(x));
-                json_object_set_new(o, "eval", eval_json(x));
-                json_object_set_new(o, "quant", quant_spec_json(sp));
-                pt.json = dumps(o);
-                experiment_id_of(pt.json, pt.id);
+                point_identity(x, &pt);
                 int *slot = id_set_find(id_set, set_cap, x->points, pt.id);
                 if (*slot) {
                     x->nduplicates++;
@@ -1007,10 +1138,8 @@ static int expand_points(Experiment *x, ParseState *st) {
     for (int i = 0; i < x->npoints; i++) {
         ExpPoint *p = &x->points[i];
         char lab[512];
-        const QuantParams *q = &p->spec.params;
         int m = method_index(p->spec.method);
-        if (q->groupsize) snprintf(lab, sizeof lab, "%s w%d g%d", p->spec.method, q->wbits, q->groupsize);
-        else snprintf(lab, sizeof lab, "%s w%d row", p->spec.method, q->wbits);
+        base_label(&p->spec, lab, sizeof lab);
         for (int ki = 0; ki < nk; ki++) {
             if (!varies[ki] || !key_applies(&exp_keys[ki], m) || !strcmp(exp_keys[ki].name, "wbits") ||
                 !strcmp(exp_keys[ki].name, "groupsize"))
@@ -1025,7 +1154,104 @@ static int expand_points(Experiment *x, ParseState *st) {
     return rc;
 }
 
-int experiment_parse(const char *path, const char *text, Experiment *x) {
+/* [report] targets (the default +1% first, listed ones after it, duplicates
+ * dropped), each dataset named checked against [eval] datasets. */
+static void resolve_targets(Experiment *x, ParseState *st) {
+    const ExpEntry *e = experiment_entry(x, ES_REPORT, "targets");
+    int n = 1 + (e ? e->n : 0);
+    x->targets = qh_calloc((size_t)n, sizeof(AccTarget));
+    char why[512];
+    acc_target_parse("+1%", &x->targets[x->ntargets++], why, sizeof why);
+    for (int i = 0; e && i < e->n; i++) {
+        AccTarget t;
+        acc_target_parse(e->text[i], &t, why, sizeof why); /* checked when read */
+        if (*t.dataset && !dataset_in_list(x->eval_datasets, t.dataset)) {
+            perr(st, e->line, "report", "targets", "'%s': %s is not one of the [eval] datasets (%s)", e->text[i],
+                 t.dataset, x->eval_datasets);
+            continue;
+        }
+        int dup = 0;
+        for (int j = 0; j < x->ntargets; j++)
+            dup |= !strcmp(x->targets[j].dataset, t.dataset) && x->targets[j].relative == t.relative &&
+                   x->targets[j].value == t.value;
+        if (!dup) x->targets[x->ntargets++] = t;
+    }
+}
+
+/* [search]: every key or none; the method in [methods] run with exactly one
+ * point (the knob aside); lo, hi and tolerance fit the knob. */
+static void resolve_search(Experiment *x, ParseState *st) {
+    int any = 0, line = 0;
+    for (int i = 0; i < x->nentries; i++)
+        if (x->entries[i].section == ES_SEARCH) any = 1, line = line ? line : x->entries[i].line;
+    if (!any) return;
+    static const char *need[] = {"method", "key", "lo", "hi"};
+    int bad = 0;
+    for (int i = 0; i < 4; i++)
+        if (!experiment_entry(x, ES_SEARCH, need[i])) {
+            perr(st, line, "search", need[i], "missing: a [search] needs method, key, lo and hi");
+            bad = 1;
+        }
+    if (bad) return;
+    x->search.on = 1;
+    int lm, lk, ll, lh;
+    const char *method = experiment_value(x, ES_SEARCH, "method", &lm), *key = experiment_value(x, ES_SEARCH, "key", &lk);
+    int m = method_index(method);
+    x->search.method = quant_methods[m].name;
+    x->search.key = !strcmp(key, "groupsize") ? "groupsize" : !strcmp(key, "wbits") ? "wbits" : "outlier_threshold";
+    qh_parse_double(experiment_value(x, ES_SEARCH, "lo", &ll), &x->search.lo);
+    qh_parse_double(experiment_value(x, ES_SEARCH, "hi", &lh), &x->search.hi);
+    qh_parse_double(experiment_value(x, ES_SEARCH, "tolerance", NULL), &x->search.tolerance);
+    char why[512];
+    int lt;
+    acc_target_parse(experiment_value(x, ES_SEARCH, "target", &lt), &x->search.target, why, sizeof why);
+    if (!*x->search.target.dataset) {
+        snprintf(x->search.target.dataset, sizeof x->search.target.dataset, "%s", x->eval_datasets);
+        char *c = strchr(x->search.target.dataset, ',');
+        if (c) *c = 0;
+    } else if (!dataset_in_list(x->eval_datasets, x->search.target.dataset)) {
+        perr(st, lt, "search", "target", "%s is not one of the [eval] datasets (%s)", x->search.target.dataset,
+             x->eval_datasets);
+    }
+    int ki = key_index(ES_METHODS, x->search.key);
+    if (!(exp_keys[ki].methods & method_bit(m)))
+        perr(st, lk, "search", "key", "%s does not use %s", method, x->search.key);
+    int integer = strcmp(x->search.key, "outlier_threshold") != 0;
+    double lim_lo = integer ? (ki >= 0 && exp_keys[ki].flags & EXP_ROW ? 1 : exp_keys[ki].min) : 0,
+           lim_hi = exp_keys[ki].max;
+    double ends[2] = {x->search.lo, x->search.hi};
+    int lines[2] = {ll, lh};
+    for (int i = 0; i < 2; i++)
+        if ((integer && ends[i] != floor(ends[i])) || ends[i] < lim_lo || ends[i] > lim_hi)
+            perr(st, lines[i], "search", i ? "hi" : "lo", "%g does not fit %s (expected %s in %g..%g)", ends[i],
+                 x->search.key, integer ? "an integer" : "a number", lim_lo, lim_hi);
+    if (x->search.lo == x->search.hi) perr(st, lh, "search", "hi", "equals lo (%g): nothing to search", x->search.lo);
+    if (!(x->search.tolerance > 0)) perr(st, 0, "search", "tolerance", "expected a number > 0");
+    /* the search's target is also a target of the report's equal-accuracy table */
+    int dup = 0;
+    for (int j = 0; j < x->ntargets; j++)
+        dup |= !strcmp(x->targets[j].dataset, x->search.target.dataset) &&
+               x->targets[j].relative == x->search.target.relative && x->targets[j].value == x->search.target.value;
+    if (!dup) {
+        x->targets = qh_realloc(x->targets, sizeof(AccTarget) * (size_t)(x->ntargets + 1));
+        x->targets[x->ntargets++] = x->search.target;
+    }
+    /* the method's one point */
+    int count = 0;
+    for (int i = 0; i < x->npoints; i++)
+        if (!strcmp(x->points[i].spec.method, x->search.method)) x->search.base = i, count++;
+    const ExpEntry *run = experiment_entry(x, ES_METHODS, "run");
+    if (count == 0)
+        perr(st, lm, "search", "method", "%s is not in [methods] run (or every %s point is excluded)", method, method);
+    else if (count > 1)
+        perr(st, lm, "search", "method", "%s has %d points: a search varies %s alone (give %s's other keys one value "
+             "each; the searched key's own value is replaced)", method, count, x->search.key, method);
+    (void)run;
+}
+
+int experiment_parse(const char *path, const char *text, Experiment *x) { return experiment_parse_flags(path, text, 0, x); }
+
+int experiment_parse_flags(const char *path, const char *text, unsigned flags, Experiment *x) {
     memset(x, 0, sizeof *x);
     exp_key_table(); /* also checks EXP_MAX_KEYS */
     x->path = qh_strdup(path);
@@ -1035,7 +1261,7 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     x->name = qh_strdup(base);
     char *dot = strrchr(x->name, '.');
     if (dot && dot != x->name) *dot = 0;
-    ParseState st = {.x = x, .path = path, .p = x->text};
+    ParseState st = {.x = x, .path = path, .p = x->text, .flags = flags};
     if (syntax_errors(&st) != 0) return -1; /* the keys of a file that does not parse are not judged */
     int rc = ini_parse_stream(reader, &st, on_key, &st);
     if (rc != 0) perr(&st, rc > 0 ? rc : 0, NULL, NULL, "cannot parse (inih status %d)", rc);
@@ -1077,6 +1303,25 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     qh_parse_long(experiment_value(x, ES_EVAL, "seqlen", NULL), &v);
     x->eval_seqlen = (int)v;
     qh_parse_long(experiment_value(x, ES_EVAL, "max_windows", NULL), &x->max_windows);
+    double kb = 0;
+    parse_bool(experiment_value(x, ES_EVAL, "kld", NULL), &kb);
+    x->kld = (int)kb;
+    kld_scope_parse(experiment_value(x, ES_EVAL, "kld_scope", NULL), "eval.kld_scope", &x->kld_scope);
+    const ExpEntry *kd = experiment_entry(x, ES_EVAL, "kld_datasets");
+    if (kd) {
+        size_t len = 1;
+        for (int i = 0; i < kd->n; i++) len += strlen(kd->text[i]) + 1;
+        char *j = qh_calloc(len, 1);
+        for (int i = 0; i < kd->n; i++) {
+            if (i) strcat(j, ",");
+            strcat(j, kd->text[i]);
+            if (!dataset_in_list(x->eval_datasets, kd->text[i]))
+                perr(&st, kd->line, "eval", "kld_datasets", "%s is not one of the [eval] datasets (%s)", kd->text[i],
+                     x->eval_datasets);
+        }
+        x->kld_datasets = j;
+        if (!x->kld) qh_warn("%s:%d: eval.kld_datasets: kld is not on: ignored", path, kd->line);
+    }
     x->device_name = experiment_value(x, ES_RUN, "device", NULL);
     qh_device_parse(x->device_name, &x->device);
     const char *data = experiment_value(x, ES_RUN, "data", NULL);
@@ -1095,7 +1340,7 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
     x->save_models = (int)b;
     json_t *o = json_object();
     json_object_set_new(o, "model", model_json(x));
-    json_object_set_new(o, "eval", eval_json(x));
+    json_object_set_new(o, "eval", eval_json(x, 0));
     x->fp_json = dumps(o);
     experiment_id_of(x->fp_json, x->fp_id);
     if (expand_points(x, &st) != 0) return -1;
@@ -1103,7 +1348,9 @@ int experiment_parse(const char *path, const char *text, Experiment *x) {
         perr(&st, run ? run->line : 0, "methods", "run", "no point left to run (%d excluded by [exclude])", x->nexcluded);
         return -1;
     }
-    return 0;
+    resolve_targets(x, &st);
+    resolve_search(x, &st);
+    return st.nerr ? -1 : 0;
 }
 
 int experiment_load(const char *path, Experiment *x) {
@@ -1134,6 +1381,9 @@ void experiment_free(Experiment *x) {
         free(x->points[i].json);
     }
     free(x->points);
+    free(x->targets);
+    free(x->paper);
+    free((char *)x->kld_datasets);
     free((char *)x->eval_datasets);
     free(x->out_dir);
     free(x->fp_json);
@@ -1433,7 +1683,8 @@ void experiment_dump(const Experiment *x, FILE *out) {
     fprintf(out, "; %s: resolved settings (after each value: where it came from)\n", x->path);
     fprintf(out, "; experiment %s, results in %s\n", x->name, x->out_dir);
     for (int s = 0; s < ES_COUNT; s++) {
-        if (s == ES_EXCLUDE || is_method_slot((ExpSection)s)) continue;
+        if (s == ES_EXCLUDE || s == ES_PAPER || is_method_slot((ExpSection)s)) continue;
+        if (s == ES_SEARCH && !x->search.on) continue;
         fprintf(out, "\n[%s]\n", exp_section_name((ExpSection)s));
         for (int ki = 0; exp_keys[ki].name; ki++) {
             const ExpKey *k = &exp_keys[ki];
@@ -1489,6 +1740,23 @@ void experiment_dump(const Experiment *x, FILE *out) {
         dump_entry_values(out, e);
         fprintf(out, "    ; %s:%d\n", x->path, e->line);
     }
+    for (int i = 0; i < x->npaper; i++) {
+        const PaperValue *p = &x->paper[i];
+        char set[256];
+        paper_setting_text(p, set, sizeof set);
+        if (i == 0) fprintf(out, "\n[paper]\n");
+        fprintf(out, "%-20s = %s %s %s: %s %g (%s)    ; %s:%d\n", p->name, p->method, p->dataset, set,
+                p->kind == PAPER_BITS ? "bits" : "ppl", p->value, p->source, x->path, p->line);
+    }
+    if (x->search.on) {
+        char t[96];
+        acc_target_text(&x->search.target, t, sizeof t);
+        fprintf(out, "\n; [search]: `sweep` bisects %s %s over %g..%g to reach %s%s (tolerance %g), the other settings "
+                     "those of point %s\n",
+                x->search.method, x->search.key, x->search.lo, x->search.hi, t,
+                x->search.target.relative ? " above full precision" : "", x->search.tolerance,
+                x->points[x->search.base].id);
+    }
     fprintf(out, "\n; %d points (%d excluded, %d duplicates dropped); full-precision evaluation %s\n", x->npoints,
             x->nexcluded, x->nduplicates, x->fp_id);
     for (int i = 0; i < x->npoints; i++) fprintf(out, "; %s  %s\n", x->points[i].id, x->points[i].label);
@@ -1504,7 +1772,9 @@ void experiment_help(FILE *out) {
     fprintf(out, "\nexperiment file keys (INI; ${VAR} and ${VAR:-default} expand from the environment;\n"
                  "a key marked 'list' may hold several values separated by commas, and the points are\n"
                  "the product of those lists; method keys go in [methods] for every method or in\n"
-                 "%s for one; [exclude] NAME = key=value, key=value drops matching points):\n", msec);
+                 "%s for one; [exclude] NAME = key=value, key=value drops matching points;\n"
+                 "[paper] NAME = method=M, dataset=D, ppl=P | bits=B, <settings> | at_bits=B | at_ppl=P,\n"
+                 "source=TEXT holds one published value, shown by `report` beside the measured one):\n", msec);
     int last = -1;
     for (int ki = 0; exp_keys[ki].name; ki++) {
         const ExpKey *k = &exp_keys[ki];

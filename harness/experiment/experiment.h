@@ -14,17 +14,22 @@
  *   [calibration] dataset nsamples seqlen seed
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
- *   [eval] datasets seqlen max_windows    [run] device data
+ *   [eval] datasets seqlen max_windows kld kld_scope kld_datasets    [run] device data
  *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
  *                                          gpu_type mem constraint extra
+ *   [report] targets (bits at equal accuracy, accuracy.h)
+ *   [search] method key lo hi target tolerance (bisection of one knob, search.h)
  *   [exclude] NAME = key=value, key=value (drop the points matching all of them)
+ *   [paper] NAME = method=..., dataset=..., ppl=... | bits=..., settings, source=... (published values)
  * String values expand ${VAR} and ${VAR:-default} from the environment. */
 #ifndef QH_EXPERIMENT_H
 #define QH_EXPERIMENT_H
 
 #include <stddef.h>
 
+#include "accuracy.h"
 #include "calibrate.h"
+#include "kld_eval.h"
 
 /* ---- the table of keys ------------------------------------------------------- */
 
@@ -35,7 +40,7 @@ typedef enum { EK_STR, EK_INT, EK_DOUBLE, EK_BOOL, EK_ENUM } ExpKeyType;
  * ES_METHOD0 + i is quant_methods[i]; QUANT_MAX_METHODS slots are reserved. */
 typedef enum {
     ES_EXPERIMENT = 0, ES_MODEL, ES_CALIBRATION, ES_METHODS, ES_METHOD0,
-    ES_EVAL = ES_METHOD0 + QUANT_MAX_METHODS, ES_RUN, ES_OUTPUT, ES_SLURM, ES_EXCLUDE, ES_COUNT
+    ES_EVAL = ES_METHOD0 + QUANT_MAX_METHODS, ES_RUN, ES_OUTPUT, ES_SLURM, ES_REPORT, ES_PAPER, ES_SEARCH, ES_EXCLUDE, ES_COUNT
 } ExpSection;
 /* The section's name in files ("model", "spqr"), NULL for an unused method slot. */
 const char *exp_section_name(ExpSection s);
@@ -110,6 +115,9 @@ typedef struct Experiment {
     const char *eval_datasets;  /* "wikitext2,ptb" (owned copy, joined with commas) */
     int eval_seqlen;            /* 0: the model's seq_len, at most 2048 */
     long max_windows;           /* 0: all */
+    int kld;                    /* each point also gets the distribution metrics against full precision */
+    KldScope kld_scope;
+    const char *kld_datasets;   /* [eval] kld_datasets joined with commas (owned), NULL: every dataset */
     const char *device_name;    /* auto | cpu | cuda */
     QhDevice device;
     const char *data_root;      /* [run] data, else $QH_DATA, else "data" */
@@ -121,6 +129,21 @@ typedef struct Experiment {
     ExpPoint *points;           /* (npoints) owned */
     int npoints;
     int nexcluded, nduplicates;
+    /* [report] targets, the default +1% first (owned) */
+    AccTarget *targets;
+    int ntargets;
+    /* [paper] published values, in file order (owned) */
+    PaperValue *paper;
+    int npaper;
+    /* [search]: a bisection of one knob instead of the product (search.h) */
+    struct {
+        int on;             /* the section sets a key */
+        const char *method; /* static string: rtn | gptq | spqr */
+        const char *key;    /* groupsize | outlier_threshold | wbits */
+        double lo, hi, tolerance;
+        AccTarget target;   /* its dataset resolved (the first [eval] dataset when not named) */
+        int base;           /* index of the method's one point (the settings the knob is varied from) */
+    } search;
 } Experiment;
 
 /* Parse and validate `path`, expand the points. Every error is printed as
@@ -131,6 +154,16 @@ typedef struct Experiment {
 int experiment_load(const char *path, Experiment *x);
 /* Same from text in memory; `path` is only used in messages and for the name. */
 int experiment_parse(const char *path, const char *text, Experiment *x);
+/* The same, with flags: EXP_PARSE_KEEP_UNSET leaves ${VAR} of an unset
+ * variable as written instead of failing (for reading the report's and the
+ * paper's sections of a file whose model is not on this machine). */
+#define EXP_PARSE_KEEP_UNSET 1u
+int experiment_parse_flags(const char *path, const char *text, unsigned flags, Experiment *x);
+/* Build point pt (id, label, json) of `spec` as expand_points would (spec's
+ * strings borrowed); 0, or -1 after a message when quant_params_validate
+ * refuses it. pt->label is method, bits, group and `extra` (may be NULL). */
+int experiment_make_point(const Experiment *x, const QuantRunSpec *spec, const char *extra, ExpPoint *pt);
+void experiment_point_free(ExpPoint *pt);
 void experiment_free(Experiment *x);
 
 /* Check that the model checkpoint and tokenizer exist: -1 with a message naming

@@ -131,6 +131,19 @@ static int read_failed(H5File *f, char **why) {
     return 1;
 }
 
+/* mean KLD and top-token agreement of each dataset (NAN where not measured) */
+static void read_kld(H5File *f, const Report *r, double *kld, double *top) {
+    for (int d = 0; d < r->ndatasets; d++) {
+        char g[640];
+        eval_group(g, sizeof g, r->datasets[d]);
+        strcat(g, "/kld");
+        kld[d] = top[d] = NAN;
+        if (!h5_exists(f, g)) continue;
+        h5_get_attr_f64(f, g, "kld_mean", &kld[d]);
+        h5_get_attr_f64(f, g, "same_top", &top[d]);
+    }
+}
+
 static int load_point(Report *r, const char *file, ReportPoint *p) {
     memset(p, 0, sizeof *p);
     H5File *f;
@@ -167,6 +180,9 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
         p->failed = read_failed(f, &p->failure);
         p->src = read_sources(f, r);
         p->calib_src = source_text(f, "/quant", "calib_origin", "calib_source", "calib_sha256");
+        p->kld = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
+        p->same_top = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
+        read_kld(f, r, p->kld, p->same_top);
         void *data;
         int64_t d0, d1;
         if (h5_exists(f, "/quant/layer_outlier_fraction") &&
@@ -208,6 +224,8 @@ static void point_free(ReportPoint *p, int ndatasets) {
     free(p->ppl);
     free(p->bad);
     free(p->failure);
+    free(p->kld);
+    free(p->same_top);
     free(p->layer_outliers);
     for (int k = 0; p->lin_names && k < p->n_lin; k++) free(p->lin_names[k]);
     free(p->lin_names);
@@ -354,7 +372,69 @@ int report_load(const char *dir, Report *r) {
             bprintf(&fl, "%s%s (%s): %s", fl.n ? "; " : "", r->points[k].id, r->points[k].label, r->points[k].failure);
         }
     r->failed = fl.s ? fl.s : qh_strdup("");
+    /* the experiment itself, for its [report] targets and [paper] values */
+    const char *ini = r->manifest ? json_string_value(json_object_get(r->manifest, "experiment_ini")) : NULL;
+    const char *ipath = r->manifest ? json_string_value(json_object_get(r->manifest, "experiment_file")) : NULL;
+    if (ini) {
+        r->x = qh_calloc(1, sizeof(Experiment));
+        if (experiment_parse_flags(ipath ? ipath : r->name, ini, EXP_PARSE_KEEP_UNSET, r->x) != 0) {
+            qh_warn("%s: the experiment recorded in sweep.json cannot be parsed (above): its targets and published "
+                    "values are not shown", path);
+            experiment_free(r->x);
+            QH_FREE(r->x);
+        }
+    }
+    r->kld_dataset = -1;
+    for (int d = 0; d < r->ndatasets && r->kld_dataset < 0; d++)
+        for (int i = 0; i < r->npoints; i++)
+            if (!isnan(r->points[i].kld[d])) r->kld_dataset = d;
     if (r->npoints == 0) qh_warn("no finished point under '%s/points'", r->dir);
+    return 0;
+}
+
+int report_load_ini(const char *ini, Report *r) {
+    memset(r, 0, sizeof *r);
+    Experiment *x = qh_calloc(1, sizeof *x);
+    char *text;
+    size_t len;
+    if (qh_read_file(ini, &text, &len) != 0) {
+        free(x);
+        return qh_error("experiment file '%s' cannot be read", ini);
+    }
+    int rc = experiment_parse_flags(ini, text, EXP_PARSE_KEEP_UNSET, x);
+    free(text);
+    if (rc != 0) {
+        experiment_free(x);
+        free(x);
+        return -1;
+    }
+    struct stat sb;
+    if (stat(x->out_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (report_load(x->out_dir, r) != 0) {
+            experiment_free(x);
+            free(x);
+            return -1;
+        }
+        if (r->x) experiment_free(r->x);
+        free(r->x);
+        r->x = x; /* the file as it is now */
+        return 0;
+    }
+    /* not swept yet: the published values alone */
+    r->x = x;
+    r->no_folder = 1;
+    r->dir = qh_strdup(x->out_dir);
+    r->name = qh_strdup(x->name);
+    r->description = qh_strdup(experiment_value(x, ES_EXPERIMENT, "description", NULL));
+    char *d = qh_strdup(x->eval_datasets), *save = NULL;
+    r->datasets = qh_calloc(strlen(d) + 2, sizeof(char *));
+    for (char *t = strtok_r(d, ",", &save); t; t = strtok_r(NULL, ",", &save)) r->datasets[r->ndatasets++] = qh_strdup(t);
+    free(d);
+    r->fp_ppl = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
+    for (int i = 0; i < r->ndatasets; i++) r->fp_ppl[i] = NAN;
+    r->missing = qh_strdup("");
+    r->kld_dataset = -1;
+    r->nexpected = x->npoints;
     return 0;
 }
 
@@ -373,6 +453,8 @@ void report_free(Report *r) {
     free(r->name);
     free(r->description);
     json_decref(r->manifest);
+    if (r->x) experiment_free(r->x);
+    free(r->x);
     memset(r, 0, sizeof *r);
 }
 
@@ -548,17 +630,24 @@ int report_write_tables(const Report *r, int print) {
                 json_string_value(json_object_get(m, "path")), sls, mws);
     }
     bprintf(&md, "Avg bits: SPEC 6 formula over the quantized linear layers; stored bits: the harness's own "
-                 "compressed format. Each perplexity cell: ppl (difference from full precision).\n\n");
-    bprintf(&md, "| method | wbits | groupsize");
+                 "compressed format. Each perplexity cell: ppl (difference from full precision).");
+    int kd = r->kld_dataset;
+    if (kd >= 0)
+        bprintf(&md, " KLD: mean KL divergence from the full-precision model's next-token distribution on %s, and "
+                     "top-1: how often both models' most likely token agrees (llama.cpp's definitions).",
+                r->datasets[kd]);
+    bprintf(&md, "\n\n| method | wbits | groupsize");
     for (int k = 0; k < nv; k++) bprintf(&md, " | %s", vk[k]);
     if (src.cn > 1) bprintf(&md, " | calib");
     bprintf(&md, " | avg bits | stored bits | outliers %%");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, " | %s", r->datasets[d]);
+    if (kd >= 0) bprintf(&md, " | KLD %s | top-1 %%", r->datasets[kd]);
     bprintf(&md, " | id |\n|---|---:|---:");
     for (int k = 0; k < nv; k++) bprintf(&md, "|---:");
     if (src.cn > 1) bprintf(&md, "|---");
     bprintf(&md, "|---:|---:|---:");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, "|---:");
+    if (kd >= 0) bprintf(&md, "|---:|---:");
     bprintf(&md, "|---|\n");
     if (r->have_fp) {
         bprintf(&md, "| full precision | - | -");
@@ -570,6 +659,7 @@ int report_write_tables(const Report *r, int print) {
             fmt_ppl(a, sizeof a, r->fp_ppl[d], r->fp_bad[d]);
             bprintf(&md, " | %s%s", a, source_mark(&src, d, 0, mk, sizeof mk));
         }
+        if (kd >= 0) bprintf(&md, " | 0 | 100");
         bprintf(&md, " | fp |\n");
     }
     for (int i = 0; i < r->npoints; i++) {
@@ -593,6 +683,8 @@ int report_write_tables(const Report *r, int print) {
                 bprintf(&md, " | %s (%+.3f)%s", a, p->ppl[d] - r->fp_ppl[d], source_mark(&src, d, i + 1, mk, sizeof mk));
             else bprintf(&md, " | %s%s", a, source_mark(&src, d, i + 1, mk, sizeof mk));
         }
+        if (kd >= 0 && isnan(p->kld[kd])) bprintf(&md, " | - | -");
+        else if (kd >= 0) bprintf(&md, " | %.4f | %.1f", p->kld[kd], 100 * p->same_top[kd]);
         bprintf(&md, " | %s |\n", p->id);
     }
     bprintf(&md, "\n%d point%s", r->npoints, r->npoints == 1 ? "" : "s");
@@ -615,6 +707,8 @@ int report_write_tables(const Report *r, int print) {
     for (int j = 0; j < na; j++) bprintf(&csv, ",%s", ak[j]);
     bprintf(&csv, ",avg_bits,stored_bits,outlier_fraction");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",ppl_%s,delta_%s", r->datasets[d], r->datasets[d]);
+    if (kd >= 0)
+        for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",kld_%s,same_top_%s", r->datasets[d], r->datasets[d]);
     bprintf(&csv, ",seconds");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",source_%s", r->datasets[d]);
     bprintf(&csv, ",calib_source\n");
@@ -626,6 +720,8 @@ int report_write_tables(const Report *r, int print) {
             if (r->fp_bad[d]) bprintf(&csv, ",%s,", nonfinite_text(r->fp_ppl[d])); /* a failed evaluation */
             else bprintf(&csv, ",%.6f,%s", r->fp_ppl[d], isfinite(r->fp_ppl[d]) ? "0" : "");
         }
+        if (kd >= 0)
+            for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",0,1");
         bprintf(&csv, ",");
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, r->fp_src ? r->fp_src[d] : NULL);
         bprintf(&csv, ",\n");
@@ -645,19 +741,36 @@ int report_write_tables(const Report *r, int print) {
             else if (r->have_fp && isfinite(r->fp_ppl[d])) bprintf(&csv, ",%.6f,%.6f", p->ppl[d], p->ppl[d] - r->fp_ppl[d]);
             else bprintf(&csv, ",%.6f,", p->ppl[d]);
         }
+        for (int d = 0; kd >= 0 && d < r->ndatasets; d++) {
+            if (isnan(p->kld[d])) bprintf(&csv, ",,");
+            else bprintf(&csv, ",%.8f,%.6f", p->kld[d], p->same_top[d]);
+        }
         bprintf(&csv, ",%.3f", p->seconds);
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, isnan(p->ppl[d]) || !p->src ? NULL : p->src[d]);
         csv_quoted(&csv, p->calib_src);
         bprintf(&csv, "\n");
     }
+    /* the comparisons: bits at equal accuracy, published values */
+    char *cs = NULL;
+    size_t cn = 0;
+    FILE *mem = open_memstream(&cs, &cn);
+    if (r->npoints) report_equal_accuracy(r, mem);
+    if (r->x && r->x->npaper) report_published(r, mem);
+    fclose(mem);
+    bprintf(&md, "%s", cs);
+    free(cs);
     char path[PATH_MAX];
-    qh_pathf(path, sizeof path, "%s/table.md", r->dir);
-    int rc = qh_write_file_atomic(path, md.s, md.n);
-    qh_pathf(path, sizeof path, "%s/table.csv", r->dir);
-    if (rc == 0) rc = qh_write_file_atomic(path, csv.s, csv.n);
+    int rc = 0;
+    if (!r->no_folder) {
+        qh_pathf(path, sizeof path, "%s/table.md", r->dir);
+        rc = qh_write_file_atomic(path, md.s, md.n);
+        qh_pathf(path, sizeof path, "%s/table.csv", r->dir);
+        if (rc == 0) rc = qh_write_file_atomic(path, csv.s, csv.n);
+    }
     if (rc == 0 && print) {
         fwrite(md.s, 1, md.n, stdout);
-        printf("\nwritten: %s/table.md, %s/table.csv\n", r->dir, r->dir);
+        if (r->no_folder) printf("\n(no results folder '%s' yet: nothing written)\n", r->dir);
+        else printf("\nwritten: %s/table.md, %s/table.csv\n", r->dir, r->dir);
     }
     free(md.s);
     free(csv.s);
@@ -876,6 +989,61 @@ static int plot_bits(PlotCtx *c) {
     return 0;
 }
 
+/* avg bits vs mean KL divergence, one file + plot per dataset that has it */
+static int plot_kld(PlotCtx *c) {
+    const Report *r = c->r;
+    for (int d = 0; d < r->ndatasets; d++) {
+        const char *ds = r->datasets[d];
+        Buf data = {0};
+        int blocks = 0;
+        double lo = INFINITY, hi = 0;
+        char series[64] = "";
+        bprintf(&data, "# %s: avg bits (SPEC 6) vs mean KL divergence from full precision on %s; one block per method\n",
+                r->name, ds);
+        for (int m = 0; m <= NMETHODS; m++) {
+            XY *xy = qh_malloc(sizeof(XY) * (size_t)(r->npoints + 1));
+            int n = 0;
+            for (int i = 0; i < r->npoints; i++) {
+                const ReportPoint *p = &r->points[i];
+                if (method_rank(p->method) != m || isnan(p->kld[d])) continue;
+                xy[n++] = (XY){p->avg_bits, p->kld[d], p->same_top[d], p};
+                if (p->kld[d] > 0 && p->kld[d] < lo) lo = p->kld[d];
+                if (p->kld[d] > hi) hi = p->kld[d];
+            }
+            if (n) {
+                qsort(xy, (size_t)n, sizeof(XY), cmp_x);
+                if (blocks++) bprintf(&data, "\n\n");
+                snprintf(series + strlen(series), sizeof series - strlen(series), "%s%d", blocks > 1 ? " " : "", m + 1);
+                bprintf(&data, "\"%s\" \"kld\" \"same_top\" \"id\"\n", m < NMETHODS ? method_title(m) : "other");
+                for (int i = 0; i < n; i++) bprintf(&data, "%.6f %.9g %.6f %s\n", xy[i].x, xy[i].y, xy[i].z, xy[i].p->id);
+            }
+            free(xy);
+        }
+        if (!blocks) {
+            free(data.s);
+            continue;
+        }
+        char df[PATH_MAX];
+        qh_pathf(df, sizeof df, "%s/bits_kld_%s.dat", c->outdir, ds);
+        for (char *s = df + strlen(c->outdir) + 1; *s; s++)
+            if (*s == ':' || *s == '|' || *s == '/') *s = '_';
+        int rc = write_text(df, &data);
+        free(data.s);
+        if (rc != 0) return -1;
+        if (!quote_safe(ds) || !quote_safe(df) || !quote_safe(r->name)) return qh_error("plot: a name holds a quote");
+        Buf v = {0};
+        bprintf(&v, "datafile='%s'; nblocks=%d; series='%s'; dataset='%s'; experiment='%s'; logy=%d", df, blocks, series,
+                ds, r->name, hi > 10 * lo);
+        char stem[300];
+        const char *b = strrchr(df, '/');
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(b + 1) - 4), b + 1);
+        rc = draw(c, "bits_kld.gp", stem, v.s);
+        free(v.s);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
 /* The label of a point without its outlier_threshold (the series of the threshold plot). */
 static void series_of(const ReportPoint *p, char *buf, size_t n) {
     snprintf(buf, n, "%s", p->label);
@@ -1007,6 +1175,7 @@ int report_plot(const Report *r, const char *scripts_dir, const char *formats, i
     if (!quote_safe(c.outdir) || !quote_safe(c.scripts)) return qh_error("plot: a path holds a quote");
     if (r->npoints == 0) return qh_error("plot: no finished point in '%s' (run the sweep first)", r->dir);
     int rc = plot_bits(&c);
+    if (rc == 0) rc = plot_kld(&c);
     if (rc == 0) rc = plot_thresholds(&c);
     if (rc == 0) rc = plot_layers(&c);
     *made = c.made;

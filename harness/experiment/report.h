@@ -9,6 +9,9 @@
 #define QH_REPORT_H
 
 #include <jansson.h>
+#include <stdio.h>
+
+#include "experiment.h"
 
 typedef struct ReportPoint {
     char id[13];
@@ -22,6 +25,8 @@ typedef struct ReportPoint {
     unsigned char *bad;       /* (ndatasets) 1: evaluated, perplexity not finite (a failed evaluation) */
     int failed;               /* the file's status is "failed" */
     char *failure;            /* why (owned), NULL unless failed */
+    double *kld;              /* (ndatasets) mean KL divergence against full precision, NAN when not measured */
+    double *same_top;         /* (ndatasets) top-token agreement (0..1), NAN when not measured */
     int n_layers;             /* L */
     double *layer_outliers;   /* (L, n_lin) outlier fraction per sub-layer, columns the family's linears */
     int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
@@ -52,10 +57,18 @@ typedef struct Report {
     int nstale;               /* files of points that are not in sweep.json (ignored) */
     int nfailed;              /* points whose file records a failed evaluation (kept in the table, listed) */
     char *failed;             /* "id (label): why; ..." (owned) */
+    int kld_dataset;          /* the first dataset with a KL divergence in some point, -1 for none */
     json_t *manifest;         /* sweep.json, or NULL */
+    Experiment *x;            /* the experiment the results came from (sweep.json's text, or the .ini given),
+                                 parsed with unset ${VAR} kept: its [report] targets and [paper] values; NULL when
+                                 it cannot be parsed (owned) */
+    int no_folder;            /* report_load_ini on an experiment not swept yet: nothing is written */
 } Report;
 
 int report_load(const char *dir, Report *r);
+/* The report of an experiment file: its results folder ([output] dir) when it
+ * exists, else no measured values at all (the published ones still shown). */
+int report_load_ini(const char *ini, Report *r);
 void report_free(Report *r);
 
 /* Write <dir>/table.md and <dir>/table.csv (atomically); print the Markdown
@@ -64,7 +77,9 @@ void report_free(Report *r);
  * files); a column whose cells come from different sources (the C4 validation
  * shard in some, the train slice in others) marks every cell with a letter
  * [a], [b] explained there, and calibration sources that differ between points
- * get a "calib" column of letters A, B. */
+ * get a "calib" column of letters A, B. table.md also holds the bits at equal
+ * accuracy and, when the experiment has a [paper] section, the published
+ * values beside the measured ones (report_compare.c). */
 int report_write_tables(const Report *r, int print);
 
 /* Write <dir>/plots/NAME.dat and draw each plot with gnuplot, once per format
@@ -74,5 +89,16 @@ int report_write_tables(const Report *r, int print);
  * exit status 0, and a file of a plausible size that starts like its format.
  * Fills `made` with the count of images written. */
 int report_plot(const Report *r, const char *scripts_dir, const char *formats, int *made);
+
+/* report_compare.c: the two comparison sections of table.md, in Markdown. */
+/* Bits at equal accuracy: for each target (full precision +1% and [report]
+ * targets) and method, the fewest average bits reaching it along the method's
+ * Pareto front (accuracy.h), with every dataset's perplexity at those bits. */
+void report_equal_accuracy(const Report *r, FILE *md);
+/* [paper]: each published value, what we measured for it and the difference. */
+void report_published(const Report *r, FILE *md);
+/* The points of `method` whose settings match p's conditions (indices into
+ * r->points, at most max); the count. */
+int report_paper_matches(const Report *r, const PaperValue *p, int *idx, int max);
 
 #endif

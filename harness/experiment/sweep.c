@@ -490,12 +490,16 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         rc = mkdir_p(dir);
         if (rc == 0) rc = quant_model_save(mp, m, &spec, &run, &prov, p->json);
     }
+    Model fp = {0}; /* [eval] kld: the weights as loaded, alongside */
+    if (rc == 0 && x->kld) rc = model_view_loaded(m, &fp);
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
-                   .device = x->device, .data_root = x->data_root, .quiet = 1};
+                   .device = x->device, .data_root = x->data_root, .quiet = 1,
+                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope, .kld_datasets = x->kld_datasets};
     EvalOutcome eo = {0};
     char failure[512] = "";
     if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
     int nonfinite = rc == 0 && eval_outcome_check(&eo, failure, sizeof failure) != 0;
+    model_free(&fp);
     double te = qh_now() - t0 - tq;
     if (rc == 0) {
         H5File *f;
@@ -514,12 +518,21 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
                 rc |= h5_attr_f64(f, "/", "seconds_eval", te);
             }
             if (rc == 0) rc = quant_io_write_report(f, "/", &run);
-            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            for (int i = 0; rc == 0 && i < eo.n; i++) {
+                rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+                if (rc == 0 && eo.kld && eo.kld[i].n)
+                    rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
+            }
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }
         char s[512];
         ppl_summary(&eo, s, sizeof s);
+        for (int i = 0; eo.kld && i < eo.n; i++)
+            if (eo.kld[i].n) {
+                snprintf(s + strlen(s), sizeof s - strlen(s), "  KLD(%s) %.4g", eo.streams[i].name, eo.kld[i].kld_mean);
+                break;
+            }
         snprintf(line, ln, "%.3f bits  %s  (%.1f s)", run.avg_bits, s, qh_now() - t0);
     }
     eval_outcome_free(&eo);
@@ -528,15 +541,19 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     return nonfinite ? -1 : rc;
 }
 
-/* One job: j = 0 is the full-precision evaluation, j >= 1 point j - 1; its outcome in *st. */
-static void run_job(Worker *w, int j, unsigned char *st) {
+void sweep_result_path(const Experiment *x, const ExpPoint *p, char *buf, size_t n) {
+    char lock[PATH_MAX];
+    sweep_job_files(x->out_dir, p ? p->id : x->fp_id, !p, buf, n, lock, sizeof lock);
+}
+
+/* One job: point p (NULL: the full-precision evaluation), shown as `tag`; j its
+ * index in the run's status rows (0: fp, >= 1 point j - 1; -1: none); its
+ * outcome in *st. */
+static void run_job_as(Worker *w, const ExpPoint *p, int j, const char *tag, unsigned char *st) {
     const Experiment *x = w->x;
-    const ExpPoint *p = j > 0 ? &x->points[j - 1] : NULL;
-    char tag[64], file[PATH_MAX], lock[PATH_MAX], holder[256], line[1024] = "";
+    char file[PATH_MAX], lock[PATH_MAX], holder[256], line[1024] = "";
     const char *label = p ? p->label : "full precision";
     const char *id = p ? p->id : x->fp_id;
-    if (p) snprintf(tag, sizeof tag, "[%d/%d]", j, x->npoints);
-    else snprintf(tag, sizeof tag, "[fp]");
     sweep_job_files(x->out_dir, id, !p, file, sizeof file, lock, sizeof lock);
     if (sweep_result_done(file, !p, id, 1)) {
         *st = JOB_DONE;
@@ -562,7 +579,7 @@ static void run_job(Worker *w, int j, unsigned char *st) {
         fflush(stdout);
         return;
     }
-    if (failed_this_run(w, j)) { /* its failure was set before its lock was released */
+    if (j >= 0 && failed_this_run(w, j)) { /* its failure was set before its lock was released */
         sweep_lock_release(lock);
         *st = JOB_FAILED;
         printf("%-7s %-40s FAILED in another worker of this run (not retried)  %s\n", tag, label, id);
@@ -581,6 +598,41 @@ static void run_job(Worker *w, int j, unsigned char *st) {
         printf("%-7s %-40s %s  %s\n", tag, label, line, id);
     }
     fflush(stdout);
+}
+
+static void run_job(Worker *w, int j, unsigned char *st) {
+    char tag[64];
+    if (j > 0) snprintf(tag, sizeof tag, "[%d/%d]", j, w->x->npoints);
+    else snprintf(tag, sizeof tag, "[fp]");
+    run_job_as(w, j > 0 ? &w->x->points[j - 1] : NULL, j, tag, st);
+}
+
+struct SweepRunner {
+    Worker w;
+};
+
+SweepRunner *sweep_runner_new(const Experiment *x, const SweepOptions *o) {
+    if (make_result_dirs(x) != 0) return NULL;
+    SweepRunner *r = qh_calloc(1, sizeof *r);
+    r->w.x = x;
+    r->w.o = o;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    return r;
+}
+
+int sweep_runner_job(SweepRunner *r, const ExpPoint *p, const char *tag) {
+    unsigned char st = JOB_UNTOUCHED;
+    run_job_as(&r->w, p, -1, tag, &st);
+    return st == JOB_DONE || st == JOB_COMPUTED ? 0 : -1;
+}
+
+void sweep_runner_free(SweepRunner *r) {
+    if (!r) return;
+    if (r->w.loaded) {
+        tokenizer_free(&r->w.tok);
+        model_free(&r->w.model);
+    }
+    free(r);
 }
 
 /* One worker: the jobs in order (only == -1: all, else that one job), each

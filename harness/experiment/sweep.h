@@ -32,6 +32,19 @@ typedef struct SweepOptions {
  * the model, the data and the device are the caller's (experiment_check_run). */
 int sweep_run(const Experiment *x, const SweepOptions *o);
 
+/* One process's way through jobs chosen as it goes (search.h): the model
+ * loaded once, each job locked, skipped when its file exists ("done
+ * earlier"), its line printed as sweep_run prints it. new: NULL after a
+ * message when the result folders cannot be made. */
+typedef struct SweepRunner SweepRunner;
+SweepRunner *sweep_runner_new(const Experiment *x, const SweepOptions *o);
+/* Point p (NULL: the full-precision evaluation), shown as `tag`: 0 when its
+ * result file exists afterwards, -1 when it failed or another run holds it. */
+int sweep_runner_job(SweepRunner *r, const ExpPoint *p, const char *tag);
+void sweep_runner_free(SweepRunner *r);
+/* The result file of point p: <out>/points/<id>.h5; of NULL <out>/fp/<fp_id>.h5. */
+void sweep_result_path(const Experiment *x, const ExpPoint *p, char *buf, size_t n);
+
 /* Write <out>/sweep.json (atomically, only when its content changes). */
 int sweep_write_manifest(const Experiment *x);
 

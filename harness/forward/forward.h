@@ -30,6 +30,11 @@ typedef struct ForwardOps {
     int (*window_nll)(Forward *f, const int *tokens, int T, double *nll);
     /* logits (V) of the last position of tokens (T) */
     int (*last_logits)(Forward *f, const int *tokens, int T, float *logits);
+    /* x (T, D) <- the residual stream after the last block of tokens (T): embed,
+     * then every block; head_nll(x) then equals window_nll bit for bit */
+    int (*body)(Forward *f, const int *tokens, int T, float *x);
+    /* logits (n, V) <- the head applied to the final norm of x (n, D), n <= max_T */
+    int (*head_logits)(Forward *f, const float *x, int n, float *logits);
     /* the model's weights of `layer` changed (e.g. replaced by quantized ones) */
     int (*weights_changed)(Forward *f, int layer);
 
@@ -105,6 +110,7 @@ int forward_host_acts_sqdiff(Forward *f, int a, int b, long s, double *num, doub
 
 /* Generic implementations in terms of embed/block/head_nll, usable by any backend. */
 int forward_generic_window_nll(Forward *f, const int *tokens, int T, double *nll);
+int forward_generic_body(Forward *f, const int *tokens, int T, float *x);
 
 /* Model FLOPs of one window of T tokens (2 per multiply-add): linear layers and
  * head 2*T*params, attention scores and values 2*2*T*(T+1)/2*hs per head per layer. */

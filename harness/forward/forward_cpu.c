@@ -171,6 +171,15 @@ static int cpu_last_logits(Forward *f, const int *tokens, int T, float *logits) 
     return 0;
 }
 
+static int cpu_head_logits(Forward *f, const float *x, int n, float *logits) {
+    CpuForward *s = (CpuForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    if (n < 1 || n > f->max_T) return qh_error("%d positions are outside the backend's 1..%d", n, f->max_T);
+    final_norm(f, s->xb, x, n);
+    linear(logits, s->xb, f->model->w.wcls, n, c->dim, c->vocab_size);
+    return 0;
+}
+
 static int cpu_weights_changed(Forward *f, int layer) { return 0; /* weights are read in place */ }
 
 static void cpu_destroy(Forward *f) {
@@ -200,6 +209,8 @@ static const ForwardOps cpu_ops = {
     .head_nll = cpu_head_nll,
     .window_nll = forward_generic_window_nll,
     .last_logits = cpu_last_logits,
+    .body = forward_generic_body,
+    .head_logits = cpu_head_logits,
     .weights_changed = cpu_weights_changed,
     .acts_create = forward_host_acts_create,
     .acts_embed = forward_host_acts_embed,
@@ -255,11 +266,16 @@ int forward_cpu_create(const Model *m, int max_T, Forward **out) {
 
 /* ---- backend-independent parts of forward.h ---------------------------- */
 
+int forward_generic_body(Forward *f, const int *tokens, int T, float *x) {
+    int rc = f->ops->embed(f, tokens, T, x);
+    for (int l = 0; rc == 0 && l < f->model->cfg.n_layers; l++) rc = f->ops->block(f, l, x, T, NULL, NULL);
+    return rc;
+}
+
 int forward_generic_window_nll(Forward *f, const int *tokens, int T, double *nll) {
     const ModelConfig *c = &f->model->cfg;
     float *x = qh_malloc((size_t)T * c->dim * sizeof(float)); /* (T, D) */
-    int rc = f->ops->embed(f, tokens, T, x);
-    for (int l = 0; rc == 0 && l < c->n_layers; l++) rc = f->ops->block(f, l, x, T, NULL, NULL);
+    int rc = forward_generic_body(f, tokens, T, x);
     if (rc == 0) rc = f->ops->head_nll(f, x, tokens, T, nll);
     free(x);
     return rc;

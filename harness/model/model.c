@@ -359,6 +359,19 @@ int model_has_replaced(const Model *m) {
     return 0;
 }
 
+int model_view_loaded(const Model *m, Model *view) {
+    memset(view, 0, sizeof *view);
+    if (m->src.load) return qh_error("'%s' is read block by block: it has no resident weights to view", m->path);
+    view->cfg = m->cfg;
+    view->w = m->w;
+    view->w.blocks = qh_malloc(sizeof(BlockWeights) * (size_t)m->cfg.n_layers);
+    memcpy(view->w.blocks, m->w.blocks, sizeof(BlockWeights) * (size_t)m->cfg.n_layers);
+    for (int l = 0; l < m->cfg.n_layers && m->orig; l++)
+        for (int k = 0; k < LIN_COUNT; k++) view->w.blocks[l].lin[k] = m->orig[l * LIN_COUNT + k];
+    view->block_layer = -1;
+    return 0;
+}
+
 void model_set_linear(Model *m, int layer, LinearKind k, const float *W) {
     int o, i;
     model_linear_shape(&m->cfg, k, &o, &i);

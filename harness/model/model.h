@@ -183,6 +183,13 @@ void model_release_block(Model *m, int layer);
 /* Does any block hold replaced (owned) matrices? */
 int model_has_replaced(const Model *m);
 
+/* A view of m as loaded: the same tensors (borrowed), except that every
+ * replaced linear is the one loaded (m->orig). The view owns only its block
+ * array: model_free(view) frees that and nothing else; m must outlive it and
+ * keep its loaded weights resident (not for streamed models: -1 with a
+ * message). With nothing replaced, the view computes exactly what m does. */
+int model_view_loaded(const Model *m, Model *view);
+
 /* Replace sub-layer (layer, kind) by `W` (copied into model-owned memory). */
 void model_set_linear(Model *m, int layer, LinearKind k, const float *W);
 

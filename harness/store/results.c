@@ -40,12 +40,16 @@ int results_write_header(H5File *f, const char *group, const Provenance *p, cons
     return rc ? -1 : 0;
 }
 
+/* <group>/eval/<dataset>; dataset names like "file:x/y" must not create nested groups */
+static void eval_group(char *g, size_t n, const char *group, const char *name) {
+    snprintf(g, n, "%s/eval/%s", group && strcmp(group, "/") ? group : "", name);
+    for (char *c = g + strlen(g) - strlen(name); *c; c++)
+        if (*c == '/') *c = '|';
+}
+
 int results_write_eval(H5File *f, const char *group, const TokenStream *ts, const PplResult *r, const char *device) {
     char g[512];
-    snprintf(g, sizeof g, "%s/eval/%s", group && strcmp(group, "/") ? group : "", ts->name);
-    /* dataset names like "file:x/y" must not create nested groups */
-    for (char *c = g + strlen(g) - strlen(ts->name); *c; c++)
-        if (*c == '/') *c = '|';
+    eval_group(g, sizeof g, group, ts->name);
     if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
     if (h5_group(f, g) != 0) return -1;
     int rc = 0;
@@ -77,6 +81,42 @@ int results_write_eval(H5File *f, const char *group, const TokenStream *ts, cons
         snprintf(p, sizeof p, "%s/draws", g);
         rc |= h5_write(f, p, H5T_QH_I64, ts->draws, ts->ndraws, 3);
         if (rc == 0) rc = h5_attr_str(f, p, "columns", "document,document_tokens,window_start");
+    }
+    return rc ? -1 : 0;
+}
+
+void results_pct_name(char *buf, size_t n, const char *prefix, double level) {
+    snprintf(buf, n, "%s_p%g", prefix, 100 * level);
+}
+
+int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const KldStats *k, const char *scope) {
+    char g[560], e[512], name[64];
+    eval_group(e, sizeof e, group, ts->name);
+    snprintf(g, sizeof g, "%s/kld", e);
+    if (!h5_exists(f, e)) return qh_error("results: /eval/%s must be written before its KL divergence", ts->name);
+    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
+    if (h5_group(f, g) != 0) return -1;
+    int rc = 0;
+    rc |= h5_attr_str(f, g, "scope", scope);
+    rc |= h5_attr_i64(f, g, "positions", k->n);
+    const struct {
+        const char *name;
+        double v;
+    } a[] = {
+        {"kld_mean", k->kld_mean}, {"kld_unc", k->kld_unc}, {"kld_max", k->kld_max}, {"kld_min", k->kld_min},
+        {"same_top", k->same_top}, {"same_top_unc", k->same_top_unc}, {"dp_mean", k->dp_mean}, {"dp_unc", k->dp_unc},
+        {"dp_rms", k->dp_rms}, {"dp_rms_unc", k->dp_rms_unc}, {"dp_max", k->dp_max}, {"dp_min", k->dp_min},
+        {"ppl_q", k->ppl_q}, {"ppl_q_unc", k->ppl_q_unc}, {"ppl_base", k->ppl_base}, {"ppl_base_unc", k->ppl_base_unc},
+        {"ln_ppl_ratio", k->ln_ppl_ratio}, {"ln_ppl_ratio_unc", k->ln_ppl_ratio_unc}, {"ln_ppl_cor", k->ln_ppl_cor},
+    };
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) rc |= h5_attr_f64(f, g, a[i].name, a[i].v);
+    for (int i = 0; i < KLD_NPCT; i++) {
+        results_pct_name(name, sizeof name, "kld", kld_pct_levels[i]);
+        rc |= h5_attr_f64(f, g, name, k->kld_pct[i]);
+    }
+    for (int i = 0; i < KLD_NDPCT; i++) {
+        results_pct_name(name, sizeof name, "dp", kld_dpct_levels[i]);
+        rc |= h5_attr_f64(f, g, name, k->dp_pct[i]);
     }
     return rc ? -1 : 0;
 }

@@ -6,6 +6,7 @@
 
 #include "datasets.h"
 #include "h5io.h"
+#include "kld.h"
 #include "model.h"
 #include "perplexity.h"
 #include "provenance.h"
@@ -16,5 +17,11 @@
 int results_write_header(H5File *f, const char *group, const Provenance *p, const Model *m, const char *settings_json);
 /* <group>/eval/<dataset>: attributes ppl, ppl_stderr, ..., datasets window_nll, nll. */
 int results_write_eval(H5File *f, const char *group, const TokenStream *ts, const PplResult *r, const char *device);
+/* <group>/eval/<dataset>/kld: the distribution metrics against the full-precision
+ * model (kld.h) as attributes, `scope` the positions they cover ("all",
+ * "second-half"); after results_write_eval of the same dataset. */
+int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const KldStats *k, const char *scope);
+/* The attribute name of a percentile: "kld_p99.9", "dp_p50" (prefix, level as a fraction). */
+void results_pct_name(char *buf, size_t n, const char *prefix, double level);
 
 #endif
