@@ -44,6 +44,7 @@
 #include "capture.h"
 #include "check.h"
 #include "experiment.h"
+#include "experiment_check.h"
 #include "search.h"
 #include "slurm.h"
 #include "sweep.h"

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "experiment.h"
+#include "experiment_check.h"
 #include "search.h"
 #include "slurm.h"
 #include "status.h"

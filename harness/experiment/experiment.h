@@ -74,6 +74,8 @@ int exp_nkeys(void);
  * (e.g. "percdamp")? 1 yes, 0 no, -1 not a method/calibration key or not a
  * method; applies_to (may be NULL) gets the methods that use it ("gptq, spqr"). */
 int exp_method_uses(const char *method, const char *key, char *applies_to, size_t n);
+/* Index of (section, key) in exp_key_table(), -1 when there is none. */
+int exp_key_index(ExpSection s, const char *name);
 /* Is `key` a key of [calibration] (dataset, nsamples, seqlen, seed)? */
 int exp_is_calibration_key(const char *key);
 
@@ -90,6 +92,7 @@ typedef struct ExpEntry {
     char *rule_name;  /* [exclude] entries: the rule's name; owned */
 } ExpEntry;
 
+#define EXP_MAX_VALUES 256 /* values of one key (a list) */
 #define EXP_MAX_KEYS 64  /* at least the number of rows of exp_keys (checked) */
 /* The most points the product of an experiment's lists may make (summed over
  * its methods, before exclusions): every point is a quantization run, so a
@@ -150,7 +153,7 @@ typedef struct Experiment {
  * "FILE:LINE: SECTION.KEY: what is wrong (what was expected)"; returns -1 when
  * there was at least one. Syntax errors are reported first and alone (the keys
  * of a file that does not parse are not judged). Does not look at the model
- * file (experiment_check_run does). */
+ * file (experiment_check_run does, experiment_check.h). */
 int experiment_load(const char *path, Experiment *x);
 /* Same from text in memory; `path` is only used in messages and for the name. */
 int experiment_parse(const char *path, const char *text, Experiment *x);
@@ -166,62 +169,11 @@ int experiment_make_point(const Experiment *x, const QuantRunSpec *spec, const c
 void experiment_point_free(ExpPoint *pt);
 void experiment_free(Experiment *x);
 
-/* Check that the model checkpoint and tokenizer exist: -1 with a message naming
- * the file, line and key (and the environment variable, when the path used one). */
-int experiment_check_model(const Experiment *x);
-
 /* The resolved value of a non-method key as text (default when unset), and
  * the line it came from (0 = default). */
 const char *experiment_value(const Experiment *x, ExpSection s, const char *key, int *line);
 /* The entry of (section, key) or NULL. */
 const ExpEntry *experiment_entry(const Experiment *x, ExpSection s, const char *key);
-
-/* Check the shape-dependent settings of every point against the model's
- * sub-layers (groupsize <= the fewest input columns, qq_groupsize <= the fewest
- * rows): -1 after a message naming FILE:LINE: SECTION.KEY for each misfit;
- * then what quantize_model checks before any work (quant_params_validate on
- * every sub-layer shape), a failure named with the point's settings and where
- * each came from. */
-int experiment_check_shapes(const Experiment *x, const ModelConfig *c);
-
-/* The model's configuration (its shape), cheaply: the llama2.c header
- * (validated against the file size, the weights mapped but not read) or a
- * Hugging Face directory's config.json. -1 after a message naming FILE:LINE:
- * model.path. */
-int experiment_model_config(const Experiment *x, ModelConfig *c);
-
-/* [run] device = cuda where no CUDA GPU is visible (or the build has none):
- * -1 after a message naming FILE:LINE: run.device. The GPU is looked for in a
- * child process, so that the caller holds no CUDA state when it forks. */
-int experiment_check_device(const Experiment *x);
-
-/* Every data file the points need exists: the evaluation datasets and the
- * calibration dataset of every point that calibrates (file:PATH directly, the
- * named datasets under the data root, as datasets.h resolves them). -1 after a
- * message per missing file naming FILE:LINE: SECTION.KEY (or the default), and
- * where the data root came from; the `make data` hint only for the files of
- * datasets/manifest.tsv. */
-int experiment_check_data(const Experiment *x);
-
-/* Everything a run can be refused for before it starts, each reported:
- * experiment_check_model, the model's configuration and experiment_check_shapes,
- * the tokenizer (given, or found beside the model as the run will look for it),
- * experiment_check_data, experiment_check_output, and (when `here`, i.e. the
- * points run on this machine, not as Slurm tasks elsewhere)
- * experiment_check_device. 0 or -1. */
-int experiment_check_run(const Experiment *x, int here);
-
-/* The output folder can be written: its deepest existing folder is a folder
- * where a file can really be created (a probe file, removed at once), so that
- * /proc, /sys or a read-only mount are refused before the run. -1 after a
- * message naming FILE:LINE: output.dir (experiment_check.c). */
-int experiment_check_output(const Experiment *x);
-
-/* Every evaluation dataset, built as the run builds it (tokenized with the
- * model's tokenizer), holds at least one window of the evaluation seqlen: -1
- * after a message naming FILE:LINE: eval.seqlen and the dataset's token count.
- * Costs a tokenization of each dataset (`sweep --check` and `--slurm` only). */
-int experiment_check_windows(const Experiment *x, const ModelConfig *c);
 
 /* Where a point's settings came from: "FILE:LINE: SECTION.KEY = VALUE; ..." (or "method defaults"). */
 void experiment_point_origin(const Experiment *x, const ExpPoint *p, char *buf, size_t n);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiment_check.h"
 #include "h5io.h"
 #include "util.h"
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "eval_run.h"
+#include "experiment_check.h"
 #include "model_open.h"
 #include "provenance.h"
 #include "quant_io.h"
