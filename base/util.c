@@ -210,3 +210,14 @@ int qh_write_file_atomic(const char *path, const void *data, size_t len) {
     free(tmp);
     return 0;
 }
+
+int qh_in_list(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *c = list; c && *c;) {
+        const char *e = strchr(c, ',');
+        size_t k = e ? (size_t)(e - c) : strlen(c);
+        if (k == l && !strncmp(c, name, l)) return 1;
+        c = e ? e + 1 : NULL;
+    }
+    return 0;
+}

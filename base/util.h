@@ -20,6 +20,8 @@ void *qh_malloc(size_t n);
 void *qh_calloc(size_t count, size_t size);
 void *qh_realloc(void *p, size_t n);
 char *qh_strdup(const char *s);
+/* Is `name` one of the comma-separated items of `list` (NULL: none)? */
+int qh_in_list(const char *list, const char *name);
 /* Free and null the pointer. */
 #define QH_FREE(p) do { free(p); (p) = NULL; } while (0)
 

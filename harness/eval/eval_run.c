@@ -11,18 +11,6 @@
 
 int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
 
-/* Is `name` one of the comma-separated `list`? */
-static int name_in_list(const char *list, const char *name) {
-    size_t l = strlen(name);
-    for (const char *c = list; c && *c;) {
-        const char *e = strchr(c, ',');
-        size_t k = e ? (size_t)(e - c) : strlen(c);
-        if (k == l && !strncmp(c, name, l)) return 1;
-        c = e ? e + 1 : NULL;
-    }
-    return 0;
-}
-
 /* The table printed as datasets finish; with the metrics, two more columns. */
 static void table_header(int kld) {
     printf("%-12s %10s %9s %9s %8s %7s", "dataset", "ppl", "stderr", "tokens", "windows", "seqlen");
@@ -143,7 +131,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     for (int i = 0; rc == 0 && i < out->n; i++) {
         const TokenStream *ts = &out->streams[i];
         qh_progress("eval %s (%zu tokens, seqlen %d%s)", ts->name, ts->n, seqlen, ref ? ", with KL divergence" : "");
-        if (ref && (!s->kld_datasets || name_in_list(s->kld_datasets, ts->name)))
+        if (ref && (!s->kld_datasets || qh_in_list(s->kld_datasets, ts->name)))
             rc = perplexity_eval_kld(f, ref, ts->ids, ts->n, seqlen, s->max_windows, s->kld_scope, &out->ppl[i],
                                      &out->kld[i]);
         else rc = perplexity_eval(f, ts->ids, ts->n, seqlen, s->max_windows, &out->ppl[i]);

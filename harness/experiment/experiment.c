@@ -63,18 +63,6 @@ static int check_eval_dataset(const char *v, char *why, size_t n) {
     return -1;
 }
 
-/* Is `name` one of the comma-separated `list`? */
-static int dataset_in_list(const char *list, const char *name) {
-    size_t l = strlen(name);
-    for (const char *c = list; c && *c;) {
-        const char *e = strchr(c, ',');
-        size_t k = e ? (size_t)(e - c) : strlen(c);
-        if (k == l && !strncmp(c, name, l)) return 1;
-        c = e ? e + 1 : NULL;
-    }
-    return 0;
-}
-
 static int check_seqlen(const char *v, char *why, size_t n) {
     if (strcmp(v, "1") != 0) return 0;
     snprintf(why, n, "a window of 1 token has no target (expected 0 = the model's, or >= 2)");
@@ -1170,7 +1158,7 @@ static void resolve_targets(Experiment *x, ParseState *st) {
     for (int i = 0; e && i < e->n; i++) {
         AccTarget t;
         acc_target_parse(e->text[i], &t, why, sizeof why); /* checked when read */
-        if (*t.dataset && !dataset_in_list(x->eval_datasets, t.dataset)) {
+        if (*t.dataset && !qh_in_list(x->eval_datasets, t.dataset)) {
             perr(st, e->line, "report", "targets", "'%s': %s is not one of the [eval] datasets (%s)", e->text[i],
                  t.dataset, x->eval_datasets);
             continue;
@@ -1214,7 +1202,7 @@ static void resolve_search(Experiment *x, ParseState *st) {
         snprintf(x->search.target.dataset, sizeof x->search.target.dataset, "%s", x->eval_datasets);
         char *c = strchr(x->search.target.dataset, ',');
         if (c) *c = 0;
-    } else if (!dataset_in_list(x->eval_datasets, x->search.target.dataset)) {
+    } else if (!qh_in_list(x->eval_datasets, x->search.target.dataset)) {
         perr(st, lt, "search", "target", "%s is not one of the [eval] datasets (%s)", x->search.target.dataset,
              x->eval_datasets);
     }
@@ -1320,7 +1308,7 @@ int experiment_parse_flags(const char *path, const char *text, unsigned flags, E
         for (int i = 0; i < kd->n; i++) {
             if (i) strcat(j, ",");
             strcat(j, kd->text[i]);
-            if (!dataset_in_list(x->eval_datasets, kd->text[i]))
+            if (!qh_in_list(x->eval_datasets, kd->text[i]))
                 perr(&st, kd->line, "eval", "kld_datasets", "%s is not one of the [eval] datasets (%s)", kd->text[i],
                      x->eval_datasets);
         }

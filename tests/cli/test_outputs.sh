@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_outputs.sh: the output paths of the commands that write files (quantize
 # --save / --out, eval --out, export --out, tokenize --out, synth --out) are
-# checked before any work (cli_io_check in harness/cli_common.c):
+# checked before any work (cli_io_check in harness/cli/cli_common.c):
 # - an output that is the same file as an input is refused and the input is
 #   left byte for byte as it was: the model (also through a hard link, a
 #   symbolic link, a "dir/../" spelling, and the model a --quantized file
