@@ -33,7 +33,7 @@ const QuantSetting quant_settings[] = {
      "skip the leave-one-out criterion when fitting statistics"},
     {"percdamp", D, 0, 0, 1e6, NULL, HES, AT(percdamp), 0.01, "P", "damping, a fraction of mean(diag H)"},
     {"perm", E, 0, 0, 1, "identity|act_order", HES, AT(perm), QH_PERM_IDENTITY, "identity|act_order", "column order"},
-    {"true_sequential", B, QS_CALIB, 0, 1, NULL, HES, AT(true_sequential), 0, NULL,
+    {"true_sequential", B, 0, 0, 1, NULL, HES, AT(true_sequential), 0, NULL,
      "Hessians of [q,k,v] -> [o] -> [gate,up] -> [down] in turn"},
     {"sym", B, 0, 0, 1, NULL, GRID, AT(sym), 0, NULL, "symmetric grid"},
     {"round_zero", B, 0, 0, 1, NULL, GRID, AT(round_zero), 0, NULL, "round the zero point to an integer"},
@@ -141,6 +141,12 @@ static int choice_index(const char *choices, const char *text) {
     return -1;
 }
 
+int quant_setting_valid(const QuantSetting *s, double v) {
+    if (isnan(v)) return 0;
+    if (s->type == QS_DOUBLE) return v >= s->min && (v <= s->max || ((s->flags & QS_INF) && isinf(v) && v > 0));
+    return v == floor(v) && v >= s->min && v <= s->max;
+}
+
 int quant_setting_parse(const QuantSetting *s, const char *text, double *v, char *why, size_t n) {
     char exp[128];
     quant_setting_expected(s, exp, sizeof exp);
@@ -152,7 +158,7 @@ int quant_setting_parse(const QuantSetting *s, const char *text, double *v, char
             return 0;
         }
         long long x = strtoll(text, &end, 10);
-        if (!*text || *end || x < s->min || x > s->max) break;
+        if (!*text || *end || !quant_setting_valid(s, (double)x)) break;
         *v = (double)x;
         return 0;
     }
@@ -162,7 +168,7 @@ int quant_setting_parse(const QuantSetting *s, const char *text, double *v, char
             return 0;
         }
         double x = strtod(text, &end);
-        if (!*text || *end || !isfinite(x) || x < s->min || x > s->max) break;
+        if (!*text || *end || !isfinite(x) || !quant_setting_valid(s, x)) break;
         *v = x;
         return 0;
     }

@@ -65,7 +65,6 @@ typedef enum { QS_INT, QS_DOUBLE, QS_BOOL, QS_ENUM } QuantSettingType;
 /* flags of a setting */
 #define QS_ROW 1u        /* QS_INT: the word "row" stands for 0 (one group per row) */
 #define QS_INF 2u        /* QS_DOUBLE: "inf" accepted */
-#define QS_CALIB 4u      /* used by the calibration pass (model level), not by the layer quantizer */
 #define QS_NEW 8u        /* added after results existed: left out of the settings JSON at its common
                           * default, so that the points of older experiments keep their ids; a file
                           * made before it existed (no /settings attribute of it) holds results
@@ -103,6 +102,10 @@ unsigned quant_setting_methods(const QuantSetting *s);
 double quant_setting_get(const QuantParams *p, const QuantSetting *s);
 void quant_setting_set(QuantParams *p, const QuantSetting *s, double v);
 
+/* Is v a value of s: integral for QS_INT / QS_BOOL / QS_ENUM, in the row's
+ * range (+inf too for QS_INF), never NaN? The one range check of a setting:
+ * parsing, command-line options and a file's /settings all use it. */
+int quant_setting_valid(const QuantSetting *s, double v);
 /* Parse text as a value of s ("row" for QS_ROW, "inf" for QS_INF, true/false,
  * an enum name): 0 with *v set, or -1 with `why` filled ("expected an integer
  * in 1..8"). Checks the type and the table's range only. */

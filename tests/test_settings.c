@@ -86,6 +86,13 @@ static void test_parse(void) {
     CHECK(quant_setting_parse(t, "inf", &v, why, sizeof why) == 0 && isinf(v), "tau inf");
     quant_setting_format(t, INFINITY, text, sizeof text);
     CHECK(!strcmp(text, "inf"), "tau prints inf");
+    CHECK(quant_setting_valid(w, 3) && !quant_setting_valid(w, 3.5) && !quant_setting_valid(w, 9) &&
+              !quant_setting_valid(w, NAN) && !quant_setting_valid(w, INFINITY),
+          "wbits: 3 valid; 3.5, 9, nan, inf not");
+    CHECK(quant_setting_valid(t, INFINITY) && quant_setting_valid(t, 0.2) && !quant_setting_valid(t, -0.1) &&
+              !quant_setting_valid(t, NAN) && !quant_setting_valid(t, -INFINITY),
+          "tau: inf and 0.2 valid; -0.1, nan, -inf not");
+    CHECK(!quant_setting_valid(perm, 2) && quant_setting_valid(perm, 1), "perm: 1 valid, 2 not");
     CHECK(quant_setting_parse(w, "9", &v, why, sizeof why) != 0 && strstr(why, "1..8"), "wbits 9 refused: %s", why);
     CHECK(quant_setting_parse(w, "3x", &v, why, sizeof why) != 0, "wbits 3x refused");
     CHECK(quant_setting_parse(w, "row", &v, why, sizeof why) != 0, "wbits does not take row");

@@ -164,7 +164,7 @@ static int apply_setting_options(const SettingOpts *so, const unsigned char *giv
             if ((q->flags & QS_ROW) && so->ival[i] < 1)
                 return qh_error("quantize: --%s must be >= 1, got %ld (use --per-row for one group per row)",
                                 so->name[i], so->ival[i]);
-            if (so->ival[i] < q->min || so->ival[i] > q->max)
+            if (!quant_setting_valid(q, (double)so->ival[i]))
                 return qh_error("quantize: --%s %ld is out of range (expected %s)", so->name[i], so->ival[i], exp);
             v = (double)so->ival[i];
             break;
