@@ -114,7 +114,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $(LAYER_INC) -c -o $@ $<
+	$(NVCC) $(NVCCFLAGS) $(LAYER_INC) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
@@ -185,7 +185,8 @@ valgrind: debug
 clean:
 	rm -rf $(BUILD) build-debug build-asan
 
-# Dependency files (-MMD), except those whose source is gone (a moved file:
-# its old dependency file would ask for the old path).
+# Dependency files (-MMD, gcc's "obj: src" and nvcc's "obj : src"), except
+# those whose source is gone (a moved file: its old dependency file would ask
+# for the old path).
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null | \
-    xargs -r awk 'FNR == 1 { if ((getline x < $$2) >= 0) print FILENAME; close($$2) }' 2>/dev/null)
+    xargs -r awk 'FNR == 1 { s = ($$2 == ":") ? $$3 : $$2; if ((getline x < s) >= 0) print FILENAME; close(s) }' 2>/dev/null)
