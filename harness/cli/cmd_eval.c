@@ -2,7 +2,8 @@
  * datasets by the SPEC 7 protocol, printed as a table or as JSON, stored in
  * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model; `--kld`
  * adds the distribution metrics (kld.h) against the full-precision weights of
- * --model (the model against itself without --quantized). */
+ * --model (the model against itself without --quantized); `--zeroshot`
+ * zero-shot multiple-choice accuracy as lm-eval scores it (zeroshot.h). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,9 @@
 #include "util.h"
 
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
-    char *model = NULL, *tok = NULL, *dataset = "wikitext2", *out = NULL, *device = "auto", *data = NULL,
-         *quantized = NULL, *stats_dtype = NULL, *kld_scope = "all";
-    long seqlen = 0, max_windows = 0, max_memory_mb = 0;
+    char *model = NULL, *tok = NULL, *dataset = NULL, *out = NULL, *device = "auto", *data = NULL,
+         *quantized = NULL, *stats_dtype = NULL, *kld_scope = "all", *zeroshot = NULL, *zs_data = NULL;
+    long seqlen = 0, max_windows = 0, max_memory_mb = 0, zs_limit = 0;
     int json = 0, verify = 0, force = 0, kld = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
@@ -30,7 +31,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
          "refuse a --quantized file unless it holds fp32 (reference) / fp16 (deployment) values"},
         {"force", OPT_FLAG, &force, NULL, "--quantized: accept a --model other than the one the file was made from"},
         {"tokenizer", OPT_STR, &tok, "T", "tokenizer.bin, .model or tokenizer.json (default: found beside / in the model)"},
-        {"dataset", OPT_STR, &dataset, "D[,D...]", "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH"},
+        {"dataset", OPT_STR, &dataset, "D[,D...]",
+         "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH (default wikitext2, none with --zeroshot)"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},
         {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this budget (CPU)"},
@@ -44,10 +46,15 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
          "full-precision model (--model's weights; the model itself without --quantized), llama.cpp's definitions"},
         {"kld-scope", OPT_STR, &kld_scope, "all|second-half",
          "positions of those metrics: every target (default) or llama.cpp's second half of each window"},
+        {"zeroshot", OPT_STR, &zeroshot, "T[,T...]",
+         "zero-shot accuracy as lm-eval scores it: arc_easy arc_challenge piqa hellaswag winogrande"},
+        {"zeroshot-limit", OPT_INT, &zs_limit, "N", "the first N items of each zero-shot task (0: all)"},
+        {"zeroshot-data", OPT_STR, &zs_data, "DIR", "the folder of the tasks' JSON Lines files (default $ZEROSHOT_DATA)"},
         {"data", OPT_STR, &data, "DIR", "data root (default $QH_DATA or data)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    int rc = opts_parse("eval", "Perplexity by the GPTQ/SpQR protocol (non-overlapping windows, BOS once).", specs,
+    int rc = opts_parse("eval", "Perplexity by the GPTQ/SpQR protocol (non-overlapping windows, BOS once), and zero-shot "
+                        "multiple-choice accuracy as lm-eval scores it.", specs,
                         argc, argv);
     if (rc) return rc > 0 ? 0 : -1;
     if (max_windows < 0) return qh_error("eval: --max-windows must be >= 0, got %ld", max_windows);
@@ -65,12 +72,26 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     KldScope scope;
     if (kld_scope_parse(kld_scope, "eval: --kld-scope", &scope) != 0) return -1;
     if (strcmp(kld_scope, "all") != 0 && !kld) return qh_error("eval: --kld-scope applies to --kld, which is not given");
+    if (zs_limit < 0) return qh_error("eval: --zeroshot-limit must be >= 0, got %ld", zs_limit);
+    if ((zs_limit || zs_data) && !zeroshot)
+        return qh_error("eval: --zeroshot-limit and --zeroshot-data apply to --zeroshot, which is not given");
+    if (zeroshot && zs_task_list_check(zeroshot, "eval: --zeroshot") != 0) return -1;
+    if (!dataset && !zeroshot) dataset = "wikitext2";
 
     CliIo io = {0}; /* --out must not replace what is read, and must be writable, before any work */
     cli_io_input(&io, "--model", model);
     cli_io_input(&io, "--tokenizer", tok);
     cli_io_input(&io, "--quantized", quantized);
-    rc = cli_io_datasets(&io, "--dataset", dataset, cli_data_root(data), 0);
+    if (dataset) rc = cli_io_datasets(&io, "--dataset", dataset, cli_data_root(data), 0);
+    if (zeroshot && zs_data_dir(zs_data)) { /* the task files are inputs too */
+        char *l = qh_strdup(zeroshot), *save = NULL;
+        for (char *n = strtok_r(l, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+            char p[4096];
+            qh_pathf(p, sizeof p, "%s/%s", zs_data_dir(zs_data), zs_task_find(n)->file);
+            cli_io_input(&io, "the zero-shot task file", p);
+        }
+        free(l);
+    }
     cli_io_output(&io, "--out", out);
     Model m;
     Tokenizer t;
@@ -93,7 +114,8 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
                    .data_root = cli_data_root(data), .quiet = json,
                    .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20,
-                   .kld_ref = kld ? &fp : NULL, .kld_scope = scope};
+                   .kld_ref = kld ? &fp : NULL, .kld_scope = scope,
+                   .zeroshot = zeroshot, .zeroshot_data = zs_data, .zeroshot_limit = zs_limit};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
     if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no result written */
@@ -110,6 +132,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
                 if (rc == 0 && eo.kld && eo.kld[i].n)
                     rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
             }
+            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }

@@ -56,6 +56,41 @@ static void table_row(const EvalOutcome *o, int i) {
     fflush(stdout);
 }
 
+/* The zero-shot table, one line per task as it finishes (acc_norm "-" where the task has none). */
+static void zs_header(void) {
+    printf("\n%-14s %7s %8s %8s %9s %8s %9s\n", "task", "items", "acc", "stderr", "acc_norm", "stderr", "seconds");
+}
+
+static void zs_row(const ZsResult *r) {
+    printf("%-14s %7ld %8.4f %8.4f", r->task->name, r->n, r->acc, r->acc_stderr);
+    if (isnan(r->acc_norm)) printf(" %9s %8s", "-", "-");
+    else printf(" %9.4f %8.4f", r->acc_norm, r->acc_norm_stderr);
+    printf(" %9.2f\n", r->seconds);
+    fflush(stdout);
+}
+
+/* Read every task's file before any compute: a bad item fails first. */
+static int zs_load_all(const EvalSpec *s, ZsData **data, int *n) {
+    *data = NULL;
+    *n = 0;
+    if (zs_task_list_check(s->zeroshot, "zero-shot tasks") != 0) return -1;
+    char *list = qh_strdup(s->zeroshot), *save = NULL;
+    int cap = 1, rc = 0;
+    for (char *c = list; *c; c++) cap += *c == ',';
+    *data = qh_calloc((size_t)cap, sizeof(ZsData));
+    for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
+        rc = zs_data_load(zs_task_find(name), s->zeroshot_data, s->zeroshot_limit, &(*data)[*n]);
+        if (rc == 0) (*n)++;
+    }
+    free(list);
+    return rc;
+}
+
+static void zs_free_all(ZsData *data, int n) {
+    for (int i = 0; i < n; i++) zs_data_free(&data[i]);
+    free(data);
+}
+
 void eval_outcome_free(EvalOutcome *o) {
     for (int i = 0; i < o->n; i++) {
         token_stream_free(&o->streams[i]);
@@ -65,7 +100,10 @@ void eval_outcome_free(EvalOutcome *o) {
     QH_FREE(o->ppl);
     QH_FREE(o->verify_ppl);
     QH_FREE(o->kld);
+    for (int i = 0; i < o->nzs; i++) zs_result_free(&o->zs[i]);
+    QH_FREE(o->zs);
     o->n = 0;
+    o->nzs = 0;
 }
 
 /* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
@@ -94,12 +132,12 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     if (seqlen > m->cfg.seq_len)
         qh_warn("seqlen %d exceeds the model's trained context %d: rotary positions beyond it are extrapolated",
                 seqlen, m->cfg.seq_len);
-    char *list = qh_strdup(s->datasets);
+    char *list = qh_strdup(s->datasets ? s->datasets : "");
     int cap = 1;
     for (char *c = list; *c; c++) cap += *c == ',';
     out->streams = qh_calloc((size_t)cap, sizeof(TokenStream));
     out->ppl = qh_calloc((size_t)cap, sizeof(PplResult));
-    /* build every stream first: a bad dataset name fails before any compute */
+    /* build every stream and read every zero-shot file first: a bad dataset name or item fails before any compute */
     int rc = 0;
     char *save = NULL;
     for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
@@ -108,7 +146,14 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         if (rc == 0) out->n++;
     }
     free(list);
-    if (rc == 0 && out->n == 0) rc = qh_error("no dataset given");
+    if (rc == 0 && out->n == 0 && !s->zeroshot) rc = qh_error("no dataset given");
+    ZsData *zd = NULL;
+    int nzd = 0;
+    if (rc == 0 && s->zeroshot && s->max_memory > 0)
+        rc = qh_error("--max-memory evaluates perplexity block by block; the zero-shot tasks need the whole model "
+                      "resident (drop --max-memory or --zeroshot)");
+    if (rc == 0 && s->zeroshot) rc = zs_load_all(s, &zd, &nzd);
+    if (rc != 0) zs_free_all(zd, nzd), zd = NULL, nzd = 0;
     if (rc == 0 && s->max_memory > 0) {
         rc = eval_run_streamed(m, s, seqlen, out);
         out->peak_rss = qh_peak_rss_bytes();
@@ -126,7 +171,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     }
     if (rc == 0) {
         out->device = f->ops->name;
-        if (!s->quiet) table_header(ref != NULL);
+        if (!s->quiet && out->n) table_header(ref != NULL);
     }
     for (int i = 0; rc == 0 && i < out->n; i++) {
         const TokenStream *ts = &out->streams[i];
@@ -137,6 +182,17 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
         else rc = perplexity_eval(f, ts->ids, ts->n, seqlen, s->max_windows, &out->ppl[i]);
         if (rc == 0 && !s->quiet) table_row(out, i);
     }
+    if (rc == 0 && nzd > 0) { /* the zero-shot tasks in windows of seqlen (lm-eval's max_length) */
+        out->zs = qh_calloc((size_t)nzd, sizeof(ZsResult));
+        if (!s->quiet) zs_header();
+        for (int i = 0; rc == 0 && i < nzd; i++) {
+            qh_progress("zero-shot %s (%ld items, window %d)", zd[i].task->name, zd[i].n, seqlen);
+            rc = zs_evaluate(f, t, &zd[i], seqlen, &out->zs[i]);
+            if (rc == 0) out->nzs++;
+            if (rc == 0 && !s->quiet) zs_row(&out->zs[i]);
+        }
+    }
+    zs_free_all(zd, nzd);
     if (rc == 0 && ref && !s->quiet)
         for (int i = 0; i < out->n; i++) {
             if (!out->kld[i].n) continue;
@@ -207,5 +263,10 @@ json_t *eval_outcome_json(const EvalOutcome *o) {
     json_object_set_new(root, "peak_rss_mb", json_real((double)o->peak_rss / (1 << 20)));
     json_object_set_new(root, "base_rss_mb", json_real((double)o->base_rss / (1 << 20)));
     if (o->verify_ppl) json_object_set_new(root, "verify_max_rel", json_real(o->verify_max_rel));
+    if (o->nzs > 0) {
+        json_t *z = json_array();
+        for (int i = 0; i < o->nzs; i++) json_array_append_new(z, zs_result_json(&o->zs[i]));
+        json_object_set_new(root, "zeroshot", z);
+    }
     return root;
 }

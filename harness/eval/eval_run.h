@@ -9,6 +9,7 @@
 #include "forward.h"
 #include "kld_eval.h"
 #include "perplexity.h"
+#include "zeroshot.h"
 
 typedef struct EvalSpec {
     const char *datasets;  /* "wikitext2,ptb,..." */
@@ -25,6 +26,10 @@ typedef struct EvalSpec {
                               one), run alongside on the same device, window by window; not with max_memory */
     KldScope kld_scope;    /* the positions they are taken over */
     const char *kld_datasets; /* with kld_ref: only these ("wikitext2,c4"); NULL: every dataset */
+    const char *zeroshot;  /* non-NULL: also these zero-shot tasks ("arc_easy,piqa", zeroshot.h), after the datasets,
+                              on the same backend; datasets may then be NULL or "" (no perplexity) */
+    const char *zeroshot_data; /* their folder (NULL: $ZEROSHOT_DATA) */
+    long zeroshot_limit;   /* > 0: the first this many items of each task */
 } EvalSpec;
 
 typedef struct EvalOutcome {
@@ -37,6 +42,8 @@ typedef struct EvalOutcome {
                              not in kld_datasets */
     KldScope kld_scope;
     double verify_max_rel;/* max over datasets of |ppl_gpu - ppl_cpu| / ppl_cpu */
+    int nzs;
+    ZsResult *zs;         /* (nzs) the zero-shot tasks, in the order given */
     size_t peak_rss;      /* peak resident set size of the process after the evaluation (bytes) */
     size_t base_rss;      /* resident set size when the evaluation started (libraries, model header...) */
 } EvalOutcome;
@@ -52,7 +59,8 @@ int eval_outcome_check(const EvalOutcome *o, char *what, size_t n);
 /* The same shape whatever the number of datasets: {"results": [one object per
  * dataset, eval_one_json (+ "verify_cpu_ppl" when verifying, + "kld":
  * kld_stats_json and "kld_scope" with the metrics)], "peak_rss_mb",
- * "base_rss_mb" (+ "verify_max_rel" when verifying)}. */
+ * "base_rss_mb" (+ "verify_max_rel" when verifying, + "zeroshot": [zs_result_json
+ * of each task] with tasks)}. */
 json_t *eval_outcome_json(const EvalOutcome *o);
 json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device);
 /* The default window: the model's seq_len capped at 2048. */

@@ -220,7 +220,13 @@ int zs_evaluate(Forward *f, const Tokenizer *tok, const ZsData *d, int max_len, 
     for (long i = 0; i < d->n && rc == 0; i++) {
         const ZsItem *it = &d->items[i];
         double *ll = r->ll + k;
-        for (int c = 0; c < it->nchoices && rc == 0; c++, k++) rc = zs_loglik(f, &req[k], max_len, &ll[c]);
+        for (int c = 0; c < it->nchoices && rc == 0; c++, k++) {
+            rc = zs_loglik(f, &req[k], max_len, &ll[c]);
+            if (rc == 0 && !isfinite(ll[c])) /* never an argmax over NaN: a failed evaluation */
+                rc = qh_error("%s:%ld: choice %d of the %s item: log-likelihood %s (a NaN or infinite weight or "
+                              "activation in the forward pass)", d->path, it->line, c, d->task->name,
+                              isnan(ll[c]) ? "nan" : "inf");
+        }
         if (rc != 0) break;
         r->pred[i] = zs_pred(ll, it->nchoices);
         r->pred_norm[i] = zs_pred_norm(ll, it->chars, it->nchoices);

@@ -120,3 +120,42 @@ int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const
     }
     return rc ? -1 : 0;
 }
+
+int results_write_zeroshot(H5File *f, const char *group, const ZsResult *r, const char *device) {
+    char g[512], p[600];
+    snprintf(g, sizeof g, "%s/eval/zeroshot/%s", group && strcmp(group, "/") ? group : "", r->task->name);
+    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
+    if (h5_group(f, g) != 0) return -1;
+    int rc = 0;
+    rc |= h5_attr_f64(f, g, "acc", r->acc);
+    rc |= h5_attr_f64(f, g, "acc_stderr", r->acc_stderr);
+    rc |= h5_attr_f64(f, g, "acc_norm", r->acc_norm);
+    rc |= h5_attr_f64(f, g, "acc_norm_stderr", r->acc_norm_stderr);
+    rc |= h5_attr_i64(f, g, "n", r->n);
+    rc |= h5_attr_i64(f, g, "requests", r->nrequests);
+    rc |= h5_attr_i64(f, g, "truncated", r->truncated);
+    rc |= h5_attr_i64(f, g, "max_len", r->max_len);
+    rc |= h5_attr_f64(f, g, "seconds", r->seconds);
+    rc |= h5_attr_str(f, g, "device", device ? device : "");
+    rc |= h5_attr_str(f, g, "file", r->path);
+    rc |= h5_attr_str(f, g, "sha256", r->sha256);
+    rc |= h5_attr_str(f, g, "lm_eval", r->task->mirrors);
+    rc |= h5_attr_str(f, g, "prompt", r->task->prompt);
+    snprintf(p, sizeof p, "%s/loglik", g);
+    rc |= h5_write(f, p, H5T_QH_F64, r->ll, r->nrequests, 0);
+    int64_t *v = qh_malloc(sizeof(int64_t) * (size_t)(r->n ? r->n : 1));
+    const struct {
+        const char *name;
+        const int *src;
+    } cols[] = {{"gold", r->gold}, {"pred", r->pred}, {"pred_norm", r->pred_norm}};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        for (long i = 0; i < r->n; i++) v[i] = cols[c].src[i];
+        snprintf(p, sizeof p, "%s/%s", g, cols[c].name);
+        rc |= h5_write(f, p, H5T_QH_I64, v, r->n, 0);
+    }
+    for (long i = 0; i < r->n; i++) v[i] = r->line[i];
+    snprintf(p, sizeof p, "%s/line", g);
+    rc |= h5_write(f, p, H5T_QH_I64, v, r->n, 0);
+    free(v);
+    return rc ? -1 : 0;
+}

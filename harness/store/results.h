@@ -10,6 +10,7 @@
 #include "model.h"
 #include "perplexity.h"
 #include "provenance.h"
+#include "zeroshot.h"
 
 #define QH_SCHEMA_VERSION 1
 
@@ -21,6 +22,12 @@ int results_write_eval(H5File *f, const char *group, const TokenStream *ts, cons
  * model (kld.h) as attributes, `scope` the positions they cover ("all",
  * "second-half"); after results_write_eval of the same dataset. */
 int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const KldStats *k, const char *scope);
+/* <group>/eval/zeroshot/<task>: attributes acc, acc_stderr, acc_norm,
+ * acc_norm_stderr (NaN where the task has none), n, requests, truncated,
+ * max_len, seconds, device, file, sha256, lm_eval (the task file followed),
+ * prompt; datasets loglik (requests), and per item gold, pred, pred_norm,
+ * line (n). */
+int results_write_zeroshot(H5File *f, const char *group, const ZsResult *r, const char *device);
 /* The attribute name of a percentile: "kld_p99.9", "dp_p50" (prefix, level as a fraction). */
 void results_pct_name(char *buf, size_t n, const char *prefix, double level);
 
