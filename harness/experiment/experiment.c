@@ -27,6 +27,7 @@
 #include "slurm.h"
 #include "tokenizer.h"
 #include "util.h"
+#include "zeroshot.h"
 
 
 static const char *const fixed_section_names[] = {"experiment", "model", "calibration", "methods"};
@@ -60,6 +61,16 @@ static int check_eval_dataset(const char *v, char *why, size_t n) {
         strncat(list, dataset_names[i], sizeof list - strlen(list) - 1);
     }
     snprintf(why, n, "unknown dataset '%s' (expected one of %s)", v, list);
+    return -1;
+}
+
+static int check_zeroshot_task(const char *v, char *why, size_t n) {
+    char list[200] = "";
+    for (int i = 0; i < zs_ntasks; i++) {
+        if (!strcmp(zs_tasks[i].name, v)) return 0;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", zs_tasks[i].name);
+    }
+    snprintf(why, n, "unknown zero-shot task '%s' (expected one of %s)", v, list);
     return -1;
 }
 
@@ -147,6 +158,12 @@ static const ExpKey fixed_keys[] = {
      "positions of those metrics: every target, or llama.cpp's second half of each window"},
     {ES_EVAL, "kld_datasets", EK_STR, EXP_LIST, "", 0, 0, NULL, 0, check_eval_dataset,
      "with kld: only these of the datasets (default: every one; each costs a second forward pass)"},
+    {ES_EVAL, "zeroshot", EK_STR, EXP_LIST, "", 0, 0, NULL, 0, check_zeroshot_task,
+     "zero-shot tasks scored as lm-eval scores them, for every point and full precision: arc_easy arc_challenge piqa "
+     "hellaswag winogrande (their files in zeroshot_data)"},
+    {ES_EVAL, "zeroshot_limit", EK_INT, 0, "0", 0, 1e9, NULL, 0, NULL, "the first N items of each zero-shot task (0: all)"},
+    {ES_EVAL, "zeroshot_data", EK_STR, 0, "", 0, 0, NULL, 0, NULL,
+     "the folder of the zero-shot tasks' JSON Lines files (default: $ZEROSHOT_DATA)"},
     {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
     {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
     {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
@@ -914,6 +931,14 @@ static json_t *eval_json(const Experiment *x, int with_kld) {
     json_object_set_new(o, "datasets", a);
     json_object_set_new(o, "seqlen", json_integer(x->eval_seqlen));
     json_object_set_new(o, "max_windows", json_integer(x->max_windows));
+    if (x->zeroshot) { /* points and full precision alike; named only when on, so that other ids stay */
+        json_t *za = json_array();
+        char *l = qh_strdup(x->zeroshot), *save = NULL;
+        for (char *t = strtok_r(l, ",", &save); t; t = strtok_r(NULL, ",", &save)) json_array_append_new(za, json_string(t));
+        free(l);
+        json_object_set_new(o, "zeroshot", za);
+        json_object_set_new(o, "zeroshot_limit", json_integer(x->zeroshot_limit));
+    }
     if (with_kld && x->kld) {
         json_object_set_new(o, "kld", json_string(kld_scope_names[x->kld_scope]));
         const ExpEntry *k = experiment_entry(x, ES_EVAL, "kld_datasets");
@@ -1315,6 +1340,25 @@ int experiment_parse_flags(const char *path, const char *text, unsigned flags, E
         x->kld_datasets = j;
         if (!x->kld) qh_warn("%s:%d: eval.kld_datasets: kld is not on: ignored", path, kd->line);
     }
+    const ExpEntry *zt = experiment_entry(x, ES_EVAL, "zeroshot");
+    if (zt && zt->n > 0) {
+        size_t len = 1;
+        for (int i = 0; i < zt->n; i++) len += strlen(zt->text[i]) + 1;
+        char *j = qh_calloc(len, 1);
+        for (int i = 0; i < zt->n; i++) {
+            for (int k = 0; k < i; k++)
+                if (!strcmp(zt->text[k], zt->text[i]))
+                    perr(&st, zt->line, "eval", "zeroshot", "%s is named twice", zt->text[i]);
+            if (i) strcat(j, ",");
+            strcat(j, zt->text[i]);
+        }
+        x->zeroshot = j;
+    }
+    qh_parse_long(experiment_value(x, ES_EVAL, "zeroshot_limit", NULL), &x->zeroshot_limit);
+    const char *zdir = experiment_value(x, ES_EVAL, "zeroshot_data", NULL);
+    x->zeroshot_data = zdir && *zdir ? zdir : NULL;
+    if (!x->zeroshot && (experiment_entry(x, ES_EVAL, "zeroshot_limit") || experiment_entry(x, ES_EVAL, "zeroshot_data")))
+        qh_warn("%s: eval.zeroshot_limit / zeroshot_data without eval.zeroshot: ignored", path);
     x->device_name = experiment_value(x, ES_RUN, "device", NULL);
     qh_device_parse(x->device_name, &x->device);
     const char *data = experiment_value(x, ES_RUN, "data", NULL);
@@ -1377,6 +1421,7 @@ void experiment_free(Experiment *x) {
     free(x->targets);
     free(x->paper);
     free((char *)x->kld_datasets);
+    free((char *)x->zeroshot);
     free((char *)x->eval_datasets);
     free(x->out_dir);
     free(x->fp_json);

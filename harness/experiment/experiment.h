@@ -14,7 +14,8 @@
  *   [calibration] dataset nsamples seqlen seed
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
- *   [eval] datasets seqlen max_windows kld kld_scope kld_datasets    [run] device data
+ *   [eval] datasets seqlen max_windows kld kld_scope kld_datasets
+ *          zeroshot zeroshot_limit zeroshot_data                     [run] device data
  *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
  *                                          gpu_type mem constraint extra
  *   [report] targets (bits at equal accuracy, accuracy.h)
@@ -121,6 +122,9 @@ typedef struct Experiment {
     int kld;                    /* each point also gets the distribution metrics against full precision */
     KldScope kld_scope;
     const char *kld_datasets;   /* [eval] kld_datasets joined with commas (owned), NULL: every dataset */
+    const char *zeroshot;       /* [eval] zeroshot tasks joined with commas (owned), NULL: none (zeroshot.h) */
+    long zeroshot_limit;        /* 0: every item */
+    const char *zeroshot_data;  /* [eval] zeroshot_data, NULL: $ZEROSHOT_DATA */
     const char *device_name;    /* auto | cpu | cuda */
     QhDevice device;
     const char *data_root;      /* [run] data, else $QH_DATA, else "data" */

@@ -24,6 +24,7 @@
 #include "slurm.h"
 #include "tokenizer.h"
 #include "util.h"
+#include "zeroshot.h"
 
 /* "FILE:LINE: output.dir" or, for the default, "FILE: output.dir (default results/NAME)". */
 static void dir_origin(const Experiment *x, char *buf, size_t n) {
@@ -327,6 +328,25 @@ int experiment_check_data(const Experiment *x) {
         bad |= check_dataset(x, p->spec.calib, 1, e, p->spec.method, seen) != 0;
     }
     free(seen);
+    /* the zero-shot task files: read and checked whole (a bad item named with its file, line and field) */
+    char *tasks = x->zeroshot ? qh_strdup(x->zeroshot) : NULL;
+    save = NULL;
+    for (char *t = tasks ? strtok_r(tasks, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        ZsData d;
+        const ZsTask *zt = zs_task_find(t);
+        if (zt && zs_data_load(zt, x->zeroshot_data, x->zeroshot_limit, &d) == 0) {
+            zs_data_free(&d);
+            continue;
+        }
+        int zl = 0, dl = 0;
+        experiment_value(x, ES_EVAL, "zeroshot", &zl);
+        experiment_value(x, ES_EVAL, "zeroshot_data", &dl);
+        if (dl) qh_error("%s:%d: eval.zeroshot: task %s: its file under eval.zeroshot_data (line %d) cannot be used "
+                         "(above)", x->path, zl, t, dl);
+        else qh_error("%s:%d: eval.zeroshot: task %s: its file under $ZEROSHOT_DATA cannot be used (above)", x->path, zl, t);
+        bad = 1;
+    }
+    free(tasks);
     return bad ? -1 : 0;
 }
 

@@ -425,11 +425,17 @@ static int write_status(H5File *f, const char *failure) {
     return rc ? -1 : 0;
 }
 
+/* The progress line's numbers: each dataset's perplexity, then each zero-shot task's acc and its time. */
 static void ppl_summary(const EvalOutcome *eo, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < eo->n; i++) {
         size_t l = strlen(buf);
         snprintf(buf + l, n - l, "%s%s %.4g", i ? "  " : "", eo->streams[i].name, eo->ppl[i].ppl);
+    }
+    for (int i = 0; i < eo->nzs; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s%s acc %.4f (%.1f s)", l ? "  " : "", eo->zs[i].task->name, eo->zs[i].acc,
+                 eo->zs[i].seconds);
     }
 }
 
@@ -439,7 +445,8 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
     if (!m) return -1;
     double t0 = qh_now();
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
-                   .device = x->device, .data_root = x->data_root, .quiet = 1};
+                   .device = x->device, .data_root = x->data_root, .quiet = 1, .zeroshot = x->zeroshot,
+                   .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit};
     EvalOutcome eo;
     char failure[512] = "";
     int rc = eval_run(m, &w->tok, &es, &eo);
@@ -454,6 +461,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
             if (rc == 0) rc = write_common(f, x, "full_precision");
             if (rc == 0) rc = write_status(f, failure);
             for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }
@@ -495,7 +503,8 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     if (rc == 0 && x->kld) rc = model_view_loaded(m, &fp);
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1,
-                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope, .kld_datasets = x->kld_datasets};
+                   .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope, .kld_datasets = x->kld_datasets,
+                   .zeroshot = x->zeroshot, .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit};
     EvalOutcome eo = {0};
     char failure[512] = "";
     if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
@@ -524,6 +533,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
                 if (rc == 0 && eo.kld && eo.kld[i].n)
                     rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
             }
+            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }
