@@ -725,6 +725,31 @@ static void test_metrics_sections(void) {
     on = cat(ref, "kld = true\nkld_datasets = c4\n");
     expect_error("kld_datasets outside [eval] datasets", on, "bad.ini:9: eval.kld_datasets: c4 is not one of the [eval] datasets", NULL);
     free(on);
+    /* [eval] zeroshot: part of every id (full precision's too) when on; its folder is not */
+    char z1[4096], z2[4096], fz1[16], fz2[16];
+    on = cat(ref, "zeroshot = piqa, winogrande\nzeroshot_data = tests/fixtures/zeroshot\n");
+    ids_of("z1.ini", on, z1, sizeof z1, fz1);
+    free(on);
+    on = cat(ref, "zeroshot = piqa, winogrande\nzeroshot_data = /elsewhere\n");
+    ids_of("z2.ini", on, z2, sizeof z2, fz2);
+    free(on);
+    CHECK(strcmp(z1, a) != 0 && strcmp(fz1, fa) != 0, "zeroshot on: new point and full-precision ids");
+    CHECK(!strcmp(z1, z2) && !strcmp(fz1, fz2), "zeroshot_data is not part of the ids");
+    on = cat(ref, "zeroshot = piqa, winogrande\nzeroshot_limit = 10\n");
+    ids_of("z3.ini", on, z2, sizeof z2, fz2);
+    free(on);
+    CHECK(strcmp(z1, z2) != 0, "zeroshot_limit is part of the ids");
+    on = cat(ref, "zeroshot = piqa, boolq\n");
+    expect_error("an unknown zero-shot task", on,
+                 "bad.ini:8: eval.zeroshot: unknown zero-shot task 'boolq' (expected one of arc_easy, arc_challenge, piqa, "
+                 "hellaswag, winogrande)", NULL);
+    free(on);
+    on = cat(ref, "zeroshot = piqa, piqa\n");
+    expect_error("a zero-shot task named twice", on, "bad.ini:8: eval.zeroshot: piqa is named twice", NULL);
+    free(on);
+    on = cat(ref, "zeroshot_limit = -1\n");
+    expect_error("a negative zeroshot_limit", on, "bad.ini:8: eval.zeroshot_limit: -1 is out of range", NULL);
+    free(on);
 
     Experiment x;
     char *t = cat(ref, "[report]\ntargets = +5%, ptb:12.5, +1%\n"
