@@ -20,6 +20,7 @@
 #include "model.h"
 #include "settings.h"
 #include "util.h"
+#include "zeroshot.h"
 
 extern char **environ;
 
@@ -144,6 +145,25 @@ static void read_kld(H5File *f, const Report *r, double *kld, double *top) {
     }
 }
 
+/* zs[t]: each [eval] zeroshot task's accuracies (NAN where the file has none). */
+static ReportZs *read_zs(H5File *f, const Report *r) {
+    ReportZs *zs = qh_malloc(sizeof(ReportZs) * (size_t)(r->nzs ? r->nzs : 1));
+    for (int t = 0; t < r->nzs; t++) {
+        char g[600];
+        qh_pathf(g, sizeof g, "/eval/zeroshot/%s", r->zs_tasks[t]);
+        ReportZs *z = &zs[t];
+        z->acc = z->acc_stderr = z->acc_norm = z->acc_norm_stderr = z->n = NAN;
+        if (!h5_exists(f, g)) continue;
+        int64_t n = 0;
+        h5_get_attr_f64(f, g, "acc", &z->acc);
+        h5_get_attr_f64(f, g, "acc_stderr", &z->acc_stderr);
+        h5_get_attr_f64(f, g, "acc_norm", &z->acc_norm);
+        h5_get_attr_f64(f, g, "acc_norm_stderr", &z->acc_norm_stderr);
+        if (h5_get_attr_i64(f, g, "n", &n) == 0) z->n = (double)n;
+    }
+    return zs;
+}
+
 static int load_point(Report *r, const char *file, ReportPoint *p) {
     memset(p, 0, sizeof *p);
     H5File *f;
@@ -183,6 +203,7 @@ static int load_point(Report *r, const char *file, ReportPoint *p) {
         p->kld = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
         p->same_top = qh_malloc(sizeof(double) * (size_t)(r->ndatasets ? r->ndatasets : 1));
         read_kld(f, r, p->kld, p->same_top);
+        p->zs = read_zs(f, r);
         void *data;
         int64_t d0, d1;
         if (h5_exists(f, "/quant/layer_outlier_fraction") &&
@@ -226,6 +247,7 @@ static void point_free(ReportPoint *p, int ndatasets) {
     free(p->failure);
     free(p->kld);
     free(p->same_top);
+    free(p->zs);
     free(p->layer_outliers);
     for (int k = 0; p->lin_names && k < p->n_lin; k++) free(p->lin_names[k]);
     free(p->lin_names);
@@ -305,6 +327,13 @@ int report_load(const char *dir, Report *r) {
     r->ndatasets = (int)json_array_size(ds);
     r->datasets = qh_calloc((size_t)r->ndatasets + 1, sizeof(char *));
     for (int d = 0; d < r->ndatasets; d++) r->datasets[d] = qh_strdup(json_string_value(json_array_get(ds, (size_t)d)));
+    json_t *zt = json_object_get(eval, "zeroshot"); /* [eval] zeroshot, in the ids only when on */
+    r->nzs = (int)json_array_size(zt);
+    r->zs_tasks = qh_calloc((size_t)r->nzs + 1, sizeof(char *));
+    for (int t = 0; t < r->nzs; t++) {
+        const char *s = json_string_value(json_array_get(zt, (size_t)t));
+        r->zs_tasks[t] = qh_strdup(s ? s : "?");
+    }
     json_decref(owned);
     /* the points present */
     int cap = 0, misnamed = 0;
@@ -338,6 +367,8 @@ int report_load(const char *dir, Report *r) {
             if (h5_get_attr_str(f, "/", "fp_id", &fid) == 0 && !strcmp(want, fid)) {
                 read_ppl(f, r, r->fp_ppl, r->fp_bad);
                 r->fp_src = read_sources(f, r);
+                free(r->fp_zs);
+                r->fp_zs = read_zs(f, r);
                 r->have_fp = 1;
                 r->fp_failed = read_failed(f, &r->fp_failure);
             } else {
@@ -447,6 +478,9 @@ void report_free(Report *r) {
     free(r->fp_ppl);
     free(r->fp_bad);
     free(r->fp_failure);
+    for (int t = 0; t < r->nzs; t++) free(r->zs_tasks[t]);
+    free(r->zs_tasks);
+    free(r->fp_zs);
     free(r->missing);
     free(r->failed);
     free(r->dir);
@@ -597,6 +631,34 @@ static void sources_notes(const Report *r, const Sources *s, Buf *md) {
                         "text and are not comparable.\n", r->datasets[d], s->dn[d]);
 }
 
+/* Whether a zero-shot task has lm-eval's acc_norm (zeroshot_tasks.c's table; an unknown name: shown if measured). */
+static int zs_has_norm(const char *task) {
+    for (int i = 0; i < zs_ntasks; i++)
+        if (!strcmp(zs_tasks[i].name, task)) return zs_tasks[i].has_acc_norm;
+    return 1;
+}
+
+/* A zero-shot cell of table.md: "acc / acc_norm" in percent ("acc" alone for a task without acc_norm), "-" when
+ * not measured. */
+static void zs_cell(Buf *b, const ReportZs *z, const char *task) {
+    if (!z || isnan(z->acc)) bprintf(b, " | -");
+    else if (zs_has_norm(task) && !isnan(z->acc_norm)) bprintf(b, " | %.1f / %.1f", 100 * z->acc, 100 * z->acc_norm);
+    else bprintf(b, " | %.1f", 100 * z->acc);
+}
+
+/* The zero-shot columns of table.csv: acc, acc_stderr, acc_norm, acc_norm_stderr, n per task (empty where NAN). */
+static void zs_csv(Buf *b, const ReportZs *z, int nzs) {
+    for (int t = 0; t < nzs; t++) {
+        const double v[5] = {z ? z[t].acc : NAN, z ? z[t].acc_stderr : NAN, z ? z[t].acc_norm : NAN,
+                             z ? z[t].acc_norm_stderr : NAN, z ? z[t].n : NAN};
+        for (int k = 0; k < 5; k++) {
+            if (isnan(v[k])) bprintf(b, ",");
+            else if (k == 4) bprintf(b, ",%.0f", v[k]);
+            else bprintf(b, ",%.6f", v[k]);
+        }
+    }
+}
+
 /* A CSV field, quoted. */
 static void csv_quoted(Buf *b, const char *s) {
     bprintf(b, ",\"");
@@ -636,18 +698,23 @@ int report_write_tables(const Report *r, int print) {
         bprintf(&md, " KLD: mean KL divergence from the full-precision model's next-token distribution on %s, and "
                      "top-1: how often both models' most likely token agrees (llama.cpp's definitions).",
                 r->datasets[kd]);
+    if (r->nzs)
+        bprintf(&md, " Zero-shot cells: accuracy in %% as lm-eval scores it, acc / acc_norm (acc alone where the task "
+                     "has no acc_norm); standard errors and item counts in table.csv.");
     bprintf(&md, "\n\n| method | wbits | groupsize");
     for (int k = 0; k < nv; k++) bprintf(&md, " | %s", vk[k]);
     if (src.cn > 1) bprintf(&md, " | calib");
     bprintf(&md, " | avg bits | stored bits | outliers %%");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, " | %s", r->datasets[d]);
     if (kd >= 0) bprintf(&md, " | KLD %s | top-1 %%", r->datasets[kd]);
+    for (int t = 0; t < r->nzs; t++) bprintf(&md, " | %s %s", r->zs_tasks[t], zs_has_norm(r->zs_tasks[t]) ? "acc / norm" : "acc");
     bprintf(&md, " | id |\n|---|---:|---:");
     for (int k = 0; k < nv; k++) bprintf(&md, "|---:");
     if (src.cn > 1) bprintf(&md, "|---");
     bprintf(&md, "|---:|---:|---:");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&md, "|---:");
     if (kd >= 0) bprintf(&md, "|---:|---:");
+    for (int t = 0; t < r->nzs; t++) bprintf(&md, "|---:");
     bprintf(&md, "|---|\n");
     if (r->have_fp) {
         bprintf(&md, "| full precision | - | -");
@@ -660,6 +727,7 @@ int report_write_tables(const Report *r, int print) {
             bprintf(&md, " | %s%s", a, source_mark(&src, d, 0, mk, sizeof mk));
         }
         if (kd >= 0) bprintf(&md, " | 0 | 100");
+        for (int t = 0; t < r->nzs; t++) zs_cell(&md, &r->fp_zs[t], r->zs_tasks[t]);
         bprintf(&md, " | fp |\n");
     }
     for (int i = 0; i < r->npoints; i++) {
@@ -685,6 +753,7 @@ int report_write_tables(const Report *r, int print) {
         }
         if (kd >= 0 && isnan(p->kld[kd])) bprintf(&md, " | - | -");
         else if (kd >= 0) bprintf(&md, " | %.4f | %.1f", p->kld[kd], 100 * p->same_top[kd]);
+        for (int t = 0; t < r->nzs; t++) zs_cell(&md, &p->zs[t], r->zs_tasks[t]);
         bprintf(&md, " | %s |\n", p->id);
     }
     bprintf(&md, "\n%d point%s", r->npoints, r->npoints == 1 ? "" : "s");
@@ -709,6 +778,9 @@ int report_write_tables(const Report *r, int print) {
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",ppl_%s,delta_%s", r->datasets[d], r->datasets[d]);
     if (kd >= 0)
         for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",kld_%s,same_top_%s", r->datasets[d], r->datasets[d]);
+    for (int t = 0; t < r->nzs; t++)
+        bprintf(&csv, ",%s_acc,%s_acc_stderr,%s_acc_norm,%s_acc_norm_stderr,%s_n", r->zs_tasks[t], r->zs_tasks[t],
+                r->zs_tasks[t], r->zs_tasks[t], r->zs_tasks[t]);
     bprintf(&csv, ",seconds");
     for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",source_%s", r->datasets[d]);
     bprintf(&csv, ",calib_source\n");
@@ -722,6 +794,7 @@ int report_write_tables(const Report *r, int print) {
         }
         if (kd >= 0)
             for (int d = 0; d < r->ndatasets; d++) bprintf(&csv, ",0,1");
+        zs_csv(&csv, r->fp_zs, r->nzs);
         bprintf(&csv, ",");
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, r->fp_src ? r->fp_src[d] : NULL);
         bprintf(&csv, ",\n");
@@ -745,6 +818,7 @@ int report_write_tables(const Report *r, int print) {
             if (isnan(p->kld[d])) bprintf(&csv, ",,");
             else bprintf(&csv, ",%.8f,%.6f", p->kld[d], p->same_top[d]);
         }
+        zs_csv(&csv, p->zs, r->nzs);
         bprintf(&csv, ",%.3f", p->seconds);
         for (int d = 0; d < r->ndatasets; d++) csv_quoted(&csv, isnan(p->ppl[d]) || !p->src ? NULL : p->src[d]);
         csv_quoted(&csv, p->calib_src);

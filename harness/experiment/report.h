@@ -13,6 +13,12 @@
 
 #include "experiment.h"
 
+/* One zero-shot task's numbers in a result file (/eval/zeroshot/<task>, results.h): NAN where absent. */
+typedef struct ReportZs {
+    double acc, acc_stderr, acc_norm, acc_norm_stderr; /* acc_norm NAN for a task without it (winogrande) */
+    double n;                                          /* items scored */
+} ReportZs;
+
 typedef struct ReportPoint {
     char id[13];
     char method[8];
@@ -27,6 +33,7 @@ typedef struct ReportPoint {
     char *failure;            /* why (owned), NULL unless failed */
     double *kld;              /* (ndatasets) mean KL divergence against full precision, NAN when not measured */
     double *same_top;         /* (ndatasets) top-token agreement (0..1), NAN when not measured */
+    ReportZs *zs;             /* (Report.nzs) the zero-shot tasks' accuracies, NAN where not measured */
     int n_layers;             /* L */
     double *layer_outliers;   /* (L, n_lin) outlier fraction per sub-layer, columns the family's linears */
     int n_lin;                /* linears per block (7 for LLaMA, 4 for Falcon) */
@@ -58,6 +65,9 @@ typedef struct Report {
     int nfailed;              /* points whose file records a failed evaluation (kept in the table, listed) */
     char *failed;             /* "id (label): why; ..." (owned) */
     int kld_dataset;          /* the first dataset with a KL divergence in some point, -1 for none */
+    int nzs;
+    char **zs_tasks;          /* (nzs) the [eval] zeroshot tasks, from the manifest (owned) */
+    ReportZs *fp_zs;          /* (nzs) full precision's */
     json_t *manifest;         /* sweep.json, or NULL */
     Experiment *x;            /* the experiment the results came from (sweep.json's text, or the .ini given),
                                  parsed with unset ${VAR} kept: its [report] targets and [paper] values; NULL when
