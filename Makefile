@@ -185,8 +185,10 @@ valgrind: debug
 clean:
 	rm -rf $(BUILD) build-debug build-asan
 
-# Dependency files (-MMD, gcc's "obj: src" and nvcc's "obj : src"), except
-# those whose source is gone (a moved file: its old dependency file would ask
-# for the old path).
+# Dependency files (-MMD, gcc's "obj: src" and nvcc's "obj : src"; a long
+# object path puts the source on the second line, "obj: \"), except those
+# whose source is gone (a moved file: its old dependency file would ask for
+# the old path).
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null | \
-    xargs -r awk 'FNR == 1 { s = ($$2 == ":") ? $$3 : $$2; if ((getline x < s) >= 0) print FILENAME; close(s) }' 2>/dev/null)
+    xargs -r awk 'FNR == 1 { s = ($$2 == ":") ? $$3 : $$2; if (s == "\\") { getline; s = $$1 } \
+                  if ((getline x < s) >= 0) print FILENAME; close(s) }' 2>/dev/null)
