@@ -19,7 +19,11 @@
  *     gold choice is the model's own greedy continuation (written from
  *     `qharness generate`'s text) scored correct; acc and acc_norm differing
  *     on the piqa / arc items built for it; the left truncation to a short
- *     window checked the same way.
+ *     window checked the same way;
+ *   - lm-eval itself (tests/fixtures/zeroshot/lmeval_stories260K.json, made
+ *     by make_lmeval_reference.py with lm-eval 0.4.13's HFLM and task files):
+ *     the same context and continuation strings, log-likelihoods within 1e-5
+ *     relative, the same acc and acc_norm, in windows of 256 and 24.
  * The stories260K part needs data/. */
 #include <math.h>
 #include <stdio.h>
@@ -368,11 +372,103 @@ static void test_stories260K(void) {
     model_free(&m);
 }
 
+/* ---- lm-eval itself: tests/fixtures/zeroshot/lmeval_stories260K.json (make_lmeval_reference.py) ---------- */
+
+/* lm-eval 0.4.13's HFLM with its own task files scored the same item files with stories260K exported to
+ * Hugging Face format, in float64, in windows of 256 and 24 tokens: the same requests (context and
+ * continuation strings, items and choices in the same order), every log-likelihood within 1e-5 relative
+ * (measured: 1.8e-6 at most; our forward pass is fp32), the same acc and acc_norm. */
+static void test_lmeval_reference(void) {
+    char mp[512], tp[512];
+    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
+    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
+    if (access(mp, R_OK) != 0) {
+        SKIP("stories260K not in data/ (make data)");
+        return;
+    }
+    json_error_t je;
+    json_t *ref = json_load_file("tests/fixtures/zeroshot/lmeval_stories260K.json", 0, &je);
+    CHECK(ref != NULL, "read lmeval_stories260K.json: %s", je.text);
+    Model m;
+    Tokenizer t;
+    if (!ref || model_open(mp, tp, &m, &t) != 0) {
+        CHECK(0, "open stories260K");
+        json_decref(ref);
+        return;
+    }
+    Forward *f;
+    forward_cpu_create(&m, 256, &f);
+    size_t ri;
+    json_t *run;
+    int nruns = 0, ntasks = 0;
+    long nreq = 0;
+    double worst = 0;
+    json_array_foreach(json_object_get(ref, "runs"), ri, run) {
+        int L = (int)json_integer_value(json_object_get(run, "max_length"));
+        const char *name;
+        json_t *task;
+        nruns++;
+        json_object_foreach(json_object_get(run, "tasks"), name, task) {
+            ZsData d;
+            ZsResult r;
+            if (load(name, &d) != 0) {
+                CHECK(0, "load %s", name);
+                continue;
+            }
+            ntasks++;
+            json_t *reqs = json_object_get(task, "requests");
+            int ok = zs_evaluate(f, &t, &d, L, &r) == 0;
+            CHECK(ok && r.nrequests == (long)json_array_size(reqs), "%s, window %d: %ld requests, lm-eval %zu", name, L,
+                  ok ? r.nrequests : -1L, json_array_size(reqs));
+            if (!ok || r.nrequests != (long)json_array_size(reqs)) {
+                if (ok) zs_result_free(&r);
+                zs_data_free(&d);
+                continue;
+            }
+            long k = 0;
+            for (long i = 0; i < d.n; i++)
+                for (int c = 0; c < d.items[i].nchoices; c++, k++) {
+                    json_t *q = json_array_get(reqs, (size_t)k);
+                    const char *ctx = json_string_value(json_object_get(q, "context"));
+                    const char *cont = json_string_value(json_object_get(q, "continuation"));
+                    double ll = json_number_value(json_object_get(q, "loglik"));
+                    CHECK(json_integer_value(json_object_get(q, "doc")) == i &&
+                              json_integer_value(json_object_get(q, "choice")) == c,
+                          "%s request %ld: item %ld choice %d in both", name, k, i, c);
+                    CHECK(ctx && !strcmp(ctx, d.items[i].context[c]), "%s line %ld choice %d: context '%s', lm-eval's '%s'",
+                          name, d.items[i].line, c, d.items[i].context[c], ctx ? ctx : "(none)");
+                    CHECK(cont && !strcmp(cont, d.items[i].cont[c]),
+                          "%s line %ld choice %d: continuation '%s', lm-eval's '%s'", name, d.items[i].line, c,
+                          d.items[i].cont[c], cont ? cont : "(none)");
+                    CHECK_CLOSE(r.ll[k], ll, 1e-5, 0, "log-likelihood against lm-eval's");
+                    worst = fmax(worst, fabs(r.ll[k] - ll) / fabs(ll));
+                    nreq++;
+                }
+            CHECK(r.acc == json_number_value(json_object_get(task, "acc")), "%s, window %d: acc %g, lm-eval %g", name, L,
+                  r.acc, json_number_value(json_object_get(task, "acc")));
+            json_t *an = json_object_get(task, "acc_norm");
+            if (an) CHECK(r.acc_norm == json_number_value(an), "%s, window %d: acc_norm %g, lm-eval %g", name, L,
+                          r.acc_norm, json_number_value(an));
+            else CHECK(isnan(r.acc_norm), "%s: no acc_norm, as lm-eval", name);
+            zs_result_free(&r);
+            zs_data_free(&d);
+        }
+    }
+    printf("lm-eval reference: %d windows, %d task runs, %ld requests, max rel. difference %.3g\n", nruns, ntasks, nreq,
+           worst);
+    CHECK(nruns == 2 && ntasks == 10, "two windows of the five tasks in the reference (%d, %d)", nruns, ntasks);
+    forward_destroy(&f);
+    tokenizer_free(&t);
+    model_free(&m);
+    json_decref(ref);
+}
+
 int main(void) {
     test_text_rules();
     test_metrics();
     test_items();
     test_bad_items();
     test_stories260K();
+    test_lmeval_reference();
     return test_summary();
 }
