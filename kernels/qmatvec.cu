@@ -1,0 +1,187 @@
+/* qmatvec.cu: the CUDA fused decode-and-multiply over the kernel-ready layout
+ * (qlayout.h) and its PackedLinear (device pointers): Y (nb, m) = X (nb, n)
+ * W_hat^T, W_hat = quant_layer_dequantize(q), fp32 accumulation, the outliers
+ * (SPEC 5) applied in the same kernel, nb up to 8 per launch (more in chunks).
+ *
+ * One warp per row. Per step the warp reads 4 tiles of the row's codes (32
+ * words, one 128-byte transaction); lane l holds word l % 8 of tile l / 8, its
+ * K codes meeting columns t*8K + k*8 + l % 8 (the layout's order). A code is
+ * decoded as s * (code - z) with the statistics of its group (SPEC 2),
+ * decoded in the kernel from their stored bits by the same QH_HD functions as
+ * the CPU (qlayout_stat: first level codes + second level), cached per lane
+ * while the group does not change. After the dense part the lanes share the
+ * row's outliers: each adds (value - the dense weight under it) x. A warp
+ * shuffle sums the lanes. The input is permuted and zero-padded once per call
+ * into a stream-ordered scratch (qlayout's permutation on the device).
+ *
+ * Not here: the layout's construction and checks (qlayout.c, on the host),
+ * the CPU kernels (qmatvec_ref.c, qmatvec_avx2.c). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "cuda_check.h"
+#include "qmatvec_cuda.h"
+
+#define QV_WARPS 4 /* rows (warps) per block */
+
+/* Xp[b, c] = X[b, perm[c]] (perm NULL: the identity), 0 for n <= c < n_pad. */
+__global__ void qv_permute(const float *X, const int32_t *perm, int n, int n_pad, int nb, float *Xp) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)nb * n_pad) return;
+    int b = (int)(i / n_pad), c = (int)(i % n_pad);
+    Xp[i] = c < n ? X[(long)b * n + (perm ? perm[c] : c)] : 0.0f;
+}
+
+template <int NB>
+__global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const float *__restrict__ Xp, float *Y) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * QV_WARPS + (threadIdx.x >> 5);
+    if (r >= L.m) return;
+    const int K = L.K, wb = L.wbits, g = L.groupsize;
+    const uint32_t mask = (1u << wb) - 1;
+    const size_t ld = (size_t)L.n_pad;
+    const uint32_t *words = L.words + (size_t)r * L.ntiles * 8;
+    float acc[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) acc[b] = 0.0f;
+    int jc = -1;
+    float s = 0.0f, z = 0.0f;
+    for (int t = lane >> 3; t < L.ntiles; t += 4) {
+        uint32_t w = __ldg(words + (size_t)t * 8 + (lane & 7));
+        int c = t * 8 * K + (lane & 7);
+        for (int k = 0; k < K; k++, c += 8, w >>= wb) {
+            if (c >= L.n) break; /* the last tile's padding */
+            int j = c / g;
+            if (j != jc) {
+                qlayout_stat(&L, r, j, &s, &z);
+                jc = j;
+            }
+            float wt = qgrid_decode((float)(w & mask), s, z);
+#pragma unroll
+            for (int b = 0; b < NB; b++) acc[b] = fmaf(wt, __ldg(Xp + b * ld + c), acc[b]);
+        }
+    }
+    if (L.out_rowptr)
+        for (uint32_t k = L.out_rowptr[r] + lane; k < L.out_rowptr[r + 1]; k += 32) {
+            int c = L.out_col[k];
+            float sj, zj;
+            qlayout_stat(&L, r, c / g, &sj, &zj);
+            float d = qlayout_out_val(&L, k) - qgrid_decode((float)qlayout_code(&L, r, c), sj, zj);
+#pragma unroll
+            for (int b = 0; b < NB; b++) acc[b] = fmaf(d, Xp[b * ld + c], acc[b]);
+        }
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float a = acc[b];
+        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+        if (lane == 0) Y[(size_t)b * L.m + r] = a;
+    }
+}
+
+typedef struct {
+    PackedLinear base;
+    QLayout L; /* its arrays on the device */
+} PackedQuantCuda;
+
+static int launch(const QLayout *L, const float *Xp, int nb, float *Y, cudaStream_t st) {
+    dim3 grid((L->m + QV_WARPS - 1) / QV_WARPS), block(QV_WARPS * 32);
+    switch (nb) {
+    case 1: qv_kernel<1><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 2: qv_kernel<2><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 3: qv_kernel<3><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 4: qv_kernel<4><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 5: qv_kernel<5><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 6: qv_kernel<6><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 7: qv_kernel<7><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    default: qv_kernel<8><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    }
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+static int cuda_matmul(const PackedLinear *p, const float *X, int nb, float *Y, void *stream) {
+    const PackedQuantCuda *h = (const PackedQuantCuda *)p;
+    const QLayout *L = &h->L;
+    if (nb < 1 || !X || !Y) {
+        fprintf(stderr, "qharness: %s: matmul with nb = %d; expected nb >= 1 and both arrays\n", p->ops->name, nb);
+        return -1;
+    }
+    cudaStream_t st = (cudaStream_t)stream;
+    float *Xp = NULL; /* (nb, n_pad) */
+    size_t count = (size_t)nb * L->n_pad;
+    CUDA_CHECK(cudaMallocAsync((void **)&Xp, count * sizeof(float), st));
+    qv_permute<<<(unsigned)((count + 255) / 256), 256, 0, st>>>(X, L->perm, L->n, L->n_pad, nb, Xp);
+    int rc = cudaGetLastError() == cudaSuccess ? 0 : -1;
+    for (int b0 = 0; rc == 0 && b0 < nb; b0 += 8) {
+        int c = nb - b0 < 8 ? nb - b0 : 8;
+        rc = launch(L, Xp + (size_t)b0 * L->n_pad, c, Y + (size_t)b0 * L->m, st);
+    }
+    CUDA_CHECK(cudaFreeAsync(Xp, st));
+    if (rc != 0) fprintf(stderr, "qharness: %s: kernel launch failed\n", p->ops->name);
+    return rc;
+}
+
+static void free_device(QLayout *L) {
+    void *ptrs[] = {L->words, L->perm, L->stat_codes, L->scale_val, L->zero_val, L->qs_scale, L->qs_zero,
+                    L->qz_scale, L->qz_zero, L->out_rowptr, L->out_col, L->out_val, L->vec_group};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
+    memset(L, 0, sizeof *L);
+}
+
+static void cuda_destroy(PackedLinear *p) {
+    if (!p) return;
+    free_device(&((PackedQuantCuda *)p)->L);
+    free(p);
+}
+
+static const PackedLinearOps cuda_ops = {"quant-cuda", cuda_matmul, cuda_destroy};
+
+/* *dst = a device copy of bytes at src (NULL stays NULL) */
+static int upload(void **dst, const void *src, size_t bytes) {
+    *dst = NULL;
+    if (!src) return 0;
+    CUDA_CHECK(cudaMalloc(dst, bytes ? bytes : 1));
+    CUDA_CHECK(cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice));
+    return 0;
+}
+
+extern "C" int qmatvec_cuda_create(const QLayout *L, PackedLinear **out) {
+    *out = NULL;
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
+        cudaGetLastError();
+        fprintf(stderr, "qharness: packed_quant_create: kernel cuda: no CUDA device\n");
+        return -1;
+    }
+    PackedQuantCuda *h = (PackedQuantCuda *)calloc(1, sizeof *h);
+    if (!h) return -1;
+    QLayout *D = &h->L;
+    *D = *L; /* sizes and kinds; every array replaced below */
+    const size_t vb = L->val16 ? 2 : 4, cnt = (size_t)L->m * L->ngroups, qcnt = (size_t)L->qq_groups * L->ngroups;
+    int rc = 0;
+    rc |= upload((void **)&D->words, L->words, (size_t)L->m * L->ntiles * 8 * sizeof(uint32_t));
+    rc |= upload((void **)&D->perm, L->perm, (size_t)L->n * sizeof(int32_t));
+    rc |= upload(&D->stat_codes, L->stat_codes, cnt * L->code_bytes);
+    rc |= upload(&D->scale_val, L->scale_val, cnt * vb);
+    rc |= upload(&D->zero_val, L->zero_val, cnt * vb);
+    rc |= upload(&D->qs_scale, L->qs_scale, qcnt * vb);
+    rc |= upload(&D->qs_zero, L->qs_zero, qcnt * vb);
+    rc |= upload(&D->qz_scale, L->qz_scale, qcnt * vb);
+    rc |= upload(&D->qz_zero, L->qz_zero, qcnt * vb);
+    rc |= upload((void **)&D->out_rowptr, L->out_rowptr, (size_t)(L->m + 1) * sizeof(uint32_t));
+    rc |= upload((void **)&D->out_col, L->out_col, (size_t)L->nnz * sizeof(uint16_t));
+    rc |= upload(&D->out_val, L->out_val, (size_t)L->nnz * vb);
+    D->vec_group = NULL; /* the CPU kernel's table; the warp computes c / groupsize */
+    if (rc != 0) {
+        free_device(D);
+        free(h);
+        return -1;
+    }
+    h->base.ops = &cuda_ops;
+    h->base.m = L->m, h->base.n = L->n, h->base.where = PACKED_DEVICE, h->base.bytes = L->bytes;
+    *out = &h->base;
+    return 0;
+}
