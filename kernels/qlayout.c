@@ -11,20 +11,27 @@
 #include "qlayout.h"
 #include "util.h"
 
+void qlayout_arrays(QLayout *L, void **ptr[QLAYOUT_NARRAYS], size_t bytes[QLAYOUT_NARRAYS]) {
+    const size_t vb = L->val16 ? 2 : 4, cnt = (size_t)L->m * L->ngroups, qcnt = (size_t)L->qq_groups * L->ngroups;
+    void **p[QLAYOUT_NARRAYS] = {(void **)&L->words, (void **)&L->perm, &L->stat_codes, &L->scale_val,
+                                 &L->zero_val, &L->qs_scale, &L->qs_zero, &L->qz_scale, &L->qz_zero,
+                                 (void **)&L->out_rowptr, (void **)&L->out_col, &L->out_val,
+                                 (void **)&L->vec_group};
+    size_t b[QLAYOUT_NARRAYS] = {(size_t)L->m * L->ntiles * 8 * sizeof(uint32_t), (size_t)L->n * sizeof(int32_t),
+                                 cnt * L->code_bytes, cnt * vb, cnt * vb, qcnt * vb, qcnt * vb, qcnt * vb, qcnt * vb,
+                                 (size_t)(L->m + 1) * sizeof(uint32_t), (size_t)L->nnz * sizeof(uint16_t),
+                                 (size_t)L->nnz * vb, (size_t)L->ntiles * L->K * sizeof(uint16_t)};
+    for (int i = 0; i < QLAYOUT_NARRAYS; i++) {
+        ptr[i] = p[i];
+        bytes[i] = *p[i] ? b[i] : 0;
+    }
+}
+
 void qlayout_free(QLayout *L) {
-    free(L->words);
-    free(L->perm);
-    free(L->stat_codes);
-    free(L->scale_val);
-    free(L->zero_val);
-    free(L->qs_scale);
-    free(L->qs_zero);
-    free(L->qz_scale);
-    free(L->qz_zero);
-    free(L->out_rowptr);
-    free(L->out_col);
-    free(L->out_val);
-    free(L->vec_group);
+    void **ptr[QLAYOUT_NARRAYS];
+    size_t bytes[QLAYOUT_NARRAYS];
+    qlayout_arrays(L, ptr, bytes);
+    for (int i = 0; i < QLAYOUT_NARRAYS; i++) free(*ptr[i]);
     memset(L, 0, sizeof *L);
 }
 
@@ -252,11 +259,10 @@ static int build(const QuantLayer *q, QLayout *L) {
         L->vec_group[v] = (uint16_t)(j < L->ngroups ? j : L->ngroups - 1); /* padding: the last group's (x is 0) */
     }
 
-    size_t vb = L->val16 ? 2 : 4;
-    L->bytes = (size_t)m * L->ntiles * 8 * 4 + (L->perm ? (size_t)n * 4 : 0) + cnt * L->code_bytes +
-               ((L->scale_val != NULL) + (L->zero_val != NULL)) * cnt * vb +
-               ((L->qs_scale != NULL) + (L->qs_zero != NULL) + (L->qz_scale != NULL) + (L->qz_zero != NULL)) * qcnt * vb +
-               (L->out_rowptr ? (size_t)(m + 1) * 4 + (size_t)L->nnz * (2 + vb) : 0);
+    void **ptr[QLAYOUT_NARRAYS];
+    size_t bytes[QLAYOUT_NARRAYS];
+    qlayout_arrays(L, ptr, bytes);
+    for (int i = 0; i < QLAYOUT_NARRAYS - 1; i++) L->bytes += bytes[i];
     rc = 0;
 done:
     free(inv);

@@ -99,6 +99,13 @@ typedef struct QLayout {
 int qlayout_build(const QuantLayer *q, QLayout *L);
 void qlayout_free(QLayout *L);
 
+/* Every array of L: ptr[i] the address of its pointer field (a NULL field is
+ * listed with bytes 0), bytes[i] its size; vec_group (derived, host kernels
+ * only) is the last, QLAYOUT_NARRAYS - 1. The one list that the byte count,
+ * freeing, copies (benchmarks) and the device upload (qmatvec.cu) walk. */
+#define QLAYOUT_NARRAYS 13
+void qlayout_arrays(QLayout *L, void **ptr[QLAYOUT_NARRAYS], size_t bytes[QLAYOUT_NARRAYS]);
+
 /* The statistics of row r: s[j] and z[j] for j < ngroups, decoded as
  * quant_layer_dequantize decodes them (qlayout_stat). Shared by the CPU kernels. */
 void qlayout_row_stats(const QLayout *L, int r, float *s, float *z);

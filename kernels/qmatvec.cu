@@ -125,9 +125,10 @@ static int cuda_matmul(const PackedLinear *p, const float *X, int nb, float *Y, 
 }
 
 static void free_device(QLayout *L) {
-    void *ptrs[] = {L->words, L->perm, L->stat_codes, L->scale_val, L->zero_val, L->qs_scale, L->qs_zero,
-                    L->qz_scale, L->qz_zero, L->out_rowptr, L->out_col, L->out_val, L->vec_group};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
+    void **ptr[QLAYOUT_NARRAYS];
+    size_t bytes[QLAYOUT_NARRAYS];
+    qlayout_arrays(L, ptr, bytes);
+    for (int i = 0; i < QLAYOUT_NARRAYS; i++) cudaFree(*ptr[i]);
     memset(L, 0, sizeof *L);
 }
 
@@ -143,8 +144,10 @@ static const PackedLinearOps cuda_ops = {"quant-cuda", cuda_matmul, cuda_destroy
 static int upload(void **dst, const void *src, size_t bytes) {
     *dst = NULL;
     if (!src) return 0;
-    CUDA_CHECK(cudaMalloc(dst, bytes ? bytes : 1));
-    CUDA_CHECK(cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice));
+    void *d = NULL;
+    CUDA_CHECK(cudaMalloc(&d, bytes ? bytes : 1)); /* an empty array (no outliers) stays non-NULL */
+    *dst = d;
+    if (bytes) CUDA_CHECK(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice));
     return 0;
 }
 
@@ -160,22 +163,15 @@ extern "C" int qmatvec_cuda_create(const QLayout *L, PackedLinear **out) {
     if (!h) return -1;
     QLayout *D = &h->L;
     *D = *L; /* sizes and kinds; every array replaced below */
-    const size_t vb = L->val16 ? 2 : 4, cnt = (size_t)L->m * L->ngroups, qcnt = (size_t)L->qq_groups * L->ngroups;
+    void **hp[QLAYOUT_NARRAYS], **dp[QLAYOUT_NARRAYS];
+    size_t hb[QLAYOUT_NARRAYS], db[QLAYOUT_NARRAYS];
+    qlayout_arrays((QLayout *)L, hp, hb);
+    qlayout_arrays(D, dp, db);
     int rc = 0;
-    rc |= upload((void **)&D->words, L->words, (size_t)L->m * L->ntiles * 8 * sizeof(uint32_t));
-    rc |= upload((void **)&D->perm, L->perm, (size_t)L->n * sizeof(int32_t));
-    rc |= upload(&D->stat_codes, L->stat_codes, cnt * L->code_bytes);
-    rc |= upload(&D->scale_val, L->scale_val, cnt * vb);
-    rc |= upload(&D->zero_val, L->zero_val, cnt * vb);
-    rc |= upload(&D->qs_scale, L->qs_scale, qcnt * vb);
-    rc |= upload(&D->qs_zero, L->qs_zero, qcnt * vb);
-    rc |= upload(&D->qz_scale, L->qz_scale, qcnt * vb);
-    rc |= upload(&D->qz_zero, L->qz_zero, qcnt * vb);
-    rc |= upload((void **)&D->out_rowptr, L->out_rowptr, (size_t)(L->m + 1) * sizeof(uint32_t));
-    rc |= upload((void **)&D->out_col, L->out_col, (size_t)L->nnz * sizeof(uint16_t));
-    rc |= upload(&D->out_val, L->out_val, (size_t)L->nnz * vb);
-    D->vec_group = NULL; /* the CPU kernel's table; the warp computes c / groupsize */
-    if (rc != 0) {
+    for (int i = 0; i < QLAYOUT_NARRAYS - 1; i++) /* all but vec_group: the warp computes c / groupsize */
+        rc |= upload(dp[i], *hp[i], hb[i]);
+    *dp[QLAYOUT_NARRAYS - 1] = NULL;
+    if (rc != 0) { /* every array is a device pointer or NULL (upload sets *dst first) */
         free_device(D);
         free(h);
         return -1;
