@@ -1,13 +1,18 @@
 /* qmatvec_avx2.c: the AVX2 + FMA quantized matrix-vector kernel (qmatvec.h)
  * over the kernel-ready layout (qlayout.h). Per row: the statistics decoded
- * once (qlayout_row_stats, s and -s z per group), then per tile one 256-bit
- * load of 8 code words; vector k of the tile is (words >> k wbits) & mask,
- * converted to fp32 and decoded as w = s code - s z (one fma, SPEC 2), then
- * multiplied with 8 consecutive permuted inputs of each of up to 8 vectors
- * (fp32 accumulators, several chains when nb is small). Outliers (SPEC 5)
- * add (value - w under it) x after the dense part, from the CSR.
+ * once, 8 groups at a time (row_stats: the operations of qlayout_stat, so the
+ * same values; s and -s z per group), then per tile one 256-bit load of 8
+ * code words; vector k of the tile is (words >> k wbits) & mask, converted to
+ * fp32. With several inputs (nb 2..8, or groups that do not align with the
+ * tiles) it is decoded as w = s code - s z (one fma, SPEC 2) and multiplied
+ * with 8 consecutive permuted inputs of each (fp32 accumulators, several
+ * chains when nb is small). With one input (a token's decode) and aligned
+ * groups, codes times inputs are summed per group and scaled once per group,
+ * the zero terms being one dot product with the per-group sums of the input
+ * (row1_body): and, shift, convert and fma per vector. Outliers (SPEC 5) add
+ * (value - w under it) x after the dense part, from the CSR.
  *
- * Compiled for AVX2 + FMA with a target attribute whatever the build's flags,
+ * Compiled for AVX2 + FMA + F16C with a target attribute whatever the build's flags,
  * so the binary still runs on a CPU without them: callers check
  * qmatvec_avx2_supported() first (__builtin_cpu_supports). The row loop is
  * split over OpenMP threads only when m n nb reaches QH_PAR_MIN_WORK, by shape
@@ -21,11 +26,51 @@
 #include "qmatvec.h"
 #include "util.h"
 
-#define QV_TARGET __attribute__((target("avx2,fma")))
+#define QV_TARGET __attribute__((target("avx2,fma,f16c")))
 
 int qmatvec_avx2_supported(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+/* 8 values [i, i + 8) of an fp16 / fp32 array (qlayout_value, 8 at a time; exact) */
+QV_TARGET static inline __m256 values8(const void *a, size_t i, int val16) {
+    return val16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)a + i)))
+                 : _mm256_loadu_ps((const float *)a + i);
+}
+
+/* qlayout_stat_one for groups j..j+7 of row r, codes the 8 codes: the same
+ * operations in the same order (SPEC 2: ss * (code - sz)), so the same values. */
+QV_TARGET static inline __m256 stat8(const QLayout *L, int kind, const void *val, __m256i codes, const void *ss,
+                                     const void *sz, int r, int j) {
+    if (kind == QL_STAT_VALUE) return values8(val, (size_t)r * L->ngroups + j, L->val16);
+    __m256 c = _mm256_cvtepi32_ps(codes);
+    if (kind == QL_STAT_INT) return c;
+    size_t k = (size_t)(r / L->qq_groupsize) * L->ngroups + j;
+    return _mm256_mul_ps(values8(ss, k, L->val16), _mm256_sub_ps(c, values8(sz, k, L->val16)));
+}
+
+/* qlayout_row_stats, 8 groups at a time (the tail by qlayout_stat): s[j] and
+ * -s[j] z[j] (nsz) for the kernel, z[j] for the outliers' correction. */
+QV_TARGET static void row_stats(const QLayout *L, int r, float *s, float *z, float *nsz) {
+    const int G = L->ngroups, G8 = G & ~7;
+    const __m256i smask = _mm256_set1_epi32((1 << L->scale_bits) - 1);
+    const __m128i zshift = _mm_cvtsi32_si128(L->code_bytes == 1 ? L->scale_bits : 8);
+    for (int j = 0; j < G8; j += 8) {
+        const size_t i = (size_t)r * G + j;
+        __m256i w = L->code_bytes == 0   ? _mm256_setzero_si256()
+                    : L->code_bytes == 1 ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)L->stat_codes + i)))
+                                         : _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)L->stat_codes + i)));
+        __m256 sv = stat8(L, L->scale_kind, L->scale_val, _mm256_and_si256(w, smask), L->qs_scale, L->qs_zero, r, j);
+        __m256 zv = stat8(L, L->zero_kind, L->zero_val, _mm256_srl_epi32(w, zshift), L->qz_scale, L->qz_zero, r, j);
+        _mm256_storeu_ps(s + j, sv);
+        _mm256_storeu_ps(z + j, zv);
+        _mm256_storeu_ps(nsz + j, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(sv, zv)));
+    }
+    for (int j = G8; j < G; j++) {
+        qlayout_stat(L, r, j, s + j, z + j);
+        nsz[j] = -s[j] * z[j];
+    }
 }
 
 QV_TARGET static inline float hsum(__m256 v) {
@@ -44,7 +89,6 @@ QV_TARGET static inline __attribute__((always_inline)) void row_body(const QLayo
     const int K = 32 / WB, U = NB >= 4 ? 1 : NB >= 2 ? 2 : 4; /* independent fma chains per input */
     const size_t ld = (size_t)L->n_pad;
     const __m256i mask = _mm256_set1_epi32((1 << WB) - 1);
-    const __m128i shift = _mm_cvtsi32_si128(WB);
     const uint32_t *words = L->words + (size_t)r * L->ntiles * 8;
     const uint16_t *vg = L->vec_group;
     __m256 acc[8][MAXU];
@@ -56,7 +100,7 @@ QV_TARGET static inline __attribute__((always_inline)) void row_body(const QLayo
 #pragma GCC unroll 16
         for (int k = 0; k < K; k++) {
             __m256 cf = _mm256_cvtepi32_ps(_mm256_and_si256(wv, mask));
-            wv = _mm256_srl_epi32(wv, shift);
+            wv = _mm256_srli_epi32(wv, WB); /* WB constant: the immediate form, one uop */
             const int v = v0 + k, j = vg[v];
             __m256 w = _mm256_fmadd_ps(cf, _mm256_broadcast_ss(s + j), _mm256_broadcast_ss(nsz + j));
             const float *x = Xp + (size_t)v * 8;
@@ -88,21 +132,110 @@ ROW_FNS(8)
                        row_##WB##_7, row_##WB##_8}
 static const RowFn row_fns[4][8] = {ROW_TABLE(2), ROW_TABLE(3), ROW_TABLE(4), ROW_TABLE(8)};
 
+/* One input, groups aligned with the tiles (the decode of a token): SPEC 2
+ * summed per group, sum_c s (q_c - z) x_c = s sum_c q_c x_c - s z sum_c x_c,
+ * so a vector costs one and, shift, convert and fma, a group one fma, and the
+ * zero terms are one dot product of nsz with xs (ngroups: the sums of x per
+ * group, once per call). GV: vectors per group when a tile holds K / GV whole
+ * groups; 0 when a group holds whole tiles (groupsize a multiple of the tile,
+ * or one group per row). s is read up to the vectors of the padded tile
+ * (zeros past ngroups). */
+QV_TARGET static inline __attribute__((always_inline)) float row1_body(const QLayout *L, int r, const float *x,
+                                                                        const float *s, const float *nsz,
+                                                                        const float *xs, const int WB, const int GV) {
+    const int K = 32 / WB;
+    const __m256i mask = _mm256_set1_epi32((1 << WB) - 1);
+    const uint32_t *words = L->words + (size_t)r * L->ntiles * 8;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    if (GV) {
+        for (int t = 0; t < L->ntiles; t++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(words + (size_t)t * 8));
+            const float *xt = x + (size_t)t * K * 8;
+            __m256 p = _mm256_setzero_ps();
+#pragma GCC unroll 16
+            for (int k = 0; k < K; k++) {
+                __m256 cf = _mm256_cvtepi32_ps(_mm256_and_si256(wv, mask));
+                wv = _mm256_srli_epi32(wv, WB);
+                p = k % GV == 0 ? _mm256_mul_ps(cf, _mm256_loadu_ps(xt + k * 8))
+                                : _mm256_fmadd_ps(cf, _mm256_loadu_ps(xt + k * 8), p);
+                if (k % GV == GV - 1) {
+                    const int u = (k / GV) % 4;
+                    acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + t * (K / GV) + k / GV), p, acc[u]);
+                }
+            }
+        }
+    } else {
+        const int tpg = L->ngroups == 1 ? L->ntiles : L->groupsize / (8 * K); /* tiles per group */
+        for (int j = 0, t0 = 0; t0 < L->ntiles; j++, t0 += tpg) {
+            const int t1 = t0 + tpg < L->ntiles ? t0 + tpg : L->ntiles;
+            __m256 p[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int t = t0; t < t1; t++) {
+                __m256i wv = _mm256_loadu_si256((const __m256i *)(words + (size_t)t * 8));
+                const float *xt = x + (size_t)t * K * 8;
+#pragma GCC unroll 16
+                for (int k = 0; k < K; k++) {
+                    __m256 cf = _mm256_cvtepi32_ps(_mm256_and_si256(wv, mask));
+                    wv = _mm256_srli_epi32(wv, WB);
+                    p[k % 4] = _mm256_fmadd_ps(cf, _mm256_loadu_ps(xt + k * 8), p[k % 4]);
+                }
+            }
+            __m256 ps = _mm256_add_ps(_mm256_add_ps(p[0], p[1]), _mm256_add_ps(p[2], p[3]));
+            acc[j % 4] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), ps, acc[j % 4]);
+        }
+    }
+    const int G = L->ngroups, G8 = G & ~7;
+    __m256 zt = _mm256_setzero_ps();
+    for (int j = 0; j < G8; j += 8) zt = _mm256_fmadd_ps(_mm256_loadu_ps(nsz + j), _mm256_loadu_ps(xs + j), zt);
+    float zs = 0.0f;
+    for (int j = G8; j < G; j++) zs += nsz[j] * xs[j];
+    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(_mm256_add_ps(acc[2], acc[3]), zt))) + zs;
+}
+
+typedef float (*Row1Fn)(const QLayout *, int, const float *, const float *, const float *, const float *);
+#define ROW1_FN(WB, GV)                                                                                    \
+    QV_TARGET static float row1_##WB##_##GV(const QLayout *L, int r, const float *x, const float *s,       \
+                                            const float *nsz, const float *xs) {                           \
+        return row1_body(L, r, x, s, nsz, xs, WB, GV);                                                     \
+    }
+#define ROW1_FNS(WB) ROW1_FN(WB, 0) ROW1_FN(WB, 1) ROW1_FN(WB, 2) ROW1_FN(WB, 4) ROW1_FN(WB, 8)
+ROW1_FNS(2)
+ROW1_FNS(3)
+ROW1_FNS(4)
+ROW1_FNS(8)
+#define ROW1_TABLE(WB) {row1_##WB##_0, row1_##WB##_1, row1_##WB##_2, row1_##WB##_4, row1_##WB##_8}
+static const Row1Fn row1_fns[4][5] = {ROW1_TABLE(2), ROW1_TABLE(3), ROW1_TABLE(4), ROW1_TABLE(8)};
+
+/* The one-input kernel for L's grouping, or NULL when its groups and tiles do
+ * not align (e.g. 3 bits, groups of 128: the general kernel then). */
+static Row1Fn row1_fn(const QLayout *L) {
+    const int wi = L->wbits == 8 ? 3 : L->wbits - 2, gv = L->groupsize / 8;
+    if (L->ngroups == 1 || L->groupsize % L->tile == 0) return row1_fns[wi][0];
+    if (L->K % gv != 0) return NULL;
+    return gv == 1 ? row1_fns[wi][1] : gv == 2 ? row1_fns[wi][2] : gv == 4 ? row1_fns[wi][3] : gv == 8 ? row1_fns[wi][4] : NULL;
+}
+
 /* nb <= 8 inputs */
 static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
     const int m = L->m, G = L->ngroups, g = L->groupsize;
     const RowFn fn = row_fns[L->wbits == 8 ? 3 : L->wbits - 2][nb - 1];
-    const size_t ld = (size_t)L->n_pad;
+    const Row1Fn fn1 = nb == 1 ? row1_fn(L) : NULL;
+    const size_t ld = (size_t)L->n_pad, gpad = (size_t)L->ntiles * L->K + 8; /* >= G: a group is >= 8 columns */
+    float *xs = NULL; /* (G) fn1: the sums of the input per group */
+    if (fn1) {
+        xs = qh_calloc((size_t)G, sizeof *xs);
+        for (int c = 0; c < L->n; c++) xs[c / g] += Xp[c];
+    }
 #pragma omp parallel if (1.0 * m * L->n * nb >= QH_PAR_MIN_WORK)
     {
-        float *s = qh_malloc((size_t)G * sizeof *s), *z = qh_malloc((size_t)G * sizeof *z);
-        float *nsz = qh_malloc((size_t)G * sizeof *nsz);
+        float *s = qh_calloc(gpad, sizeof *s), *z = qh_calloc(gpad, sizeof *z), *nsz = qh_calloc(gpad, sizeof *nsz);
         float out[8];
 #pragma omp for schedule(static)
         for (int r = 0; r < m; r++) {
-            qlayout_row_stats(L, r, s, z);
-            for (int j = 0; j < G; j++) nsz[j] = -s[j] * z[j];
-            fn(L, r, Xp, s, nsz, out);
+            row_stats(L, r, s, z, nsz);
+            if (fn1)
+                out[0] = fn1(L, r, Xp, s, nsz, xs);
+            else
+                fn(L, r, Xp, s, nsz, out);
             if (L->out_rowptr)
                 for (uint32_t k = L->out_rowptr[r]; k < L->out_rowptr[r + 1]; k++) {
                     int c = L->out_col[k], j = c / g;
@@ -113,6 +246,7 @@ static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
         }
         free(s), free(z), free(nsz);
     }
+    free(xs);
 }
 
 void qmatvec_avx2(const QLayout *L, const float *Xp, int nb, float *Y) {

@@ -6,8 +6,10 @@
  *   - qmatvec_ref: summed in double from the same fp32 weights, so within
  *     2^-23 |y| + 2 n 2^-53 sum |w x| of the dense product (rounding only);
  *   - qmatvec_avx2 and every PackedLinear: fp32 accumulation, weights decoded
- *     with one fma (s q - s z), so within 2 (n + 4) 2^-24 sum (|w| + |s z|) |x|
- *     (the gamma_n bound of a recursive fp32 sum plus the decode's roundings);
+ *     with one fma (s q - s z), or with one input s sum q x - s z sum x per
+ *     group, so within 2 (n + 4) 2^-24 sum (|w| + |s z|) |x| (the gamma_n
+ *     bound of a recursive fp32 sum plus the decode's roundings, |s q| <=
+ *     |w| + |s z|);
  * on random layers of odd sizes (ragged last groups, n not a multiple of 8,
  * rows without outliers, one row with many, act_order) for RTN, GPTQ (also
  * its integer zero) and SpQR, wbits 2 / 3 / 4 / 8, beta1 8..128 and per row,
@@ -167,6 +169,8 @@ static void test_random_layers(void) {
         {"gptq", 45, 264, 4, 128, 0, 0, 0, INFINITY, 1, 1},  /* act_order, integer zeros */
         {"gptq", 45, 171, 3, 0, 0, 0, 0, INFINITY, 1, 0},    /* per row, act_order */
         {"gptq", 33, 200, 2, 24, 0, 0, 0, INFINITY, 0, 0},   /* groups of 24 */
+        {"rtn", 23, 203, 2, 64, 0, 0, 0, INFINITY, 0, 0},    /* 2 tiles of 128 hold 4 groups each */
+        {"rtn", 23, 203, 3, 80, 0, 0, 0, INFINITY, 0, 0},    /* a group per tile of 80 */
         {"spqr", 61, 200, 3, 16, 3, 3, 16, 0.2, 0, 0},       /* the paper's 3-bit 16 / 16 */
         {"spqr", 61, 200, 3, 16, 3, 3, 16, 0.2, 1, 0},       /* ... with act_order */
         {"spqr", 40, 131, 2, 8, 3, 3, 8, 0.2, 0, 0},
