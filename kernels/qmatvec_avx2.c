@@ -214,12 +214,44 @@ static Row1Fn row1_fn(const QLayout *L) {
     return gv == 1 ? row1_fns[wi][1] : gv == 2 ? row1_fns[wi][2] : gv == 4 ? row1_fns[wi][3] : gv == 8 ? row1_fns[wi][4] : NULL;
 }
 
+/* Row r's outliers (SPEC 5): out[b] += (value - the dense weight under it)
+ * Xp[b, c], the same operations as qlayout_code / qlayout_out_val /
+ * qgrid_decode, with the divisions by constants (WB fixed) and the group from
+ * vec_group. */
+QV_TARGET static inline __attribute__((always_inline)) void outliers_body(const QLayout *L, int r, const float *Xp,
+                                                                           int nb, const float *s, const float *z,
+                                                                           float *out, const int WB) {
+    const int K = 32 / WB;
+    const size_t ld = (size_t)L->n_pad;
+    const uint32_t *words = L->words + (size_t)r * L->ntiles * 8;
+    for (uint32_t k = L->out_rowptr[r]; k < L->out_rowptr[r + 1]; k++) {
+        const int c = L->out_col[k], v = c >> 3, t = v / K, j = L->vec_group[v];
+        const unsigned code = (words[t * 8 + (c & 7)] >> ((v - t * K) * WB)) & ((1u << WB) - 1);
+        const float val = L->val16 ? _cvtsh_ss(((const uint16_t *)L->out_val)[k]) : ((const float *)L->out_val)[k];
+        const float d = val - qgrid_decode((float)code, s[j], z[j]);
+        for (int b = 0; b < nb; b++) out[b] += d * Xp[b * ld + c];
+    }
+}
+typedef void (*OutFn)(const QLayout *, int, const float *, int, const float *, const float *, float *);
+#define OUT_FN(WB)                                                                                          \
+    QV_TARGET static void outliers_##WB(const QLayout *L, int r, const float *Xp, int nb, const float *s,   \
+                                        const float *z, float *out) {                                       \
+        outliers_body(L, r, Xp, nb, s, z, out, WB);                                                         \
+    }
+OUT_FN(2)
+OUT_FN(3)
+OUT_FN(4)
+OUT_FN(8)
+static const OutFn out_fns[4] = {outliers_2, outliers_3, outliers_4, outliers_8};
+
 /* nb <= 8 inputs */
 static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
     const int m = L->m, G = L->ngroups, g = L->groupsize;
-    const RowFn fn = row_fns[L->wbits == 8 ? 3 : L->wbits - 2][nb - 1];
+    const int wi = L->wbits == 8 ? 3 : L->wbits - 2;
+    const RowFn fn = row_fns[wi][nb - 1];
+    const OutFn fo = out_fns[wi];
     const Row1Fn fn1 = nb == 1 ? row1_fn(L) : NULL;
-    const size_t ld = (size_t)L->n_pad, gpad = (size_t)L->ntiles * L->K + 8; /* >= G: a group is >= 8 columns */
+    const size_t gpad = (size_t)L->ntiles * L->K + 8; /* >= G: a group is >= 8 columns */
     float *xs = NULL; /* (G) fn1: the sums of the input per group */
     if (fn1) {
         xs = qh_calloc((size_t)G, sizeof *xs);
@@ -236,12 +268,7 @@ static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
                 out[0] = fn1(L, r, Xp, s, nsz, xs);
             else
                 fn(L, r, Xp, s, nsz, out);
-            if (L->out_rowptr)
-                for (uint32_t k = L->out_rowptr[r]; k < L->out_rowptr[r + 1]; k++) {
-                    int c = L->out_col[k], j = c / g;
-                    float d = qlayout_out_val(L, k) - qgrid_decode((float)qlayout_code(L, r, c), s[j], z[j]);
-                    for (int b = 0; b < nb; b++) out[b] += d * Xp[b * ld + c];
-                }
+            if (L->out_rowptr) fo(L, r, Xp, nb, s, z, out);
             for (int b = 0; b < nb; b++) Y[(size_t)b * m + r] = out[b];
         }
         free(s), free(z), free(nsz);
