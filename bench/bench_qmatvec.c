@@ -8,10 +8,10 @@
  *     outliers, permutation) per second, as a fraction of it (target >= 70%);
  *   - OpenBLAS fp32 sgemv (cblas_sgemv, y = W x) on the same shape: the
  *     kernel's speed-up (target >= 3x for SpQR 3-bit).
- * Formats: SpQR 3-bit, beta1 = beta2 = 16, 3-bit statistics, fp16 second
- * level, with 0% and 1% outliers; RTN 4-bit g128 and GPTQ 4-bit g128 with
- * act_order (its permutation), fp16 statistics. The layers are synthetic
- * (random codes and statistics: the kernel's time does not depend on the
+ * Formats (kernels/qlayout_synth.h, shared with the GPU benchmark): SpQR
+ * 3-bit, beta1 = beta2 = 16, 3-bit statistics, fp16 second level, with 0% and
+ * 1% outliers; RTN 4-bit g128 and GPTQ 4-bit g128 with act_order (its
+ * permutation), fp16 statistics; synthetic (the time does not depend on the
  * values). Every timing is the median over REPS passes; a pass calls the
  * kernel once on each of as many copies of the layer as make WORKSET_MB, so
  * the weights come from memory, not the cache, as in a real decode. nb = 1 (a
@@ -26,6 +26,7 @@
 
 #include "half.h"
 #include "qmatvec.h"
+#include "qlayout_synth.h"
 #include "quant.h"
 #include "util.h"
 
@@ -36,63 +37,6 @@ static uint64_t rs = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void) {
     rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
     return (uint32_t)(rs >> 16);
-}
-static float rnd_f16(float lo, float hi) { /* an fp16 number in [lo, hi) */
-    return qh_f16_to_f32(qh_f32_to_f16(lo + (hi - lo) * (float)(rnd() % 65536) / 65536.0f));
-}
-
-typedef struct {
-    const char *name;
-    int wbits, groupsize, spqr, act_order;
-    double outliers; /* fraction of the weights */
-} Format;
-
-/* A synthetic quantized layer in the deployment form (fp16 values). */
-static void make_layer(const Format *f, int m, int n, QuantLayer *q) {
-    memset(q, 0, sizeof *q);
-    snprintf(q->method, sizeof q->method, "%s", f->spqr ? "spqr" : "gptq");
-    q->m = m, q->n = n, q->wbits = f->wbits, q->groupsize = f->groupsize;
-    q->ngroups = (n + f->groupsize - 1) / f->groupsize;
-    q->stats_dtype = QH_STATS_FP16;
-    q->perm = qh_malloc(sizeof(int) * n);
-    for (int c = 0; c < n; c++) q->perm[c] = c;
-    if (f->act_order)
-        for (int c = n - 1; c > 0; c--) {
-            int k = (int)(rnd() % (uint32_t)(c + 1)), t = q->perm[c];
-            q->perm[c] = q->perm[k], q->perm[k] = t;
-        }
-    size_t cnt = (size_t)m * n, gcnt = (size_t)m * q->ngroups;
-    q->codes = qh_malloc(cnt);
-    for (size_t i = 0; i < cnt; i++) q->codes[i] = (uint8_t)(rnd() & ((1u << f->wbits) - 1));
-    if (f->spqr) {
-        q->scale_code_bits = q->zero_code_bits = 3;
-        q->qq_groupsize = 16, q->qq_groups = (m + 15) / 16;
-        q->scale_codes = qh_malloc(gcnt), q->zero_codes = qh_malloc(gcnt);
-        for (size_t i = 0; i < gcnt; i++) q->scale_codes[i] = (uint8_t)(rnd() & 7), q->zero_codes[i] = (uint8_t)(rnd() & 7);
-        size_t qc = (size_t)q->qq_groups * q->ngroups;
-        float **a[4] = {&q->qq_scale_scale, &q->qq_scale_zero, &q->qq_zero_scale, &q->qq_zero_zero};
-        for (int k = 0; k < 4; k++) {
-            *a[k] = qh_malloc(sizeof(float) * qc);
-            for (size_t i = 0; i < qc; i++) (*a[k])[i] = k % 2 ? rnd_f16(0, 7) : rnd_f16(1e-3f, 1e-2f);
-        }
-    } else {
-        q->scale_fp = qh_malloc(sizeof(float) * gcnt), q->zero_fp = qh_malloc(sizeof(float) * gcnt);
-        for (size_t i = 0; i < gcnt; i++) q->scale_fp[i] = rnd_f16(1e-3f, 1e-2f), q->zero_fp[i] = rnd_f16(0, 15);
-    }
-    if (f->outliers > 0) {
-        int per = (int)(f->outliers * n + 0.5); /* per row, distinct sorted columns: every (n / per)-th, jittered */
-        q->outlier_rowptr = qh_malloc(sizeof(int64_t) * (m + 1));
-        q->outlier_col = qh_malloc(sizeof(uint16_t) * (size_t)m * per);
-        q->outlier_val = qh_malloc(sizeof(float) * (size_t)m * per);
-        int step = n / per;
-        for (int r = 0; r <= m; r++) q->outlier_rowptr[r] = (int64_t)r * per;
-        for (int r = 0; r < m; r++)
-            for (int k = 0; k < per; k++) {
-                q->outlier_col[(size_t)r * per + k] = (uint16_t)(k * step + (int)(rnd() % (uint32_t)step));
-                q->outlier_val[(size_t)r * per + k] = rnd_f16(-0.5f, 0.5f);
-            }
-        q->n_outliers = (int64_t)m * per;
-    }
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -193,12 +137,6 @@ int main(int argc, char **argv) {
         return 0;
     }
     const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
-    const Format formats[] = {
-        {"spqr w3 16/16 3-bit stats, 0% outl", 3, 16, 1, 0, 0.0},
-        {"spqr w3 16/16 3-bit stats, 1% outl", 3, 16, 1, 0, 0.01},
-        {"rtn w4 g128 fp16 stats", 4, 128, 0, 0, 0.0},
-        {"gptq w4 g128 act_order fp16 stats", 4, 128, 0, 1, 0.0},
-    };
     double load[3] = {0};
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) {
@@ -216,17 +154,17 @@ int main(int argc, char **argv) {
         double tg = time_sgemv(m, n, reps);
         printf("%dx%d sgemv fp32: %.3f ms, %.2f GB/s (%.0f%% of copy)\n", m, n, tg * 1e3, 4.0 * m * n / tg / 1e9,
                100.0 * 4.0 * m * n / tg / 1e9 / bw);
-        for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
+        for (int f = 0; f < qsynth_nformats; f++) {
             QuantLayer q;
             QLayout L;
-            make_layer(&formats[f], m, n, &q);
+            qsynth_layer(&qsynth_formats[f], m, n, 1 + (uint64_t)f, &q);
             if (qlayout_build(&q, &L) != 0) return 1;
             quant_layer_free(&q);
             double t1 = time_kernel(&L, 1, reps), t8 = time_kernel(&L, 8, reps);
             double gbs = L.bytes / t1 / 1e9;
             char shape[32];
             snprintf(shape, sizeof shape, "%dx%d", m, n);
-            printf("%-13s %-36s %6.2f %9.3f %8.3f %7.2f %8.0f%% %8.2f %10.3f\n", shape, formats[f].name,
+            printf("%-13s %-36s %6.2f %9.3f %8.3f %7.2f %8.0f%% %8.2f %10.3f\n", shape, qsynth_formats[f].name,
                    8.0 * L.bytes / ((double)m * n), tg * 1e3, t1 * 1e3, gbs, 100.0 * gbs / bw, tg / t1, t8 * 1e3 / 8);
             fflush(stdout);
             qlayout_free(&L);
