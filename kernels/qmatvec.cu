@@ -4,8 +4,9 @@
  * (SPEC 5) applied in the same kernel, nb up to 8 per launch (more in chunks).
  *
  * One warp per row. Per step the warp reads 4 tiles of the row's codes (32
- * words, one 128-byte transaction); lane l holds word l % 8 of tile l / 8, its
- * K codes meeting columns t*8K + k*8 + l % 8 (the layout's order). A code is
+ * words, one 128-byte transaction), QV_UNROLL steps loaded before they are
+ * used; lane l holds word l % 8 of tile l / 8, its K codes meeting columns
+ * t*8K + k*8 + l % 8 (the layout's order). A code is
  * decoded as s * (code - z) with the statistics of its group (SPEC 2),
  * decoded in the kernel from their stored bits by the same QH_HD functions as
  * the CPU (qlayout_stat: first level codes + second level), cached per lane
@@ -25,7 +26,8 @@
 #include "cuda_check.h"
 #include "qmatvec_cuda.h"
 
-#define QV_WARPS 4 /* rows (warps) per block */
+#define QV_WARPS 4  /* rows (warps) per block */
+#define QV_UNROLL 4 /* steps of 4 tiles whose words a lane loads before using them */
 
 /* Xp[b, c] = X[b, perm[c]] (perm NULL: the identity), 0 for n <= c < n_pad. */
 __global__ void qv_permute(const float *X, const int32_t *perm, int n, int n_pad, int nb, float *Xp) {
@@ -49,19 +51,33 @@ __global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const floa
     for (int b = 0; b < NB; b++) acc[b] = 0.0f;
     int jc = -1;
     float s = 0.0f, z = 0.0f;
-    for (int t = lane >> 3; t < L.ntiles; t += 4) {
-        uint32_t w = __ldg(words + (size_t)t * 8 + (lane & 7));
-        int c = t * 8 * K + (lane & 7);
-        for (int k = 0; k < K; k++, c += 8, w >>= wb) {
-            if (c >= L.n) break; /* the last tile's padding */
-            int j = c / g;
-            if (j != jc) {
-                qlayout_stat(&L, r, j, &s, &z);
-                jc = j;
-            }
-            float wt = qgrid_decode((float)(w & mask), s, z);
+    /* QV_UNROLL steps of 4 tiles per iteration, their words loaded first: more
+     * bytes in flight per warp (a step alone is one 128-byte load) */
+    for (int t0 = lane >> 3; t0 < L.ntiles; t0 += 4 * QV_UNROLL) {
+        uint32_t wu[QV_UNROLL];
 #pragma unroll
-            for (int b = 0; b < NB; b++) acc[b] = fmaf(wt, __ldg(Xp + b * ld + c), acc[b]);
+        for (int u = 0; u < QV_UNROLL; u++) {
+            const int t = t0 + 4 * u;
+            wu[u] = t < L.ntiles ? __ldg(words + (size_t)t * 8 + (lane & 7)) : 0u;
+        }
+#pragma unroll
+        for (int u = 0; u < QV_UNROLL; u++) {
+            const int t = t0 + 4 * u;
+            if (t >= L.ntiles) break;
+            uint32_t w = wu[u];
+            int c = t * 8 * K + (lane & 7);
+            int j = c / g, jend = (j + 1) * g; /* the group of c and where it ends; c grows by 8 <= g */
+            for (int k = 0; k < K; k++, c += 8, w >>= wb) {
+                if (c >= L.n) break; /* the last tile's padding */
+                if (c >= jend) j++, jend += g;
+                if (j != jc) {
+                    qlayout_stat(&L, r, j, &s, &z);
+                    jc = j;
+                }
+                float wt = qgrid_decode((float)(w & mask), s, z);
+#pragma unroll
+                for (int b = 0; b < NB; b++) acc[b] = fmaf(wt, __ldg(Xp + b * ld + c), acc[b]);
+            }
         }
     }
     if (L.out_rowptr)
