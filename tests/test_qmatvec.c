@@ -16,12 +16,15 @@
  * beta2 7..128, coded and plain statistics, both stats_dtype modes, nb 1..8 and
  * 11 (two chunks); and on the linears of stories260K quantized here with SpQR,
  * GPTQ and RTN (the model's weights, a synthetic correlated Hessian). A
- * corrupted code makes the comparison fail (the check can fail). Bad input:
+ * corrupted code makes the comparison fail (the check can fail). A layer
+ * large enough for OpenMP gives the same bits on one thread and on several.
+ * Bad input:
  * wbits 5, groupsize 12, n > 65536, a code out of range, an fp16-mode value
  * that is not fp16, an unknown kernel, each refused with the field named.
  * Not here: timings (bench/bench_qmatvec.c), the CUDA kernel
  * (tests/gpu/test_gpu_qmatvec.c). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,7 @@
 #include "half.h"
 #include "model.h"
 #include "packed_quant.h"
+#include "qlayout_synth.h"
 #include "qmatvec.h"
 #include "quant.h"
 #include "quant_fixtures.h"
@@ -286,6 +290,40 @@ static void test_stories260K(void) {
     model_free(&mdl);
 }
 
+/* A layer large enough for the OpenMP split (m n >= QH_PAR_MIN_WORK; a
+ * synthetic SpQR 3-bit 16/16 layer with 1% outliers, kernels/qlayout_synth.h):
+ * the rows handed out on demand give the same bits as one thread, nb 1 and 3. */
+static void test_threads_same_bits(void) {
+    if (!qmatvec_avx2_supported()) {
+        SKIP("this CPU has no AVX2 + FMA");
+        return;
+    }
+    const int m = 4096, n = 4096;
+    QuantLayer q;
+    QLayout L;
+    qsynth_layer(&qsynth_formats[1], m, n, 7, &q);
+    int rc = qlayout_build(&q, &L);
+    quant_layer_free(&q);
+    CHECK(rc == 0, "qlayout_build of the synthetic 4096 x 4096 layer");
+    if (rc != 0) return;
+    float *Xp = qh_calloc((size_t)3 * L.n_pad, sizeof *Xp), *Y1 = qh_malloc(sizeof(float) * 3 * m),
+          *Yt = qh_malloc(sizeof(float) * 3 * m);
+    for (int b = 0; b < 3; b++)
+        for (int c = 0; c < n; c++) Xp[(size_t)b * L.n_pad + c] = (float)nrand();
+    int threads = omp_get_max_threads();
+    for (int nb = 1; nb <= 3; nb += 2) {
+        omp_set_num_threads(1);
+        qmatvec_avx2(&L, Xp, nb, Y1);
+        omp_set_num_threads(threads > 1 ? threads : 2);
+        qmatvec_avx2(&L, Xp, nb, Yt);
+        CHECK(memcmp(Y1, Yt, sizeof(float) * (size_t)nb * m) == 0,
+              "4096 x 4096, nb %d: %d threads give other bits than one", nb, threads > 1 ? threads : 2);
+    }
+    omp_set_num_threads(threads);
+    free(Xp), free(Y1), free(Yt);
+    qlayout_free(&L);
+}
+
 /* bad input: the layout refuses, naming the field */
 static void expect_refused(const char *what, const QuantLayer *q, const char *kernel, const char *field) {
     PackedLinear *p = NULL;
@@ -348,6 +386,7 @@ int main(void) {
     printf("qmatvec: AVX2 kernel %s on this CPU\n", qmatvec_avx2_supported() ? "available" : "not available");
     test_random_layers();
     test_outlier_patterns();
+    test_threads_same_bits();
     test_bad_input();
     test_stories260K();
     char cmd[128];
