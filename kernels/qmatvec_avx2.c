@@ -254,24 +254,45 @@ static Row1Fn row1_fn(const QLayout *L) {
     return gv == 1 ? row1_fns[wi][1] : gv == 2 ? row1_fns[wi][2] : gv == 4 ? row1_fns[wi][3] : gv == 8 ? row1_fns[wi][4] : NULL;
 }
 
-/* Row r's outliers (SPEC 5): out[b] += (value - the dense weight under it)
- * Xp[b, c], the same operations as qlayout_code / qlayout_out_val /
- * qgrid_decode, with the divisions by constants (WB fixed) and the group from
- * vec_group. */
+/* Outlier k of a row whose codes are at words (SPEC 5): its permuted column
+ * *c and (value - the dense weight under it), with the operations of
+ * qlayout_code / qlayout_out_val / qgrid_decode, the divisions by constants
+ * (WB fixed) and the group from vec_group. */
+QV_TARGET static inline __attribute__((always_inline)) float outlier_delta(const QLayout *L, const uint32_t *words,
+                                                                            uint32_t k, const float *s,
+                                                                            const float *z, int *c, const int WB) {
+    const int K = 32 / WB, cc = L->out_col[k], v = cc >> 3, t = v / K, j = L->vec_group[v];
+    const unsigned code = (words[t * 8 + (cc & 7)] >> ((v - t * K) * WB)) & ((1u << WB) - 1);
+    const float val = L->val16 ? _cvtsh_ss(((const uint16_t *)L->out_val)[k]) : ((const float *)L->out_val)[k];
+    *c = cc;
+    return val - qgrid_decode((float)code, s[j], z[j]);
+}
+
+/* Row r's outliers: out[b] += delta Xp[b, c]; one input in two register chains. */
 QV_TARGET static inline __attribute__((always_inline)) void outliers_body(const QLayout *L, int r, const float *Xp,
                                                                            int nb, const float *s, const float *z,
                                                                            float *out, const int WB) {
-    const int K = 32 / WB;
     const size_t ld = (size_t)L->n_pad;
     const uint32_t *words = L->words + (size_t)r * L->ntiles * 8;
-    for (uint32_t k = L->out_rowptr[r]; k < L->out_rowptr[r + 1]; k++) {
-        const int c = L->out_col[k], v = c >> 3, t = v / K, j = L->vec_group[v];
-        const unsigned code = (words[t * 8 + (c & 7)] >> ((v - t * K) * WB)) & ((1u << WB) - 1);
-        const float val = L->val16 ? _cvtsh_ss(((const uint16_t *)L->out_val)[k]) : ((const float *)L->out_val)[k];
-        const float d = val - qgrid_decode((float)code, s[j], z[j]);
+    const uint32_t k0 = L->out_rowptr[r], k1 = L->out_rowptr[r + 1];
+    int c, c2;
+    if (nb == 1) {
+        float a0 = 0.0f, a1 = 0.0f;
+        uint32_t k = k0;
+        for (; k + 1 < k1; k += 2) {
+            float d = outlier_delta(L, words, k, s, z, &c, WB), d2 = outlier_delta(L, words, k + 1, s, z, &c2, WB);
+            a0 += d * Xp[c], a1 += d2 * Xp[c2];
+        }
+        if (k < k1) a0 += outlier_delta(L, words, k, s, z, &c, WB) * Xp[c];
+        out[0] += a0 + a1;
+        return;
+    }
+    for (uint32_t k = k0; k < k1; k++) {
+        float d = outlier_delta(L, words, k, s, z, &c, WB);
         for (int b = 0; b < nb; b++) out[b] += d * Xp[b * ld + c];
     }
 }
+
 typedef void (*OutFn)(const QLayout *, int, const float *, int, const float *, const float *, float *);
 #define OUT_FN(WB)                                                                                          \
     QV_TARGET static void outliers_##WB(const QLayout *L, int r, const float *Xp, int nb, const float *s,   \
