@@ -172,11 +172,22 @@ ROW_FNS(8)
                        row_##WB##_7, row_##WB##_8}
 static const RowFn row_fns[4][8] = {ROW_TABLE(2), ROW_TABLE(3), ROW_TABLE(4), ROW_TABLE(8)};
 
+/* Vector k of a tile's words wv as fp32, NOT shifted down: the code times
+ * 2^(k WB) (exact: at most 31 bits, the last vector shifted down instead so
+ * that the sign bit stays clear); x_scaled (qmatvec_chunk) carries 2^-(k WB),
+ * so each product equals code x exactly, one uop (the shift) fewer. */
+QV_TARGET static inline __attribute__((always_inline)) __m256 code_vec_scaled(__m256i wv, int k, const int WB) {
+    const int K = 32 / WB;
+    if (k == K - 1) return _mm256_cvtepi32_ps(_mm256_srli_epi32(wv, (K - 1) * WB));
+    return _mm256_cvtepi32_ps(_mm256_and_si256(wv, _mm256_set1_epi32((int)(((1u << WB) - 1) << (k * WB)))));
+}
+
 /* One input, groups aligned with the tiles (the decode of a token): SPEC 2
  * summed per group, sum_c s (q_c - z) x_c = s sum_c q_c x_c - s z sum_c x_c,
  * so a vector costs one and, shift, convert and fma, a group one fma, and the
  * zero terms are one dot product of nsz with xs (ngroups: the sums of x per
- * group, once per call). GV: vectors per group when a tile holds K / GV whole
+ * group, once per call); x is the input scaled per vector for
+ * code_vec_scaled (qmatvec_chunk). GV: vectors per group when a tile holds K / GV whole
  * groups; 0 when a group holds whole tiles (groupsize a multiple of the tile,
  * or one group per row). s is read up to the vectors of the padded tile
  * (zeros past ngroups). */
@@ -184,7 +195,6 @@ QV_TARGET static inline __attribute__((always_inline)) float row1_body(const QLa
                                                                         const float *s, const float *nsz,
                                                                         const float *xs, const int WB, const int GV) {
     const int K = 32 / WB;
-    const __m256i mask = _mm256_set1_epi32((1 << WB) - 1);
     const uint32_t *words = L->words + (size_t)r * L->ntiles * 8;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     if (GV) {
@@ -194,8 +204,7 @@ QV_TARGET static inline __attribute__((always_inline)) float row1_body(const QLa
             __m256 p = _mm256_setzero_ps();
 #pragma GCC unroll 16
             for (int k = 0; k < K; k++) {
-                __m256 cf = _mm256_cvtepi32_ps(_mm256_and_si256(wv, mask));
-                wv = _mm256_srli_epi32(wv, WB);
+                __m256 cf = code_vec_scaled(wv, k, WB);
                 p = k % GV == 0 ? _mm256_mul_ps(cf, _mm256_loadu_ps(xt + k * 8))
                                 : _mm256_fmadd_ps(cf, _mm256_loadu_ps(xt + k * 8), p);
                 if (k % GV == GV - 1) {
@@ -214,8 +223,7 @@ QV_TARGET static inline __attribute__((always_inline)) float row1_body(const QLa
                 const float *xt = x + (size_t)t * K * 8;
 #pragma GCC unroll 16
                 for (int k = 0; k < K; k++) {
-                    __m256 cf = _mm256_cvtepi32_ps(_mm256_and_si256(wv, mask));
-                    wv = _mm256_srli_epi32(wv, WB);
+                    __m256 cf = code_vec_scaled(wv, k, WB);
                     p[k % 4] = _mm256_fmadd_ps(cf, _mm256_loadu_ps(xt + k * 8), p[k % 4]);
                 }
             }
@@ -313,10 +321,15 @@ static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
     const OutFn fo = out_fns[wi];
     const Row1Fn fn1 = nb == 1 ? row1_fn(L) : NULL;
     const size_t gpad = (size_t)L->ntiles * L->K + 8; /* >= G: a group is >= 8 columns */
-    float *xs = NULL; /* (G) fn1: the sums of the input per group */
+    float *xs = NULL, *xsc = NULL; /* fn1: (G) the sums of the input per group; (n_pad) the input scaled */
     if (fn1) {
         xs = qh_calloc((size_t)G, sizeof *xs);
         for (int c = 0; c < L->n; c++) xs[c / g] += Xp[c];
+        xsc = qh_malloc((size_t)L->n_pad * sizeof *xsc); /* column c of vector k of its tile times 2^-(k wbits) */
+        for (int c = 0; c < L->n_pad; c++) {
+            const int k = (c >> 3) % L->K;
+            xsc[c] = k == L->K - 1 ? Xp[c] : Xp[c] * (1.0f / (float)(1u << (k * L->wbits))); /* exact: a power of 2 */
+        }
     }
 #pragma omp parallel if (1.0 * m * L->n * nb >= QH_PAR_MIN_WORK)
     {
@@ -328,7 +341,7 @@ static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
         for (int r = 0; r < m; r++) {
             row_stats(L, r, &c2, s, z, nsz);
             if (fn1)
-                out[0] = fn1(L, r, Xp, s, nsz, xs);
+                out[0] = fn1(L, r, xsc, s, nsz, xs);
             else
                 fn(L, r, Xp, s, nsz, out);
             if (L->out_rowptr) fo(L, r, Xp, nb, s, z, out);
@@ -337,7 +350,7 @@ static void qmatvec_chunk(const QLayout *L, const float *Xp, int nb, float *Y) {
         free(s), free(z), free(nsz);
         second_level_free(&c2);
     }
-    free(xs);
+    free(xs), free(xsc);
 }
 
 void qmatvec_avx2(const QLayout *L, const float *Xp, int nb, float *Y) {
