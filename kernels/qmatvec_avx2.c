@@ -10,11 +10,13 @@
  * chains when nb is small). With one input (a token's decode) and aligned
  * groups, codes times inputs are summed per group and scaled once per group,
  * the zero terms being one dot product with the per-group sums of the input
- * (row1_body): and, shift, convert and fma per vector. Outliers (SPEC 5) add
- * (value - w under it) x after the dense part, from the CSR.
+ * (row1_body): per vector a mask in place, a convert and an fma (the codes
+ * left at their bit position, the input pre-scaled by the matching power of
+ * 2: code_vec_scaled). Outliers (SPEC 5) add (value - w under it) x after the
+ * dense part, from the CSR (two register chains with one input).
  *
- * Compiled for AVX2 + FMA + F16C with a target attribute whatever the build's flags,
- * so the binary still runs on a CPU without them: callers check
+ * Compiled for AVX2 + FMA + F16C with a target attribute whatever the build's
+ * flags, so the binary still runs on a CPU without them: callers check
  * qmatvec_avx2_supported() first (__builtin_cpu_supports). The row loop is
  * split over OpenMP threads only when m n nb reaches QH_PAR_MIN_WORK, by shape
  * alone (base/util.h: small parallel regions cost milliseconds on a loaded
