@@ -9,8 +9,9 @@
  * t*8K + k*8 + l % 8 (the layout's order). A code is
  * decoded as s * (code - z) with the statistics of its group (SPEC 2),
  * decoded in the kernel from their stored bits by the same QH_HD functions as
- * the CPU (qlayout_stat: first level codes + second level), cached per lane
- * while the group does not change. After the dense part the lanes share the
+ * the CPU (qlayout_stat: first level codes + second level), once per row by
+ * the warp's lanes into shared memory (in place when the row has more than
+ * 1536 groups), read when a lane's group changes. After the dense part the lanes share the
  * row's outliers: each adds (value - the dense weight under it) x. A warp
  * shuffle sums the lanes. The input is permuted and zero-padded once per call
  * into a stream-ordered scratch (qlayout's permutation on the device).
@@ -28,6 +29,7 @@
 
 #define QV_WARPS 4  /* rows (warps) per block */
 #define QV_UNROLL 4 /* steps of 4 tiles whose words a lane loads before using them */
+#define QV_SMEM_MAX (48 * 1024) /* the default dynamic shared memory of a block: rows of up to 1536 groups */
 
 /* Xp[b, c] = X[b, perm[c]] (perm NULL: the identity), 0 for n <= c < n_pad. */
 __global__ void qv_permute(const float *X, const int32_t *perm, int n, int n_pad, int nb, float *Xp) {
@@ -37,11 +39,22 @@ __global__ void qv_permute(const float *X, const int32_t *perm, int n, int n_pad
     Xp[i] = c < n ? X[(long)b * n + (perm ? perm[c] : c)] : 0.0f;
 }
 
+/* stats_smem: the row's statistics decoded by the warp's lanes into shared
+ * memory first (2 ngroups floats per warp, qlayout_stat), then read per group
+ * change; 0 (a row with too many groups for QV_SMEM_MAX): decoded in place. */
 template <int NB>
-__global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const float *__restrict__ Xp, float *Y) {
+__global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const float *__restrict__ Xp, float *Y,
+                                                           int stats_smem) {
+    extern __shared__ float qv_shared[];
     const int lane = threadIdx.x & 31;
     const int r = blockIdx.x * QV_WARPS + (threadIdx.x >> 5);
     if (r >= L.m) return;
+    float *ss = NULL, *zs = NULL; /* (ngroups) the row's scales and zeros */
+    if (stats_smem) {
+        ss = qv_shared + (size_t)(threadIdx.x >> 5) * 2 * L.ngroups, zs = ss + L.ngroups;
+        for (int j = lane; j < L.ngroups; j += 32) qlayout_stat(&L, r, j, ss + j, zs + j);
+        __syncwarp();
+    }
     const int K = L.K, wb = L.wbits, g = L.groupsize;
     const uint32_t mask = (1u << wb) - 1;
     const size_t ld = (size_t)L.n_pad;
@@ -71,7 +84,10 @@ __global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const floa
                 if (c >= L.n) break; /* the last tile's padding */
                 if (c >= jend) j++, jend += g;
                 if (j != jc) {
-                    qlayout_stat(&L, r, j, &s, &z);
+                    if (ss)
+                        s = ss[j], z = zs[j];
+                    else
+                        qlayout_stat(&L, r, j, &s, &z);
                     jc = j;
                 }
                 float wt = qgrid_decode((float)(w & mask), s, z);
@@ -84,7 +100,10 @@ __global__ void __launch_bounds__(QV_WARPS * 32) qv_kernel(QLayout L, const floa
         for (uint32_t k = L.out_rowptr[r] + lane; k < L.out_rowptr[r + 1]; k += 32) {
             int c = L.out_col[k];
             float sj, zj;
-            qlayout_stat(&L, r, c / g, &sj, &zj);
+            if (ss)
+                sj = ss[c / g], zj = zs[c / g];
+            else
+                qlayout_stat(&L, r, c / g, &sj, &zj);
             float d = qlayout_out_val(&L, k) - qgrid_decode((float)qlayout_code(&L, r, c), sj, zj);
 #pragma unroll
             for (int b = 0; b < NB; b++) acc[b] = fmaf(d, Xp[b * ld + c], acc[b]);
@@ -104,15 +123,18 @@ typedef struct {
 
 static int launch(const QLayout *L, const float *Xp, int nb, float *Y, cudaStream_t st) {
     dim3 grid((L->m + QV_WARPS - 1) / QV_WARPS), block(QV_WARPS * 32);
+    const size_t smem = (size_t)QV_WARPS * 2 * L->ngroups * sizeof(float);
+    const int in_smem = smem <= QV_SMEM_MAX;
+    const size_t sb = in_smem ? smem : 0;
     switch (nb) {
-    case 1: qv_kernel<1><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 2: qv_kernel<2><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 3: qv_kernel<3><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 4: qv_kernel<4><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 5: qv_kernel<5><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 6: qv_kernel<6><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    case 7: qv_kernel<7><<<grid, block, 0, st>>>(*L, Xp, Y); break;
-    default: qv_kernel<8><<<grid, block, 0, st>>>(*L, Xp, Y); break;
+    case 1: qv_kernel<1><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 2: qv_kernel<2><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 3: qv_kernel<3><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 4: qv_kernel<4><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 5: qv_kernel<5><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 6: qv_kernel<6><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    case 7: qv_kernel<7><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
+    default: qv_kernel<8><<<grid, block, sb, st>>>(*L, Xp, Y, in_smem); break;
     }
     CUDA_CHECK_LAUNCH();
     return 0;
