@@ -9,13 +9,14 @@
 #      (make variables PKG_CFLAGS / PKG_LIBS / BLAS_CFLAGS / BLAS_LIBS, rpath
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
-#   4. runs the six GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _zeroshot, _pipeline; stories260K from data/ or .devlibs/data, the
+#   4. runs the GPU tests (test_gpu_kernels, _forward, _families, _quant,
+#      _zeroshot, _qmatvec, _pipeline; stories260K from data/ or .devlibs/data, the
 #      transformers checkpoints from tests/fixtures/families, the zero-shot
 #      items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
-#      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes) and
-#      bench/bench_gpu_quant,
+#      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes),
+#      bench/bench_gpu_quant and bench/bench_gpu_qmatvec (the quantized
+#      matrix-vector kernel against cuBLAS fp16 GEMV and the copy bandwidth),
 # writes the logs to $OUT (default .devlibs/out) and prints a short table last.
 # Exit status 0 when everything passed; a test that reports skipped while
 # nvidia-smi lists a GPU counts as failed (CUDA could not start).
@@ -107,7 +108,8 @@ PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
 BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
 TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_families $B/tests/gpu/test_gpu_quant \
-$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant $B/qharness"
+$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
+$B/bench/bench_gpu_qmatvec $B/qharness"
 MAKE_BIN=$(command -v make)
 [ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
 echo "-- build (CUDA archs $QH_CUDA_ARCHS) into $B with $MAKE_BIN"
@@ -166,6 +168,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         run test_gpu_families 120 "passed|skipped" "$B/tests/gpu/test_gpu_families"
         QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
         QH_DATA=$DATA run test_gpu_zeroshot 60 "passed|skipped" "$B/tests/gpu/test_gpu_zeroshot"
+        QH_DATA=$DATA run test_gpu_qmatvec 120 "passed|skipped" "$B/tests/gpu/test_gpu_qmatvec"
     fi
     [ -z "${QH_SKIP_PIPELINE:-}" ] &&
         QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
@@ -182,6 +185,8 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     fi
     [ -z "${QH_SKIP_BENCH:-}" ] &&
         QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
+    [ -z "${QH_SKIP_BENCH:-}" ] &&
+        run bench_gpu_qmatvec 240 "^[0-9]+x[0-9]+ |skipped" "$B/bench/bench_gpu_qmatvec"
 fi
 
 # ---- summary ---------------------------------------------------------------------------
