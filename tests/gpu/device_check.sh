@@ -9,8 +9,8 @@
 #      (make variables PKG_CFLAGS / PKG_LIBS / BLAS_CFLAGS / BLAS_LIBS, rpath
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
-#   4. runs the five GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _pipeline; stories260K from data/ or .devlibs/data, the transformers
+#   4. runs the six GPU tests (test_gpu_kernels, _forward, _families, _quant,
+#      _decode, _pipeline; stories260K from data/ or .devlibs/data, the transformers
 #      checkpoints from tests/fixtures/families), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
 #      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes) and
@@ -106,6 +106,7 @@ PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
 BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
 TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_families $B/tests/gpu/test_gpu_quant \
+$B/tests/gpu/test_gpu_decode \
 $B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant $B/qharness"
 MAKE_BIN=$(command -v make)
 [ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
@@ -164,6 +165,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         QH_DATA=$DATA run test_gpu_forward 90 "passed|skipped" "$B/tests/gpu/test_gpu_forward"
         run test_gpu_families 120 "passed|skipped" "$B/tests/gpu/test_gpu_families"
         QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
+        QH_DATA=$DATA run test_gpu_decode 120 "passed|skipped" "$B/tests/gpu/test_gpu_decode"
     fi
     [ -z "${QH_SKIP_PIPELINE:-}" ] &&
         QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
