@@ -3,8 +3,11 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "experiment.h"
 #include "h5io.h"
 #include "model_open.h"
 #include "provenance.h"
@@ -287,4 +290,46 @@ void speed_table_print(const SpeedTable *t, FILE *out) {
         }
         fprintf(out, "\n");
     }
+}
+
+/* ---- a sweep's [speed] section ------------------------------------------------- */
+
+int experiment_speed(const Experiment *x, int argc, char **argv) {
+    char out[PATH_MAX];
+    qh_pathf(out, sizeof out, "%s/speed.h5", x->out_dir);
+    if (access(out, F_OK) == 0) {
+        printf("speed %s: %s done earlier (delete it to measure again)\n", x->name, out);
+        return 0;
+    }
+    char **paths = qh_calloc((size_t)x->npoints + 1, sizeof *paths);
+    const char **files = qh_calloc((size_t)x->npoints + 1, sizeof *files), **labels = qh_calloc((size_t)x->npoints + 1, sizeof *labels);
+    int rc = 0;
+    for (int i = 0; i < x->npoints && rc == 0; i++) {
+        paths[i] = qh_malloc(PATH_MAX);
+        qh_pathf(paths[i], PATH_MAX, "%s/models/%s.h5", x->out_dir, x->points[i].id);
+        if (access(paths[i], F_OK) != 0)
+            rc = qh_error("%s: [speed]: point %s (%s) has no saved model '%s' (its result was computed without "
+                          "[output] save_models: delete the point's result to compute it again)",
+                          x->path, x->points[i].id, x->points[i].label, paths[i]);
+        files[i] = paths[i];
+        labels[i] = x->points[i].label;
+    }
+    SpeedRunSpec rs = {.model_path = x->model_path, .files = files, .labels = labels, .nfiles = x->npoints,
+                       .kernels = x->speed.kernels, .device = x->device, .setups = x->speed.setups,
+                       .gen = x->speed.tokens, .prefix = x->speed.prefix, .repeats = x->speed.repeats,
+                       .matvec = x->speed.matvec};
+    SpeedTable t;
+    double t0 = qh_now();
+    if (rc == 0) rc = speed_run(&rs, &t);
+    if (rc == 0) {
+        rc = speed_table_write(out, &t, argc, argv);
+        speed_table_print(&t, stdout);
+        printf("speed %s: %d models measured (%.1f s), %s\n", x->name, t.nvar, qh_now() - t0, out);
+        speed_table_free(&t);
+    }
+    for (int i = 0; i < x->npoints; i++) free(paths[i]);
+    free(paths);
+    free(files);
+    free(labels);
+    return rc;
 }

@@ -63,4 +63,13 @@ int speed_table_read(const char *path, SpeedTable *t);
 void speed_table_print(const SpeedTable *t, FILE *out);
 void speed_table_free(SpeedTable *t);
 
+/* The [speed] section of a sweep (experiment.h): after its points, the
+ * full-precision model and every point's saved model (<out_dir>/models/ID.h5,
+ * labelled as the point) measured into <out_dir>/speed.h5 and printed; a
+ * speed.h5 already there is kept (delete it to measure again). 0, or -1
+ * with a message (a point's saved model missing: the sweep ran without
+ * save_models). */
+struct Experiment;
+int experiment_speed(const struct Experiment *x, int argc, char **argv);
+
 #endif
