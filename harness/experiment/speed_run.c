@@ -323,8 +323,8 @@ int experiment_speed(const Experiment *x, int argc, char **argv) {
     if (rc == 0) rc = speed_run(&rs, &t);
     if (rc == 0) {
         rc = speed_table_write(out, &t, argc, argv);
-        speed_table_print(&t, stdout);
-        printf("speed %s: %d models measured (%.1f s), %s\n", x->name, t.nvar, qh_now() - t0, out);
+        printf("speed %s: %d models measured (%.1f s), %s (`report` prints the table)\n", x->name, t.nvar,
+               qh_now() - t0, out);
         speed_table_free(&t);
     }
     for (int i = 0; i < x->npoints; i++) free(paths[i]);

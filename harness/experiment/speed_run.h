@@ -65,7 +65,7 @@ void speed_table_free(SpeedTable *t);
 
 /* The [speed] section of a sweep (experiment.h): after its points, the
  * full-precision model and every point's saved model (<out_dir>/models/ID.h5,
- * labelled as the point) measured into <out_dir>/speed.h5 and printed; a
+ * labelled as the point) measured into <out_dir>/speed.h5 (report prints it); a
  * speed.h5 already there is kept (delete it to measure again). 0, or -1
  * with a message (a point's saved model missing: the sweep ran without
  * save_models). */
