@@ -32,8 +32,15 @@
  * result (body: the final residual stream (T, D)); head_logits copies (n, D) in and the
  * logits (n, V) out. The calibration activations of calibrate.c (acts_*) stay in device
  * memory when they fit: the sequential pass then moves no activations between
- * host and device (the Hessian hook gets device pointers). Not here: the kernels themselves (forward_kernels.cu), quantized
- * weight formats, KV caches or multi-GPU. */
+ * host and device (the Hessian hook gets device pointers).
+ * Incremental decode (decode_reset / decode): a KV cache per layer, (dec_len,
+ * KV) rows for keys and for values, in device memory; the same block
+ * functions run on the new positions only, their keys and values copied into
+ * the cache and attention over it (launch_attention_cached), then the head on
+ * the last position; logits (V) copied back. Packed linears (forward_set_packed,
+ * device memory) replace the GEMM of their sub-layer in every path (lin_device),
+ * reading the fp32 input. Not here: the kernels themselves (forward_kernels.cu,
+ * the packed matrix-vector kernels), quantized weight formats or multi-GPU. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -105,6 +112,10 @@ typedef struct CudaForward {
     /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
     float *acts;     /* (base.acts: nbuf, N, T, D) (owned) */
     double *sq;      /* (2) acts_sqdiff's accumulator (owned with acts) */
+    /* decode: the KV cache, (L, dec_len, KV) each, row s of layer l position s's key (value); NULL before
+     * decode_reset (owned); where the block being run is: positions at_pos0 .., through the cache or not */
+    float *kc, *vc;
+    int at_pos0, at_cache;
 } CudaForward;
 
 /* ---- carving one allocation into named tensors ----------------------------
@@ -333,15 +344,47 @@ static int norm_device(CudaForward *s, float *out, const float *x, const float *
     return launch_rmsnorm(out, x, w, T, c->dim, c->norm_eps, s->stream);
 }
 
-/* Y (T, out) <- linear k of block b applied to X (T, in), fp32, plus its bias when it has one. */
-static int linear_bias_device(CudaForward *s, const DevBlock *b, LinearKind k, float *Y, const float *X, int T) {
+/* Y (T, out) <- linear k of block `layer` applied to X (T, in), without its
+ * bias: the packed linear when one is set (it reads X, fp32), else the GEMM
+ * of the uploaded weight on `op`, X in the operand type (linear_input). */
+static int lin_device(CudaForward *s, int layer, LinearKind k, float *Y, const float *X, const void *op, int T) {
+    const PackedLinear *p = forward_packed(&s->base, layer, k);
+    if (p) return p->ops->matmul(p, X, T, Y, s->stream);
     int out, in;
     model_linear_shape(&s->base.model->cfg, k, &out, &in);
-    const void *op;
-    if (linear_input(s, X, (long)T * in, &op) || linear_forward(s->blas, s->math, Y, op, b->lin[k], T, in, out))
+    return linear_forward(s->blas, s->math, Y, op, s->blocks[layer].lin[k], T, in, out);
+}
+
+/* Y (T, out) <- linear k of block `layer` applied to X (T, in), fp32, plus its bias when it has one. */
+static int linear_bias_device(CudaForward *s, int layer, LinearKind k, float *Y, const float *X, int T) {
+    const DevBlock *b = &s->blocks[layer];
+    int out, in;
+    model_linear_shape(&s->base.model->cfg, k, &out, &in);
+    const void *op = NULL;
+    if ((!forward_packed(&s->base, layer, k) && linear_input(s, X, (long)T * in, &op)) ||
+        lin_device(s, layer, k, Y, X, op, T))
         return -1;
     if (b->bias[k] && launch_add_bias(Y, b->bias[k], T, out, s->stream)) return -1;
     return 0;
+}
+
+/* s->att (T, D) <- attention of s->q over s->k, s->v (T rows) after the
+ * rotary at positions s->at_pos0 ..: the window alone, or, when decoding
+ * (s->at_cache), layer's cache once the new keys and values are copied into
+ * rows at_pos0 .. of it (the steps of cpu_attend). */
+static int attend_device(CudaForward *s, int layer, int T) {
+    const ModelConfig *c = &s->base.model->cfg;
+    int D = c->dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    cudaStream_t st = s->stream;
+    if (launch_rope_freq(s->q, s->k, T, D, KV, hs, s->at_pos0, s->inv_freq, st)) return -1;
+    if (!s->at_cache)
+        return attention_forward(s->blas, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads,
+                                 hs, s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st);
+    size_t lay = (size_t)layer * s->base.dec_len * KV, row0 = (size_t)s->at_pos0 * KV;
+    CUDA_CHECK(cudaMemcpyAsync(s->kc + lay + row0, s->k, (size_t)T * KV * sizeof(float), cudaMemcpyDeviceToDevice, st));
+    CUDA_CHECK(cudaMemcpyAsync(s->vc + lay + row0, s->v, (size_t)T * KV * sizeof(float), cudaMemcpyDeviceToDevice, st));
+    return launch_attention_cached(s->att, s->q, s->kc + lay, s->vc + lay, T, s->at_pos0, c->n_heads, c->n_kv_heads,
+                                   hs, st);
 }
 
 /* s->x (T, D) <- the Falcon block `layer` applied to s->x: the steps of
@@ -352,7 +395,7 @@ static int block_falcon_device(CudaForward *s, int layer, int T, LinearInputHook
     static const LinearKind kq[] = {LIN_QKV}, kd[] = {LIN_DENSE}, kh[] = {LIN_H_TO_4H}, k4[] = {LIN_4H_TO_H};
     const ModelConfig *c = &s->base.model->cfg;
     const DevBlock *b = &s->blocks[layer];
-    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c);
     cudaStream_t st = s->stream;
     if (norm_device(s, s->xb, s->x, b->rms_att, b->norm_att_bias, T)) return -1;
     const float *xm = s->xb; /* (T, D) what the MLP reads */
@@ -362,22 +405,18 @@ static int block_falcon_device(CudaForward *s, int layer, int T, LinearInputHook
     }
     /* attention: fused projection, split into heads, rotary, attention, dense */
     if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, kq, 1)) return -1;
-    if (linear_bias_device(s, b, LIN_QKV, s->qkv, s->xb, T) ||
-        launch_qkv_split(s->q, s->k, s->v, s->qkv, s->qkv_map, T, D, KV, st) ||
-        launch_rope_freq(s->q, s->k, T, D, KV, hs, 0, s->inv_freq, st))
-        return -1;
-    if (attention_forward(s->blas, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
-                          s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st))
+    if (linear_bias_device(s, layer, LIN_QKV, s->qkv, s->xb, T) ||
+        launch_qkv_split(s->q, s->k, s->v, s->qkv, s->qkv_map, T, D, KV, st) || attend_device(s, layer, T))
         return -1;
     if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, kd, 1)) return -1;
     float *ao = s->q; /* (T, D) the attention branch's output (q is spent) */
-    if (linear_bias_device(s, b, LIN_DENSE, ao, s->att, T)) return -1;
+    if (linear_bias_device(s, layer, LIN_DENSE, ao, s->att, T)) return -1;
     /* MLP: dense_4h_to_h(gelu(dense_h_to_4h(xm))) */
     if (hook && hook_inputs(s, xm, T, D, hook, user, layer, kh, 1)) return -1;
-    if (linear_bias_device(s, b, LIN_H_TO_4H, s->hb, xm, T) || launch_gelu(s->hb, (long)T * F, st)) return -1;
+    if (linear_bias_device(s, layer, LIN_H_TO_4H, s->hb, xm, T) || launch_gelu(s->hb, (long)T * F, st)) return -1;
     if (hook && hook_inputs(s, s->hb, T, F, hook, user, layer, k4, 1)) return -1;
     float *mo = s->att; /* (T, D) the MLP's output (att is spent) */
-    if (linear_bias_device(s, b, LIN_4H_TO_H, mo, s->hb, T)) return -1;
+    if (linear_bias_device(s, layer, LIN_4H_TO_H, mo, s->hb, T)) return -1;
     return launch_parallel_residual(s->x, ao, mo, (long)T * D, st);
 }
 
@@ -388,42 +427,36 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
     const ModelConfig *c = &s->base.model->cfg;
     if (arch_of(c)->family == ARCH_FALCON) return block_falcon_device(s, layer, T, hook, user);
     const DevBlock *b = &s->blocks[layer];
-    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c);
     cudaStream_t st = s->stream;
-    cublasHandle_t h = s->blas;
     long n = (long)T * D;
     const void *in; /* the current linear input, in the operand type */
 
     /* attention */
     if (launch_rmsnorm(s->xb, s->x, b->rms_att, T, D, c->norm_eps, st)) return -1;
     if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, qkv, 3)) return -1;
-    if (linear_input(s, s->xb, n, &in) || linear_forward(h, s->math, s->q, in, b->lin[LIN_Q], T, D, D) ||
-        linear_forward(h, s->math, s->k, in, b->lin[LIN_K], T, D, KV) ||
-        linear_forward(h, s->math, s->v, in, b->lin[LIN_V], T, D, KV))
+    if (linear_input(s, s->xb, n, &in) || lin_device(s, layer, LIN_Q, s->q, s->xb, in, T) ||
+        lin_device(s, layer, LIN_K, s->k, s->xb, in, T) || lin_device(s, layer, LIN_V, s->v, s->xb, in, T))
         return -1;
     /* Qwen2's biases, before the rotation (as cpu_block) */
     if ((b->bias[LIN_Q] && launch_add_bias(s->q, b->bias[LIN_Q], T, D, st)) ||
         (b->bias[LIN_K] && launch_add_bias(s->k, b->bias[LIN_K], T, KV, st)) ||
         (b->bias[LIN_V] && launch_add_bias(s->v, b->bias[LIN_V], T, KV, st)))
         return -1;
-    if (launch_rope_freq(s->q, s->k, T, D, KV, hs, 0, s->inv_freq, st)) return -1;
-    if (attention_forward(h, s->math, s->att, s->q, s->k, s->v, s->scores, T, c->n_heads, c->n_kv_heads, hs,
-                          s->head_batch, T >= ATTENTION_ROW_BLOCKS_MIN_T ? ATTENTION_ROW_BLOCKS : 1, st))
-        return -1;
+    if (attend_device(s, layer, T)) return -1;
     if (hook && hook_inputs(s, s->att, T, D, hook, user, layer, o, 1)) return -1;
-    if (linear_input(s, s->att, n, &in) || linear_forward(h, s->math, s->xb, in, b->lin[LIN_O], T, D, D)) return -1;
+    if (linear_input(s, s->att, n, &in) || lin_device(s, layer, LIN_O, s->xb, s->att, in, T)) return -1;
     if (launch_residual_add(s->x, s->xb, n, st)) return -1;
 
     /* SwiGLU feed-forward */
     if (launch_rmsnorm(s->xb, s->x, b->rms_ffn, T, D, c->norm_eps, st)) return -1;
     if (hook && hook_inputs(s, s->xb, T, D, hook, user, layer, gu, 2)) return -1;
-    if (linear_input(s, s->xb, n, &in) || linear_forward(h, s->math, s->hb, in, b->lin[LIN_GATE], T, D, F) ||
-        linear_forward(h, s->math, s->hb2, in, b->lin[LIN_UP], T, D, F))
+    if (linear_input(s, s->xb, n, &in) || lin_device(s, layer, LIN_GATE, s->hb, s->xb, in, T) ||
+        lin_device(s, layer, LIN_UP, s->hb2, s->xb, in, T))
         return -1;
     if (launch_swiglu(s->hb, s->hb2, (long)T * F, st)) return -1;
     if (hook && hook_inputs(s, s->hb, T, F, hook, user, layer, down, 1)) return -1;
-    if (linear_input(s, s->hb, (long)T * F, &in) || linear_forward(h, s->math, s->xb, in, b->lin[LIN_DOWN], T, F, D))
-        return -1;
+    if (linear_input(s, s->hb, (long)T * F, &in) || lin_device(s, layer, LIN_DOWN, s->xb, s->hb, in, T)) return -1;
     if (launch_residual_add(s->x, s->xb, n, st)) return -1;
     return 0;
 }
@@ -647,6 +680,57 @@ static int cuda_acts_sqdiff(Forward *f, int a, int b, long w, double *num, doubl
     return 0;
 }
 
+/* ---- incremental decode (forward.h decode_reset / decode) ------------------- */
+
+static int cuda_decode_reset(Forward *f, int max_len) {
+    CudaForward *s = (CudaForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    if (forward_decode_reset_check(f, max_len) != 0) return -1;
+    if ((32 + (size_t)max_len) * sizeof(float) > ATTENTION_CACHED_MAX_SHMEM)
+        return qh_error("cuda backend: a KV cache of %d positions is above the %d the attention kernel holds",
+                        max_len, (int)(ATTENTION_CACHED_MAX_SHMEM / sizeof(float)) - 32);
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    if (s->kc) cudaFree(s->kc);
+    s->kc = s->vc = NULL;
+    f->dec_len = f->dec_pos = 0;
+    size_t n = (size_t)c->n_layers * max_len * model_kv_dim(c); /* (L, max_len, KV) */
+    if (cudaMalloc((void **)&s->kc, 2 * n * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        s->kc = NULL;
+        return qh_error("cuda backend: no room on the GPU for a KV cache of %d positions (%.2f GiB)", max_len,
+                        2.0 * n * sizeof(float) / 1073741824.0);
+    }
+    s->vc = s->kc + n;
+    f->dec_len = max_len;
+    return 0;
+}
+
+/* The new positions in chunks of max_T (embed, every block through the
+ * cache), then the head on the last one; only its logits come back. */
+static int cuda_decode(Forward *f, const int *tokens, int n, float *logits) {
+    CudaForward *s = (CudaForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    int D = c->dim, V = c->vocab_size, T = 0;
+    if (forward_decode_check(f, tokens, n) != 0) return -1;
+    for (int c0 = 0; c0 < n; c0 += T) {
+        T = n - c0 < f->max_T ? n - c0 : f->max_T;
+        if (upload_tokens(s, tokens + c0, T) || launch_embed(s->x, s->tok_emb, s->tokens, T, D, s->stream)) return -1;
+        s->at_pos0 = f->dec_pos;
+        s->at_cache = 1;
+        int rc = 0;
+        for (int l = 0; l < c->n_layers && rc == 0; l++) rc = block_device(s, l, T, NULL, NULL);
+        s->at_pos0 = s->at_cache = 0;
+        if (rc) return -1;
+        f->dec_pos += T;
+    }
+    const void *in;
+    if (norm_device(s, s->xb, s->x + (long)(T - 1) * D, s->rms_final, s->norm_final_bias, 1)) return -1;
+    if (linear_input(s, s->xb, D, &in) || linear_forward(s->blas, s->math, s->logits, in, s->wcls, 1, D, V)) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
 static void cuda_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
     if (!s) return;
@@ -656,6 +740,7 @@ static void cuda_destroy(Forward *f) {
     if (s->stream) cudaStreamDestroy(s->stream);
     if (s->wmem) cudaFree(s->wmem);
     if (s->amem) cudaFree(s->amem);
+    if (s->kc) cudaFree(s->kc);
     if (s->hook_buf) cudaFreeHost(s->hook_buf);
     free(s->blocks);
     free(s);
@@ -664,7 +749,7 @@ static void cuda_destroy(Forward *f) {
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
     cuda_body, cuda_head_logits, cuda_weights_changed, cuda_acts_create, cuda_acts_embed, cuda_acts_copy,
-    cuda_acts_block, cuda_acts_sqdiff,
+    cuda_acts_block, cuda_acts_sqdiff, cuda_decode_reset, cuda_decode, PACKED_DEVICE,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

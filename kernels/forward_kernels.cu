@@ -389,6 +389,61 @@ extern "C" int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, 
     return 0;
 }
 
+/* ---- attention over a KV cache (attention_cached_simd) ----------------------
+ * One block per (head h, query row t): the scores of positions 0 .. pos0 + t
+ * in shared memory (after 32 floats of reduction scratch), the row's softmax
+ * (max, exp, sum), then each output component as the weighted sum of the
+ * cached values, thread i for components i, i + blockDim.x, ... */
+static __global__ void attention_cached_kernel(float *out, const float *q, const float *kc, const float *vc, int pos0,
+                                               int H, int Hkv, int hs, float scale) {
+    extern __shared__ float sm[]; /* (32) reduction scratch, then (pos0 + t + 1) scores */
+    float *red = sm, *sc = sm + 32;
+    int h = blockIdx.x, t = blockIdx.y, D = H * hs, KV = Hkv * hs, g = h / (H / Hkv), ns = pos0 + t + 1;
+    const float *qh = q + (size_t)t * D + (size_t)h * hs;
+    for (int s = threadIdx.x; s < ns; s += blockDim.x) {
+        const float *kr = kc + (size_t)s * KV + (size_t)g * hs;
+        float a = 0.0f;
+        for (int i = 0; i < hs; i++) a += qh[i] * kr[i];
+        sc[s] = a * scale;
+    }
+    float mx = -FLT_MAX;
+    for (int s = threadIdx.x; s < ns; s += blockDim.x) mx = fmaxf(mx, sc[s]);
+    mx = block_max(mx, red); /* its __syncthreads also orders the score writes before the reads below */
+    float sum = 0.0f;
+    for (int s = threadIdx.x; s < ns; s += blockDim.x) {
+        float e = expf(sc[s] - mx);
+        sc[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    __syncthreads(); /* every exponential written */
+    float inv = 1.0f / sum;
+    for (int i = threadIdx.x; i < hs; i += blockDim.x) {
+        const float *vr = vc + (size_t)g * hs + i;
+        float acc = 0.0f;
+        for (int s = 0; s < ns; s++) acc += sc[s] * vr[(size_t)s * KV];
+        out[(size_t)t * D + (size_t)h * hs + i] = acc * inv;
+    }
+}
+
+extern "C" int launch_attention_cached(float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
+                                       int H, int Hkv, int hs, cudaStream_t stream) {
+    size_t shmem = (32 + (size_t)pos0 + n) * sizeof(float);
+    if (shmem > ATTENTION_CACHED_MAX_SHMEM) {
+        fprintf(stderr, "qharness: error: cuda attention over the KV cache: %d positions exceed the kernel's %d\n",
+                pos0 + n, (int)(ATTENTION_CACHED_MAX_SHMEM / sizeof(float)) - 32);
+        return -1;
+    }
+    if (shmem > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(attention_cached_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)shmem));
+    int threads = hs >= 128 ? 128 : 64;
+    attention_cached_kernel<<<dim3(H, n), threads, shmem, stream>>>(out, q, kc, vc, pos0, H, Hkv, hs,
+                                                                     1.0f / sqrtf((float)hs));
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
 /* ---- SwiGLU (swiglu_ref), GELU, the QKV split, residuals, embedding ----------- */
 
 static __global__ void swiglu_kernel(float *hb, const float *hb2, long n) {

@@ -125,6 +125,16 @@ int attention_forward(cublasHandle_t h, QhCudaMath math, float *out, const float
                       const float *v, float *scores, int T, int H, int Hkv, int hs, int head_batch, int row_blocks,
                       cudaStream_t stream);
 
+/* Attention of n query rows q (n, D) at positions pos0 .. pos0 + n - 1 over
+ * the KV cache kc, vc (at least pos0 + n, KV) row-major (row s: position s's
+ * key / value, q and k already rotated), row t attending to positions
+ * 0 .. pos0 + t: the operations of attention_cached_simd (forward_math.h)
+ * with the scores of a row in shared memory, so at most
+ * ATTENTION_CACHED_MAX_SHMEM / 4 - 32 positions (refused above, by name). */
+#define ATTENTION_CACHED_MAX_SHMEM ((size_t)160 * 1024) /* below sm_80's 163 KiB per block */
+int launch_attention_cached(float *out, const float *q, const float *kc, const float *vc, int n, int pos0, int H,
+                            int Hkv, int hs, cudaStream_t stream);
+
 /* hb (n) <- silu(hb) * hb2 (n), n = T * F */
 int launch_swiglu(float *hb, const float *hb2, long n, cudaStream_t stream);
 

@@ -7,7 +7,8 @@
 # Results: results/stories260K_methods/ (points/*.h5, fp/*.h5, table.md,
 # table.csv, plots/). Interrupted runs resume: finished points are kept.
 # Not here: how points are run (qharness sweep), the table (report), the
-# plots (plot); see experiments/README.md.
+# plots (plot); see experiments/README.md. Then the speed table of
+# stories260K_speed (results/stories260K_speed/: models/, speed.h5, table.md).
 set -eu
 qh=${1:-build/qharness}
 # OpenMP threads sleep instead of spinning at barriers: as fast alone, and
@@ -29,4 +30,13 @@ else
     echo "gnuplot not installed (make deps): plot data not drawn"
 fi
 echo
-echo "make run: $(( $(date +%s) - start )) s; results in $out/"
+# the paper's speed table on the CPU: stories260K in full precision against its
+# RTN / GPTQ 4-bit and SpQR 3-bit models (without and with outliers), tokens per
+# second of KV-cache generation (qharness speed; experiments/stories260K_speed.ini)
+echo "== speed: sweep experiments/stories260K_speed.ini =="
+"$qh" sweep experiments/stories260K_speed.ini
+echo
+echo "== speed table =="
+"$qh" report results/stories260K_speed
+echo
+echo "make run: $(( $(date +%s) - start )) s; results in $out/ and results/stories260K_speed/"

@@ -13,6 +13,7 @@
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_tokenize(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_generate(int argc, char **argv, int full_argc, char **full_argv);
+int cmd_speed(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_synth(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv);
 int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv);

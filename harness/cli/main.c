@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "perplexity of a model on datasets (SPEC 7 protocol), results to HDF5"},
     {"quantize", cmd_quantize, "quantize a model with rtn, gptq or spqr, layer by layer"},
     {"generate", cmd_generate, "greedy decoding from BOS"},
+    {"speed", cmd_speed, "tokens per second, full precision and quantized (the paper's speed table)"},
     {"tokenize", cmd_tokenize, "encode a text file into token ids"},
     {"synth", cmd_synth, "write a random-weight model of any LLaMA shape"},
     {"sweep", cmd_sweep, "run the points of an experiment file (experiments/NAME.ini), resumable"},

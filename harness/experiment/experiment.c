@@ -24,7 +24,9 @@
 #include "hf_model.h"
 #include "sha256.h"
 #include "settings.h"
+#include "quant_packed.h"
 #include "slurm.h"
+#include "speed.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "zeroshot.h"
@@ -32,7 +34,7 @@
 
 static const char *const fixed_section_names[] = {"experiment", "model", "calibration", "methods"};
 static const char *const late_section_names[] = {"eval", "run", "output", "slurm", "report", "paper",
-                                                    "search", "exclude"}; /* from ES_EVAL */
+                                                    "search", "exclude", "speed"}; /* from ES_EVAL */
 
 const char *exp_section_name(ExpSection s) {
     if (s < ES_METHOD0) return fixed_section_names[s];
@@ -108,6 +110,13 @@ static int check_slurm_mem(const char *v, char *why, size_t n) {
     long mb;
     if (!*v || slurm_parse_mem(v, &mb) == 0) return 0;
     snprintf(why, n, "'%s' is not a Slurm memory size (expected MB, or a number with K, M, G or T)", v);
+    return -1;
+}
+
+static int check_speed_setup(const char *v, char *why, size_t n) {
+    for (int s = 0; s < SPEED_NSETUPS; s++)
+        if (!strcmp(v, speed_setup_names[s])) return 0;
+    snprintf(why, n, "unknown setup '%s' (expected scratch, prefix)", v);
     return -1;
 }
 
@@ -187,6 +196,17 @@ static const ExpKey fixed_keys[] = {
     {ES_REPORT, "targets", EK_STR, EXP_LIST, "+1%", 0, 0, NULL, 0, check_target,
      "perplexity targets of the bits-at-equal-accuracy table besides full precision +1%: +X% (every dataset) or "
      "DATASET:PPL, e.g. wikitext2:5.88"},
+    {ES_SPEED, "setups", EK_STR, EXP_LIST, "scratch, prefix", 0, 0, NULL, 0, check_speed_setup,
+     "a [speed] section makes `sweep` time generation of the full-precision model and every point's saved model "
+     "(needs [output] save_models): scratch (tokens from the start token), prefix (after a prompt)"},
+    {ES_SPEED, "repeats", EK_INT, 0, "5", 1, SPEED_MAX_REPEATS, NULL, 0, NULL, "runs per setup; the median is reported"},
+    {ES_SPEED, "tokens", EK_INT, 0, "100", 1, 1000000, NULL, 0, NULL, "tokens generated (and timed) per run"},
+    {ES_SPEED, "prefix", EK_INT, 0, "-1", -1, 1e7, NULL, 0, NULL,
+     "the prefix setup's prompt (-1: the paper's 1024, or the model's context less tokens when shorter)"},
+    {ES_SPEED, "kernels", EK_ENUM, 0, "auto", 0, 0, QUANT_KERNELS_CHOICES, 0, NULL,
+     "the matrix-vector kernel of the quantized linears (auto falls back to decoded for a file the kernels cannot "
+     "take, with a message)"},
+    {ES_SPEED, "matvec", EK_BOOL, 0, "true", 0, 0, NULL, 0, NULL, "also the matrix-vector time per layer shape"},
     {ES_SEARCH, "method", EK_ENUM, 0, "", 0, 0, NULL /* the method names */, 0, NULL,
      "a [search] section makes `sweep` bisect one knob of this method instead of running the product"},
     {ES_SEARCH, "key", EK_ENUM, 0, "", 0, 0, "groupsize|outlier_threshold|wbits", 0, NULL,
@@ -1196,6 +1216,29 @@ static void resolve_targets(Experiment *x, ParseState *st) {
     }
 }
 
+/* [speed]: on when the section sets a key; it needs the saved models. */
+static void resolve_speed(Experiment *x, ParseState *st) {
+    int line = 0;
+    for (int i = 0; i < x->nentries; i++)
+        if (x->entries[i].section == ES_SPEED && !line) line = x->entries[i].line;
+    if (!line) return;
+    x->speed.on = 1;
+    const ExpEntry *e = experiment_entry(x, ES_SPEED, "setups");
+    x->speed.setups = e ? 0 : (1u << SPEED_NSETUPS) - 1;
+    for (int i = 0; e && i < e->n; i++)
+        for (int s = 0; s < SPEED_NSETUPS; s++)
+            if (!strcmp(e->text[i], speed_setup_names[s])) x->speed.setups |= 1u << s;
+    double v = 0;
+    qh_parse_double(experiment_value(x, ES_SPEED, "repeats", NULL), &v), x->speed.repeats = (int)v;
+    qh_parse_double(experiment_value(x, ES_SPEED, "tokens", NULL), &v), x->speed.tokens = (int)v;
+    qh_parse_double(experiment_value(x, ES_SPEED, "prefix", NULL), &v), x->speed.prefix = (long)v;
+    parse_bool(experiment_value(x, ES_SPEED, "matvec", NULL), &v), x->speed.matvec = (int)v;
+    x->speed.kernels = experiment_value(x, ES_SPEED, "kernels", NULL);
+    if (!x->save_models)
+        perr(st, line, "speed", "setups",
+             "a [speed] section times every point's saved model: it needs [output] save_models = true");
+}
+
 /* [search]: every key or none; the method in [methods] run with exactly one
  * point (the knob aside); lo, hi and tolerance fit the knob. */
 static void resolve_search(Experiment *x, ParseState *st) {
@@ -1387,6 +1430,7 @@ int experiment_parse_flags(const char *path, const char *text, unsigned flags, E
     }
     resolve_targets(x, &st);
     resolve_search(x, &st);
+    resolve_speed(x, &st);
     return st.nerr ? -1 : 0;
 }
 

@@ -22,6 +22,7 @@
  *   [search] method key lo hi target tolerance (bisection of one knob, search.h)
  *   [exclude] NAME = key=value, key=value (drop the points matching all of them)
  *   [paper] NAME = method=..., dataset=..., ppl=... | bits=..., settings, source=... (published values)
+ *   [speed] setups repeats tokens prefix kernels matvec (the speed table of every saved model, speed_run.h)
  * String values expand ${VAR} and ${VAR:-default} from the environment. */
 #ifndef QH_EXPERIMENT_H
 #define QH_EXPERIMENT_H
@@ -41,7 +42,8 @@ typedef enum { EK_STR, EK_INT, EK_DOUBLE, EK_BOOL, EK_ENUM } ExpKeyType;
  * ES_METHOD0 + i is quant_methods[i]; QUANT_MAX_METHODS slots are reserved. */
 typedef enum {
     ES_EXPERIMENT = 0, ES_MODEL, ES_CALIBRATION, ES_METHODS, ES_METHOD0,
-    ES_EVAL = ES_METHOD0 + QUANT_MAX_METHODS, ES_RUN, ES_OUTPUT, ES_SLURM, ES_REPORT, ES_PAPER, ES_SEARCH, ES_EXCLUDE, ES_COUNT
+    ES_EVAL = ES_METHOD0 + QUANT_MAX_METHODS, ES_RUN, ES_OUTPUT, ES_SLURM, ES_REPORT, ES_PAPER, ES_SEARCH, ES_EXCLUDE, ES_SPEED,
+    ES_COUNT
 } ExpSection;
 /* The section's name in files ("model", "spqr"), NULL for an unused method slot. */
 const char *exp_section_name(ExpSection s);
@@ -151,6 +153,15 @@ typedef struct Experiment {
         AccTarget target;   /* its dataset resolved (the first [eval] dataset when not named) */
         int base;           /* index of the method's one point (the settings the knob is varied from) */
     } search;
+    /* [speed]: after the points, the speed table of the full-precision model
+     * and every point's saved model (needs save_models), speed_run.h */
+    struct {
+        int on;             /* the section sets a key */
+        unsigned setups;    /* bit per SpeedSetup */
+        int repeats, tokens, matvec;
+        long prefix;        /* -1: the paper's 1024, or the model's context less tokens */
+        const char *kernels;
+    } speed;
 } Experiment;
 
 /* Parse and validate `path`, expand the points. Every error is printed as

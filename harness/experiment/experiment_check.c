@@ -22,6 +22,7 @@
 #include "hf_model.h"
 #include "settings.h"
 #include "slurm.h"
+#include "speed.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "zeroshot.h"
@@ -350,11 +351,25 @@ int experiment_check_data(const Experiment *x) {
     return bad ? -1 : 0;
 }
 
+/* [speed]: the generated tokens and the prefix fit the model's context (the
+ * sweep would otherwise refuse them only after every point was computed). */
+static int check_speed(const Experiment *x, const ModelConfig *c) {
+    if (!x->speed.on) return 0;
+    int gen_long = x->speed.tokens >= c->seq_len, line = 0;
+    experiment_value(x, ES_SPEED, gen_long ? "tokens" : "prefix", &line);
+    char what[PATH_MAX + 64], note[256];
+    if (line) snprintf(what, sizeof what, "%s:%d: speed.%s", x->path, line, gen_long ? "tokens" : "prefix");
+    else snprintf(what, sizeof what, "%s: speed.%s", x->path, gen_long ? "tokens" : "prefix");
+    int prefix;
+    return speed_resolve_prefix(c, x->speed.tokens, x->speed.prefix, what, &prefix, note, sizeof note);
+}
+
 int experiment_check_run(const Experiment *x, int here) {
     int bad = 0;
     if (experiment_check_model(x) == 0) {
         ModelConfig c;
         bad |= experiment_model_config(x, &c) != 0 || experiment_check_shapes(x, &c) != 0;
+        if (!bad) bad |= check_speed(x, &c) != 0;
         char tp[PATH_MAX];
         if (!bad && !*x->tokenizer && tokenizer_find(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
             int line = 0;

@@ -39,7 +39,7 @@ int experiment_check_data(const Experiment *x);
 
 /* Everything a run can be refused for before it starts, each reported:
  * experiment_check_model, the model's configuration and experiment_check_shapes,
- * the tokenizer (given, or found beside the model as the run will look for it),
+ * [speed]'s tokens and prefix against the model's context, the tokenizer (given, or found beside the model as the run will look for it),
  * experiment_check_data, experiment_check_output, and (when `here`, i.e. the
  * points run on this machine, not as Slurm tasks elsewhere)
  * experiment_check_device. 0 or -1. */

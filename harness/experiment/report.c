@@ -19,6 +19,7 @@
 #include "h5io.h"
 #include "model.h"
 #include "settings.h"
+#include "speed_run.h"
 #include "util.h"
 #include "zeroshot.h"
 
@@ -830,12 +831,22 @@ int report_write_tables(const Report *r, int print) {
     FILE *mem = open_memstream(&cs, &cn);
     if (r->npoints) report_equal_accuracy(r, mem);
     if (r->x && r->x->npaper) report_published(r, mem);
+    int rc = 0;
+    char path[PATH_MAX];
+    qh_pathf(path, sizeof path, "%s/speed.h5", r->dir);
+    if (!r->no_folder && access(path, F_OK) == 0) { /* the sweep's [speed] table */
+        SpeedTable st;
+        rc = speed_table_read(path, &st);
+        if (rc == 0) {
+            fprintf(mem, "\n## Speed (speed.h5)\n\n");
+            speed_table_print(&st, mem);
+            speed_table_free(&st);
+        }
+    }
     fclose(mem);
     bprintf(&md, "%s", cs);
     free(cs);
-    char path[PATH_MAX];
-    int rc = 0;
-    if (!r->no_folder) {
+    if (!r->no_folder && rc == 0) {
         qh_pathf(path, sizeof path, "%s/table.md", r->dir);
         rc = qh_write_file_atomic(path, md.s, md.n);
         qh_pathf(path, sizeof path, "%s/table.csv", r->dir);

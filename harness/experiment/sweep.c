@@ -4,6 +4,7 @@
  * processes and the manifest. The numbers themselves come from calibrate.h and
  * eval_run.h; Slurm scripts and submission are slurm.h's. */
 #define _GNU_SOURCE
+#include "speed_run.h"
 #include "sweep.h"
 
 #include <errno.h>
@@ -701,6 +702,7 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
         worker_main(x, o, only, status, 1, 0);
         int rc = summarize(x, status, only, 1, t0);
         free(status);
+        if (rc == 0 && only < 0 && x->speed.on) rc = experiment_speed(x, o->argc, o->argv);
         return rc;
     }
     /* workers: the locks divide the jobs between them; each writes its outcomes
@@ -750,5 +752,6 @@ int sweep_run(const Experiment *x, const SweepOptions *o) {
     munmap(rows, (size_t)jobs * njobs);
     int rc = summarize(x, merged, only, started, t0);
     free(merged);
+    if (rc == 0 && !bad && only < 0 && x->speed.on) rc = experiment_speed(x, o->argc, o->argv);
     return rc != 0 || bad ? -1 : 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "model.h"
+#include "packed_linear.h"
 
 /* Called during a block with the input of each linear sub-layer: X (T, in)
  * row-major, one row per position. For q/k/v (and gate/up) the input is the
@@ -56,6 +57,20 @@ typedef struct ForwardOps {
     int (*acts_block)(Forward *f, int layer, int buf, long s, LinearInputHook hook, void *user);
     /* *num += sum (a - b)^2, *den += sum b^2 over window s of buffers a and b (double) */
     int (*acts_sqdiff)(Forward *f, int a, int b, long s, double *num, double *den);
+
+    /* Incremental decode with a KV cache (forward_decode.c has the shared
+     * checks and the greedy loop). decode_reset: a cache for max_len
+     * positions (1..cfg.seq_len), the position back to 0. decode: append
+     * tokens (n >= 1) at position f->dec_pos (prefill n > 1, then n = 1
+     * steps; n may exceed max_T, it is run in chunks of max_T), their keys and
+     * values added to the cache; logits (V) <- those of the last one. Equal to
+     * last_logits of the whole sequence so far up to the order of the fp32
+     * sums (the same math; matrix products of other row counts). */
+    int (*decode_reset)(Forward *f, int max_len);
+    int (*decode)(Forward *f, const int *tokens, int n, float *logits);
+    /* Where the backend's packed linears must live (PackedWhere): host for
+     * the CPU backend, device for CUDA (forward_set_packed refuses others). */
+    int packed_where;
 } ForwardOps;
 
 /* The calibration activations a backend holds: nbuf buffers of N windows of
@@ -72,6 +87,11 @@ struct Forward {
     int max_T;          /* longest window the scratch holds */
     ActsShape acts;     /* set by acts_create (either implementation) */
     float *host_acts;   /* (nbuf, N, T, D) in host memory (the host implementation), or NULL */
+    int dec_len, dec_pos; /* decode: positions the KV cache holds (0 before decode_reset), positions decoded */
+    /* (L * LIN_COUNT) borrowed packed linears that replace BlockWeights.lin[k]
+     * in every path of the backend (full window, block, decode), NULL entries
+     * where the dense weight is used; NULL when none was set (forward_set_packed) */
+    const PackedLinear **packed;
 };
 
 typedef enum { QH_DEVICE_CPU = 0, QH_DEVICE_CUDA = 1, QH_DEVICE_AUTO = 2 } QhDevice;
@@ -107,6 +127,35 @@ int forward_host_acts_embed(Forward *f, int buf, long s, const int *tokens);
 int forward_host_acts_copy(Forward *f, int dst, int src, long s);
 int forward_host_acts_block(Forward *f, int layer, int buf, long s, LinearInputHook hook, void *user);
 int forward_host_acts_sqdiff(Forward *f, int a, int b, long s, double *num, double *den);
+
+/* Use p (borrowed, NULL: back to the dense weight) for linear k of block
+ * `layer` in every later call. -1 with a message naming the layer and linear
+ * when p's shape is not the model's, or when it lives where the backend does
+ * not compute (a device PackedLinear for the CPU backend, a host one for CUDA). */
+int forward_set_packed(Forward *f, int layer, LinearKind k, const PackedLinear *p);
+/* The packed linear of (layer, k), or NULL. */
+static inline const PackedLinear *forward_packed(const Forward *f, int layer, int k) {
+    return f->packed ? f->packed[layer * LIN_COUNT + k] : NULL;
+}
+/* Shared checks of decode_reset / decode (-1 with a message): max_len in
+ * 1..seq_len; a cache set, n >= 1, dec_pos + n <= dec_len, token ids in the
+ * vocabulary. */
+int forward_decode_reset_check(const Forward *f, int max_len);
+int forward_decode_check(const Forward *f, const int *tokens, int n);
+
+/* Greedy (argmax, the first of equal maxima) generation from prompt (np >=
+ * 1): tokens (np + steps) <- the prompt then up to `steps` tokens, each the
+ * argmax of the logits after the ones before it. use_cache 1: decode_reset
+ * (np + steps positions) then decode (the prompt at once, then one token a
+ * step); 0: last_logits of the whole sequence at every step (max_T must hold
+ * np + steps - 1 tokens). on_token (may be NULL) sees each new token and its
+ * step's logits (V), and stops the generation by returning non-zero. Returns
+ * the number of tokens generated (<= steps), or -1. */
+typedef int (*GreedyTokenFn)(void *user, int step, int token, const float *logits);
+int forward_greedy(Forward *f, const int *prompt, int np, int steps, int use_cache, int *tokens,
+                   GreedyTokenFn on_token, void *user);
+/* The index of the largest of logits (V), the first of equal ones. */
+int forward_argmax(const float *logits, int V);
 
 /* Generic implementations in terms of embed/block/head_nll, usable by any backend. */
 int forward_generic_window_nll(Forward *f, const int *tokens, int T, double *nll);

@@ -3,8 +3,13 @@
  * over positions: linear layers are (T, in) x (in, out) products through
  * OpenBLAS sgemm; attention is computed row by row over the causal part only
  * (attention_simd, OpenMP over heads x positions); the element-wise operations are the references of
- * forward_math.c, parallelised with OpenMP. Also holds the backend-independent
- * pieces of forward.h (device selection, generic window loop, FLOP count). */
+ * forward_math.c, parallelised with OpenMP. Incremental decode keeps a KV
+ * cache per layer, transposed (kv_cache_store), and runs the same block
+ * functions on the new positions only (attention_cached_simd over the
+ * cache). A packed linear set by forward_set_packed (host memory) replaces
+ * the sgemm of its sub-layer in every path: block, window, last_logits and
+ * decode (cpu_linear). Also holds the backend-independent pieces of
+ * forward.h (device selection, generic window loop, FLOP count). */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +37,9 @@ typedef struct CpuForward {
     float *qkv;      /* (T, D + 2 KV) the fused projection's output */
     float *xb2;      /* (T, D) the MLP's normed input when it has its own norm (ln_mlp) */
     int *qkv_map;    /* (D + 2 KV) arch_qkv_split_map */
+    /* decode: the KV cache, (L, KV, dec_len) each, layer l's keys (values)
+     * of position s at [l][c][s] (kv_cache_store); NULL before decode_reset */
+    float *kc, *vc;
 } CpuForward;
 
 /* Y (T, out) = X (T, in) W^T, W (out, in) row-major. */
@@ -39,6 +47,42 @@ static void linear(float *Y, const float *X, const float *W, int T, int in, int 
     int nt = qh_blas_begin(2.0 * T * in * out);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
     qh_blas_end(nt);
+}
+
+/* Y (T, out) <- linear k of block `layer` applied to X (T, in), without its
+ * bias: the packed linear when one is set (forward_set_packed), else sgemm
+ * with BlockWeights.lin[k]. */
+static int cpu_linear(Forward *f, int layer, LinearKind k, float *Y, const float *X, int T) {
+    const PackedLinear *p = forward_packed(f, layer, k);
+    if (p) return p->ops->matmul(p, X, T, Y, NULL);
+    int out, in;
+    model_linear_shape(&f->model->cfg, k, &out, &in);
+    linear(Y, X, f->model->w.blocks[layer].lin[k], T, in, out);
+    return 0;
+}
+
+/* Where a block is run: positions pos0 .. pos0 + T - 1 of a sequence, and
+ * whether their keys and values go to the KV cache and attention reads the
+ * cache (decode) or the window alone (pos0 0). */
+typedef struct BlockAt {
+    int pos0, cache;
+} BlockAt;
+
+/* s->att (T, D) <- attention of s->q (T, D) over s->k, s->v (T, KV), after
+ * the rotary at positions at.pos0 ..: over the window alone, or over layer's
+ * cache once the new keys and values are stored in it. */
+static void cpu_attend(CpuForward *s, int layer, int T, BlockAt at) {
+    const ModelConfig *c = &s->base.model->cfg;
+    int D = c->dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    rope_freq_ref(s->q, s->k, T, D, KV, hs, at.pos0, s->inv_freq);
+    if (!at.cache) {
+        attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
+        return;
+    }
+    long ld = s->base.dec_len;
+    float *kc = s->kc + (size_t)layer * KV * ld, *vc = s->vc + (size_t)layer * KV * ld; /* (KV, ld) */
+    kv_cache_store(kc, vc, ld, s->k, s->v, T, at.pos0, KV);
+    attention_cached_simd(s->att, s->q, kc, vc, ld, T, at.pos0, c->n_heads, c->n_kv_heads, hs);
 }
 
 static int cpu_embed(Forward *f, const int *tokens, int T, float *x) {
@@ -58,11 +102,11 @@ static int cpu_embed(Forward *f, const int *tokens, int T, float *x) {
  * x <- x + (mlp + attn). Attention: the fused query_key_value output split
  * into heads (qkv_split_ref), rotary, causal grouped-query attention, dense;
  * MLP: dense_4h_to_h(gelu(dense_h_to_4h(.))). Biases when cfg.linear_bias. */
-static int cpu_block_falcon(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+static int cpu_block_falcon(Forward *f, int layer, float *x, int T, BlockAt at, LinearInputHook hook, void *user) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
     const BlockWeights *b = &f->model->w.blocks[layer];
-    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c), QKV = D + 2 * KV;
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), QKV = D + 2 * KV;
     layernorm_ref(s->xb, x, b->rms_att, b->norm_att_bias, T, D, c->norm_eps);
     const float *xm = s->xb; /* (T, D) what the MLP reads */
     if (arch_of(c)->n_norms > 1) {
@@ -71,23 +115,22 @@ static int cpu_block_falcon(Forward *f, int layer, float *x, int T, LinearInputH
     }
     /* attention */
     if (hook) hook(user, layer, LIN_QKV, s->xb, T);
-    linear(s->qkv, s->xb, b->lin[LIN_QKV], T, D, QKV);
+    if (cpu_linear(f, layer, LIN_QKV, s->qkv, s->xb, T)) return -1;
     if (b->bias[LIN_QKV]) add_bias_ref(s->qkv, b->bias[LIN_QKV], T, QKV);
     qkv_split_ref(s->q, s->k, s->v, s->qkv, s->qkv_map, T, D, KV);
-    rope_freq_ref(s->q, s->k, T, D, KV, hs, 0, s->inv_freq);
-    attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
+    cpu_attend(s, layer, T, at);
     if (hook) hook(user, layer, LIN_DENSE, s->att, T);
     float *ao = s->q; /* (T, D) the attention branch's output (q is spent) */
-    linear(ao, s->att, b->lin[LIN_DENSE], T, D, D);
+    if (cpu_linear(f, layer, LIN_DENSE, ao, s->att, T)) return -1;
     if (b->bias[LIN_DENSE]) add_bias_ref(ao, b->bias[LIN_DENSE], T, D);
     /* MLP */
     if (hook) hook(user, layer, LIN_H_TO_4H, xm, T);
-    linear(s->hb, xm, b->lin[LIN_H_TO_4H], T, D, F);
+    if (cpu_linear(f, layer, LIN_H_TO_4H, s->hb, xm, T)) return -1;
     if (b->bias[LIN_H_TO_4H]) add_bias_ref(s->hb, b->bias[LIN_H_TO_4H], T, F);
     gelu_ref(s->hb, (long)T * F);
     if (hook) hook(user, layer, LIN_4H_TO_H, s->hb, T);
     float *mo = s->att; /* (T, D) the MLP's output (att is spent) */
-    linear(mo, s->hb, b->lin[LIN_4H_TO_H], T, F, D);
+    if (cpu_linear(f, layer, LIN_4H_TO_H, mo, s->hb, T)) return -1;
     if (b->bias[LIN_4H_TO_H]) add_bias_ref(mo, b->bias[LIN_4H_TO_H], T, D);
     parallel_residual_ref(x, ao, mo, (long)T * D);
     return 0;
@@ -102,13 +145,15 @@ static void final_norm(const Forward *f, float *out, const float *x, int T) {
         rmsnorm_ref(out, x, m->w.rms_final, T, m->cfg.dim, m->cfg.norm_eps);
 }
 
-static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+/* x (T, D) <- block `layer` applied to x, positions at.pos0 .. (the LLaMA
+ * block; Falcon's above). */
+static int cpu_block_at(Forward *f, int layer, float *x, int T, BlockAt at, LinearInputHook hook, void *user) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
     const BlockWeights *b = &f->model->w.blocks[layer];
-    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c), hs = model_head_size(c);
+    int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c);
     if (T > f->max_T) return qh_error("window of %d tokens exceeds the backend's %d", T, f->max_T);
-    if (s->qkv_map) return cpu_block_falcon(f, layer, x, T, hook, user);
+    if (s->qkv_map) return cpu_block_falcon(f, layer, x, T, at, hook, user);
 
     /* attention */
     rmsnorm_ref(s->xb, x, b->rms_att, T, D, c->norm_eps);
@@ -117,16 +162,15 @@ static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hoo
         hook(user, layer, LIN_K, s->xb, T);
         hook(user, layer, LIN_V, s->xb, T);
     }
-    linear(s->q, s->xb, b->lin[LIN_Q], T, D, D);
-    linear(s->k, s->xb, b->lin[LIN_K], T, D, KV);
-    linear(s->v, s->xb, b->lin[LIN_V], T, D, KV);
+    if (cpu_linear(f, layer, LIN_Q, s->q, s->xb, T) || cpu_linear(f, layer, LIN_K, s->k, s->xb, T) ||
+        cpu_linear(f, layer, LIN_V, s->v, s->xb, T))
+        return -1;
     if (b->bias[LIN_Q]) add_bias_ref(s->q, b->bias[LIN_Q], T, D); /* Qwen2: before the rotation */
     if (b->bias[LIN_K]) add_bias_ref(s->k, b->bias[LIN_K], T, KV);
     if (b->bias[LIN_V]) add_bias_ref(s->v, b->bias[LIN_V], T, KV);
-    rope_freq_ref(s->q, s->k, T, D, KV, hs, 0, s->inv_freq);
-    attention_simd(s->att, s->q, s->k, s->v, T, c->n_heads, c->n_kv_heads, hs);
+    cpu_attend(s, layer, T, at);
     if (hook) hook(user, layer, LIN_O, s->att, T);
-    linear(s->xb, s->att, b->lin[LIN_O], T, D, D);
+    if (cpu_linear(f, layer, LIN_O, s->xb, s->att, T)) return -1;
     long n = (long)T * D;
     for (long i = 0; i < n; i++) x[i] += s->xb[i];
 
@@ -136,13 +180,16 @@ static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hoo
         hook(user, layer, LIN_GATE, s->xb, T);
         hook(user, layer, LIN_UP, s->xb, T);
     }
-    linear(s->hb, s->xb, b->lin[LIN_GATE], T, D, F);
-    linear(s->hb2, s->xb, b->lin[LIN_UP], T, D, F);
+    if (cpu_linear(f, layer, LIN_GATE, s->hb, s->xb, T) || cpu_linear(f, layer, LIN_UP, s->hb2, s->xb, T)) return -1;
     swiglu_ref(s->hb, s->hb2, T, F);
     if (hook) hook(user, layer, LIN_DOWN, s->hb, T);
-    linear(s->xb, s->hb, b->lin[LIN_DOWN], T, F, D);
+    if (cpu_linear(f, layer, LIN_DOWN, s->xb, s->hb, T)) return -1;
     for (long i = 0; i < n; i++) x[i] += s->xb[i];
     return 0;
+}
+
+static int cpu_block(Forward *f, int layer, float *x, int T, LinearInputHook hook, void *user) {
+    return cpu_block_at(f, layer, x, T, (BlockAt){0, 0}, hook, user);
 }
 
 static int cpu_head_nll(Forward *f, const float *x, const int *tokens, int T, double *nll) {
@@ -182,6 +229,38 @@ static int cpu_head_logits(Forward *f, const float *x, int n, float *logits) {
 
 static int cpu_weights_changed(Forward *f, int layer) { return 0; /* weights are read in place */ }
 
+static int cpu_decode_reset(Forward *f, int max_len) {
+    CpuForward *s = (CpuForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    if (forward_decode_reset_check(f, max_len) != 0) return -1;
+    size_t n = (size_t)c->n_layers * model_kv_dim(c) * max_len; /* (L, KV, max_len) */
+    free(s->kc);
+    s->kc = qh_malloc(2 * n * sizeof(float));
+    s->vc = s->kc + n;
+    f->dec_len = max_len;
+    f->dec_pos = 0;
+    return 0;
+}
+
+/* The new positions in chunks of max_T through embed and every block (keys
+ * and values into the cache), then the head on the last one. */
+static int cpu_decode(Forward *f, const int *tokens, int n, float *logits) {
+    CpuForward *s = (CpuForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    if (forward_decode_check(f, tokens, n) != 0) return -1;
+    int T = 0;
+    for (int c0 = 0; c0 < n; c0 += T) {
+        T = n - c0 < f->max_T ? n - c0 : f->max_T;
+        if (f->ops->embed(f, tokens + c0, T, s->xtmp) != 0) return -1;
+        for (int l = 0; l < c->n_layers; l++)
+            if (cpu_block_at(f, l, s->xtmp, T, (BlockAt){f->dec_pos, 1}, NULL, NULL) != 0) return -1;
+        f->dec_pos += T;
+    }
+    final_norm(f, s->xb, s->xtmp + (long)(T - 1) * c->dim, 1);
+    linear(logits, s->xb, f->model->w.wcls, 1, c->dim, c->vocab_size);
+    return 0;
+}
+
 static void cpu_destroy(Forward *f) {
     CpuForward *s = (CpuForward *)f;
     forward_host_acts_destroy(f);
@@ -198,6 +277,7 @@ static void cpu_destroy(Forward *f) {
     free(s->qkv);
     free(s->xb2);
     free(s->qkv_map);
+    free(s->kc);
     free(s);
 }
 
@@ -217,6 +297,9 @@ static const ForwardOps cpu_ops = {
     .acts_copy = forward_host_acts_copy,
     .acts_block = forward_host_acts_block,
     .acts_sqdiff = forward_host_acts_sqdiff,
+    .decode_reset = cpu_decode_reset,
+    .decode = cpu_decode,
+    .packed_where = PACKED_HOST,
 };
 
 /* Positions whose logits are computed at once: at most ~64 MB of logits. */
@@ -322,6 +405,7 @@ int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
 }
 
 void forward_destroy(Forward **f) {
+    if (*f) free((*f)->packed);
     if (*f) (*f)->ops->destroy(*f);
     *f = NULL;
 }

@@ -140,52 +140,74 @@ void softmax_inplace(float *s, int n) {
     for (int i = 0; i < n; i++) s[i] /= sum;
 }
 
-/* Causal GQA attention with a given row softmax: one (head, position) row
- * at a time, only the causal part of the row computed. K and V are first
- * transposed per kv head to (hs, T) so that both products run along the
+/* Causal GQA attention with a given row softmax over keys and values held
+ * transposed, kt and vt (KV, ld): column s of row c is position s of
+ * component c. The n query rows q (n, D) are positions pos0 .. pos0 + n - 1;
+ * row t attends to positions 0 .. pos0 + t. One (head, row) at a time, only
+ * the causal part of the row computed; both products run along the
  * positions s (long, contiguous, vectorizable) rather than along the head
  * dimension (as short as 8 in stories260K). */
-static void attention_rows(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs,
-                           void (*softmax)(float *, int)) {
-    int D = H * hs, KV = Hkv * hs, rep = H / Hkv;
+static void attention_rows_t(float *out, const float *q, const float *kt, const float *vt, long ld, int n, int pos0,
+                             int H, int Hkv, int hs, void (*softmax)(float *, int)) {
+    int D = H * hs, rep = H / Hkv, S = pos0 + n;
     float scale = 1.0f / sqrtf((float)hs);
-    float *kt = qh_malloc(sizeof(float) * (size_t)T * KV * 2); /* (Hkv, hs, T) */
-    float *vt = kt + (size_t)T * KV;                         /* (Hkv, hs, T) */
-#pragma omp parallel if (2.0 * H * T * (T + 1.0) * hs >= QH_PAR_MIN_WORK) /* the causal q k^T and att v */
+#pragma omp parallel if (4.0 * H * n * (pos0 + (n + 1.0) / 2) * hs >= QH_PAR_MIN_WORK) /* q k^T and att v */
     {
-#pragma omp for schedule(static)
-        for (int c = 0; c < KV; c++)
-            for (int s = 0; s < T; s++) {
-                kt[(size_t)c * T + s] = k[(size_t)s * KV + c];
-                vt[(size_t)c * T + s] = v[(size_t)s * KV + c];
-            }
-        float att[T > 0 ? T : 1];
+        float att[S > 0 ? S : 1];
 #pragma omp for collapse(2) schedule(dynamic, 8)
         for (int h = 0; h < H; h++)
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < n; t++) {
                 const float *qh = q + (size_t)t * D + h * hs;
-                const float *kh = kt + (size_t)(h / rep) * hs * T, *vh = vt + (size_t)(h / rep) * hs * T;
-                int n = t + 1;
-                for (int s = 0; s < n; s++) att[s] = 0.0f;
+                const float *kh = kt + (size_t)(h / rep) * hs * ld, *vh = vt + (size_t)(h / rep) * hs * ld;
+                int ns = pos0 + t + 1;
+                for (int s = 0; s < ns; s++) att[s] = 0.0f;
                 for (int i = 0; i < hs; i++) {
                     float qi = qh[i];
-                    const float *kr = kh + (size_t)i * T;
+                    const float *kr = kh + (size_t)i * ld;
 #pragma omp simd
-                    for (int s = 0; s < n; s++) att[s] += qi * kr[s];
+                    for (int s = 0; s < ns; s++) att[s] += qi * kr[s];
                 }
-                for (int s = 0; s < n; s++) att[s] *= scale;
-                softmax(att, n);
+                for (int s = 0; s < ns; s++) att[s] *= scale;
+                softmax(att, ns);
                 float *o = out + (size_t)t * D + h * hs;
                 for (int i = 0; i < hs; i++) {
-                    const float *vr = vh + (size_t)i * T;
+                    const float *vr = vh + (size_t)i * ld;
                     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-                    for (int s = 0; s < n; s++) acc += att[s] * vr[s];
+                    for (int s = 0; s < ns; s++) acc += att[s] * vr[s];
                     o[i] = acc;
                 }
             }
     }
+}
+
+/* rows (T, KV) -> columns pos0 .. pos0 + T - 1 of t (KV, ld) */
+static void transpose_into(float *t, long ld, const float *rows, int T, int KV, int pos0) {
+#pragma omp parallel for schedule(static) if (4.0 * T * KV >= QH_PAR_MIN_WORK)
+    for (int c = 0; c < KV; c++)
+        for (int s = 0; s < T; s++) t[(size_t)c * ld + pos0 + s] = rows[(size_t)s * KV + c];
+}
+
+/* The full window: K and V transposed per kv head to (KV, T), then the rows above. */
+static void attention_rows(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs,
+                           void (*softmax)(float *, int)) {
+    int KV = Hkv * hs;
+    float *kt = qh_malloc(sizeof(float) * (size_t)T * KV * 2); /* (KV, T) */
+    float *vt = kt + (size_t)T * KV;                         /* (KV, T) */
+    transpose_into(kt, T, k, T, KV, 0);
+    transpose_into(vt, T, v, T, KV, 0);
+    attention_rows_t(out, q, kt, vt, T, T, 0, H, Hkv, hs, softmax);
     free(kt);
+}
+
+void kv_cache_store(float *kc, float *vc, long ld, const float *k, const float *v, int n, int pos0, int KV) {
+    transpose_into(kc, ld, k, n, KV, pos0);
+    transpose_into(vc, ld, v, n, KV, pos0);
+}
+
+void attention_cached_simd(float *out, const float *q, const float *kc, const float *vc, long ld, int n, int pos0,
+                           int H, int Hkv, int hs) {
+    attention_rows_t(out, q, kc, vc, ld, n, pos0, H, Hkv, hs, softmax_simd);
 }
 
 void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs) {

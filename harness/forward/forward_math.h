@@ -78,6 +78,15 @@ void parallel_residual_ref(float *x, const float *attn, const float *mlp, long n
 void attention_ref(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
 /* The same with softmax_simd: the CPU backend's attention. */
 void attention_simd(float *out, const float *q, const float *k, const float *v, int T, int H, int Hkv, int hs);
+/* The KV cache of one layer, transposed: kc, vc (KV, ld), column s the key
+ * (value) of position s. kv_cache_store writes k, v (n, KV) as columns
+ * pos0 .. pos0 + n - 1; attention_cached_simd is attention_simd of the n
+ * query rows q (n, D) at positions pos0 .. pos0 + n - 1 over the cache's
+ * first pos0 + n positions: with pos0 0 and the window's k and v stored, the
+ * same operations in the same order as attention_simd (bit for bit). */
+void kv_cache_store(float *kc, float *vc, long ld, const float *k, const float *v, int n, int pos0, int KV);
+void attention_cached_simd(float *out, const float *q, const float *kc, const float *vc, long ld, int n, int pos0,
+                           int H, int Hkv, int hs);
 /* hb (T, F) <- silu(hb) * hb2 */
 void swiglu_ref(float *hb, const float *hb2, int T, int F);
 /* *num += sum_i (a[i] - b[i])^2, *den += sum_i b[i]^2, i < n, accumulated in

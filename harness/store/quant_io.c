@@ -530,7 +530,7 @@ const char *quant_io_row_order_name(int rotate_half) { return rotate_half ? "rot
 /* The "row_order" of layer (l, k): *rotate_half 1 when its rows are stored in
  * the rotate-half order of a Hugging Face checkpoint (wq / wk only); files
  * written before the attribute existed hold the harness's order. */
-static int read_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int *rotate_half) {
+int quant_io_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int *rotate_half) {
     char grp[256];
     layer_group(grp, sizeof grp, "/", l, model_linear_name(c, k));
     *rotate_half = 0;
@@ -569,7 +569,7 @@ int quant_io_load_block(H5File *f, Model *m, int l) {
                           model_linear_name(&m->cfg, k), quant_stats_dtype_name(q.stats_dtype),
                           quant_stats_dtype_name(file_d));
         int rotate_half = 0;
-        if (rc == 0) rc = read_row_order(f, &m->cfg, l, (LinearKind)k, &rotate_half);
+        if (rc == 0) rc = quant_io_row_order(f, &m->cfg, l, (LinearKind)k, &rotate_half);
         if (rc == 0) {
             float *W = qh_malloc(sizeof(float) * (size_t)rows * cols * (rotate_half ? 2 : 1)); /* (rows, cols) x1|2 */
             quant_layer_dequantize(&q, W);

@@ -52,6 +52,10 @@ int quant_io_setting_value(H5File *f, const QuantSetting *q, double *v);
 /* The file's stats_dtype (/settings/stats_dtype): fp32 (reference mode) or
  * fp16 (deployment mode); files written before the setting existed are fp16. */
 int quant_io_stats_dtype(H5File *f, QuantStatsDtype *d);
+/* *rotate_half <- 1 when layer (l, k) of f is stored in the rotate-half row
+ * order of its checkpoint (its "row_order" attribute), else 0; -1 with a
+ * message for another value. */
+int quant_io_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int *rotate_half);
 /* Decode block l of an open quantized-model file into m (model_set_linear),
  * rows in the harness's order whatever the layer's row_order. Each layer's
  * values must be in the file's stats_dtype (and stored in its type). */

@@ -10,9 +10,9 @@
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
 #   4. runs the GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _zeroshot, _qmatvec, _pipeline; stories260K from data/ or .devlibs/data, the
-#      transformers checkpoints from tests/fixtures/families, the zero-shot
-#      items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
+#      _zeroshot, _qmatvec, _decode, _pipeline; stories260K from data/ or
+#      .devlibs/data, the transformers checkpoints from tests/fixtures/families,
+#      the zero-shot items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
 #      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes),
 #      bench/bench_gpu_quant and bench/bench_gpu_qmatvec (the quantized
@@ -108,7 +108,8 @@ PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
 BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
 TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_families $B/tests/gpu/test_gpu_quant \
-$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
+$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_decode \
+$B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
 $B/bench/bench_gpu_qmatvec $B/qharness"
 MAKE_BIN=$(command -v make)
 [ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
@@ -169,6 +170,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
         QH_DATA=$DATA run test_gpu_zeroshot 60 "passed|skipped" "$B/tests/gpu/test_gpu_zeroshot"
         QH_DATA=$DATA run test_gpu_qmatvec 120 "passed|skipped" "$B/tests/gpu/test_gpu_qmatvec"
+        QH_DATA=$DATA run test_gpu_decode 120 "passed|skipped" "$B/tests/gpu/test_gpu_decode"
     fi
     [ -z "${QH_SKIP_PIPELINE:-}" ] &&
         QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
