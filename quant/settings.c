@@ -45,7 +45,7 @@ const QuantSetting quant_settings[] = {
      "statistics and outliers: fp32 = the reference's weights (default), fp16 = deployment, decoded from 16 bits"},
     {"awq_grid", I, QS_NEW, 1, 1000, NULL, ACT, AT(awq_grid), 20, "G",
      "AWQ: the scale search tries the exponents 0, 1/G, .., (G-1)/G of the mean |x| (1: exponent 0 only, plain RTN)"},
-    {"awq_clip", B, QS_NEW, 0, 1, NULL, ACT, AT(awq_clip), 1, NULL,
+    {"awq_clip", E, QS_NEW, 0, 1, "off|on", ACT, AT(awq_clip), 1, "off|on",
      "AWQ: the clipping search after the scales (every linear but q / k; the reference's auto_clip)"},
     {"awq_windows", I, QS_NEW, 0, 1000000, NULL, ACT, AT(awq_windows), 0, "N",
      "AWQ: calibration windows the searches run on, the first N (0: all)"},

@@ -507,5 +507,15 @@ json_t *quant_run_json(const QuantRun *r) {
     for (int l = 0; l < r->n_layers; l++)
         json_array_append_new(be, isnan(r->block_rel_err[l]) ? json_null() : json_real(r->block_rel_err[l]));
     json_object_set_new(o, "block_rel_err", be);
+    if (r->awq_ratio) { /* per block, the exponent chosen for each linear */
+        json_t *ar = json_array();
+        for (int l = 0; l < r->n_layers; l++) {
+            json_t *row = json_object();
+            for (int k = 0; k < arch->n_lin; k++)
+                json_object_set_new(row, arch->lin[k].name, json_real(r->awq_ratio[l * LIN_COUNT + k]));
+            json_array_append_new(ar, row);
+        }
+        json_object_set_new(o, "awq_ratio", ar);
+    }
     return o;
 }
