@@ -540,6 +540,8 @@ extern "C" int quantize_layer_cuda_ctx(QuantCuda *c, const char *method, const f
     /* the checks of quantize_layer_ref, shared */
     if (quant_layer_check_inputs("quantize_layer_cuda", method, W, m, n, H, p) != 0) return -1;
     const QuantMethod *mi = quant_method_find(method);
+    if (!quant_cuda_supports(method)) /* AWQ: its layer quantizer and block search stay on the CPU (awq_search.c) */
+        return qh_error("quantize_layer_cuda: method %s has no CUDA version", method);
     if (!c) return qh_error("quantize_layer_cuda: no CUDA context");
 
     Job j;

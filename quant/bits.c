@@ -23,6 +23,13 @@ double quant_bits_formula(const QuantParams *p, double outlier_fraction) {
     return quant_bits_formula_n(p, 0, outlier_fraction);
 }
 
+double quant_bits_formula_layer(const QuantParams *p, const char *method, int m, int n, double outlier_fraction) {
+    double b = quant_bits_formula_n(p, n, outlier_fraction);
+    const QuantMethod *mi = quant_method_find(method);
+    if (mi && (mi->caps & QUANT_CAP_ACT_SCALE) && m > 0) b += (double)quant_stats_dtype_bits(p->stats_dtype) / m;
+    return b;
+}
+
 static void add(QuantStoredTensor *t, int *k, const char *name, int64_t count, int bits) {
     t[*k].name = name;
     t[*k].count = count;
@@ -50,6 +57,7 @@ int quant_layer_stored_tensors(const QuantLayer *q, QuantStoredTensor t[QUANT_MA
         add(t, &k, "outlier_val", q->n_outliers, v);
     }
     if (q->params.perm == QH_PERM_ACT_ORDER) add(t, &k, "perm", q->n, 16);
+    if (q->in_scale) add(t, &k, fp16 ? "in_scale_f16" : "in_scale_f32", q->n, v);
     return k;
 }
 

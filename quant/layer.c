@@ -39,6 +39,7 @@ void quant_layer_free(QuantLayer *q) {
     free(q->outlier_rowptr);
     free(q->outlier_col);
     free(q->outlier_val);
+    free(q->in_scale);
     memset(q, 0, sizeof *q);
 }
 
@@ -309,6 +310,8 @@ void quant_layer_dequantize(const QuantLayer *q, float *W_out) {
             int c1 = (j + 1) * g < n ? (j + 1) * g : n;
             for (int c = j * g; c < c1; c++) out[q->perm[c]] = qgrid_decode((float)code[c], s, z);
         }
+        if (q->in_scale) /* AWQ: the codes are of W diag(s) */
+            for (int c = 0; c < n; c++) out[c] /= q->in_scale[c];
         if (q->outlier_rowptr)
             for (int64_t k = q->outlier_rowptr[r]; k < q->outlier_rowptr[r + 1]; k++)
                 out[q->outlier_col[k]] = q->outlier_val[k];

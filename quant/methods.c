@@ -20,12 +20,22 @@ static void spqr_defaults(QuantParams *p) {
     p->percdamp = 1.0;
 }
 
+/* AWQ: the paper's group size of 128 columns and the reference's integer zero
+ * point (asymmetric min-max with a rounded zero; for a group whose range
+ * contains 0, GPTQ's rule is exactly the reference's grid). */
+static void awq_defaults(QuantParams *p) {
+    p->groupsize = 128;
+    p->gptq_zero_rule = 1;
+}
+
 const QuantMethod quant_methods[] = {
     /* name, title, capabilities, own defaults, quantizer, summary */
     {"rtn", "RTN", QUANT_CAP_GRID | QUANT_CAP_QQ, NULL, quantize_layer_ref, "round to nearest (SPEC 3)"},
     {"gptq", "GPTQ", QUANT_CAP_GRID | QUANT_CAP_HESSIAN, NULL, quantize_layer_ref, "GPTQ column sweep over H (SPEC 4)"},
     {"spqr", "SpQR", QUANT_CAP_GRID | QUANT_CAP_QQ | QUANT_CAP_OUTLIERS | QUANT_CAP_HESSIAN, spqr_defaults,
      quantize_layer_ref, "GPTQ + small groups + quantized statistics + outliers (SPEC 5)"},
+    {"awq", "AWQ", QUANT_CAP_GRID | QUANT_CAP_ACT_SCALE, awq_defaults, awq_quantize_ref,
+     "activation-aware per input channel scales searched per block, clipping, then grouped RTN (Lin et al. 2023)"},
     {NULL, NULL, 0, NULL, NULL, NULL},
 };
 

@@ -53,6 +53,9 @@ typedef struct QuantParams {
     int true_sequential;      /* SPEC 1.3: Hessians of the block's groups in turn (model-level calibration;
                                * the layer quantizer ignores it) */
     QuantStatsDtype stats_dtype; /* reference (fp32, default) or deployment (fp16) values; see above */
+    int awq_grid;             /* AWQ: exponents tried by the scale search, 0, 1/awq_grid, ..; 1..1000 */
+    int awq_clip;             /* AWQ: the clipping search on (1) or off */
+    int awq_windows;          /* AWQ: calibration windows the searches use (the first ones; 0 = all) */
 } QuantParams;
 
 /* Defaults of a method of quant_methods[] (settings.h): the common defaults of
@@ -95,6 +98,11 @@ typedef struct QuantLayer {      /* the compressed form of one linear layer W (m
     uint16_t *outlier_col;       /* (nnz) */
     float *outlier_val;          /* (nnz) the kept weight (exact in fp32 mode) */
     int64_t n_outliers;          /* nnz */
+    /* AWQ (awq.c): per input channel scales s (n), ORIGINAL column order, in the
+     * precision of stats_dtype, all finite and > 0: the codes quantize W diag(s)
+     * and decoding divides column c by s[c] (the scale folded into the layer
+     * instead of the previous operation); NULL for every other method */
+    float *in_scale;
     /* diagnostics */
     double proxy_loss;           /* SPEC 4.6: sum (w - w_hat)^2 / U[c,c]^2 / 2 over the sweep; for rtn with H:
                                   * 1/2 tr(dW H' dW^T) with H' the damped H (equal for GPTQ in exact arithmetic);
@@ -127,6 +135,32 @@ void quant_layer_free(QuantLayer *q);
 int quantize_layer_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
                        QuantLayer *q, float *W_deq);
 
+/* ---- AWQ, the layer's part (awq.c; the block-level search is harness/calib/awq_search.c) ---- */
+
+/* The clipping search of the AWQ reference (auto_clip): per (row, group) the
+ * largest |w| is shrunk by 1 - i / AWQ_CLIP_GRID, i < AWQ_CLIP_STEPS, and the
+ * one whose quantized group output over the sampled tokens is closest to the
+ * original is kept; at most AWQ_CLIP_TOKENS tokens are used. */
+#define AWQ_CLIP_GRID 20
+#define AWQ_CLIP_STEPS 10 /* max_shrink 0.5 of the reference: shrink factors 1, 0.95, .., 0.55 */
+#define AWQ_CLIP_TOKENS 512
+
+/* Quantize W (m, n) with AWQ given its per input channel scales s (n, > 0,
+ * finite; NULL: all 1) and, for the clipping search, X (ntok, n) a sample of
+ * the layer's inputs (NULL / ntok 0: no clipping): s is kept in the precision
+ * of p->stats_dtype, W diag(s) clipped (auto_clip, in the scaled domain with
+ * the inputs X diag(s)^-1) and quantized by RTN with p's grid and groups; q
+ * holds the codes, statistics and s (in_scale), W_deq (may be NULL) the
+ * decoded weights, Q(W diag(s)) diag(s)^-1. With s = 1 and no X, q's codes
+ * and W_deq are exactly RTN's. 0, or -1 after a message. */
+int awq_quantize_layer(const float *W, int m, int n, const float *s, const float *X, int ntok, const QuantParams *p,
+                       QuantLayer *q, float *W_deq);
+/* The quantize_ref of quant_methods[]'s "awq": awq_quantize_layer with s = 1
+ * and no clipping (the search's ratio 0: plain RTN stored in AWQ's layout);
+ * H is not used. The calibrated method runs the block-level search instead. */
+int awq_quantize_ref(const char *method, const float *W, int m, int n, const double *H, const QuantParams *p,
+                     QuantLayer *q, float *W_deq);
+
 /* Decode q back to dense W_out (m, n) in original column order. Equal bit for
  * bit to the W_deq written by quantize_layer_ref. */
 void quant_layer_dequantize(const QuantLayer *q, float *W_out);
@@ -141,6 +175,10 @@ void quant_layer_dequantize(const QuantLayer *q, float *W_out);
 double quant_bits_formula(const QuantParams *p, double outlier_fraction);
 /* Same, with groupsize 0 counted as beta1 = n. */
 double quant_bits_formula_n(const QuantParams *p, int n, double outlier_fraction);
+/* The formula of one (m, n) layer of `method`: quant_bits_formula_n plus, for
+ * a method with per input channel scales (QUANT_CAP_ACT_SCALE, AWQ), one
+ * stats_dtype value per column: 32 / m or 16 / m bits per parameter. */
+double quant_bits_formula_layer(const QuantParams *p, const char *method, int m, int n, double outlier_fraction);
 
 /* The stored format: one entry per tensor written, each a packed stream of
  * `count` elements of `bits` bits, rounded up to whole bytes. Tensors:
@@ -149,7 +187,8 @@ double quant_bits_formula_n(const QuantParams *p, int n, double outlier_fraction
  * outliers when the method can have them (spqr, finite tau): row pointers
  * (m+1 x 32, uint32), columns (nnz x 16), values (nnz x v); v = 32 bits in
  * the reference mode (fp32), 16 in the deployment mode (fp16);
- * the permutation (n x 16) when it is act_order. */
+ * the permutation (n x 16) when it is act_order; AWQ's per input channel
+ * scales (n x v) when the layer has them. */
 typedef struct QuantStoredTensor {
     const char *name;
     int64_t count;

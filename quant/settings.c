@@ -17,6 +17,7 @@
 #define QQ QUANT_CAP_QQ
 #define OUT QUANT_CAP_OUTLIERS
 #define HES QUANT_CAP_HESSIAN
+#define ACT QUANT_CAP_ACT_SCALE
 #define AT(f) offsetof(QuantParams, f)
 const QuantSetting quant_settings[] = {
     /* name, type, flags, min, max, choices, used with, field, common default, meta, help */
@@ -42,6 +43,12 @@ const QuantSetting quant_settings[] = {
     {"blocksize", I, 0, 1, 65536, NULL, HES, AT(blocksize), 128, "N", "GPTQ lazy-batch block of columns"},
     {"stats_dtype", E, QS_NEW, 0, 1, "fp32|fp16", GRID, AT(stats_dtype), QH_STATS_FP32, "fp32|fp16",
      "statistics and outliers: fp32 = the reference's weights (default), fp16 = deployment, decoded from 16 bits"},
+    {"awq_grid", I, QS_NEW, 1, 1000, NULL, ACT, AT(awq_grid), 20, "G",
+     "AWQ: the scale search tries the exponents 0, 1/G, .., (G-1)/G of the mean |x| (1: exponent 0 only, plain RTN)"},
+    {"awq_clip", E, QS_NEW, 0, 1, "off|on", ACT, AT(awq_clip), 1, "off|on",
+     "AWQ: the clipping search after the scales (every linear but q / k; the reference's auto_clip)"},
+    {"awq_windows", I, QS_NEW, 0, 1000000, NULL, ACT, AT(awq_windows), 0, "N",
+     "AWQ: calibration windows the searches run on, the first N (0: all)"},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 #undef I
@@ -52,6 +59,7 @@ const QuantSetting quant_settings[] = {
 #undef QQ
 #undef OUT
 #undef HES
+#undef ACT
 #undef AT
 
 /* The QS_NEW rows: how the harness behaved before each existed. */

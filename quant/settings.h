@@ -32,6 +32,10 @@
 #define QUANT_CAP_QQ 2u       /* second-level (quantized) statistics */
 #define QUANT_CAP_OUTLIERS 4u /* SpQR outliers */
 #define QUANT_CAP_HESSIAN 8u  /* needs calibration: the GPTQ column sweep over H (SPEC 4) */
+#define QUANT_CAP_ACT_SCALE 16u /* needs calibration: per input channel scales searched block by block on the
+                                 * calibration activations (AWQ, harness/calib/awq_search.c); its quantize_ref
+                                 * alone is the search's ratio 0 (scales 1) */
+#define QUANT_CAP_CALIB (QUANT_CAP_HESSIAN | QUANT_CAP_ACT_SCALE) /* the methods that need calibration data */
 
 /* ---- methods ------------------------------------------------------------------- */
 

@@ -360,7 +360,7 @@ static void test_errors(void) {
     E("out of range", "[methods]\nrun = rtn\nwbits = 9\n", "bad.ini:5: methods.wbits: 9 is out of range", NULL);
     E("empty list", "[methods]\nrun = rtn\nwbits =\n", "bad.ini:5: methods.wbits: empty list", NULL);
     E("empty item", "[methods]\nrun = rtn\nwbits = 3,,4\n", "bad.ini:5: methods.wbits: empty item", NULL);
-    E("unknown method", "[methods]\nrun = rtn, awq\n", "bad.ini:4: methods.run: unknown method 'awq'", NULL);
+    E("unknown method", "[methods]\nrun = rtn, hqq\n", "bad.ini:4: methods.run: unknown method 'hqq'", NULL);
     E("unknown dataset", "[methods]\nrun = rtn\n[eval]\ndatasets = wikitext2, wikitext3\n",
       "bad.ini:6: eval.datasets: unknown dataset 'wikitext3'", NULL);
     E("unknown calibration dataset", "[methods]\nrun = gptq\n[calibration]\ndataset = pile\n",

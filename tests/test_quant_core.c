@@ -425,7 +425,7 @@ static void test_validation(void) {
     p.qq_scale_bits = 9;
     CHECK(validate_msg(&p, "spqr", 64, 64, "qq_scale_bits = 9"), "qq bits 9");
     p.qq_scale_bits = 3;
-    CHECK(validate_msg(&p, "fancy", 64, 64, "method 'fancy' unknown; expected one of rtn, gptq, spqr"), "unknown method");
+    CHECK(validate_msg(&p, "fancy", 64, 64, "method 'fancy' unknown; expected one of rtn, gptq, spqr, awq"), "unknown method");
     CHECK(validate_msg(&p, NULL, 64, 64, "method '(null)' unknown"), "no method");
     p.blocksize = 0;
     CHECK(validate_msg(&p, "spqr", 64, 64, "blocksize = 0"), "blocksize 0");

@@ -104,16 +104,18 @@ static void test_parse(void) {
 }
 
 /* Who uses what: SPEC 2-5 (the grid for all; second-level statistics for
- * rtn and spqr; outliers for spqr; the Hessian's settings for gptq and spqr). */
+ * rtn and spqr; outliers for spqr; the Hessian's settings for gptq and spqr;
+ * the scale search's for awq). */
 static void test_methods(void) {
     static const struct {
         const char *setting, *methods;
     } uses[] = {
-        {"wbits", "rtn gptq spqr"},         {"groupsize", "rtn gptq spqr"},     {"qq_scale_bits", "rtn spqr"},
-        {"qq_zero_bits", "rtn spqr"},       {"qq_groupsize", "rtn spqr"},       {"outlier_threshold", "spqr"},
-        {"simplified_outliers", "spqr"},    {"percdamp", "gptq spqr"},          {"perm", "gptq spqr"},
-        {"true_sequential", "gptq spqr"},   {"sym", "rtn gptq spqr"},           {"round_zero", "rtn gptq spqr"},
-        {"gptq_zero_rule", "rtn gptq spqr"}, {"blocksize", "gptq spqr"},     {"stats_dtype", "rtn gptq spqr"},
+        {"wbits", "rtn gptq spqr awq"},          {"groupsize", "rtn gptq spqr awq"}, {"qq_scale_bits", "rtn spqr"},
+        {"qq_zero_bits", "rtn spqr"},            {"qq_groupsize", "rtn spqr"},       {"outlier_threshold", "spqr"},
+        {"simplified_outliers", "spqr"},         {"percdamp", "gptq spqr"},          {"perm", "gptq spqr"},
+        {"true_sequential", "gptq spqr"},        {"sym", "rtn gptq spqr awq"},       {"round_zero", "rtn gptq spqr awq"},
+        {"gptq_zero_rule", "rtn gptq spqr awq"}, {"blocksize", "gptq spqr"},     {"stats_dtype", "rtn gptq spqr awq"},
+        {"awq_grid", "awq"},                     {"awq_clip", "awq"},                {"awq_windows", "awq"},
     };
     int n = (int)(sizeof uses / sizeof uses[0]);
     CHECK(quant_nsettings() == n, "%d settings, %d expected here (a new row needs its line in this test)",
@@ -147,7 +149,7 @@ static void test_methods(void) {
     CHECK(quant_method_find("fancy") == NULL && quant_method_index("fancy") == -1, "unknown method");
     char names[64];
     quant_method_names(~0u, ", ", names, sizeof names);
-    CHECK(!strcmp(names, "rtn, gptq, spqr"), "method order rtn, gptq, spqr: %s", names);
+    CHECK(!strcmp(names, "rtn, gptq, spqr, awq"), "method order rtn, gptq, spqr, awq: %s", names);
     /* defaults: SPEC 4.2 (percdamp 0.01), 4.5 (blocksize 128); SPEC 5 / the paper's near-lossless SpQR */
     QuantParams g, s;
     quant_params_default(&g, "gptq");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "awq_search.h"
 #include "util.h"
 #ifdef QH_HAVE_CUDA
 #include "quant_cuda.h"
@@ -125,7 +126,8 @@ struct LayerQuantizer {
 };
 
 static int layer_quantize(const LayerQuantizer *lq, const char *method, const float *W, int m, int n, const double *H,
-                          const QuantParams *p, QuantLayer *q, float *W_deq) {
+                          const AwqLayerInput *awq, const QuantParams *p, QuantLayer *q, float *W_deq) {
+    if (awq) return awq_quantize_layer(W, m, n, awq->scale, awq->X, awq->ntok, p, q, W_deq); /* CPU only */
 #ifdef QH_HAVE_CUDA
     if (lq && lq->on_gpu && quant_cuda_supports(method))
         return quantize_layer_cuda_ctx(lq->ctx, method, W, m, n, H, p, q, W_deq, NULL);
@@ -147,19 +149,27 @@ int quant_params_fit_model(const QuantParams *p, const char *method, const Model
     return 0;
 }
 
-int quantize_linear(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method, const float *W,
-                    const double *H, const QuantParams *p, QuantLayer *q, float *W_deq) {
+/* quantize_linear, with AWQ's scales and clipping inputs when awq is not NULL
+ * (both are per input column: the row order does not change them). */
+static int quantize_linear_awq(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method,
+                               const float *W, const double *H, const AwqLayerInput *awq, const QuantParams *p,
+                               QuantLayer *q, float *W_deq) {
     int rows, cols;
     model_linear_shape(c, k, &rows, &cols);
-    if (!model_ckpt_rows_permuted(c, k)) return layer_quantize(lq, method, W, rows, cols, H, p, q, W_deq);
+    if (!model_ckpt_rows_permuted(c, k)) return layer_quantize(lq, method, W, rows, cols, H, awq, p, q, W_deq);
     int hs = model_head_size(c);
     float *Wc = qh_malloc(sizeof(float) * (size_t)rows * cols * 2); /* (rows, cols) twice: W, then W_deq, */
     float *Dc = Wc + (size_t)rows * cols;                           /* in the checkpoint's row order */
     model_rows_reorder(Wc, W, rows, cols, hs, 1);
-    int rc = layer_quantize(lq, method, Wc, rows, cols, H, p, q, Dc);
+    int rc = layer_quantize(lq, method, Wc, rows, cols, H, awq, p, q, Dc);
     if (rc == 0) model_rows_reorder(W_deq, Dc, rows, cols, hs, 0);
     free(Wc);
     return rc;
+}
+
+int quantize_linear(const LayerQuantizer *lq, const ModelConfig *c, LinearKind k, const char *method, const float *W,
+                    const double *H, const QuantParams *p, QuantLayer *q, float *W_deq) {
+    return quantize_linear_awq(lq, c, k, method, W, H, NULL, p, q, W_deq);
 }
 
 void quant_run_free(QuantRun *r) {
@@ -169,19 +179,19 @@ void quant_run_free(QuantRun *r) {
     QH_FREE(r->layers);
     QH_FREE(r->reports);
     QH_FREE(r->block_rel_err);
+    QH_FREE(r->awq_ratio);
     token_stream_free(&r->calib_info);
 }
 
-/* Quantize sub-layer (l, k) with Hessian H (may be NULL for rtn) and put the decoded weights into the model. */
-static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const QuantRunSpec *spec, int l, LinearKind k,
-                             const double *H, QuantRun *run) {
+int calib_quantize_sublayer(Model *m, Forward *f, const LayerQuantizer *lq, const QuantRunSpec *spec, int l,
+                            LinearKind k, const double *H, const AwqLayerInput *awq, QuantRun *run) {
     int rows, cols;
     model_linear_shape(&m->cfg, k, &rows, &cols);
     QuantLayer *q = &run->layers[l * LIN_COUNT + k];
     SubLayerReport *rep = &run->reports[l * LIN_COUNT + k];
     float *Wdeq = qh_malloc(sizeof(float) * (size_t)rows * cols); /* (rows, cols) */
     double t0 = qh_now();
-    if (quantize_linear(lq, &m->cfg, k, spec->method, m->w.blocks[l].lin[k], H, &spec->params, q, Wdeq) != 0) {
+    if (quantize_linear_awq(lq, &m->cfg, k, spec->method, m->w.blocks[l].lin[k], H, awq, &spec->params, q, Wdeq) != 0) {
         free(Wdeq);
         return qh_error("quantizing layer %d %s (%d x %d) failed", l, model_linear_name(&m->cfg, k), rows, cols);
     }
@@ -210,7 +220,7 @@ static int quantize_sublayer(Model *m, Forward *f, LayerQuantizer *lq, const Qua
     rep->proxy_loss = q->proxy_loss;
     rep->n_outliers = q->n_outliers;
     rep->outlier_fraction = (double)q->n_outliers / ((double)rows * cols);
-    rep->formula_bits = quant_bits_formula_n(&spec->params, cols, rep->outlier_fraction);
+    rep->formula_bits = quant_bits_formula_layer(&spec->params, spec->method, rows, cols, rep->outlier_fraction);
     rep->stored_bits_total = quant_layer_stored_bits(q);
     rep->damp_used = q->damp_used;
     rep->damp_retries = q->damp_retries;
@@ -252,7 +262,12 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
      * GPTQ/SpQR would see) can be compared. --calib none skips that. */
     const QuantMethod *method = quant_method_find(spec->method);
     if (!method) return qh_error("quantize: unknown method '%s'", spec->method ? spec->method : "(null)");
-    int is_rtn = !(method->caps & QUANT_CAP_HESSIAN) && (!spec->calib || !strcmp(spec->calib, "none"));
+    int no_calib = !spec->calib || !strcmp(spec->calib, "none");
+    if ((method->caps & QUANT_CAP_CALIB) && no_calib)
+        return qh_error("quantize: %s needs calibration data (--calib none is for methods without calibration)",
+                        spec->method);
+    int is_rtn = !(method->caps & QUANT_CAP_CALIB) && no_calib;
+    int is_awq = (method->caps & QUANT_CAP_ACT_SCALE) != 0;
     run->n_layers = L;
     run->qk_rotate_half = c->qk_rotate_half;
     run->arch = c->arch;
@@ -263,6 +278,10 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     run->reports = qh_calloc((size_t)L * LIN_COUNT, sizeof(SubLayerReport));
     run->block_rel_err = qh_calloc((size_t)L, sizeof(double));
     for (int l = 0; l < L; l++) run->block_rel_err[l] = NAN;
+    if (is_awq) {
+        run->awq_ratio = qh_calloc((size_t)L * LIN_COUNT, sizeof(double));
+        for (int i = 0; i < L * LIN_COUNT; i++) run->awq_ratio[i] = NAN;
+    }
 
     Forward *f = NULL;
     int *windows = NULL;
@@ -274,7 +293,14 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     memset(&hs, 0, sizeof hs);
     hs.arch = arch;
     LayerQuantizer lq = {0};
-    int rc = forward_create(spec->device, m, T, &f);
+    /* AWQ's search reads the activations on the host (awq_search.c): it runs
+     * on the CPU backend whatever the device (said, not silent) */
+    QhDevice dev = spec->device;
+    if (is_awq && dev != QH_DEVICE_CPU) {
+        if (dev == QH_DEVICE_CUDA) qh_warn("quantize: awq runs on the CPU (its block search has no CUDA version)");
+        dev = QH_DEVICE_CPU;
+    }
+    int rc = forward_create(dev, m, T, &f);
     if (rc != 0) goto fail;
     run->device = f->ops->name;
 #ifdef QH_HAVE_CUDA
@@ -287,7 +313,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     if (is_rtn) { /* quantize every layer from the original weights, no Hessian */
         for (int l = 0; l < L && rc == 0; l++) {
             rc = model_load_block(m, l); /* a no-op unless the checkpoint is streamed */
-            for (int k = 0; k < nlin && rc == 0; k++) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, run);
+            for (int k = 0; k < nlin && rc == 0; k++) rc = calib_quantize_sublayer(m, f, &lq, spec, l, (LinearKind)k, NULL, NULL, run);
             if (rc == 0) rc = finish_block(m, spec, run, l);
         }
         if (rc != 0) goto fail;
@@ -318,7 +344,13 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     for (int l = 0; l < L && rc == 0; l++) {
         qh_progress("block %d/%d", l + 1, L);
         if ((rc = model_load_block(m, l)) != 0) break; /* a no-op unless the checkpoint is streamed */
-        for (int g = 0; g < ngroups && rc == 0; g++) {
+        if (is_awq) { /* its own search fills BUF_FP and quantizes the block (awq_search.c) */
+            AwqBuffers b = {.in = in, .scratch = out, .fp = BUF_FP};
+            t0 = qh_now();
+            rc = awq_quantize_block(m, f, &lq, spec, l, &b, run);
+            run->t_calib_forward += qh_now() - t0;
+        }
+        for (int g = 0; g < ngroups && rc == 0 && !is_awq; g++) {
             const int *grp = spec->params.true_sequential ? seq_groups[g] : one_group[0];
             hook_slots_free(&hs);
             for (int i = 0; grp[i] >= 0 && rc == 0; i++) {
@@ -343,7 +375,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
                 const HessianAcc *h = &hs.acc[arch->lin[grp[i]].input];
                 if (spec->hessian_done && spec->hessian_done(spec->hessian_user, l, (LinearKind)grp[i], h->H, h->n) != 0)
                     rc = qh_error("the Hessian callback of layer %d %s failed", l, arch->lin[grp[i]].name);
-                if (rc == 0) rc = quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], h->H, run);
+                if (rc == 0) rc = calib_quantize_sublayer(m, f, &lq, spec, l, (LinearKind)grp[i], h->H, NULL, run);
             }
         }
         if (rc != 0) break;
@@ -475,5 +507,15 @@ json_t *quant_run_json(const QuantRun *r) {
     for (int l = 0; l < r->n_layers; l++)
         json_array_append_new(be, isnan(r->block_rel_err[l]) ? json_null() : json_real(r->block_rel_err[l]));
     json_object_set_new(o, "block_rel_err", be);
+    if (r->awq_ratio) { /* per block, the exponent chosen for each linear */
+        json_t *ar = json_array();
+        for (int l = 0; l < r->n_layers; l++) {
+            json_t *row = json_object();
+            for (int k = 0; k < arch->n_lin; k++)
+                json_object_set_new(row, arch->lin[k].name, json_real(r->awq_ratio[l * LIN_COUNT + k]));
+            json_array_append_new(ar, row);
+        }
+        json_object_set_new(o, "awq_ratio", ar);
+    }
     return o;
 }

@@ -66,6 +66,8 @@ typedef struct QuantRun {
     QuantLayer *layers;       /* (L * LIN_COUNT), index layer * LIN_COUNT + kind; kinds >= n_lin unused */
     SubLayerReport *reports;  /* (L * LIN_COUNT) */
     double *block_rel_err;    /* (L) ||Y_q - Y_fp|| / ||Y_fp|| over the calibration windows */
+    double *awq_ratio;        /* (L * LIN_COUNT) awq: the exponent of mean |x| its scales were chosen with (0 for a
+                               * linear whose scales are not searched); NULL for the other methods */
     TokenStream calib_info;   /* what the calibration windows came from (ids not kept) */
     int64_t params;           /* quantized parameters */
     double avg_bits;          /* SPEC 6 formula over the model (parameter-weighted) */

@@ -47,7 +47,7 @@ static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
         return qh_error("quantize: --max-memory needs a checkpoint read block by block (a llama2.c file or a "
                         "Hugging Face directory)");
     const QuantMethod *qm = quant_method_find(s->method);
-    int calib = (qm && (qm->caps & QUANT_CAP_HESSIAN)) || (s->calib && strcmp(s->calib, "none") != 0);
+    int calib = (qm && (qm->caps & QUANT_CAP_CALIB)) || (s->calib && strcmp(s->calib, "none") != 0);
     size_t D = c->dim, F = c->hidden_dim;
     size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
     size_t block = sizeof(float) * (size_t)(model_linear_params(c) / c->n_layers), largest = 0;
@@ -241,9 +241,9 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     if (seqlen < 0 || seqlen == 1 || eval_seqlen < 0 || eval_seqlen == 1 || max_windows < 0)
         return qh_error("quantize: --seqlen / --eval-seqlen must be 0 or >= 2 and --max-windows >= 0");
     if (qh_device_parse(device, &spec.device) != 0) return -1;
-    if (!strcmp(calib, "none") && (qm->caps & QUANT_CAP_HESSIAN))
-        return qh_error("quantize: --calib none is only possible with a method that needs no Hessian (%s needs "
-                        "Hessians)", method);
+    if (!strcmp(calib, "none") && (qm->caps & QUANT_CAP_CALIB))
+        return qh_error("quantize: --calib none is only possible with a method that needs no calibration (%s needs "
+                        "calibration data)", method);
     spec.nsamples = (int)nsamples;
     if (quant_params_validate(p, method, INT_MAX / 2, 65536) != 0) return -1; /* shape-free checks first */
     if (max_memory_mb < 0 || max_memory_mb > (1L << 30))

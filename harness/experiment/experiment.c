@@ -234,7 +234,7 @@ const ExpKey *exp_key_table(void) {
     if (exp_keys[0].name) return exp_keys;
     unsigned calib_mask = 0;
     for (int m = 0; quant_methods[m].name; m++)
-        if (quant_methods[m].caps & QUANT_CAP_HESSIAN) calib_mask |= 1u << m;
+        if (quant_methods[m].caps & QUANT_CAP_CALIB) calib_mask |= 1u << m;
     quant_method_names(~0u, "|", method_choices, sizeof method_choices);
     int n = 0;
     for (const ExpKey *k = fixed_keys; k->name; k++) {
@@ -1101,7 +1101,7 @@ static int expand_points(Experiment *x, ParseState *st) {
             quant_params_default(&sp->params, sp->method);
             sp->data_root = x->data_root;
             sp->device = x->device;
-            if (!(quant_methods[m].caps & QUANT_CAP_HESSIAN)) { /* RTN needs no calibration (SPEC 3) */
+            if (!(quant_methods[m].caps & QUANT_CAP_CALIB)) { /* RTN needs no calibration (SPEC 3) */
                 sp->calib = "none";
             } else { /* calibration defaults, then the axes */
                 for (int ki = 0; ki < nk; ki++)

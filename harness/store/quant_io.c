@@ -61,6 +61,9 @@ static const char *stat_dataset(int zero, QuantStatsDtype d) {
     return names[zero != 0][d == QH_STATS_FP16];
 }
 
+/* AWQ's per input channel scales (QuantLayer.in_scale): in_scale_f32 / in_scale_f16. */
+static const char *in_scale_dataset(QuantStatsDtype d) { return d == QH_STATS_FP16 ? "in_scale_f16" : "in_scale_f32"; }
+
 /* Write d0 x d1 values (d1 = 0: rank 1) in precision d: float32, or fp16 bit
  * patterns (the values are fp16 numbers already: exact); adds the bytes. */
 static int put_values(H5File *f, const char *grp, const char *name, const float *v, int64_t d0, int64_t d1,
@@ -115,6 +118,7 @@ static int write_layer(H5File *f, const char *g, const QuantRun *run, int l, int
         rc |= put_u16(f, grp, "perm", pm, q->n, 0, &bytes);
         free(pm);
     }
+    if (q->in_scale) rc |= put_values(f, grp, in_scale_dataset(d), q->in_scale, q->n, 0, d, &bytes);
     rc |= h5_attr_str(f, grp, "method", q->method);
     rc |= h5_attr_str(f, grp, "stats_dtype", quant_stats_dtype_name(d));
     rc |= h5_attr_str(f, grp, "row_order", quant_io_row_order_name(run->qk_rotate_half && al->rotary_rows));
@@ -182,6 +186,14 @@ int quant_io_write_report(H5File *f, const char *g, const QuantRun *run) {
     free(v);
     snprintf(p, sizeof p, "%s/quant/block_rel_err", base);
     if (rc == 0) rc = h5_write(f, p, H5T_QH_F64, run->block_rel_err, L, 0);
+    if (rc == 0 && run->awq_ratio) { /* (L, n_lin) the exponents AWQ's search chose */
+        v = qh_malloc(sizeof(double) * (size_t)n);
+        for (int i = 0; i < n; i++) v[i] = run->awq_ratio[(i / nl) * LIN_COUNT + i % nl];
+        snprintf(p, sizeof p, "%s/quant/awq_ratio", base);
+        rc = h5_write(f, p, H5T_QH_F64, v, L, nl);
+        if (rc == 0) rc = h5_attr_str(f, p, "columns", columns);
+        free(v);
+    }
     snprintf(p, sizeof p, "%s/quant", base);
     if (rc == 0) {
         rc |= h5_attr_f64(f, p, "avg_bits", run->avg_bits);
@@ -516,6 +528,24 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
     } else {
         for (int i = 0; i < q->n; i++) q->perm[i] = i;
     }
+    /* AWQ's scales: present exactly when the method has them, n finite values > 0 */
+    const QuantMethod *qm = quant_method_find(q->method);
+    int want_scale = qm && (qm->caps & QUANT_CAP_ACT_SCALE);
+    const QuantStatsDtype other = d == QH_STATS_FP16 ? QH_STATS_FP32 : QH_STATS_FP16;
+    if (rc == 0 && HAS(in_scale_dataset(other)))
+        rc = qh_error("'%s': %s holds %s, but the layer's stats_dtype is %s", h5_path(f), grp, in_scale_dataset(other),
+                      quant_stats_dtype_name(d));
+    if (rc == 0 && want_scale && !HAS(in_scale_dataset(d)))
+        rc = qh_error("'%s': %s (method %s) has no %s: its per input channel scales are missing", h5_path(f), grp,
+                      q->method, in_scale_dataset(d));
+    if (rc == 0 && !want_scale && HAS(in_scale_dataset(d)))
+        rc = qh_error("'%s': %s holds %s, but method %s has no per input channel scales", h5_path(f), grp,
+                      in_scale_dataset(d), q->method);
+    if (rc == 0 && want_scale) rc = get_values(f, grp, in_scale_dataset(d), &q->in_scale, q->n, d);
+    for (int c = 0; rc == 0 && q->in_scale && c < q->n; c++)
+        if (!isfinite(q->in_scale[c]) || !(q->in_scale[c] > 0.0f))
+            rc = qh_error("'%s': %s/%s[%d] = %g; expected a finite value > 0", h5_path(f), grp, in_scale_dataset(d), c,
+                          (double)q->in_scale[c]);
 #undef HAS
     if (rc == 0) {
         double d;

@@ -18,7 +18,7 @@ expect_fail "groupsize 0" "$T/a.h5" "groupsize" $QH quantize $S --method gptq --
 expect_fail "groupsize > layer" "$T/a.h5" "groupsize" $QH quantize $S --method gptq --groupsize 100000 --save "$T/a.h5"
 expect_fail "negative threshold" "$T/a.h5" "threshold" $QH quantize $S --method spqr --outlier-threshold -1 --save "$T/a.h5"
 expect_fail "qq bits without group" "$T/a.h5" "qq" $QH quantize $S --method spqr --qq-groupsize 0 --save "$T/a.h5"
-expect_fail "unknown method" "$T/a.h5" "method" $QH quantize $S --method awq --save "$T/a.h5"
+expect_fail "unknown method" "$T/a.h5" "method" $QH quantize $S --method hqq --save "$T/a.h5"
 expect_fail "unknown perm" "$T/a.h5" "perm" $QH quantize $S --method gptq --perm random --save "$T/a.h5"
 expect_fail "non-numeric" "$T/a.h5" "wbits" $QH quantize $S --method gptq --wbits four --save "$T/a.h5"
 expect_fail "calib none with gptq" "$T/a.h5" "calib" $QH quantize $S --method gptq --calib none --save "$T/a.h5"

@@ -20,7 +20,9 @@
  * is reported, not bounded (code and outlier mismatch fractions are still
  * required < 1e-2). The CUDA run with its calibration activations in
  * device memory and in host memory (QH_CUDA_ACTS=host) gives the same
- * codes. Skips without a GPU or without data. */
+ * codes. AWQ asked for on the GPU runs on the CPU and gives the CPU's model
+ * bit for bit, which evaluates on the GPU within 1e-4 of the CPU. Skips
+ * without a GPU or without data. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +162,39 @@ static double rel_frobenius(const double *A, const double *B, int n) {
     double d = 0, b = 0;
     for (size_t i = 0; i < (size_t)n * n; i++) d += (A[i] - B[i]) * (A[i] - B[i]), b += B[i] * B[i];
     return sqrt(d / b);
+}
+
+/* AWQ asked for on the GPU: its search runs on the CPU backend (said with a
+ * warning), so the quantized model is the CPU run's bit for bit; evaluated on
+ * the GPU, its perplexity is the CPU's within 1e-4 (fp32 GEMMs). */
+static void test_awq_on_cuda(const char *mp, const Tokenizer *t, const TokenStream *ts) {
+    Model a, b;
+    if (model_load_llama2c(&a, mp) != 0 || model_load_llama2c(&b, mp) != 0) return;
+    QuantRunSpec s = {.method = "awq", .calib = "c4", .nsamples = 16, .seqlen = 128, .data_root = root()};
+    quant_params_default(&s.params, "awq");
+    s.params.wbits = 3;
+    s.params.groupsize = 32;
+    QuantRun rc_, rg;
+    s.device = QH_DEVICE_CPU;
+    int ok = quantize_model(&a, t, &s, &rc_) == 0;
+    s.device = QH_DEVICE_CUDA;
+    ok = ok && quantize_model(&b, t, &s, &rg) == 0;
+    CHECK(ok, "awq on cpu and asked on cuda");
+    long long differ = 0;
+    for (int l = 0; ok && l < a.cfg.n_layers; l++)
+        for (int k = 0; k < LIN_COUNT; k++) {
+            int rows, cols;
+            model_linear_shape(&a.cfg, (LinearKind)k, &rows, &cols);
+            differ += memcmp(a.w.blocks[l].lin[k], b.w.blocks[l].lin[k], sizeof(float) * (size_t)rows * cols) != 0;
+        }
+    CHECK(ok && differ == 0 && !strcmp(rg.device, "cpu"), "awq asked on cuda: %lld sub-layers differ, ran on %s",
+          differ, ok ? rg.device : "-");
+    double pc = ppl_on(QH_DEVICE_CPU, &a, ts, 512, 0), pg = ppl_on(QH_DEVICE_CUDA, &a, ts, 512, 0);
+    printf("awq 3-bit g32 wikitext2: cpu %.6f cuda %.6f\n", pc, pg);
+    CHECK(fabs(pg - pc) <= 1e-4 * pc, "awq model: cuda ppl %.8f vs cpu %.8f", pg, pc);
+    if (ok) quant_run_free(&rc_), quant_run_free(&rg);
+    model_free(&a);
+    model_free(&b);
 }
 
 int main(void) {
@@ -367,6 +402,7 @@ int main(void) {
         model_free(&a);
         model_free(&b);
     }
+    test_awq_on_cuda(mp, &t, &ts[0]);
     for (int i = 0; i < 4; i++) token_stream_free(&ts[i]);
     tokenizer_free(&t);
     model_free(&m);

@@ -363,7 +363,12 @@ static void test_refusals(QuantCuda *ctx) {
     quant_params_default(&p, "rtn");
     W[5] = NAN;
     CHECK(quantize_layer_cuda_ctx(ctx, "rtn", W, m, n, NULL, &p, &q, NULL, NULL) == -1, "NaN weight refused");
-    CHECK(quantize_layer_cuda_ctx(ctx, "awq", W, m, n, NULL, &p, &q, NULL, NULL) == -1, "unknown method refused");
+    CHECK(quantize_layer_cuda_ctx(ctx, "hqq", W, m, n, NULL, &p, &q, NULL, NULL) == -1, "unknown method refused");
+    W[5] = 1.0f;
+    quant_params_default(&p, "awq");
+    p.groupsize = 4;
+    CHECK(!quant_cuda_supports("awq") && quantize_layer_cuda_ctx(ctx, "awq", W, m, n, NULL, &p, &q, NULL, NULL) == -1,
+          "awq (CPU only) refused");
 }
 
 /* the device accumulator against hessian_add_window: windows of 100, 0 and
