@@ -6,13 +6,14 @@
  *  - a Qwen2 Hugging Face directory (q/k/v biases) in three bf16 shards,
  *    97 MB on disk, 194 MB as fp32, opened streamed (hf_model_open_streamed:
  *    each block's linears converted from the shards when needed).
- *  - a procedural model (procedural.h), 32 blocks, 404 MB as fp32, its block
- *    linears generated when model_load_block asks: three times the budget.
+ *  - a procedural model (procedural.h), 48 narrower blocks (dim 256), 152 MB
+ *    as fp32, its block linears generated when model_load_block asks, under a
+ *    48 MB budget: three times the budget.
  * For each: the original model is evaluated block by block (bit-identical to
  * the ordinary evaluation), then GPTQ-quantized block by block into a file and
  * evaluated block by block from that file, while the process's resident memory
- * grows by less than the 128 MB budget (the in-memory run grows by more than
- * the model); the file equals the one an ordinary run writes (same codes, same
+ * grows by less than the budget (128 MB; 48 MB for the procedural model; the
+ * in-memory run grows by more than the model); the file equals the one an ordinary run writes (same codes, same
  * bits) and gives the same perplexity. */
 #include <cblas.h>
 #include <math.h>
@@ -47,7 +48,7 @@ static int load_block(void *user, Model *m, int l) { return quant_io_load_block(
 
 enum { CASE_LLAMA2C = 0, CASE_HF, CASE_PROCEDURAL, N_CASES };
 static const char *const case_names[N_CASES] = {"llama2.c", "HF Qwen2 bf16 shards", "procedural"};
-#define PROC_SPEC "procedural:custom,dim=512,hidden=1376,layers=32,heads=8,vocab=512,seq_len=128,shared=1,seed=7"
+#define PROC_SPEC "procedural:custom,dim=256,hidden=688,layers=48,heads=4,vocab=512,seq_len=128,shared=1,seed=7"
 
 /* Open the checkpoint: for block-by-block work (streamed) or in memory. */
 static int open_model(Model *m, const char *path, int hf, int streamed) {
@@ -110,7 +111,7 @@ static void run_case(const char *root, int hf) {
         free(B);
         free(C);
     }
-    size_t budget = 128 * (size_t)MB, base = qh_peak_rss_bytes();
+    size_t budget = (hf == CASE_PROCEDURAL ? 48 : 128) * (size_t)MB, base = qh_peak_rss_bytes();
     const char *kind = case_names[hf];
     printf("%s: baseline %.1f MB (current %.1f MB)\n", kind, (double)base / MB, (double)qh_current_rss_bytes() / MB);
 
