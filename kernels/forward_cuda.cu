@@ -32,7 +32,8 @@
  * result (body: the final residual stream (T, D)); head_logits copies (n, D) in and the
  * logits (n, V) out. The calibration activations of calibrate.c (acts_*) stay in device
  * memory when they fit: the sequential pass then moves no activations between
- * host and device (the Hessian hook gets device pointers).
+ * host and device (the Hessian hook gets device pointers); otherwise in host
+ * memory, page-locked (cudaHostRegister) where the system allows it.
  * Block streaming (issue 16): a model read block by block (m->src.load), one
  * created with forward_cuda_create_opts(stream 1), or one whose weights do not
  * fit the device (or --max-device-memory) keeps only the embedding, head and
@@ -115,6 +116,7 @@ typedef struct CudaForward {
     /* calibration activations (acts_*) in device memory, or NULL (then base.host_acts may hold them) */
     float *acts;     /* (base.acts: nbuf, N, T, D) (owned) */
     double *sq;      /* (2) acts_sqdiff's accumulator (owned with acts) */
+    int acts_pinned; /* base.host_acts is page-locked (cudaHostRegister) */
     /* block streaming: all of blocks[] point into one slot, holding slot_layer (-1: none) */
     int streamed, slot_layer;
     size_t max_device;     /* --max-device-memory in bytes (0: whatever the GPU has free) */
@@ -607,6 +609,11 @@ static float *acts_window(CudaForward *s, int buf, long w) { return s->acts + fo
 
 static void cuda_acts_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
+    if (s->acts_pinned) { /* the host implementation's buffer, page-locked by cuda_acts_create */
+        cudaStreamSynchronize(s->stream);
+        cudaHostUnregister(f->host_acts);
+        s->acts_pinned = 0;
+    }
     if (s->acts) {
         cudaStreamSynchronize(s->stream);
         cudaFree(s->acts);
@@ -645,7 +652,13 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
             qh_progress("calibration activations (%.2f GiB) kept in host memory: %.2f GiB free on the GPU",
                         bytes / 1073741824.0, free_b / 1073741824.0);
     }
-    if (host) return forward_host_acts_create(f, nbuf, N, T);
+    if (host) {
+        if (forward_host_acts_create(f, nbuf, N, T) != 0) return -1;
+        /* page-locked, so that each window's copies run at full bus speed; left pageable if the system refuses */
+        if (cudaHostRegister(f->host_acts, bytes, cudaHostRegisterDefault) == cudaSuccess) s->acts_pinned = 1;
+        else cudaGetLastError();
+        return 0;
+    }
     f->acts = (ActsShape){nbuf, T, N};
     return 1;
 }

@@ -118,8 +118,12 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
 }
 
 void mem_plan_print(FILE *out, const MemPlanSpec *s, const MemPlan *p) {
-    fprintf(out, "memory plan (%s, %ld %s of %d, computed from the shapes):\n", s->quantize ? "quantization" : "evaluation",
-            s->windows, s->quantize ? "calibration windows" : "windows", s->seqlen);
+    if (s->quantize && !s->hessians)
+        fprintf(out, "memory plan (quantization without calibration, computed from the shapes):\n");
+    else
+        fprintf(out, "memory plan (%s, %ld %s of %d, computed from the shapes):\n",
+                s->quantize ? "quantization" : "evaluation", s->windows, s->quantize ? "calibration windows" : "windows",
+                s->seqlen);
     fprintf(out, "  %-30s %12s %12s\n", "part", "host MB", "device MB");
     for (int i = 0; i < p->n; i++) {
         char dev[32] = "-"; /* a CPU run has no device column */
