@@ -120,11 +120,6 @@ $(BUILD)/tests/%: tests/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ALL_INC) $(LDFLAGS) -Itests -o $@ $< $(CU_OBJS) $(LIB) $(LDLIBS)
 
-# quant_packed.c and test_decode_quant.c include kernels/packed_quant.h (issue 18's
-# kernels, built on another branch) only when the tree has it (__has_include):
-# rebuilt when it appears, which their dependency files cannot say.
-$(BUILD)/harness/store/quant_packed.o $(BUILD)/tests/test_decode_quant: $(wildcard kernels/packed_quant.h)
-
 # CPU benchmarks in bench/, GPU ones in kernels/bench/; all built into $(BUILD)/bench/
 $(BUILD)/bench/%: bench/%.c $(LIB) $(CU_OBJS)
 	@mkdir -p $(dir $@)

@@ -11,6 +11,18 @@
  * that is said once on stderr, since the GPU tests then report skipped and the
  * backend refuses --device cuda. Without the driver (CPU machines) CUDA also
  * answers "insufficient driver": nothing is said then. */
+extern "C" int cuda_device_count(void);
+
+/* Bytes free on the current device (0 when it cannot be asked). */
+extern "C" size_t cuda_free_bytes(void) {
+    size_t free_b = 0, total_b = 0;
+    if (cuda_device_count() < 1 || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return free_b;
+}
+
 extern "C" int cuda_device_count(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);

@@ -32,15 +32,27 @@
  * result (body: the final residual stream (T, D)); head_logits copies (n, D) in and the
  * logits (n, V) out. The calibration activations of calibrate.c (acts_*) stay in device
  * memory when they fit: the sequential pass then moves no activations between
- * host and device (the Hessian hook gets device pointers).
+ * host and device (the Hessian hook gets device pointers); otherwise in host
+ * memory, page-locked (cudaHostRegister) where the system allows it.
  * Incremental decode (decode_reset / decode): a KV cache per layer, (dec_len,
  * KV) rows for keys and for values, in device memory; the same block
  * functions run on the new positions only, their keys and values copied into
  * the cache and attention over it (launch_attention_cached), then the head on
  * the last position; logits (V) copied back. Packed linears (forward_set_packed,
  * device memory) replace the GEMM of their sub-layer in every path (lin_device),
- * reading the fp32 input. Not here: the kernels themselves (forward_kernels.cu,
- * the packed matrix-vector kernels), quantized weight formats or multi-GPU. */
+ * reading the fp32 input.
+ * Block streaming (issue 16): a model read block by block (m->src.load), one
+ * created with forward_cuda_create_opts(stream 1), or one whose weights do not
+ * fit the device (or --max-device-memory) keeps only the embedding, head and
+ * ONE block slot on the device: every DevBlock points into the slot, and the
+ * slot is filled from the host's block (model_load_block'ed or in memory) when
+ * a block other than the one it holds is asked for (block_resident), or when
+ * weights_changed names a block. Callers that walk the model block-major
+ * (stream_eval.c, calibrate.c) thus upload each block once per pass; the
+ * upload time is counted apart (forward_cuda_stream_stats). (Decode walks the
+ * blocks position-major: streamed, it uploads every block at every step.)
+ * Not here: the kernels themselves (forward_kernels.cu, the packed
+ * matrix-vector kernels), quantized weight formats or multi-GPU. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -116,6 +128,12 @@ typedef struct CudaForward {
      * decode_reset (owned); where the block being run is: positions at_pos0 .., through the cache or not */
     float *kc, *vc;
     int at_pos0, at_cache;
+    int acts_pinned; /* base.host_acts is page-locked (cudaHostRegister) */
+    /* block streaming: all of blocks[] point into one slot, holding slot_layer (-1: none) */
+    int streamed, slot_layer;
+    size_t max_device;     /* --max-device-memory in bytes (0: whatever the GPU has free) */
+    double upload_seconds; /* time spent filling the slot (stream synchronised around it) */
+    long uploads;          /* blocks uploaded into the slot */
 } CudaForward;
 
 /* ---- carving one allocation into named tensors ----------------------------
@@ -159,7 +177,8 @@ static size_t carve_weights(CudaForward *s, char *base) {
     s->qkv_map = arch_of(c)->qkv == QKV_FUSED
                      ? (int *)carve(base, &off, (size_t)arch_dim(c, DIM_QKV) * sizeof(int))
                      : NULL;
-    for (int l = 0; l < c->n_layers; l++) {
+    /* streamed: one slot, carved for block 0's shape (every block has its norms and biases alike) */
+    for (int l = 0; l < (s->streamed ? 1 : c->n_layers); l++) {
         DevBlock *b = &s->blocks[l];
         const BlockWeights *w = &m->w.blocks[l];
         b->rms_att = (float *)carve(base, &off, D * sizeof(float));
@@ -173,6 +192,7 @@ static size_t carve_weights(CudaForward *s, char *base) {
             b->bias[k] = w->bias[k] ? (float *)carve(base, &off, (size_t)o * sizeof(float)) : NULL;
         }
     }
+    for (int l = 1; s->streamed && l < c->n_layers; l++) s->blocks[l] = s->blocks[0];
     s->stage_n = s->wsize == sizeof(float) ? 0 : largest_linear(c);
     s->stage = s->stage_n ? (float *)carve(base, &off, s->stage_n * sizeof(float)) : NULL;
     return off;
@@ -232,6 +252,10 @@ static int upload_layer(CudaForward *s, int layer) {
     const ModelConfig *c = &m->cfg;
     const BlockWeights *w = &m->w.blocks[layer];
     DevBlock *b = &s->blocks[layer];
+    for (int k = 0; k < model_n_linears(c); k++)
+        if (!w->lin[k])
+            return qh_error("cuda backend: block %d's %s is not in host memory (model_load_block first)", layer,
+                            model_linear_name(c, (LinearKind)k));
     if (upload(s, b->rms_att, w->rms_att, c->dim) || (b->rms_ffn && upload(s, b->rms_ffn, w->rms_ffn, c->dim)) ||
         (b->norm_att_bias && upload(s, b->norm_att_bias, w->norm_att_bias, c->dim)) ||
         (b->norm_ffn_bias && upload(s, b->norm_ffn_bias, w->norm_ffn_bias, c->dim)))
@@ -264,9 +288,31 @@ static int upload_all(CudaForward *s) {
         free(map);
         if (e != cudaSuccess) return qh_error("cuda backend: uploading the QKV split map failed: %s", cudaGetErrorString(e));
     }
-    for (int l = 0; l < c->n_layers; l++)
+    for (int l = 0; l < c->n_layers && !s->streamed; l++)
         if (upload_layer(s, l) != 0) return -1;
     return 0;
+}
+
+/* Streamed: fill the slot with block `layer` (timed apart; the stream is
+ * drained first so that the time is the upload's alone, and after it so that
+ * the host's block may be released). */
+static int slot_fill(CudaForward *s, int layer) {
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    double t0 = qh_now();
+    s->slot_layer = -1;
+    if (upload_layer(s, layer) != 0) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    s->upload_seconds += qh_now() - t0;
+    s->uploads++;
+    s->slot_layer = layer;
+    return 0;
+}
+
+/* Block `layer`'s weights on the device: always so unless streamed; then
+ * uploaded into the slot when it holds another block. */
+static int block_resident(CudaForward *s, int layer) {
+    if (!s->streamed || s->slot_layer == layer) return 0;
+    return slot_fill(s, layer);
 }
 
 /* ---- device-side pieces of the forward pass ------------------------------- */
@@ -425,6 +471,7 @@ static int block_device(CudaForward *s, int layer, int T, LinearInputHook hook, 
     static const LinearKind qkv[] = {LIN_Q, LIN_K, LIN_V}, o[] = {LIN_O}, gu[] = {LIN_GATE, LIN_UP},
                             down[] = {LIN_DOWN};
     const ModelConfig *c = &s->base.model->cfg;
+    if (block_resident(s, layer) != 0) return -1;
     if (arch_of(c)->family == ARCH_FALCON) return block_falcon_device(s, layer, T, hook, user);
     const DevBlock *b = &s->blocks[layer];
     int D = c->dim, F = c->hidden_dim, KV = model_kv_dim(c);
@@ -578,6 +625,7 @@ static int cuda_head_logits(Forward *f, const float *x, int n, float *logits) {
 static int cuda_weights_changed(Forward *f, int layer) {
     CudaForward *s = (CudaForward *)f;
     if (check_layer(f, layer, "weights_changed")) return -1;
+    if (s->streamed) return slot_fill(s, layer); /* the block about to be used */
     /* stream order: work already queued reads the old weights, later work the new */
     if (upload_layer(s, layer) != 0) return -1;
     CUDA_CHECK(cudaStreamSynchronize(s->stream)); /* the model's buffers may be freed once we return */
@@ -595,6 +643,11 @@ static float *acts_window(CudaForward *s, int buf, long w) { return s->acts + fo
 
 static void cuda_acts_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
+    if (s->acts_pinned) { /* the host implementation's buffer, page-locked by cuda_acts_create */
+        cudaStreamSynchronize(s->stream);
+        cudaHostUnregister(f->host_acts);
+        s->acts_pinned = 0;
+    }
     if (s->acts) {
         cudaStreamSynchronize(s->stream);
         cudaFree(s->acts);
@@ -618,6 +671,10 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
     int host = force && !strcmp(force, "host");
     if (!host) {
         CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        if (s->max_device) { /* the budget less what the backend holds already */
+            size_t held = s->wbytes + s->abytes, left = s->max_device > held ? s->max_device - held : 0;
+            if (left < free_b) free_b = left;
+        }
         host = bytes + reserve > free_b;
         if (!host && (cudaMalloc((void **)&s->acts, bytes) != cudaSuccess ||
                       cudaMalloc((void **)&s->sq, 2 * sizeof(double)) != cudaSuccess)) {
@@ -629,7 +686,13 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
             qh_progress("calibration activations (%.2f GiB) kept in host memory: %.2f GiB free on the GPU",
                         bytes / 1073741824.0, free_b / 1073741824.0);
     }
-    if (host) return forward_host_acts_create(f, nbuf, N, T);
+    if (host) {
+        if (forward_host_acts_create(f, nbuf, N, T) != 0) return -1;
+        /* page-locked, so that each window's copies run at full bus speed; left pageable if the system refuses */
+        if (cudaHostRegister(f->host_acts, bytes, cudaHostRegisterDefault) == cudaSuccess) s->acts_pinned = 1;
+        else cudaGetLastError();
+        return 0;
+    }
     f->acts = (ActsShape){nbuf, T, N};
     return 1;
 }
@@ -731,6 +794,16 @@ static int cuda_decode(Forward *f, const int *tokens, int n, float *logits) {
     return 0;
 }
 
+static int cuda_acts_read(Forward *f, int buf, long w, float *x) {
+    CudaForward *s = (CudaForward *)f;
+    if (!s->acts) return forward_host_acts_read(f, buf, w, x);
+    if (forward_acts_index_check(f, buf, w, "acts_read")) return -1;
+    CUDA_CHECK(cudaMemcpyAsync(x, acts_window(s, buf, w), (size_t)f->acts.T * f->model->cfg.dim * sizeof(float),
+                               cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return 0;
+}
+
 static void cuda_destroy(Forward *f) {
     CudaForward *s = (CudaForward *)f;
     if (!s) return;
@@ -749,7 +822,7 @@ static void cuda_destroy(Forward *f) {
 static const ForwardOps cuda_ops = {
     "cuda", cuda_destroy, cuda_embed, cuda_block, cuda_head_nll, cuda_window_nll, cuda_last_logits,
     cuda_body, cuda_head_logits, cuda_weights_changed, cuda_acts_create, cuda_acts_embed, cuda_acts_copy,
-    cuda_acts_block, cuda_acts_sqdiff, cuda_decode_reset, cuda_decode, PACKED_DEVICE,
+    cuda_acts_block, cuda_acts_sqdiff, cuda_decode_reset, cuda_decode, PACKED_DEVICE, cuda_acts_read,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
@@ -770,15 +843,24 @@ static int cuda_setup(CudaForward *s) {
     s->logit_chunk = (int)chunk;
 
     s->blocks = (DevBlock *)qh_calloc((size_t)c->n_layers, sizeof(DevBlock));
-    s->wbytes = carve_weights(s, NULL);
-    s->abytes = carve_activations(s, NULL);
+    s->slot_layer = -1;
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    if (s->max_device && s->max_device < free_b) free_b = s->max_device;
+    s->abytes = carve_activations(s, NULL);
+    s->wbytes = carve_weights(s, NULL);
+    if (!s->streamed && s->wbytes + s->abytes > free_b) { /* auto: one block at a time when the whole does not fit */
+        qh_progress("cuda backend: %.2f GiB of weights do not fit %.2f GiB: one block on the device at a time",
+                    s->wbytes / 1073741824.0, free_b / 1073741824.0);
+        s->streamed = 1;
+        s->wbytes = carve_weights(s, NULL);
+    }
     if (s->wbytes + s->abytes > free_b)
-        return qh_error("cuda backend: the model needs %.2f GiB of weights (%s) and %.2f GiB of activations "
-                        "(window %d), but the GPU has %.2f GiB free",
-                        s->wbytes / 1073741824.0, qh_cuda_math_name(s->math), s->abytes / 1073741824.0,
-                        s->base.max_T, free_b / 1073741824.0);
+        return qh_error("cuda backend: the model needs %.2f GiB of weights (%s%s) and %.2f GiB of activations "
+                        "(window %d), but the GPU has %.2f GiB %s",
+                        s->wbytes / 1073741824.0, qh_cuda_math_name(s->math),
+                        s->streamed ? ", one block, the embedding and head" : "", s->abytes / 1073741824.0,
+                        s->base.max_T, free_b / 1073741824.0, s->max_device ? "within --max-device-memory" : "free");
     CUDA_CHECK(cudaMalloc((void **)&s->wmem, s->wbytes));
     CUDA_CHECK(cudaMalloc((void **)&s->amem, s->abytes));
     carve_weights(s, s->wmem);
@@ -789,18 +871,18 @@ static int cuda_setup(CudaForward *s) {
     return 0;
 }
 
-extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
+extern "C" int forward_cuda_create_opts(const Model *m, int max_T, int stream, size_t max_device_bytes,
+                                        Forward **out) {
     *out = NULL;
     if (max_T < 2) return qh_error("window length %d is too short (at least 2 tokens)", max_T);
-    if (m->src.load)
-        return qh_error("cuda backend: '%s' is read block by block (--max-memory), which runs on the CPU backend only",
-                        m->path ? m->path : "the model");
     if (model_head_size(&m->cfg) / 2 > 512)
         return qh_error("cuda backend: head size %d is above 1024", model_head_size(&m->cfg));
     CudaForward *s = (CudaForward *)qh_calloc(1, sizeof *s);
     s->base.ops = &cuda_ops;
     s->base.model = m;
     s->base.max_T = max_T;
+    s->streamed = stream || m->src.load != NULL; /* a model read block by block has no other blocks to upload */
+    s->max_device = max_device_bytes;
     model_rope_inv_freq(&m->cfg, s->inv_freq);
     if (cuda_setup(s) != 0) {
         cuda_destroy(&s->base);
@@ -808,4 +890,19 @@ extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
     }
     *out = &s->base;
     return 0;
+}
+
+extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
+    return forward_cuda_create_opts(m, max_T, 0, 0, out);
+}
+
+extern "C" int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes) {
+    if (!f || strcmp(f->ops->name, "cuda") != 0) return 0;
+    const CudaForward *s = (const CudaForward *)f;
+    if (upload_seconds) *upload_seconds = s->upload_seconds;
+    if (uploads) *uploads = s->uploads;
+    if (device_bytes)
+        *device_bytes = s->wbytes + s->abytes +
+                        (s->acts ? (size_t)f->acts.nbuf * f->acts.N * f->acts.T * f->model->cfg.dim * sizeof(float) : 0);
+    return s->streamed;
 }

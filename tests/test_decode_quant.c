@@ -4,9 +4,8 @@
  * with outliers, saved and loaded back as `generate --quantized` does).
  *
  * 1. Greedy generation from BOS for 200 steps, in lockstep: the packed path
- *    (the kernels of kernels/packed_quant.h, "ref" and "auto", when this tree
- *    has them, else a double here that multiplies the decoded weights in
- *    double) and the decoded fp32 path each decode the same token and pick
+ *    (the kernels of kernels/packed_quant.h, "ref" and "auto", and a double
+ *    here that multiplies the decoded weights in double) and the decoded fp32 path each decode the same token and pick
  *    their argmax. The test prints either "equal for 200 steps" or the first
  *    step where they part with the two tokens and both paths' logits of
  *    both; parting is accepted only at a rounding tie: each path's two
@@ -257,13 +256,9 @@ int main(void) {
             continue;
         }
         if (files[i].tau < 1e9) CHECK(info.outlier_fraction > 0, "%s: no outliers kept", files[i].what);
-#if __has_include("packed_quant.h")
         lockstep(files[i].what, path, &m, NULL, "ref");
         lockstep(files[i].what, path, &m, NULL, "auto");
-#else
-        lockstep(files[i].what, path, &m, deq_create, "ref");
-        if (i == 0) SKIP("kernels/packed_quant.h not in this tree: the real kernels not compared (the double only)");
-#endif
+        lockstep(files[i].what, path, &m, deq_create, "ref"); /* the plumbing with a decoded-weight double */
         if (i == 0) check_choices(path, &m);
         model_free(&m);
         unlink(path);

@@ -6,11 +6,14 @@
  *  - a Qwen2 Hugging Face directory (q/k/v biases) in three bf16 shards,
  *    97 MB on disk, 194 MB as fp32, opened streamed (hf_model_open_streamed:
  *    each block's linears converted from the shards when needed).
+ *  - a procedural model (procedural.h), 48 narrower blocks (dim 256), 152 MB
+ *    as fp32, its block linears generated when model_load_block asks, under a
+ *    48 MB budget: three times the budget.
  * For each: the original model is evaluated block by block (bit-identical to
  * the ordinary evaluation), then GPTQ-quantized block by block into a file and
  * evaluated block by block from that file, while the process's resident memory
- * grows by less than the 128 MB budget (the in-memory run grows by more than
- * the model); the file equals the one an ordinary run writes (same codes, same
+ * grows by less than the budget (128 MB; 48 MB for the procedural model; the
+ * in-memory run grows by more than the model); the file equals the one an ordinary run writes (same codes, same
  * bits) and gives the same perplexity. */
 #include <cblas.h>
 #include <math.h>
@@ -25,6 +28,7 @@
 #include "check.h"
 #include "hf_model.h"
 #include "perplexity.h"
+#include "procedural.h"
 #include "provenance.h"
 #include "quant_io.h"
 #include "stream_eval.h"
@@ -42,8 +46,13 @@ static int write_block(void *user, const struct QuantRun *run, int l) {
 }
 static int load_block(void *user, Model *m, int l) { return quant_io_load_block((H5File *)user, m, l); }
 
+enum { CASE_LLAMA2C = 0, CASE_HF, CASE_PROCEDURAL, N_CASES };
+static const char *const case_names[N_CASES] = {"llama2.c", "HF Qwen2 bf16 shards", "procedural"};
+#define PROC_SPEC "procedural:custom,dim=256,hidden=688,layers=48,heads=4,vocab=512,seq_len=128,shared=1,seed=7"
+
 /* Open the checkpoint: for block-by-block work (streamed) or in memory. */
 static int open_model(Model *m, const char *path, int hf, int streamed) {
+    if (hf == CASE_PROCEDURAL) return procedural_open(m, path, streamed);
     if (!hf) return model_load_llama2c(m, path);
     return streamed ? hf_model_open_streamed(m, path) : hf_model_load(m, path);
 }
@@ -60,12 +69,14 @@ static void run_case(const char *root, int hf) {
     char dir[] = "/tmp/qh_test_squant_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char path[256], qpath[256], qpath2[256];
-    snprintf(path, sizeof path, hf ? "%s/big_hf" : "%s/big.bin", dir);
+    snprintf(path, sizeof path, hf == CASE_PROCEDURAL ? PROC_SPEC : hf ? "%s/big_hf" : "%s/big.bin", dir);
     snprintf(qpath, sizeof qpath, "%s/q_stream.h5", dir);
     snprintf(qpath2, sizeof qpath2, "%s/q_full.h5", dir);
     ModelConfig c = {.dim = 512, .hidden_dim = 1376, .n_layers = 16, .n_heads = 8, .n_kv_heads = 8,
-                     .vocab_size = 512, .seq_len = 128, .shared_classifier = 1, .qkv_bias = hf};
-    pid_t pid = fork(); /* written by a child: this process's peak RSS never holds the whole model */
+                     .vocab_size = 512, .seq_len = 128, .shared_classifier = 1, .qkv_bias = hf == CASE_HF};
+    uint64_t pseed;
+    if (hf == CASE_PROCEDURAL) CHECK(procedural_parse(PROC_SPEC, &c, &pseed) == 0, "parse %s", PROC_SPEC);
+    pid_t pid = hf == CASE_PROCEDURAL ? -1 : fork(); /* written by a child: this process's peak RSS never holds the whole model */
     if (pid == 0) {
         Model s;
         HfSaveOptions o = {.dtype = ST_BF16, .max_shard_bytes = 40u << 20};
@@ -73,8 +84,10 @@ static void run_case(const char *root, int hf) {
                   ? 0 : 1);
     }
     int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "synthetic checkpoint written");
+    if (pid > 0) {
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "synthetic checkpoint written");
+    }
     size_t model_bytes = sizeof(float) * (size_t)(model_linear_params(&c) + (int64_t)c.vocab_size * c.dim);
 
     Model m;
@@ -98,8 +111,8 @@ static void run_case(const char *root, int hf) {
         free(B);
         free(C);
     }
-    size_t budget = 128 * (size_t)MB, base = qh_peak_rss_bytes();
-    const char *kind = hf ? "HF Qwen2 bf16 shards" : "llama2.c";
+    size_t budget = (hf == CASE_PROCEDURAL ? 48 : 128) * (size_t)MB, base = qh_peak_rss_bytes();
+    const char *kind = case_names[hf];
     printf("%s: baseline %.1f MB (current %.1f MB)\n", kind, (double)base / MB, (double)qh_current_rss_bytes() / MB);
 
     /* the original weights, block by block: the ordinary evaluation's NLLs exactly */
@@ -165,7 +178,7 @@ static void run_case(const char *root, int hf) {
     H5File *rf;
     if (h5_open_read(qpath2, &rf) == 0) {
         const char *want[LIN_COUNT];
-        for (int k = 0; k < LIN_COUNT; k++) want[k] = hf && (k == LIN_Q || k == LIN_K) ? "rotate_half" : "interleaved";
+        for (int k = 0; k < LIN_COUNT; k++) want[k] = hf == CASE_HF && (k == LIN_Q || k == LIN_K) ? "rotate_half" : "interleaved";
         for (int k = 0; k < LIN_COUNT; k++) {
             char *v = NULL, g[64];
             snprintf(g, sizeof g, "/layers/3/%s", linear_names[k]);
@@ -226,7 +239,7 @@ int main(void) {
         SKIP("tok512.bin not found (make data)");
         return test_summary();
     }
-    for (int hf = 0; hf < 2; hf++) {
+    for (int hf = 0; hf < N_CASES; hf++) {
         int fds[2];
         CHECK(pipe(fds) == 0, "pipe");
         fflush(stdout);
@@ -243,8 +256,7 @@ int main(void) {
         int got = read(fds[0], counts, sizeof counts) == (ssize_t)sizeof counts;
         close(fds[0]);
         waitpid(pid, &status, 0);
-        CHECK(got && WIFEXITED(status) && WEXITSTATUS(status) == 0, "case %s ended normally",
-              hf ? "HF" : "llama2.c");
+        CHECK(got && WIFEXITED(status) && WEXITSTATUS(status) == 0, "case %s ended normally", case_names[hf]);
         check_passed += counts[0];
         check_failed += counts[1];
         check_skipped += counts[2];

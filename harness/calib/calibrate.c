@@ -300,7 +300,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
         if (dev == QH_DEVICE_CUDA) qh_warn("quantize: awq runs on the CPU (its block search has no CUDA version)");
         dev = QH_DEVICE_CPU;
     }
-    int rc = forward_create(dev, m, T, &f);
+    int rc = forward_create_opts(dev, m, T, spec->device_stream, spec->max_device_memory, &f);
     if (rc != 0) goto fail;
     run->device = f->ops->name;
 #ifdef QH_HAVE_CUDA
@@ -416,6 +416,7 @@ summary:;
     run->outlier_fraction = nout / (double)params;
     run->total_proxy_loss = loss;
     run->t_total = qh_now() - t_start;
+    run->blocks_streamed = forward_stream_stats(f, &run->t_upload, &run->block_uploads, NULL);
     rc = 0;
     goto done;
 fail:
@@ -482,6 +483,10 @@ json_t *quant_run_json(const QuantRun *r) {
     json_object_set_new(t, "sweep", json_real(r->t_sweep));
     json_object_set_new(t, "leave_one_out", json_real(r->t_loo));
     json_object_set_new(t, "pack", json_real(r->t_pack));
+    if (r->blocks_streamed) { /* within the phases above */
+        json_object_set_new(t, "block_upload", json_real(r->t_upload));
+        json_object_set_new(o, "block_uploads", json_integer(r->block_uploads));
+    }
     json_object_set_new(o, "seconds", t);
     json_t *layers = json_array();
     const ArchDesc *arch = arch_get((ArchId)r->arch);

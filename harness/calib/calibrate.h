@@ -24,6 +24,12 @@ typedef struct QuantRunSpec {
     uint64_t seed;
     const char *data_root;
     QhDevice device;
+    /* The device side of the memory plan (forward_create_opts): device_stream 1
+     * keeps one block's weights on the GPU at a time (automatic for a model read
+     * block by block or too large for the GPU); max_device_memory (bytes, 0:
+     * what the GPU has free) bounds the backend's allocations. */
+    int device_stream;
+    size_t max_device_memory;
     /* Optional, for work under a memory budget: called once block l is
      * quantized and its outputs computed (e.g. to write its layers to the
      * output file); afterwards the block's compressed layers are freed and its
@@ -77,6 +83,9 @@ typedef struct QuantRun {
     double total_proxy_loss;
     /* seconds per phase */
     double t_calib_forward, t_hessian, t_factor, t_sweep, t_loo, t_pack, t_total;
+    int blocks_streamed;      /* the GPU held one block at a time (forward_stream_stats) */
+    double t_upload;          /* then: seconds spent uploading blocks (inside the phases above) */
+    long block_uploads;       /* and how many block uploads */
     const char *device;
     const char *calib_acts;   /* where the backend kept the calibration activations: "host" or "device"
                                * (NULL for rtn without calibration) */

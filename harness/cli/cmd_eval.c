@@ -21,7 +21,7 @@
 int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *dataset = NULL, *out = NULL, *device = "auto", *data = NULL,
          *quantized = NULL, *stats_dtype = NULL, *kld_scope = "all", *zeroshot = NULL, *zs_data = NULL;
-    long seqlen = 0, max_windows = 0, max_memory_mb = 0, zs_limit = 0;
+    long seqlen = 0, max_windows = 0, max_memory_mb = 0, max_device_mb = 0, zs_limit = 0;
     int json = 0, verify = 0, force = 0, kld = 0;
     double verify_rtol = 1e-4;
     const OptSpec specs[] = {
@@ -35,7 +35,9 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
          "wikitext2 ptb ptb-new c4 c4-new tinystories file:PATH (default wikitext2, none with --zeroshot)"},
         {"seqlen", OPT_INT, &seqlen, "N", "window length (0: the model's, at most 2048)"},
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows (0: all)"},
-        {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this budget (CPU)"},
+        {"max-memory", OPT_INT, &max_memory_mb, "MB", "evaluate block by block within this host budget"},
+        {"max-device-memory", OPT_INT, &max_device_mb, "MB",
+         "GPU budget: one block on the device at a time when the model does not fit it"},
         {"out", OPT_STR, &out, "F.h5", "write the results to this HDF5 file"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run the forward pass"},
@@ -60,10 +62,13 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (max_windows < 0) return qh_error("eval: --max-windows must be >= 0, got %ld", max_windows);
     if (max_memory_mb < 0 || max_memory_mb > (1L << 30))
         return qh_error("eval: --max-memory must be a size in MB >= 0, got %ld", max_memory_mb);
+    if (max_device_mb < 0 || max_device_mb > (1L << 30))
+        return qh_error("eval: --max-device-memory must be a size in MB >= 0, got %ld", max_device_mb);
     if (force && !quantized) return qh_error("eval: --force applies to --quantized only");
     if (seqlen < 0 || seqlen == 1) return qh_error("eval: --seqlen must be 0 or >= 2, got %ld", seqlen);
     QhDevice dev;
     if (qh_device_parse(device, &dev) != 0) return -1;
+    if (max_device_mb && dev == QH_DEVICE_CPU) return qh_error("eval: --max-device-memory applies to --device cuda or auto");
     QuantStatsDtype want;
     if (stats_dtype && !quantized) return qh_error("eval: --stats-dtype applies to a --quantized file");
     if (stats_dtype && quant_stats_dtype_parse(stats_dtype, &want) != 0)
@@ -99,7 +104,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc == 0) rc = cli_io_check("eval", &io);
     if (rc == 0 && quantized)
         rc = quant_model_load(quantized, model, tok, stats_dtype ? (int)want : -1, force, &m, &t, &qinfo);
-    else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0);
+    else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0 || max_device_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
     cli_io_free(&io);
     if (rc != 0) return -1;
@@ -114,6 +119,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
                    .data_root = cli_data_root(data), .quiet = json,
                    .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20,
+                   .max_device_memory = (size_t)max_device_mb << 20,
                    .kld_ref = kld ? &fp : NULL, .kld_scope = scope,
                    .zeroshot = zeroshot, .zeroshot_data = zs_data, .zeroshot_limit = zs_limit};
     EvalOutcome eo;

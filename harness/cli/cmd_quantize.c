@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "eval_run.h"
 #include "experiment.h"
+#include "mem_plan.h"
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
@@ -36,37 +37,26 @@ static int write_block(void *user, const struct QuantRun *run, int layer) {
 
 static int load_block(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
 
-/* What quantizing block by block keeps resident (bytes): the calibration
- * activations (inputs, outputs, full-precision outputs), one block's weights
- * as loaded and as quantized, the Hessians of its four distinct inputs
- * (double + one fp32 window), the engine's working copies of its largest
- * layer, the forward scratch, embedding and head. Refused above the budget. */
+/* The memory plan of block-by-block quantization (mem_plan.h), printed on
+ * stderr before any work: on the host the calibration activations (inputs,
+ * outputs, full-precision outputs) unless the GPU holds them, one block's
+ * weights as loaded and as quantized, the Hessians of its four distinct
+ * inputs and the engine's working copies (on the CPU), the forward scratch,
+ * embedding and head; on the GPU what the CUDA backend carves. Refused with
+ * its parts above either budget. */
 static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
-    const ModelConfig *c = &m->cfg;
-    if (!model_is_streamable(m))
+    if (budget && !model_is_streamable(m))
         return qh_error("quantize: --max-memory needs a checkpoint read block by block (a llama2.c file or a "
                         "Hugging Face directory)");
     const QuantMethod *qm = quant_method_find(s->method);
     int calib = (qm && (qm->caps & QUANT_CAP_CALIB)) || (s->calib && strcmp(s->calib, "none") != 0);
-    size_t D = c->dim, F = c->hidden_dim;
-    size_t acts = calib ? 3 * sizeof(float) * (size_t)s->nsamples * s->seqlen * D : 0;
-    size_t block = sizeof(float) * (size_t)(model_linear_params(c) / c->n_layers), largest = 0;
-    for (int k = 0; k < model_n_linears(c); k++) {
-        int o, i;
-        model_linear_shape(c, (LinearKind)k, &o, &i);
-        if ((size_t)o * i > largest) largest = (size_t)o * i;
-    }
-    size_t hess = calib ? 12 * (3 * D * D + F * F) : 0;
-    size_t engine = 4 * sizeof(float) * largest;
-    size_t fixed = stream_eval_fixed_bytes(c, s->seqlen);
-    size_t overhead = 32u << 20; /* calibration text, HDF5 and BLAS working memory (measured ~15-20 MB) */
-    size_t need = acts + 2 * block + hess + engine + fixed + overhead;
-    if (need > budget)
-        return qh_error("quantize: --max-memory %zu MB is below what block-by-block quantization needs, about %zu MB "
-                        "(calibration activations %zu, one block loaded and quantized %zu, Hessians %zu, working "
-                        "copies %zu, forward scratch / embedding / head %zu, libraries and calibration text %zu MB)",
-                        budget >> 20, need >> 20, acts >> 20, (2 * block) >> 20, hess >> 20, engine >> 20, fixed >> 20,
-                        overhead >> 20);
+    int gpu = s->device == QH_DEVICE_CUDA || (s->device == QH_DEVICE_AUTO && qh_cuda_available());
+    MemPlanSpec ps = {.c = &m->cfg, .quantize = 1, .hessians = calib, .seqlen = s->seqlen, .windows = s->nsamples,
+                      .on_device = gpu, .device_wsize = mem_plan_device_wsize(), .max_host = budget,
+                      .max_device = s->max_device_memory, .device_free = gpu ? qh_cuda_free_bytes() : 0};
+    MemPlan p;
+    if (mem_plan_make(&ps, &p) != 0) return -1;
+    mem_plan_print(stderr, &ps, &p);
     return 0;
 }
 
@@ -189,7 +179,7 @@ static int apply_setting_options(const SettingOpts *so, const unsigned char *giv
 int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     char *model = NULL, *tok = NULL, *method = NULL, *calib = "c4", *evals = NULL, *save = NULL, *out = NULL,
          *device = "auto", *data = NULL;
-    long nsamples = 128, seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0, max_memory_mb = 0;
+    long nsamples = 128, seed = 0, seqlen = 0, eval_seqlen = 0, max_windows = 0, max_memory_mb = 0, max_device_mb = 0;
     int json = 0;
     char method_meta[128];
     quant_method_names(~0u, "|", method_meta, sizeof method_meta);
@@ -209,7 +199,9 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         {"max-windows", OPT_INT, &max_windows, "K", "evaluate at most K windows per dataset (0: all)"},
         {"save", OPT_STR, &save, "F.h5", "save the compressed model"},
         {"max-memory", OPT_INT, &max_memory_mb, "MB",
-         "work block by block within this budget (CPU; needs --save: blocks go to the file)"},
+         "work block by block within this host budget (needs --save: blocks go to the file)"},
+        {"max-device-memory", OPT_INT, &max_device_mb, "MB",
+         "GPU budget: one block on the device at a time when the model does not fit it"},
         {"out", OPT_STR, &out, "F.h5", "write settings, per-layer report and evaluations"},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object on stdout"},
         {"device", OPT_STR, &device, "cpu|cuda|auto", "where to run forward passes"},
@@ -249,12 +241,13 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     if (max_memory_mb < 0 || max_memory_mb > (1L << 30))
         return qh_error("quantize: --max-memory must be a size in MB >= 0, got %ld", max_memory_mb);
     size_t budget = (size_t)max_memory_mb << 20;
-    if (budget) {
-        if (!save) return qh_error("quantize: --max-memory needs --save F.h5 (each block goes to the file when done)");
-        if (spec.device == QH_DEVICE_CUDA)
-            return qh_error("quantize: --max-memory works block by block on the CPU backend only");
-        spec.device = QH_DEVICE_CPU;
-    }
+    if (budget && !save)
+        return qh_error("quantize: --max-memory needs --save F.h5 (each block goes to the file when done)");
+    if (max_device_mb < 0 || max_device_mb > (1L << 30))
+        return qh_error("quantize: --max-device-memory must be a size in MB >= 0, got %ld", max_device_mb);
+    if (max_device_mb && spec.device == QH_DEVICE_CPU)
+        return qh_error("quantize: --max-device-memory applies to --device cuda or auto");
+    spec.max_device_memory = (size_t)max_device_mb << 20;
 
     CliIo io = {0}; /* --save / --out must not replace what is read, and must be writable, before any work */
     cli_io_input(&io, "--model", model);
@@ -266,7 +259,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     Model m;
     Tokenizer t;
     rc = bad ? -1 : cli_io_check("quantize", &io);
-    if (rc == 0) rc = model_open_for(model, tok, &m, &t, budget > 0);
+    if (rc == 0) rc = model_open_for(model, tok, &m, &t, budget > 0 || max_device_mb > 0);
     if (rc == 0) rc = cli_io_check_loaded("quantize", &io, &m, &t, tok);
     cli_io_free(&io);
     if (rc != 0) return -1;
@@ -279,16 +272,16 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     QuantRun run;
     EvalOutcome eo = {0};
     BlockWriter bw = {0};
+    if (budget || spec.max_device_memory) rc = budget_check(&m, &spec, budget);
+    if (rc == 0 && budget) rc = quant_model_file_begin(save, &m, &spec, &prov, settings_text, &bw.f);
+    if (rc != 0) {
+        json_decref(settings);
+        free(settings_text);
+        tokenizer_free(&t);
+        model_free(&m);
+        return -1;
+    }
     if (budget) {
-        rc = budget_check(&m, &spec, budget);
-        if (rc == 0) rc = quant_model_file_begin(save, &m, &spec, &prov, settings_text, &bw.f);
-        if (rc != 0) {
-            json_decref(settings);
-            free(settings_text);
-            tokenizer_free(&t);
-            model_free(&m);
-            return -1;
-        }
         spec.block_done = write_block;
         spec.block_user = &bw;
     }
@@ -320,7 +313,8 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         if (budget && (rc = h5_open_read(save, &qf)) == 0) loader.user = qf;
         EvalSpec es = {.datasets = evals, .seqlen = (int)eval_seqlen, .max_windows = max_windows,
                        .device = spec.device, .data_root = spec.data_root, .quiet = json,
-                       .max_memory = budget, .loader = budget ? &loader : NULL};
+                       .max_memory = budget, .loader = budget ? &loader : NULL,
+                       .max_device_memory = spec.max_device_memory};
         if (rc == 0) rc = eval_run(&m, &t, &es, &eo);
         if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no --out written */
         if (qf) h5_commit(&qf);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem_plan.h"
 #include "stream_eval.h"
 #include "util.h"
 
@@ -106,19 +107,43 @@ void eval_outcome_free(EvalOutcome *o) {
     o->nzs = 0;
 }
 
-/* --max-memory: every dataset block by block on the CPU (stream_eval.h). */
+/* The plan of a block-by-block evaluation on `dev` (mem_plan.h), made and
+ * printed on stderr; -1 when it cannot fit. */
+static int eval_plan(const Model *m, const EvalSpec *s, QhDevice dev, int seqlen, long windows, MemPlan *p) {
+    MemPlanSpec ps = {.c = &m->cfg, .seqlen = seqlen, .windows = windows, .on_device = dev == QH_DEVICE_CUDA,
+                      .device_wsize = mem_plan_device_wsize(), .max_host = s->max_memory,
+                      .max_device = s->max_device_memory, .device_free = qh_cuda_free_bytes()};
+    if (mem_plan_make(&ps, p) != 0) return -1;
+    mem_plan_print(stderr, &ps, p);
+    return 0;
+}
+
+/* Block by block (stream_eval.h): --max-memory, --max-device-memory, a model
+ * read block by block, or one the GPU cannot hold whole. */
 static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
-    if (s->device == QH_DEVICE_CUDA || s->verify)
-        return qh_error("--max-memory evaluates block by block on the CPU backend only (got --device cuda/--verify)");
+    if (s->verify) return qh_error("--verify compares two whole-model evaluations: drop --max-memory / --max-device-memory");
     if (s->kld_ref)
         return qh_error("--max-memory evaluates one model block by block: the KL divergence against the full-precision "
                         "model (--kld) needs both resident (drop --max-memory or --kld)");
-    out->device = "cpu";
-    if (stream_eval_check(m, seqlen, s->max_memory) != 0) return -1; /* before the table header */
+    QhDevice dev = s->device == QH_DEVICE_AUTO ? (qh_cuda_available() ? QH_DEVICE_CUDA : QH_DEVICE_CPU) : s->device;
+    if (dev == QH_DEVICE_CUDA && !qh_cuda_available())
+        return qh_error("--device cuda: no CUDA GPU is visible on this machine");
+    out->device = dev == QH_DEVICE_CUDA ? "cuda" : "cpu";
+    size_t host = s->max_memory ? s->max_memory : (size_t)1 << 62; /* no host budget: every window at once */
+    long most = 0;
+    for (int i = 0; i < out->n; i++) {
+        long w = (long)(out->streams[i].n / (size_t)seqlen);
+        if (s->max_windows > 0 && w > s->max_windows) w = s->max_windows;
+        if (w > most) most = w;
+    }
+    MemPlan plan;
+    if (eval_plan(m, s, dev, seqlen, most, &plan) != 0) return -1;
+    if (stream_eval_check(m, seqlen, host) != 0) return -1; /* before the table header */
     if (!s->quiet) table_header(0);
     for (int i = 0; i < out->n; i++) {
-        if (perplexity_eval_streamed((Model *)m, out->streams[i].ids, out->streams[i].n, seqlen, s->max_windows,
-                                     s->max_memory, s->loader, &out->ppl[i]) != 0)
+        if (perplexity_eval_streamed_dev(dev, s->max_device_memory, (Model *)m, out->streams[i].ids,
+                                         out->streams[i].n, seqlen, s->max_windows, host, s->loader, &out->ppl[i],
+                                         NULL) != 0)
             return -1;
         if (!s->quiet) table_row(out, i);
     }
@@ -147,14 +172,23 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     }
     free(list);
     if (rc == 0 && out->n == 0 && !s->zeroshot) rc = qh_error("no dataset given");
+    /* block by block: a budget given, a model read block by block, or weights the GPU cannot hold */
+    int on_gpu = s->device == QH_DEVICE_CUDA || (s->device == QH_DEVICE_AUTO && qh_cuda_available());
+    size_t gpu_free = on_gpu ? qh_cuda_free_bytes() : 0;
+    size_t weights = sizeof(float) * (size_t)(model_linear_params(&m->cfg) + 2LL * m->cfg.vocab_size * m->cfg.dim);
+    /* (a model with replaced weights stays on the whole-model path, where the CUDA backend streams by itself) */
+    int too_big = on_gpu && gpu_free && weights / 4 * (size_t)mem_plan_device_wsize() > gpu_free &&
+                  model_is_streamable(m) && !model_has_replaced(m);
+    int streamed = s->max_memory > 0 || s->max_device_memory > 0 || m->src.load || too_big;
     ZsData *zd = NULL;
     int nzd = 0;
-    if (rc == 0 && s->zeroshot && s->max_memory > 0)
-        rc = qh_error("--max-memory evaluates perplexity block by block; the zero-shot tasks need the whole model "
-                      "resident (drop --max-memory or --zeroshot)");
+    if (rc == 0 && s->zeroshot && streamed)
+        rc = qh_error("the zero-shot tasks need the whole model resident, but this evaluation runs block by block "
+                      "(--max-memory / --max-device-memory, a model read block by block, or one the GPU cannot "
+                      "hold): drop the budget or --zeroshot");
     if (rc == 0 && s->zeroshot) rc = zs_load_all(s, &zd, &nzd);
     if (rc != 0) zs_free_all(zd, nzd), zd = NULL, nzd = 0;
-    if (rc == 0 && s->max_memory > 0) {
+    if (rc == 0 && streamed) {
         rc = eval_run_streamed(m, s, seqlen, out);
         out->peak_rss = qh_peak_rss_bytes();
         if (rc != 0) eval_outcome_free(out);
@@ -236,6 +270,7 @@ json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *dev
     json_object_set_new(o, "nwindows", json_integer(r->nwindows));
     json_object_set_new(o, "seqlen", json_integer(r->seqlen));
     json_object_set_new(o, "seconds", json_real(r->seconds));
+    if (r->upload_seconds > 0) json_object_set_new(o, "upload_seconds", json_real(r->upload_seconds));
     json_object_set_new(o, "device", json_string(device ? device : ""));
     json_object_set_new(o, "dataset_sha256", json_string(ts->sha256));
     json_object_set_new(o, "split", json_string(ts->split));

@@ -22,6 +22,8 @@ typedef struct EvalSpec {
     double verify_rtol;    /* relative perplexity tolerance of the comparison (fp32: 1e-4) */
     size_t max_memory;     /* > 0: evaluate block by block within this many bytes (CPU, llama2.c mmap) */
     const struct StreamLoader *loader; /* with max_memory: where blocks come from (NULL: the file as loaded) */
+    size_t max_device_memory; /* > 0: bytes the GPU backend may hold; with a model larger than that (or than the
+                                 GPU, or read block by block) the evaluation runs block by block (stream_eval.h) */
     const Model *kld_ref;  /* non-NULL: also the distribution metrics (kld.h) against this model (the full-precision
                               one), run alongside on the same device, window by window; not with max_memory */
     KldScope kld_scope;    /* the positions they are taken over */

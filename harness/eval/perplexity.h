@@ -18,6 +18,8 @@ typedef struct PplResult {
     double *window_nll;  /* (nwindows) mean NLL of each window, owned */
     double *nll;         /* (nwindows, seqlen - 1) per-token NLL, owned */
     double seconds;      /* wall time of the forward passes */
+    double upload_seconds; /* block-streamed GPU evaluation (stream_eval.h): the part of seconds spent uploading
+                              blocks to the device; 0 otherwise */
 } PplResult;
 
 /* Evaluate ids (n) in windows of seqlen; max_windows > 0 caps the count. */

@@ -34,7 +34,8 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
     size_t D = c->dim, V = c->vocab_size;
     size_t block = sizeof(float) * ((size_t)(model_linear_params(c) / c->n_layers) + 2 * D); /* linears + norms */
     size_t head = 4 * V * D * (c->shared_classifier ? 1 : 2);
-    return block + head + forward_cpu_scratch_bytes(c, seqlen);
+    size_t readback = sizeof(float) * (size_t)seqlen * D; /* one window read back for the head */
+    return block + head + forward_cpu_scratch_bytes(c, seqlen) + readback;
 }
 
 int stream_eval_check(const Model *m, int seqlen, size_t max_memory) {
@@ -53,7 +54,14 @@ int stream_eval_check(const Model *m, int seqlen, size_t max_memory) {
 
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
                              const StreamLoader *loader, PplResult *r) {
+    return perplexity_eval_streamed_dev(QH_DEVICE_CPU, 0, m, ids, n, seqlen, max_windows, max_memory, loader, r, NULL);
+}
+
+int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, const int *ids, size_t n, int seqlen,
+                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r,
+                                 double *upload_seconds) {
     memset(r, 0, sizeof *r);
+    if (upload_seconds) *upload_seconds = 0;
     const ModelConfig *c = &m->cfg;
     if (stream_eval_check(m, seqlen, max_memory) != 0) return -1;
     long nwin = (long)(n / (size_t)seqlen);
@@ -63,19 +71,25 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
     long chunk = (long)((max_memory - fixed) / per_window);
     if (chunk > nwin) chunk = nwin;
     Forward *f;
-    if (forward_cpu_create(m, seqlen, &f) != 0) return -1;
+    if (forward_create_opts(dev, m, seqlen, 1, max_device, &f) != 0) return -1;
+    /* every window on the device when it holds them (acts_create 1), else host chunks within the budget */
+    int on_device = strcmp(f->ops->name, "cpu") != 0 ? f->ops->acts_create(f, 1, nwin, seqlen) : 0;
+    if (on_device == 1) chunk = nwin;
+    else if (on_device < 0 || f->ops->acts_create(f, 1, chunk, seqlen) < 0) {
+        forward_destroy(&f);
+        return -1;
+    }
     r->ntokens = (long)n;
     r->nwindows = nwin;
     r->seqlen = seqlen;
     r->window_nll = qh_malloc(sizeof(double) * nwin);
     r->nll = qh_malloc(sizeof(double) * nwin * (seqlen - 1));
-    float *acts = qh_malloc(per_window * (size_t)chunk); /* (chunk, seqlen, D) */
+    float *x = qh_malloc(per_window); /* (seqlen, D): one window read back for the head */
     double t0 = qh_now();
     int rc = 0;
     for (long w0 = 0; w0 < nwin && rc == 0; w0 += chunk) {
         long nw = nwin - w0 < chunk ? nwin - w0 : chunk;
-        for (long w = 0; w < nw && rc == 0; w++)
-            rc = f->ops->embed(f, ids + (size_t)(w0 + w) * seqlen, seqlen, acts + (size_t)w * seqlen * c->dim);
+        for (long w = 0; w < nw && rc == 0; w++) rc = f->ops->acts_embed(f, 0, w, ids + (size_t)(w0 + w) * seqlen);
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
             /* the quantized block decoded (all seven linears replaced), or the checkpoint's */
             if ((rc = loader ? loader->load(loader->user, m, l) : model_load_block(m, l)) != 0) break;
@@ -83,19 +97,22 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
                 if (!m->w.blocks[l].lin[k])
                     rc = qh_error("block %d: the loader left %s without weights (it must replace all %d)", l,
                                   model_linear_name(c, (LinearKind)k), model_n_linears(c));
-            for (long w = 0; w < nw && rc == 0; w++)
-                rc = f->ops->block(f, l, acts + (size_t)w * seqlen * c->dim, seqlen, NULL, NULL);
+            if (rc == 0) rc = f->ops->weights_changed(f, l); /* on the device now, before the host lets it go */
+            for (long w = 0; w < nw && rc == 0; w++) rc = f->ops->acts_block(f, l, 0, w, NULL, NULL);
             model_release_block(m, l);
             qh_progress("  windows %ld-%ld: block %d/%d", w0 + 1, w0 + nw, l + 1, c->n_layers);
         }
         for (long w = 0; w < nw && rc == 0; w++) {
             double *nll = r->nll + (size_t)(w0 + w) * (seqlen - 1);
-            rc = f->ops->head_nll(f, acts + (size_t)w * seqlen * c->dim, ids + (size_t)(w0 + w) * seqlen, seqlen, nll);
+            rc = f->ops->acts_read(f, 0, w, x);
+            if (rc == 0) rc = f->ops->head_nll(f, x, ids + (size_t)(w0 + w) * seqlen, seqlen, nll);
             r->window_nll[w0 + w] = window_mean_nll(nll, seqlen - 1);
         }
     }
     r->seconds = qh_now() - t0;
-    free(acts);
+    forward_stream_stats(f, &r->upload_seconds, NULL, NULL);
+    if (upload_seconds) *upload_seconds = r->upload_seconds;
+    free(x);
     forward_destroy(&f);
     if (rc != 0) {
         ppl_result_free(r);

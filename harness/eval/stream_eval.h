@@ -15,7 +15,8 @@
 #include "perplexity.h"
 
 /* Bytes that must stay resident besides the activations: one block's weights,
- * the embedding and head, the CPU backend's scratch for windows of seqlen. */
+ * the embedding and head, the CPU backend's scratch for windows of seqlen, one
+ * window read back for the head. */
 size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen);
 
 /* -1 with a message when m cannot be evaluated block by block (not
@@ -38,6 +39,17 @@ typedef struct StreamLoader {
  * weights; loader may be NULL (then each block is model_load_block'ed). */
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
                              const StreamLoader *loader, PplResult *r);
+
+/* The same on a backend of `dev` (forward_create_opts, stream 1: one block on
+ * the device at a time, within max_device bytes when > 0). The windows'
+ * activations are the backend's (acts_*): all of them on the device when they
+ * fit there, else in host chunks within max_memory. Each block is loaded once
+ * per chunk and handed to the backend (weights_changed). r->seconds is the
+ * whole walk; *upload_seconds (may be NULL) the part spent uploading blocks
+ * (0 on the CPU). */
+int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, const int *ids, size_t n, int seqlen,
+                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r,
+                                 double *upload_seconds);
 
 /* Peak resident set size of this process so far, and the current one (bytes;
  * the current one from /proc/self/statm, 0 where it is unavailable). */

@@ -71,6 +71,8 @@ typedef struct ForwardOps {
     /* Where the backend's packed linears must live (PackedWhere): host for
      * the CPU backend, device for CUDA (forward_set_packed refuses others). */
     int packed_where;
+    /* x (T, D) host <- buffer buf, window s (block-by-block evaluation's head, stream_eval.c) */
+    int (*acts_read)(Forward *f, int buf, long s, float *x);
 } ForwardOps;
 
 /* The calibration activations a backend holds: nbuf buffers of N windows of
@@ -99,10 +101,22 @@ typedef enum { QH_DEVICE_CPU = 0, QH_DEVICE_CUDA = 1, QH_DEVICE_AUTO = 2 } QhDev
 int qh_device_parse(const char *s, QhDevice *out);
 /* Is a CUDA device usable at run time (compiled in and a GPU present)? */
 int qh_cuda_available(void);
+/* Bytes free on the GPU now (0 without one). */
+size_t qh_cuda_free_bytes(void);
 
 /* Create a backend for `dev` (auto: cuda when available, else cpu). Asking for
  * cuda without a GPU is an error, never a silent fallback. */
 int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out);
+/* forward_create with the device side of a memory plan (issue 16): stream 1
+ * keeps one block's weights on the device at a time (the CUDA backend does so
+ * by itself for a model read block by block, or one that does not fit);
+ * max_device_bytes > 0 bounds what the backend allocates on the device
+ * (weights, scratch, calibration activations); both ignored by the CPU. */
+int forward_create_opts(QhDevice dev, const Model *m, int max_T, int stream, size_t max_device_bytes, Forward **out);
+/* Does f keep one block at a time on the device? Then the seconds spent
+ * uploading blocks, their count, and the device bytes it holds (weights,
+ * scratch, activations). 0 (outputs untouched) for the CPU backend. */
+int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes);
 void forward_destroy(Forward **f);
 
 /* The CPU backend (BLAS + OpenMP). */
@@ -127,6 +141,7 @@ int forward_host_acts_embed(Forward *f, int buf, long s, const int *tokens);
 int forward_host_acts_copy(Forward *f, int dst, int src, long s);
 int forward_host_acts_block(Forward *f, int layer, int buf, long s, LinearInputHook hook, void *user);
 int forward_host_acts_sqdiff(Forward *f, int a, int b, long s, double *num, double *den);
+int forward_host_acts_read(Forward *f, int buf, long s, float *x);
 
 /* Use p (borrowed, NULL: back to the dense weight) for linear k of block
  * `layer` in every later call. -1 with a message naming the layer and linear

@@ -65,6 +65,12 @@ int forward_host_acts_block(Forward *f, int layer, int buf, long s, LinearInputH
     return f->ops->block(f, layer, window(f, buf, s), f->acts.T, hook, user);
 }
 
+int forward_host_acts_read(Forward *f, int buf, long s, float *x) {
+    if (forward_acts_index_check(f, buf, s, "acts_read")) return -1;
+    memcpy(x, window(f, buf, s), sizeof(float) * (size_t)f->acts.T * f->model->cfg.dim);
+    return 0;
+}
+
 int forward_host_acts_sqdiff(Forward *f, int a, int b, long s, double *num, double *den) {
     if (forward_acts_index_check(f, a, s, "acts_sqdiff") || forward_acts_index_check(f, b, s, "acts_sqdiff")) return -1;
     sqdiff_ref(window(f, a, s), window(f, b, s), (long)f->acts.T * f->model->cfg.dim, num, den);

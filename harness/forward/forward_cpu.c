@@ -300,6 +300,7 @@ static const ForwardOps cpu_ops = {
     .decode_reset = cpu_decode_reset,
     .decode = cpu_decode,
     .packed_where = PACKED_HOST,
+    .acts_read = forward_host_acts_read,
 };
 
 /* Positions whose logits are computed at once: at most ~64 MB of logits. */
@@ -380,23 +381,39 @@ int qh_device_parse(const char *s, QhDevice *out) {
 
 #ifdef QH_HAVE_CUDA
 int cuda_device_count(void);
-int forward_cuda_create(const Model *m, int max_T, Forward **out);
+int forward_cuda_create_opts(const Model *m, int max_T, int stream, size_t max_device_bytes, Forward **out);
+int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes);
 int qh_cuda_available(void) { return cuda_device_count() > 0; }
+size_t cuda_free_bytes(void);
+size_t qh_cuda_free_bytes(void) { return cuda_free_bytes(); }
 #else
 int qh_cuda_available(void) { return 0; }
+size_t qh_cuda_free_bytes(void) { return 0; }
 #endif
 
 int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
+    return forward_create_opts(dev, m, max_T, 0, 0, out);
+}
+
+int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes) {
+#ifdef QH_HAVE_CUDA
+    return forward_cuda_stream_stats(f, upload_seconds, uploads, device_bytes);
+#else
+    return 0;
+#endif
+}
+
+int forward_create_opts(QhDevice dev, const Model *m, int max_T, int stream, size_t max_device_bytes, Forward **out) {
     if (m->cfg.sliding_window > 0 && max_T > m->cfg.sliding_window)
         return qh_error("window of %d tokens exceeds the model's sliding_window of %d (config.json of '%s'): "
                         "sliding-window attention is not implemented; use --seqlen %d or less",
                         max_T, m->cfg.sliding_window, m->path ? m->path : "the model", m->cfg.sliding_window);
-    /* auto: the GPU when there is one, except for a model read block by block (CPU work) */
-    if (dev == QH_DEVICE_AUTO) dev = qh_cuda_available() && !m->src.load ? QH_DEVICE_CUDA : QH_DEVICE_CPU;
+    /* auto: the GPU when there is one (a model read block by block is streamed onto it one block at a time) */
+    if (dev == QH_DEVICE_AUTO) dev = qh_cuda_available() ? QH_DEVICE_CUDA : QH_DEVICE_CPU;
     if (dev == QH_DEVICE_CUDA) {
 #ifdef QH_HAVE_CUDA
         if (!qh_cuda_available()) return qh_error("--device cuda: no CUDA GPU is visible on this machine");
-        return forward_cuda_create(m, max_T, out);
+        return forward_cuda_create_opts(m, max_T, stream, max_device_bytes, out);
 #else
         return qh_error("--device cuda: this build has no CUDA support (nvcc was not found at build time)");
 #endif

@@ -605,8 +605,32 @@ typedef struct HfStream {
     Source *src;    /* (n_slots) owned; tensors borrowed from shards */
 } HfStream;
 
+/* Is tensor t still inside its shard on disk? The shards were checked against
+ * their sizes when opened; one cut since (a copy still running, a full disk)
+ * would kill the process with SIGBUS when the pages past the new end are read,
+ * so the block's tensors are checked again just before they are. */
+static int hf_stream_check(const HfStream *h, const StTensor *t, int layer) {
+    for (int s = 0; s < h->n_shards; s++) {
+        const StFile *f = &h->shards[s];
+        const unsigned char *base = f->map;
+        if (!base || t->data < base || t->data >= base + f->map_size) continue;
+        size_t end = (size_t)(t->data - base) + (size_t)t->numel * st_dtype_size(t->dtype);
+        struct stat st;
+        if (stat(f->what, &st) != 0)
+            return qh_error("'%s': cannot read tensor '%s' of block %d: %s", f->what, t->name, layer, strerror(errno));
+        if ((size_t)st.st_size < end)
+            return qh_error("'%s': tensor '%s' of block %d ends at byte %zu, but the file now holds %lld bytes: it was "
+                            "truncated after it was opened",
+                            f->what, t->name, layer, end, (long long)st.st_size);
+        return 0;
+    }
+    return 0;
+}
+
 static int hf_stream_load(void *user, const ModelConfig *c, int layer, float *const dst[LIN_COUNT]) {
     HfStream *h = user;
+    for (int k = 0; k < model_n_linears(c); k++)
+        if (hf_stream_check(h, h->src[SLOT_LAYER0 + layer * PER_LAYER + J_LIN + k].t, layer) != 0) return -1;
     for (int k = 0; k < model_n_linears(c); k++) {
         int slot = SLOT_LAYER0 + layer * PER_LAYER + J_LIN + k;
         convert_slot_release(c, slot, h->src[slot].t, dst[k]);

@@ -6,6 +6,7 @@
 
 #include "hf_model.h"
 #include "model_open.h"
+#include "procedural.h"
 #include "util.h"
 
 int model_open(const char *model_path, const char *tok_path, Model *m, Tokenizer *t) {
@@ -14,6 +15,16 @@ int model_open(const char *model_path, const char *tok_path, Model *m, Tokenizer
 
 int model_open_for(const char *model_path, const char *tok_path, Model *m, Tokenizer *t, int block_by_block) {
     if (!model_path) return qh_error("--model is required");
+    if (procedural_is_spec(model_path)) { /* generated, not read: no file, no tokenizer beside it */
+        if (t && !tok_path)
+            return qh_error("model '%s' is procedural and has no tokenizer beside it: pass --tokenizer", model_path);
+        if (procedural_open(m, model_path, block_by_block) != 0) return -1;
+        if (t && tokenizer_load(t, tok_path, m->cfg.vocab_size) != 0) {
+            model_free(m);
+            return -1;
+        }
+        return 0;
+    }
     struct stat st;
     int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
     if (is_dir && !hf_is_model_dir(model_path))

@@ -2,7 +2,8 @@
  * checkpoint file (model.h) or a Hugging Face directory holding config.json
  * (hf_model.h), with its tokenizer (the one given, or the one found beside
  * it: tokenizer_find). Used by the command line, the sweep and the reader of
- * quantized-model files alike. */
+ * quantized-model files alike. A procedural model spec (procedural.h) opens
+ * a generated model. */
 #ifndef QH_MODEL_OPEN_H
 #define QH_MODEL_OPEN_H
 

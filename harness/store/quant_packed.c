@@ -9,18 +9,7 @@
 #include "quant_packed.h"
 #include "util.h"
 
-/* The kernels' constructor (kernels/packed_quant.h, built beside this on
- * another branch) when this tree has it. The header's name goes through a
- * macro so that tests/check_layers.sh, which resolves every include line,
- * passes in a tree without it (store may include kernels/: it is above);
- * once both are in, a plain include replaces this. */
-#if __has_include("packed_quant.h")
-#define QH_PACKED_QUANT_HEADER "packed_quant.h"
-#include QH_PACKED_QUANT_HEADER
-#define QH_DEFAULT_PACKED_CREATE packed_quant_create
-#else
-#define QH_DEFAULT_PACKED_CREATE NULL
-#endif
+#include "packed_quant.h" /* the kernels' constructor, packed_quant_create */
 
 int quant_kernels_check(const char *s, const char *what) {
     static const char *const ok[] = {"ref", "avx2", "cuda", "auto", "decoded", NULL};
@@ -70,14 +59,7 @@ int quant_packed_build(const char *path, const Model *m, PackedCreateFn create, 
     if (quant_kernels_check(kernels, "--kernels") != 0) return -1;
     if (!strcmp(kernels, "decoded")) return 0;
     const char *kernel = !strcmp(kernels, "auto") && where == PACKED_DEVICE ? "cuda" : kernels;
-    if (!create) create = QH_DEFAULT_PACKED_CREATE;
-    if (!create) {
-        if (strcmp(kernels, "auto") != 0)
-            return qh_error("--kernels %s: this build has no packed kernels (kernels/packed_quant.h)", kernels);
-        qh_warn("--kernels auto: this build has no packed kernels (kernels/packed_quant.h): '%s' runs on its decoded "
-                "fp32 weights", path);
-        return 0;
-    }
+    if (!create) create = packed_quant_create;
     H5File *f;
     if (h5_open_read(path, &f) != 0) return -1;
     pm->n_layers = m->cfg.n_layers;

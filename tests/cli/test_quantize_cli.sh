@@ -25,7 +25,7 @@ expect_fail "calib none with gptq" "$T/a.h5" "calib" $QH quantize $S --method gp
 expect_fail "calib train split absent" "$T/a.h5" "train split" $QH quantize $S --method gptq --calib wikitext2 --save "$T/a.h5"
 expect_fail "max-memory without save" - "save" $QH quantize $S --method gptq --max-memory 512
 expect_fail "max-memory too small" "$T/a.h5" "max-memory" $QH quantize $S --method gptq --max-memory 1 --save "$T/a.h5"
-expect_fail "max-memory on cuda" "$T/a.h5" "CPU" $QH quantize $S --method gptq --max-memory 512 --device cuda --save "$T/a.h5"
+expect_fail "max-device-memory on cpu" "$T/a.h5" "applies to --device cuda" $QH quantize $S --method gptq --max-device-memory 512 --device cpu --save "$T/a.h5"
 check "quantize --help exits 0" sh -c "$QH quantize --help >/dev/null"
 
 # options the method ignores (the .ini refuses the same keys)

@@ -10,19 +10,23 @@
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
 #   4. runs the GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _zeroshot, _qmatvec, _decode, _pipeline; stories260K from data/ or
+#      _zeroshot, _qmatvec, _decode, _stream, _pipeline; stories260K from data/ or
 #      .devlibs/data, the transformers checkpoints from tests/fixtures/families,
 #      the zero-shot items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
 #      (kernels/bench/gpu_block_quant.sh, QH_BLOCK_MATH modes),
-#      bench/bench_gpu_quant and bench/bench_gpu_qmatvec (the quantized
-#      matrix-vector kernel against cuBLAS fp16 GEMV and the copy bandwidth),
+#      bench/bench_gpu_quant, bench/bench_gpu_qmatvec (the quantized
+#      matrix-vector kernel against cuBLAS fp16 GEMV and the copy bandwidth) and
+#      the LLaMA-65B-shaped block-streamed evaluation and SpQR of
+#      kernels/bench/stream_65b.sh (QH_STREAM65B=none leaves it out: with it the
+#      whole script needs more than one 10-minute device call),
 # writes the logs to $OUT (default .devlibs/out) and prints a short table last.
 # Exit status 0 when everything passed; a test that reports skipped while
 # nvidia-smi lists a GPU counts as failed (CUDA could not start).
 # Environment: OUT (log folder), QH_DEVICE_WORK (where the root and the build
 # go; default .devlibs/work), QH_CUDA_ARCHS (default: read from nvidia-smi),
 # QH_SKIP_UNIT / QH_SKIP_PIPELINE / QH_SKIP_BENCH (leave those steps out),
+# QH_STREAM65B=none (leave stream_65b.sh out),
 # QH_GPU_BENCH_ARGS (extra bench options), QH_BLOCK_MATH (the 7B-block step's
 # GEMM modes, or none), JOBS (make -j).
 # Not here: fetching anything (fetch_devlibs.sh does that beforehand), the
@@ -109,7 +113,7 @@ BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
 TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_families $B/tests/gpu/test_gpu_quant \
 $B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_decode \
-$B/tests/gpu/test_gpu_pipeline $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
+$B/tests/gpu/test_gpu_pipeline $B/tests/gpu/test_gpu_stream $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
 $B/bench/bench_gpu_qmatvec $B/qharness"
 MAKE_BIN=$(command -v make)
 [ -n "$MAKE_BIN" ] && [ -x "$MAKE_BIN" ] || MAKE_BIN=$R/usr/bin/make # the machine has no make: ours
@@ -171,6 +175,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         QH_DATA=$DATA run test_gpu_zeroshot 60 "passed|skipped" "$B/tests/gpu/test_gpu_zeroshot"
         QH_DATA=$DATA run test_gpu_qmatvec 120 "passed|skipped" "$B/tests/gpu/test_gpu_qmatvec"
         QH_DATA=$DATA run test_gpu_decode 120 "passed|skipped" "$B/tests/gpu/test_gpu_decode"
+        QH_DATA=$DATA run test_gpu_stream 120 "passed|skipped" "$B/tests/gpu/test_gpu_stream"
     fi
     [ -z "${QH_SKIP_PIPELINE:-}" ] &&
         QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
@@ -184,6 +189,12 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     if [ "${QH_BLOCK_MATH:-}" != none ]; then
         QH_DATA=$DATA run block7b 400 "^gptq|^spqr|skipped|failed" sh kernels/bench/gpu_block_quant.sh "$B"
         BLOCK=$(grep -E "^method|^gptq|^spqr" "$OUT/block7b.log" 2>/dev/null)
+    fi
+    # issue 16: block-streamed evaluation and SpQR of a LLaMA-65B-shaped procedural model
+    # (kernels/bench/stream_65b.sh, ~6 min; QH_STREAM65B=none leaves it out)
+    if [ "${QH_STREAM65B:-}" != none ]; then
+        QH_DATA=$DATA run stream65b 480 "^stream_65b|skipped" sh kernels/bench/stream_65b.sh "$B"
+        STREAM=$(grep -E "^eval 65B|^spqr 65B|^7B ppl|exit [0-9]+, wall" "$OUT/stream65b.log" 2>/dev/null)
     fi
     [ -z "${QH_SKIP_BENCH:-}" ] &&
         QH_DATA=$DATA run bench_gpu_quant 120 "^11008|^4096|skipped|passed" "$B/bench/bench_gpu_quant" --quick
@@ -200,6 +211,7 @@ fi
     for s in "${STEPS[@]}"; do echo "$s"; done
     [ -n "${BENCH:-}" ] && echo && echo "$BENCH"
     [ -n "${BLOCK:-}" ] && echo && echo "$BLOCK"
+    [ -n "${STREAM:-}" ] && echo && echo "$STREAM"
     echo "logs: $OUT"
     [ $status = 0 ] && echo "RESULT: ok" || echo "RESULT: FAILED"
 } | tee "$OUT/summary.txt"
