@@ -59,15 +59,7 @@ static uint64_t rng_next(void) {
 
 /* call must fail with a message containing want (stderr captured in cap_dir) */
 static char cap_dir[64] = "/tmp/qh_test_decode_XXXXXX";
-#define CAPTURE_CHECK_FAIL(call, want, what)                                                                     \
-    do {                                                                                                         \
-        cap_begin_in(cap_dir);                                                                                   \
-        int rc_ = (call);                                                                                        \
-        char *msg_ = cap_end();                                                                                  \
-        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
-              (want));                                                                                           \
-        free(msg_);                                                                                              \
-    } while (0)
+#define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(cap_dir, call, want, what)
 
 /* max |a - b| / max |b| over a row of V logits */
 static double row_dev(const float *a, const float *b, int V) {

@@ -42,15 +42,7 @@
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 static char dir[] = "/tmp/qh_decq_XXXXXX";
 
-#define CAPTURE_CHECK_FAIL(call, want, what)                                                                     \
-    do {                                                                                                         \
-        cap_begin_in(dir);                                                                                       \
-        int rc_ = (call);                                                                                        \
-        char *msg_ = cap_end();                                                                                  \
-        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
-              (want));                                                                                           \
-        free(msg_);                                                                                              \
-    } while (0)
+#define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(dir, call, want, what)
 
 /* ---- a constructor double: the decoded weights, multiplied in double ---------- */
 

@@ -33,15 +33,7 @@
 
 static char dir[] = "/tmp/qh_speed_XXXXXX";
 
-#define CAPTURE_CHECK_FAIL(call, want, what)                                                                     \
-    do {                                                                                                         \
-        cap_begin_in(dir);                                                                                       \
-        int rc_ = (call);                                                                                        \
-        char *msg_ = cap_end();                                                                                  \
-        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
-              (want));                                                                                           \
-        free(msg_);                                                                                              \
-    } while (0)
+#define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(dir, call, want, what)
 
 static ModelConfig llama_cfg(int dim, int hidden, int heads, int kv_heads, int seq_len) {
     return (ModelConfig){.arch = ARCH_ID_LLAMA, .dim = dim, .hidden_dim = hidden, .n_layers = 2, .n_heads = heads,
