@@ -41,6 +41,7 @@
 
 #include "capture.h"
 #include "check.h"
+#include "decode_compare.h"
 #include "forward.h"
 #include "forward_math.h"
 #include "model.h"
@@ -48,29 +49,13 @@
 #include "util.h"
 
 static uint64_t rng_state = 0x5eed1234ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix64_next(&rng_state); }
 
 #define DECODE_RTOL 2e-5
 
 /* call must fail with a message containing want (stderr captured in cap_dir) */
 static char cap_dir[64] = "/tmp/qh_test_decode_XXXXXX";
 #define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(cap_dir, call, want, what)
-
-/* max |a - b| / max |b| over a row of V logits */
-static double row_dev(const float *a, const float *b, int V) {
-    double mx = 0, scale = 0;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > mx) mx = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return mx / (scale > 0 ? scale : 1);
-}
 
 /* Decode tokens (T) as a prefill of np, then single steps, on a backend of
  * window max_T; every step's logits against last_logits (window T backend). */
@@ -93,7 +78,7 @@ static void check_decode(const char *what, const Model *m, const int *tokens, in
             bad++;
             break;
         }
-        double d = row_dev(a, b, V);
+        double d = logits_row_dev(a, b, V);
         if (d > worst) worst = d;
         if (d > DECODE_RTOL) bad++;
         steps++;
@@ -226,11 +211,11 @@ static void check_packed(const Model *m0) {
     float *a = qh_malloc(sizeof(float) * V), *b = qh_malloc(sizeof(float) * V);
     dense->ops->last_logits(dense, tok, T, b);
     f->ops->last_logits(f, tok, T, a);
-    double d1 = row_dev(a, b, V);
+    double d1 = logits_row_dev(a, b, V);
     f->ops->decode_reset(f, T);
     f->ops->decode(f, tok, T - 1, a);
     f->ops->decode(f, tok + T - 1, 1, a);
-    double d2 = row_dev(a, b, V);
+    double d2 = logits_row_dev(a, b, V);
     CHECK(d1 <= DECODE_RTOL && d2 <= DECODE_RTOL, "packed double vs dense: last_logits %.3g, decode %.3g", d1, d2);
     CHECK(pk[0]->calls == 3 && pk[(L - 1) * LIN_COUNT + nl - 1]->calls == 3, "packed linears called %d / %d times (3 expected)",
           pk[0]->calls, pk[(L - 1) * LIN_COUNT + nl - 1]->calls);
@@ -258,9 +243,9 @@ static void check_packed(const Model *m0) {
     forward_cpu_create(&m2, T, &f2);
     f2->ops->last_logits(f2, tok, T, b);
     f->ops->last_logits(f, tok, T, a);
-    double d3 = row_dev(a, b, V);
+    double d3 = logits_row_dev(a, b, V);
     dense->ops->last_logits(dense, tok, T, a);
-    double d4 = row_dev(a, b, V);
+    double d4 = logits_row_dev(a, b, V);
     CHECK(d3 <= DECODE_RTOL, "one packed linear doubled vs the model with it doubled: %.3g", d3);
     CHECK(d4 > 1e-3, "doubling a linear moves the logits by only %.3g (the check above would be empty)", d4);
     printf("packed double: all linears %.3g / %.3g, one doubled %.3g (dense vs doubled %.3g)\n", d1, d2, d3, d4);

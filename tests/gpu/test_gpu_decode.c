@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "decode_compare.h"
 #include "forward.h"
 #include "model.h"
 #include "model_open.h"
@@ -42,23 +43,7 @@
 int forward_cuda_create(const Model *m, int max_T, Forward **out);
 
 static uint64_t rng_state = 0xdec0de5ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* max |a - b| / max |b| over V logits */
-static double row_dev(const float *a, const float *b, int V) {
-    double mx = 0, scale = 0;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > mx) mx = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return mx / (scale > 0 ? scale : 1);
-}
+static uint64_t rng_next(void) { return splitmix64_next(&rng_state); }
 
 /* Decode tokens (T) on `dec` (prefill np, then steps) and compare each step
  * with `ref`: its decode (ref_decode 1) or its last_logits of the sequence so far. */
@@ -75,7 +60,7 @@ static double decode_against(Forward *dec, Forward *ref, int ref_decode, const i
             (*fails)++;
             break;
         }
-        double d = row_dev(a, b, V);
+        double d = logits_row_dev(a, b, V);
         if (d > worst) worst = d;
     }
     free(a);
