@@ -96,7 +96,7 @@ typedef struct ExpEntry {
 } ExpEntry;
 
 #define EXP_MAX_VALUES 256 /* values of one key (a list) */
-#define EXP_MAX_KEYS 64  /* at least the number of rows of exp_keys (checked) */
+#define EXP_MAX_KEYS 128 /* at least the number of rows of exp_keys (checked) */
 /* The most points the product of an experiment's lists may make (summed over
  * its methods, before exclusions): every point is a quantization run, so a
  * larger product is a mistake or several experiments (refused naming the lists). */
