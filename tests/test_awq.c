@@ -30,6 +30,7 @@
 #include "half.h"
 #include "perplexity.h"
 #include "quant_io.h"
+#include "stories_fixture.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
@@ -131,18 +132,6 @@ static void test_layer(void) {
 
 /* ---- stories260K ---- */
 
-static int load(Model *m, Tokenizer *t) {
-    char p[1024], tp[1024];
-    snprintf(p, sizeof p, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    if (access(p, R_OK) != 0 || model_load_llama2c(m, p) != 0) return -1;
-    if (t && tokenizer_load(t, tp, 512) != 0) {
-        model_free(m);
-        return -1;
-    }
-    return 0;
-}
-
 static QuantRunSpec awq_spec(int grid, int clip) {
     QuantRunSpec s = {.method = "awq", .calib = "c4", .nsamples = 16, .seqlen = 128, .seed = 0, .data_root = root(),
                       .device = QH_DEVICE_CPU};
@@ -220,7 +209,7 @@ static int weights_equal(const Model *a, const Model *b) {
 static void test_blocks(const int *ids, size_t n, Model *awq_out, QuantRun *run_out) {
     Model fp, aq, rq;
     Tokenizer t;
-    if (load(&fp, &t) != 0 || load(&aq, NULL) != 0 || load(&rq, NULL) != 0) {
+    if (stories_open(&fp, &t) != 0 || stories_open(&aq, NULL) != 0 || stories_open(&rq, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA");
         return;
     }
@@ -271,7 +260,7 @@ static int same_arr(const void *a, const void *b, size_t n) { return (!a && !b) 
 static void test_ratio0(void) {
     Model aq, rq;
     Tokenizer t;
-    if (load(&aq, &t) != 0 || load(&rq, NULL) != 0) {
+    if (stories_open(&aq, &t) != 0 || stories_open(&rq, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA");
         return;
     }

@@ -39,6 +39,7 @@
 #include "qmatvec.h"
 #include "quant.h"
 #include "quant_fixtures.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #define NBMAX 11
@@ -249,11 +250,8 @@ static void test_outlier_patterns(void) {
 /* stories260K's linears (first and last block) quantized with SpQR 3-bit 16/16, GPTQ
  * 4-bit g128 act_order and RTN 4-bit g128, both modes. */
 static void test_stories260K(void) {
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model mdl;
-    if (access(path, R_OK) != 0 || model_load_llama2c(&mdl, path) != 0) {
+    if (stories_open(&mdl, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA (make data)");
         return;
     }

@@ -29,6 +29,7 @@
 #include "qlayout.h"
 #include "quant.h"
 #include "quant_fixtures.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #ifdef QH_HAVE_CUDA
@@ -201,11 +202,8 @@ static void test_outlier_rows(void) {
 }
 
 static void test_stories260K(void) {
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model mdl;
-    if (access(path, R_OK) != 0 || model_load_llama2c(&mdl, path) != 0) {
+    if (stories_open(&mdl, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA (make data)");
         return;
     }

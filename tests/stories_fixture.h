@@ -1,0 +1,32 @@
+/* stories_fixture.h: opening stories260K, the small llama2.c model most tests
+ * run on (QH_DATA/models/stories260K/stories260K.bin and its tok512.bin;
+ * QH_DATA defaults to data/, filled by make data). Header-only. Not here:
+ * what the tests check on it, the data sets (datasets.h). */
+#ifndef QH_STORIES_FIXTURE_H
+#define QH_STORIES_FIXTURE_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "model_open.h"
+
+static inline const char *stories_data_root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
+
+/* the model file's path (reloading it, passing it on) into buf of n bytes */
+static inline void stories_model_path(char *buf, size_t n) {
+    snprintf(buf, n, "%s/models/stories260K/stories260K.bin", stories_data_root());
+}
+
+/* The model into m and, when t is not NULL, its 512-token tokenizer into t.
+ * 0: opened; 1: the model file is not there (nothing said: the caller skips);
+ * -1: there but not opened (a message said why; nothing left to free). */
+static inline int stories_open(Model *m, Tokenizer *t) {
+    char mp[1024], tp[1024];
+    stories_model_path(mp, sizeof mp);
+    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", stories_data_root());
+    if (access(mp, R_OK) != 0) return 1;
+    return model_open(mp, t ? tp : NULL, m, t) == 0 ? 0 : -1;
+}
+
+#endif
