@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "model_open.h"
 
 static inline const char *stories_data_root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
@@ -27,6 +28,18 @@ static inline int stories_open(Model *m, Tokenizer *t) {
     snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", stories_data_root());
     if (access(mp, R_OK) != 0) return 1;
     return model_open(mp, t ? tp : NULL, m, t) == 0 ? 0 : -1;
+}
+
+/* stories_open with the outcome recorded in check.h's counts:
+ * 0 opened; otherwise a SKIP (the file is not there) or a failed CHECK
+ * (there but not opened) was recorded and the caller returns. */
+static inline int stories_open_checked(Model *m, Tokenizer *t) {
+    int rc = stories_open(m, t);
+    if (rc == 1)
+        SKIP("stories260K not in data/ (make data)");
+    else if (rc != 0)
+        CHECK(0, "open stories260K");
+    return rc;
 }
 
 #endif

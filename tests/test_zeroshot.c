@@ -262,14 +262,7 @@ typedef struct Expect {
 static void test_stories260K(void) {
     Model m;
     Tokenizer t;
-    int rc_open = stories_open(&m, &t);
-    if (rc_open != 0) {
-        if (rc_open == 1)
-            SKIP("stories260K not in data/ (make data)");
-        else
-            CHECK(0, "open stories260K");
-        return;
-    }
+    if (stories_open_checked(&m, &t) != 0) return;
     Forward *f;
     forward_cpu_create(&m, 256, &f);
     const Expect ex[] = {{"arc_easy", 0, 4}, {"arc_challenge", 0, 0}, {"piqa", 0, 2}, {"hellaswag", 1, 0},
@@ -378,14 +371,7 @@ static void test_stories260K(void) {
 static void test_lmeval_reference(void) {
     Model m;
     Tokenizer t;
-    int rc_open = stories_open(&m, &t);
-    if (rc_open != 0) {
-        if (rc_open == 1)
-            SKIP("stories260K not in data/ (make data)");
-        else
-            CHECK(0, "open stories260K");
-        return;
-    }
+    if (stories_open_checked(&m, &t) != 0) return;
     json_error_t je;
     json_t *ref = json_load_file("tests/fixtures/zeroshot/lmeval_stories260K.json", 0, &je);
     CHECK(ref != NULL, "read lmeval_stories260K.json: %s", je.text);
