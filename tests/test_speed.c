@@ -72,6 +72,19 @@ static void test_parse(void) {
 
 /* ---- 2 --------------------------------------------------------------------------- */
 
+/* qh_median (base/util.c), what the speed figures report: the middle value,
+ * the mean of the two middle ones for an even count, the input untouched */
+static void test_median(void) {
+    const double odd[] = {3, 1, 2}, one[] = {7.5};
+    double even[] = {4, -1, 3, 2};
+    double copy[4];
+    memcpy(copy, even, sizeof even);
+    CHECK(qh_median(odd, 3) == 2, "median of 3, 1, 2: %g", qh_median(odd, 3));
+    CHECK(qh_median(even, 4) == 2.5, "median of 4, -1, 3, 2: %g", qh_median(even, 4));
+    CHECK(qh_median(one, 1) == 7.5, "median of one value: %g", qh_median(one, 1));
+    CHECK(!memcmp(copy, even, sizeof even), "qh_median left its input as it was");
+}
+
 static void test_shapes(void) {
     int out[LIN_COUNT], in[LIN_COUNT], kind[LIN_COUNT];
     ModelConfig c7 = llama_cfg(4096, 11008, 32, 32, 2048);
@@ -326,6 +339,7 @@ static void test_table(void) {
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_parse();
+    test_median();
     test_shapes();
     test_generation();
     test_matvec();
