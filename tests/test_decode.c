@@ -46,6 +46,7 @@
 #include "forward_math.h"
 #include "model.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 static uint64_t rng_state = 0x5eed1234ull;
@@ -305,9 +306,7 @@ static void check_refusals(const Model *m) {
 int main(void) {
     if (!mkdtemp(cap_dir)) return 1;
     /* synthetic GQA: H 6, Hkv 2 (hs 8), odd hidden and vocab, unshared head */
-    ModelConfig c = {0};
-    c.dim = 48, c.hidden_dim = 100, c.n_layers = 3, c.n_heads = 6, c.n_kv_heads = 2, c.vocab_size = 97;
-    c.seq_len = 64, c.shared_classifier = 0, c.rope_theta = 10000.0f, c.norm_eps = 1e-5f;
+    ModelConfig c = decode_gqa_config();
     Model syn;
     if (model_synth(&syn, &c, 11) != 0) return 1;
     check_model("synthetic GQA", &syn, 60);
@@ -317,11 +316,8 @@ int main(void) {
     check_refusals(&syn);
     model_free(&syn);
 
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[512];
-    qh_pathf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model st;
-    if (model_load_llama2c(&st, path) == 0) {
+    if (stories_open(&st, NULL) == 0) {
         check_model("stories260K", &st, 200);
         check_greedy("stories260K", &st, 1, 120);
         model_free(&st);

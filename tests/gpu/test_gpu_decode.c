@@ -35,6 +35,7 @@
 #include "forward.h"
 #include "model.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #ifdef QH_HAVE_CUDA
@@ -191,9 +192,7 @@ int main(void) {
         return test_summary();
     }
 #ifdef QH_HAVE_CUDA
-    ModelConfig c = {0};
-    c.dim = 48, c.hidden_dim = 100, c.n_layers = 3, c.n_heads = 6, c.n_kv_heads = 2, c.vocab_size = 97;
-    c.seq_len = 64, c.rope_theta = 10000.0f, c.norm_eps = 1e-5f;
+    ModelConfig c = decode_gqa_config();
     Model syn;
     if (model_synth(&syn, &c, 11) == 0) {
         check_model("synthetic GQA", &syn, 60);
@@ -201,11 +200,8 @@ int main(void) {
         model_free(&syn);
     } else
         CHECK(0, "model_synth");
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[512];
-    qh_pathf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model st;
-    if (model_load_llama2c(&st, path) == 0) {
+    if (stories_open(&st, NULL) == 0) {
         check_model("stories260K", &st, 300);
         check_greedy(&st, 100);
         model_free(&st);
