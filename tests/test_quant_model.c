@@ -21,6 +21,7 @@
 #include "calibrate.h"
 #include "capture.h"
 #include "check.h"
+#include "cpu_ppl.h"
 #include "datasets.h"
 #include "h5io.h"
 #include "forward_math.h"
@@ -36,16 +37,6 @@ static QuantRunSpec spec_for(const char *method, int nsamples) {
                       .data_root = root(), .device = QH_DEVICE_CPU};
     quant_params_default(&s.params, method);
     return s;
-}
-
-static double ppl_of(const Model *m, const int *ids, size_t n) {
-    Forward *f;
-    if (forward_cpu_create(m, 128, &f) != 0) return NAN;
-    PplResult r;
-    double p = perplexity_eval(f, ids, n, 128, 6, &r) == 0 ? r.ppl : NAN;
-    ppl_result_free(&r);
-    forward_destroy(&f);
-    return p;
 }
 
 /* Sum of the element bytes of every dataset under /layers, read back from the
@@ -108,7 +99,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
         QuantRun run;
         CHECK(quantize_model(&m, &t, &s, &run) == 0, "spqr quantization of stories260K (%s)", dn);
         CHECK(run.stats_dtype == d, "the run records its mode");
-        double ppl_mem = ppl_of(&m, ids, n);
+        double ppl_mem = cpu_ppl(&m, ids, n, 128, 6);
         char dir[] = "/tmp/qh_qmodelXXXXXX";
         CHECK(mkdtemp(dir) != NULL, "mkdtemp");
         char path[256];
@@ -132,7 +123,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
                     mismatches++;
             }
         CHECK(mismatches == 0, "%s: %lld sub-layers differ between the saved model and the in-memory one", dn, mismatches);
-        double ppl_file = ppl_of(&m2, ids, n);
+        double ppl_file = cpu_ppl(&m2, ids, n, 128, 6);
         CHECK(ppl_mem == ppl_file, "%s: perplexity after reload %.17g != right after quantization %.17g", dn, ppl_file,
               ppl_mem);
         CHECK(ppl_mem > 1.0 && ppl_mem < 50.0, "tinystories ppl of the 4-bit SpQR model is %g", ppl_mem);
