@@ -414,14 +414,8 @@ int main(void) {
     test_layer();
     test_settings();
     test_ratio0();
-    Tokenizer t;
-    char tp[1024];
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    TokenStream ts = {0};
-    if (access(tp, R_OK) == 0 && tokenizer_load(&t, tp, 512) == 0) {
-        if (dataset_eval("tinystories", root(), &t, 128, &ts) != 0) ts.n = 0;
-        tokenizer_free(&t);
-    }
+    TokenStream ts;
+    stories_dataset("tinystories", 128, &ts);
     if (ts.n >= 8 * 128) {
         Model aq;
         QuantRun run = {0};

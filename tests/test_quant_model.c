@@ -682,14 +682,8 @@ static void test_ckpt_row_order(void) {
 }
 
 int main(void) {
-    Tokenizer t;
-    char tp[1024];
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    TokenStream ts = {0};
-    if (access(tp, R_OK) == 0 && tokenizer_load(&t, tp, 512) == 0) {
-        if (dataset_eval("tinystories", root(), &t, 128, &ts) != 0) ts.n = 0;
-        tokenizer_free(&t);
-    }
+    TokenStream ts;
+    stories_dataset("tinystories", 128, &ts);
     if (ts.n >= 128) test_save_load_roundtrip(ts.ids, ts.n);
     else SKIP("tinystories sample not found");
     test_proxy_loss_order();
