@@ -1,5 +1,5 @@
 /* util.c: error reporting, checked allocation, strict number parsing, timing,
- * progress output, paths, whole-file I/O and page release (see util.h). */
+ * medians, progress output, paths, whole-file I/O and page release (see util.h). */
 #define _GNU_SOURCE
 #include "util.h"
 
@@ -89,6 +89,20 @@ double qh_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double qh_median(const double *v, int n) {
+    double *s = qh_malloc(sizeof(double) * (size_t)n);
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(double), cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
 }
 
 int qh_progress_enabled(void) {

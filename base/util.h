@@ -32,6 +32,10 @@ int qh_parse_double(const char *s, double *out);
 /* Seconds from a monotonic clock. */
 double qh_now(void);
 
+/* The median of v[0..n) (n >= 1; the mean of the two middle values for an
+ * even n), v left as it was. */
+double qh_median(const double *v, int n);
+
 /* Progress lines: shown on a terminal (stderr is a tty and CI is unset),
  * otherwise silent unless QH_VERBOSE=1. */
 int qh_progress_enabled(void);

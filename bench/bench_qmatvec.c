@@ -39,15 +39,6 @@ static uint32_t rnd(void) {
     return (uint32_t)(rs >> 16);
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* GB/s of a copy (bytes read + written), the buffer split over the threads */
 static double copy_bandwidth(int reps) {
     size_t bytes = (size_t)(COPY_MB * 1048576.0);
@@ -65,7 +56,7 @@ static double copy_bandwidth(int reps) {
         }
         t[r] = qh_now() - t0;
     }
-    double bw = 2.0 * bytes / median(t, reps) / 1e9;
+    double bw = 2.0 * bytes / qh_median(t, reps) / 1e9;
     free(a), free(b), free(t);
     return bw;
 }
@@ -86,7 +77,7 @@ static double time_sgemv(int m, int n, int reps) {
         for (int c = 0; c < copies; c++) cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1.0f, W[c], n, x, 1, 0.0f, y, 1);
         if (r >= 0) t[r] = (qh_now() - t0) / copies;
     }
-    double med = median(t, reps);
+    double med = qh_median(t, reps);
     for (int c = 0; c < copies; c++) free(W[c]);
     free(W), free(x), free(y), free(t);
     return med;
@@ -123,7 +114,7 @@ static double time_kernel(const QLayout *L0, int nb, int reps) {
         }
         if (r >= 0) t[r] = (qh_now() - t0) / copies;
     }
-    double med = median(t, reps);
+    double med = qh_median(t, reps);
     for (int c = 0; c < copies; c++) qlayout_free(&L[c]);
     free(L), free(X), free(Xp), free(Y), free(t);
     return med;

@@ -1,12 +1,16 @@
 /* capture.h: stderr capture for tests that check error messages: everything
  * written to stderr between cap_begin_in(dir) and cap_end() goes to a file in
- * dir, and cap_end() returns it (owned string). Header-only, one capture at a
- * time. Not here: assertions (check.h). */
+ * dir, and cap_end() returns it (owned string); CAPTURE_CHECK_FAIL_IN checks
+ * that a call fails with a given message (the includer includes check.h).
+ * Header-only, one capture at a time. Not here: the assertions themselves
+ * (check.h). */
 #ifndef QH_CAPTURE_H
 #define QH_CAPTURE_H
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -33,5 +37,17 @@ static inline char *cap_end(void) {
     unlink(cap_path);
     return s;
 }
+
+/* call must return non-zero and write a message containing want to stderr
+ * (captured in dir); what names the case in the CHECK. */
+#define CAPTURE_CHECK_FAIL_IN(dir, call, want, what)                                                             \
+    do {                                                                                                         \
+        cap_begin_in(dir);                                                                                       \
+        int rc_ = (call);                                                                                        \
+        char *msg_ = cap_end();                                                                                  \
+        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
+              (want));                                                                                           \
+        free(msg_);                                                                                              \
+    } while (0)
 
 #endif

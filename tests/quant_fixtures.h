@@ -1,6 +1,7 @@
 /* quant_fixtures.h: random test data shared by the quantization tests (CPU
  * and GPU): a seeded xorshift64* generator, normal draws, and Hessians with
- * correlated columns built through hessian_add_window. Header-only; each test
+ * correlated columns built through hessian_add_window, and a hand-placed
+ * outlier pattern for the quantized matvec kernels. Header-only; each test
  * binary gets its own generator state. Not here: assertions (check.h). */
 #ifndef QH_QUANT_FIXTURES_H
 #define QH_QUANT_FIXTURES_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "half.h"
 #include "quant.h"
 #include "util.h"
 
@@ -53,6 +55,25 @@ static inline double *correlated_H(int n, int nwin, int ntok, double rho, const 
     h.H = NULL;
     hessian_free(&h); /* the accumulator's scratch */
     return H;
+}
+
+/* Replaces the outliers of a SpQR layer q (m, n) by a hand-placed pattern:
+ * row 0 holds one at every second column ((n + 1) / 2 of them, more than a
+ * GPU warp's 32 lanes), row m - 1 one at the last column, every other row
+ * none; values 0.7 N(0, 1), rounded through fp16 when fp16 is set. */
+static inline void place_outlier_rows(QuantLayer *q, int fp16) {
+    int m = q->m, n = q->n, k0 = (n + 1) / 2;
+    free(q->outlier_rowptr), free(q->outlier_col), free(q->outlier_val);
+    q->outlier_rowptr = qh_calloc((size_t)m + 1, sizeof(int64_t));
+    q->outlier_col = qh_malloc(sizeof(uint16_t) * (k0 + 1));
+    q->outlier_val = qh_malloc(sizeof(float) * (k0 + 1));
+    for (int k = 0; k <= k0; k++) {
+        q->outlier_col[k] = (uint16_t)(k < k0 ? 2 * k : n - 1);
+        float v = (float)(0.7 * nrand());
+        q->outlier_val[k] = fp16 ? qh_f16_to_f32(qh_f32_to_f16(v)) : v;
+    }
+    for (int r = 1; r <= m; r++) q->outlier_rowptr[r] = r < m ? k0 : k0 + 1;
+    q->n_outliers = k0 + 1;
 }
 
 #endif

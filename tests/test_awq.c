@@ -25,11 +25,13 @@
 #include "calibrate.h"
 #include "capture.h"
 #include "check.h"
+#include "cpu_ppl.h"
 #include "datasets.h"
 #include "h5io.h"
 #include "half.h"
 #include "perplexity.h"
 #include "quant_io.h"
+#include "stories_fixture.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
@@ -131,18 +133,6 @@ static void test_layer(void) {
 
 /* ---- stories260K ---- */
 
-static int load(Model *m, Tokenizer *t) {
-    char p[1024], tp[1024];
-    snprintf(p, sizeof p, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    if (access(p, R_OK) != 0 || model_load_llama2c(m, p) != 0) return -1;
-    if (t && tokenizer_load(t, tp, 512) != 0) {
-        model_free(m);
-        return -1;
-    }
-    return 0;
-}
-
 static QuantRunSpec awq_spec(int grid, int clip) {
     QuantRunSpec s = {.method = "awq", .calib = "c4", .nsamples = 16, .seqlen = 128, .seed = 0, .data_root = root(),
                       .device = QH_DEVICE_CPU};
@@ -197,16 +187,6 @@ static int block_errors(const Model *fp, const Model *q, const int *ids, int nw,
     return rc;
 }
 
-static double ppl_of(const Model *m, const int *ids, size_t n) {
-    Forward *f;
-    if (forward_cpu_create(m, 128, &f) != 0) return NAN;
-    PplResult r;
-    double p = perplexity_eval(f, ids, n, 128, 8, &r) == 0 ? r.ppl : NAN;
-    ppl_result_free(&r);
-    forward_destroy(&f);
-    return p;
-}
-
 static int weights_equal(const Model *a, const Model *b) {
     for (int l = 0; l < a->cfg.n_layers; l++)
         for (int k = 0; k < model_n_linears(&a->cfg); k++) {
@@ -220,7 +200,7 @@ static int weights_equal(const Model *a, const Model *b) {
 static void test_blocks(const int *ids, size_t n, Model *awq_out, QuantRun *run_out) {
     Model fp, aq, rq;
     Tokenizer t;
-    if (load(&fp, &t) != 0 || load(&aq, NULL) != 0 || load(&rq, NULL) != 0) {
+    if (stories_open(&fp, &t) != 0 || stories_open(&aq, NULL) != 0 || stories_open(&rq, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA");
         return;
     }
@@ -254,7 +234,8 @@ static void test_blocks(const int *ids, size_t n, Model *awq_out, QuantRun *run_
             want += (double)rows * cols * (quant_bits_formula_n(&s.params, cols, 0) + 32.0 / rows);
         }
     CHECK_CLOSE(run.avg_bits, want / (double)run.params, 1e-12, 0, "avg bits with the scale vectors");
-    double p_fp = ppl_of(&fp, ids, n), p_awq = ppl_of(&aq, ids, n), p_rtn = ppl_of(&rq, ids, n);
+    double p_fp = cpu_ppl(&fp, ids, n, 128, 8), p_awq = cpu_ppl(&aq, ids, n, 128, 8),
+           p_rtn = cpu_ppl(&rq, ids, n, 128, 8);
     printf("tinystories ppl (8 windows of 128): fp %.4f, awq %.4f, rtn %.4f\n", p_fp, p_awq, p_rtn);
     CHECK(p_awq < p_rtn, "awq perplexity %g not below rtn's %g", p_awq, p_rtn);
     *awq_out = aq;
@@ -271,7 +252,7 @@ static int same_arr(const void *a, const void *b, size_t n) { return (!a && !b) 
 static void test_ratio0(void) {
     Model aq, rq;
     Tokenizer t;
-    if (load(&aq, &t) != 0 || load(&rq, NULL) != 0) {
+    if (stories_open(&aq, &t) != 0 || stories_open(&rq, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA");
         return;
     }
@@ -337,7 +318,7 @@ static void test_file(const Model *aq, const QuantRun *run, const int *ids, size
     QuantModelInfo info;
     CHECK(quant_model_load(path, base, NULL, -1, 0, &m2, NULL, &info) == 0, "load %s", path);
     CHECK(weights_equal(aq, &m2), "the reloaded AWQ model decodes to the in-memory weights bit for bit");
-    double p1 = ppl_of(aq, ids, n), p2 = ppl_of(&m2, ids, n);
+    double p1 = cpu_ppl(aq, ids, n, 128, 8), p2 = cpu_ppl(&m2, ids, n, 128, 8);
     CHECK(p1 == p2, "perplexity after reload %.17g, in memory %.17g", p2, p1);
     CHECK(!strcmp(info.method, "awq"), "method attribute '%s'", info.method);
     model_free(&m2);
@@ -433,14 +414,8 @@ int main(void) {
     test_layer();
     test_settings();
     test_ratio0();
-    Tokenizer t;
-    char tp[1024];
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    TokenStream ts = {0};
-    if (access(tp, R_OK) == 0 && tokenizer_load(&t, tp, 512) == 0) {
-        if (dataset_eval("tinystories", root(), &t, 128, &ts) != 0) ts.n = 0;
-        tokenizer_free(&t);
-    }
+    TokenStream ts;
+    stories_dataset("tinystories", 128, &ts);
     if (ts.n >= 8 * 128) {
         Model aq;
         QuantRun run = {0};

@@ -41,44 +41,22 @@
 
 #include "capture.h"
 #include "check.h"
+#include "decode_compare.h"
 #include "forward.h"
 #include "forward_math.h"
 #include "model.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 static uint64_t rng_state = 0x5eed1234ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix64_next(&rng_state); }
 
 #define DECODE_RTOL 2e-5
 
 /* call must fail with a message containing want (stderr captured in cap_dir) */
 static char cap_dir[64] = "/tmp/qh_test_decode_XXXXXX";
-#define CAPTURE_CHECK_FAIL(call, want, what)                                                                     \
-    do {                                                                                                         \
-        cap_begin_in(cap_dir);                                                                                   \
-        int rc_ = (call);                                                                                        \
-        char *msg_ = cap_end();                                                                                  \
-        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
-              (want));                                                                                           \
-        free(msg_);                                                                                              \
-    } while (0)
-
-/* max |a - b| / max |b| over a row of V logits */
-static double row_dev(const float *a, const float *b, int V) {
-    double mx = 0, scale = 0;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > mx) mx = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return mx / (scale > 0 ? scale : 1);
-}
+#define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(cap_dir, call, want, what)
 
 /* Decode tokens (T) as a prefill of np, then single steps, on a backend of
  * window max_T; every step's logits against last_logits (window T backend). */
@@ -101,7 +79,7 @@ static void check_decode(const char *what, const Model *m, const int *tokens, in
             bad++;
             break;
         }
-        double d = row_dev(a, b, V);
+        double d = logits_row_dev(a, b, V);
         if (d > worst) worst = d;
         if (d > DECODE_RTOL) bad++;
         steps++;
@@ -234,11 +212,11 @@ static void check_packed(const Model *m0) {
     float *a = qh_malloc(sizeof(float) * V), *b = qh_malloc(sizeof(float) * V);
     dense->ops->last_logits(dense, tok, T, b);
     f->ops->last_logits(f, tok, T, a);
-    double d1 = row_dev(a, b, V);
+    double d1 = logits_row_dev(a, b, V);
     f->ops->decode_reset(f, T);
     f->ops->decode(f, tok, T - 1, a);
     f->ops->decode(f, tok + T - 1, 1, a);
-    double d2 = row_dev(a, b, V);
+    double d2 = logits_row_dev(a, b, V);
     CHECK(d1 <= DECODE_RTOL && d2 <= DECODE_RTOL, "packed double vs dense: last_logits %.3g, decode %.3g", d1, d2);
     CHECK(pk[0]->calls == 3 && pk[(L - 1) * LIN_COUNT + nl - 1]->calls == 3, "packed linears called %d / %d times (3 expected)",
           pk[0]->calls, pk[(L - 1) * LIN_COUNT + nl - 1]->calls);
@@ -266,9 +244,9 @@ static void check_packed(const Model *m0) {
     forward_cpu_create(&m2, T, &f2);
     f2->ops->last_logits(f2, tok, T, b);
     f->ops->last_logits(f, tok, T, a);
-    double d3 = row_dev(a, b, V);
+    double d3 = logits_row_dev(a, b, V);
     dense->ops->last_logits(dense, tok, T, a);
-    double d4 = row_dev(a, b, V);
+    double d4 = logits_row_dev(a, b, V);
     CHECK(d3 <= DECODE_RTOL, "one packed linear doubled vs the model with it doubled: %.3g", d3);
     CHECK(d4 > 1e-3, "doubling a linear moves the logits by only %.3g (the check above would be empty)", d4);
     printf("packed double: all linears %.3g / %.3g, one doubled %.3g (dense vs doubled %.3g)\n", d1, d2, d3, d4);
@@ -328,9 +306,7 @@ static void check_refusals(const Model *m) {
 int main(void) {
     if (!mkdtemp(cap_dir)) return 1;
     /* synthetic GQA: H 6, Hkv 2 (hs 8), odd hidden and vocab, unshared head */
-    ModelConfig c = {0};
-    c.dim = 48, c.hidden_dim = 100, c.n_layers = 3, c.n_heads = 6, c.n_kv_heads = 2, c.vocab_size = 97;
-    c.seq_len = 64, c.shared_classifier = 0, c.rope_theta = 10000.0f, c.norm_eps = 1e-5f;
+    ModelConfig c = decode_gqa_config();
     Model syn;
     if (model_synth(&syn, &c, 11) != 0) return 1;
     check_model("synthetic GQA", &syn, 60);
@@ -340,11 +316,8 @@ int main(void) {
     check_refusals(&syn);
     model_free(&syn);
 
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[512];
-    qh_pathf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model st;
-    if (model_load_llama2c(&st, path) == 0) {
+    if (stories_open(&st, NULL) == 0) {
         check_model("stories260K", &st, 200);
         check_greedy("stories260K", &st, 1, 120);
         model_free(&st);

@@ -36,21 +36,14 @@
 #include "provenance.h"
 #include "quant_io.h"
 #include "quant_packed.h"
+#include "stories_fixture.h"
 #include "tokenizer.h"
 #include "util.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 static char dir[] = "/tmp/qh_decq_XXXXXX";
 
-#define CAPTURE_CHECK_FAIL(call, want, what)                                                                     \
-    do {                                                                                                         \
-        cap_begin_in(dir);                                                                                       \
-        int rc_ = (call);                                                                                        \
-        char *msg_ = cap_end();                                                                                  \
-        CHECK(rc_ != 0 && strstr(msg_, (want)), "%s: rc %d, message '%s' (expected '%s')", (what), rc_, msg_,    \
-              (want));                                                                                           \
-        free(msg_);                                                                                              \
-    } while (0)
+#define CAPTURE_CHECK_FAIL(call, want, what) CAPTURE_CHECK_FAIL_IN(dir, call, want, what)
 
 /* ---- a constructor double: the decoded weights, multiplied in double ---------- */
 
@@ -145,15 +138,8 @@ static void lockstep(const char *what, const char *path, const Model *m, PackedC
 /* Quantize stories260K with `method` and write it to dir/name.h5 (path). */
 static int make_file(const char *method, int wbits, int groupsize, double tau, const char *name, char *path, size_t n) {
     Model m;
-    char mp[512];
-    qh_pathf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    if (model_load_llama2c(&m, mp) != 0) return -1;
     Tokenizer tok;
-    qh_pathf(mp, sizeof mp, "%s/models/stories260K/tok512.bin", root());
-    if (tokenizer_load(&tok, mp, 512) != 0) {
-        model_free(&m);
-        return -1;
-    }
+    if (stories_open(&m, &tok) != 0) return -1;
     QuantRunSpec s = {.method = method, .calib = strcmp(method, "rtn") ? "c4" : "none", .nsamples = 16, .seqlen = 256,
                       .data_root = root(), .device = QH_DEVICE_CPU};
     quant_params_default(&s.params, method);
@@ -226,7 +212,7 @@ static void check_rotate_half(void) {
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     char probe[512];
-    qh_pathf(probe, sizeof probe, "%s/models/stories260K/stories260K.bin", root());
+    stories_model_path(probe, sizeof probe);
     if (access(probe, R_OK) != 0) {
         SKIP("stories260K not found (make data)");
         rmdir(dir);

@@ -24,6 +24,7 @@
 #include "arch.h"
 #include "calibrate.h"
 #include "check.h"
+#include "cpu_ppl.h"
 #include "family_fixtures.h"
 #include "forward.h"
 #include "hf_model.h"
@@ -36,16 +37,6 @@
 static const char *root(void) {
     const char *d = getenv("QH_DATA");
     return d && *d ? d : "data";
-}
-
-static double ppl_of(const Model *m, const FamilyFixture *fx) {
-    Forward *f;
-    if (forward_cpu_create(m, fx->seqlen, &f) != 0) return NAN;
-    PplResult r;
-    double p = perplexity_eval(f, fx->ids, fx->n_ids, fx->seqlen, 0, &r) == 0 ? r.ppl : NAN;
-    ppl_result_free(&r);
-    forward_destroy(&f);
-    return p;
 }
 
 static void test_method(const char *name, const char *method, const Tokenizer *t) {
@@ -81,7 +72,7 @@ static void test_method(const char *name, const char *method, const Tokenizer *t
     double expect = !strcmp(method, "spqr") ? 3 + 6.0 / 16 + 64.0 / 256 + 32 * run.outlier_fraction : 5.0;
     CHECK(fabs(run.avg_bits - expect) < 1e-12, "%s %s: avg_bits %.15g, formula %.15g", name, method, run.avg_bits,
           expect);
-    double ppl_mem = ppl_of(&m, &fx);
+    double ppl_mem = cpu_ppl(&m, fx.ids, fx.n_ids, fx.seqlen, 0);
 
     char dir[] = "/tmp/qh_famqXXXXXX", path[256];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -101,7 +92,7 @@ static void test_method(const char *name, const char *method, const Tokenizer *t
                 diff += memcmp(m.w.blocks[l].lin[k], m2.w.blocks[l].lin[k], sizeof(float) * (size_t)r * c) != 0;
             }
         CHECK(diff == 0, "%s %s: %ld sub-layers of the file differ from the in-memory ones", name, method, diff);
-        double ppl_file = ppl_of(&m2, &fx);
+        double ppl_file = cpu_ppl(&m2, fx.ids, fx.n_ids, fx.seqlen, 0);
         CHECK(ppl_file == ppl_mem && isfinite(ppl_mem), "%s %s: ppl from the file %.17g, in memory %.17g", name, method,
               ppl_file, ppl_mem);
         fprintf(stderr, "%-14s %-4s 3-bit: avg bits %.4f, ppl %.4f (fp %.4f)\n", name, method, run.avg_bits, ppl_mem,

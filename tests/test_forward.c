@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "decode_compare.h"
 #include "forward.h"
 #include "forward_math.h"
 #include "model.h"
@@ -42,12 +43,7 @@
 
 /* ---- small deterministic generator ---------------------------------------- */
 static uint64_t rng_state = 0x1234567ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix64_next(&rng_state); }
 static double rng_unif(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
 static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
 

@@ -39,6 +39,7 @@
 #include "qmatvec.h"
 #include "quant.h"
 #include "quant_fixtures.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #define NBMAX 11
@@ -218,19 +219,7 @@ static void test_outlier_patterns(void) {
             CHECK(0, "quantize for the outlier patterns");
             continue;
         }
-        int m = q.m, n = q.n, k0 = (n + 1) / 2;
-        free(q.outlier_rowptr), free(q.outlier_col), free(q.outlier_val);
-        q.outlier_rowptr = qh_calloc((size_t)m + 1, sizeof(int64_t));
-        q.outlier_col = qh_malloc(sizeof(uint16_t) * (k0 + 1));
-        q.outlier_val = qh_malloc(sizeof(float) * (k0 + 1));
-        for (int k = 0; k < k0; k++) q.outlier_col[k] = (uint16_t)(2 * k);
-        q.outlier_col[k0] = (uint16_t)(n - 1);
-        for (int k = 0; k <= k0; k++) {
-            float v = (float)(nrand() * 0.7);
-            q.outlier_val[k] = d ? qh_f16_to_f32(qh_f32_to_f16(v)) : v;
-        }
-        for (int r = 1; r <= m; r++) q.outlier_rowptr[r] = r < m ? k0 : k0 + 1;
-        q.n_outliers = k0 + 1;
+        place_outlier_rows(&q, d);
         check_layer(d ? "hand-placed outliers (a full row, empty rows) fp16" : "hand-placed outliers fp32", &q);
 
         /* negative control: one code changed in the layout -> the comparison must fail */
@@ -249,11 +238,8 @@ static void test_outlier_patterns(void) {
 /* stories260K's linears (first and last block) quantized with SpQR 3-bit 16/16, GPTQ
  * 4-bit g128 act_order and RTN 4-bit g128, both modes. */
 static void test_stories260K(void) {
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model mdl;
-    if (access(path, R_OK) != 0 || model_load_llama2c(&mdl, path) != 0) {
+    if (stories_open(&mdl, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA (make data)");
         return;
     }

@@ -21,39 +21,22 @@
 #include "calibrate.h"
 #include "capture.h"
 #include "check.h"
+#include "cpu_ppl.h"
 #include "datasets.h"
 #include "h5io.h"
 #include "forward_math.h"
 #include "perplexity.h"
 #include "quant_io.h"
 #include "reference_sweep.h"
+#include "stories_fixture.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
-
-static int load(Model *m, Tokenizer *t) {
-    char p[1024], tp[1024];
-    snprintf(p, sizeof p, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    if (access(p, R_OK) != 0) return -1;
-    if (model_load_llama2c(m, p) != 0) return -1;
-    return t ? tokenizer_load(t, tp, 512) : 0;
-}
 
 static QuantRunSpec spec_for(const char *method, int nsamples) {
     QuantRunSpec s = {.method = method, .calib = "c4", .nsamples = nsamples, .seqlen = 128, .seed = 0,
                       .data_root = root(), .device = QH_DEVICE_CPU};
     quant_params_default(&s.params, method);
     return s;
-}
-
-static double ppl_of(const Model *m, const int *ids, size_t n) {
-    Forward *f;
-    if (forward_cpu_create(m, 128, &f) != 0) return NAN;
-    PplResult r;
-    double p = perplexity_eval(f, ids, n, 128, 6, &r) == 0 ? r.ppl : NAN;
-    ppl_result_free(&r);
-    forward_destroy(&f);
-    return p;
 }
 
 /* Sum of the element bytes of every dataset under /layers, read back from the
@@ -104,7 +87,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
     for (int mode = 0; mode < 2; mode++) {
         Model m;
         Tokenizer t;
-        if (load(&m, &t) != 0) {
+        if (stories_open(&m, &t) != 0) {
             SKIP("stories260K not found under QH_DATA");
             return;
         }
@@ -116,7 +99,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
         QuantRun run;
         CHECK(quantize_model(&m, &t, &s, &run) == 0, "spqr quantization of stories260K (%s)", dn);
         CHECK(run.stats_dtype == d, "the run records its mode");
-        double ppl_mem = ppl_of(&m, ids, n);
+        double ppl_mem = cpu_ppl(&m, ids, n, 128, 6);
         char dir[] = "/tmp/qh_qmodelXXXXXX";
         CHECK(mkdtemp(dir) != NULL, "mkdtemp");
         char path[256];
@@ -140,7 +123,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
                     mismatches++;
             }
         CHECK(mismatches == 0, "%s: %lld sub-layers differ between the saved model and the in-memory one", dn, mismatches);
-        double ppl_file = ppl_of(&m2, ids, n);
+        double ppl_file = cpu_ppl(&m2, ids, n, 128, 6);
         CHECK(ppl_mem == ppl_file, "%s: perplexity after reload %.17g != right after quantization %.17g", dn, ppl_file,
               ppl_mem);
         CHECK(ppl_mem > 1.0 && ppl_mem < 50.0, "tinystories ppl of the 4-bit SpQR model is %g", ppl_mem);
@@ -255,7 +238,7 @@ static void test_save_load_roundtrip(const int *ids, size_t n) {
 static double total_loss(const char *method, void (*tweak)(QuantParams *), QuantRun *keep) {
     Model m;
     Tokenizer t;
-    if (load(&m, &t) != 0) return NAN;
+    if (stories_open(&m, &t) != 0) return NAN;
     QuantRunSpec s = spec_for(method, 16);
     if (tweak) tweak(&s.params);
     QuantRun run;
@@ -275,7 +258,7 @@ static void no_outliers(QuantParams *p) { p->outlier_threshold = INFINITY; }
 
 static void test_proxy_loss_order(void) {
     Model probe;
-    if (load(&probe, NULL) != 0) {
+    if (stories_open(&probe, NULL) != 0) {
         SKIP("stories260K not found");
         return;
     }
@@ -309,7 +292,7 @@ static void test_proxy_loss_order(void) {
 static void test_deterministic(void) {
     Model a, b;
     Tokenizer t;
-    if (load(&a, &t) != 0 || load(&b, NULL) != 0) {
+    if (stories_open(&a, &t) != 0 || stories_open(&b, NULL) != 0) {
         SKIP("stories260K not found");
         return;
     }
@@ -328,7 +311,7 @@ static void test_deterministic(void) {
     /* a different calibration seed gives different Hessians, hence different proxy losses */
     s.seed = 1;
     model_free(&b);
-    load(&b, NULL);
+    stories_open(&b, NULL);
     CHECK(quantize_model(&b, &t, &s, &rb) == 0, "seed 1");
     CHECK(rb.total_proxy_loss != loss0, "seed 1 gives the same proxy loss as seed 0 (%g)", loss0);
     quant_run_free(&rb);
@@ -367,7 +350,7 @@ static int log_hessian(void *user, int layer, LinearKind kind, const double *H, 
 static void test_hessian_callback(void) {
     Model m;
     Tokenizer t;
-    if (load(&m, &t) != 0) {
+    if (stories_open(&m, &t) != 0) {
         SKIP("stories260K not found");
         return;
     }
@@ -391,7 +374,7 @@ static void test_hessian_callback(void) {
     int *win = NULL;
     TokenStream info = {0};
     double worst = INFINITY;
-    int have_m0 = g.H0[LIN_Q] && load(&m0, NULL) == 0;
+    int have_m0 = g.H0[LIN_Q] && stories_open(&m0, NULL) == 0;
     if (have_m0 && dataset_calib("c4", root(), &t, N, T, 0, &win, &info) == 0) {
         double *He = calloc((size_t)D * D, sizeof(double));
         float *x = malloc(sizeof(float) * (size_t)T * D), *xn = malloc(sizeof(float) * (size_t)T * D);
@@ -421,7 +404,7 @@ static void test_hessian_callback(void) {
     quant_run_free(&run);
     model_free(&m);
     /* a callback that fails stops the run */
-    if (load(&m, NULL) == 0) {
+    if (stories_open(&m, NULL) == 0) {
         HessianLog f = {.last = -1, .cfg = &m.cfg, .fail_at = 1 * LIN_COUNT + LIN_O};
         s.hessian_user = &f;
         CHECK(quantize_model(&m, &t, &s, &run) != 0, "a failing Hessian callback should fail the run");
@@ -504,7 +487,7 @@ static void block0_inputs(const Model *m, const float *x, int T, float *in[LIN_C
  * next group's Hessians. */
 static void test_first_block_writeback(void) {
     Model probe;
-    if (load(&probe, NULL) != 0) {
+    if (stories_open(&probe, NULL) != 0) {
         SKIP("stories260K not found");
         return;
     }
@@ -515,7 +498,7 @@ static void test_first_block_writeback(void) {
         const QuantStatsDtype d = mode ? QH_STATS_FP16 : QH_STATS_FP32;
         Model mh, mt; /* the harness's run, this test's rebuild */
         Tokenizer t;
-        if (load(&mh, &t) != 0 || load(&mt, NULL) != 0) {
+        if (stories_open(&mh, &t) != 0 || stories_open(&mt, NULL) != 0) {
             CHECK(0, "stories260K loads");
             return;
         }
@@ -699,14 +682,8 @@ static void test_ckpt_row_order(void) {
 }
 
 int main(void) {
-    Tokenizer t;
-    char tp[1024];
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    TokenStream ts = {0};
-    if (access(tp, R_OK) == 0 && tokenizer_load(&t, tp, 512) == 0) {
-        if (dataset_eval("tinystories", root(), &t, 128, &ts) != 0) ts.n = 0;
-        tokenizer_free(&t);
-    }
+    TokenStream ts;
+    stories_dataset("tinystories", 128, &ts);
     if (ts.n >= 128) test_save_load_roundtrip(ts.ids, ts.n);
     else SKIP("tinystories sample not found");
     test_proxy_loss_order();

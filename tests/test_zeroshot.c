@@ -34,9 +34,9 @@
 #include "capture.h"
 #include "check.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "zeroshot.h"
 
-static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 static const char *fixtures(void) { return "tests/fixtures/zeroshot"; }
 
 static void test_text_rules(void) {
@@ -260,19 +260,9 @@ typedef struct Expect {
 } Expect;
 
 static void test_stories260K(void) {
-    char mp[512], tp[512];
-    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    if (access(mp, R_OK) != 0) {
-        SKIP("stories260K not in data/ (make data)");
-        return;
-    }
     Model m;
     Tokenizer t;
-    if (model_open(mp, tp, &m, &t) != 0) {
-        CHECK(0, "open stories260K");
-        return;
-    }
+    if (stories_open_checked(&m, &t) != 0) return;
     Forward *f;
     forward_cpu_create(&m, 256, &f);
     const Expect ex[] = {{"arc_easy", 0, 4}, {"arc_challenge", 0, 0}, {"piqa", 0, 2}, {"hellaswag", 1, 0},
@@ -379,21 +369,15 @@ static void test_stories260K(void) {
  * continuation strings, items and choices in the same order), every log-likelihood within 1e-5 relative
  * (measured: 1.8e-6 at most; our forward pass is fp32), the same acc and acc_norm. */
 static void test_lmeval_reference(void) {
-    char mp[512], tp[512];
-    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
-    if (access(mp, R_OK) != 0) {
-        SKIP("stories260K not in data/ (make data)");
-        return;
-    }
+    Model m;
+    Tokenizer t;
+    if (stories_open_checked(&m, &t) != 0) return;
     json_error_t je;
     json_t *ref = json_load_file("tests/fixtures/zeroshot/lmeval_stories260K.json", 0, &je);
     CHECK(ref != NULL, "read lmeval_stories260K.json: %s", je.text);
-    Model m;
-    Tokenizer t;
-    if (!ref || model_open(mp, tp, &m, &t) != 0) {
-        CHECK(0, "open stories260K");
-        json_decref(ref);
+    if (!ref) {
+        tokenizer_free(&t);
+        model_free(&m);
         return;
     }
     Forward *f;

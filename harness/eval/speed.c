@@ -48,20 +48,6 @@ int speed_resolve_prefix(const ModelConfig *c, int gen, long want, const char *w
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double *s = qh_malloc(sizeof(double) * (size_t)n);
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    free(s);
-    return m;
-}
-
 int speed_generation(Forward *f, const SpeedSpec *s, int start_token, SpeedTimes *out) {
     const ModelConfig *c = &f->model->cfg;
     int V = c->vocab_size;
@@ -91,7 +77,7 @@ int speed_generation(Forward *f, const SpeedSpec *s, int start_token, SpeedTimes
             if (r >= 0) out->runs[su][r] = s->gen / (qh_now() - t0);
         }
         if (rc != 0) break;
-        out->tok_s[su] = median(out->runs[su], s->repeats);
+        out->tok_s[su] = qh_median(out->runs[su], s->repeats);
     }
     free(prompt);
     free(logits);
@@ -136,7 +122,7 @@ int speed_matvec_us(const PackedLinear *p, const float *W, int out, int in, int 
         v[r] = (qh_now() - t0) / inner * 1e6;
     }
     if (!p) qh_blas_end(nt);
-    if (rc == 0) *us = median(v, repeats);
+    if (rc == 0) *us = qh_median(v, repeats);
     free(v);
     free(x);
     free(y);

@@ -40,6 +40,12 @@ int results_write_header(H5File *f, const char *group, const Provenance *p, cons
     return rc ? -1 : 0;
 }
 
+/* g as a new empty group: a previous one of that name (an earlier run's) is deleted first */
+static int fresh_group(H5File *f, const char *g) {
+    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
+    return h5_group(f, g);
+}
+
 /* <group>/eval/<dataset>; dataset names like "file:x/y" must not create nested groups */
 static void eval_group(char *g, size_t n, const char *group, const char *name) {
     snprintf(g, n, "%s/eval/%s", group && strcmp(group, "/") ? group : "", name);
@@ -50,8 +56,7 @@ static void eval_group(char *g, size_t n, const char *group, const char *name) {
 int results_write_eval(H5File *f, const char *group, const TokenStream *ts, const PplResult *r, const char *device) {
     char g[512];
     eval_group(g, sizeof g, group, ts->name);
-    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
-    if (h5_group(f, g) != 0) return -1;
+    if (fresh_group(f, g) != 0) return -1;
     int rc = 0;
     rc |= h5_attr_f64(f, g, "ppl", r->ppl);
     rc |= h5_attr_f64(f, g, "ppl_stderr", r->ppl_stderr);
@@ -94,8 +99,7 @@ int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const
     eval_group(e, sizeof e, group, ts->name);
     snprintf(g, sizeof g, "%s/kld", e);
     if (!h5_exists(f, e)) return qh_error("results: /eval/%s must be written before its KL divergence", ts->name);
-    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
-    if (h5_group(f, g) != 0) return -1;
+    if (fresh_group(f, g) != 0) return -1;
     int rc = 0;
     rc |= h5_attr_str(f, g, "scope", scope);
     rc |= h5_attr_i64(f, g, "positions", k->n);
@@ -124,8 +128,7 @@ int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const
 int results_write_zeroshot(H5File *f, const char *group, const ZsResult *r, const char *device) {
     char g[512], p[600];
     snprintf(g, sizeof g, "%s/eval/zeroshot/%s", group && strcmp(group, "/") ? group : "", r->task->name);
-    if (h5_exists(f, g) && h5_delete(f, g) != 0) return -1;
-    if (h5_group(f, g) != 0) return -1;
+    if (fresh_group(f, g) != 0) return -1;
     int rc = 0;
     rc |= h5_attr_f64(f, g, "acc", r->acc);
     rc |= h5_attr_f64(f, g, "acc_stderr", r->acc_stderr);

@@ -40,15 +40,6 @@
 #define WORKSET_MB 1024.0
 #define COPY_MB 1024.0
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* seconds between two recorded events */
 static double elapsed(cudaEvent_t e0, cudaEvent_t e1) {
     float ms = 0;
@@ -71,7 +62,7 @@ static double copy_bandwidth(int reps, cudaEvent_t e0, cudaEvent_t e1) {
             double s = elapsed(e0, e1);
             if (r >= 0) t[r] = s;
         }
-        bw = 2.0 * bytes / median(t, reps) / 1e9;
+        bw = 2.0 * bytes / qh_median(t, reps) / 1e9;
     }
     cudaFree(a), cudaFree(b), free(t);
     return bw;
@@ -97,7 +88,7 @@ static double time_gemv(cublasHandle_t h, int m, int n, int reps, cudaEvent_t e0
         double s = elapsed(e0, e1) / copies;
         if (r >= 0) t[r] = s;
     }
-    if (ok) med = median(t, reps);
+    if (ok) med = qh_median(t, reps);
     else qh_error("bench: the cuBLAS fp16 GEMV on %d x %d failed", m, n);
     for (int c = 0; c < copies; c++) cudaFree(W[c]);
     cudaFree(x), cudaFree(y), free(W), free(t);
@@ -121,7 +112,7 @@ static double time_kernel(const QLayout *L, int nb, int reps, cudaEvent_t e0, cu
         double s = elapsed(e0, e1) / copies;
         if (r >= 0) t[r] = s;
     }
-    if (ok && cudaDeviceSynchronize() == cudaSuccess) med = median(t, reps);
+    if (ok && cudaDeviceSynchronize() == cudaSuccess) med = qh_median(t, reps);
     else qh_error("bench: the quantized kernel on %d x %d, nb %d, failed", L->m, L->n, nb);
     for (int c = 0; c < copies; c++)
         if (P[c]) P[c]->ops->destroy(P[c]);

@@ -31,9 +31,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "decode_compare.h"
 #include "forward.h"
 #include "model.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #ifdef QH_HAVE_CUDA
@@ -42,23 +44,7 @@
 int forward_cuda_create(const Model *m, int max_T, Forward **out);
 
 static uint64_t rng_state = 0xdec0de5ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* max |a - b| / max |b| over V logits */
-static double row_dev(const float *a, const float *b, int V) {
-    double mx = 0, scale = 0;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > mx) mx = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return mx / (scale > 0 ? scale : 1);
-}
+static uint64_t rng_next(void) { return splitmix64_next(&rng_state); }
 
 /* Decode tokens (T) on `dec` (prefill np, then steps) and compare each step
  * with `ref`: its decode (ref_decode 1) or its last_logits of the sequence so far. */
@@ -75,7 +61,7 @@ static double decode_against(Forward *dec, Forward *ref, int ref_decode, const i
             (*fails)++;
             break;
         }
-        double d = row_dev(a, b, V);
+        double d = logits_row_dev(a, b, V);
         if (d > worst) worst = d;
     }
     free(a);
@@ -206,9 +192,7 @@ int main(void) {
         return test_summary();
     }
 #ifdef QH_HAVE_CUDA
-    ModelConfig c = {0};
-    c.dim = 48, c.hidden_dim = 100, c.n_layers = 3, c.n_heads = 6, c.n_kv_heads = 2, c.vocab_size = 97;
-    c.seq_len = 64, c.rope_theta = 10000.0f, c.norm_eps = 1e-5f;
+    ModelConfig c = decode_gqa_config();
     Model syn;
     if (model_synth(&syn, &c, 11) == 0) {
         check_model("synthetic GQA", &syn, 60);
@@ -216,11 +200,8 @@ int main(void) {
         model_free(&syn);
     } else
         CHECK(0, "model_synth");
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[512];
-    qh_pathf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model st;
-    if (model_load_llama2c(&st, path) == 0) {
+    if (stories_open(&st, NULL) == 0) {
         check_model("stories260K", &st, 300);
         check_greedy(&st, 100);
         model_free(&st);

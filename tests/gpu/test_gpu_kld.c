@@ -16,6 +16,7 @@
 #include "check.h"
 #include "datasets.h"
 #include "kld_eval.h"
+#include "stories_fixture.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
@@ -45,13 +46,10 @@ int main(void) {
         SKIP("no CUDA GPU visible (or a build without nvcc): GPU KL divergence tests not run");
         return test_summary();
     }
-    char mp[1024], tp[1024];
-    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
     Model m, fp;
     Tokenizer tok;
     TokenStream ts;
-    if (access(mp, R_OK) != 0 || model_load_llama2c(&m, mp) != 0 || tokenizer_load(&tok, tp, 512) != 0) {
+    if (stories_open(&m, &tok) != 0) {
         SKIP("stories260K not in data/ (make data)");
         return test_summary();
     }

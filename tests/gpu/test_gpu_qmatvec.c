@@ -29,6 +29,7 @@
 #include "qlayout.h"
 #include "quant.h"
 #include "quant_fixtures.h"
+#include "stories_fixture.h"
 #include "util.h"
 
 #ifdef QH_HAVE_CUDA
@@ -184,28 +185,15 @@ static void test_outlier_rows(void) {
         free(W);
         return;
     }
-    int m = q.m, n = q.n, k0 = (n + 1) / 2;
-    free(q.outlier_rowptr), free(q.outlier_col), free(q.outlier_val);
-    q.outlier_rowptr = qh_calloc((size_t)m + 1, sizeof(int64_t));
-    q.outlier_col = qh_malloc(sizeof(uint16_t) * (k0 + 1));
-    q.outlier_val = qh_malloc(sizeof(float) * (k0 + 1));
-    for (int k = 0; k <= k0; k++) {
-        q.outlier_col[k] = (uint16_t)(k < k0 ? 2 * k : n - 1);
-        q.outlier_val[k] = qh_f16_to_f32(qh_f32_to_f16((float)(0.7 * nrand())));
-    }
-    for (int r = 1; r <= m; r++) q.outlier_rowptr[r] = r < m ? k0 : k0 + 1;
-    q.n_outliers = k0 + 1;
+    place_outlier_rows(&q, 1);
     compare("hand-placed outliers (a full row, empty rows)", &q);
     quant_layer_free(&q);
     free(W);
 }
 
 static void test_stories260K(void) {
-    const char *root = getenv("QH_DATA") ? getenv("QH_DATA") : "data";
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root);
     Model mdl;
-    if (access(path, R_OK) != 0 || model_load_llama2c(&mdl, path) != 0) {
+    if (stories_open(&mdl, NULL) != 0) {
         SKIP("stories260K not found under QH_DATA (make data)");
         return;
     }

@@ -23,6 +23,7 @@
 #include "forward.h"
 #include "perplexity.h"
 #include "procedural.h"
+#include "stories_fixture.h"
 #include "stream_eval.h"
 
 static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
@@ -90,12 +91,11 @@ int main(void) {
         SKIP("no CUDA GPU visible");
         return test_summary();
     }
-    char mp[1024], tp[1024];
-    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
+    char mp[1024];
+    stories_model_path(mp, sizeof mp);
     Model m;
     Tokenizer t;
-    if (access(mp, R_OK) != 0 || model_load_llama2c(&m, mp) != 0 || tokenizer_load(&t, tp, 512) != 0) {
+    if (stories_open(&m, &t) != 0) {
         SKIP("stories260K not found under QH_DATA");
         return test_summary();
     }

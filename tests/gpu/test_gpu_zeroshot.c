@@ -15,9 +15,9 @@
 
 #include "check.h"
 #include "model_open.h"
+#include "stories_fixture.h"
 #include "zeroshot.h"
 
-static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
 /* Does choice `best` of ll (n) lead every other by more than tol (relative)? Then a 1e-4 difference between
  * backends cannot change the argmax. */
@@ -77,12 +77,9 @@ int main(void) {
         SKIP("no CUDA GPU visible (or a build without nvcc): GPU zero-shot tests not run");
         return test_summary();
     }
-    char mp[1024], tp[1024];
-    snprintf(mp, sizeof mp, "%s/models/stories260K/stories260K.bin", root());
-    snprintf(tp, sizeof tp, "%s/models/stories260K/tok512.bin", root());
     Model m;
     Tokenizer tok;
-    if (access(mp, R_OK) != 0 || model_open(mp, tp, &m, &tok) != 0) {
+    if (stories_open(&m, &tok) != 0) {
         SKIP("stories260K not in data/ (make data)");
         return test_summary();
     }
