@@ -10,7 +10,7 @@
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
 #   4. runs the GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _zeroshot, _qmatvec, _decode, _stream, _pipeline; stories260K from data/ or
+#      _zeroshot, _kld, _qmatvec, _decode, _stream, _pipeline; stories260K from data/ or
 #      .devlibs/data, the transformers checkpoints from tests/fixtures/families,
 #      the zero-shot items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
@@ -29,6 +29,11 @@
 # QH_STREAM65B=none (leave stream_65b.sh out),
 # QH_GPU_BENCH_ARGS (extra bench options), QH_BLOCK_MATH (the 7B-block step's
 # GEMM modes, or none), JOBS (make -j).
+# A 15-minute lease, one call at most 10 minutes each: first
+#   OUT=... QH_STREAM65B=none QH_BLOCK_MATH=none bash tests/gpu/device_check.sh
+# (every test and the kernel / forward / quantization benches), then, on the
+# same warm machine, kernels/bench/stream_65b.sh .devlibs/work/build alone
+# (~6 min; the binaries carry their rpath into the unpacked root).
 # Not here: fetching anything (fetch_devlibs.sh does that beforehand), the
 # CPU test suite, or installing into the system.
 set -u
@@ -112,7 +117,7 @@ PKG_LIBS="$L -lhdf5 -lgsl -lm -ljansson -linih"
 BLAS_CFLAGS="-I$R/usr/include/$MA/openblas-openmp"
 BLAS_LIBS="-L$R/usr/lib/$MA/openblas-openmp -lopenblas"
 TARGETS="$B/tests/gpu/test_gpu_kernels $B/tests/gpu/test_gpu_forward $B/tests/gpu/test_gpu_families $B/tests/gpu/test_gpu_quant \
-$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_decode \
+$B/tests/gpu/test_gpu_zeroshot $B/tests/gpu/test_gpu_kld $B/tests/gpu/test_gpu_qmatvec $B/tests/gpu/test_gpu_decode \
 $B/tests/gpu/test_gpu_pipeline $B/tests/gpu/test_gpu_stream $B/bench/bench_gpu_forward $B/bench/bench_gpu_quant \
 $B/bench/bench_gpu_qmatvec $B/qharness"
 MAKE_BIN=$(command -v make)
@@ -173,6 +178,7 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
         run test_gpu_families 120 "passed|skipped" "$B/tests/gpu/test_gpu_families"
         QH_DATA=$DATA run test_gpu_quant 120 "passed|skipped" "$B/tests/gpu/test_gpu_quant"
         QH_DATA=$DATA run test_gpu_zeroshot 60 "passed|skipped" "$B/tests/gpu/test_gpu_zeroshot"
+        QH_DATA=$DATA run test_gpu_kld 60 "passed|skipped" "$B/tests/gpu/test_gpu_kld"
         QH_DATA=$DATA run test_gpu_qmatvec 120 "passed|skipped" "$B/tests/gpu/test_gpu_qmatvec"
         QH_DATA=$DATA run test_gpu_decode 120 "passed|skipped" "$B/tests/gpu/test_gpu_decode"
         QH_DATA=$DATA run test_gpu_stream 120 "passed|skipped" "$B/tests/gpu/test_gpu_stream"
