@@ -1,6 +1,8 @@
 /* cmd_eval.c: `qharness eval`: perplexity of a llama2.c model on one or more
  * datasets by the SPEC 7 protocol, printed as a table or as JSON, stored in
- * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model; `--kld`
+ * HDF5 (--out). `--quantized F.h5` evaluates a saved quantized model (under
+ * --max-memory / --max-device-memory block by block, each block decoded from
+ * the file when the walk reaches it: quant_io_block_loader); `--kld`
  * adds the distribution metrics (kld.h) against the full-precision weights of
  * --model (the model against itself without --quantized); `--zeroshot`
  * zero-shot multiple-choice accuracy as lm-eval scores it (zeroshot.h). */
@@ -102,16 +104,29 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     Tokenizer t;
     QuantModelInfo qinfo = {0};
     if (rc == 0) rc = cli_io_check("eval", &io);
-    if (rc == 0 && quantized)
+    int by_block = max_memory_mb > 0 || max_device_mb > 0;
+    H5File *qf = NULL; /* a budget: the quantized blocks are decoded from the file one at a time */
+    if (rc == 0 && quantized && by_block)
+        rc = quant_model_open_streamed(quantized, model, tok, stats_dtype ? (int)want : -1, force, &m, &t, &qinfo, &qf);
+    else if (rc == 0 && quantized)
         rc = quant_model_load(quantized, model, tok, stats_dtype ? (int)want : -1, force, &m, &t, &qinfo);
-    else if (rc == 0) rc = model_open_for(model, tok, &m, &t, max_memory_mb > 0 || max_device_mb > 0);
+    else if (rc == 0) rc = model_open_for(model, tok, &m, &t, by_block);
     if (rc == 0) rc = cli_io_check_loaded("eval", &io, &m, &t, tok); /* e.g. the model a --quantized file names */
     cli_io_free(&io);
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        if (qf) {
+            h5_commit(&qf);
+            tokenizer_free(&t);
+            model_free(&m);
+        }
+        return -1;
+    }
+    StreamLoader loader = qf ? quant_io_block_loader(qf) : (StreamLoader){0};
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);
     Model fp = {0}; /* --kld: the weights as loaded (the quantized ones replace them in m) */
     if (kld && model_view_loaded(&m, &fp) != 0) {
+        if (qf) h5_commit(&qf);
         tokenizer_free(&t);
         model_free(&m);
         return -1;
@@ -119,11 +134,13 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
     EvalSpec es = {.datasets = dataset, .seqlen = (int)seqlen, .max_windows = max_windows, .device = dev,
                    .data_root = cli_data_root(data), .quiet = json,
                    .verify = verify, .verify_rtol = verify_rtol, .max_memory = (size_t)max_memory_mb << 20,
+                   .loader = qf ? &loader : NULL,
                    .max_device_memory = (size_t)max_device_mb << 20,
                    .kld_ref = kld ? &fp : NULL, .kld_scope = scope,
                    .zeroshot = zeroshot, .zeroshot_data = zs_data, .zeroshot_limit = zs_limit};
     EvalOutcome eo;
     rc = eval_run(&m, &t, &es, &eo);
+    if (qf) h5_commit(&qf);
     if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no result written */
     model_free(&fp);
     if (rc == 0 && out) {

@@ -35,8 +35,6 @@ static int write_block(void *user, const struct QuantRun *run, int layer) {
     return quant_io_write_block(w->f, "/", run, layer, &w->bytes);
 }
 
-static int load_block(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
-
 /* The memory plan of block-by-block quantization (mem_plan.h), printed on
  * stderr before any work: on the host the calibration activations (inputs,
  * outputs, full-precision outputs) unless the GPU holds them, one block's
@@ -309,8 +307,8 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc == 0 && evals) {
         /* under a budget the quantized blocks are read back from the file one at a time */
         H5File *qf = NULL;
-        StreamLoader loader = {load_block, NULL};
-        if (budget && (rc = h5_open_read(save, &qf)) == 0) loader.user = qf;
+        StreamLoader loader = {0};
+        if (budget && (rc = h5_open_read(save, &qf)) == 0) loader = quant_io_block_loader(qf);
         EvalSpec es = {.datasets = evals, .seqlen = (int)eval_seqlen, .max_windows = max_windows,
                        .device = spec.device, .data_root = spec.data_root, .quiet = json,
                        .max_memory = budget, .loader = budget ? &loader : NULL,

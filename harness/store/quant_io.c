@@ -22,6 +22,7 @@
 #include "model_open.h"
 #include "results.h"
 #include "settings.h"
+#include "stream_eval.h"
 #include "util.h"
 
 static void layer_group(char *buf, size_t n, const char *g, int l, const char *name) {
@@ -637,9 +638,17 @@ static int check_base_model(H5File *f, const char *path, const char *base, const
     return rc;
 }
 
-int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, int force,
-                     Model *m, Tokenizer *t, QuantModelInfo *info) {
+static int block_loader_load(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
+
+StreamLoader quant_io_block_loader(H5File *f) { return (StreamLoader){block_loader_load, f}; }
+
+/* quant_model_load (keep NULL: every block decoded, the file closed) and
+ * quant_model_open_streamed (the base model opened block by block, no block
+ * decoded, the file left open in *keep). */
+static int quant_model_open(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype,
+                            int force, Model *m, Tokenizer *t, QuantModelInfo *info, H5File **keep) {
     memset(info, 0, sizeof *info);
+    if (keep) *keep = NULL;
     H5File *f;
     if (h5_open_read(path, &f) != 0) return -1;
     char *kind = NULL, *base = NULL, *method = NULL;
@@ -667,14 +676,14 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
                       quant_stats_dtype_name((QuantStatsDtype)expect_stats_dtype),
                       expect_stats_dtype == QH_STATS_FP16 ? "deployment" : "reference",
                       quant_stats_dtype_name(info->params.stats_dtype));
-    if (rc == 0) rc = model_open(model_path ? model_path : base, tok_path, m, t);
+    if (rc == 0) rc = model_open_for(model_path ? model_path : base, tok_path, m, t, keep != NULL);
     if (rc == 0) {
         int64_t L;
         rc = h5_get_attr_i64(f, "/", "model_n_layers", &L);
         if (rc == 0 && L != m->cfg.n_layers)
             rc = qh_error("'%s' quantizes a %lld-layer model, but '%s' has %d layers", path, (long long)L, m->path,
                           m->cfg.n_layers);
-        for (int l = 0; l < m->cfg.n_layers && rc == 0; l++) rc = quant_io_load_block(f, m, l);
+        for (int l = 0; l < m->cfg.n_layers && rc == 0 && !keep; l++) rc = quant_io_load_block(f, m, l);
         if (rc == 0) rc = check_base_model(f, path, base, m, force); /* after the shapes: their message says more */
         if (rc != 0) {
             if (t) tokenizer_free(t);
@@ -684,6 +693,17 @@ int quant_model_load(const char *path, const char *model_path, const char *tok_p
     free(kind);
     free(base);
     free(method);
-    h5_commit(&f);
+    if (rc == 0 && keep) *keep = f;
+    else h5_commit(&f);
     return rc;
+}
+
+int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, int force,
+                     Model *m, Tokenizer *t, QuantModelInfo *info) {
+    return quant_model_open(path, model_path, tok_path, expect_stats_dtype, force, m, t, info, NULL);
+}
+
+int quant_model_open_streamed(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype,
+                              int force, Model *m, Tokenizer *t, QuantModelInfo *info, H5File **f) {
+    return quant_model_open(path, model_path, tok_path, expect_stats_dtype, force, m, t, info, f);
 }

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "provenance.h"
 #include "settings.h"
+#include "stream_eval.h"
 #include "tokenizer.h"
 
 typedef struct QuantModelInfo {
@@ -60,6 +61,10 @@ int quant_io_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int
  * rows in the harness's order whatever the layer's row_order. Each layer's
  * values must be in the file's stats_dtype (and stored in its type). */
 int quant_io_load_block(H5File *f, Model *m, int l);
+/* Where a block-by-block walk (stream_eval.h) takes block l from: decoded
+ * from the open quantized-model file f by quant_io_load_block. f must stay
+ * open while the loader is used. */
+StreamLoader quant_io_block_loader(H5File *f);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
                      const Provenance *prov, const char *settings_json);
@@ -75,5 +80,11 @@ int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLaye
  * -1 for whatever it holds (info->params.stats_dtype). */
 int quant_model_load(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype, int force,
                      Model *m, Tokenizer *t, QuantModelInfo *info);
+/* The same checks for evaluation block by block (--max-memory): the base
+ * model opened for block-by-block work (model_open_for), no block decoded;
+ * the file is left open in *f (close it with h5_commit) for
+ * quant_io_block_loader, which decodes each block when the walk reaches it. */
+int quant_model_open_streamed(const char *path, const char *model_path, const char *tok_path, int expect_stats_dtype,
+                              int force, Model *m, Tokenizer *t, QuantModelInfo *info, H5File **f);
 
 #endif
