@@ -31,6 +31,12 @@ check() {
     shift
     if "$@"; then pass; else fail "$_d"; fi
 }
+# check_same DESCRIPTION A B: A is not empty and equals B (as strings). (Not
+# `check D [ -n "$A" ] && [ "$A" = "$B" ]`: the shell runs the second test
+# outside check, and its result is lost.)
+check_same() {
+    if [ -n "$2" ] && [ "$2" = "$3" ]; then pass; else fail "$1 ('$2' vs '$3')"; fi
+}
 
 # Temporary folder removed on exit: $T
 T=$(mktemp -d "${TMPDIR:-/tmp}/qh_cli_XXXXXX")

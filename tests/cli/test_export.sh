@@ -70,7 +70,7 @@ rc=$?
 check "eval DIR exit status ($(head -c 200 "$T/hf.err"))" [ $rc -eq 0 ]
 P0=$(json_num ppl "$T/bin.json")
 P1=$(json_num ppl "$T/hf.json")
-check "ppl of DIR $P1 = ppl of .bin $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
+check_same "ppl of DIR $P1 = ppl of .bin $P0" "$P0" "$P1"
 check "ppl_stderr identical" [ "$(json_num ppl_stderr "$T/bin.json")" = "$(json_num ppl_stderr "$T/hf.json")" ]
 check "ntokens identical" [ "$(json_num ntokens "$T/bin.json")" = "$(json_num ntokens "$T/hf.json")" ]
 # block by block from the directory (hf_model_open_streamed): the same perplexity

@@ -33,7 +33,7 @@ check "the plan is printed" grep -q "^memory plan (evaluation, 4 windows of 128"
 check "the plan names the block weights" grep -q "block weights (one block)" "$T/mm.err"
 P0=$(json_num ppl "$T/whole.json")
 P1=$(json_num ppl "$T/mm.json")
-check "ppl block by block $P1 = in memory $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
+check_same "ppl block by block $P1 = in memory $P0" "$P0" "$P1"
 B=$(json_num base_rss_mb "$T/mm.json")
 K=$(json_num peak_rss_mb "$T/mm.json")
 check "peak RSS $K MB - baseline $B MB within the 64 MB budget (a 291.6 MB model)" \
@@ -60,7 +60,7 @@ expect_fail "quantize budget below one block" "$T/q2.h5" "one block \\(12\\.1 MB
 check "eval --quantized (rtn) --max-memory 64 ($(head -c 200 "$T/qm.err"))" [ $? -eq 0 ]
 P0=$(json_num ppl "$T/q.json")
 P1=$(json_num ppl "$T/qm.json")
-check "eval --quantized block by block $P1 = quantize --eval $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
+check_same "eval --quantized block by block $P1 = quantize --eval $P0" "$P0" "$P1"
 B=$(json_num base_rss_mb "$T/qm.json")
 K=$(json_num peak_rss_mb "$T/qm.json")
 check "eval --quantized: peak RSS $K MB - baseline $B MB within 64 MB" \
@@ -79,7 +79,7 @@ check "its plan is printed" grep -q "^memory plan (evaluation, 4 windows of 128"
 check "the plan names one block of 3.0 MB" grep -q "one block 3\.0 MB" "$T/sm.err"
 P0=$(json_num ppl "$T/sw.json")
 P1=$(json_num ppl "$T/sm.json")
-check "spqr ppl block by block $P1 = whole model $P0" [ -n "$P0" ] && [ "$P0" = "$P1" ]
+check_same "spqr ppl block by block $P1 = whole model $P0" "$P0" "$P1"
 expect_fail "eval --quantized: budget below one block" - "one block \\(3\\.0 MB" \
     "$QH" eval --quantized "$T/s.h5" $E --max-memory 2
 summary

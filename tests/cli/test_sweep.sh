@@ -228,7 +228,7 @@ kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 stat -c '%n %i %y' "$T"/k/points/*.h5 >"$T/before" 2>/dev/null
 nbefore=$(wc -l <"$T/before")
-check "the kill came part-way ($nbefore of 6 points finished)" [ "$nbefore" -ge 1 ] && [ "$nbefore" -lt 6 ]
+check "the kill came part-way ($nbefore of 6 points finished)" sh -c "[ '$nbefore' -ge 1 ] && [ '$nbefore' -lt 6 ]"
 check "finished files readable after the kill" sh -c "for f in $T/k/points/*.h5; do h5dump -H \"\$f\" >/dev/null || exit 1; done"
 "$QH" sweep "$T/k.ini" >"$T/k2.out" 2>"$T/k2.err"
 rc=$?
@@ -275,7 +275,7 @@ wait $p1
 r1=$?
 wait $p2
 r2=$?
-check "concurrent sweeps exit 0 ($r1 $r2: $(tail -c 200 "$T/c1.err") $(tail -c 200 "$T/c2.err"))" [ $r1 -eq 0 ] && [ $r2 -eq 0 ]
+check "concurrent sweeps exit 0 ($r1 $r2: $(tail -c 200 "$T/c1.err") $(tail -c 200 "$T/c2.err"))" sh -c "[ $r1 -eq 0 ] && [ $r2 -eq 0 ]"
 for id in $(cat "$T/ids"); do
     n=$(cat "$T/c1.out" "$T/c2.out" | grep -c " bits .*  $id\$")
     check "point $id computed by exactly one worker ($n)" [ "$n" -eq 1 ]
