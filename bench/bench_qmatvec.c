@@ -15,7 +15,7 @@
  * values). Every timing is the median over REPS passes; a pass calls the
  * kernel once on each of as many copies of the layer as make WORKSET_MB, so
  * the weights come from memory, not the cache, as in a real decode. nb = 1 (a
- * token) and nb = 8 (time per call).
+ * token) and nb = 8 (time per input).
  * Usage: bench_qmatvec [--quick] (quick: one shape, fewer passes).
  * Not here: correctness (tests/test_qmatvec.c), the GPU (kernels/bench/). */
 #include <cblas.h>

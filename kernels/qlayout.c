@@ -200,7 +200,6 @@ static int build(const QuantLayer *q, QLayout *L) {
     L->tile = 8 * L->K;
     L->ntiles = (q->n + L->tile - 1) / L->tile;
     L->n_pad = L->ntiles * L->tile;
-    L->nvec = (q->n + 7) / 8;
     L->val16 = q->stats_dtype == QH_STATS_FP16;
     const int m = q->m, n = q->n;
 

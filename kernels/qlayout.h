@@ -73,7 +73,6 @@ typedef struct QLayout {
     int tile;             /* columns per tile: 8 K */
     int ntiles;           /* ceil(n / tile) */
     int n_pad;            /* ntiles * tile: the permuted input's padded length */
-    int nvec;             /* ceil(n / 8): the vectors holding real columns */
     uint32_t *words;      /* (m, ntiles, 8) the codes, see above */
     int32_t *perm;        /* (n) permuted position -> original column; NULL for the identity */
     int val16;            /* 1: every value below (stat values, second level, outliers) is fp16, else fp32 */

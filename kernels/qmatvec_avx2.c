@@ -21,9 +21,7 @@
  * split over OpenMP threads only when m n nb reaches QH_PAR_MIN_WORK, by shape
  * alone (base/util.h: small parallel regions cost milliseconds on a loaded
  * machine), in chunks of 32 rows handed out on demand: on a loaded machine a
- * thread that loses its core holds back one chunk, not half the rows (4096 x
- * 4096 SpQR 3-bit at load average 8: median 2.2-2.6 ms, against 4-11 ms with
- * static halves). A row is computed by one thread in a fixed order, so the
+ * thread that loses its core holds back one chunk, not half the rows. A row is computed by one thread in a fixed order, so the
  * result does not depend on the schedule. Specialized per (wbits, nb) by an
  * always-inlined body, so that the shifts and the unrolling are constant. */
 #include <immintrin.h>

@@ -88,7 +88,7 @@ int main(void) {
     size_t fixed = stream_eval_fixed_bytes(&c, 2048);
     CHECK(p.chunk == (long)((8 * GB - fixed) / window) && p.chunk > 0 && p.chunk < 166,
           "windows per pass %ld, (budget - %zu) / window = %ld", p.chunk, fixed, (long)((8 * GB - fixed) / window));
-    CHECK(p.host <= 8 * GB && p.host + window > 8 * GB - window, "host plan %zu within 8 GiB, full to one window",
+    CHECK(p.host <= 8 * GB && p.host + window > 8 * GB, "host plan %zu within 8 GiB, full to one window",
           p.host);
     h.max_host = 5 * GB;
     CHECK(plan(&h, &p) != 0 && strstr(err, "one block (3088.1 MB"), "5 GB refused naming the block: %s", err);

@@ -125,7 +125,7 @@ int awq_quantize_block(Model *m, Forward *f, const LayerQuantizer *lq, const Qua
         for (int i = 1; i < nk; i++)
             if (a->lin[ks[i]].input != a->lin[ks[0]].input)
                 return qh_error("awq: the linears of group %d of family %s read different inputs", g, a->name);
-        int scaled = !(a->lin[ks[0]].input == IN_ATT_OUT && model_kv_dim(c) != c->dim); /* awq_grid 1: ratio 0 only */
+        int scaled = !(a->lin[ks[0]].input == IN_ATT_OUT && model_kv_dim(c) != c->dim); /* o under GQA: not scaled (its scales cannot be folded into v) */
         int clip = 0;
         for (int i = 0; i < nk; i++) clip |= p->awq_clip && clip_allowed(a, (LinearKind)ks[i]);
         Capture cap = {.kind = ks[0], .n = n, .step = K * T > AWQ_CLIP_TOKENS ? K * T / AWQ_CLIP_TOKENS : 1};

@@ -187,7 +187,6 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
                       "(--max-memory / --max-device-memory, a model read block by block, or one the GPU cannot "
                       "hold): drop the budget or --zeroshot");
     if (rc == 0 && s->zeroshot) rc = zs_load_all(s, &zd, &nzd);
-    if (rc != 0) zs_free_all(zd, nzd), zd = NULL, nzd = 0;
     if (rc == 0 && streamed) {
         rc = eval_run_streamed(m, s, seqlen, out);
         out->peak_rss = qh_peak_rss_bytes();

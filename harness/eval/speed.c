@@ -97,6 +97,13 @@ int speed_layer_shapes(const ModelConfig *c, int *out, int *in, int *kind) {
     return n;
 }
 
+/* y (out) <- W x (in): through p when given, else W (out, in) fp32 by BLAS. */
+static int one_matvec(const PackedLinear *p, const float *W, const float *x, float *y, int out, int in) {
+    if (p) return p->ops->matmul(p, x, 1, y, NULL);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+    return 0;
+}
+
 int speed_matvec_us(const PackedLinear *p, const float *W, int out, int in, int repeats, double *us) {
     if (p && p->where != PACKED_HOST)
         return qh_error("speed: the matrix-vector time of '%s' (device memory) is kernels/bench's", p->ops->name);
@@ -108,16 +115,14 @@ int speed_matvec_us(const PackedLinear *p, const float *W, int out, int in, int 
     double t0 = qh_now();
     int inner = 0, rc = 0;
     do {
-        if (p) rc = p->ops->matmul(p, x, 1, y, NULL);
-        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+        rc = one_matvec(p, W, x, y, out, in);
         inner++;
     } while (rc == 0 && qh_now() - t0 < 2e-3 && inner < 100000);
     double *v = qh_malloc(sizeof(double) * (size_t)repeats);
     for (int r = 0; r < repeats && rc == 0; r++) {
         t0 = qh_now();
         for (int i = 0; i < inner && rc == 0; i++) {
-            if (p) rc = p->ops->matmul(p, x, 1, y, NULL);
-            else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+            rc = one_matvec(p, W, x, y, out, in);
         }
         v[r] = (qh_now() - t0) / inner * 1e6;
     }

@@ -215,7 +215,7 @@ int zs_evaluate(Forward *f, const Tokenizer *tok, const ZsData *d, int max_len, 
     r->gold = qh_calloc((size_t)d->n, sizeof(int));
     r->line = qh_calloc((size_t)d->n, sizeof(long));
     double *acc = qh_calloc((size_t)d->n, sizeof(double)), *accn = qh_calloc((size_t)d->n, sizeof(double));
-    double t0 = qh_now();
+    double t0 = qh_now(), sum_acc = 0, sum_accn = 0; /* running sums: the progress line */
     k = 0;
     for (long i = 0; i < d->n && rc == 0; i++) {
         const ZsItem *it = &d->items[i];
@@ -234,13 +234,13 @@ int zs_evaluate(Forward *f, const Tokenizer *tok, const ZsData *d, int max_len, 
         r->line[i] = it->line;
         acc[i] = r->pred[i] == it->gold;
         accn[i] = r->pred_norm[i] == it->gold;
+        sum_acc += acc[i];
+        sum_accn += accn[i];
         if (qh_progress_enabled()) {
-            double a, an, se;
-            zs_mean_stderr(acc, i + 1, &a, &se);
-            zs_mean_stderr(accn, i + 1, &an, &se);
-            qh_progress("  %s item %ld/%ld  acc %.4f%s%.4f  (%.1f items/s)", d->task->name, i + 1, d->n, a,
-                        d->task->has_acc_norm ? "  acc_norm " : "", d->task->has_acc_norm ? an : 0.0,
-                        (double)(i + 1) / (qh_now() - t0));
+            char norm[32] = "";
+            if (d->task->has_acc_norm) snprintf(norm, sizeof norm, "  acc_norm %.4f", sum_accn / (i + 1));
+            qh_progress("  %s item %ld/%ld  acc %.4f%s  (%.1f items/s)", d->task->name, i + 1, d->n,
+                        sum_acc / (i + 1), norm, (double)(i + 1) / (qh_now() - t0));
         }
     }
     r->seconds = qh_now() - t0;

@@ -22,23 +22,21 @@
 #define SPEED_START_TOKEN 1
 
 /* Generation (and matrix-vector times) of model m, its linears through pm
- * when it holds any, into v. */
-static int measure(const SpeedRunSpec *rs, const SpeedTable *t, const Model *m, const PackedModel *pm,
-                   SpeedVariant *v) {
+ * when it holds any, into v; kind[i]: the first linear of shape i
+ * (speed_layer_shapes). where (may be NULL) <- where the backend's packed
+ * linears must live (ForwardOps.packed_where), device (may be NULL) <- its name. */
+static int measure(const SpeedRunSpec *rs, const SpeedTable *t, const int *kind, const Model *m,
+                   const PackedModel *pm, SpeedVariant *v, int *where, char *device, size_t device_size) {
     Forward *f = NULL;
     int chunk = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256; /* prefill chunk: decode needs no more */
     int rc = forward_create(rs->device, m, chunk, &f);
+    if (rc == 0 && where) *where = f->ops->packed_where;
+    if (rc == 0 && device) snprintf(device, device_size, "%s", f->ops->name);
     if (rc == 0 && pm) rc = quant_packed_apply(pm, f);
     if (rc == 0) rc = speed_generation(f, &t->spec, SPEED_START_TOKEN < m->cfg.vocab_size ? SPEED_START_TOKEN : 0, &v->t);
     for (int i = 0; i < LIN_COUNT; i++) v->matvec_us[i] = v->matvec_bytes[i] = NAN;
     for (int i = 0; rc == 0 && rs->matvec && i < t->nshapes; i++) {
-        int k = 0;
-        while (k < model_n_linears(&m->cfg)) { /* the first linear of shape i */
-            int o, n;
-            model_linear_shape(&m->cfg, (LinearKind)k, &o, &n);
-            if (o == t->shape_out[i] && n == t->shape_in[i]) break;
-            k++;
-        }
+        int k = kind[i];
         const PackedLinear *p = pm && pm->lin ? pm->lin[k] : NULL; /* layer 0 */
         if (p && p->where != PACKED_HOST) continue; /* a device kernel: kernels/bench times it */
         rc = speed_matvec_us(p, m->w.blocks[0].lin[k], t->shape_out[i], t->shape_in[i], t->spec.repeats,
@@ -60,9 +58,7 @@ int speed_run(const SpeedRunSpec *rs, SpeedTable *t) {
     t->threads = omp_get_max_threads();
     int rc = speed_resolve_prefix(&m.cfg, rs->gen, rs->prefix, "speed: --prefix", &t->spec.prefix, t->note,
                                   sizeof t->note);
-    if (rc == 0 && (rs->repeats < 1 || rs->repeats > SPEED_MAX_REPEATS))
-        rc = qh_error("speed: %d repeats (expected 1..%d)", rs->repeats, SPEED_MAX_REPEATS);
-    int kind[LIN_COUNT];
+    int kind[LIN_COUNT], where = PACKED_HOST; /* where: the packed linears' memory, the backend's */
     t->nshapes = speed_layer_shapes(&m.cfg, t->shape_out, t->shape_in, kind);
     t->var = qh_calloc((size_t)rs->nfiles + 1, sizeof *t->var);
     if (rc == 0) {
@@ -72,13 +68,8 @@ int speed_run(const SpeedRunSpec *rs, SpeedTable *t) {
         snprintf(v->kernel, sizeof v->kernel, "dense");
         v->avg_bits = 32;
         qh_progress("speed: full precision");
-        rc = measure(rs, t, &m, NULL, v);
+        rc = measure(rs, t, kind, &m, NULL, v, &where, t->device, sizeof t->device);
     }
-    Forward *probe = NULL; /* where the backend computes: the packed linears' memory */
-    if (rc == 0) rc = forward_create(rs->device, &m, 2, &probe);
-    int where = rc == 0 ? probe->ops->packed_where : PACKED_HOST;
-    if (rc == 0) snprintf(t->device, sizeof t->device, "%s", probe->ops->name);
-    forward_destroy(&probe);
     for (int i = 0; i < rs->nfiles && rc == 0; i++) {
         Model qm;
         QuantModelInfo info;
@@ -98,7 +89,7 @@ int speed_run(const SpeedRunSpec *rs, SpeedTable *t) {
             snprintf(v->kernel, sizeof v->kernel, "%s", pm.kernel);
             v->avg_bits = info.avg_bits;
             v->outlier_fraction = info.outlier_fraction;
-            rc = measure(rs, t, &qm, &pm, v);
+            rc = measure(rs, t, kind, &qm, &pm, v, NULL, NULL, 0);
             if (rc == 0) t->nvar++;
         }
         quant_packed_free(&pm);

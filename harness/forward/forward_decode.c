@@ -2,7 +2,8 @@
  * packed linears (forward.h): the checks every backend's decode_reset /
  * decode share, forward_set_packed (shape and memory-space checks, the
  * table in the Forward), and greedy generation with or without the KV cache
- * (the one loop `qharness generate`, `qharness speed` and the tests use). */
+ * (the loop `qharness generate` and the tests use; `qharness speed` times
+ * its own, which feeds the start token after the prefix). */
 #include <stdlib.h>
 
 #include "arch.h"

@@ -12,9 +12,9 @@
 #include "packed_quant.h" /* the kernels' constructor, packed_quant_create */
 
 int quant_kernels_check(const char *s, const char *what) {
-    static const char *const ok[] = {"ref", "avx2", "cuda", "auto", "decoded", NULL};
-    for (int i = 0; ok[i]; i++)
-        if (s && !strcmp(s, ok[i])) return 0;
+    size_t n = s ? strlen(s) : 0;
+    for (const char *c = QUANT_KERNELS_CHOICES; n && *c; c += strcspn(c, "|"), c += *c == '|')
+        if (strcspn(c, "|") == n && !strncmp(c, s, n)) return 0;
     return qh_error("%s: expected one of %s, got '%s'", what, QUANT_KERNELS_CHOICES, s ? s : "");
 }
 

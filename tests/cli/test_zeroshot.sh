@@ -126,7 +126,7 @@ sweep_ini "$Z" >"$T/s.ini"
 check "sweep with zeroshot ($(head -c 300 "$T/s.err"))" [ $? -eq 0 ]
 check "sweep lines show each task's acc" [ "$(grep -c 'piqa acc [0-9.]* (.* s)  winogrande acc' "$T/s.out")" -eq 3 ]
 if command -v h5dump >/dev/null 2>&1; then
-    check "point files hold /eval/zeroshot/piqa" sh -c "h5dump -a /eval/zeroshot/piqa/acc_norm '$T'/s/points/*.h5 | grep -c '(0)' | grep -q 2"
+    check "point files hold /eval/zeroshot/piqa" sh -c "h5dump -a /eval/zeroshot/piqa/acc_norm '$T'/s/points/*.h5 | grep -c '(0)' | grep -qx 2"
 fi
 "$QH" report "$T/s" >"$T/r.out" 2>"$T/r.err"
 check "report ($(head -c 200 "$T/r.err"))" [ $? -eq 0 ]
