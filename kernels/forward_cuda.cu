@@ -896,13 +896,10 @@ extern "C" int forward_cuda_create(const Model *m, int max_T, Forward **out) {
     return forward_cuda_create_opts(m, max_T, 0, 0, out);
 }
 
-extern "C" int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes) {
+extern "C" int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads) {
     if (!f || strcmp(f->ops->name, "cuda") != 0) return 0;
     const CudaForward *s = (const CudaForward *)f;
     if (upload_seconds) *upload_seconds = s->upload_seconds;
     if (uploads) *uploads = s->uploads;
-    if (device_bytes)
-        *device_bytes = s->wbytes + s->abytes +
-                        (s->acts ? (size_t)f->acts.nbuf * f->acts.N * f->acts.T * f->model->cfg.dim * sizeof(float) : 0);
     return s->streamed;
 }

@@ -416,7 +416,7 @@ summary:;
     run->outlier_fraction = nout / (double)params;
     run->total_proxy_loss = loss;
     run->t_total = qh_now() - t_start;
-    run->blocks_streamed = forward_stream_stats(f, &run->t_upload, &run->block_uploads, NULL);
+    run->blocks_streamed = forward_stream_stats(f, &run->t_upload, &run->block_uploads);
     rc = 0;
     goto done;
 fail:

@@ -142,8 +142,8 @@ static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, Eval
     if (!s->quiet) table_header(0);
     for (int i = 0; i < out->n; i++) {
         if (perplexity_eval_streamed_dev(dev, s->max_device_memory, (Model *)m, out->streams[i].ids,
-                                         out->streams[i].n, seqlen, s->max_windows, host, s->loader, &out->ppl[i],
-                                         NULL) != 0)
+                                         out->streams[i].n, seqlen, s->max_windows, host, s->loader,
+                                         &out->ppl[i]) != 0)
             return -1;
         if (!s->quiet) table_row(out, i);
     }

@@ -54,14 +54,12 @@ int stream_eval_check(const Model *m, int seqlen, size_t max_memory) {
 
 int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, long max_windows, size_t max_memory,
                              const StreamLoader *loader, PplResult *r) {
-    return perplexity_eval_streamed_dev(QH_DEVICE_CPU, 0, m, ids, n, seqlen, max_windows, max_memory, loader, r, NULL);
+    return perplexity_eval_streamed_dev(QH_DEVICE_CPU, 0, m, ids, n, seqlen, max_windows, max_memory, loader, r);
 }
 
 int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, const int *ids, size_t n, int seqlen,
-                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r,
-                                 double *upload_seconds) {
+                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r) {
     memset(r, 0, sizeof *r);
-    if (upload_seconds) *upload_seconds = 0;
     const ModelConfig *c = &m->cfg;
     if (stream_eval_check(m, seqlen, max_memory) != 0) return -1;
     long nwin = (long)(n / (size_t)seqlen);
@@ -72,9 +70,12 @@ int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, cons
     if (chunk > nwin) chunk = nwin;
     Forward *f;
     if (forward_create_opts(dev, m, seqlen, 1, max_device, &f) != 0) return -1;
-    /* every window on the device when it holds them (acts_create 1), else host chunks within the budget */
-    int on_device = strcmp(f->ops->name, "cpu") != 0 ? f->ops->acts_create(f, 1, nwin, seqlen) : 0;
-    if (on_device == 1) chunk = nwin;
+    /* every window on the device when it holds them (acts_create 1), else host chunks within the budget;
+     * a GPU backend that fell back to the host for all nwin windows (0) already holds what a chunk of
+     * nwin needs: not made (and page-locked) a second time */
+    int gpu = strcmp(f->ops->name, "cpu") != 0;
+    int on_device = gpu ? f->ops->acts_create(f, 1, nwin, seqlen) : 0;
+    if (on_device == 1 || (gpu && on_device == 0 && chunk == nwin)) chunk = nwin;
     else if (on_device < 0 || f->ops->acts_create(f, 1, chunk, seqlen) < 0) {
         forward_destroy(&f);
         return -1;
@@ -110,8 +111,7 @@ int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, cons
         }
     }
     r->seconds = qh_now() - t0;
-    forward_stream_stats(f, &r->upload_seconds, NULL, NULL);
-    if (upload_seconds) *upload_seconds = r->upload_seconds;
+    forward_stream_stats(f, &r->upload_seconds, NULL);
     free(x);
     forward_destroy(&f);
     if (rc != 0) {

@@ -45,11 +45,10 @@ int perplexity_eval_streamed(Model *m, const int *ids, size_t n, int seqlen, lon
  * activations are the backend's (acts_*): all of them on the device when they
  * fit there, else in host chunks within max_memory. Each block is loaded once
  * per chunk and handed to the backend (weights_changed). r->seconds is the
- * whole walk; *upload_seconds (may be NULL) the part spent uploading blocks
- * (0 on the CPU). */
+ * whole walk; r->upload_seconds the part spent uploading blocks (0 on the
+ * CPU). */
 int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, const int *ids, size_t n, int seqlen,
-                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r,
-                                 double *upload_seconds);
+                                 long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r);
 
 /* Peak resident set size of this process so far, and the current one (bytes;
  * the current one from /proc/self/statm, 0 where it is unavailable). */

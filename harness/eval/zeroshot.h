@@ -44,7 +44,6 @@ typedef struct ZsTask {
     const char *prompt;   /* how the context and the choices are built (documentation) */
     const char *mirrors;  /* the lm-eval file(s) it follows */
     int has_acc_norm;     /* 1: acc_norm is one of lm-eval's metrics of the task (not winogrande's) */
-    int partial;          /* 1: partial evaluation (winogrande): one context per choice, one shared continuation */
     /* Build item `it` from a JSON row: 0, or -1 with a message naming the file, the line and the field. */
     int (*build)(const json_t *row, const char *file, long line, ZsItem *it);
 } ZsTask;

@@ -333,20 +333,20 @@ static int build_winogrande(const json_t *row, const char *file, long line, ZsIt
 #define ARC_PROMPT "context \"Question: <question>\\nAnswer:\", continuations \" <choices.text[i]>\", gold: the index of answerKey in choices.label"
 
 const ZsTask zs_tasks[] = {
-    {"arc_easy", "arc_easy.jsonl", ARC_FIELDS, ARC_PROMPT, "lm_eval/tasks/arc/arc_easy.yaml", 1, 0, build_arc},
-    {"arc_challenge", "arc_challenge.jsonl", ARC_FIELDS, ARC_PROMPT, "lm_eval/tasks/arc/arc_challenge.yaml", 1, 0,
+    {"arc_easy", "arc_easy.jsonl", ARC_FIELDS, ARC_PROMPT, "lm_eval/tasks/arc/arc_easy.yaml", 1, build_arc},
+    {"arc_challenge", "arc_challenge.jsonl", ARC_FIELDS, ARC_PROMPT, "lm_eval/tasks/arc/arc_challenge.yaml", 1,
      build_arc},
     {"piqa", "piqa.jsonl", "goal, sol1, sol2, label (0 or 1)",
      "context \"Question: <goal>\\nAnswer:\", continuations \" <sol1>\", \" <sol2>\", gold: label",
-     "lm_eval/tasks/piqa/piqa.yaml", 1, 0, build_piqa},
+     "lm_eval/tasks/piqa/piqa.yaml", 1, build_piqa},
     {"hellaswag", "hellaswag.jsonl", "activity_label, ctx_a, ctx_b, endings [...], label (\"0\"..\"3\")",
      "context preprocess(\"<activity_label>: <ctx_a> <ctx_b capitalized>\"), continuations \" preprocess(<endings[i]>)\", "
      "gold: label; preprocess: strip, \" [title]\" -> \". \", [...] removed, \"  \" -> \" \"",
-     "lm_eval/tasks/hellaswag/hellaswag.yaml, utils.py", 1, 0, build_hellaswag},
+     "lm_eval/tasks/hellaswag/hellaswag.yaml, utils.py", 1, build_hellaswag},
     {"winogrande", "winogrande.jsonl", "sentence (with one '_'), option1, option2, answer (\"1\" or \"2\")",
      "partial evaluation: contexts \"<sentence before _><option1>\", \"<sentence before _><option2>\", one "
      "continuation \" <sentence after _, stripped>\", gold: answer - 1; acc only",
-     "lm_eval/tasks/winogrande/default.yaml, preprocess_winogrande.py", 0, 1, build_winogrande},
+     "lm_eval/tasks/winogrande/default.yaml, preprocess_winogrande.py", 0, build_winogrande},
 };
 const int zs_ntasks = (int)(sizeof zs_tasks / sizeof zs_tasks[0]);
 

@@ -114,9 +114,8 @@ int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out);
  * (weights, scratch, calibration activations); both ignored by the CPU. */
 int forward_create_opts(QhDevice dev, const Model *m, int max_T, int stream, size_t max_device_bytes, Forward **out);
 /* Does f keep one block at a time on the device? Then the seconds spent
- * uploading blocks, their count, and the device bytes it holds (weights,
- * scratch, activations). 0 (outputs untouched) for the CPU backend. */
-int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes);
+ * uploading blocks and their count. 0 (outputs untouched) for the CPU backend. */
+int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads);
 void forward_destroy(Forward **f);
 
 /* The CPU backend (BLAS + OpenMP). */

@@ -382,7 +382,7 @@ int qh_device_parse(const char *s, QhDevice *out) {
 #ifdef QH_HAVE_CUDA
 int cuda_device_count(void);
 int forward_cuda_create_opts(const Model *m, int max_T, int stream, size_t max_device_bytes, Forward **out);
-int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes);
+int forward_cuda_stream_stats(const Forward *f, double *upload_seconds, long *uploads);
 int qh_cuda_available(void) { return cuda_device_count() > 0; }
 size_t cuda_free_bytes(void);
 size_t qh_cuda_free_bytes(void) { return cuda_free_bytes(); }
@@ -395,9 +395,9 @@ int forward_create(QhDevice dev, const Model *m, int max_T, Forward **out) {
     return forward_create_opts(dev, m, max_T, 0, 0, out);
 }
 
-int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads, size_t *device_bytes) {
+int forward_stream_stats(const Forward *f, double *upload_seconds, long *uploads) {
 #ifdef QH_HAVE_CUDA
-    return forward_cuda_stream_stats(f, upload_seconds, uploads, device_bytes);
+    return forward_cuda_stream_stats(f, upload_seconds, uploads);
 #else
     return 0;
 #endif
