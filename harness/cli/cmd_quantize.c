@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block_run.h"
 #include "calibrate.h"
 #include "cli.h"
 #include "eval_run.h"
 #include "experiment.h"
-#include "mem_plan.h"
 #include "provenance.h"
 #include "quant_io.h"
 #include "results.h"
@@ -24,38 +24,15 @@
 #include "stream_eval.h"
 #include "util.h"
 
-/* --max-memory: each finished block goes to the open quantized-model file. */
-typedef struct BlockWriter {
-    H5File *f;
-    int64_t bytes;
-} BlockWriter;
-
-static int write_block(void *user, const struct QuantRun *run, int layer) {
-    BlockWriter *w = user;
-    return quant_io_write_block(w->f, "/", run, layer, &w->bytes);
-}
-
-/* The memory plan of block-by-block quantization (mem_plan.h), printed on
- * stderr before any work: on the host the calibration activations (inputs,
- * outputs, full-precision outputs) unless the GPU holds them, one block's
- * weights as loaded and as quantized, the Hessians of its four distinct
- * inputs and the engine's working copies (on the CPU), the forward scratch,
- * embedding and head; on the GPU what the CUDA backend carves. Refused with
+/* --max-memory / --max-device-memory: the plan of block-by-block
+ * quantization (block_run.h), printed on stderr before any work, refused with
  * its parts above either budget. */
 static int budget_check(const Model *m, const QuantRunSpec *s, size_t budget) {
     if (budget && !model_is_streamable(m))
         return qh_error("quantize: --max-memory needs a checkpoint read block by block (a llama2.c file or a "
                         "Hugging Face directory)");
-    const QuantMethod *qm = quant_method_find(s->method);
-    int calib = (qm && (qm->caps & QUANT_CAP_CALIB)) || (s->calib && strcmp(s->calib, "none") != 0);
-    int gpu = s->device == QH_DEVICE_CUDA || (s->device == QH_DEVICE_AUTO && qh_cuda_available());
-    MemPlanSpec ps = {.c = &m->cfg, .quantize = 1, .hessians = calib, .seqlen = s->seqlen, .windows = s->nsamples,
-                      .on_device = gpu, .device_wsize = mem_plan_device_wsize(), .max_host = budget,
-                      .max_device = s->max_device_memory, .device_free = gpu ? qh_cuda_free_bytes() : 0};
     MemPlan p;
-    if (mem_plan_make(&ps, &p) != 0) return -1;
-    mem_plan_print(stderr, &ps, &p);
-    return 0;
+    return block_run_quant_plan(&m->cfg, s, budget, -1, stderr, &p);
 }
 
 /* Refuse every given option that `method` does not use. An option's key is its
@@ -269,9 +246,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     char *settings_text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
     QuantRun run;
     EvalOutcome eo = {0};
-    BlockWriter bw = {0};
     if (budget || spec.max_device_memory) rc = budget_check(&m, &spec, budget);
-    if (rc == 0 && budget) rc = quant_model_file_begin(save, &m, &spec, &prov, settings_text, &bw.f);
     if (rc != 0) {
         json_decref(settings);
         free(settings_text);
@@ -279,15 +254,9 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         model_free(&m);
         return -1;
     }
-    if (budget) {
-        spec.block_done = write_block;
-        spec.block_user = &bw;
-    }
-    rc = quantize_model(&m, &t, &spec, &run);
-    if (budget) { /* the blocks are in the file; finish it (or drop it) */
-        if (rc == 0) rc = quant_model_file_end(&bw.f, &run, bw.bytes);
-        else h5_abort(&bw.f);
-    }
+    /* under a budget the blocks go to the --save file as they finish */
+    if (budget) rc = block_run_quantize(&m, &t, &spec, save, &prov, settings_text, &run);
+    else rc = quantize_model(&m, &t, &spec, &run);
     if (rc == 0 && !json) {
         printf("%s %d-bit: avg bits %.4f (formula), %.4f stored (%s values), outliers %.4f%%, total proxy loss %.6g, "
                "%.2f s\n",
@@ -305,17 +274,13 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     }
     if (rc == 0 && save && !budget) rc = quant_model_save(save, &m, &spec, &run, &prov, settings_text);
     if (rc == 0 && evals) {
-        /* under a budget the quantized blocks are read back from the file one at a time */
-        H5File *qf = NULL;
-        StreamLoader loader = {0};
-        if (budget && (rc = h5_open_read(save, &qf)) == 0) loader = quant_io_block_loader(qf);
         EvalSpec es = {.datasets = evals, .seqlen = (int)eval_seqlen, .max_windows = max_windows,
                        .device = spec.device, .data_root = spec.data_root, .quiet = json,
-                       .max_memory = budget, .loader = budget ? &loader : NULL,
-                       .max_device_memory = spec.max_device_memory};
-        if (rc == 0) rc = eval_run(&m, &t, &es, &eo);
+                       .max_memory = budget, .max_device_memory = spec.max_device_memory};
+        /* under a budget the quantized blocks are read back from the file one at a time */
+        if (budget) rc = block_run_eval_file(&m, &t, save, &es, &eo);
+        else rc = eval_run(&m, &t, &es, &eo);
         if (rc == 0) rc = eval_outcome_check(&eo, NULL, 0); /* a NaN perplexity is a failure: no --out written */
-        if (qf) h5_commit(&qf);
     }
     if (rc == 0 && out) {
         H5File *f;

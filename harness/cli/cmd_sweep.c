@@ -1,6 +1,6 @@
 /* cmd_sweep.c: `qharness sweep FILE`: run the points of an experiment file
  * (experiment.h, sweep.h); --dump prints the resolved settings and the point
- * ids, --check makes every check a run makes before it starts (the model and
+ * ids, --plan the memory plan of every job under [run] max_memory, --check makes every check a run makes before it starts (the model and
  * its shape against every point, the data files, the device) and runs
  * nothing, --slurm writes a Slurm job-array script instead of running
  * (--submit: and submits it with a report job, slurm.h), --point ID runs one
@@ -30,9 +30,12 @@ static const char *summary =
 int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     char *point = NULL, *slurm_out = NULL, *status = NULL;
     long jobs = 1;
-    int dump = 0, slurm = 0, check = 0, submit = 0;
+    int dump = 0, slurm = 0, check = 0, submit = 0, plan = 0;
     const OptSpec specs[] = {
         {"dump", OPT_FLAG, &dump, NULL, "print the resolved settings and the point ids, run nothing"},
+        {"plan", OPT_FLAG, &plan, NULL,
+         "print the memory plan of the full-precision row and of every point under [run] max_memory / "
+         "max_device_memory (refused as the run would refuse it), run nothing"},
         {"check", OPT_FLAG, &check, NULL,
          "validate the file against the model's shape, the data files and the device, run nothing"},
         {"point", OPT_STR, &point, "ID",
@@ -60,7 +63,7 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
     }
     if (rc < 0) return -1;
     if (status) {
-        if (file || slurm || submit || dump || check || point)
+        if (file || slurm || submit || dump || check || point || plan)
             return qh_error("sweep --status DIR takes a results folder and no other option (got %s)",
                             file ? file : "another option");
         return sweep_status(status, stdout);
@@ -77,6 +80,25 @@ int cmd_sweep(int argc, char **argv, int full_argc, char **full_argv) {
         experiment_dump(&x, stdout);
         experiment_free(&x);
         return 0;
+    }
+    if (plan) { /* the model's shape (no weights read), the datasets' windows, each job's plan */
+        if (slurm || check || point) {
+            experiment_free(&x);
+            return qh_error("sweep: --plan prints the plans and runs nothing: --slurm, --check and --point do not apply");
+        }
+        ModelConfig c;
+        rc = experiment_check_model(&x);
+        if (rc == 0) rc = experiment_model_config(&x, &c);
+        long windows = rc == 0 ? experiment_eval_windows(&x, &c) : -1;
+        if (rc == 0 && windows < 0) rc = -1;
+        if (rc == 0) {
+            printf("%s: %d points, model %s (%d blocks of dim %d), evaluation: at most %ld windows per dataset\n", file,
+                   x.npoints, x.model_path, c.n_layers, c.dim, windows);
+            fflush(stdout);
+            rc = experiment_check_budgets(&x, &c, experiment_on_gpu(&x, 1), windows, stdout);
+        }
+        experiment_free(&x);
+        return rc;
     }
     /* everything that would stop the run, reported before it starts (the device
      * only where the points run: Slurm tasks run elsewhere) */

@@ -82,6 +82,15 @@ static int check_seqlen(const char *v, char *why, size_t n) {
     return -1;
 }
 
+/* [run] max_memory: "auto", or a whole number of MB in 1..2^30 (empty: no budget). */
+static int check_max_memory(const char *v, char *why, size_t n) {
+    long mb;
+    if (!*v || !strcmp(v, "auto")) return 0;
+    if (qh_parse_long(v, &mb) == 0 && mb >= 1 && mb <= (1L << 30)) return 0;
+    snprintf(why, n, "'%s' is not a budget (expected a whole number of MB in 1..%ld, or auto)", v, 1L << 30);
+    return -1;
+}
+
 static int check_nonempty(const char *v, char *why, size_t n) {
     if (*v) return 0;
     snprintf(why, n, "empty value");
@@ -175,6 +184,13 @@ static const ExpKey fixed_keys[] = {
      "the folder of the zero-shot tasks' JSON Lines files (default: $ZEROSHOT_DATA)"},
     {ES_RUN, "device", EK_ENUM, 0, "auto", 0, 0, "auto|cpu|cuda", 0, NULL, "where forward passes run"},
     {ES_RUN, "data", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "data root (default: $QH_DATA, else data)"},
+    {ES_RUN, "max_memory", EK_STR, 0, "", 0, 0, NULL, 0, check_max_memory,
+     "host budget in MB: every point and the full-precision row run block by block within it (the checkpoint read "
+     "one block at a time, each quantized block written to the point's model file as it finishes, the evaluation "
+     "decoding the blocks from that file); auto: block by block exactly when the memory plan says the model does not "
+     "fit this host (MemAvailable) or the GPU whole; empty: the whole model in memory. Not part of point ids"},
+    {ES_RUN, "max_device_memory", EK_INT, 0, "0", 0, 1 << 30, NULL, 0, NULL,
+     "GPU budget in MB for the block-by-block runs (0: what the GPU has free); needs max_memory"},
     {ES_OUTPUT, "dir", EK_STR, 0, "", 0, 0, NULL, 0, NULL, "results folder (default: results/<experiment name>)"},
     {ES_OUTPUT, "save_models", EK_BOOL, 0, "false", 0, 0, NULL, 0, NULL,
      "also save each quantized model (models/<id>.h5)"},
@@ -1312,6 +1328,43 @@ static void resolve_search(Experiment *x, ParseState *st) {
 
 int experiment_parse(const char *path, const char *text, Experiment *x) { return experiment_parse_flags(path, text, 0, x); }
 
+/* [run] max_memory / max_device_memory (block_run.h), and what cannot run
+ * block by block refused by its key: the KL divergence (the full-precision
+ * model's logits alongside each point's) and the zero-shot tasks (the whole
+ * model resident). auto may stream, so it is refused with them too. */
+static void resolve_budgets(Experiment *x, ParseState *st) {
+    int ml = 0, dl = 0;
+    const char *mm = experiment_value(x, ES_RUN, "max_memory", &ml);
+    long mb = 0, dmb = 0;
+    x->max_memory_auto = !strcmp(mm, "auto");
+    if (*mm && !x->max_memory_auto && qh_parse_long(mm, &mb) == 0) x->max_memory = (size_t)mb << 20;
+    qh_parse_long(experiment_value(x, ES_RUN, "max_device_memory", &dl), &dmb);
+    x->max_device_memory = (size_t)(dmb > 0 ? dmb : 0) << 20;
+    int budget = x->max_memory > 0 || x->max_memory_auto;
+    if (x->max_device_memory && !budget)
+        perr(st, dl, "run", "max_device_memory", "needs run.max_memory (MB or auto): the device budget applies to "
+             "block-by-block runs");
+    if (x->max_device_memory && x->device == QH_DEVICE_CPU) {
+        int devl = 0;
+        experiment_value(x, ES_RUN, "device", &devl);
+        perr(st, dl, "run", "max_device_memory", "applies to a GPU, but run.device is cpu%s", devl ? "" : " (default auto)");
+    }
+    if (!budget) return;
+    if (x->kld) {
+        int kl = 0;
+        experiment_value(x, ES_EVAL, "kld", &kl);
+        perr(st, kl, "eval", "kld", "cannot run with run.max_memory (line %d): the KL divergence needs the "
+             "full-precision model's logits alongside each point's, but under a budget the model is read one block "
+             "at a time (drop kld or max_memory)", ml);
+    }
+    if (x->zeroshot) {
+        int zl = 0;
+        experiment_value(x, ES_EVAL, "zeroshot", &zl);
+        perr(st, zl, "eval", "zeroshot", "cannot run with run.max_memory (line %d): the zero-shot tasks need the "
+             "whole model resident (drop zeroshot or max_memory)", ml);
+    }
+}
+
 int experiment_parse_flags(const char *path, const char *text, unsigned flags, Experiment *x) {
     memset(x, 0, sizeof *x);
     exp_key_table(); /* also checks EXP_MAX_KEYS */
@@ -1404,6 +1457,7 @@ int experiment_parse_flags(const char *path, const char *text, unsigned flags, E
         qh_warn("%s: eval.zeroshot_limit / zeroshot_data without eval.zeroshot: ignored", path);
     x->device_name = experiment_value(x, ES_RUN, "device", NULL);
     qh_device_parse(x->device_name, &x->device);
+    resolve_budgets(x, &st);
     const char *data = experiment_value(x, ES_RUN, "data", NULL);
     const char *env = getenv("QH_DATA");
     x->data_root = *data ? data : (env && *env ? env : "data");

@@ -15,7 +15,7 @@
  *   [methods] run = rtn, gptq, spqr + any method key, shared by every method
  *   [rtn] [gptq] [spqr] method keys (and calibration keys) for that method only
  *   [eval] datasets seqlen max_windows kld kld_scope kld_datasets
- *          zeroshot zeroshot_limit zeroshot_data                     [run] device data
+ *          zeroshot zeroshot_limit zeroshot_data      [run] device data max_memory max_device_memory
  *   [output] dir save_models              [slurm] partition account qos time cpus gpus gpu_option
  *                                          gpu_type mem constraint extra
  *   [report] targets (bits at equal accuracy, accuracy.h)
@@ -130,6 +130,9 @@ typedef struct Experiment {
     const char *device_name;    /* auto | cpu | cuda */
     QhDevice device;
     const char *data_root;      /* [run] data, else $QH_DATA, else "data" */
+    size_t max_memory;          /* [run] max_memory in bytes (0: none, or auto): block by block (block_run.h) */
+    int max_memory_auto;        /* [run] max_memory = auto: block by block when the model does not fit whole */
+    size_t max_device_memory;   /* [run] max_device_memory in bytes (0: what the GPU has free) */
     char *out_dir;              /* [output] dir, default results/<name> (owned) */
     int save_models;
     char fp_id[13];             /* id of the full-precision evaluation (model + eval settings) */

@@ -20,6 +20,7 @@
 
 #include "datasets.h"
 #include "hf_model.h"
+#include "procedural.h"
 #include "settings.h"
 #include "slurm.h"
 #include "speed.h"
@@ -134,10 +135,18 @@ int experiment_check_model(const Experiment *x) {
             if (end) snprintf(hint, sizeof hint, " (from $%.*s: point it at the checkpoint)", (int)(end - d - 2), d + 2);
         }
     }
-    if (stat(x->model_path, &sb) != 0)
+    if (procedural_is_spec(x->model_path)) { /* generated (procedural.h): no file, the tokenizer must be named */
+        ModelConfig c;
+        uint64_t seed;
+        if (procedural_parse(x->model_path, &c, &seed) != 0)
+            return qh_error("%s:%d: model.path: '%s' is not a procedural model (above)", x->path, line, x->model_path);
+        if (!*x->tokenizer)
+            return qh_error("%s:%d: model.path: the procedural model '%s' has no tokenizer beside it: set [model] "
+                            "tokenizer", x->path, line, x->model_path);
+    } else if (stat(x->model_path, &sb) != 0)
         return qh_error("%s:%d: model.path: checkpoint '%s' not found: %s%s", x->path, line, x->model_path,
                         strerror(errno), hint);
-    int is_dir = S_ISDIR(sb.st_mode);
+    int is_dir = procedural_is_spec(x->model_path) ? 0 : S_ISDIR(sb.st_mode);
     if (!strcmp(x->model_format, "llama2c") && is_dir)
         return qh_error("%s:%d: model.path: '%s' is a directory, but model.format is llama2c (expected a .bin file)",
                         x->path, line, x->model_path);
@@ -228,7 +237,10 @@ int experiment_model_config(const Experiment *x, ModelConfig *c) {
         return qh_error("%s:%d: model.path: '%s' is a directory without a config.json (expected a llama2.c .bin file or "
                         "a Hugging Face directory)",
                         x->path, line, x->model_path);
-    if (hf_is_model_dir(x->model_path)) { /* config.json only */
+    if (procedural_is_spec(x->model_path)) { /* the shape from the spec */
+        uint64_t seed;
+        rc = procedural_parse(x->model_path, c, &seed);
+    } else if (hf_is_model_dir(x->model_path)) { /* config.json only */
         char cfg[PATH_MAX], *text;
         size_t len;
         qh_pathf(cfg, sizeof cfg, "%s/config.json", x->model_path);
@@ -267,6 +279,20 @@ static int cuda_probe(void) {
     return qh_error("the CUDA probe process ended abnormally (status 0x%x)", st);
 }
 #endif
+
+int experiment_on_gpu(const Experiment *x, int here) {
+    if (x->device != QH_DEVICE_AUTO) return x->device == QH_DEVICE_CUDA;
+    if (!here) {
+        long g = 0;
+        qh_parse_long(experiment_value(x, ES_SLURM, "gpus", NULL), &g);
+        return g > 0;
+    }
+#ifdef QH_HAVE_CUDA
+    return cuda_probe() == 1;
+#else
+    return 0;
+#endif
+}
 
 int experiment_check_device(const Experiment *x) {
     if (x->device != QH_DEVICE_CUDA) return 0;
@@ -370,6 +396,8 @@ int experiment_check_run(const Experiment *x, int here) {
         ModelConfig c;
         bad |= experiment_model_config(x, &c) != 0 || experiment_check_shapes(x, &c) != 0;
         if (!bad) bad |= check_speed(x, &c) != 0;
+        if (!bad && (x->max_memory || x->max_memory_auto))
+            bad |= experiment_check_budgets(x, &c, experiment_on_gpu(x, here), 1, NULL) != 0;
         char tp[PATH_MAX];
         if (!bad && !*x->tokenizer && tokenizer_find(x->model_path, c.vocab_size, tp, sizeof tp) != 0) {
             int line = 0;

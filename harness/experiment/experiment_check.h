@@ -57,4 +57,24 @@ int experiment_check_output(const Experiment *x);
  * Costs a tokenization of each dataset (`sweep --check` and `--slurm` only). */
 int experiment_check_windows(const Experiment *x, const ModelConfig *c);
 
+/* Do the points run on a GPU? run.device cuda: yes; cpu: no; auto: a GPU is
+ * visible (asked in a child process, experiment_check_device's way) when
+ * `here`, else [slurm] gpus > 0 (the tasks run elsewhere). */
+int experiment_on_gpu(const Experiment *x, int here);
+
+/* The most windows any evaluation dataset gives (tokenized as the run does);
+ * [eval] max_windows when set (then nothing is tokenized); -1 after a message. */
+long experiment_eval_windows(const Experiment *x, const ModelConfig *c);
+
+/* [run] max_memory / max_device_memory (experiment_budget.c): the memory plan
+ * (block_run.h) of the full-precision evaluation and of every point
+ * (quantization, then evaluation from its file) within the budgets, as the run
+ * makes it (auto: the whole-model plan against the host's available memory
+ * decides), the device's free memory unknown here (the budgets alone). -1
+ * after a message naming FILE:LINE: run.max_memory and the job that cannot
+ * fit. windows: evaluation windows per dataset (1 for the check: the host
+ * needs room for one, chunks take the rest). plans: non-NULL: every job's
+ * plan printed there (`sweep --plan`). Nothing is written. */
+int experiment_check_budgets(const Experiment *x, const ModelConfig *c, int on_gpu, long windows, FILE *plans);
+
 #endif

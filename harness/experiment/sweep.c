@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "block_run.h"
 #include "eval_run.h"
 #include "experiment_check.h"
 #include "model_open.h"
@@ -31,6 +32,7 @@
 #include "quant_io.h"
 #include "results.h"
 #include "slurm.h"
+#include "stream_eval.h"
 #include "util.h"
 
 /* ---- small file helpers ------------------------------------------------------------ */
@@ -372,6 +374,10 @@ typedef struct Worker {
     Tokenizer tok;
     Model model;          /* loaded once per worker; each job restores its original linears */
     int loaded;
+    int loaded_streamed;  /* the model was opened for block-by-block work (model_open_for) */
+    ModelConfig cfg;      /* the model's shape, read without loading it (for [run] max_memory = auto) */
+    int have_cfg;
+    size_t base_rss;      /* resident memory when the worker started (libraries loaded, no model) */
     const unsigned char *rows; /* (nrows, njobs) every worker's outcomes of this run (shared mapping) */
     int nrows;
     size_t njobs;
@@ -388,11 +394,19 @@ static int failed_this_run(const Worker *w, int j) {
 /* The model as loaded, with its tokenizer: read the first time only (a
  * Hugging Face checkpoint is converted once per worker, not once per point);
  * a job's quantized linears are dropped by close_model. The settings were
- * checked against its shape before the run (experiment_check_run). */
-static Model *open_model(Worker *w) {
+ * checked against its shape before the run (experiment_check_run). streamed:
+ * opened for block-by-block work (a Hugging Face directory read one block at
+ * a time, never converted whole). */
+static Model *open_model(Worker *w, int streamed) {
     const char *tp = *w->x->tokenizer ? w->x->tokenizer : NULL;
-    if (!w->loaded && model_open(w->x->model_path, tp, &w->model, &w->tok) != 0) return NULL;
+    if (w->loaded && w->loaded_streamed != streamed) { /* [run] max_memory = auto chose the other way for this job */
+        tokenizer_free(&w->tok);
+        model_free(&w->model);
+        w->loaded = 0;
+    }
+    if (!w->loaded && model_open_for(w->x->model_path, tp, &w->model, &w->tok, streamed) != 0) return NULL;
     w->loaded = 1;
+    w->loaded_streamed = streamed;
     return &w->model;
 }
 static void close_model(Worker *w) {
@@ -440,14 +454,80 @@ static void ppl_summary(const EvalOutcome *eo, char *buf, size_t n) {
     }
 }
 
+/* How one job runs under [run] max_memory (block_run.h): block by block
+ * within max_host bytes, or the whole model in memory; `note` says which on
+ * the job's line (empty without a budget). */
+typedef struct JobMode {
+    int streamed;
+    size_t max_host;
+    char note[256];
+} JobMode;
+
+/* The job's mode: p the point (NULL: the full-precision evaluation). auto
+ * takes the whole-model plan of the job (quantization for a point, one window
+ * of evaluation for full precision: the whole-model path evaluates window by
+ * window) against the host's available memory and the device. -1 after a
+ * message. */
+static int job_mode(Worker *w, const ExpPoint *p, JobMode *jm) {
+    const Experiment *x = w->x;
+    memset(jm, 0, sizeof *jm);
+    if (!x->max_memory && !x->max_memory_auto) return 0;
+    if (x->max_memory) {
+        jm->streamed = 1;
+        jm->max_host = x->max_memory;
+        snprintf(jm->note, sizeof jm->note, "streamed (max_memory %zu MB)", x->max_memory >> 20);
+        return 0;
+    }
+    if (!w->have_cfg && experiment_model_config(x, &w->cfg) != 0) return -1;
+    w->have_cfg = 1;
+    MemPlan whole;
+    int rc;
+    if (p) {
+        QuantRunSpec spec = p->spec;
+        if (spec.seqlen == 0) spec.seqlen = w->cfg.seq_len < 2048 ? w->cfg.seq_len : 2048;
+        spec.max_device_memory = x->max_device_memory;
+        rc = block_run_quant_plan(&w->cfg, &spec, 0, -1, NULL, &whole);
+    } else {
+        int T = x->eval_seqlen > 0 ? x->eval_seqlen : (w->cfg.seq_len < 2048 ? w->cfg.seq_len : 2048);
+        rc = block_run_eval_plan(&w->cfg, x->device, T, 1, 0, x->max_device_memory, -1, NULL, &whole);
+    }
+    size_t avail = block_run_host_available();
+    if (rc != 0) { /* the whole model cannot be planned on the device at all: block by block */
+        whole.stream_device = 1;
+        whole.host = 0;
+    }
+    block_run_auto(&whole, avail, &jm->streamed, jm->note, sizeof jm->note);
+    jm->max_host = avail ? avail : whole.host;
+    return 0;
+}
+
+/* The root attributes that say how a job ran: [run] max_memory as written
+ * ("" none, "auto" or MB), streamed 0/1, the host and device budgets used
+ * (MB), and the worker's resident memory: when it started (base_rss_mb) and
+ * its peak so far (peak_rss_mb, getrusage: over every job this worker ran). */
+static int write_budget(H5File *f, const Worker *w, const JobMode *jm) {
+    const Experiment *x = w->x;
+    int rc = h5_attr_str(f, "/", "max_memory", experiment_value(x, ES_RUN, "max_memory", NULL));
+    rc |= h5_attr_f64(f, "/", "base_rss_mb", (double)w->base_rss / 1048576.0);
+    rc |= h5_attr_f64(f, "/", "peak_rss_mb", (double)qh_peak_rss_bytes() / 1048576.0);
+    rc |= h5_attr_i64(f, "/", "streamed", jm->streamed);
+    rc |= h5_attr_i64(f, "/", "max_memory_mb", jm->streamed ? (int64_t)(jm->max_host >> 20) : 0);
+    rc |= h5_attr_i64(f, "/", "max_device_memory_mb", (int64_t)(x->max_device_memory >> 20));
+    return rc ? -1 : 0;
+}
+
 static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
     const Experiment *x = w->x;
-    Model *m = open_model(w);
+    JobMode jm;
+    if (job_mode(w, NULL, &jm) != 0) return -1;
+    Model *m = open_model(w, jm.streamed);
     if (!m) return -1;
     double t0 = qh_now();
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1, .zeroshot = x->zeroshot,
-                   .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit};
+                   .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit,
+                   .max_memory = jm.streamed ? jm.max_host : 0,
+                   .max_device_memory = jm.streamed ? x->max_device_memory : 0};
     EvalOutcome eo;
     char failure[512] = "";
     int rc = eval_run(m, &w->tok, &es, &eo);
@@ -460,6 +540,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
         if (rc == 0) {
             rc = results_write_header(f, "/", &prov, m, x->fp_json);
             if (rc == 0) rc = write_common(f, x, "full_precision");
+            if (rc == 0) rc = write_budget(f, w, &jm);
             if (rc == 0) rc = write_status(f, failure);
             for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
             for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
@@ -468,7 +549,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
         }
         char s[512];
         ppl_summary(&eo, s, sizeof s);
-        snprintf(line, ln, "%s  (%.1f s)", s, qh_now() - t0);
+        snprintf(line, ln, "%s  (%.1f s)%s%s", s, qh_now() - t0, *jm.note ? "  " : "", jm.note);
         eval_outcome_free(&eo);
     }
     return nonfinite ? -1 : rc;
@@ -476,13 +557,37 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
 
 static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line, size_t ln) {
     const Experiment *x = w->x;
-    Model *m = open_model(w);
+    JobMode jm;
+    if (job_mode(w, p, &jm) != 0) return -1;
+    Model *m = open_model(w, jm.streamed);
     if (!m) return -1;
     double t0 = qh_now();
     QuantRunSpec spec = p->spec;
     if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(m); /* rtn: only sizes the forward pass */
+    Provenance prov;
+    provenance_collect(&prov, w->o->argc, w->o->argv);
+    /* the quantized-model file: models/<id>.h5, or (block by block without save_models) a temporary one beside the
+     * point's file, removed after its evaluation (and, left by a killed run, by remove_debris) */
+    char mp[PATH_MAX] = "";
+    int rc = 0, tmp_model = 0;
+    if (x->save_models) {
+        char dir[PATH_MAX];
+        path_join(dir, sizeof dir, x->out_dir, "models");
+        qh_pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
+        rc = mkdir_p(dir);
+    } else if (jm.streamed) {
+        qh_pathf(mp, sizeof mp, "%s.tmp.model.%ld", file, (long)getpid());
+        tmp_model = 1;
+    }
     QuantRun run;
-    int rc = quantize_model(m, &w->tok, &spec, &run);
+    if (rc == 0 && jm.streamed) { /* the plan first (refused with its parts), then each block to the file */
+        spec.max_device_memory = x->max_device_memory;
+        MemPlan plan;
+        rc = block_run_quant_plan(&m->cfg, &spec, jm.max_host, -1, stderr, &plan);
+        if (rc == 0) rc = block_run_quantize(m, &w->tok, &spec, mp, &prov, p->json, &run);
+    } else if (rc == 0) {
+        rc = quantize_model(m, &w->tok, &spec, &run);
+    }
     if (rc != 0) {
         char origin[2048];
         experiment_point_origin(x, p, origin, sizeof origin);
@@ -491,24 +596,20 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         return -1;
     }
     double tq = qh_now() - t0;
-    Provenance prov;
-    provenance_collect(&prov, w->o->argc, w->o->argv);
-    if (x->save_models) {
-        char dir[PATH_MAX], mp[PATH_MAX];
-        path_join(dir, sizeof dir, x->out_dir, "models");
-        qh_pathf(mp, sizeof mp, "%s/%s.h5", dir, p->id);
-        rc = mkdir_p(dir);
-        if (rc == 0) rc = quant_model_save(mp, m, &spec, &run, &prov, p->json);
-    }
+    if (x->save_models && !jm.streamed) rc = quant_model_save(mp, m, &spec, &run, &prov, p->json);
     Model fp = {0}; /* [eval] kld: the weights as loaded, alongside */
     if (rc == 0 && x->kld) rc = model_view_loaded(m, &fp);
     EvalSpec es = {.datasets = x->eval_datasets, .seqlen = x->eval_seqlen, .max_windows = x->max_windows,
                    .device = x->device, .data_root = x->data_root, .quiet = 1,
                    .kld_ref = x->kld ? &fp : NULL, .kld_scope = x->kld_scope, .kld_datasets = x->kld_datasets,
-                   .zeroshot = x->zeroshot, .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit};
+                   .zeroshot = x->zeroshot, .zeroshot_data = x->zeroshot_data, .zeroshot_limit = x->zeroshot_limit,
+                   .max_memory = jm.streamed ? jm.max_host : 0,
+                   .max_device_memory = jm.streamed ? x->max_device_memory : 0};
     EvalOutcome eo = {0};
     char failure[512] = "";
-    if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
+    if (rc == 0 && jm.streamed) rc = block_run_eval_file(m, &w->tok, mp, &es, &eo); /* decoded block by block */
+    else if (rc == 0) rc = eval_run(m, &w->tok, &es, &eo);
+    if (tmp_model) unlink(mp);
     int nonfinite = rc == 0 && eval_outcome_check(&eo, failure, sizeof failure) != 0;
     model_free(&fp);
     double te = qh_now() - t0 - tq;
@@ -519,6 +620,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
             rc = results_write_header(f, "/", &prov, m, p->json);
             if (rc == 0) rc = quant_io_write_settings(f, &spec.params);
             if (rc == 0) rc = write_common(f, x, "sweep_point");
+            if (rc == 0) rc = write_budget(f, w, &jm);
             if (rc == 0) rc = write_status(f, failure);
             if (rc == 0) {
                 rc |= h5_attr_str(f, "/", "point_id", p->id);
@@ -545,7 +647,8 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
                 snprintf(s + strlen(s), sizeof s - strlen(s), "  KLD(%s) %.4g", eo.streams[i].name, eo.kld[i].kld_mean);
                 break;
             }
-        snprintf(line, ln, "%.3f bits  %s  (%.1f s)", run.avg_bits, s, qh_now() - t0);
+        snprintf(line, ln, "%.3f bits  %s  (%.1f s)%s%s", run.avg_bits, s, qh_now() - t0, *jm.note ? "  " : "",
+                 jm.note);
     }
     eval_outcome_free(&eo);
     quant_run_free(&run);
@@ -628,6 +731,7 @@ SweepRunner *sweep_runner_new(const Experiment *x, const SweepOptions *o) {
     SweepRunner *r = qh_calloc(1, sizeof *r);
     r->w.x = x;
     r->w.o = o;
+    r->w.base_rss = qh_current_rss_bytes();
     setvbuf(stdout, NULL, _IOLBF, 0);
     return r;
 }
@@ -654,6 +758,7 @@ static void worker_main(const Experiment *x, const SweepOptions *o, int only, un
     memset(&w, 0, sizeof w);
     w.x = x;
     w.o = o;
+    w.base_rss = qh_current_rss_bytes();
     w.rows = rows;
     w.nrows = nrows;
     w.njobs = (size_t)x->npoints + 1;
