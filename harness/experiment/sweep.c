@@ -580,8 +580,8 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         tmp_model = 1;
     }
     QuantRun run;
+    spec.max_device_memory = x->max_device_memory; /* (0 without a budget; auto's whole-model plan fits it) */
     if (rc == 0 && jm.streamed) { /* the plan first (refused with its parts), then each block to the file */
-        spec.max_device_memory = x->max_device_memory;
         MemPlan plan;
         rc = block_run_quant_plan(&m->cfg, &spec, jm.max_host, -1, stderr, &plan);
         if (rc == 0) rc = block_run_quantize(m, &w->tok, &spec, mp, &prov, p->json, &run);

@@ -15,6 +15,8 @@
 # - without save_models the point's model goes to a temporary file under the
 #   results folder, removed after: no models/ folder, no *.tmp.* left, the
 #   same perplexity;
+# - max_memory = auto there: the plan fits this host, so the whole model (said
+#   on the line, streamed 0 in the file), the same perplexity;
 # - bad [run] keys refused by FILE:LINE: run.KEY before any point runs,
 #   nothing created: max_memory = -1, 12abc, 8 (below one block: its 3.0 MB
 #   named), max_device_memory without max_memory or with device cpu, kld and
@@ -106,6 +108,16 @@ check "one point without save_models ($(grep -v '^ ' "$T/t.err" | head -c 300))"
 check "no models folder" [ ! -e "$T/t/models" ]
 check "no temporary file left" [ -z "$(find "$T/t" -name '*.tmp.*')" ]
 check_same "its ppl equals the saved-model run's" "$(attr "$T/t/points/$R.h5" /eval/tinystories/ppl)" \
+    "$(attr "$T/b/points/$R.h5" /eval/tinystories/ppl)"
+
+# auto on a model that fits this host: the whole model, said on the line and in the file
+exp auto "$T/a" false "max_memory = auto"
+"$QH" sweep "$T/auto.ini" --point "$R" >"$T/a.out" 2>"$T/a.err"
+check "one point with max_memory = auto ($(head -c 300 "$T/a.err"))" [ $? -eq 0 ]
+check "its line says auto chose the whole model" grep -q "whole model (auto: the plan needs" "$T/a.out"
+check_same "auto: streamed 0" "$(attr "$T/a/points/$R.h5" /streamed)" 0
+check_same "auto: max_memory recorded as written" "$(attr "$T/a/points/$R.h5" /max_memory)" '"auto"'
+check_same "auto: the same ppl" "$(attr "$T/a/points/$R.h5" /eval/tinystories/ppl)" \
     "$(attr "$T/b/points/$R.h5" /eval/tinystories/ppl)"
 
 # bad keys: FILE:LINE: run.KEY, nothing created

@@ -10,7 +10,9 @@
 #      into the root; CUDA code for this GPU's architecture only),
 #   3. checks that every library the binaries load resolves (the root first),
 #   4. runs the GPU tests (test_gpu_kernels, _forward, _families, _quant,
-#      _zeroshot, _kld, _qmatvec, _decode, _stream, _pipeline; stories260K from data/ or
+#      _zeroshot, _kld, _qmatvec, _decode, _stream, _pipeline, and
+#      tests/gpu/sweep_stream.sh: a sweep under [run] max_memory on the GPU
+#      against the unbudgeted one; stories260K from data/ or
 #      .devlibs/data, the transformers checkpoints from tests/fixtures/families,
 #      the zero-shot items from tests/fixtures/zeroshot), bench/bench_gpu_forward, one
 #      LLaMA-7B-shaped block quantized with GPTQ and SpQR
@@ -185,6 +187,9 @@ if [ -x "$B/tests/gpu/test_gpu_kernels" ]; then
     fi
     [ -z "${QH_SKIP_PIPELINE:-}" ] &&
         QH_DATA=$DATA run test_gpu_pipeline 200 "passed|skipped" "$B/tests/gpu/test_gpu_pipeline"
+    # issue 16: a sweep under [run] max_memory / max_device_memory on the GPU equals the unbudgeted one
+    [ -z "${QH_SKIP_PIPELINE:-}" ] &&
+        QH_DATA=$DATA run sweep_stream 240 "passed|skipped" sh tests/gpu/sweep_stream.sh "$B"
     if [ -z "${QH_SKIP_BENCH:-}" ]; then
         run bench_gpu_forward 200 "^tf32|skipped" "$B/bench/bench_gpu_forward" ${QH_GPU_BENCH_ARGS:-}
         BENCH=$(grep -A4 "^mode " "$OUT/bench_gpu_forward.log" 2>/dev/null)

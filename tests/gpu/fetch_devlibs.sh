@@ -5,7 +5,7 @@
 # and no network:
 #   .devlibs/debs/*.deb   the -dev packages (headers, link symlinks, .pc) of
 #                         hdf5, gsl, jansson, inih, openblas-openmp and zlib,
-#                         GNU make (in case the machine lacks it),
+#                         GNU make (in case the machine lacks it), hdf5-tools,
 #                         plus every shared library they need at link and run
 #                         time, found by closure: unpack, ldd every .so, map
 #                         each library resolved outside the unpacked tree to
@@ -25,10 +25,11 @@ DATA_ROOT=${QH_DATA:-data}
 ARCH=$(dpkg --print-architecture)
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 
-# The seed: what the Makefile compiles and links against directly, and GNU
-# make itself (used there only when the machine has none; it needs only libc).
+# The seed: what the Makefile compiles and links against directly, GNU make
+# itself (used there only when the machine has none; it needs only libc), and
+# hdf5-tools (h5diff / h5dump / h5ls, for tests/gpu/sweep_stream.sh).
 SEED="libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libgsl-dev libgsl27 libjansson-dev libjansson4
-libinih-dev libinih1 libopenblas-openmp-dev libopenblas0-openmp zlib1g-dev zlib1g make"
+libinih-dev libinih1 libopenblas-openmp-dev libopenblas0-openmp zlib1g-dev zlib1g make hdf5-tools"
 BASE_RE='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libresolv|libgcc_s|libstdc\+\+|libgomp)\.so'
 
 mkdir -p "$DEST"
