@@ -1,17 +1,20 @@
 #!/bin/sh
 # test_sweep_stream.sh: sweeps under [run] max_memory (block_run.h) on a
-# procedural model of 56 blocks of dim 256 (177 MB in fp32), about three times
-# its 56 MB budget; rtn and gptq at 3 bits, 2 calibration windows of 32, 2
-# evaluation windows of 64 (CPU):
+# procedural model of 64 blocks of dim 256 (194.1 MB in fp32, as the plan
+# prints it), three times its 64 MB budget; rtn and gptq at 3 bits, 2
+# calibration windows of 32, 2 evaluation windows of 64 (CPU):
 # - the same sweep with and without the budget: the same point ids (budgets
 #   are not settings), every saved model's /layers datasets equal (h5diff,
 #   exact), the same per-token NLLs (/eval/tinystories/nll, h5diff exact) and
 #   perplexities to 17 digits, points and full precision alike; each line of
-#   the budgeted run says "streamed (max_memory 56 MB)", its files record
-#   streamed 1 / max_memory_mb 56, the unbudgeted ones streamed 0;
+#   the budgeted run says "streamed (max_memory 64 MB)", its files record
+#   streamed 1 / max_memory_mb 64, the unbudgeted ones streamed 0;
 # - host memory: in every budgeted file the worker's peak RSS less its RSS at
-#   start (libraries loaded, no model) is within the 56 MB; in the unbudgeted
-#   gptq point it is above 177 MB (the whole model: the check can fail);
+#   start (libraries loaded, no model) is within the 64 MB; in the unbudgeted
+#   gptq point it is above 190 MB (the whole model: the check can fail).
+#   Measured 2026-12-07 (the files' /peak_rss_mb - /base_rss_mb, h5dump -a):
+#   full precision, rtn, gptq 9.3, 41.5, 56.7 MB with the budget (the plans:
+#   5.0, 42.6, 50.0 MB), 199.2, 463.1, 483.6 MB without;
 # - without save_models the point's model goes to a temporary file under the
 #   results folder, removed after: no models/ folder, no *.tmp.* left, the
 #   same perplexity;
@@ -30,7 +33,7 @@
 . "$(dirname "$0")/lib.sh"
 require_stories260k
 case "$TOK" in /*) ;; *) TOK="$(pwd)/$TOK" ;; esac
-P="procedural:custom,dim=256,hidden=688,layers=56,heads=4,vocab=512,seq_len=256,seed=4"
+P="procedural:custom,dim=256,hidden=688,layers=64,heads=4,vocab=512,seq_len=256,seed=4"
 
 # exp NAME OUTDIR SAVE RUN-LINES: write $T/NAME.ini
 exp() {
@@ -59,13 +62,13 @@ EOF
 }
 attr() { h5dump -m %.17g -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
 
-exp budget "$T/b" true "max_memory = 56"
+exp budget "$T/b" true "max_memory = 64"
 exp whole "$T/w" true ""
 "$QH" sweep "$T/budget.ini" >"$T/b.out" 2>"$T/b.err"
-check "sweep with max_memory = 56 ($(grep -v '^ ' "$T/b.err" | head -c 300))" [ $? -eq 0 ]
+check "sweep with max_memory = 64 ($(grep -v '^ ' "$T/b.err" | head -c 300))" [ $? -eq 0 ]
 "$QH" sweep "$T/whole.ini" >"$T/w.out" 2>"$T/w.err"
 check "sweep without a budget ($(head -c 300 "$T/w.err"))" [ $? -eq 0 ]
-check "3 jobs streamed, said on their lines" [ "$(grep -c 'streamed (max_memory 56 MB)' "$T/b.out")" -eq 3 ]
+check "3 jobs streamed, said on their lines" [ "$(grep -c 'streamed (max_memory 64 MB)' "$T/b.out")" -eq 3 ]
 check "no line says streamed without a budget" [ "$(grep -c streamed "$T/w.out")" -eq 0 ]
 check "the plans are printed" grep -q "^memory plan (quantization, 2 calibration windows of 32" "$T/b.err"
 check_same "the same point ids" "$(ls "$T/b/points" | tr '\n' ' ')" "$(ls "$T/w/points" | tr '\n' ' ')"
@@ -77,11 +80,11 @@ for f in "$T"/b/points/*.h5 "$T"/b/fp/*.h5; do
     check_same "$id: ppl equal" "$(attr "$f" /eval/tinystories/ppl)" "$(attr "$g" /eval/tinystories/ppl)"
     check_same "$id: streamed 1" "$(attr "$f" /streamed)" 1
     check_same "$id: without a budget streamed 0" "$(attr "$g" /streamed)" 0
-    check_same "$id: max_memory_mb" "$(attr "$f" /max_memory_mb)" 56
+    check_same "$id: max_memory_mb" "$(attr "$f" /max_memory_mb)" 64
     B=$(attr "$f" /base_rss_mb)
     K=$(attr "$f" /peak_rss_mb)
-    check "$id: peak RSS $K MB - start $B MB within the 56 MB budget" \
-        awk -v b="$B" -v k="$K" 'BEGIN { exit !(b > 0 && k - b <= 56) }'
+    check "$id: peak RSS $K MB - start $B MB within the 64 MB budget" \
+        awk -v b="$B" -v k="$K" 'BEGIN { exit !(b > 0 && k - b <= 64) }'
 done
 # the saved models' datasets (codes, statistics, outliers) and their attributes, exactly; not the files' and the
 # layer groups' attributes (provenance, seconds) nor /quant (layer_seconds)
@@ -97,12 +100,12 @@ check "two saved models" [ "$(ls "$T/b/models" | wc -l)" -eq 2 ]
 G=$(grep "gptq w3" "$T/w.out" | awk '{print $NF}')
 B=$(attr "$T/w/points/$G.h5" /base_rss_mb)
 K=$(attr "$T/w/points/$G.h5" /peak_rss_mb)
-check "without a budget the gptq point's peak RSS grows by the model ($K - $B MB > 177)" \
-    awk -v b="$B" -v k="$K" 'BEGIN { exit !(k - b > 177) }'
+check "without a budget the gptq point's peak RSS grows by the model ($K - $B MB > 190)" \
+    awk -v b="$B" -v k="$K" 'BEGIN { exit !(k - b > 190) }'
 
 # without save_models: a temporary model file, removed
 R=$(grep "rtn w3" "$T/b.out" | awk '{print $NF}')
-exp tmp "$T/t" false "max_memory = 56"
+exp tmp "$T/t" false "max_memory = 64"
 "$QH" sweep "$T/tmp.ini" --point "$R" >"$T/t.out" 2>"$T/t.err"
 check "one point without save_models ($(grep -v '^ ' "$T/t.err" | head -c 300))" [ $? -eq 0 ]
 check "no models folder" [ ! -e "$T/t/models" ]

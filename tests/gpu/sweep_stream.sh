@@ -2,7 +2,7 @@
 # sweep_stream.sh BUILD: a sweep under [run] max_memory / max_device_memory on
 # the GPU (device = cuda, QH_CUDA_MATH=fp32) against the same sweep on the GPU
 # without budgets, on the procedural model of tests/cli/test_sweep_stream.sh
-# (56 blocks of dim 256, 177 MB in fp32; rtn and gptq at 3 bits, 2 x 32
+# (64 blocks of dim 256, 194.1 MB in fp32; rtn and gptq at 3 bits, 2 x 32
 # calibration, 2 x 64 evaluation): every job's line says it was streamed, the
 # plans put one block on the device at a time, the same point ids, the saved
 # models' layer datasets equal (h5diff, exact), the per-token NLLs equal
@@ -22,7 +22,7 @@ for t in h5diff h5dump h5ls; do
     command -v $t >/dev/null 2>&1 || { echo "sweep_stream: $t not found (hdf5-tools; tests/gpu/fetch_devlibs.sh fetches it)"; exit 1; }
 done
 case "$TOK" in /*) ;; *) TOK="$(pwd)/$TOK" ;; esac
-P="procedural:custom,dim=256,hidden=688,layers=56,heads=4,vocab=512,seq_len=256,seed=4"
+P="procedural:custom,dim=256,hidden=688,layers=64,heads=4,vocab=512,seq_len=256,seed=4"
 if ! "$QH" eval --model "$P" --tokenizer "$TOK" --dataset tinystories --seqlen 32 --max-windows 1 --device cuda \
     >/dev/null 2>&1; then
     echo "skipped: no GPU (eval --device cuda fails)"
