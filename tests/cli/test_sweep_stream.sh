@@ -18,6 +18,8 @@
 # - without save_models the point's model goes to a temporary file under the
 #   results folder, removed after: no models/ folder, no *.tmp.* left, the
 #   same perplexity;
+# - AWQ (its search block by block, on the CPU as always) under quantize
+#   --max-memory 60 on 4 blocks: the same layer datasets and perplexity;
 # - max_memory = auto there: the plan fits this host, so the whole model (said
 #   on the line, streamed 0 in the file), the same perplexity;
 # - bad [run] keys refused by FILE:LINE: run.KEY before any point runs,
@@ -122,6 +124,20 @@ check_same "auto: streamed 0" "$(attr "$T/a/points/$R.h5" /streamed)" 0
 check_same "auto: max_memory recorded as written" "$(attr "$T/a/points/$R.h5" /max_memory)" '"auto"'
 check_same "auto: the same ppl" "$(attr "$T/a/points/$R.h5" /eval/tinystories/ppl)" \
     "$(attr "$T/b/points/$R.h5" /eval/tinystories/ppl)"
+
+# AWQ's search under a budget (what a sweep's awq point runs: block_run_quantize): on 4 blocks, quantize
+# --max-memory 60 and without, the same layer datasets and perplexity
+P4="procedural:custom,dim=256,hidden=688,layers=4,heads=4,vocab=512,seq_len=256,seed=4"
+A="--model $P4 --tokenizer $TOK --method awq --nsamples 2 --seqlen 32 --eval tinystories --eval-seqlen 64 --max-windows 2 --json"
+"$QH" quantize $A --save "$T/awq0.h5" >"$T/awq0.json" 2>"$T/awq0.err"
+check "awq in memory ($(head -c 200 "$T/awq0.err"))" [ $? -eq 0 ]
+"$QH" quantize $A --max-memory 60 --save "$T/awq1.h5" >"$T/awq1.json" 2>"$T/awq1.err"
+check "awq --max-memory 60 ($(grep -v '^ ' "$T/awq1.err" | head -c 200))" [ $? -eq 0 ]
+check_same "awq: the same perplexity" "$(sed -n 's/.*"ppl":\([-0-9.eE+]*\).*/\1/p' "$T/awq0.json")" \
+    "$(sed -n 's/.*"ppl":\([-0-9.eE+]*\).*/\1/p' "$T/awq1.json")"
+ex=$(h5ls -r "$T/awq0.h5" | awk '$2 == "Group" && $1 ~ /^\/layers\/[0-9]+\/[a-z0-9_]+$/ { printf " --exclude-attribute %s", $1 }')
+check "awq: the same layer datasets (scales included)" \
+    h5diff -q --exclude-attribute / --exclude-path /quant $ex "$T/awq0.h5" "$T/awq1.h5"
 
 # bad keys: FILE:LINE: run.KEY, nothing created
 bad() { # NAME RUN-LINES PATTERN [EVAL-LINES]
