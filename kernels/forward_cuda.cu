@@ -577,19 +577,31 @@ static int cuda_window_nll(Forward *f, const int *tokens, int T, double *nll) {
     return 0;
 }
 
-static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits) {
-    CudaForward *s = (CudaForward *)f;
-    const ModelConfig *c = &f->model->cfg;
+/* logits (n, V) host <- the head (final norm, output matrix) of x (n, D) device,
+ * n <= max_T, through s->logits in chunks of logit_chunk positions: head_logits,
+ * and the last position's logits of last_logits and decode. */
+static int head_logits_device(CudaForward *s, const float *x, int n, float *logits) {
+    const ModelConfig *c = &s->base.model->cfg;
     int D = c->dim, V = c->vocab_size;
-    if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
-    if (body_device(s, T)) return -1;
+    if (norm_device(s, s->xb, x, s->rms_final, s->norm_final_bias, n)) return -1;
     const void *in;
-    if (norm_device(s, s->xb, s->x + (long)(T - 1) * D, s->rms_final, s->norm_final_bias, 1)) return -1;
-    if (linear_input(s, s->xb, D, &in) || linear_forward(s->blas, s->math, s->logits, in, s->wcls, 1, D, V))
-        return -1;
-    CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
+    if (linear_input(s, s->xb, (long)n * D, &in)) return -1;
+    for (int t0 = 0; t0 < n; t0 += s->logit_chunk) {
+        int tc = n - t0 < s->logit_chunk ? n - t0 : s->logit_chunk;
+        if (linear_forward(s->blas, s->math, s->logits, operand_at(s, in, (long)t0 * D), s->wcls, tc, D, V)) return -1;
+        CUDA_CHECK(cudaMemcpyAsync(logits + (size_t)t0 * V, s->logits, (size_t)tc * V * sizeof(float),
+                                   cudaMemcpyDeviceToHost, s->stream));
+    }
     CUDA_CHECK(cudaStreamSynchronize(s->stream));
     return 0;
+}
+
+static int cuda_last_logits(Forward *f, const int *tokens, int T, float *logits) {
+    CudaForward *s = (CudaForward *)f;
+    int D = f->model->cfg.dim;
+    if (check_window(f, T, 1) || upload_tokens(s, tokens, T)) return -1;
+    if (body_device(s, T)) return -1;
+    return head_logits_device(s, s->x + (long)(T - 1) * D, 1, logits);
 }
 
 static int cuda_body(Forward *f, const int *tokens, int T, float *x) {
@@ -602,24 +614,13 @@ static int cuda_body(Forward *f, const int *tokens, int T, float *x) {
     return 0;
 }
 
-/* logits (n, V) host <- head of x (n, D) host, through s->logits in chunks of logit_chunk positions. */
+/* logits (n, V) host <- head of x (n, D) host. */
 static int cuda_head_logits(Forward *f, const float *x, int n, float *logits) {
     CudaForward *s = (CudaForward *)f;
-    const ModelConfig *c = &f->model->cfg;
-    int D = c->dim, V = c->vocab_size;
     if (check_window(f, n, 1)) return -1;
-    CUDA_CHECK(cudaMemcpyAsync(s->x, x, (size_t)n * D * sizeof(float), cudaMemcpyHostToDevice, s->stream));
-    if (launch_rmsnorm(s->xb, s->x, s->rms_final, n, D, c->norm_eps, s->stream)) return -1;
-    const void *in;
-    if (linear_input(s, s->xb, (long)n * D, &in)) return -1;
-    for (int t0 = 0; t0 < n; t0 += s->logit_chunk) {
-        int tc = n - t0 < s->logit_chunk ? n - t0 : s->logit_chunk;
-        if (linear_forward(s->blas, s->math, s->logits, operand_at(s, in, (long)t0 * D), s->wcls, tc, D, V)) return -1;
-        CUDA_CHECK(cudaMemcpyAsync(logits + (size_t)t0 * V, s->logits, (size_t)tc * V * sizeof(float),
-                                   cudaMemcpyDeviceToHost, s->stream));
-    }
-    CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    return 0;
+    CUDA_CHECK(cudaMemcpyAsync(s->x, x, (size_t)n * f->model->cfg.dim * sizeof(float), cudaMemcpyHostToDevice,
+                               s->stream));
+    return head_logits_device(s, s->x, n, logits);
 }
 
 static int cuda_weights_changed(Forward *f, int layer) {
@@ -773,7 +774,7 @@ static int cuda_decode_reset(Forward *f, int max_len) {
 static int cuda_decode(Forward *f, const int *tokens, int n, float *logits) {
     CudaForward *s = (CudaForward *)f;
     const ModelConfig *c = &f->model->cfg;
-    int D = c->dim, V = c->vocab_size, T = 0;
+    int D = c->dim, T = 0;
     if (forward_decode_check(f, tokens, n) != 0) return -1;
     for (int c0 = 0; c0 < n; c0 += T) {
         T = n - c0 < f->max_T ? n - c0 : f->max_T;
@@ -786,12 +787,7 @@ static int cuda_decode(Forward *f, const int *tokens, int n, float *logits) {
         if (rc) return -1;
         f->dec_pos += T;
     }
-    const void *in;
-    if (norm_device(s, s->xb, s->x + (long)(T - 1) * D, s->rms_final, s->norm_final_bias, 1)) return -1;
-    if (linear_input(s, s->xb, D, &in) || linear_forward(s->blas, s->math, s->logits, in, s->wcls, 1, D, V)) return -1;
-    CUDA_CHECK(cudaMemcpyAsync(logits, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
-    CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    return 0;
+    return head_logits_device(s, s->x + (long)(T - 1) * D, 1, logits);
 }
 
 static int cuda_acts_read(Forward *f, int buf, long w, float *x) {

@@ -206,18 +206,8 @@ static int cpu_head_nll(Forward *f, const float *x, const int *tokens, int T, do
     return 0;
 }
 
-static int cpu_last_logits(Forward *f, const int *tokens, int T, float *logits) {
-    CpuForward *s = (CpuForward *)f;
-    const ModelConfig *c = &f->model->cfg;
-    if (T < 1 || T > f->max_T) return qh_error("window of %d tokens is outside the backend's 1..%d", T, f->max_T);
-    if (f->ops->embed(f, tokens, T, s->xtmp) != 0) return -1;
-    for (int l = 0; l < c->n_layers; l++)
-        if (f->ops->block(f, l, s->xtmp, T, NULL, NULL) != 0) return -1;
-    final_norm(f, s->xb, s->xtmp + (long)(T - 1) * c->dim, 1);
-    linear(logits, s->xb, f->model->w.wcls, 1, c->dim, c->vocab_size);
-    return 0;
-}
-
+/* logits (n, V) <- the head (final norm, output matrix) of x (n, D): head_logits,
+ * and the last position's logits of last_logits and decode. */
 static int cpu_head_logits(Forward *f, const float *x, int n, float *logits) {
     CpuForward *s = (CpuForward *)f;
     const ModelConfig *c = &f->model->cfg;
@@ -225,6 +215,16 @@ static int cpu_head_logits(Forward *f, const float *x, int n, float *logits) {
     final_norm(f, s->xb, x, n);
     linear(logits, s->xb, f->model->w.wcls, n, c->dim, c->vocab_size);
     return 0;
+}
+
+static int cpu_last_logits(Forward *f, const int *tokens, int T, float *logits) {
+    CpuForward *s = (CpuForward *)f;
+    const ModelConfig *c = &f->model->cfg;
+    if (T < 1 || T > f->max_T) return qh_error("window of %d tokens is outside the backend's 1..%d", T, f->max_T);
+    if (f->ops->embed(f, tokens, T, s->xtmp) != 0) return -1;
+    for (int l = 0; l < c->n_layers; l++)
+        if (f->ops->block(f, l, s->xtmp, T, NULL, NULL) != 0) return -1;
+    return cpu_head_logits(f, s->xtmp + (long)(T - 1) * c->dim, 1, logits);
 }
 
 static int cpu_weights_changed(Forward *f, int layer) { return 0; /* weights are read in place */ }
@@ -256,9 +256,7 @@ static int cpu_decode(Forward *f, const int *tokens, int n, float *logits) {
             if (cpu_block_at(f, l, s->xtmp, T, (BlockAt){f->dec_pos, 1}, NULL, NULL) != 0) return -1;
         f->dec_pos += T;
     }
-    final_norm(f, s->xb, s->xtmp + (long)(T - 1) * c->dim, 1);
-    linear(logits, s->xb, f->model->w.wcls, 1, c->dim, c->vocab_size);
-    return 0;
+    return cpu_head_logits(f, s->xtmp + (long)(T - 1) * c->dim, 1, logits);
 }
 
 static void cpu_destroy(Forward *f) {

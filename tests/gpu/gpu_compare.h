@@ -3,7 +3,7 @@
  * models and stories260K, and test_gpu_families.c, the transformers-made
  * checkpoints and synthetic Falcon models): window NLL and perplexity over
  * several windows, embed, block with the linear-input hook (same calls, same
- * order, same inputs), head_nll, last_logits, weights_changed after a layer
+ * order, same inputs), head_nll, last_logits, head_logits, weights_changed after a layer
  * is replaced, the biases mattering, and the whole set in the tf32 / fp16 /
  * bf16 modes with bounds derived from the type's rounding error
  * (compare_all_modes). Header-only, for test binaries built with CUDA (the
@@ -116,7 +116,7 @@ typedef struct PieceTol {
 static const PieceTol fp32_tol = {1e-4, 1e-5, 1e-5, 1e-4};
 
 /* embed, block (with the hook: one call per linear of the family, in the
- * same order), head_nll and last_logits, one by one. */
+ * same order), head_nll, last_logits and head_logits, one by one. */
 static void compare_pieces(const char *what, Forward *cpu, Forward *gpu, int T, uint64_t seed, const PieceTol *tol) {
     const ModelConfig *c = &cpu->model->cfg;
     int D = c->dim, V = c->vocab_size, nlin = model_n_linears(c);
@@ -170,6 +170,15 @@ static void compare_pieces(const char *what, Forward *cpu, Forward *gpu, int T, 
           "%s: last_logits of one token", what);
     snprintf(w2, sizeof w2, "%s: last_logits T=1", what);
     expect_close_f(w2, lg, lc, V, tol->logits, tol->logits);
+
+    /* head_logits of every position of the same (CPU) residual stream: the family's final norm (Falcon's
+     * LayerNorm with its bias, not RMSNorm) */
+    float *hc2 = malloc(sizeof(float) * (size_t)T * V), *hg2 = malloc(sizeof(float) * (size_t)T * V);
+    CHECK(cpu->ops->head_logits(cpu, xc, T, hc2) == 0 && gpu->ops->head_logits(gpu, xc, T, hg2) == 0,
+          "%s: head_logits", what);
+    snprintf(w2, sizeof w2, "%s: head_logits", what);
+    expect_close_f(w2, hg2, hc2, (long)T * V, tol->logits, tol->logits);
+    free(hc2), free(hg2);
     free(nc), free(ng), free(lc), free(lg), free(xc), free(xg), free(tok);
 }
 
