@@ -27,17 +27,20 @@
 # when missing, as root; skipped with the reason where that is impossible,
 # failed instead when QH_REQUIRE_SLURM=1, as in CI):
 # - A stories260K sweep (full precision + RTN / GPTQ at 3 and 4 bits, small
-#   windows) submitted with --submit: one task is cancelled (scancel) while it
-#   runs; the others complete, the report job is never run, and --status says
+#   windows) submitted with --submit: one task is stopped (SIGSTOP, so that it
+#   cannot finish first) and cancelled (scancel) while it runs its point; the
+#   others complete, the report job is never run, and --status says
 #   4 done and 1 failed with the log's cancel line.
-# - Resubmitted: only the cancelled task is submitted; it is requeued once
-#   while it runs (scontrol requeue) and resumes (restart 1, the stale lock of
+# - Resubmitted: only the cancelled task is submitted; it is stopped and
+#   requeued once while it runs (scontrol requeue) and resumes (restart 1, the stale lock of
 #   its first run taken over); the report job completes; the finished point
 #   files are untouched (inode and mtime); table.md equals the one a local
 #   sweep of the same settings gives, byte for byte; the plots exist.
 # - Refused by the real cluster before submitting: gpus = 1 (no GPU), cpus
 #   beyond the node, an extra option sbatch does not know.
 # - The daemons are stopped by their pids at the end, also on failure.
+# No check depends on timing: the waits end when what they wait for happens
+# (bounded by QH_SLURM_WAIT seconds, 900 by default, only to catch a hang).
 # Lines beginning with "show: " are repeated in make test's output (CI log).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
@@ -313,6 +316,9 @@ pass
 export SLURM_CONF="$C/slurm.conf"
 el() { echo "$(($(date +%s) - t0)) s"; }
 
+# The waits below end as soon as what they wait for happens; their bounds only catch a hang, and are
+# wide (WAIT seconds each, default 900) so that a loaded machine is slow but never fails them.
+WAIT=${QH_SLURM_WAIT:-900}
 # wait_for FILE PATTERN SECONDS: until FILE exists and holds PATTERN (grep)
 wait_for() {
     _end=$(($(date +%s) + $3))
@@ -334,6 +340,13 @@ wait_queue() {
         sleep 0.5
     done
 }
+# freeze LOCK: stop (SIGSTOP) the run that holds LOCK (the pid in it), so that it cannot finish its
+# point while the test cancels or requeues its task; Slurm's kill (SIGCONT, SIGTERM, SIGKILL) still ends
+# it. Fails when that process is gone already.
+freeze() {
+    _p=$(sed -n 's/^pid \([0-9][0-9]*\) .*/\1/p' "$1")
+    [ -n "$_p" ] && kill -STOP "$_p" 2>/dev/null
+}
 # states JOB: "TASK STATE" per array task, from the controller's record (MinJobAge keeps it 10 minutes)
 states() { scontrol -o show job "$1" | sed -n 's/.*ArrayTaskId=\([0-9]*\) .* JobState=\([A-Z_]*\) .*/\1 \2/p' | sort -n; }
 jobstate() { scontrol -o show job "$1" | sed -n 's/.* JobState=\([A-Z_]*\) .*/\1/p'; }
@@ -354,19 +367,19 @@ sed "s/^/show: $(el): /" "$T/sub1.out"
 A1=$(sed -n 's/^submitted array job \([0-9]*\): 5 tasks (--array=0-4;.*/\1/p' "$T/sub1.out")
 R1=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub1.out")
 check "array job of 5 tasks and report job submitted" sh -c "[ -n '$A1' ] && [ -n '$R1' ]"
-if [ -n "$A1" ] && wait_for "$O/points/$g3.lock" "${A1}_3" 180; then
-    if [ -f "$O/points/$g3.h5" ]; then
-        fail "task ${A1}_3 finished before it could be cancelled"
+if [ -n "$A1" ] && wait_for "$O/points/$g3.lock" "${A1}_3" "$WAIT"; then
+    if ! freeze "$O/points/$g3.lock" || [ -f "$O/points/$g3.h5" ]; then
+        fail "task ${A1}_3 finished before it could be stopped and cancelled"
     else
         scancel "${A1}_3"
         check "scancel ${A1}_3" [ $? -eq 0 ]
-        show "$(el): scancel ${A1}_3 while it runs point $g3 (its lock held, no result yet)"
+        show "$(el): scancel ${A1}_3 while it runs point $g3 (its lock held, no result yet; its run stopped)"
     fi
 else
-    fail "task 3 of array '$A1' did not start within 180 s"
+    fail "task 3 of array '$A1' did not start within $WAIT s"
 fi
-wait_queue "${A1:-0}" 300
-check "array $A1 left the queue within 300 s" [ $? -eq 0 ]
+wait_queue "${A1:-0}" "$WAIT"
+check "array $A1 left the queue within $WAIT s" [ $? -eq 0 ]
 states "$A1" >"$T/a1.states"
 check "array $A1: tasks 0-2 and 4 COMPLETED, 3 CANCELLED ($(tr '\n' ',' <"$T/a1.states"))" \
     [ "$(tr '\n' ',' <"$T/a1.states")" = "0 COMPLETED,1 COMPLETED,2 COMPLETED,3 CANCELLED,4 COMPLETED," ]
@@ -390,21 +403,24 @@ sed "s/^/show: $(el): /" "$T/sub2.out"
 A2=$(sed -n 's/^submitted array job \([0-9]*\): 1 task (--array=3; 4 of 5 done earlier.*/\1/p' "$T/sub2.out")
 R2=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub2.out")
 check "resubmitted: the cancelled task only" sh -c "[ -n '$A2' ] && [ -n '$R2' ]"
-if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" 180 && [ ! -f "$O/points/$g3.h5" ]; then
+if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" "$WAIT" && freeze "$O/points/$g3.lock" &&
+    [ ! -f "$O/points/$g3.h5" ]; then
     scontrol requeue "${A2}_3"
     check "scontrol requeue ${A2}_3" [ $? -eq 0 ]
-    _i=0 # once it is back in the queue, let it start now: a requeued job is held 2 minutes
-    while [ "$(squeue -h -j "${A2}_3" -o %T 2>/dev/null)" != PENDING ] && [ $_i -lt 300 ]; do
+    # once it is back in the queue (its first run ended), let it start now: a requeued job is held 2 minutes
+    _end=$(($(date +%s) + WAIT))
+    while [ "$(squeue -h -j "${A2}_3" -o %T 2>/dev/null)" != PENDING ] && [ "$(date +%s)" -lt $_end ]; do
         sleep 0.1
-        _i=$((_i + 1))
     done
     scontrol update JobId="${A2}_3" StartTime=now
-    show "$(el): scontrol requeue ${A2}_3 while it runs point $g3"
+    check "scontrol update StartTime=now of the requeued ${A2}_3 ($(squeue -h -j "${A2}_3" -o %T 2>/dev/null))" \
+        [ $? -eq 0 ]
+    show "$(el): scontrol requeue ${A2}_3 while it runs point $g3 (its run stopped)"
 else
-    fail "task ${A2}_3 did not start within 180 s, or finished before it could be requeued"
+    fail "task ${A2}_3 did not start within $WAIT s, or finished before it could be stopped and requeued"
 fi
-wait_queue "${A2:-0},${R2:-0}" 300
-check "array $A2 and report job $R2 left the queue within 300 s" [ $? -eq 0 ]
+wait_queue "${A2:-0},${R2:-0}" "$WAIT"
+check "array $A2 and report job $R2 left the queue within $WAIT s" [ $? -eq 0 ]
 check "task ${A2}_3 COMPLETED after one restart" \
     sh -c "scontrol -o show job '$A2' | grep -q 'JobState=COMPLETED .*Restarts=1 '"
 check "its log: the requeued run took over its first run's lock" \
