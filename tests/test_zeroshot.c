@@ -201,6 +201,17 @@ static void test_bad_items(void) {
     expect_refused("piqa", "{\"goal\": \"g\", \"sol1\": \"a\"\n", "bad.jsonl:1: not a JSON object");
     expect_refused("piqa", "\n\n", "no items");
     CHECK(zs_task_list_check("piqa,arc_easy", "x") == 0, "a list of tasks");
+    /* the one lookup (zs_task_get): the row by its exact name, NULL without a message otherwise */
+    const ZsTask *zp = zs_task_get("piqa"), *zw = zs_task_get("winogrande");
+    CHECK(zp && !strcmp(zp->file, "piqa.jsonl") && zp->has_acc_norm, "zs_task_get(piqa): piqa.jsonl, with acc_norm");
+    CHECK(zw && !strcmp(zw->file, "winogrande.jsonl") && !zw->has_acc_norm, "zs_task_get(winogrande): no acc_norm");
+    CHECK(!zs_task_get("boolq") && !zs_task_get("") && !zs_task_get("PIQA") && !zs_task_get("piqa "),
+          "zs_task_get: unknown, empty, other case, trailing space: NULL");
+    char names[200], cut[12];
+    zs_task_names(names, sizeof names);
+    zs_task_names(cut, sizeof cut);
+    CHECK(!strcmp(names, "arc_easy, arc_challenge, piqa, hellaswag, winogrande"), "zs_task_names: '%s'", names);
+    CHECK(!strcmp(cut, "arc_easy, a"), "zs_task_names cut to 12 bytes: '%s'", cut);
     char dir[] = "/tmp/qh_zs_XXXXXX";
     if (mkdtemp(dir)) {
         cap_begin_in(dir);

@@ -51,6 +51,11 @@ typedef struct ZsTask {
 extern const ZsTask zs_tasks[];
 extern const int zs_ntasks;
 
+/* The row of `name`; NULL (and no message) when no task has that name. THE
+ * lookup of the table: every use of a task name goes through it. */
+const ZsTask *zs_task_get(const char *name);
+/* The task names, ", "-separated, into buf (n bytes; cut short if it must be). */
+void zs_task_names(char *buf, size_t n);
 /* The row of `name`; NULL with a message listing the tasks otherwise. */
 const ZsTask *zs_task_find(const char *name);
 /* Check a comma-separated list of task names (no empty name, no repeats): 0,

@@ -350,12 +350,24 @@ const ZsTask zs_tasks[] = {
 };
 const int zs_ntasks = (int)(sizeof zs_tasks / sizeof zs_tasks[0]);
 
-const ZsTask *zs_task_find(const char *name) {
+const ZsTask *zs_task_get(const char *name) {
     for (int i = 0; i < zs_ntasks; i++)
         if (!strcmp(zs_tasks[i].name, name)) return &zs_tasks[i];
-    char names[200] = "";
+    return NULL;
+}
+
+void zs_task_names(char *buf, size_t n) {
+    if (n == 0) return;
+    buf[0] = 0;
     for (int i = 0; i < zs_ntasks; i++)
-        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", zs_tasks[i].name);
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "", zs_tasks[i].name);
+}
+
+const ZsTask *zs_task_find(const char *name) {
+    const ZsTask *z = zs_task_get(name);
+    if (z) return z;
+    char names[200];
+    zs_task_names(names, sizeof names);
     qh_error("unknown zero-shot task '%s' (the tasks: %s)", name, names);
     return NULL;
 }

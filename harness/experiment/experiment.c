@@ -67,11 +67,9 @@ static int check_eval_dataset(const char *v, char *why, size_t n) {
 }
 
 static int check_zeroshot_task(const char *v, char *why, size_t n) {
-    char list[200] = "";
-    for (int i = 0; i < zs_ntasks; i++) {
-        if (!strcmp(zs_tasks[i].name, v)) return 0;
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", zs_tasks[i].name);
-    }
+    if (zs_task_get(v)) return 0;
+    char list[200];
+    zs_task_names(list, sizeof list);
     snprintf(why, n, "unknown zero-shot task '%s' (expected one of %s)", v, list);
     return -1;
 }

@@ -634,9 +634,8 @@ static void sources_notes(const Report *r, const Sources *s, Buf *md) {
 
 /* Whether a zero-shot task has lm-eval's acc_norm (zeroshot_tasks.c's table; an unknown name: shown if measured). */
 static int zs_has_norm(const char *task) {
-    for (int i = 0; i < zs_ntasks; i++)
-        if (!strcmp(zs_tasks[i].name, task)) return zs_tasks[i].has_acc_norm;
-    return 1;
+    const ZsTask *z = zs_task_get(task);
+    return z ? z->has_acc_norm : 1;
 }
 
 /* A zero-shot cell of table.md: "acc / acc_norm" in percent ("acc" alone for a task without acc_norm), "-" when
