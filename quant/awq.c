@@ -59,6 +59,12 @@ static void clip_group(float *Ws, int n, int r, int c0, int c1, const float *Xs,
         for (int c = 0; c < g; c++) w[c] = w[c] < -best_max ? -best_max : (w[c] > best_max ? best_max : w[c]);
 }
 
+int awq_scale_invalid(const float *s, int n) {
+    for (int c = 0; c < n; c++)
+        if (!isfinite(s[c]) || !(s[c] > 0.0f)) return c;
+    return -1;
+}
+
 int awq_quantize_layer(const float *W, int m, int n, const float *s, const float *X, int ntok, const QuantParams *p,
                        QuantLayer *q, float *W_deq) {
     memset(q, 0, sizeof *q);
@@ -68,13 +74,13 @@ int awq_quantize_layer(const float *W, int m, int n, const float *s, const float
     float *sk = qh_malloc(sizeof(float) * (size_t)n); /* (n) s as the layer keeps it */
     for (int c = 0; c < n; c++) {
         float v = s ? s[c] : 1.0f;
-        if (p->stats_dtype == QH_STATS_FP16) v = qh_f16_to_f32(qh_f32_to_f16(v));
-        if (!isfinite(v) || !(v > 0.0f)) {
-            free(sk);
-            return qh_error("awq: input channel scale s[%d] = %g (%s); expected a finite value > 0", c,
-                            s ? (double)s[c] : 1.0, quant_stats_dtype_name(p->stats_dtype));
-        }
-        sk[c] = v;
+        sk[c] = p->stats_dtype == QH_STATS_FP16 ? qh_f16_to_f32(qh_f32_to_f16(v)) : v;
+    }
+    int bad = awq_scale_invalid(sk, n);
+    if (bad >= 0) {
+        free(sk);
+        return qh_error("awq: input channel scale s[%d] = %g (%s); expected a finite value > 0", bad,
+                        s ? (double)s[bad] : 1.0, quant_stats_dtype_name(p->stats_dtype));
     }
     float *Ws = qh_malloc(sizeof(float) * (size_t)m * n); /* (m, n) W diag(s) */
     for (int r = 0; r < m; r++)

@@ -155,6 +155,9 @@ int quantize_layer_ref(const char *method, const float *W, int m, int n, const d
  * and W_deq are exactly RTN's. 0, or -1 after a message. */
 int awq_quantize_layer(const float *W, int m, int n, const float *s, const float *X, int ntok, const QuantParams *p,
                        QuantLayer *q, float *W_deq);
+/* The first c with s[c] not finite or not > 0 (what QuantLayer.in_scale may
+ * not hold), -1 when all n are valid. */
+int awq_scale_invalid(const float *s, int n);
 /* The quantize_ref of quant_methods[]'s "awq": awq_quantize_layer with s = 1
  * and no clipping (the search's ratio 0: plain RTN stored in AWQ's layout);
  * H is not used. The calibrated method runs the block-level search instead. */

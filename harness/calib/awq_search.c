@@ -98,6 +98,26 @@ static int clip_allowed(const ArchDesc *a, LinearKind k) {
     return a->qkv == QKV_SEPARATE && k == LIN_V;
 }
 
+/* One linear of a group: its shape (model_linear_shape) and where its weights
+ * start in the group's weights laid one after another. */
+typedef struct GroupLinear {
+    LinearKind k;
+    int out, in;
+    size_t off; /* elements before it */
+} GroupLinear;
+
+/* gl[i] of the group's linears ks[0..nk); the total number of weights. */
+static size_t group_linears(const ModelConfig *c, const int *ks, int nk, GroupLinear *gl) {
+    size_t off = 0;
+    for (int i = 0; i < nk; i++) {
+        gl[i].k = (LinearKind)ks[i];
+        model_linear_shape(c, gl[i].k, &gl[i].out, &gl[i].in);
+        gl[i].off = off;
+        off += (size_t)gl[i].out * gl[i].in;
+    }
+    return off;
+}
+
 static int set_weights(Model *m, Forward *f, int l, LinearKind k, const float *W) {
     model_set_linear(m, l, k, W);
     return f->ops->weights_changed(f, l);
@@ -120,8 +140,9 @@ int awq_quantize_block(Model *m, Forward *f, const LayerQuantizer *lq, const Qua
         for (int k = 0; k < a->n_lin; k++)
             if (a->lin[k].group == g) ks[nk++] = k;
         if (nk == 0) continue;
-        int rows, n;
-        model_linear_shape(c, (LinearKind)ks[0], &rows, &n);
+        GroupLinear gl[LIN_COUNT];
+        size_t total = group_linears(c, ks, nk, gl);
+        int n = gl[0].in;
         for (int i = 1; i < nk; i++)
             if (a->lin[ks[i]].input != a->lin[ks[0]].input)
                 return qh_error("awq: the linears of group %d of family %s read different inputs", g, a->name);
@@ -143,33 +164,19 @@ int awq_quantize_block(Model *m, Forward *f, const LayerQuantizer *lq, const Qua
         for (int i = 0; i < n; i++) xm[i] = cap.seen > 0 ? (float)(cap.absum[i] / (double)cap.seen) : 1.0f;
         float *Worig = NULL, *Wdeq = NULL;
         if (scaled && rc == 0) { /* 2. the grid of exponents */
-            size_t total = 0;
-            for (int i = 0; i < nk; i++) {
-                int o, in;
-                model_linear_shape(c, (LinearKind)ks[i], &o, &in);
-                total += (size_t)o * in;
-            }
             Worig = qh_malloc(sizeof(float) * total); /* the group's weights, one after another */
             Wdeq = qh_malloc(sizeof(float) * total);
-            size_t off = 0;
-            for (int i = 0; i < nk; i++) {
-                int o, in;
-                model_linear_shape(c, (LinearKind)ks[i], &o, &in);
-                memcpy(Worig + off, m->w.blocks[l].lin[ks[i]], sizeof(float) * (size_t)o * in);
-                off += (size_t)o * in;
-            }
+            for (int i = 0; i < nk; i++)
+                memcpy(Worig + gl[i].off, m->w.blocks[l].lin[gl[i].k], sizeof(float) * (size_t)gl[i].out * gl[i].in);
             for (int r = 0; r < p->awq_grid && rc == 0; r++) {
                 double ratio = (double)r / p->awq_grid, loss = NAN;
                 awq_scales(xm, n, ratio, s_try);
-                off = 0;
                 for (int i = 0; i < nk && rc == 0; i++) {
-                    int o, in;
-                    model_linear_shape(c, (LinearKind)ks[i], &o, &in);
                     QuantLayer q;
-                    rc = awq_quantize_layer(Worig + off, o, in, s_try, NULL, 0, p, &q, Wdeq + off);
+                    rc = awq_quantize_layer(Worig + gl[i].off, gl[i].out, gl[i].in, s_try, NULL, 0, p, &q,
+                                            Wdeq + gl[i].off);
                     quant_layer_free(&q);
-                    if (rc == 0) rc = set_weights(m, f, l, (LinearKind)ks[i], Wdeq + off);
-                    off += (size_t)o * in;
+                    if (rc == 0) rc = set_weights(m, f, l, gl[i].k, Wdeq + gl[i].off);
                 }
                 if (rc == 0) rc = block_loss(f, l, b, K, &loss);
                 if (r == 0) loss0 = loss;
@@ -178,13 +185,8 @@ int awq_quantize_block(Model *m, Forward *f, const LayerQuantizer *lq, const Qua
                     memcpy(s_best, s_try, sizeof(float) * (size_t)n);
                 }
             }
-            off = 0; /* the weights as they were, for the final quantization */
-            for (int i = 0; i < nk && rc == 0; i++) {
-                int o, in;
-                model_linear_shape(c, (LinearKind)ks[i], &o, &in);
-                rc = set_weights(m, f, l, (LinearKind)ks[i], Worig + off);
-                off += (size_t)o * in;
-            }
+            /* the weights as they were, for the final quantization */
+            for (int i = 0; i < nk && rc == 0; i++) rc = set_weights(m, f, l, gl[i].k, Worig + gl[i].off);
         }
         for (int i = 0; i < nk && rc == 0; i++) { /* 3. quantize with the kept scales (and clipping) */
             LinearKind k = (LinearKind)ks[i];

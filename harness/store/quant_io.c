@@ -543,10 +543,10 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
         rc = qh_error("'%s': %s holds %s, but method %s has no per input channel scales", h5_path(f), grp,
                       in_scale_dataset(d), q->method);
     if (rc == 0 && want_scale) rc = get_values(f, grp, in_scale_dataset(d), &q->in_scale, q->n, d);
-    for (int c = 0; rc == 0 && q->in_scale && c < q->n; c++)
-        if (!isfinite(q->in_scale[c]) || !(q->in_scale[c] > 0.0f))
-            rc = qh_error("'%s': %s/%s[%d] = %g; expected a finite value > 0", h5_path(f), grp, in_scale_dataset(d), c,
-                          (double)q->in_scale[c]);
+    int bad = rc == 0 && q->in_scale ? awq_scale_invalid(q->in_scale, q->n) : -1;
+    if (bad >= 0)
+        rc = qh_error("'%s': %s/%s[%d] = %g; expected a finite value > 0", h5_path(f), grp, in_scale_dataset(d), bad,
+                      (double)q->in_scale[bad]);
 #undef HAS
     if (rc == 0) {
         double d;
