@@ -15,10 +15,8 @@
 #include "calibrate.h"
 #include "check.h"
 #include "datasets.h"
+#include "gpu_stories.h"
 #include "kld_eval.h"
-#include "stories_fixture.h"
-
-static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
 static double max_rel(const float *a, const float *b, size_t n) {
     double w = 0, scale = 0;
@@ -42,19 +40,12 @@ static int kld_on(QhDevice dev, const Model *m, const Model *ref, const TokenStr
 }
 
 int main(void) {
-    if (!qh_cuda_available()) {
-        SKIP("no CUDA GPU visible (or a build without nvcc): GPU KL divergence tests not run");
-        return test_summary();
-    }
     Model m, fp;
     Tokenizer tok;
     TokenStream ts;
-    if (stories_open(&m, &tok) != 0) {
-        SKIP("stories260K not in data/ (make data)");
-        return test_summary();
-    }
+    if (gpu_stories_open(&m, &tok, "GPU KL divergence tests") != 0) return test_summary();
     const int T = 256, NW = 4;
-    if (dataset_eval("wikitext2", root(), &tok, T, &ts) != 0) return 1;
+    if (dataset_eval("wikitext2", stories_data_root(), &tok, T, &ts) != 0) return 1;
 
     /* against itself on the GPU */
     model_view_loaded(&m, &fp);
@@ -68,7 +59,7 @@ int main(void) {
     ppl_result_free(&r);
     model_free(&fp);
 
-    QuantRunSpec spec = {.method = "rtn", .calib = "none", .seqlen = T, .data_root = root(), .device = QH_DEVICE_CPU};
+    QuantRunSpec spec = {.method = "rtn", .calib = "none", .seqlen = T, .data_root = stories_data_root(), .device = QH_DEVICE_CPU};
     quant_params_default(&spec.params, "rtn");
     spec.params.wbits = 4;
     QuantRun run;

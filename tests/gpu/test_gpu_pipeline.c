@@ -33,10 +33,8 @@
 #include "check.h"
 #include "datasets.h"
 #include "forward.h"
+#include "gpu_stories.h"
 #include "perplexity.h"
-#include "stories_fixture.h"
-
-static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
 static double ppl_on(QhDevice dev, const Model *m, const TokenStream *ts, int seqlen, long maxw) {
     Forward *f;
@@ -171,7 +169,7 @@ static double rel_frobenius(const double *A, const double *B, int n) {
 static void test_awq_on_cuda(const char *mp, const Tokenizer *t, const TokenStream *ts) {
     Model a, b;
     if (model_load_llama2c(&a, mp) != 0 || model_load_llama2c(&b, mp) != 0) return;
-    QuantRunSpec s = {.method = "awq", .calib = "c4", .nsamples = 16, .seqlen = 128, .data_root = root()};
+    QuantRunSpec s = {.method = "awq", .calib = "c4", .nsamples = 16, .seqlen = 128, .data_root = stories_data_root()};
     quant_params_default(&s.params, "awq");
     s.params.wbits = 3;
     s.params.groupsize = 32;
@@ -199,21 +197,14 @@ static void test_awq_on_cuda(const char *mp, const Tokenizer *t, const TokenStre
 }
 
 int main(void) {
-    if (!qh_cuda_available()) {
-        SKIP("no CUDA GPU visible");
-        return test_summary();
-    }
-    char mp[1024];
-    stories_model_path(mp, sizeof mp);
     Model m;
     Tokenizer t;
-    if (stories_open(&m, &t) != 0) {
-        SKIP("stories260K not found under QH_DATA");
-        return test_summary();
-    }
+    if (gpu_stories_open(&m, &t, "GPU pipeline tests") != 0) return test_summary();
+    char mp[1024];
+    stories_model_path(mp, sizeof mp);
     const char *sets[] = {"wikitext2", "ptb", "c4", "tinystories"};
     TokenStream ts[4];
-    for (int i = 0; i < 4; i++) CHECK(dataset_eval(sets[i], root(), &t, 512, &ts[i]) == 0, "dataset %s", sets[i]);
+    for (int i = 0; i < 4; i++) CHECK(dataset_eval(sets[i], stories_data_root(), &t, 512, &ts[i]) == 0, "dataset %s", sets[i]);
     printf("%-28s %14s %14s %10s\n", "full precision (seqlen 512)", "cpu ppl", "cuda ppl", "rel diff");
     double pc[4], pg[4];
     for (int i = 0; i < 4; i++) {
@@ -268,7 +259,7 @@ int main(void) {
         model_load_llama2c(&a, mp);
         model_load_llama2c(&b, mp);
         QuantRunSpec s = {.method = method, .calib = "c4", .nsamples = 128, .seqlen = 512, .seed = 0,
-                          .data_root = root(), .device = QH_DEVICE_CPU};
+                          .data_root = stories_data_root(), .device = QH_DEVICE_CPU};
         quant_params_default(&s.params, method);
         s.params.wbits = runs[ri].bits;
         s.params.stats_dtype = runs[ri].dtype;

@@ -22,11 +22,9 @@
 #include "datasets.h"
 #include "forward.h"
 #include "perplexity.h"
+#include "gpu_stories.h"
 #include "procedural.h"
-#include "stories_fixture.h"
 #include "stream_eval.h"
-
-static const char *root(void) { return getenv("QH_DATA") ? getenv("QH_DATA") : "data"; }
 
 /* whole model on the GPU vs streamed: every window's NLL identical */
 static void compare_eval(const char *what, Model *whole, Model *streamed, const TokenStream *ts, int T, long maxw) {
@@ -56,7 +54,7 @@ static void quant_compare(const char *mp, const Tokenizer *t) {
     Model a, b;
     if (model_load_llama2c(&a, mp) != 0 || model_load_llama2c(&b, mp) != 0) return;
     QuantRunSpec s = {.method = "spqr", .calib = "wikitext2", .nsamples = 16, .seqlen = 128, .seed = 0,
-                      .data_root = root(), .device = QH_DEVICE_CUDA};
+                      .data_root = stories_data_root(), .device = QH_DEVICE_CUDA};
     quant_params_default(&s.params, "spqr");
     s.params.wbits = 3;
     QuantRun ra, rb;
@@ -86,20 +84,13 @@ static void quant_compare(const char *mp, const Tokenizer *t) {
 }
 
 int main(void) {
-    if (!qh_cuda_available()) {
-        SKIP("no CUDA GPU visible");
-        return test_summary();
-    }
-    char mp[1024];
-    stories_model_path(mp, sizeof mp);
     Model m;
     Tokenizer t;
-    if (stories_open(&m, &t) != 0) {
-        SKIP("stories260K not found under QH_DATA");
-        return test_summary();
-    }
+    if (gpu_stories_open(&m, &t, "block-streamed GPU tests") != 0) return test_summary();
+    char mp[1024];
+    stories_model_path(mp, sizeof mp);
     TokenStream ts;
-    CHECK(dataset_eval("wikitext2", root(), &t, 256, &ts) == 0, "wikitext2");
+    CHECK(dataset_eval("wikitext2", stories_data_root(), &t, 256, &ts) == 0, "wikitext2");
     unsetenv("QH_CUDA_MATH");
     compare_eval("stories260K fp32", &m, &m, &ts, 256, 0);
     setenv("QH_CUDA_ACTS", "host", 1);

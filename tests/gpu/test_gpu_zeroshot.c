@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gpu_stories.h"
 #include "model_open.h"
-#include "stories_fixture.h"
 #include "zeroshot.h"
 
 
@@ -73,16 +73,9 @@ static void compare(Forward *fc, Forward *fg, const Tokenizer *t, const ZsData *
 }
 
 int main(void) {
-    if (!qh_cuda_available()) {
-        SKIP("no CUDA GPU visible (or a build without nvcc): GPU zero-shot tests not run");
-        return test_summary();
-    }
     Model m;
     Tokenizer tok;
-    if (stories_open(&m, &tok) != 0) {
-        SKIP("stories260K not in data/ (make data)");
-        return test_summary();
-    }
+    if (gpu_stories_open(&m, &tok, "GPU zero-shot tests") != 0) return test_summary();
     Forward *fc, *fg;
     if (forward_create(QH_DEVICE_CPU, &m, 256, &fc) != 0 || forward_create(QH_DEVICE_CUDA, &m, 256, &fg) != 0) {
         CHECK(0, "create the cpu and cuda backends");
