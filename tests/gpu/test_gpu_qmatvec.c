@@ -10,9 +10,10 @@
  * g128 (skipped without data/). Bound: the reference sums in double, the
  * kernel in fp32 with the weights decoded as s (q - z), so within
  * 2 (n + 4) 2^-24 sum (|w| + |s z|) |x| (the gamma_n bound of a recursive fp32
- * sum plus the decode's roundings). A corrupted device result (one output
- * changed by the bound's size) fails the same comparison. Also: nb 0 refused
- * by name. Without a GPU (or in a build without nvcc) everything is skipped,
+ * sum plus the decode's roundings). Negative control, as tests/test_qmatvec.c's:
+ * one code of the layout changed (row 2 of the hand-placed outlier layer, a row
+ * without outliers) and uploaded makes the same comparison fail on that row's
+ * outputs, and on no other row's. Also: nb 0 refused by name. Without a GPU (or in a build without nvcc) everything is skipped,
  * exit 0. Not here: the CPU kernels (tests/test_qmatvec.c), timings
  * (kernels/bench/bench_gpu_qmatvec.c). */
 #include <math.h>
@@ -27,6 +28,7 @@
 #include "model.h"
 #include "packed_quant.h"
 #include "qlayout.h"
+#include "qmatvec_cuda.h"
 #include "quant.h"
 #include "quant_fixtures.h"
 #include "stories_fixture.h"
@@ -46,10 +48,17 @@ static int count_off(const float *Yg, const float *Yr, const double *bound, int 
     return bad;
 }
 
-static void compare(const char *what, const QuantLayer *q) {
+/* The device kernel against the reference on q, nb 1..8 and 11. bad NULL:
+ * the device reads q's layout (packed_quant_create(q, "cuda")) and every
+ * output must be within its bound (CHECKed). bad given (a layout of q with
+ * something changed, the negative control): the device reads bad, nothing is
+ * CHECKed here and off_by_row[r] (m) counts the outputs of row r off the
+ * reference, over every nb. */
+static void compare_layout(const char *what, const QuantLayer *q, const QLayout *bad, int *off_by_row) {
     const int m = q->m, n = q->n;
     PackedLinear *ref = NULL, *gpu = NULL;
-    if (packed_quant_create(q, "ref", &ref) != 0 || packed_quant_create(q, "cuda", &gpu) != 0) {
+    if (packed_quant_create(q, "ref", &ref) != 0 ||
+        (bad ? qmatvec_cuda_create(bad, &gpu) : packed_quant_create(q, "cuda", &gpu)) != 0) {
         CHECK(0, "%s: packed_quant_create ref / cuda", what);
         if (ref) ref->ops->destroy(ref);
         return;
@@ -99,18 +108,18 @@ static void compare(const char *what, const QuantLayer *q) {
         cudaError_t e = cudaDeviceSynchronize();
         CHECK(rc == 0 && e == cudaSuccess, "%s: cuda matmul nb %d: rc %d, %s", what, nb, rc, cudaGetErrorString(e));
         cudaMemcpy(Yg, dY, sizeof(float) * (size_t)nb * m, cudaMemcpyDeviceToHost);
-        int bad = count_off(Yg, Yr, bound, nb * m);
+        if (bad) {
+            for (int i = 0; i < nb * m; i++) off_by_row[i % m] += count_off(Yg + i, Yr + i, bound + i, 1);
+            continue;
+        }
+        int noff = count_off(Yg, Yr, bound, nb * m);
         double worst = 0;
         for (int i = 0; i < nb * m; i++) {
             double ratio = fabs((double)Yg[i] - Yr[i]) / bound[i];
             if (!(ratio <= worst)) worst = ratio;
         }
-        CHECK(bad == 0, "%s, nb %d: %d of %d outputs off the reference; worst error / bound %.3g", what, nb, bad,
+        CHECK(noff == 0, "%s, nb %d: %d of %d outputs off the reference; worst error / bound %.3g", what, nb, noff,
               nb * m, worst);
-        if (nb == 1) { /* the comparison can fail: one output moved by twice its bound */
-            Yg[m / 2] += (float)(2.0 * bound[m / 2]) + 1e-6f * fabsf(Yg[m / 2]);
-            CHECK(count_off(Yg, Yr, bound, m) == 1, "%s: a corrupted output went unnoticed", what);
-        }
     }
 done:
     cudaFree(dX), cudaFree(dY);
@@ -118,6 +127,8 @@ done:
     qlayout_free(&L);
     free(W), free(X), free(bound), free(s), free(z), free(inv), free(Yr), free(Yg);
 }
+
+static void compare(const char *what, const QuantLayer *q) { compare_layout(what, q, NULL, NULL); }
 
 typedef struct {
     const char *method;
@@ -187,6 +198,22 @@ static void test_outlier_rows(void) {
     }
     place_outlier_rows(&q, 1);
     compare("hand-placed outliers (a full row, empty rows)", &q);
+
+    /* negative control: one code changed in the layout -> the comparison must fail, on that row only */
+    QLayout L;
+    if (qlayout_build(&q, &L) == 0) {
+        L.words[(2 * (size_t)L.ntiles + 1) * 8 + 3] ^= 1u; /* row 2 (no outliers), tile 1, lane 3, vector 0 */
+        int *off = qh_calloc((size_t)q.m, sizeof(int)), other = 0;
+        compare_layout("corrupted layout", &q, &L, off);
+        for (int r = 0; r < q.m; r++) other += r != 2 ? off[r] : 0;
+        CHECK(off[2] > 0 && other == 0,
+              "a corrupted code of row 2: %d of its outputs off the reference (expected > 0), %d of other rows' "
+              "(expected 0)",
+              off[2], other);
+        free(off);
+        qlayout_free(&L);
+    } else
+        CHECK(0, "qlayout_build for the negative control");
     quant_layer_free(&q);
     free(W);
 }
