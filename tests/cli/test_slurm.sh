@@ -413,8 +413,9 @@ if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" "$WAIT" && freeze "$O
         sleep 0.1
     done
     scontrol update JobId="${A2}_3" StartTime=now
+    _rc=$?
     check "scontrol update StartTime=now of the requeued ${A2}_3 ($(squeue -h -j "${A2}_3" -o %T 2>/dev/null))" \
-        [ $? -eq 0 ]
+        [ $_rc -eq 0 ]
     show "$(el): scontrol requeue ${A2}_3 while it runs point $g3 (its run stopped)"
 else
     fail "task ${A2}_3 did not start within $WAIT s, or finished before it could be stopped and requeued"
