@@ -150,12 +150,7 @@ int cmd_eval(int argc, char **argv, int full_argc, char **full_argv) {
             rc = results_write_header(f, "/", &prov, &m, "{}");
             if (quantized) rc |= h5_attr_str(f, "/", "quantized_model", quantized);
             if (quantized) rc |= h5_attr_str(f, "/", "stats_dtype", quant_stats_dtype_name(qinfo.params.stats_dtype));
-            for (int i = 0; rc == 0 && i < eo.n; i++) {
-                rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
-                if (rc == 0 && eo.kld && eo.kld[i].n)
-                    rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
-            }
-            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
+            if (rc == 0) rc = results_write_outcome(f, "/", &eo);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }

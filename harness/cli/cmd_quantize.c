@@ -288,7 +288,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
         if (rc == 0) {
             rc = results_write_header(f, "/", &prov, &m, settings_text);
             if (rc == 0) rc = quant_io_write_report(f, "/", &run);
-            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
+            if (rc == 0) rc = results_write_outcome(f, "/", &eo);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }

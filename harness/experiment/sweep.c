@@ -542,8 +542,7 @@ static int run_fp(Worker *w, const char *file, char *line, size_t ln) {
             if (rc == 0) rc = write_common(f, x, "full_precision");
             if (rc == 0) rc = write_budget(f, w, &jm);
             if (rc == 0) rc = write_status(f, failure);
-            for (int i = 0; rc == 0 && i < eo.n; i++) rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
-            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
+            if (rc == 0) rc = results_write_outcome(f, "/", &eo);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }
@@ -631,12 +630,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
                 rc |= h5_attr_f64(f, "/", "seconds_eval", te);
             }
             if (rc == 0) rc = quant_io_write_report(f, "/", &run);
-            for (int i = 0; rc == 0 && i < eo.n; i++) {
-                rc = results_write_eval(f, "/", &eo.streams[i], &eo.ppl[i], eo.device);
-                if (rc == 0 && eo.kld && eo.kld[i].n)
-                    rc = results_write_kld(f, "/", &eo.streams[i], &eo.kld[i], kld_scope_names[eo.kld_scope]);
-            }
-            for (int i = 0; rc == 0 && i < eo.nzs; i++) rc = results_write_zeroshot(f, "/", &eo.zs[i], eo.device);
+            if (rc == 0) rc = results_write_outcome(f, "/", &eo);
             if (rc == 0) rc = h5_commit(&f);
             else h5_abort(&f);
         }

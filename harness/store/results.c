@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kld_eval.h"
 #include "model_hash.h"
 #include "util.h"
 
@@ -161,4 +162,15 @@ int results_write_zeroshot(H5File *f, const char *group, const ZsResult *r, cons
     rc |= h5_write(f, p, H5T_QH_I64, v, r->n, 0);
     free(v);
     return rc ? -1 : 0;
+}
+
+int results_write_outcome(H5File *f, const char *group, const EvalOutcome *eo) {
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < eo->n; i++) {
+        rc = results_write_eval(f, group, &eo->streams[i], &eo->ppl[i], eo->device);
+        if (rc == 0 && eo->kld && eo->kld[i].n)
+            rc = results_write_kld(f, group, &eo->streams[i], &eo->kld[i], kld_scope_names[eo->kld_scope]);
+    }
+    for (int i = 0; rc == 0 && i < eo->nzs; i++) rc = results_write_zeroshot(f, group, &eo->zs[i], eo->device);
+    return rc;
 }

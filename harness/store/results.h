@@ -5,6 +5,7 @@
 #define QH_RESULTS_H
 
 #include "datasets.h"
+#include "eval_run.h"
 #include "h5io.h"
 #include "kld.h"
 #include "model.h"
@@ -28,6 +29,10 @@ int results_write_kld(H5File *f, const char *group, const TokenStream *ts, const
  * prompt; datasets loglik (requests), and per item gold, pred, pred_norm,
  * line (n). */
 int results_write_zeroshot(H5File *f, const char *group, const ZsResult *r, const char *device);
+/* Everything an evaluation measured, under <group>: each dataset
+ * (results_write_eval), its KLD when measured (results_write_kld, the
+ * outcome's scope) and each zero-shot task (results_write_zeroshot). */
+int results_write_outcome(H5File *f, const char *group, const EvalOutcome *eo);
 /* The attribute name of a percentile: "kld_p99.9", "dp_p50" (prefix, level as a fraction). */
 void results_pct_name(char *buf, size_t n, const char *prefix, double level);
 
