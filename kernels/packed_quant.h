@@ -15,11 +15,12 @@
 extern "C" {
 #endif
 
-/* kernel: "ref" (scalar C), "avx2", "cuda" (device), "auto" (avx2 when the CPU
- * has it, else ref); -1 with a message naming the QuantLayer field and why
- * when the layout cannot take q (or the kernel is unknown / not available
- * here). "ref" and "avx2" take host pointers (PACKED_HOST), "cuda" device ones
- * (PACKED_DEVICE). q is not kept. */
+/* kernel: "ref" (scalar C), "avx2", "avx512", "cuda" (device), "auto"
+ * (avx512 when the CPU has it, else avx2 when it has that, else ref); -1 with
+ * a message naming the QuantLayer field and why when the layout cannot take q
+ * (or the kernel is unknown / not available here). "ref", "avx2" and "avx512"
+ * take host pointers (PACKED_HOST), "cuda" device ones (PACKED_DEVICE). q is
+ * not kept. */
 int packed_quant_create(const QuantLayer *q, const char *kernel, PackedLinear **out);
 
 #ifdef __cplusplus

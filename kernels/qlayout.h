@@ -1,7 +1,8 @@
 /* qlayout.h: the kernel-ready layout of one quantized linear layer (issue 18),
  * derived from a QuantLayer (quant/quant.h, what a stored quantized file loads
  * into) and read by the matrix-vector kernels (qmatvec_ref.c, qmatvec_avx2.c,
- * qmatvec.cu). The HDF5 file stays the archive; this is built at load.
+ * qmatvec_avx512.c, qmatvec.cu). The HDF5 file stays the archive; this is
+ * built at load.
  *
  * Weights W_hat (m, n) are exactly quant_layer_dequantize(q): for row r and
  * permuted column c (original column perm[c]) in group j = c / groupsize,

@@ -180,7 +180,7 @@ static void check_choices(const char *path, const Model *m) {
                        "QuantLayer.wbits = 4: kernel 'ref' of this test takes none", "an explicit kernel never falls back");
     CHECK(!pm.lin, "nothing kept after a refusal");
     CAPTURE_CHECK_FAIL(quant_packed_build(path, m, deq_create, "fast", PACKED_HOST, &pm),
-                       "--kernels: expected one of ref|avx2|cuda|auto|decoded, got 'fast'", "an unknown kernel");
+                       "--kernels: expected one of ref|avx2|avx512|cuda|auto|decoded, got 'fast'", "an unknown kernel");
 }
 
 static void check_rotate_half(void) {

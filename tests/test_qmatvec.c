@@ -5,19 +5,22 @@
  * quant_layer_dequantize decodes (in double), for
  *   - qmatvec_ref: summed in double from the same fp32 weights, so within
  *     2^-23 |y| + 2 n 2^-53 sum |w x| of the dense product (rounding only);
- *   - qmatvec_avx2 and every PackedLinear: fp32 accumulation, weights decoded
- *     with one fma (s q - s z), or with one input s sum q x - s z sum x per
- *     group, so within 2 (n + 4) 2^-24 sum (|w| + |s z|) |x| (the gamma_n
+ *   - qmatvec_avx2, qmatvec_avx512 and every PackedLinear: fp32 accumulation,
+ *     weights decoded with one fma (s q - s z), or with one input
+ *     s sum q x - s z sum x per group, so within 2 (n + 4) 2^-24 sum (|w| + |s z|) |x| (the gamma_n
  *     bound of a recursive fp32 sum plus the decode's roundings, |s q| <=
  *     |w| + |s z|);
  * on random layers of odd sizes (ragged last groups, n not a multiple of 8,
  * rows without outliers, one row with many, act_order) for RTN, GPTQ (also
  * its integer zero) and SpQR, wbits 2 / 3 / 4 / 8, beta1 8..128 and per row,
  * beta2 7..128, coded and plain statistics, both stats_dtype modes, nb 1..8 and
- * 11 (two chunks); and on the linears of stories260K quantized here with SpQR,
+ * 11 (two chunks); on synthetic layers with long rows (n = 9000, the AVX-512
+ * kernel's two-row path, an odd row count); and on the linears of stories260K quantized here with SpQR,
  * GPTQ and RTN (the model's weights, a synthetic correlated Hessian). A
  * corrupted code makes the comparison fail (the check can fail). A layer
- * large enough for OpenMP gives the same bits on one thread and on several.
+ * large enough for OpenMP gives the same bits on one thread and on several
+ * (both SIMD kernels). packed_quant_create's "auto" picks avx512, else avx2,
+ * else ref, by what the CPU has; a kernel the CPU lacks is skipped (counted).
  * Bad input:
  * wbits 5, groupsize 12, n > 65536, a code out of range, an fp16-mode value
  * that is not fp16, an unknown kernel, each refused with the field named.
@@ -57,6 +60,19 @@ static float *random_W(int m, int n) {
     return W;
 }
 
+/* The kernels under test, in the order of packed_quant_create's names
+ * (ref, avx2, avx512); each skipped (counted) on a CPU without it. */
+static int always(void) { return 1; }
+static const struct {
+    const char *name, *skip; /* skip: why, on a CPU without it */
+    int (*supported)(void);
+    void (*run)(const QLayout *, const float *, int, float *);
+} kernels[] = {{"qmatvec_ref", "", always, qmatvec_ref},
+               {"qmatvec_avx2", "qmatvec_avx2: this CPU has no AVX2 + FMA + F16C", qmatvec_avx2_supported, qmatvec_avx2},
+               {"qmatvec_avx512", "qmatvec_avx512: this CPU has no AVX-512 F + DQ + BW + VL", qmatvec_avx512_supported,
+                qmatvec_avx512}};
+#define NKERNELS 3
+
 /* The comparison of one layer: every kernel, nb 1..8 and 11, against the
  * dense product. Returns the number of failed comparisons (also counted by
  * CHECK unless quiet: the negative control expects failures). */
@@ -89,16 +105,14 @@ static int compare_layer(const char *what, const QuantLayer *q, const QLayout *L
     qlayout_permute(L, X, NBMAX, Xp);
     int fails = 0;
     const int nbs[] = {1, 2, 3, 4, 5, 6, 7, 8, 11};
-    const char *kernels[] = {"qmatvec_ref", "qmatvec_avx2"};
-    for (int kk = 0; kk < 2; kk++) {
-        if (kk == 1 && !qmatvec_avx2_supported()) {
-            if (!quiet) SKIP("this CPU has no AVX2 + FMA");
+    for (int kk = 0; kk < NKERNELS; kk++) {
+        if (!kernels[kk].supported()) {
+            if (!quiet) SKIP(kernels[kk].skip);
             continue;
         }
         for (size_t t = 0; t < sizeof nbs / sizeof nbs[0]; t++) {
             int nb = nbs[t];
-            if (kk == 0) qmatvec_ref(L, Xp, nb, Y);
-            else qmatvec_avx2(L, Xp, nb, Y);
+            kernels[kk].run(L, Xp, nb, Y);
             double worst = 0;
             int bad = 0, br = 0;
             for (int i = 0; i < nb * m; i++) {
@@ -111,13 +125,13 @@ static int compare_layer(const char *what, const QuantLayer *q, const QLayout *L
             if (bad) fails++;
             if (!quiet)
                 CHECK(bad == 0, "%s, %s, nb %d: %d of %d outputs off (e.g. [%d] %.9g vs %.9g); worst error / bound %.3g",
-                      what, kernels[kk], nb, bad, nb * m, br, (double)Y[br], Yd[br], worst);
+                      what, kernels[kk].name, nb, bad, nb * m, br, (double)Y[br], Yd[br], worst);
         }
     }
     /* the same through packed_quant_create, X in the original order */
-    const char *names[] = {"ref", "avx2", "auto"};
-    for (int kk = 0; kk < 3 && !quiet; kk++) {
-        if (kk == 1 && !qmatvec_avx2_supported()) continue;
+    const char *names[] = {"ref", "avx2", "avx512", "auto"};
+    for (int kk = 0; kk < 4 && !quiet; kk++) {
+        if (kk > 0 && kk < NKERNELS && !kernels[kk].supported()) continue;
         PackedLinear *p = NULL;
         CHECK(packed_quant_create(q, names[kk], &p) == 0, "%s: packed_quant_create(%s)", what, names[kk]);
         if (!p) continue;
@@ -129,6 +143,10 @@ static int compare_layer(const char *what, const QuantLayer *q, const QLayout *L
             if (!(fabs(Y[i] - Yd[i]) <= 2.0 * (n + 4) * U32 * magf[i] + 1e-30)) bad++;
         CHECK(bad == 0, "%s: PackedLinear %s (%s), nb 3: %d outputs off the dense product", what, names[kk],
               p->ops->name, bad);
+        if (kk == 3) {
+            const char *best = qmatvec_avx512_supported() ? "quant-avx512" : qmatvec_avx2_supported() ? "quant-avx2" : "quant-ref";
+            CHECK(!strcmp(p->ops->name, best), "%s: auto picked %s on this CPU; expected %s", what, p->ops->name, best);
+        }
         p->ops->destroy(p);
     }
     free(W), free(X), free(Yd), free(mag), free(magf), free(s), free(z), free(inv), free(Xp), free(Y);
@@ -175,6 +193,7 @@ static void test_random_layers(void) {
         {"gptq", 45, 171, 3, 0, 0, 0, 0, INFINITY, 1, 0},    /* per row, act_order */
         {"gptq", 33, 200, 2, 24, 0, 0, 0, INFINITY, 0, 0},   /* groups of 24 */
         {"rtn", 23, 203, 2, 64, 0, 0, 0, INFINITY, 0, 0},    /* 2 tiles of 128 hold 4 groups each */
+        {"rtn", 23, 203, 2, 32, 0, 0, 0, INFINITY, 0, 0},    /* 8 groups per tile, 2 AVX-512 pairs each */
         {"rtn", 23, 203, 3, 80, 0, 0, 0, INFINITY, 0, 0},    /* a group per tile of 80 */
         {"spqr", 61, 200, 3, 16, 3, 3, 16, 0.2, 0, 0},       /* the paper's 3-bit 16 / 16 */
         {"spqr", 61, 200, 3, 16, 3, 3, 16, 0.2, 1, 0},       /* ... with act_order */
@@ -276,14 +295,28 @@ static void test_stories260K(void) {
     model_free(&mdl);
 }
 
+/* Synthetic layers with long rows (kernels/qlayout_synth.h: SpQR 3-bit 16/16
+ * with 1% outliers, RTN 4-bit g128), n = 9000: the AVX-512 kernel then takes
+ * two rows at a time with one input (an input of more than 32 KB); m = 33 is
+ * odd, so the last row goes alone. Against the dense product as above. */
+static void test_long_rows(void) {
+    const int fmts[2] = {1, 2};
+    for (int f = 0; f < 2; f++) {
+        QuantLayer q;
+        char what[96];
+        qsynth_layer(&qsynth_formats[fmts[f]], 33, 9000, 11 + (uint64_t)f, &q);
+        snprintf(what, sizeof what, "synthetic 33 x 9000 %s", qsynth_formats[fmts[f]].name);
+        check_layer(what, &q);
+        quant_layer_free(&q);
+    }
+}
+
 /* A layer large enough for the OpenMP split (m n >= QH_PAR_MIN_WORK; a
  * synthetic SpQR 3-bit 16/16 layer with 1% outliers, kernels/qlayout_synth.h):
  * the rows handed out on demand give the same bits as one thread, nb 1 and 3. */
 static void test_threads_same_bits(void) {
-    if (!qmatvec_avx2_supported()) {
-        SKIP("this CPU has no AVX2 + FMA");
-        return;
-    }
+    for (int kk = 1; kk < NKERNELS; kk++)
+        if (!kernels[kk].supported()) SKIP(kernels[kk].skip);
     const int m = 4096, n = 4096;
     QuantLayer q;
     QLayout L;
@@ -297,14 +330,16 @@ static void test_threads_same_bits(void) {
     for (int b = 0; b < 3; b++)
         for (int c = 0; c < n; c++) Xp[(size_t)b * L.n_pad + c] = (float)nrand();
     int threads = omp_get_max_threads();
-    for (int nb = 1; nb <= 3; nb += 2) {
-        omp_set_num_threads(1);
-        qmatvec_avx2(&L, Xp, nb, Y1);
-        omp_set_num_threads(threads > 1 ? threads : 2);
-        qmatvec_avx2(&L, Xp, nb, Yt);
-        CHECK(memcmp(Y1, Yt, sizeof(float) * (size_t)nb * m) == 0,
-              "4096 x 4096, nb %d: %d threads give other bits than one", nb, threads > 1 ? threads : 2);
-    }
+    for (int kk = 1; kk < NKERNELS; kk++)
+        for (int nb = 1; nb <= 3 && kernels[kk].supported(); nb += 2) {
+            omp_set_num_threads(1);
+            kernels[kk].run(&L, Xp, nb, Y1);
+            omp_set_num_threads(threads > 1 ? threads : 2);
+            kernels[kk].run(&L, Xp, nb, Yt);
+            CHECK(memcmp(Y1, Yt, sizeof(float) * (size_t)nb * m) == 0,
+                  "%s, 4096 x 4096, nb %d: %d threads give other bits than one", kernels[kk].name, nb,
+                  threads > 1 ? threads : 2);
+        }
     omp_set_num_threads(threads);
     free(Xp), free(Y1), free(Yt);
     qlayout_free(&L);
@@ -369,10 +404,13 @@ static void test_bad_input(void) {
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_qmatvec.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
-    printf("qmatvec: AVX2 kernel %s on this CPU\n", qmatvec_avx2_supported() ? "available" : "not available");
+    printf("qmatvec: AVX2 kernel %s, AVX-512 kernel %s on this CPU\n",
+           qmatvec_avx2_supported() ? "available" : "not available",
+           qmatvec_avx512_supported() ? "available" : "not available");
     test_random_layers();
     test_outlier_patterns();
     test_threads_same_bits();
+    test_long_rows();
     test_bad_input();
     test_stories260K();
     char cmd[128];

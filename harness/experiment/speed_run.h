@@ -19,7 +19,7 @@ typedef struct SpeedRunSpec {
     const char *const *files;        /* (nfiles) quantized-model files (quantize --save) */
     const char *const *labels;       /* (nfiles) their names in the table, or NULL: the file names */
     int nfiles;
-    const char *kernels;             /* --kernels for every file: ref|avx2|cuda|auto|decoded */
+    const char *kernels;             /* --kernels for every file: ref|avx2|avx512|cuda|auto|decoded */
     QhDevice device;
     unsigned setups;
     int gen;                         /* tokens generated per run */

@@ -27,8 +27,8 @@ typedef struct PackedModel {
     size_t bytes;       /* the packed weights' bytes (PackedLinear.bytes summed) */
 } PackedModel;
 
-/* The --kernels choices, comma-free: "ref|avx2|cuda|auto|decoded". */
-#define QUANT_KERNELS_CHOICES "ref|avx2|cuda|auto|decoded"
+/* The --kernels choices, comma-free: "ref|avx2|avx512|cuda|auto|decoded". */
+#define QUANT_KERNELS_CHOICES "ref|avx2|avx512|cuda|auto|decoded"
 /* 0 when s is one of them, else -1 with a message naming `what` (the option or key). */
 int quant_kernels_check(const char *s, const char *what);
 

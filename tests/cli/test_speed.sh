@@ -40,7 +40,7 @@ fi
 "$QH" generate --model "$M" --steps 200 >"$T/fp.txt" 2>/dev/null
 check "4-bit text differs from fp32 (the file's weights are used)" sh -c "! cmp -s '$T/fp.txt' '$T/dec.txt'"
 
-expect_fail "generate --kernels fast" - "--kernels: expected one of ref\|avx2\|cuda\|auto\|decoded, got 'fast'" \
+expect_fail "generate --kernels fast" - "--kernels: expected one of ref\|avx2\|avx512\|cuda\|auto\|decoded, got 'fast'" \
     "$QH" generate --quantized "$T/rtn4.h5" --kernels fast --steps 5
 expect_fail "generate --kernels without --quantized" - "--kernels applies to --quantized only" \
     "$QH" generate --model "$M" --kernels ref --steps 5
