@@ -55,6 +55,7 @@
  * matrix-vector kernels), quantized weight formats or multi-GPU. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -634,10 +635,11 @@ static int cuda_weights_changed(Forward *f, int layer) {
 }
 
 /* ---- calibration activations on the device (forward.h acts_*) ----------------
- * Kept in one device allocation when it fits beside the weights with room for
- * the quantizer (Hessians, working copies); otherwise the host implementation
- * (forward_acts.c) through the host-pointer entries above. QH_CUDA_ACTS=host
- * forces the latter (to test it). */
+ * Kept in one device allocation when it fits beside the weights, with room for
+ * the quantizer (forward_quant_device_reserve) when one runs (ACTS_QUANTIZE);
+ * otherwise the host implementation (forward_acts.c) through the host-pointer
+ * entries above, or nothing (ACTS_DEVICE_ONLY). QH_CUDA_ACTS=host forces the
+ * host side (to test it). */
 
 static float *acts_window(CudaForward *s, int buf, long w) { return s->acts + forward_acts_offset(&s->base, buf, w); }
 
@@ -660,13 +662,13 @@ static void cuda_acts_destroy(Forward *f) {
     forward_host_acts_destroy(f);
 }
 
-static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
+static int cuda_acts_create(Forward *f, int nbuf, long N, int T, int flags) {
     CudaForward *s = (CudaForward *)f;
     cuda_acts_destroy(f);
     const ModelConfig *c = &f->model->cfg;
     if (forward_acts_shape_check(f, nbuf, N, T) != 0) return -1;
-    size_t bytes = (size_t)nbuf * N * T * c->dim * sizeof(float), wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
-    size_t reserve = ((size_t)2 << 30) + 24 * wide * wide; /* quantizer: double Hessian, fp32 copies, workspaces */
+    size_t bytes = (size_t)nbuf * N * T * c->dim * sizeof(float);
+    size_t reserve = flags & ACTS_QUANTIZE ? forward_quant_device_reserve(c) : 0; /* room for the quantizer */
     size_t free_b = 0, total_b = 0;
     const char *force = getenv("QH_CUDA_ACTS");
     int host = force && !strcmp(force, "host");
@@ -683,14 +685,19 @@ static int cuda_acts_create(Forward *f, int nbuf, long N, int T) {
             cuda_acts_destroy(f);
             host = 1;
         }
-        if (host)
-            qh_progress("calibration activations (%.2f GiB) kept in host memory: %.2f GiB free on the GPU",
-                        bytes / 1073741824.0, free_b / 1073741824.0);
+        if (host) {
+            char kept[64] = "";
+            if (reserve) snprintf(kept, sizeof kept, ", %.2f GiB of it kept for the quantizer", reserve / 1073741824.0);
+            qh_progress("activations of %ld windows (%.2f GiB) %s: %.2f GiB free on the GPU%s", N,
+                        bytes / 1073741824.0, flags & ACTS_DEVICE_ONLY ? "not on the device" : "kept in host memory",
+                        free_b / 1073741824.0, kept);
+        }
     }
-    if (host) {
-        if (forward_host_acts_create(f, nbuf, N, T) != 0) return -1;
+    if (host) { /* the host implementation; with ACTS_DEVICE_ONLY it makes nothing */
+        if (forward_host_acts_create(f, nbuf, N, T, flags) != 0) return -1;
         /* page-locked, so that each window's copies run at full bus speed; left pageable if the system refuses */
-        if (cudaHostRegister(f->host_acts, bytes, cudaHostRegisterDefault) == cudaSuccess) s->acts_pinned = 1;
+        if (f->host_acts && cudaHostRegister(f->host_acts, bytes, cudaHostRegisterDefault) == cudaSuccess)
+            s->acts_pinned = 1;
         else cudaGetLastError();
         return 0;
     }

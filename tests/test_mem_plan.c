@@ -12,7 +12,11 @@
  *    = (budget - fixed) / (2048 x 8192 x 4), fixed from stream_eval.h;
  *  - quantization (128 x 2048 calibration, three buffers of 24 GiB together):
  *    on an 80 GB device the activations stay there; under 40 GB they go to the
- *    host, whose budget must then hold them. */
+ *    host, whose budget must then hold them;
+ *  - the quantizer's device reserve (forward_quant_device_reserve, 2 GiB +
+ *    24 x 22016^2 bytes) is planned for quantization only;
+ *  - a quantized model's decoding (decode_bytes) is a host part of its own
+ *    that the windows per pass and the smallest budget account for. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +108,35 @@ int main(void) {
     q.max_host = 20 * GB; /* they do not fit a 20 GB host budget then */
     CHECK(plan(&q, &p) != 0 && strstr(err, "calibration activations (24576.0 MB)"),
           "20 GB host refused naming the activations: %s", err);
+
+    /* the quantizer's device reserve, one figure: 2 GiB + 24 x 22016^2 = 13,780,385,792 bytes for 65B, in the
+     * quantization plan, not in the evaluation's */
+    CHECK(forward_quant_device_reserve(&c) == 13780385792ULL, "reserve %zu (13,780,385,792 expected)",
+          forward_quant_device_reserve(&c));
+    q.max_device = 0, q.max_host = 64 * GB;
+    CHECK(plan(&q, &p) == 0 && part_device(&p, "Hessians") == 13780385792ULL, "quantization reserves it: %zu",
+          part_device(&p, "Hessians"));
+    e.max_device = 40 * GB;
+    CHECK(plan(&e, &p) == 0 && part_device(&p, "Hessians") == (size_t)-1, "evaluation has no quantizer part");
+    CHECK(p.device == part_device(&p, "block weights") + part_device(&p, "embedding") +
+                          part_device(&p, "window activations") + part_device(&p, "forward scratch"),
+          "evaluation's device total is its four parts: %zu", p.device);
+
+    /* a saved quantized model's decoding (decode_bytes) on the host: its own part, fewer windows per pass, and
+     * named when the budget cannot hold it */
+    h.max_host = 8 * GB;
+    h.decode_bytes = 300 * MBy;
+    CHECK(plan(&h, &p) == 0, "8 GB host with 300 MB of decoding: %s", err);
+    size_t hpart = (size_t)-1;
+    for (int i = 0; i < p.n; i++)
+        if (!strcmp(p.part[i].name, "block decoding (one layer)")) hpart = p.part[i].host;
+    CHECK(hpart == 300 * MBy, "the decoding part: %zu bytes", hpart);
+    CHECK(p.chunk == (long)((8 * GB - fixed - 300 * MBy) / window), "windows per pass %ld, (budget - fixed - 300 MB) "
+          "/ window = %ld", p.chunk, (long)((8 * GB - fixed - 300 * MBy) / window));
+    h.max_host = fixed + 300 * MBy + window - 1;
+    CHECK(plan(&h, &p) != 0 && strstr(err, "the block's decoding (300.0 MB)"), "one byte short refused: %s", err);
+    h.max_host = fixed + 300 * MBy + window;
+    CHECK(plan(&h, &p) == 0 && p.chunk == 1, "exactly fixed + decoding + one window: one window per pass (%s)", err);
     free(err);
     rmdir(cap_dir);
     return test_summary();

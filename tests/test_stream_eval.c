@@ -2,7 +2,8 @@
  * (stream_eval.h): on a 16-block synthetic checkpoint of ~200 MB, the
  * streamed perplexity equals the ordinary one bit for bit while the process's
  * resident memory grows by less than the 48 MB budget (the ordinary evaluation
- * grows by the whole model); budgets below one block are refused; a model
+ * grows by the whole model), the windows kept as many at a time as the budget
+ * holds (2 per pass: the same NLLs); budgets below one block are refused; a model
  * whose weights are not the mmapped file's is refused; a Hugging Face
  * directory opened streamed holds its converted tensors once, not also their
  * file pages. */
@@ -61,6 +62,18 @@ int main(void) {
            (double)grown / MB, (double)model_bytes / MB, (double)budget / MB);
     CHECK(base > 0, "/proc/self/statm readable");
     CHECK(grown <= budget, "resident memory grew by %.1f MB, budget %.1f MB", (double)grown / MB, (double)budget / MB);
+    /* the CPU backend keeps the windows in host memory, as many at once as the budget holds besides the fixed part */
+    long per_pass = (long)((budget - stream_eval_fixed_bytes(&c, T)) / (sizeof(float) * T * c.dim));
+    CHECK(rs.acts_on_device == 0 && rs.windows_per_pass == (per_pass < NWIN ? per_pass : NWIN),
+          "windows per pass %ld (expected %ld), on the device %d", rs.windows_per_pass,
+          per_pass < NWIN ? per_pass : NWIN, rs.acts_on_device);
+    PplResult r2;
+    size_t two = stream_eval_fixed_bytes(&c, T) + 2 * sizeof(float) * T * c.dim; /* two windows per pass */
+    CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, two, NULL, &r2) == 0 && r2.windows_per_pass == 2,
+          "a budget of the fixed part and two windows: 2 windows per pass (%ld)", r2.windows_per_pass);
+    CHECK(r2.ppl == rs.ppl && !memcmp(r2.nll, rs.nll, sizeof(double) * NWIN * (T - 1)),
+          "in passes of 2 windows: the same NLLs bit for bit");
+    ppl_result_free(&r2);
 
     Forward *f;
     CHECK(forward_cpu_create(&m, T, &f) == 0, "cpu backend");

@@ -134,7 +134,7 @@ static void run_case(const char *root, int hf) {
 
     H5File *qf;
     CHECK(h5_open_read(qpath, &qf) == 0, "reopen");
-    StreamLoader loader = {load_block, qf};
+    StreamLoader loader = {.load = load_block, .user = qf};
     PplResult rs;
     CHECK(perplexity_eval_streamed(&m, ids, (size_t)T * NWIN, T, 0, budget, &loader, &rs) == 0, "streamed eval");
     h5_commit(&qf);

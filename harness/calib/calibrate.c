@@ -324,7 +324,7 @@ int quantize_model(Model *m, const Tokenizer *tok, const QuantRunSpec *spec, Qua
     rc = dataset_calib(spec->calib, spec->data_root, tok, N, T, spec->seed, &windows, &run->calib_info);
     if (rc == 0) rc = dataset_calib_check_vocab(&run->calib_info, windows, N, T, c->vocab_size);
     if (rc != 0) goto fail;
-    if ((acts_on_device = f->ops->acts_create(f, 3, N, T)) < 0) goto fail;
+    if ((acts_on_device = f->ops->acts_create(f, 3, N, T, ACTS_QUANTIZE)) < 0) goto fail;
     run->calib_acts = acts_on_device ? "device" : "host";
     double t0 = qh_now();
     for (int s = 0; s < N && rc == 0; s++) rc = f->ops->acts_embed(f, in, s, windows + (size_t)s * T);

@@ -107,38 +107,47 @@ void eval_outcome_free(EvalOutcome *o) {
     o->nzs = 0;
 }
 
-/* The plan of a block-by-block evaluation on `dev` (mem_plan.h), made and
- * printed on stderr; -1 when it cannot fit. */
-static int eval_plan(const Model *m, const EvalSpec *s, QhDevice dev, int seqlen, long windows, MemPlan *p) {
-    MemPlanSpec ps = {.c = &m->cfg, .seqlen = seqlen, .windows = windows, .on_device = dev == QH_DEVICE_CUDA,
-                      .device_wsize = mem_plan_device_wsize(), .max_host = s->max_memory,
-                      .max_device = s->max_device_memory, .device_free = qh_cuda_free_bytes()};
-    if (mem_plan_make(&ps, p) != 0) return -1;
-    mem_plan_print(stderr, &ps, p);
-    return 0;
+/* The device an evaluation runs on (auto: cuda when usable). */
+static QhDevice eval_device(const EvalSpec *s) {
+    return s->device == QH_DEVICE_AUTO ? (qh_cuda_available() ? QH_DEVICE_CUDA : QH_DEVICE_CPU) : s->device;
 }
 
-/* Block by block (stream_eval.h): --max-memory, --max-device-memory, a model
- * read block by block, or one the GPU cannot hold whole. */
-static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, EvalOutcome *out) {
-    if (s->verify) return qh_error("--verify compares two whole-model evaluations: drop --max-memory / --max-device-memory");
-    if (s->kld_ref)
-        return qh_error("--max-memory evaluates one model block by block: the KL divergence against the full-precision "
-                        "model (--kld) needs both resident (drop --max-memory or --kld)");
-    QhDevice dev = s->device == QH_DEVICE_AUTO ? (qh_cuda_available() ? QH_DEVICE_CUDA : QH_DEVICE_CPU) : s->device;
-    if (dev == QH_DEVICE_CUDA && !qh_cuda_available())
-        return qh_error("--device cuda: no CUDA GPU is visible on this machine");
-    out->device = dev == QH_DEVICE_CUDA ? "cuda" : "cpu";
-    size_t host = s->max_memory ? s->max_memory : (size_t)1 << 62; /* no host budget: every window at once */
+/* The plan of a block-by-block evaluation on `dev` (mem_plan.h) over the
+ * most windows any stream gives; -1 when it cannot fit. */
+static int eval_plan(const Model *m, const EvalSpec *s, const EvalOutcome *out, int seqlen, MemPlanSpec *ps,
+                     MemPlan *p) {
     long most = 0;
     for (int i = 0; i < out->n; i++) {
         long w = (long)(out->streams[i].n / (size_t)seqlen);
         if (s->max_windows > 0 && w > s->max_windows) w = s->max_windows;
         if (w > most) most = w;
     }
-    MemPlan plan;
-    if (eval_plan(m, s, dev, seqlen, most, &plan) != 0) return -1;
-    if (stream_eval_check(m, seqlen, host) != 0) return -1; /* before the table header */
+    size_t decode = 0; /* a saved quantized model decoded block by block */
+    if (stream_loader_work_bytes(s->loader, &m->cfg, &decode) != 0) return -1;
+    QhDevice dev = eval_device(s);
+    *ps = (MemPlanSpec){.c = &m->cfg, .seqlen = seqlen, .windows = most, .on_device = dev == QH_DEVICE_CUDA,
+                        .device_wsize = mem_plan_device_wsize(), .max_host = s->max_memory,
+                        .max_device = s->max_device_memory, .device_free = qh_cuda_free_bytes(),
+                        .decode_bytes = decode};
+    return mem_plan_make(ps, p);
+}
+
+/* Block by block (stream_eval.h) after `plan`, printed on stderr first:
+ * --max-memory, --max-device-memory, a model read block by block, or one the
+ * GPU cannot hold whole. */
+static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, const MemPlanSpec *ps,
+                             const MemPlan *plan, EvalOutcome *out) {
+    if (s->verify) return qh_error("--verify compares two whole-model evaluations: drop --max-memory / --max-device-memory");
+    if (s->kld_ref)
+        return qh_error("--max-memory evaluates one model block by block: the KL divergence against the full-precision "
+                        "model (--kld) needs both resident (drop --max-memory or --kld)");
+    QhDevice dev = eval_device(s);
+    if (dev == QH_DEVICE_CUDA && !qh_cuda_available())
+        return qh_error("--device cuda: no CUDA GPU is visible on this machine");
+    out->device = dev == QH_DEVICE_CUDA ? "cuda" : "cpu";
+    size_t host = s->max_memory ? s->max_memory : (size_t)1 << 62; /* no host budget: every window at once */
+    mem_plan_print(stderr, ps, plan);
+    if (stream_eval_check(m, seqlen, host, ps->decode_bytes) != 0) return -1; /* before the table header */
     if (!s->quiet) table_header(0);
     for (int i = 0; i < out->n; i++) {
         if (perplexity_eval_streamed_dev(dev, s->max_device_memory, (Model *)m, out->streams[i].ids,
@@ -172,14 +181,15 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
     }
     free(list);
     if (rc == 0 && out->n == 0 && !s->zeroshot) rc = qh_error("no dataset given");
-    /* block by block: a budget given, a model read block by block, or weights the GPU cannot hold */
-    int on_gpu = s->device == QH_DEVICE_CUDA || (s->device == QH_DEVICE_AUTO && qh_cuda_available());
-    size_t gpu_free = on_gpu ? qh_cuda_free_bytes() : 0;
-    size_t weights = sizeof(float) * (size_t)(model_linear_params(&m->cfg) + 2LL * m->cfg.vocab_size * m->cfg.dim);
-    /* (a model with replaced weights stays on the whole-model path, where the CUDA backend streams by itself) */
-    int too_big = on_gpu && gpu_free && weights / 4 * (size_t)mem_plan_device_wsize() > gpu_free &&
-                  model_is_streamable(m) && !model_has_replaced(m);
-    int streamed = s->max_memory > 0 || s->max_device_memory > 0 || m->src.load || too_big;
+    /* block by block: a budget given, a model read block by block, or one the GPU cannot hold whole (the plan's
+     * stream_device; a model with replaced weights stays on the whole-model path, where the CUDA backend streams
+     * by itself) */
+    int budget = s->max_memory > 0 || s->max_device_memory > 0 || m->src.load;
+    int gpu_may_stream = eval_device(s) == QH_DEVICE_CUDA && model_is_streamable(m) && !model_has_replaced(m);
+    MemPlanSpec ps;
+    MemPlan plan;
+    if (rc == 0 && (budget || gpu_may_stream)) rc = eval_plan(m, s, out, seqlen, &ps, &plan);
+    int streamed = rc == 0 && (budget || (gpu_may_stream && plan.stream_device));
     ZsData *zd = NULL;
     int nzd = 0;
     if (rc == 0 && s->zeroshot && streamed)
@@ -188,7 +198,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome 
                       "hold): drop the budget or --zeroshot");
     if (rc == 0 && s->zeroshot) rc = zs_load_all(s, &zd, &nzd);
     if (rc == 0 && streamed) {
-        rc = eval_run_streamed(m, s, seqlen, out);
+        rc = eval_run_streamed(m, s, seqlen, &ps, &plan, out);
         out->peak_rss = qh_peak_rss_bytes();
         if (rc != 0) eval_outcome_free(out);
         return rc;

@@ -2,7 +2,8 @@
  * host side counts what stream_eval.c (evaluation) and calibrate.c with
  * block_done (quantization) allocate; the device side what the CUDA backend
  * carves (forward_cuda.cu: weights, scratch for one window, calibration
- * activations, the quantizer's reserve). */
+ * activations, the quantizer's reserve: forward_quant_device_reserve, when
+ * quantizing). */
 #include "mem_plan.h"
 
 #include <stdlib.h>
@@ -57,7 +58,7 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
     size_t d_block = s->device_wsize * lin + 4 * 2 * D, d_head = 4 * V * D;
     if (s->device_wsize != 4 || !c->shared_classifier) d_head += V * D * s->device_wsize;
     size_t d_scratch = s->on_device ? device_scratch(c, T, s->device_wsize) : 0;
-    size_t d_quant = s->on_device && s->quantize ? 2 * GIB + 24 * (D > F ? D : F) * (D > F ? D : F) : 0;
+    size_t d_quant = s->on_device && s->quantize ? forward_quant_device_reserve(c) : 0;
     size_t d_acts = s->on_device ? nbuf * (size_t)s->windows * window : 0;
     p->stream_device = s->on_device && (streamed_host || (avail && L * d_block + d_head + d_scratch + d_quant > avail));
     size_t d_weights = s->on_device ? (p->stream_device ? d_block : L * d_block) : 0;
@@ -79,7 +80,8 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
     size_t h_scratch = forward_cpu_scratch_bytes(c, s->seqlen) + window; /* + one window read back */
     size_t h_quant = s->quantize && s->hessians && !s->on_device ? 12 * (3 * D * D + F * F) + 16 * largest : 0;
     size_t h_libs = s->quantize ? (size_t)32 << 20 : 0; /* calibration text, HDF5, BLAS (measured ~15-20 MB) */
-    size_t h_fixed = h_weights + head + h_scratch + h_quant + h_libs, h_acts = 0;
+    size_t h_decode = s->decode_bytes;
+    size_t h_fixed = h_weights + head + h_scratch + h_decode + h_quant + h_libs, h_acts = 0;
     p->chunk = s->windows;
     if (nbuf && !p->acts_on_device) {
         if (!s->quantize && streamed_host && s->max_host > h_fixed) { /* evaluation: host chunks within the budget */
@@ -94,6 +96,8 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
         if (h_quant || h_libs)
             snprintf(extra, sizeof extra, ", Hessians / working copies (%.1f MB), libraries (%.1f MB)", MIB(h_quant),
                      MIB(h_libs));
+        if (h_decode)
+            snprintf(extra, sizeof extra, ", the block's decoding (%.1f MB)", MIB(h_decode));
         return qh_error("--max-memory %.0f MB cannot hold one block (%.1f MB: its linears and norms in fp32%s) with the "
                         "embedding / head (%.1f MB), the forward scratch (%.1f MB)%s and %s (%.1f MB): %.1f MB at least",
                         MIB(s->max_host), MIB(block), s->quantize ? ", twice: as loaded and as quantized" : "",
@@ -107,13 +111,15 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
     add(p, "embedding / head", head, d_head);
     add(p, s->quantize ? "calibration activations" : "window activations", h_acts, d_acts);
     add(p, "forward scratch", h_scratch, d_scratch);
+    if (h_decode) add(p, "block decoding (one layer)", h_decode, 0);
     if (s->quantize) add(p, "Hessians / quantizer", h_quant, d_quant);
     if (h_libs) add(p, "libraries, calibration text", h_libs, 0);
     if (streamed_host && p->host > s->max_host)
         return qh_error("--max-memory %.0f MB is below the plan's %.0f MB on the host: block weights %.1f, embedding / "
                         "head %.1f, activations %.1f, scratch %.1f%s%.1f MB",
                         MIB(s->max_host), MIB(p->host), MIB(h_weights), MIB(head), MIB(h_acts), MIB(h_scratch),
-                        s->quantize ? ", Hessians and libraries " : "", s->quantize ? MIB(h_quant + h_libs) : 0.0);
+                        s->quantize ? ", Hessians and libraries " : ", block decoding ",
+                        s->quantize ? MIB(h_quant + h_libs) : MIB(h_decode));
     return 0;
 }
 

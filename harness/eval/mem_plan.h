@@ -1,11 +1,12 @@
 /* mem_plan.h: where a block-by-block evaluation or quantization keeps what
  * (issue 16): the estimate by part (block weights, embedding / head,
  * activations of the windows, forward scratch, Hessians and the quantizer's
- * working copies, libraries) on the host and on the device, against
- * --max-memory (host) and --max-device-memory (device), printed before the
- * work starts and refused with its parts when it cannot fit. A budget too small
- * for one block names the block's bytes. The figures are computed from the
- * shapes (ModelConfig) alone: byte counts of the tensors each side allocates,
+ * working copies, the decoding of a saved quantized block, libraries) on the
+ * host and on the device, against --max-memory (host) and --max-device-memory
+ * (device), printed before the work starts and refused with its parts when it
+ * cannot fit. A budget too small for one block names the block's bytes. The
+ * figures are computed from the shapes (ModelConfig; a quantized file's layer
+ * shapes for its decoding): byte counts of the tensors each side allocates,
  * not measurements. Not here: the work itself (stream_eval.c, calibrate.c). */
 #ifndef QH_MEM_PLAN_H
 #define QH_MEM_PLAN_H
@@ -28,6 +29,8 @@ typedef struct MemPlanSpec {
     size_t max_host;  /* bytes; 0: no host budget (the whole model resident on the host) */
     size_t max_device; /* bytes; 0: no device budget given */
     size_t device_free; /* bytes free on the GPU (0: unknown) */
+    size_t decode_bytes; /* evaluation of a saved quantized model: host bytes its loader holds while decoding a
+                          * block (StreamLoader work_bytes; 0: blocks read as they are) */
 } MemPlanSpec;
 
 typedef struct MemPart {

@@ -20,6 +20,8 @@ typedef struct PplResult {
     double seconds;      /* wall time of the forward passes */
     double upload_seconds; /* block-streamed GPU evaluation (stream_eval.h): the part of seconds spent uploading
                               blocks to the device; 0 otherwise */
+    long windows_per_pass; /* block-by-block evaluation: the windows whose activations were kept at once (0 otherwise) */
+    int acts_on_device;    /* ... 1 when they were kept on the device */
 } PplResult;
 
 /* Evaluate ids (n) in windows of seqlen; max_windows > 0 caps the count. */

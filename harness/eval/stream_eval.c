@@ -38,17 +38,22 @@ size_t stream_eval_fixed_bytes(const ModelConfig *c, int seqlen) {
     return block + head + forward_cpu_scratch_bytes(c, seqlen) + readback;
 }
 
-int stream_eval_check(const Model *m, int seqlen, size_t max_memory) {
+int stream_loader_work_bytes(const StreamLoader *l, const ModelConfig *c, size_t *bytes) {
+    *bytes = 0;
+    return l && l->work_bytes ? l->work_bytes(l->user, c, bytes) : 0;
+}
+
+int stream_eval_check(const Model *m, int seqlen, size_t max_memory, size_t decode_bytes) {
     if (!model_is_streamable(m) || model_has_replaced(m))
         return qh_error("--max-memory: block-by-block evaluation needs a checkpoint read block by block (a llama2.c "
                         "file or a Hugging Face directory) with its original weights (got %s)",
                         model_is_streamable(m) ? "replaced weights" : "an in-memory model");
     if (seqlen < 2) return qh_error("seqlen %d is too short (at least 2)", seqlen);
-    size_t need = stream_eval_fixed_bytes(&m->cfg, seqlen) + sizeof(float) * (size_t)seqlen * m->cfg.dim;
+    size_t need = stream_eval_fixed_bytes(&m->cfg, seqlen) + decode_bytes + sizeof(float) * (size_t)seqlen * m->cfg.dim;
     if (max_memory < need)
         return qh_error("--max-memory %zu MB is below what block-by-block evaluation needs: %zu MB (one block, the "
-                        "embedding and head, the forward scratch and one window of activations)",
-                        max_memory >> 20, (need + (1u << 20) - 1) >> 20);
+                        "embedding and head, the forward scratch%s and one window of activations)",
+                        max_memory >> 20, (need + (1u << 20) - 1) >> 20, decode_bytes ? ", the block's decoding" : "");
     return 0;
 }
 
@@ -61,25 +66,27 @@ int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, cons
                                  long max_windows, size_t max_memory, const StreamLoader *loader, PplResult *r) {
     memset(r, 0, sizeof *r);
     const ModelConfig *c = &m->cfg;
-    if (stream_eval_check(m, seqlen, max_memory) != 0) return -1;
+    size_t decode = 0;
+    if (stream_loader_work_bytes(loader, c, &decode) != 0 || stream_eval_check(m, seqlen, max_memory, decode) != 0)
+        return -1;
     long nwin = (long)(n / (size_t)seqlen);
     if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
     if (nwin < 1) return qh_error("the dataset has %zu tokens, fewer than one window of %d", n, seqlen);
-    size_t fixed = stream_eval_fixed_bytes(c, seqlen), per_window = sizeof(float) * (size_t)seqlen * c->dim;
+    size_t fixed = stream_eval_fixed_bytes(c, seqlen) + decode, per_window = sizeof(float) * (size_t)seqlen * c->dim;
     long chunk = (long)((max_memory - fixed) / per_window);
     if (chunk > nwin) chunk = nwin;
     Forward *f;
     if (forward_create_opts(dev, m, seqlen, 1, max_device, &f) != 0) return -1;
-    /* every window on the device when it holds them (acts_create 1), else host chunks within the budget;
-     * a GPU backend that fell back to the host for all nwin windows (0) already holds what a chunk of
-     * nwin needs: not made (and page-locked) a second time */
-    int gpu = strcmp(f->ops->name, "cpu") != 0;
-    int on_device = gpu ? f->ops->acts_create(f, 1, nwin, seqlen) : 0;
-    if (on_device == 1 || (gpu && on_device == 0 && chunk == nwin)) chunk = nwin;
-    else if (on_device < 0 || f->ops->acts_create(f, 1, chunk, seqlen) < 0) {
+    /* every window on the device when it holds them (acts_create 1); else (0: nothing made, the CPU backend
+     * always) chunks of the windows the host budget holds, wherever the backend keeps them */
+    int on_device = f->ops->acts_create(f, 1, nwin, seqlen, ACTS_DEVICE_ONLY);
+    if (on_device == 1) chunk = nwin;
+    else if (on_device < 0 || (on_device = f->ops->acts_create(f, 1, chunk, seqlen, 0)) < 0) {
         forward_destroy(&f);
         return -1;
     }
+    r->windows_per_pass = chunk;
+    r->acts_on_device = on_device;
     r->ntokens = (long)n;
     r->nwindows = nwin;
     r->seqlen = seqlen;

@@ -47,8 +47,13 @@ typedef struct ForwardOps {
      * (device pointers, valid during the call, the backend's work on them
      * complete), -1 with a message; the backend's destroy frees them. The
      * CPU backend uses the host implementation below; CUDA keeps them on the
-     * GPU and falls back to the host one when they do not fit. */
-    int (*acts_create)(Forward *f, int nbuf, long N, int T);
+     * GPU and falls back to the host one when they do not fit. flags
+     * (ActsFlags): ACTS_QUANTIZE when a quantizer runs on the device beside
+     * them (the device then keeps forward_quant_device_reserve free for it);
+     * ACTS_DEVICE_ONLY: on the device or nowhere, 0 with nothing made (f->acts
+     * empty) when they are not put there (always so on the CPU backend), so
+     * that the caller can ask again for fewer windows. */
+    int (*acts_create)(Forward *f, int nbuf, long N, int T, int flags);
     /* buffer buf, window s <- the embeddings of tokens (T) */
     int (*acts_embed)(Forward *f, int buf, long s, const int *tokens);
     /* buffer dst, window s <- buffer src, window s */
@@ -74,6 +79,17 @@ typedef struct ForwardOps {
     /* x (T, D) host <- buffer buf, window s (block-by-block evaluation's head, stream_eval.c) */
     int (*acts_read)(Forward *f, int buf, long s, float *x);
 } ForwardOps;
+
+/* acts_create's flags. */
+typedef enum { ACTS_QUANTIZE = 1, ACTS_DEVICE_ONLY = 2 } ActsFlags;
+
+/* Device bytes a quantizer on the GPU needs besides the block's weights and
+ * the calibration activations, for the linears of c: its double-precision
+ * Hessian, fp32 working copies and workspaces, 24 wide^2 bytes with wide the
+ * widest linear input (dim or hidden_dim), plus 2 GiB for the libraries'
+ * workspaces. The one figure both the CUDA backend (acts_create with
+ * ACTS_QUANTIZE) and the memory plan (mem_plan.c) use. */
+size_t forward_quant_device_reserve(const ModelConfig *c);
 
 /* The calibration activations a backend holds: nbuf buffers of N windows of
  * T positions, one (nbuf, N, T, D) array wherever it lives; nbuf 0 for none. */
@@ -133,8 +149,9 @@ size_t forward_acts_offset(const Forward *f, int buf, long s);
 
 /* The host implementation of the acts_* entries, in terms of embed/block
  * (forward_acts.c): usable by any backend (the CUDA one when its device
- * memory is short). forward_host_acts_create returns 0 or -1. */
-int forward_host_acts_create(Forward *f, int nbuf, long N, int T);
+ * memory is short). forward_host_acts_create returns 0 or -1; with
+ * ACTS_DEVICE_ONLY in flags it makes nothing (0, f->acts empty). */
+int forward_host_acts_create(Forward *f, int nbuf, long N, int T, int flags);
 void forward_host_acts_destroy(Forward *f);
 int forward_host_acts_embed(Forward *f, int buf, long s, const int *tokens);
 int forward_host_acts_copy(Forward *f, int dst, int src, long s);

@@ -3,7 +3,8 @@
  * memory, each window moved through the backend's embed / block entries.
  * The CPU backend uses it as is; the CUDA backend when its device memory
  * cannot hold the buffers. The squared-difference sum is sqdiff_ref's. Also
- * the shape and index checks every implementation shares. */
+ * the shape and index checks every implementation shares, and the device
+ * reserve of a quantizer beside the activations. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,9 +32,15 @@ size_t forward_acts_offset(const Forward *f, int buf, long s) {
 
 static float *window(Forward *f, int buf, long s) { return f->host_acts + forward_acts_offset(f, buf, s); }
 
-int forward_host_acts_create(Forward *f, int nbuf, long N, int T) {
+size_t forward_quant_device_reserve(const ModelConfig *c) {
+    size_t wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    return ((size_t)2 << 30) + 24 * wide * wide;
+}
+
+int forward_host_acts_create(Forward *f, int nbuf, long N, int T, int flags) {
     forward_host_acts_destroy(f);
     if (forward_acts_shape_check(f, nbuf, N, T) != 0) return -1;
+    if (flags & ACTS_DEVICE_ONLY) return 0; /* host memory: nowhere */
     f->host_acts = qh_malloc(sizeof(float) * (size_t)nbuf * N * T * f->model->cfg.dim);
     f->acts = (ActsShape){nbuf, T, N};
     return 0;

@@ -51,13 +51,48 @@ int h5_create(const char *path, H5File **out) {
 int h5_open_read(const char *path, H5File **out) {
     quiet();
     if (access(path, R_OK) != 0) return qh_error("cannot open '%s': %s", path, strerror(errno));
-    hid_t id = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* a fixed-size metadata cache (H5_READ_MDC_BYTES): the library's default grows with every object read (up to
+     * 32 MiB of metadata, many times that in memory), so that a block-by-block walk over a quantized model's file
+     * would hold more of it after each block */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5_CHECK(fapl);
+    H5AC_cache_config_t mdc = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
+    if (H5Pget_mdc_config(fapl, &mdc) < 0) {
+        H5Pclose(fapl);
+        return qh_error("HDF5: cannot read the metadata cache configuration to open '%s'", path);
+    }
+    mdc.set_initial_size = 1;
+    mdc.initial_size = mdc.min_size = mdc.max_size = H5_READ_MDC_BYTES;
+    mdc.incr_mode = H5C_incr__off;
+    mdc.flash_incr_mode = H5C_flash_incr__off;
+    mdc.decr_mode = H5C_decr__off;
+    herr_t set = H5Pset_mdc_config(fapl, &mdc);
+    hid_t id = set < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (set < 0) return qh_error("HDF5: cannot set a %d KiB metadata cache to open '%s'", H5_READ_MDC_BYTES >> 10, path);
     if (id < 0) return qh_error("'%s' is not a readable HDF5 file", path);
     H5File *f = qh_calloc(1, sizeof *f);
     f->id = id;
     f->path = qh_strdup(path);
     *out = f;
     return 0;
+}
+
+size_t h5_read_buffer_bytes(size_t largest) {
+    size_t rdcc = (size_t)1 << 20, nslots = 0; /* the library's default chunk cache, unless it says otherwise */
+    int nelmts = 0;
+    double w0 = 0;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) {
+        H5Pget_cache(fapl, &nelmts, &nslots, &rdcc, &w0);
+        H5Pclose(fapl);
+    }
+    /* the metadata cache's objects are larger in memory than as stored: planned as 16 times the cache's size
+     * (tests/cli/test_stream.sh checks the plan against the peak RSS of a walk over a quantized model's file) */
+    size_t chunk = (size_t)H5_CHUNK_ELEMENTS * 4;
+    if (chunk > largest) chunk = largest;
+    if (rdcc > largest) rdcc = largest;
+    return rdcc + 2 * chunk + 16 * (size_t)H5_READ_MDC_BYTES;
 }
 
 static int copy_file(const char *from, const char *to) {
@@ -205,10 +240,10 @@ int h5_write(H5File *f, const char *path, H5QhType t, const void *data, int64_t 
     int64_t n = d0 * (d1 > 0 ? d1 : 1);
     if (n >= 4096 && d0 > 0) {
         hsize_t chunk[2] = {(hsize_t)d0, (hsize_t)(d1 > 0 ? d1 : 0)};
-        /* chunks of at most ~1M elements */
-        if (rank == 1 && chunk[0] > (1u << 20)) chunk[0] = 1u << 20;
+        /* chunks of at most H5_CHUNK_ELEMENTS */
+        if (rank == 1 && chunk[0] > H5_CHUNK_ELEMENTS) chunk[0] = H5_CHUNK_ELEMENTS;
         if (rank == 2) {
-            hsize_t rows = (1u << 20) / (hsize_t)d1;
+            hsize_t rows = H5_CHUNK_ELEMENTS / (hsize_t)d1;
             if (rows < 1) rows = 1;
             if (chunk[0] > rows) chunk[0] = rows;
         }

@@ -19,6 +19,18 @@ int h5_open_rw(const char *path, H5File **out);     /* existing file, edited on 
 int h5_commit(H5File **f);                          /* close and rename into place */
 void h5_abort(H5File **f);                          /* close and delete the temp file */
 
+/* h5_write stores a dataset of 4096 elements or more in deflated chunks of
+ * at most H5_CHUNK_ELEMENTS elements; h5_open_read gives the file a metadata
+ * cache of a fixed H5_READ_MDC_BYTES (of metadata as stored). */
+enum { H5_CHUNK_ELEMENTS = 1 << 20, H5_READ_MDC_BYTES = 256 << 10 };
+/* Host bytes the HDF5 library may hold besides the caller's arrays while
+ * datasets of at most `largest` bytes of a file opened by h5_open_read are
+ * read one at a time (an upper bound for the memory plan): the dataset's
+ * chunk cache (the library's default size, at most the dataset), one chunk
+ * (at most H5_CHUNK_ELEMENTS 4-byte elements, at most the dataset) as read
+ * and as inflated, and the metadata cache's objects in memory. */
+size_t h5_read_buffer_bytes(size_t largest);
+
 /* Groups: "a/b/c" creates the missing parents. */
 int h5_group(H5File *f, const char *path);
 int h5_exists(H5File *f, const char *path);

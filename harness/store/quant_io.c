@@ -640,7 +640,55 @@ static int check_base_model(H5File *f, const char *path, const char *base, const
 
 static int block_loader_load(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
 
-StreamLoader quant_io_block_loader(H5File *f) { return (StreamLoader){block_loader_load, f}; }
+int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes) {
+    *bytes = 0;
+    size_t most = 0, largest = 0; /* bytes: one layer's decoding, the largest dataset as stored */
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < model_n_linears(c); k++) {
+            char grp[256];
+            layer_group(grp, sizeof grp, "/", l, model_linear_name(c, (LinearKind)k));
+            static const char *names[6] = {"m", "n", "ngroups", "wbits", "qq_groups", "n_outliers"};
+            int64_t v[6];
+            for (int i = 0; i < 6; i++)
+                if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
+            int rotate_half = 0;
+            if (quant_io_row_order(f, c, l, (LinearKind)k, &rotate_half) != 0) return -1;
+            size_t m = (size_t)v[0], n = (size_t)v[1], stats = m * (size_t)v[2], nnz = (size_t)v[5];
+            if (v[3] < 1 || v[3] > 8) return qh_error("'%s': %s has wbits %lld, expected 1..8", h5_path(f), grp,
+                                                      (long long)v[3]);
+            /* every array quant_io_read_layer makes, with the transient ones (packed codes, fp16 values, the int64
+             * permutation and row pointers as read) as if all were alive at once, and the decoded fp32 copy
+             * (twice for rows stored rotate-half): an upper bound of one layer's decoding */
+            size_t b = m * n + quant_packed_bytes(m * n, (int)v[3]) /* codes, unpacked and as read */
+                       + 2 * stats * 6                               /* scale and zero: fp32 + fp16 or packed */
+                       + 4 * (size_t)v[4] * (size_t)v[2] * 6         /* second-level statistics */
+                       + (m + 1) * 16 + nnz * 8                      /* outliers: row pointers, columns, values */
+                       + n * (4 + 8 + 1 + 6)                         /* permutation as read and checked, AWQ scales */
+                       + sizeof(float) * m * n * (rotate_half ? 2 : 1);
+            if (b > most) most = b;
+            size_t d[4] = {quant_packed_bytes(m * n, (int)v[3]), 4 * stats, 8 * (m + 1), 4 * nnz};
+            for (int i = 0; i < 4; i++)
+                if (d[i] > largest) largest = d[i];
+        }
+    /* glibc's malloc keeps up to its trim threshold of freed memory resident, and raises that threshold to twice
+     * the largest chunk it gave back to the system (mallopt(3), M_MMAP_THRESHOLD: at most 2 x 32 MiB): the decoded
+     * copies and the block's linears are freed and made again for every block */
+    size_t wmax = 0;
+    for (int k = 0; k < model_n_linears(c); k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        if (sizeof(float) * (size_t)o * i > wmax) wmax = sizeof(float) * (size_t)o * i;
+    }
+    size_t retained = 2 * (wmax < ((size_t)32 << 20) ? wmax : ((size_t)32 << 20));
+    *bytes = most + h5_read_buffer_bytes(largest) + retained;
+    return 0;
+}
+
+static int block_loader_work(void *user, const ModelConfig *c, size_t *bytes) {
+    return quant_io_decode_bytes((H5File *)user, c, bytes);
+}
+
+StreamLoader quant_io_block_loader(H5File *f) { return (StreamLoader){block_loader_load, f, block_loader_work}; }
 
 /* quant_model_load (keep NULL: every block decoded, the file closed) and
  * quant_model_open_streamed (the base model opened block by block, no block

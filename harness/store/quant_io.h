@@ -61,9 +61,17 @@ int quant_io_row_order(H5File *f, const ModelConfig *c, int l, LinearKind k, int
  * rows in the harness's order whatever the layer's row_order. Each layer's
  * values must be in the file's stats_dtype (and stored in its type). */
 int quant_io_load_block(H5File *f, Model *m, int l);
+/* *bytes <- the host memory quant_io_load_block holds at its peak besides
+ * the block's fp32 linears, over every block of f (the largest layer's
+ * arrays as read and its decoded copy, an upper bound from the layers' shape
+ * attributes, plus h5_read_buffer_bytes and what the allocator may keep of
+ * the freed copies); -1 with a message naming the layer
+ * when an attribute is missing or wrong. */
+int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes);
 /* Where a block-by-block walk (stream_eval.h) takes block l from: decoded
- * from the open quantized-model file f by quant_io_load_block. f must stay
- * open while the loader is used. */
+ * from the open quantized-model file f by quant_io_load_block, its
+ * work_bytes quant_io_decode_bytes. f must stay open while the loader is
+ * used. */
 StreamLoader quant_io_block_loader(H5File *f);
 /* Save a quantized model file (atomic). */
 int quant_model_save(const char *path, const Model *m, const QuantRunSpec *spec, const QuantRun *run,
