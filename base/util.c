@@ -135,6 +135,11 @@ void qh_drop_pages(const void *p, size_t bytes) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+size_t qh_malloc_retained_bytes(size_t largest) {
+    size_t most = (size_t)32 << 20; /* DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems */
+    return 2 * (largest < most ? largest : most);
+}
+
 int qh_blas_begin(double work) {
     int n = omp_get_max_threads();
     if (work < QH_PAR_MIN_WORK && n > 1) omp_set_num_threads(1);

@@ -81,4 +81,10 @@ int qh_write_file_atomic(const char *path, const void *data, size_t len);
  * whole pages inside it; re-read from the file if touched again). */
 void qh_drop_pages(const void *p, size_t bytes);
 
+/* Freed memory glibc's malloc may keep resident once chunks of up to
+ * `largest` bytes are freed and made again (memory plans): it raises its trim
+ * threshold to twice the largest chunk it gave back to the system
+ * (mallopt(3), M_MMAP_THRESHOLD, at most 32 MiB) and keeps up to that much. */
+size_t qh_malloc_retained_bytes(size_t largest);
+
 #endif

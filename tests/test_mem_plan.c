@@ -14,7 +14,8 @@
  *    on an 80 GB device the activations stay there; under 40 GB they go to the
  *    host, whose budget must then hold them;
  *  - the quantizer's device reserve (forward_quant_device_reserve, 2 GiB +
- *    24 x 22016^2 bytes) is planned for quantization only;
+ *    24 x 22016^2 bytes) is planned for quantization only, and its output on
+ *    the host (a block's codes, a layer's fp32 copy) for every method;
  *  - a quantized model's decoding (decode_bytes) is a host part of its own
  *    that the windows per pass and the smallest budget account for. */
 #include <stdio.h>
@@ -103,6 +104,12 @@ int main(void) {
     CHECK(plan(&q, &p) == 0 && p.stream_device && p.acts_on_device, "80 GB card: activations on it (%s)", err);
     CHECK(part_device(&p, "calibration activations") == 3 * 128 * window, "24 GiB of activations: %zu",
           part_device(&p, "calibration activations"));
+    /* the quantizer's output on the host, any method: the block's codes and statistics (1.5 x 809,500,672), the
+     * largest layer's fp32 copy and packed codes (5 x 22016 x 8192), malloc's 2 x 32 MiB: 2,183,135,232 bytes */
+    size_t hq = (size_t)-1;
+    for (int i = 0; i < p.n; i++)
+        if (!strcmp(p.part[i].name, "Hessians / quantizer")) hq = p.part[i].host;
+    CHECK(hq == 2183135232ULL, "the quantizer's host part %zu (2,183,135,232 expected)", hq);
     q.max_device = 40 * GB;
     CHECK(plan(&q, &p) == 0 && !p.acts_on_device && p.device < 40 * GB, "40 GB: activations on the host (%s)", err);
     q.max_host = 20 * GB; /* they do not fit a 20 GB host budget then */

@@ -79,6 +79,11 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
     size_t h_weights = streamed_host ? (s->quantize ? 2 * block : block) : L * block;
     size_t h_scratch = forward_cpu_scratch_bytes(c, s->seqlen) + window; /* + one window read back */
     size_t h_quant = s->quantize && s->hessians && !s->on_device ? 12 * (3 * D * D + F * F) + 16 * largest : 0;
+    /* every method, on either side: the block's QuantLayers until the block is written (a code byte per weight,
+     * statistics at most half a byte per weight: fp32 scale and zero per group of 16), the largest layer's
+     * dequantized copy before it replaces the weight and its packed codes as written, and what malloc may keep
+     * of those freed copies */
+    if (s->quantize) h_quant += lin * 3 / 2 + 5 * largest + qh_malloc_retained_bytes(4 * largest);
     size_t h_libs = s->quantize ? (size_t)32 << 20 : 0; /* calibration text, HDF5, BLAS (measured ~15-20 MB) */
     size_t h_decode = s->decode_bytes;
     size_t h_fixed = h_weights + head + h_scratch + h_decode + h_quant + h_libs, h_acts = 0;

@@ -670,17 +670,14 @@ int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes) {
             for (int i = 0; i < 4; i++)
                 if (d[i] > largest) largest = d[i];
         }
-    /* glibc's malloc keeps up to its trim threshold of freed memory resident, and raises that threshold to twice
-     * the largest chunk it gave back to the system (mallopt(3), M_MMAP_THRESHOLD: at most 2 x 32 MiB): the decoded
-     * copies and the block's linears are freed and made again for every block */
+    /* what malloc may keep: the decoded copies and the block's linears are freed and made again for every block */
     size_t wmax = 0;
     for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
         if (sizeof(float) * (size_t)o * i > wmax) wmax = sizeof(float) * (size_t)o * i;
     }
-    size_t retained = 2 * (wmax < ((size_t)32 << 20) ? wmax : ((size_t)32 << 20));
-    *bytes = most + h5_read_buffer_bytes(largest) + retained;
+    *bytes = most + h5_read_buffer_bytes(largest) + qh_malloc_retained_bytes(wmax);
     return 0;
 }
 

@@ -9,8 +9,8 @@
 # - a budget below one block is refused naming the block's 12.1 MB (MiB);
 # - --max-device-memory is refused with --device cpu;
 # - quantize --max-memory 96 (rtn) writes the --save file block by block and
-#   evaluates it within the budget (a third of the model; measured 50.8 MB,
-#   the plan 64.8); a budget below one block writes nothing;
+#   evaluates it within the budget (a third of the model; measured 49.9 MB,
+#   the plan 78.1); a budget below one block writes nothing;
 # - eval --quantized F.h5 --max-memory decodes F.h5 one block at a time: on a
 #   SpQR file of a small procedural model (6 blocks of 3.0 MB) the perplexity
 #   equals the whole-model `eval --quantized` digit for digit, the plan is
