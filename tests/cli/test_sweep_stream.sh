@@ -14,7 +14,8 @@
 #   gptq point it is above 190 MB (the whole model: the check can fail).
 #   Measured 2026-12-07 (the files' /peak_rss_mb - /base_rss_mb, h5dump -a):
 #   full precision, rtn, gptq 9.3, 41.5, 56.7 MB with the budget (the plans:
-#   5.0, 42.6, 50.0 MB), 199.2, 463.1, 483.6 MB without;
+#   5.0, 42.6, 50.0 MB; 45.9 and 53.3 for rtn and gptq once the quantizer's
+#   output was planned), 199.2, 463.1, 483.6 MB without;
 # - without save_models the point's model goes to a temporary file under the
 #   results folder, removed after: no models/ folder, no *.tmp.* left, the
 #   same perplexity;
