@@ -432,6 +432,16 @@ static int check_shape_attrs(H5File *f, const char *grp, const int64_t v[10]) {
     return 0;
 }
 
+/* The shape attributes of layer group grp into v[] (check_shape_attrs' order), checked. */
+static int read_shape_attrs(H5File *f, const char *grp, int64_t v[10]) {
+    if (!h5_exists(f, grp)) return qh_error("'%s': layer group %s is missing", h5_path(f), grp);
+    static const char *names[10] = {"m", "n", "ngroups", "groupsize", "wbits", "scale_code_bits", "zero_code_bits",
+                                    "qq_groupsize", "qq_groups", "n_outliers"};
+    for (int i = 0; i < 10; i++)
+        if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
+    return check_shape_attrs(f, grp, v);
+}
+
 int quant_io_read_layer(H5File *f, const char *g, int l, LinearKind k, QuantLayer *q) {
     return quant_io_read_layer_named(f, g, l, linear_names[k], q);
 }
@@ -440,13 +450,8 @@ int quant_io_read_layer_named(H5File *f, const char *g, int l, const char *name,
     memset(q, 0, sizeof *q);
     char grp[256];
     layer_group(grp, sizeof grp, g, l, name);
-    if (!h5_exists(f, grp)) return qh_error("'%s': layer group %s is missing", h5_path(f), grp);
     int64_t v[10];
-    static const char *names[10] = {"m", "n", "ngroups", "groupsize", "wbits", "scale_code_bits", "zero_code_bits",
-                                    "qq_groupsize", "qq_groups", "n_outliers"};
-    for (int i = 0; i < 10; i++)
-        if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
-    if (check_shape_attrs(f, grp, v) != 0) return -1;
+    if (read_shape_attrs(f, grp, v) != 0) return -1;
     q->m = (int)v[0];
     q->n = (int)v[1];
     q->ngroups = (int)v[2];
@@ -647,26 +652,23 @@ int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes) {
         for (int k = 0; k < model_n_linears(c); k++) {
             char grp[256];
             layer_group(grp, sizeof grp, "/", l, model_linear_name(c, (LinearKind)k));
-            static const char *names[6] = {"m", "n", "ngroups", "wbits", "qq_groups", "n_outliers"};
-            int64_t v[6];
-            for (int i = 0; i < 6; i++)
-                if (h5_get_attr_i64(f, grp, names[i], &v[i]) != 0) return -1;
+            int64_t v[10]; /* m n ngroups groupsize wbits ... qq_groups n_outliers, checked */
             int rotate_half = 0;
-            if (quant_io_row_order(f, c, l, (LinearKind)k, &rotate_half) != 0) return -1;
-            size_t m = (size_t)v[0], n = (size_t)v[1], stats = m * (size_t)v[2], nnz = (size_t)v[5];
-            if (v[3] < 1 || v[3] > 8) return qh_error("'%s': %s has wbits %lld, expected 1..8", h5_path(f), grp,
-                                                      (long long)v[3]);
+            if (read_shape_attrs(f, grp, v) != 0 || quant_io_row_order(f, c, l, (LinearKind)k, &rotate_half) != 0)
+                return -1;
+            size_t m = (size_t)v[0], n = (size_t)v[1], stats = m * (size_t)v[2], nnz = (size_t)v[9];
+            size_t packed = quant_packed_bytes(m * n, (int)v[4]);
             /* every array quant_io_read_layer makes, with the transient ones (packed codes, fp16 values, the int64
              * permutation and row pointers as read) as if all were alive at once, and the decoded fp32 copy
              * (twice for rows stored rotate-half): an upper bound of one layer's decoding */
-            size_t b = m * n + quant_packed_bytes(m * n, (int)v[3]) /* codes, unpacked and as read */
-                       + 2 * stats * 6                               /* scale and zero: fp32 + fp16 or packed */
-                       + 4 * (size_t)v[4] * (size_t)v[2] * 6         /* second-level statistics */
-                       + (m + 1) * 16 + nnz * 8                      /* outliers: row pointers, columns, values */
-                       + n * (4 + 8 + 1 + 6)                         /* permutation as read and checked, AWQ scales */
+            size_t b = m * n + packed                         /* codes, unpacked and as read */
+                       + 2 * stats * 6                        /* scale and zero: fp32 + fp16 or packed */
+                       + 4 * (size_t)v[8] * (size_t)v[2] * 6  /* second-level statistics */
+                       + (m + 1) * 16 + nnz * 8               /* outliers: row pointers, columns, values */
+                       + n * (4 + 8 + 1 + 6)                  /* permutation as read and checked, AWQ scales */
                        + sizeof(float) * m * n * (rotate_half ? 2 : 1);
             if (b > most) most = b;
-            size_t d[4] = {quant_packed_bytes(m * n, (int)v[3]), 4 * stats, 8 * (m + 1), 4 * nnz};
+            size_t d[4] = {packed, 4 * stats, 8 * (m + 1), 4 * nnz};
             for (int i = 0; i < 4; i++)
                 if (d[i] > largest) largest = d[i];
         }
