@@ -16,6 +16,7 @@
 #include "block_run.h"
 #include "check.h"
 #include "procedural.h"
+#include "quant_io.h"
 #include "util.h"
 
 #define MB ((size_t)1 << 20)
@@ -53,11 +54,29 @@ int main(void) {
     CHECK(p.host <= 96000 * MB && p.device <= 72000 * MB, "within the budgets: %zu MB host, %zu MB device",
           p.host / MB, p.device / MB);
     CHECK(block_run_quant_plan(&c, &spec, 4000 * MB, 1, NULL, &p) != 0, "4000 MB of host refused");
-    CHECK(block_run_eval_plan(&c, QH_DEVICE_CUDA, 2048, 166, 96000 * MB, 72000 * MB, 1, NULL, &p) == 0,
+    CHECK(block_run_eval_plan(&c, QH_DEVICE_CUDA, 2048, 166, 96000 * MB, 72000 * MB, 0, 1, NULL, &p) == 0,
           "WikiText-2 evaluation (166 windows of 2048) within the budgets");
     ps = (MemPlanSpec){.c = &c, .seqlen = 2048, .windows = 166, .on_device = 1,
                        .device_wsize = mem_plan_device_wsize(), .max_host = 96000 * MB, .max_device = 72000 * MB};
     CHECK(mem_plan_make(&ps, &q) == 0 && p.host == q.host && p.device == q.device, "the evaluation plan as mem_plan_make's");
+    /* a sweep point's evaluation planned before its file exists: the decoding bound from the settings */
+    QuantParams sp, gp;
+    quant_params_default(&sp, "spqr"), quant_params_default(&gp, "gptq");
+    sp.wbits = 3, sp.groupsize = 16, sp.qq_scale_bits = sp.qq_zero_bits = 3, sp.qq_groupsize = 16, sp.outlier_threshold = 0.2;
+    gp.wbits = 4, gp.groupsize = 128;
+    size_t ds = quant_io_decode_bytes_planned(&c, &sp), dg = quant_io_decode_bytes_planned(&c, &gp);
+    const size_t lw = (size_t)22016 * 8192; /* the largest linear of the 65B shape (gate / up / down) */
+    CHECK(dg >= 2 * 4 * lw && dg < 2 * 4 * lw + 3 * lw, "GPTQ 4-bit g128: two fp32 copies of the largest linear plus its "
+          "codes and statistics (%zu MB)", dg / MB);
+    CHECK(ds >= dg + 8 * lw, "SpQR: every weight counted as a possible outlier (8 bytes each): %zu MB vs %zu MB", ds / MB,
+          dg / MB);
+    CHECK(block_run_eval_plan(&c, QH_DEVICE_CUDA, 2048, 166, 96000 * MB, 72000 * MB, ds, 1, NULL, &p) == 0 &&
+              p.host <= 96000 * MB,
+          "SpQR's evaluation from its file within 96000 MB of host: %zu MB", p.host / MB);
+    ps.decode_bytes = ds;
+    CHECK(mem_plan_make(&ps, &q) == 0 && p.host == q.host, "with decode_bytes as mem_plan_make's");
+    CHECK(block_run_eval_plan(&c, QH_DEVICE_CUDA, 2048, 166, 4000 * MB, 72000 * MB, ds, 1, NULL, &p) != 0,
+          "and refused within 4000 MB");
     CHECK(block_run_host_available() > 0, "MemAvailable read: %zu MB", block_run_host_available() / MB);
     return test_summary();
 }

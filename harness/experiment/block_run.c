@@ -33,9 +33,9 @@ int block_run_quant_plan(const ModelConfig *c, const QuantRunSpec *s, size_t max
 }
 
 int block_run_eval_plan(const ModelConfig *c, QhDevice device, int seqlen, long windows, size_t max_host,
-                        size_t max_device, int on_gpu, FILE *out, MemPlan *p) {
+                        size_t max_device, size_t decode_bytes, int on_gpu, FILE *out, MemPlan *p) {
     int gpu = on_gpu < 0 ? block_run_on_gpu(device) : on_gpu;
-    MemPlanSpec ps = {.c = c, .seqlen = seqlen, .windows = windows, .on_device = gpu,
+    MemPlanSpec ps = {.c = c, .seqlen = seqlen, .windows = windows, .on_device = gpu, .decode_bytes = decode_bytes,
                       .device_wsize = mem_plan_device_wsize(), .max_host = max_host, .max_device = max_device,
                       .device_free = gpu && on_gpu < 0 ? qh_cuda_free_bytes() : 0};
     if (mem_plan_make(&ps, p) != 0) return -1;

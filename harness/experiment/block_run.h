@@ -36,9 +36,11 @@ int block_run_quant_plan(const ModelConfig *c, const QuantRunSpec *s, size_t max
 
 /* The memory plan of evaluating windows of seqlen (at most `windows` per
  * dataset) of a model of shape c on `device`, within max_host / max_device
- * bytes (0: none): as block_run_quant_plan. */
+ * bytes (0: none): as block_run_quant_plan. decode_bytes: the host memory of
+ * decoding one block of a saved quantized model (0 for the model as loaded;
+ * before the file exists, quant_io_decode_bytes_planned). */
 int block_run_eval_plan(const ModelConfig *c, QhDevice device, int seqlen, long windows, size_t max_host,
-                        size_t max_device, int on_gpu, FILE *out, MemPlan *p);
+                        size_t max_device, size_t decode_bytes, int on_gpu, FILE *out, MemPlan *p);
 
 /* Host memory this process may still take: MemAvailable of /proc/meminfo
  * (bytes; 0 when unknown). A cgroup's limit (Slurm's --mem) is not read: give

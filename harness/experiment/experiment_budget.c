@@ -11,6 +11,7 @@
 #include "block_run.h"
 #include "datasets.h"
 #include "experiment_check.h"
+#include "quant_io.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -69,7 +70,7 @@ static int job_check(const Experiment *x, const ModelConfig *c, const ExpPoint *
     if (x->max_memory_auto) {
         MemPlan whole;
         int rc = p ? block_run_quant_plan(c, &spec, 0, on_gpu, NULL, &whole)
-                   : block_run_eval_plan(c, x->device, eT, 1, 0, x->max_device_memory, on_gpu, NULL, &whole);
+                   : block_run_eval_plan(c, x->device, eT, 1, 0, x->max_device_memory, 0, on_gpu, NULL, &whole);
         if (rc != 0) whole.stream_device = 1, whole.host = 0;
         int stream;
         block_run_auto(&whole, avail, &stream, note, sizeof note);
@@ -81,9 +82,10 @@ static int job_check(const Experiment *x, const ModelConfig *c, const ExpPoint *
     }
     MemPlan plan;
     int rc = p ? block_run_quant_plan(c, &spec, host, on_gpu, plans, &plan)
-               : block_run_eval_plan(c, x->device, eT, windows, host, x->max_device_memory, on_gpu, plans, &plan);
-    if (rc == 0 && p) /* and the point's evaluation, from its file */
-        rc = block_run_eval_plan(c, x->device, eT, windows, host, x->max_device_memory, on_gpu, plans, &plan);
+               : block_run_eval_plan(c, x->device, eT, windows, host, x->max_device_memory, 0, on_gpu, plans, &plan);
+    if (rc == 0 && p) /* and the point's evaluation, each block decoded from its file */
+        rc = block_run_eval_plan(c, x->device, eT, windows, host, x->max_device_memory,
+                                 quant_io_decode_bytes_planned(c, &spec.params), on_gpu, plans, &plan);
     if (rc == 0) return 0;
     char where[PATH_MAX + 64], dev[PATH_MAX + 64] = "";
     key_where(x, "max_memory", where, sizeof where);

@@ -489,7 +489,7 @@ static int job_mode(Worker *w, const ExpPoint *p, JobMode *jm) {
         rc = block_run_quant_plan(&w->cfg, &spec, 0, -1, NULL, &whole);
     } else {
         int T = x->eval_seqlen > 0 ? x->eval_seqlen : (w->cfg.seq_len < 2048 ? w->cfg.seq_len : 2048);
-        rc = block_run_eval_plan(&w->cfg, x->device, T, 1, 0, x->max_device_memory, -1, NULL, &whole);
+        rc = block_run_eval_plan(&w->cfg, x->device, T, 1, 0, x->max_device_memory, 0, -1, NULL, &whole);
     }
     size_t avail = block_run_host_available();
     if (rc != 0) { /* the whole model cannot be planned on the device at all: block by block */
@@ -583,6 +583,11 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     if (rc == 0 && jm.streamed) { /* the plan first (refused with its parts), then each block to the file */
         MemPlan plan;
         rc = block_run_quant_plan(&m->cfg, &spec, jm.max_host, -1, stderr, &plan);
+        if (rc == 0) { /* and its evaluation from the file, one window at least, before the quantization's hours */
+            int eT = x->eval_seqlen > 0 ? x->eval_seqlen : eval_default_seqlen(m);
+            rc = block_run_eval_plan(&m->cfg, x->device, eT, 1, jm.max_host, x->max_device_memory,
+                                     quant_io_decode_bytes_planned(&m->cfg, &spec.params), -1, NULL, &plan);
+        }
         if (rc == 0) rc = block_run_quantize(m, &w->tok, &spec, mp, &prov, p->json, &run);
     } else if (rc == 0) {
         rc = quantize_model(m, &w->tok, &spec, &run);

@@ -645,9 +645,40 @@ static int check_base_model(H5File *f, const char *path, const char *base, const
 
 static int block_loader_load(void *user, Model *m, int layer) { return quant_io_load_block((H5File *)user, m, layer); }
 
+/* One layer's decoding at its peak: every array quant_io_read_layer makes,
+ * with the transient ones (packed codes, fp16 values, the int64 permutation
+ * and row pointers as read) as if all were alive at once, and the decoded fp32
+ * copy (twice for rows stored rotate-half): an upper bound. *largest grows to
+ * the layer's largest dataset as stored (what HDF5 buffers). */
+static size_t layer_decode_bound(size_t m, size_t n, size_t ngroups, int wbits, size_t qq_groups, size_t nnz,
+                                 int rotate_half, size_t *largest) {
+    size_t stats = m * ngroups, packed = quant_packed_bytes(m * n, wbits);
+    size_t d[4] = {packed, 4 * stats, 8 * (m + 1), 4 * nnz};
+    for (int i = 0; i < 4; i++)
+        if (d[i] > *largest) *largest = d[i];
+    return m * n + packed                       /* codes, unpacked and as read */
+           + 2 * stats * 6                      /* scale and zero: fp32 + fp16 or packed */
+           + 4 * qq_groups * ngroups * 6        /* second-level statistics */
+           + (m + 1) * 16 + nnz * 8             /* outliers: row pointers, columns, values */
+           + n * (4 + 8 + 1 + 6)                /* permutation as read and checked, AWQ scales */
+           + sizeof(float) * m * n * (rotate_half ? 2 : 1);
+}
+
+/* most (one layer's decoding) + HDF5's buffers + what malloc may keep: the
+ * decoded copies and the block's linears are freed and made again for every block */
+static size_t decode_total(const ModelConfig *c, size_t most, size_t largest) {
+    size_t wmax = 0;
+    for (int k = 0; k < model_n_linears(c); k++) {
+        int o, i;
+        model_linear_shape(c, (LinearKind)k, &o, &i);
+        if (sizeof(float) * (size_t)o * i > wmax) wmax = sizeof(float) * (size_t)o * i;
+    }
+    return most + h5_read_buffer_bytes(largest) + qh_malloc_retained_bytes(wmax);
+}
+
 int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes) {
     *bytes = 0;
-    size_t most = 0, largest = 0; /* bytes: one layer's decoding, the largest dataset as stored */
+    size_t most = 0, largest = 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < model_n_linears(c); k++) {
             char grp[256];
@@ -656,31 +687,27 @@ int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes) {
             int rotate_half = 0;
             if (read_shape_attrs(f, grp, v) != 0 || quant_io_row_order(f, c, l, (LinearKind)k, &rotate_half) != 0)
                 return -1;
-            size_t m = (size_t)v[0], n = (size_t)v[1], stats = m * (size_t)v[2], nnz = (size_t)v[9];
-            size_t packed = quant_packed_bytes(m * n, (int)v[4]);
-            /* every array quant_io_read_layer makes, with the transient ones (packed codes, fp16 values, the int64
-             * permutation and row pointers as read) as if all were alive at once, and the decoded fp32 copy
-             * (twice for rows stored rotate-half): an upper bound of one layer's decoding */
-            size_t b = m * n + packed                         /* codes, unpacked and as read */
-                       + 2 * stats * 6                        /* scale and zero: fp32 + fp16 or packed */
-                       + 4 * (size_t)v[8] * (size_t)v[2] * 6  /* second-level statistics */
-                       + (m + 1) * 16 + nnz * 8               /* outliers: row pointers, columns, values */
-                       + n * (4 + 8 + 1 + 6)                  /* permutation as read and checked, AWQ scales */
-                       + sizeof(float) * m * n * (rotate_half ? 2 : 1);
+            size_t b = layer_decode_bound((size_t)v[0], (size_t)v[1], (size_t)v[2], (int)v[4], (size_t)v[8],
+                                          (size_t)v[9], rotate_half, &largest);
             if (b > most) most = b;
-            size_t d[4] = {packed, 4 * stats, 8 * (m + 1), 4 * nnz};
-            for (int i = 0; i < 4; i++)
-                if (d[i] > largest) largest = d[i];
         }
-    /* what malloc may keep: the decoded copies and the block's linears are freed and made again for every block */
-    size_t wmax = 0;
+    *bytes = decode_total(c, most, largest);
+    return 0;
+}
+
+size_t quant_io_decode_bytes_planned(const ModelConfig *c, const QuantParams *p) {
+    size_t most = 0, largest = 0;
     for (int k = 0; k < model_n_linears(c); k++) {
         int o, i;
         model_linear_shape(c, (LinearKind)k, &o, &i);
-        if (sizeof(float) * (size_t)o * i > wmax) wmax = sizeof(float) * (size_t)o * i;
+        size_t m = (size_t)o, n = (size_t)i;
+        size_t ngroups = p->groupsize > 0 ? (n + (size_t)p->groupsize - 1) / (size_t)p->groupsize : 1;
+        size_t qq = p->qq_groupsize > 0 ? (m + (size_t)p->qq_groupsize - 1) / (size_t)p->qq_groupsize : 0;
+        size_t nnz = isfinite(p->outlier_threshold) ? m * n : 0; /* no bound below every weight before the run */
+        size_t b = layer_decode_bound(m, n, ngroups, p->wbits, qq, nnz, 1, &largest);
+        if (b > most) most = b;
     }
-    *bytes = most + h5_read_buffer_bytes(largest) + qh_malloc_retained_bytes(wmax);
-    return 0;
+    return decode_total(c, most, largest);
 }
 
 static int block_loader_work(void *user, const ModelConfig *c, size_t *bytes) {

@@ -68,6 +68,12 @@ int quant_io_load_block(H5File *f, Model *m, int l);
  * the freed copies); -1 with a message naming the layer
  * when an attribute is missing or wrong. */
 int quant_io_decode_bytes(H5File *f, const ModelConfig *c, size_t *bytes);
+/* The same bound before the file exists, from the model's shape and the
+ * settings it will be quantized with: every linear, rows stored rotate-half,
+ * and, with outliers (a finite outlier_threshold), as many outliers as
+ * weights (their count is known only after the run). For plans made before
+ * quantizing (a sweep's point checked before it runs). */
+size_t quant_io_decode_bytes_planned(const ModelConfig *c, const QuantParams *p);
 /* Where a block-by-block walk (stream_eval.h) takes block l from: decoded
  * from the open quantized-model file f by quant_io_load_block, its
  * work_bytes quant_io_decode_bytes. f must stay open while the loader is
