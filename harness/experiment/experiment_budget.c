@@ -17,15 +17,8 @@
 
 long experiment_eval_windows(const Experiment *x, const ModelConfig *c) {
     if (x->max_windows > 0) return x->max_windows; /* at most that many: the datasets need not be built */
-    char tp[PATH_MAX];
-    const char *tok_path = x->tokenizer;
-    if (!*tok_path) {
-        if (tokenizer_find(x->model_path, c->vocab_size, tp, sizeof tp) != 0)
-            return qh_error("%s: no tokenizer found beside '%s'", x->path, x->model_path);
-        tok_path = tp;
-    }
     Tokenizer tok;
-    if (tokenizer_load(&tok, tok_path, c->vocab_size) != 0) return -1;
+    if (experiment_tokenizer(x, c, &tok) != 0) return -1;
     int seqlen = x->eval_seqlen > 0 ? x->eval_seqlen : (c->seq_len < 2048 ? c->seq_len : 2048);
     long most = 0;
     char *names = qh_strdup(x->eval_datasets), *save = NULL;

@@ -72,7 +72,7 @@ int experiment_check_output(const Experiment *x) {
     return 0;
 }
 
-int experiment_check_windows(const Experiment *x, const ModelConfig *c) {
+int experiment_tokenizer(const Experiment *x, const ModelConfig *c, Tokenizer *tok) {
     char tp[PATH_MAX];
     const char *tok_path = x->tokenizer;
     if (!*tok_path) {
@@ -80,8 +80,12 @@ int experiment_check_windows(const Experiment *x, const ModelConfig *c) {
             return qh_error("%s: no tokenizer found beside '%s'", x->path, x->model_path);
         tok_path = tp;
     }
+    return tokenizer_load(tok, tok_path, c->vocab_size);
+}
+
+int experiment_check_windows(const Experiment *x, const ModelConfig *c) {
     Tokenizer tok;
-    if (tokenizer_load(&tok, tok_path, c->vocab_size) != 0) return -1;
+    if (experiment_tokenizer(x, c, &tok) != 0) return -1;
     int seqlen = x->eval_seqlen > 0 ? x->eval_seqlen : (c->seq_len < 2048 ? c->seq_len : 2048);
     int sl_line = 0, ds_line = 0;
     experiment_value(x, ES_EVAL, "seqlen", &sl_line);

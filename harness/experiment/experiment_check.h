@@ -51,6 +51,11 @@ int experiment_check_run(const Experiment *x, int here);
  * message naming FILE:LINE: output.dir (experiment_check.c). */
 int experiment_check_output(const Experiment *x);
 
+/* The experiment's tokenizer ([model] tokenizer, else the one found beside
+ * the model for c's vocabulary) loaded into *tok; -1 with a message naming the
+ * experiment file when none is found or it does not load. */
+int experiment_tokenizer(const Experiment *x, const ModelConfig *c, Tokenizer *tok);
+
 /* Every evaluation dataset, built as the run builds it (tokenized with the
  * model's tokenizer), holds at least one window of the evaluation seqlen: -1
  * after a message naming FILE:LINE: eval.seqlen and the dataset's token count.

@@ -36,34 +36,9 @@
 . "$(dirname "$0")/lib.sh"
 require_stories260k
 case "$TOK" in /*) ;; *) TOK="$(pwd)/$TOK" ;; esac
-P="procedural:custom,dim=256,hidden=688,layers=64,heads=4,vocab=512,seq_len=256,seed=4"
-
-# exp NAME OUTDIR SAVE RUN-LINES: write $T/NAME.ini
-exp() {
-    cat >"$T/$1.ini" <<EOF
-[model]
-path = $P
-tokenizer = $TOK
-[calibration]
-dataset = c4
-nsamples = 2
-seqlen = 32
-[methods]
-run = rtn, gptq
-wbits = 3
-[eval]
-datasets = tinystories
-seqlen = 64
-max_windows = 2
-[run]
-device = cpu
-$4
-[output]
-dir = $2
-save_models = $3
-EOF
-}
-attr() { h5dump -m %.17g -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
+. "$(dirname "$0")/sweep_stream_lib.sh"
+P=$SS_MODEL
+exp() { ss_exp "$1" "$2" "$3" cpu "$4"; } # NAME OUTDIR SAVE RUN-LINES
 
 exp budget "$T/b" true "max_memory = 64"
 exp whole "$T/w" true ""

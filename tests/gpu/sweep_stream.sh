@@ -22,37 +22,14 @@ for t in h5diff h5dump h5ls; do
     command -v $t >/dev/null 2>&1 || { echo "sweep_stream: $t not found (hdf5-tools; tests/gpu/fetch_devlibs.sh fetches it)"; exit 1; }
 done
 case "$TOK" in /*) ;; *) TOK="$(pwd)/$TOK" ;; esac
-P="procedural:custom,dim=256,hidden=688,layers=64,heads=4,vocab=512,seq_len=256,seed=4"
+. tests/cli/sweep_stream_lib.sh
+P=$SS_MODEL
 if ! "$QH" eval --model "$P" --tokenizer "$TOK" --dataset tinystories --seqlen 32 --max-windows 1 --device cuda \
     >/dev/null 2>&1; then
     echo "skipped: no GPU (eval --device cuda fails)"
     exit 0
 fi
-exp() { # NAME OUTDIR RUN-LINES
-    cat >"$T/$1.ini" <<EOF2
-[model]
-path = $P
-tokenizer = $TOK
-[calibration]
-dataset = c4
-nsamples = 2
-seqlen = 32
-[methods]
-run = rtn, gptq
-wbits = 3
-[eval]
-datasets = tinystories
-seqlen = 64
-max_windows = 2
-[run]
-device = cuda
-$3
-[output]
-dir = $2
-save_models = true
-EOF2
-}
-attr() { h5dump -m %.17g -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
+exp() { ss_exp "$1" "$2" true cuda "$3"; } # NAME OUTDIR RUN-LINES
 exp budget "$T/b" "max_memory = 200
 max_device_memory = 3000"
 exp whole "$T/w" ""
