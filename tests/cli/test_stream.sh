@@ -25,6 +25,14 @@
 . "$(dirname "$0")/lib.sh"
 require_stories260k
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" "$2"; }
+# rss_within WHAT JSON MB: the run's peak RSS minus its baseline (base_rss_mb / peak_rss_mb of its --json)
+# within MB; leaves B (baseline) and K (peak) set
+rss_within() {
+    B=$(json_num base_rss_mb "$2")
+    K=$(json_num peak_rss_mb "$2")
+    check "$1: peak RSS $K MB - baseline $B MB within $3 MB" awk -v b="$B" -v k="$K" -v m="$3" \
+        'BEGIN { exit !(b > 0 && k - b <= m) }'
+}
 TOK=$QH_DATA/models/stories260K/tok512.bin
 P="procedural:custom,dim=512,hidden=1376,layers=24,heads=8,vocab=512,seq_len=256,seed=4"
 E="--tokenizer $TOK --dataset tinystories --seqlen 128 --max-windows 4 --json"
@@ -38,10 +46,7 @@ check "the plan names the block weights" grep -q "block weights (one block)" "$T
 P0=$(json_num ppl "$T/whole.json")
 P1=$(json_num ppl "$T/mm.json")
 check_same "ppl block by block $P1 = in memory $P0" "$P0" "$P1"
-B=$(json_num base_rss_mb "$T/mm.json")
-K=$(json_num peak_rss_mb "$T/mm.json")
-check "peak RSS $K MB - baseline $B MB within the 64 MB budget (a 291.6 MB model)" \
-    awk -v b="$B" -v k="$K" 'BEGIN { exit !(b > 0 && k - b <= 64) }'
+rss_within "eval --max-memory 64 (a 291.6 MB model)" "$T/mm.json" 64
 W=$(json_num peak_rss_mb "$T/whole.json")
 check "in memory the peak ($W MB) holds the model" awk -v w="$W" 'BEGIN { exit !(w > 300) }'
 
@@ -54,9 +59,7 @@ Q="--tokenizer $TOK --method rtn --calib none --eval tinystories --eval-seqlen 1
 check "quantize --max-memory 96 ($(head -c 200 "$T/q.err"))" [ $? -eq 0 ]
 check "its plan is printed" grep -q "^memory plan (quantization" "$T/q.err"
 check "the --save file is there" [ -s "$T/q.h5" ]
-B=$(json_num base_rss_mb "$T/q.json")
-K=$(json_num peak_rss_mb "$T/q.json")
-check "quantize: peak RSS $K MB - baseline $B MB within 96 MB" awk -v b="$B" -v k="$K" 'BEGIN { exit !(b > 0 && k - b <= 96) }'
+rss_within "quantize --max-memory 96" "$T/q.json" 96
 expect_fail "quantize budget below one block" "$T/q2.h5" "one block \\(12\\.1 MB" \
     "$QH" quantize --model "$P" $Q --max-memory 8 --save "$T/q2.h5"
 
@@ -65,10 +68,7 @@ check "eval --quantized (rtn) --max-memory 64 ($(head -c 200 "$T/qm.err"))" [ $?
 P0=$(json_num ppl "$T/q.json")
 P1=$(json_num ppl "$T/qm.json")
 check_same "eval --quantized block by block $P1 = quantize --eval $P0" "$P0" "$P1"
-B=$(json_num base_rss_mb "$T/qm.json")
-K=$(json_num peak_rss_mb "$T/qm.json")
-check "eval --quantized: peak RSS $K MB - baseline $B MB within 64 MB" \
-    awk -v b="$B" -v k="$K" 'BEGIN { exit !(b > 0 && k - b <= 64) }'
+rss_within "eval --quantized --max-memory 64" "$T/qm.json" 64
 check "the plan has the block's decoding" grep -q "^  block decoding (one layer) " "$T/qm.err"
 H=$(sed -n 's/^  total: host \([0-9.]*\) MB.*/\1/p' "$T/qm.err")
 check "eval --quantized: peak RSS growth $K - $B MB within the plan's $H MB, by at most 12 MB" \
