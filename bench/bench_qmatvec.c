@@ -16,8 +16,8 @@
  * kernel once on each of as many copies of the layer as make WORKSET_MB, so
  * the weights come from memory, not the cache, as in a real decode. nb = 1 (a
  * token) and nb = 8 (time per input). "in cache": nb = 1 on ONE copy called
- * again and again, so the layer stays in L2 / L3 (a 4096 x 4096 SpQR layer is
- * 8 MB: L2 is 4 MB per core here, the L3 260 MB): what the kernel's
+ * again and again, so the layer stays in the cache (a 4096 x 4096 SpQR layer is
+ * 8 MB: here L2 is 2 MB per core, so it is the L3 of 260 MB): what the kernel's
  * instructions allow without the memory's limit, in weights per second and
  * in the GB/s of packed bytes it would need from memory. The avx512 rows are
  * left out (said so) on a CPU without AVX-512.

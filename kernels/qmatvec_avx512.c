@@ -19,9 +19,7 @@
  * terms one dot product with the input's sums per group (SPEC 2 regrouped, as
  * the AVX2 kernel's row1_body): per 16 weights a shift, a permute and an fma
  * (with groups of 16 columns a multiply and the group's fma instead of the
- * fma). On cores that issue 512-bit operations on two ports where 256-bit
- * ones have three (Intel's server cores), 16 lanes gain less than 2x over
- * the AVX2 kernel for that reason. Otherwise (several inputs, or groups of 8, 24, .. columns, or groups that
+ * fma); bench/RESULTS.md has the measured gain over the AVX2 kernel. Otherwise (several inputs, or groups of 8, 24, .. columns, or groups that
  * straddle tiles without holding whole ones) the weights are decoded, w = s
  * code - s z (one fma, SPEC 2), and multiplied with each input.
  *
@@ -70,11 +68,11 @@ QV_TARGET static inline __attribute__((always_inline)) __m512 code_pair(__m512i 
     const int a = k * WB, b = (k + 1) * WB;
     const __m512i i = _mm512_srlv_epi32(w2, _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a));
     if (WB == 8) return _mm512_cvtepi32_ps(_mm512_and_si512(i, _mm512_set1_epi32(255)));
-    const float M = (float)((1 << WB) - 1); /* the lookup reads bits 0..3 of i; the codes of WB < 4 bits are masked in the table */
-    const __m512 table = _mm512_set_ps((float)(15 & (int)M), (float)(14 & (int)M), (float)(13 & (int)M), (float)(12 & (int)M),
-                                       (float)(11 & (int)M), (float)(10 & (int)M), (float)(9 & (int)M), (float)(8 & (int)M),
-                                       (float)(7 & (int)M), (float)(6 & (int)M), (float)(5 & (int)M), (float)(4 & (int)M),
-                                       (float)(3 & (int)M), (float)(2 & (int)M), (float)(1 & (int)M), 0.0f);
+    const int M = (1 << WB) - 1; /* the lookup reads bits 0..3 of i; the codes of WB < 4 bits are masked in the table */
+    const __m512 table = _mm512_set_ps((float)(15 & M), (float)(14 & M), (float)(13 & M), (float)(12 & M),
+                                       (float)(11 & M), (float)(10 & M), (float)(9 & M), (float)(8 & M),
+                                       (float)(7 & M), (float)(6 & M), (float)(5 & M), (float)(4 & M),
+                                       (float)(3 & M), (float)(2 & M), (float)(1 & M), 0.0f);
     return _mm512_permutexvar_ps(i, table);
 }
 

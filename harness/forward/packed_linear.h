@@ -16,7 +16,7 @@ typedef struct PackedLinear PackedLinear;
 typedef enum { PACKED_HOST = 0, PACKED_DEVICE = 1 } PackedWhere;
 
 typedef struct PackedLinearOps {
-    const char *name; /* the kernel, e.g. "spqr-avx2", "spqr-cuda", "ref" */
+    const char *name; /* the kernel, e.g. "quant-ref", "quant-avx2", "quant-avx512", "quant-cuda" */
     /* Y (nb, m) <- X (nb, n) W^T for nb >= 1 input vectors, accumulated in fp32.
      * PACKED_HOST: host pointers, done on return. PACKED_DEVICE: device
      * pointers, the work enqueued on `stream` (a cudaStream_t; NULL: the
