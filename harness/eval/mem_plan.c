@@ -119,12 +119,13 @@ int mem_plan_make(const MemPlanSpec *s, MemPlan *p) {
     if (h_decode) add(p, "block decoding (one layer)", h_decode, 0);
     if (s->quantize) add(p, "Hessians / quantizer", h_quant, d_quant);
     if (h_libs) add(p, "libraries, calibration text", h_libs, 0);
+    char tail[64] = ""; /* the part that only some plans have */
+    if (s->quantize) snprintf(tail, sizeof tail, ", Hessians and libraries %.1f", MIB(h_quant + h_libs));
+    else if (h_decode) snprintf(tail, sizeof tail, ", block decoding %.1f", MIB(h_decode));
     if (streamed_host && p->host > s->max_host)
         return qh_error("--max-memory %.0f MB is below the plan's %.0f MB on the host: block weights %.1f, embedding / "
-                        "head %.1f, activations %.1f, scratch %.1f%s%.1f MB",
-                        MIB(s->max_host), MIB(p->host), MIB(h_weights), MIB(head), MIB(h_acts), MIB(h_scratch),
-                        s->quantize ? ", Hessians and libraries " : ", block decoding ",
-                        s->quantize ? MIB(h_quant + h_libs) : MIB(h_decode));
+                        "head %.1f, activations %.1f, scratch %.1f%s MB",
+                        MIB(s->max_host), MIB(p->host), MIB(h_weights), MIB(head), MIB(h_acts), MIB(h_scratch), tail);
     return 0;
 }
 

@@ -77,11 +77,13 @@ int perplexity_eval_streamed_dev(QhDevice dev, size_t max_device, Model *m, cons
     if (chunk > nwin) chunk = nwin;
     Forward *f;
     if (forward_create_opts(dev, m, seqlen, 1, max_device, &f) != 0) return -1;
-    /* every window on the device when it holds them (acts_create 1); else (0: nothing made, the CPU backend
-     * always) chunks of the windows the host budget holds, wherever the backend keeps them */
-    int on_device = f->ops->acts_create(f, 1, nwin, seqlen, ACTS_DEVICE_ONLY);
+    /* every window on the device when it holds them (acts_create 1); else chunks of the windows the host
+     * budget holds, wherever the backend keeps them: asked "device or nothing" first only when the chunk is
+     * smaller (0: nothing made, the CPU backend always), so that all windows are never made on the host */
+    const int smaller = chunk < nwin;
+    int on_device = f->ops->acts_create(f, 1, nwin, seqlen, smaller ? ACTS_DEVICE_ONLY : 0);
     if (on_device == 1) chunk = nwin;
-    else if (on_device < 0 || (on_device = f->ops->acts_create(f, 1, chunk, seqlen, 0)) < 0) {
+    else if (on_device < 0 || (smaller && (on_device = f->ops->acts_create(f, 1, chunk, seqlen, 0)) < 0)) {
         forward_destroy(&f);
         return -1;
     }

@@ -30,7 +30,6 @@ long experiment_eval_windows(const Experiment *x, const ModelConfig *c) {
             break;
         }
         long w = (long)(ts.n / (size_t)seqlen);
-        if (x->max_windows > 0 && w > x->max_windows) w = x->max_windows;
         if (w > most) most = w;
         token_stream_free(&ts);
     }

@@ -344,9 +344,10 @@ wait_queue() {
 # point while the test cancels or requeues its task; Slurm's kill (SIGCONT, SIGTERM, SIGKILL) still ends
 # it. Fails when that process is gone already.
 freeze() {
-    _p=$(sed -n 's/^pid \([0-9][0-9]*\) .*/\1/p' "$1")
-    [ -n "$_p" ] && kill -STOP "$_p" 2>/dev/null
+    FROZEN=$(sed -n 's/^pid \([0-9][0-9]*\) .*/\1/p' "$1")
+    [ -n "$FROZEN" ] && kill -STOP "$FROZEN" 2>/dev/null
 }
+FROZEN=
 # states JOB: "TASK STATE" per array task, from the controller's record (MinJobAge keeps it 10 minutes)
 states() { scontrol -o show job "$1" | sed -n 's/.*ArrayTaskId=\([0-9]*\) .* JobState=\([A-Z_]*\) .*/\1 \2/p' | sort -n; }
 jobstate() { scontrol -o show job "$1" | sed -n 's/.* JobState=\([A-Z_]*\) .*/\1/p'; }
@@ -369,6 +370,7 @@ R1=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub1.out")
 check "array job of 5 tasks and report job submitted" sh -c "[ -n '$A1' ] && [ -n '$R1' ]"
 if [ -n "$A1" ] && wait_for "$O/points/$g3.lock" "${A1}_3" "$WAIT"; then
     if ! freeze "$O/points/$g3.lock" || [ -f "$O/points/$g3.h5" ]; then
+        [ -n "$FROZEN" ] && kill -CONT "$FROZEN" 2>/dev/null # a stopped run would hold its task until the wait's bound
         fail "task ${A1}_3 finished before it could be stopped and cancelled"
     else
         scancel "${A1}_3"
@@ -403,6 +405,7 @@ sed "s/^/show: $(el): /" "$T/sub2.out"
 A2=$(sed -n 's/^submitted array job \([0-9]*\): 1 task (--array=3; 4 of 5 done earlier.*/\1/p' "$T/sub2.out")
 R2=$(sed -n 's/^submitted report job \([0-9]*\):.*/\1/p' "$T/sub2.out")
 check "resubmitted: the cancelled task only" sh -c "[ -n '$A2' ] && [ -n '$R2' ]"
+FROZEN=
 if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" "$WAIT" && freeze "$O/points/$g3.lock" &&
     [ ! -f "$O/points/$g3.h5" ]; then
     scontrol requeue "${A2}_3"
@@ -418,6 +421,7 @@ if [ -n "$A2" ] && wait_for "$O/points/$g3.lock" "${A2}_3" "$WAIT" && freeze "$O
         [ $_rc -eq 0 ]
     show "$(el): scontrol requeue ${A2}_3 while it runs point $g3 (its run stopped)"
 else
+    [ -n "$FROZEN" ] && kill -CONT "$FROZEN" 2>/dev/null
     fail "task ${A2}_3 did not start within $WAIT s, or finished before it could be stopped and requeued"
 fi
 wait_queue "${A2:-0},${R2:-0}" "$WAIT"

@@ -87,7 +87,7 @@ static void chunked_eval(Model *whole, Model *streamed, const TokenStream *ts, i
         same_h += a.window_nll[w] == h.window_nll[w];
         same_g += a.window_nll[w] == g.window_nll[w];
         double d = fabs(h.window_nll[w] - cpu.window_nll[w]) / fabs(cpu.window_nll[w]);
-        if (d > worst) worst = d;
+        if (!(d <= worst)) worst = d; /* a NaN on either side becomes the worst */
     }
     printf("chunked: whole %.10f, host chunks of 3 %.10f (%ld/%ld windows identical), device %.10f (%ld/%ld), cpu "
            "%.10f (worst window %.3g relative)\n", a.ppl, h.ppl, same_h, a.nwindows, g.ppl, same_g, a.nwindows,
