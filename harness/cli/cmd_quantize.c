@@ -238,7 +238,7 @@ int cmd_quantize(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc == 0) rc = cli_io_check_loaded("quantize", &io, &m, &t, tok);
     cli_io_free(&io);
     if (rc != 0) return -1;
-    spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m);
+    spec.seqlen = seqlen > 0 ? (int)seqlen : eval_default_seqlen(&m.cfg);
     size_t base_rss = qh_current_rss_bytes(); /* for the memory report: libraries loaded, model mapped */
     Provenance prov;
     provenance_collect(&prov, full_argc, full_argv);

@@ -10,7 +10,7 @@
 #include "stream_eval.h"
 #include "util.h"
 
-int eval_default_seqlen(const Model *m) { return m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048; }
+int eval_default_seqlen(const ModelConfig *c) { return c->seq_len < 2048 ? c->seq_len : 2048; }
 
 /* The table printed as datasets finish; with the metrics, two more columns. */
 static void table_header(int kld) {
@@ -162,7 +162,7 @@ static int eval_run_streamed(const Model *m, const EvalSpec *s, int seqlen, cons
 int eval_run(const Model *m, const Tokenizer *t, const EvalSpec *s, EvalOutcome *out) {
     memset(out, 0, sizeof *out);
     out->base_rss = qh_current_rss_bytes();
-    int seqlen = s->seqlen > 0 ? s->seqlen : eval_default_seqlen(m);
+    int seqlen = s->seqlen > 0 ? s->seqlen : eval_default_seqlen(&m->cfg);
     if (seqlen > m->cfg.seq_len)
         qh_warn("seqlen %d exceeds the model's trained context %d: rotary positions beyond it are extrapolated",
                 seqlen, m->cfg.seq_len);

@@ -66,6 +66,6 @@ int eval_outcome_check(const EvalOutcome *o, char *what, size_t n);
 json_t *eval_outcome_json(const EvalOutcome *o);
 json_t *eval_one_json(const TokenStream *ts, const PplResult *r, const char *device);
 /* The default window: the model's seq_len capped at 2048. */
-int eval_default_seqlen(const Model *m);
+int eval_default_seqlen(const ModelConfig *c);
 
 #endif

@@ -19,7 +19,7 @@ long experiment_eval_windows(const Experiment *x, const ModelConfig *c) {
     if (x->max_windows > 0) return x->max_windows; /* at most that many: the datasets need not be built */
     Tokenizer tok;
     if (experiment_tokenizer(x, c, &tok) != 0) return -1;
-    int seqlen = x->eval_seqlen > 0 ? x->eval_seqlen : (c->seq_len < 2048 ? c->seq_len : 2048);
+    int seqlen = experiment_eval_seqlen(x, c);
     long most = 0;
     char *names = qh_strdup(x->eval_datasets), *save = NULL;
     for (char *d = strtok_r(names, ",", &save); d && most >= 0; d = strtok_r(NULL, ",", &save)) {
@@ -50,7 +50,7 @@ static void key_where(const Experiment *x, const char *key, char *buf, size_t n)
  * whole-model plan decides (as sweep.c's job_mode) against `avail`. */
 static int job_check(const Experiment *x, const ModelConfig *c, const ExpPoint *p, int on_gpu, long windows,
                      size_t avail, FILE *plans) {
-    int T = c->seq_len < 2048 ? c->seq_len : 2048, eT = x->eval_seqlen > 0 ? x->eval_seqlen : T;
+    int T = eval_default_seqlen(c), eT = experiment_eval_seqlen(x, c);
     QuantRunSpec spec = {0};
     if (p) {
         spec = p->spec;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "datasets.h"
+#include "eval_run.h"
 #include "hf_model.h"
 #include "procedural.h"
 #include "settings.h"
@@ -83,10 +84,14 @@ int experiment_tokenizer(const Experiment *x, const ModelConfig *c, Tokenizer *t
     return tokenizer_load(tok, tok_path, c->vocab_size);
 }
 
+int experiment_eval_seqlen(const Experiment *x, const ModelConfig *c) {
+    return x->eval_seqlen > 0 ? x->eval_seqlen : eval_default_seqlen(c);
+}
+
 int experiment_check_windows(const Experiment *x, const ModelConfig *c) {
     Tokenizer tok;
     if (experiment_tokenizer(x, c, &tok) != 0) return -1;
-    int seqlen = x->eval_seqlen > 0 ? x->eval_seqlen : (c->seq_len < 2048 ? c->seq_len : 2048);
+    int seqlen = experiment_eval_seqlen(x, c);
     int sl_line = 0, ds_line = 0;
     experiment_value(x, ES_EVAL, "seqlen", &sl_line);
     experiment_value(x, ES_EVAL, "datasets", &ds_line);

@@ -51,6 +51,9 @@ int experiment_check_run(const Experiment *x, int here);
  * message naming FILE:LINE: output.dir (experiment_check.c). */
 int experiment_check_output(const Experiment *x);
 
+/* [eval] seqlen, or the model's default window (eval_default_seqlen) when unset. */
+int experiment_eval_seqlen(const Experiment *x, const ModelConfig *c);
+
 /* The experiment's tokenizer ([model] tokenizer, else the one found beside
  * the model for c's vocabulary) loaded into *tok; -1 with a message naming the
  * experiment file when none is found or it does not load. */

@@ -484,11 +484,11 @@ static int job_mode(Worker *w, const ExpPoint *p, JobMode *jm) {
     int rc;
     if (p) {
         QuantRunSpec spec = p->spec;
-        if (spec.seqlen == 0) spec.seqlen = w->cfg.seq_len < 2048 ? w->cfg.seq_len : 2048;
+        if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(&w->cfg);
         spec.max_device_memory = x->max_device_memory;
         rc = block_run_quant_plan(&w->cfg, &spec, 0, -1, NULL, &whole);
     } else {
-        int T = x->eval_seqlen > 0 ? x->eval_seqlen : (w->cfg.seq_len < 2048 ? w->cfg.seq_len : 2048);
+        int T = experiment_eval_seqlen(x, &w->cfg);
         rc = block_run_eval_plan(&w->cfg, x->device, T, 1, 0, x->max_device_memory, 0, -1, NULL, &whole);
     }
     size_t avail = block_run_host_available();
@@ -562,7 +562,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
     if (!m) return -1;
     double t0 = qh_now();
     QuantRunSpec spec = p->spec;
-    if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(m); /* rtn: only sizes the forward pass */
+    if (spec.seqlen == 0) spec.seqlen = eval_default_seqlen(&m->cfg); /* rtn: only sizes the forward pass */
     Provenance prov;
     provenance_collect(&prov, w->o->argc, w->o->argv);
     /* the quantized-model file: models/<id>.h5, or (block by block without save_models) a temporary one beside the
@@ -584,7 +584,7 @@ static int run_point(Worker *w, const ExpPoint *p, const char *file, char *line,
         MemPlan plan;
         rc = block_run_quant_plan(&m->cfg, &spec, jm.max_host, -1, stderr, &plan);
         if (rc == 0) { /* and its evaluation from the file, one window at least, before the quantization's hours */
-            int eT = x->eval_seqlen > 0 ? x->eval_seqlen : eval_default_seqlen(m);
+            int eT = experiment_eval_seqlen(x, &m->cfg);
             rc = block_run_eval_plan(&m->cfg, x->device, eT, 1, jm.max_host, x->max_device_memory,
                                      quant_io_decode_bytes_planned(&m->cfg, &spec.params), -1, NULL, &plan);
         }
